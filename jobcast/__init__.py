@@ -1,0 +1,1 @@
+"""jobcast: background jobs with live, resumable progress for every browser watching."""

@@ -1,0 +1,108 @@
+"""``make run``: find or start Postgres and Redis, apply the schema, run web and worker.
+
+The web process (uvicorn) and the worker (arq) run as their own processes with
+their logs on this terminal. Ctrl-C or SIGTERM stops both, then any embedded
+servers this command started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+
+from jobcast.errors import JobcastError
+from jobcast.logs import setup_logging
+from jobcast.services import Endpoints, provide
+from jobcast.settings import Settings, load_settings, redact_url
+from jobcast.store import apply_schema
+
+log = logging.getLogger("jobcast.dev")
+
+_STOP_GRACE_S = 15.0
+
+
+def web_command(settings: Settings, *, access_log: bool = True) -> list[str]:
+    command = [
+        sys.executable, "-m", "uvicorn", "--factory", "server.app:create_app",
+        "--host", settings.host, "--port", str(settings.port),
+        # small incoming messages and no per-message compression: see docs/security.md
+        "--ws-max-size", "65536", "--ws-per-message-deflate", "false",
+        "--timeout-graceful-shutdown", "5",
+    ]
+    if not access_log:
+        command.append("--no-access-log")
+    return command
+
+
+def worker_command() -> list[str]:
+    return [sys.executable, "-m", "arq", "workers.settings.WorkerSettings"]
+
+
+def child_env(endpoints: Endpoints) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "JOBCAST_EMBEDDED"}
+    env["DATABASE_URL"] = endpoints.database_url
+    env["REDIS_URL"] = endpoints.redis_url
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def supervise(commands: Sequence[list[str]], env: dict[str, str]) -> int:
+    """Run the commands until one ends or we are told to stop; then stop them all."""
+    stopping = False
+
+    def stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    procs = [subprocess.Popen(command, env=env) for command in commands]
+    code = 0
+    try:
+        while not stopping:
+            ended = [p for p in procs if p.poll() is not None]
+            if ended:
+                code = ended[0].returncode or 1
+                log.error("%s exited with %s; stopping", ended[0].args[2], ended[0].returncode)
+                break
+            time.sleep(0.2)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + _STOP_GRACE_S
+        for proc in procs:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    return code
+
+
+def main() -> int:
+    try:
+        settings = load_settings()
+        setup_logging(settings, "dev")
+        with provide(settings) as endpoints:
+            asyncio.run(apply_schema(endpoints.database_url))
+            log.info(
+                "postgres %s%s, redis %s%s",
+                redact_url(endpoints.database_url), " (embedded)" * endpoints.embedded_postgres,
+                redact_url(endpoints.redis_url), " (embedded)" * endpoints.embedded_redis,
+            )
+            log.info("serving on http://%s:%d", settings.host, settings.port)
+            return supervise([web_command(settings), worker_command()], child_env(endpoints))
+    except JobcastError as exc:
+        print(f"jobcast: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

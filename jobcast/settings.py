@@ -1,0 +1,166 @@
+"""Every setting of jobcast, read once from the environment into a frozen object."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from jobcast.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA_PATH = ROOT / "schema.sql"
+
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+# Environment keys read without the JOBCAST_ prefix, as platforms set them.
+_UNPREFIXED = {"DATABASE_URL", "REDIS_URL", "HOST", "PORT"}
+
+
+def redact_url(url: str | None) -> str | None:
+    """The URL with any password replaced by ***, for logs and reprs."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    userinfo = netloc[0].split(":", 1)[0] + ":***"
+    return urlunsplit(parts._replace(netloc=f"{userinfo}@{netloc[1]}"))
+
+
+class Settings(BaseSettings):
+    """jobcast's configuration. Each field's alias is the environment key that sets it."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    database_url: str | None = Field(
+        None, validation_alias=AliasChoices("DATABASE_URL", "database_url"),
+        description="Postgres URL. Unset: 127.0.0.1:5432, else an embedded server.",
+    )
+    redis_url: str | None = Field(
+        None, validation_alias=AliasChoices("REDIS_URL", "redis_url"),
+        description="Redis URL. Unset: 127.0.0.1:6379, else an embedded server.",
+    )
+    host: str = Field("127.0.0.1", validation_alias=AliasChoices("HOST", "host"))
+    port: int = Field(8000, ge=1, le=65535, validation_alias=AliasChoices("PORT", "port"))
+    embedded: bool = Field(
+        False, validation_alias=AliasChoices("JOBCAST_EMBEDDED", "embedded"),
+        description="Start embedded Postgres and Redis even where local ones answer.",
+    )
+    data_dir: Path = Field(
+        ROOT / ".jobcast", validation_alias=AliasChoices("JOBCAST_DATA_DIR", "data_dir"),
+        description="Where the embedded servers keep their data.",
+    )
+    admin_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("JOBCAST_ADMIN_TOKEN", "admin_token"),
+    )
+    redis_prefix: str = Field(
+        "jobcast", pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        validation_alias=AliasChoices("JOBCAST_REDIS_PREFIX", "redis_prefix"),
+        description="Prefix of the queue and channel names, so several installs share a Redis.",
+    )
+    worker_concurrency: int = Field(
+        50, ge=1, le=10_000,
+        validation_alias=AliasChoices("JOBCAST_WORKER_CONCURRENCY", "worker_concurrency"),
+    )
+    ws_queue_size: int = Field(
+        256, ge=8, le=100_000,
+        validation_alias=AliasChoices("JOBCAST_WS_QUEUE_SIZE", "ws_queue_size"),
+        description="Events buffered per websocket; a client further behind is dropped.",
+    )
+    retry_base_s: float = Field(
+        1.0, gt=0, le=3600, validation_alias=AliasChoices("JOBCAST_RETRY_BASE_S", "retry_base_s"),
+        description="First retry delay; each later one doubles, with jitter.",
+    )
+    retry_max_s: float = Field(
+        300.0, gt=0, le=86_400,
+        validation_alias=AliasChoices("JOBCAST_RETRY_MAX_S", "retry_max_s"),
+    )
+    pubsub_grace_ms: int = Field(
+        100, ge=0, le=10_000,
+        validation_alias=AliasChoices("JOBCAST_PUBSUB_GRACE_MS", "pubsub_grace_ms"),
+        description="How long a NOTIFY waits for the same event over Redis before it is read "
+        "from Postgres instead.",
+    )
+    pg_pool_max: int = Field(
+        10, ge=1, le=500, validation_alias=AliasChoices("JOBCAST_PG_POOL_MAX", "pg_pool_max"),
+    )
+    log_level: str = Field(
+        "INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$",
+        validation_alias=AliasChoices("JOBCAST_LOG_LEVEL", "log_level"),
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: Any, init_settings: Any, *_args: Any, **_kwargs: Any
+    ) -> Any:
+        # load_settings reads the environment itself, so that unknown keys are caught
+        return (init_settings,)
+
+    def __repr_args__(self) -> Any:
+        for key, value in super().__repr_args__():
+            if key in ("database_url", "redis_url"):
+                value = redact_url(value)
+            yield key, value
+
+    @property
+    def database_dsn(self) -> str:
+        return self.database_url or DEFAULT_DATABASE_URL
+
+    @property
+    def redis_dsn(self) -> str:
+        return self.redis_url or DEFAULT_REDIS_URL
+
+    @property
+    def queue_name(self) -> str:
+        return f"{self.redis_prefix}:queue"
+
+    def job_channel(self, job_id: object) -> str:
+        return f"{self.redis_prefix}:job:{job_id}"
+
+    def owner_channel(self, owner_id: object) -> str:
+        return f"{self.redis_prefix}:owner:{owner_id}"
+
+
+def _known_env_keys() -> set[str]:
+    keys: set[str] = set()
+    for field in Settings.model_fields.values():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            keys.update(str(choice) for choice in alias.choices if str(choice).isupper())
+    return keys
+
+
+def load_settings(environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read the settings; raise ConfigError naming the key for a bad value or an unknown key."""
+    env = dict(os.environ if environ is None else environ)
+    known = _known_env_keys()
+    unknown = sorted(k for k in env if k.startswith("JOBCAST_") and k not in known)
+    if unknown:
+        raise ConfigError(f"unknown setting {unknown[0]}: known ones are {', '.join(sorted(known))}")
+    values: dict[str, Any] = {k: v for k, v in env.items() if k in known or k in _UNPREFIXED}
+    values = {k: v for k, v in values.items() if v != "" or k not in _UNPREFIXED}
+    values.update(overrides)
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "?"
+        env_key = next(
+            (str(c) for c in _aliases(field) if str(c).isupper()), field
+        )
+        raise ConfigError(f"{env_key}: {first['msg']} (got {first.get('input')!r})") from exc
+
+
+def _aliases(field: str) -> list[object]:
+    for name, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices) and (name == field or field in alias.choices):
+            return list(alias.choices)
+    return [field]

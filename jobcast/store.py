@@ -1,0 +1,406 @@
+"""Every SQL verb of jobcast, over one asyncpg pool.
+
+Each state change of a job is one statement: a data-modifying CTE that updates
+the ``jobs`` row (bumping its ``seq``), inserts the matching ``job_events`` row
+with that ``seq``, and NOTIFYs ``jobcast_events`` with ids only. One statement
+means one round trip and one implicit transaction, so an event exists exactly
+when the change it describes does, and ``seq`` has no gaps.
+
+Writes made by a worker are fenced by attempt (``WHERE attempts = $n AND status
+= 'running'``): a worker that lost its attempt to another cannot write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, TypeVar
+from uuid import UUID, uuid4
+
+import asyncpg
+import orjson
+
+from jobcast.errors import StorageUnavailable
+from jobcast.model import Claim, Event, EventKind, Job, JobStatus, StepState, StepView
+from jobcast.registry import JobType
+from jobcast.settings import SCHEMA_PATH
+
+log = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "jobcast_events"
+T = TypeVar("T")
+
+# Errors that mean "Postgres is not there right now", as opposed to a bug in a query.
+_UNAVAILABLE = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    TimeoutError,
+)
+
+
+def hash_token(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def _event_tail(kind_sql: str, payload_sql: str) -> str:
+    """The common end of every state change: insert the event of ``j`` and notify."""
+    return f"""
+, e AS (
+    INSERT INTO job_events (job_id, seq, kind, payload)
+    SELECT j.id, j.seq, {kind_sql}, {payload_sql} FROM j
+    RETURNING at
+)
+SELECT j.*, e.at AS event_at, {kind_sql} AS event_kind, {payload_sql} AS event_payload,
+       pg_notify('{NOTIFY_CHANNEL}', j.id || ' ' || j.seq || ' ' || j.owner_id || ' ' || {kind_sql})
+FROM j, e
+"""
+
+
+_JOB_COLUMNS = """
+    j.id, j.owner_id, j.type, j.input, j.status, j.priority, j.progress, j.step, j.message,
+    j.result, j.error, j.attempts, j.max_attempts, j.seq, j.estimated_s, j.run_at,
+    j.created_at, j.started_at, j.finished_at
+"""
+
+_STEPS_JSON = """
+    COALESCE((SELECT json_agg(json_build_object(
+        'name', s.name, 'title', s.title, 'weight', s.weight, 'status', s.status,
+        'started_at', s.started_at, 'finished_at', s.finished_at, 'duration_ms', s.duration_ms
+    ) ORDER BY s.position) FROM job_steps s WHERE s.job_id = j.id), '[]'::json) AS steps
+"""
+
+# $1 id, $2 owner_id, $3 type, $4 input, $5 priority, $6 max_attempts, $7 delay_s,
+# $8 estimated_s, $9 step names, $10 step titles, $11 step weights, $12 first event payload
+SQL_CREATE_JOB = """
+WITH j AS (
+    INSERT INTO jobs (id, owner_id, type, input, priority, max_attempts, run_at, estimated_s, seq)
+    VALUES ($1, $2, $3, $4, $5, $6, now() + $7 * interval '1 second', $8, 1)
+    RETURNING *
+), s AS (
+    INSERT INTO job_steps (job_id, position, name, title, weight)
+    SELECT $1, t.position, t.name, t.title, t.weight
+    FROM unnest($9::text[], $10::text[], $11::real[]) WITH ORDINALITY
+         AS t(name, title, weight, position)
+)""" + _event_tail("'status'", "$12::jsonb")
+
+# $1 id, $2 owner_id or NULL for any owner
+SQL_GET_JOB = f"""
+SELECT {_JOB_COLUMNS}, {_STEPS_JSON}
+FROM jobs j WHERE j.id = $1 AND ($2::uuid IS NULL OR j.owner_id = $2)
+"""
+
+# $1 owner_id, $2 status or NULL, $3 type or NULL, $4 limit
+SQL_LIST_JOBS = f"""
+SELECT {_JOB_COLUMNS}, {_STEPS_JSON}
+FROM jobs j
+WHERE j.owner_id = $1 AND ($2::text IS NULL OR j.status = $2) AND ($3::text IS NULL OR j.type = $3)
+ORDER BY j.created_at DESC, j.id
+LIMIT $4
+"""
+
+# $1 job id, $2 after seq, $3 limit
+SQL_EVENTS_AFTER = """
+SELECT job_id, seq, kind, payload, at FROM job_events
+WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3
+"""
+
+# $1 id. A new attempt: steps are reset, progress starts again from 0.
+SQL_CLAIM = """
+WITH j AS (
+    UPDATE jobs SET status = 'running', attempts = attempts + 1, seq = seq + 1,
+        progress = 0, step = NULL, message = NULL, error = NULL,
+        started_at = COALESCE(started_at, now()), heartbeat_at = now(), updated_at = now()
+    WHERE id = $1 AND status = 'pending'
+    RETURNING *
+), r AS (
+    UPDATE job_steps SET status = 'waiting', started_at = NULL, finished_at = NULL,
+        duration_ms = NULL
+    WHERE job_id = $1 AND status <> 'waiting' AND EXISTS (SELECT 1 FROM j)
+)""" + _event_tail(
+    "'status'",
+    "jsonb_build_object('status', 'running', 'attempt', j.attempts, 'progress', 0,"
+    " 'message', NULL)",
+)
+
+# $1 id, $2 attempt, $3 progress, $4 step, $5 message, $6 payload
+SQL_PROGRESS = """
+WITH j AS (
+    UPDATE jobs SET seq = seq + 1, progress = $3, step = $4, message = $5,
+        heartbeat_at = now(), updated_at = now()
+    WHERE id = $1 AND attempts = $2 AND status = 'running'
+    RETURNING *
+)""" + _event_tail("'progress'", "$6::jsonb")
+
+# $1 id, $2 attempt, $3 step name, $4 step state, $5 duration_ms, $6 progress, $7 payload
+SQL_STEP = """
+WITH j AS (
+    UPDATE jobs SET seq = seq + 1, progress = $6, step = $3,
+        heartbeat_at = now(), updated_at = now()
+    WHERE id = $1 AND attempts = $2 AND status = 'running'
+    RETURNING *
+), s AS (
+    UPDATE job_steps SET status = $4,
+        started_at = CASE WHEN $4 = 'running' THEN now() ELSE started_at END,
+        finished_at = CASE WHEN $4 = 'running' THEN NULL ELSE now() END,
+        duration_ms = $5
+    WHERE job_id = $1 AND name = $3 AND EXISTS (SELECT 1 FROM j)
+)""" + _event_tail("'step'", "$7::jsonb")
+
+# $1 id, $2 attempt, $3 final status, $4 result, $5 error, $6 message, $7 payload
+SQL_FINISH = """
+WITH j AS (
+    UPDATE jobs SET seq = seq + 1, status = $3, result = $4, error = $5, message = $6,
+        progress = CASE WHEN $3 = 'completed' THEN 100 ELSE progress END,
+        finished_at = now(), heartbeat_at = NULL, updated_at = now()
+    WHERE id = $1 AND attempts = $2 AND status = 'running'
+    RETURNING *
+)""" + _event_tail("'status'", "$7::jsonb")
+
+# $1 id, $2 attempt, $3 delay_s, $4 message, $5 error, $6 payload
+SQL_RETRY_LATER = """
+WITH j AS (
+    UPDATE jobs SET seq = seq + 1, status = 'pending', message = $4, error = $5,
+        run_at = now() + $3 * interval '1 second', heartbeat_at = NULL, updated_at = now()
+    WHERE id = $1 AND attempts = $2 AND status = 'running'
+    RETURNING *
+)""" + _event_tail("'status'", "$6::jsonb")
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for json_type in ("json", "jsonb"):
+        await conn.set_type_codec(
+            json_type,
+            encoder=lambda v: orjson.dumps(v).decode(),
+            decoder=orjson.loads,
+            schema="pg_catalog",
+        )
+
+
+def _steps(raw: Any) -> tuple[StepView, ...]:
+    return tuple(
+        StepView(
+            name=s["name"],
+            title=s["title"],
+            weight=s["weight"],
+            status=StepState(s["status"]),
+            started_at=_ts(s["started_at"]),
+            finished_at=_ts(s["finished_at"]),
+            duration_ms=s["duration_ms"],
+        )
+        for s in raw or ()
+    )
+
+
+def _ts(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _job(row: asyncpg.Record) -> Job:
+    return Job(
+        id=row["id"],
+        owner_id=row["owner_id"],
+        type=row["type"],
+        input=row["input"],
+        status=JobStatus(row["status"]),
+        priority=row["priority"],
+        progress=row["progress"],
+        step=row["step"],
+        message=row["message"],
+        result=row["result"],
+        error=row["error"],
+        attempts=row["attempts"],
+        max_attempts=row["max_attempts"],
+        seq=row["seq"],
+        estimated_s=row["estimated_s"],
+        run_at=row["run_at"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        steps=_steps(row["steps"]) if "steps" in row.keys() else (),
+    )
+
+
+def _event_of(row: asyncpg.Record) -> Event:
+    return Event(
+        job_id=row["id"],
+        seq=row["seq"],
+        kind=EventKind(row["event_kind"]),
+        at=row["event_at"],
+        data=row["event_payload"],
+    )
+
+
+class Store:
+    """jobcast's Postgres: the source of truth for owners, jobs, steps and events."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, dsn: str, *, max_size: int = 10) -> AsyncIterator[Store]:
+        try:
+            pool = await asyncpg.create_pool(
+                dsn, min_size=1, max_size=max_size, init=_init_connection, command_timeout=30
+            )
+        except _UNAVAILABLE as exc:
+            raise StorageUnavailable(f"Postgres does not answer: {exc}") from exc
+        try:
+            yield cls(pool)
+        finally:
+            await pool.close()
+
+    async def _run(self, call: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await call()
+        except _UNAVAILABLE as exc:
+            raise StorageUnavailable("the job store is unavailable; try again shortly") from exc
+
+    async def ping(self) -> None:
+        await self._run(lambda: self.pool.fetchval("SELECT 1"))
+
+    # owners
+
+    async def create_owner(self, token: str) -> UUID:
+        owner_id = uuid4()
+        await self._run(
+            lambda: self.pool.execute(
+                "INSERT INTO owners (id, token_hash) VALUES ($1, $2)", owner_id, hash_token(token)
+            )
+        )
+        return owner_id
+
+    async def owner_for_token(self, token: str) -> UUID | None:
+        owner_id: UUID | None = await self._run(
+            lambda: self.pool.fetchval(
+                "SELECT id FROM owners WHERE token_hash = $1", hash_token(token)
+            )
+        )
+        return owner_id
+
+    # jobs
+
+    async def create_job(
+        self,
+        *,
+        owner_id: UUID,
+        job_type: JobType,
+        params: dict[str, Any],
+        priority: int,
+        delay_s: float,
+        estimated_s: float,
+    ) -> tuple[Job, Event]:
+        job_id = uuid4()
+        steps = job_type.steps
+        first = {"status": "pending", "attempt": 0, "message": None, "progress": 0}
+        row = await self._run(
+            lambda: self.pool.fetchrow(
+                SQL_CREATE_JOB,
+                job_id, owner_id, job_type.name, params, priority, job_type.max_attempts,
+                delay_s, estimated_s,
+                [s.name for s in steps], [s.title for s in steps], [s.weight for s in steps],
+                first,
+            )
+        )
+        # the new job's steps are all waiting: no need to read them back
+        job = replace(_job(row), steps=tuple(
+            StepView(s.name, s.title, s.weight, StepState.WAITING, None, None, None) for s in steps
+        ))
+        return job, _event_of(row)
+
+    async def get_job(self, job_id: UUID, owner_id: UUID | None = None) -> Job | None:
+        row = await self._run(lambda: self.pool.fetchrow(SQL_GET_JOB, job_id, owner_id))
+        return _job(row) if row is not None else None
+
+    async def list_jobs(
+        self, owner_id: UUID, *, status: str | None = None, type: str | None = None,
+        limit: int = 50,
+    ) -> list[Job]:
+        rows = await self._run(
+            lambda: self.pool.fetch(SQL_LIST_JOBS, owner_id, status, type, limit)
+        )
+        return [_job(r) for r in rows]
+
+    async def events_after(self, job_id: UUID, after: int, limit: int = 1000) -> list[Event]:
+        rows = await self._run(lambda: self.pool.fetch(SQL_EVENTS_AFTER, job_id, after, limit))
+        return [
+            Event(r["job_id"], r["seq"], EventKind(r["kind"]), r["at"], r["payload"]) for r in rows
+        ]
+
+    # state changes made by a worker, each fenced by attempt
+
+    async def claim(self, job_id: UUID) -> Claim | None:
+        """Start the next attempt of a pending job, or None if it is not pending."""
+        row = await self._run(lambda: self.pool.fetchrow(SQL_CLAIM, job_id))
+        if row is None:
+            return None
+        job = _job(row)
+        return Claim(job=job, attempt=job.attempts, event=_event_of(row))
+
+    async def _fenced(self, sql: str, *args: Any) -> Event | None:
+        row = await self._run(lambda: self.pool.fetchrow(sql, *args))
+        return _event_of(row) if row is not None else None
+
+    async def record_progress(
+        self, job_id: UUID, attempt: int, *, progress: float, step: str | None,
+        message: str | None,
+    ) -> Event | None:
+        payload = {"progress": progress, "step": step, "message": message}
+        return await self._fenced(
+            SQL_PROGRESS, job_id, attempt, progress, step, message, payload
+        )
+
+    async def record_step(
+        self, job_id: UUID, attempt: int, *, step: str, state: StepState,
+        duration_ms: int | None, progress: float,
+    ) -> Event | None:
+        payload: dict[str, Any] = {"step": step, "state": str(state), "progress": progress}
+        if duration_ms is not None:
+            payload["duration_ms"] = duration_ms
+        return await self._fenced(
+            SQL_STEP, job_id, attempt, step, str(state), duration_ms, progress, payload
+        )
+
+    async def finish(
+        self, job_id: UUID, attempt: int, *, status: JobStatus, result: Any = None,
+        error: dict[str, Any] | None = None, message: str | None = None,
+    ) -> Event | None:
+        payload: dict[str, Any] = {"status": str(status), "attempt": attempt, "message": message}
+        if status is JobStatus.COMPLETED:
+            payload.update(result=result, progress=100)
+        if error is not None:
+            payload["error"] = error
+        return await self._fenced(
+            SQL_FINISH, job_id, attempt, str(status), result, error, message, payload
+        )
+
+    async def retry_later(
+        self, job_id: UUID, attempt: int, *, delay_s: float, message: str,
+        error: dict[str, Any],
+    ) -> Event | None:
+        payload = {
+            "status": "pending", "attempt": attempt, "message": message, "error": error,
+            "retry_in_s": round(delay_s, 3),
+        }
+        return await self._fenced(
+            SQL_RETRY_LATER, job_id, attempt, delay_s, message, error, payload
+        )
+
+
+async def apply_schema(dsn: str) -> None:
+    """Apply schema.sql; harmless when it has been applied before."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        # one session-level lock, so two processes starting together do not race
+        await conn.execute("SELECT pg_advisory_lock(7213400)")
+        await conn.execute(SCHEMA_PATH.read_text())
+    finally:
+        await conn.close()

@@ -1,0 +1,123 @@
+"""The web process: one lifespan that opens every resource, and one route table."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+
+from jobcast.bus import Hub
+from jobcast.errors import ApiError, StorageUnavailable
+from jobcast.listener import Listener
+from jobcast.logs import setup_logging
+from jobcast.queue import Queue
+from jobcast.registry import load_registry
+from jobcast.settings import ROOT, Settings, load_settings
+from jobcast.store import Store
+from server import api, live
+from server.responses import JSONResponse, api_error, http_error, server_error
+from server.state import Services
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = ROOT / "static"
+_READY_TIMEOUT_S = 2.0
+
+
+def lifespan_for(settings: Settings) -> Any:
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, Services]]:
+        setup_logging(settings, "web")
+        async with Store.open(settings.database_dsn, max_size=settings.pg_pool_max) as store:
+            redis = aioredis.Redis.from_url(
+                settings.redis_dsn, socket_timeout=5, socket_connect_timeout=2,
+                health_check_interval=10,
+            )
+            hub = Hub(redis, settings)
+            listener = Listener(settings.database_dsn, hub, settings)
+            await hub.start()
+            await listener.start()
+            services = Services(
+                settings=settings, store=store, redis=redis, queue=Queue(redis, settings),
+                hub=hub, listener=listener, registry=load_registry(),
+            )
+            try:
+                yield {"services": services}
+            finally:
+                await listener.close()
+                await hub.close()
+                await redis.aclose()
+
+    return lifespan
+
+
+async def healthz(_request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    """200 only when Postgres and Redis both answer; the body says which does not."""
+    services: Services = request.state.services
+    checks: dict[str, str] = {}
+    try:
+        await asyncio.wait_for(services.store.ping(), _READY_TIMEOUT_S)
+        checks["postgres"] = "ok"
+    except (StorageUnavailable, TimeoutError) as exc:
+        checks["postgres"] = f"down: {exc}"
+    try:
+        await asyncio.wait_for(services.redis.ping(), _READY_TIMEOUT_S)
+        checks["redis"] = "ok"
+    except (RedisError, OSError, TimeoutError) as exc:
+        checks["redis"] = f"down: {type(exc).__name__}"
+    checks["pubsub"] = "ok" if services.hub.healthy else "down"
+    checks["listen"] = "ok" if services.listener.connected else "down"
+    ready = checks["postgres"] == "ok" and checks["redis"] == "ok"
+    body = {"status": "ready" if ready else "not ready", "checks": checks}
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
+async def index(_request: Request) -> Response:
+    return FileResponse(STATIC_DIR / "index.html")
+
+
+def routes() -> list[Any]:
+    return [
+        Route("/", index),
+        Route("/jobs/{job_id}", index),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/api/sessions", api.create_session, methods=["POST"]),
+        Route("/api/job-types", api.job_types),
+        Route("/api/jobs", api.submit_job, methods=["POST"]),
+        Route("/api/jobs", api.list_jobs, methods=["GET"]),
+        Route("/api/jobs/{job_id}", api.get_job),
+        Route("/api/jobs/{job_id}/events", api.job_events),
+        Route("/api/jobs/{job_id}/result", api.job_result),
+        WebSocketRoute("/ws", live.owner_socket),
+        WebSocketRoute("/ws/jobs/{job_id}", live.job_socket),
+        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+    ]
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or load_settings()
+    return Starlette(
+        routes=routes(),
+        lifespan=lifespan_for(settings),
+        exception_handlers={
+            ApiError: api_error,
+            HTTPException: http_error,
+            Exception: server_error,
+        },
+    )

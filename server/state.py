@@ -1,0 +1,25 @@
+"""The web process's resources, opened once in the lifespan and read from ``request.state``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from jobcast.bus import Hub
+from jobcast.listener import Listener
+from jobcast.queue import Queue
+from jobcast.registry import Registry
+from jobcast.settings import Settings
+from jobcast.store import Store
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    store: Store
+    redis: aioredis.Redis
+    queue: Queue
+    hub: Hub
+    listener: Listener
+    registry: Registry

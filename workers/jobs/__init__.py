@@ -1,0 +1,1 @@
+"""Job types that ship with jobcast."""

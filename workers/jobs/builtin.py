@@ -1,0 +1,79 @@
+"""The two built-in job types every install has: ``noop`` and ``demo``.
+
+Tests and benchmarks rely on them: ``noop`` completes at once; ``demo`` walks
+through four steps in about ``duration`` seconds and can be told to fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from jobcast.errors import PermanentError, TransientError
+from jobcast.registry import JobContext, JobType, Step
+
+
+class NoopInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+async def run_noop(job: JobContext, params: NoopInput) -> dict[str, Any]:
+    return {"ok": True}
+
+
+DemoStep = Literal["validate", "fetch", "analyze", "report"]
+
+
+class DemoInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    duration: float = Field(3.0, ge=0, le=3600, description="Seconds the whole job takes.")
+    fail_step: DemoStep | None = Field(None, description="Fail permanently at this step.")
+    flaky: int = Field(0, ge=0, le=100, description="Fail transiently this many attempts first.")
+
+
+DEMO_STEPS = (
+    Step("validate", "Validate input", 1),
+    Step("fetch", "Fetch data", 3),
+    Step("analyze", "Analyze", 4),
+    Step("report", "Write report", 2),
+)
+_TICKS_PER_STEP = 5
+
+
+async def run_demo(job: JobContext, params: DemoInput) -> dict[str, Any]:
+    total_weight = sum(s.weight for s in DEMO_STEPS)
+    for step in DEMO_STEPS:
+        async with job.step(step.name):
+            if step.name == params.fail_step:
+                raise PermanentError(f"the {step.title.lower()} step failed, as asked")
+            if step.name == "fetch" and job.attempt <= params.flaky:
+                raise TransientError(
+                    f"connection reset while fetching (attempt {job.attempt} of a flaky run)"
+                )
+            tick_s = params.duration * step.weight / total_weight / _TICKS_PER_STEP
+            for tick in range(1, _TICKS_PER_STEP + 1):
+                await asyncio.sleep(tick_s)
+                await job.progress(100 * tick / _TICKS_PER_STEP, f"{step.title}: {tick} of {_TICKS_PER_STEP}")
+    return {"summary": f"Demo finished its {len(DEMO_STEPS)} steps", "duration": params.duration}
+
+
+JOB_TYPES = (
+    JobType(
+        name="noop",
+        title="No-op",
+        input_model=NoopInput,
+        run=run_noop,
+        estimate=lambda _params: 0.0,
+    ),
+    JobType(
+        name="demo",
+        title="Demo",
+        input_model=DemoInput,
+        run=run_demo,
+        steps=DEMO_STEPS,
+        estimate=lambda params: float(params.duration),
+    ),
+)
