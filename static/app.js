@@ -325,10 +325,8 @@
     el.progressFill.style.width = pct + "%";
     el.progressText.textContent = rounded + "%";
 
-    var title = stepTitle(job, job.step);
-    if (!title) {
-      title = status === "pending" ? "Waiting to start" : status === "completed" ? "All steps done" : "—";
-    }
+    var title = status === "completed" ? "All steps done" : stepTitle(job, job.step);
+    if (!title) title = status === "pending" ? "Waiting to start" : "—";
     el.step.textContent = title;
     el.message.textContent = job.message || "—";
 

@@ -1,0 +1,85 @@
+"""Real Postgres and Redis for the whole suite, found or started as ``make run`` does.
+
+A template database is built once from schema.sql; each test module that needs
+a database clones its own from it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+
+import pytest
+
+from jobcast.services import Endpoints, provide
+from jobcast.settings import load_settings
+from jobcast.store import apply_schema
+from tests.support import ARTIFACTS, Stack, create_database, drop_database, stack_env
+
+# The suite picks its own prefixes, ports and databases: settings from the caller's shell
+# (a JOBCAST_REDIS_PREFIX, say) must not leak into it.
+for _key in [k for k in os.environ if k.startswith("JOBCAST_") and k != "JOBCAST_EMBEDDED"]:
+    del os.environ[_key]
+
+
+@pytest.fixture(scope="session")
+def endpoints() -> Iterator[Endpoints]:
+    with provide(load_settings()) as found:
+        yield found
+
+
+@pytest.fixture(scope="session")
+async def template_db(endpoints: Endpoints) -> AsyncIterator[str]:
+    name = f"jobcast_tpl_{os.getpid()}"
+    dsn = await create_database(endpoints.database_url, name)
+    await apply_schema(dsn)
+    yield name
+    await drop_database(endpoints.database_url, name)
+
+
+DatabaseFactory = Callable[[], Awaitable[str]]
+
+
+@pytest.fixture(scope="session")
+async def new_database(endpoints: Endpoints, template_db: str) -> AsyncIterator[DatabaseFactory]:
+    """Make a fresh database cloned from the template; all are dropped at the end."""
+    made: list[str] = []
+
+    async def make() -> str:
+        name = f"jobcast_t_{uuid.uuid4().hex[:16]}"
+        made.append(name)
+        return await create_database(endpoints.database_url, name, template=template_db)
+
+    yield make
+    for name in made:
+        await drop_database(endpoints.database_url, name)
+
+
+@pytest.fixture(scope="module")
+async def stack(
+    endpoints: Endpoints, new_database: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
+    """One web and one worker process, on a database and a Redis prefix of their own."""
+    database_url = await new_database()
+    running = Stack(
+        base_url="",
+        database_url=database_url,
+        redis_url=endpoints.redis_url,
+        env=stack_env(database_url, endpoints.redis_url),
+        log_dir=tmp_path_factory.mktemp("stack"),
+    )
+    running.base_url = f"http://127.0.0.1:{running.env['PORT']}"
+    running.start("web")
+    running.start("worker")
+    try:
+        await running.wait_ready()
+        yield running
+    finally:
+        running.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Iterator[str]:
+    ARTIFACTS.mkdir(exist_ok=True)
+    yield str(ARTIFACTS)

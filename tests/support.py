@@ -1,0 +1,184 @@
+"""Helpers the tests share: databases cloned from a template, and the real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+
+from jobcast.services import free_port
+from jobcast.settings import ROOT
+
+T = TypeVar("T")
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def with_database(dsn: str, name: str) -> str:
+    return urlunsplit(urlsplit(dsn)._replace(path="/" + name))
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], *, timeout_s: float = 15.0,
+                     interval_s: float = 0.05, what: str = "condition") -> T:
+    """Poll ``check`` until it returns something truthy, or fail after the deadline."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(interval_s)
+    raise AssertionError(f"{what} not reached within {timeout_s} s (last: {last!r})")
+
+
+@dataclass
+class Stack:
+    """A real web process and worker process on their own database and Redis prefix."""
+
+    base_url: str
+    database_url: str
+    redis_url: str
+    env: dict[str, str]
+    log_dir: Path
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def ws_base(self) -> str:
+        return self.base_url.replace("http://", "ws://", 1)
+
+    def start(self, name: str) -> None:
+        command = {
+            "web": [sys.executable, "-m", "uvicorn", "--factory", "server.app:create_app",
+                    "--host", "127.0.0.1", "--port", self.env["PORT"],
+                    "--ws-max-size", "65536", "--ws-per-message-deflate", "false"],
+            "worker": [sys.executable, "-m", "arq", "workers.settings.WorkerSettings"],
+        }[name.split("-")[0]]
+        with open(self.log_dir / f"{name}.log", "ab") as log:
+            self.procs[name] = subprocess.Popen(
+                command, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+            )
+
+    def stop(self, name: str, sig: int = signal.SIGTERM, timeout_s: float = 15.0) -> None:
+        proc = self.procs.pop(name)
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def logs(self, name: str) -> str:
+        path = self.log_dir / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    async def wait_ready(self, timeout_s: float = 30.0) -> None:
+        async with httpx.AsyncClient(base_url=self.base_url) as client:
+
+            async def ready() -> bool:
+                for name, proc in self.procs.items():
+                    if proc.poll() is not None:
+                        raise AssertionError(f"{name} exited early:\n{self.logs(name)[-3000:]}")
+                try:
+                    return (await client.get("/readyz")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await eventually(ready, timeout_s=timeout_s, interval_s=0.1, what="/readyz 200")
+
+    async def owner(self) -> str:
+        async with httpx.AsyncClient(base_url=self.base_url) as client:
+            response = await client.post("/api/sessions")
+            assert response.status_code == 201, response.text
+            token: str = response.json()["token"]
+            return token
+
+    def client(self, token: str | None = None) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=10)
+
+    def close(self) -> None:
+        for name in list(self.procs):
+            self.stop(name)
+
+
+def stack_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBCAST_")}
+    env.update(
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        PORT=str(free_port()),
+        HOST="127.0.0.1",
+        JOBCAST_REDIS_PREFIX=f"t{uuid.uuid4().hex[:12]}",
+        JOBCAST_RETRY_BASE_S="0.2",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+async def create_database(admin_dsn: str, name: str, template: str | None = None) -> str:
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        clause = f' TEMPLATE "{template}"' if template else ""
+        await conn.execute(f'CREATE DATABASE "{name}"{clause}')
+    finally:
+        await conn.close()
+    return with_database(admin_dsn, name)
+
+
+async def drop_database(admin_dsn: str, name: str) -> None:
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@dataclass
+class Watched:
+    snapshot: dict[str, Any]
+    events: list[dict[str, Any]]
+    close_code: int | None
+
+
+async def watch(stack: Stack, token: str, job_id: str, *, after: int | None = None,
+                timeout_s: float = 30.0) -> Watched:
+    """Follow a job's websocket until the server closes it."""
+    import orjson
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    query = "" if after is None else f"?after={after}"
+    url = f"{stack.ws_base}/ws/jobs/{job_id}{query}"
+    messages: list[dict[str, Any]] = []
+    async with asyncio.timeout(timeout_s):
+        async with connect(url, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+            try:
+                async for raw in ws:
+                    messages.append(orjson.loads(raw))
+            except ConnectionClosed:
+                pass
+            code = ws.close_code
+    assert messages, "the socket sent nothing"
+    snapshot = messages[0]
+    return Watched(snapshot=snapshot, events=messages[1:], close_code=code)
+
+
+async def submit(client: httpx.AsyncClient, job_type: str, **job_input: Any) -> str:
+    response = await client.post("/api/jobs", json={"type": job_type, "input": job_input})
+    assert response.status_code == 202, response.text
+    job_id: str = response.json()["id"]
+    return job_id
