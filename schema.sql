@@ -28,6 +28,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     -- seq of the last event written for this job; events are numbered 1, 2, 3, ... without gaps
     seq           bigint NOT NULL DEFAULT 0,
     estimated_s   real,
+    -- this job's time limit per attempt, within its type's bounds
+    timeout_s     real NOT NULL DEFAULT 3600,
     run_at        timestamptz NOT NULL DEFAULT now(),
     heartbeat_at  timestamptz,
     created_at    timestamptz NOT NULL DEFAULT now(),
@@ -44,6 +46,9 @@ CREATE INDEX IF NOT EXISTS jobs_owner_created_idx ON jobs (owner_id, created_at 
 -- the dispatcher and the reaper scan only unfinished jobs
 CREATE INDEX IF NOT EXISTS jobs_active_idx ON jobs (status, run_at)
     WHERE status IN ('pending', 'running');
+-- retention deletes finished jobs by age
+CREATE INDEX IF NOT EXISTS jobs_finished_idx ON jobs (status, finished_at)
+    WHERE finished_at IS NOT NULL;
 
 CREATE TABLE IF NOT EXISTS job_steps (
     job_id       uuid NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,

@@ -41,7 +41,7 @@ def web_command(settings: Settings, *, access_log: bool = True) -> list[str]:
 
 
 def worker_command() -> list[str]:
-    return [sys.executable, "-m", "arq", "workers.settings.WorkerSettings"]
+    return [sys.executable, "-m", "workers"]
 
 
 def child_env(endpoints: Endpoints) -> dict[str, str]:

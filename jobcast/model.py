@@ -125,6 +125,7 @@ class Job:
     max_attempts: int
     seq: int
     estimated_s: float | None
+    timeout_s: float
     run_at: datetime
     created_at: datetime
     started_at: datetime | None
@@ -148,6 +149,7 @@ class Job:
             "priority": self.priority,
             "input": self.input,
             "estimated_seconds": self.estimated_s,
+            "timeout_seconds": self.timeout_s,
             "run_at": iso(self.run_at),
             "created_at": iso(self.created_at),
             "started_at": iso(self.started_at),
@@ -178,3 +180,5 @@ class SubmitRequest(BaseModel):
     priority: StrictInt = Field(0, ge=-10, le=10)
     delay_seconds: float = Field(0, ge=0, le=30 * 86_400)
     idempotency_key: str | None = Field(None, min_length=1, max_length=200)
+    max_attempts: StrictInt | None = Field(None, ge=1, le=20)
+    timeout_seconds: float | None = Field(None, gt=0, le=7 * 86_400)

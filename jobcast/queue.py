@@ -12,7 +12,12 @@ import time
 from uuid import UUID
 
 import redis.asyncio as aioredis
-from arq.constants import expires_extra_ms, job_key_prefix, result_key_prefix
+from arq.constants import (
+    expires_extra_ms,
+    in_progress_key_prefix,
+    job_key_prefix,
+    result_key_prefix,
+)
 from arq.jobs import serialize_job
 
 from jobcast.settings import Settings
@@ -33,6 +38,16 @@ end
 return 1
 """
 
+# KEYS: job key, in-progress key, queue; ARGV: expires ms, job bytes, score, job id.
+# Queue a job again whatever arq thinks of it: its last worker is gone, so arq's
+# in-progress marker (which would hold it back for arq's whole job timeout) is dropped.
+_REQUEUE = """
+redis.call('del', KEYS[2])
+redis.call('psetex', KEYS[1], ARGV[1], ARGV[2])
+redis.call('zadd', KEYS[3], ARGV[3], ARGV[4])
+return 1
+"""
+
 
 class Queue:
     """The arq queue of this install."""
@@ -41,6 +56,7 @@ class Queue:
         self._redis = redis
         self._settings = settings
         self._script = redis.register_script(_ENQUEUE)
+        self._requeue = redis.register_script(_REQUEUE)
 
     async def enqueue(
         self, job_id: UUID, *, delay_s: float = 0.0, owner_id: UUID | None = None,
@@ -57,3 +73,24 @@ class Queue:
             args=[score - now_ms + expires_extra_ms, job, score, str(job_id), channel, announce],
         )
         return bool(queued)
+
+    async def requeue(self, job_id: UUID, *, delay_s: float = 0.0) -> None:
+        """Queue ``run_job(job_id)`` again, even where arq believes it is queued or running."""
+        now_ms = int(time.time() * 1000)
+        score = now_ms + int(delay_s * 1000)
+        job = serialize_job(RUN_JOB, (str(job_id),), {}, None, now_ms)
+        await self._requeue(
+            keys=[job_key_prefix + str(job_id), in_progress_key_prefix + str(job_id),
+                  self._settings.queue_name],
+            args=[score - now_ms + expires_extra_ms, job, score, str(job_id)],
+        )
+
+    async def missing(self, job_ids: list[UUID]) -> list[UUID]:
+        """The ids that are not on the queue, in one round trip."""
+        if not job_ids:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.zscore(self._settings.queue_name, str(job_id))
+            scores = await pipe.execute()
+        return [job_id for job_id, score in zip(job_ids, scores, strict=True) if score is None]

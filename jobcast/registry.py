@@ -55,7 +55,10 @@ class JobType:
     run: RunFn
     steps: tuple[Step, ...] = ()
     max_attempts: int = 3
+    # the time limit of one attempt; a job may ask for less, never more
     timeout_s: float = 3600.0
+    # whether an attempt that runs out of time is retried (else the job fails at once)
+    retry_on_timeout: bool = False
     # seconds a run is expected to take, from its validated input
     estimate: Callable[[Any], float] = field(default=lambda _params: 1.0)
 

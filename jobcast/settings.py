@@ -88,6 +88,51 @@ class Settings(BaseSettings):
         description="How long a NOTIFY waits for the same event over Redis before it is read "
         "from Postgres instead.",
     )
+    heartbeat_s: float = Field(
+        1.0, gt=0, le=60, validation_alias=AliasChoices("JOBCAST_HEARTBEAT_S", "heartbeat_s"),
+        description="How often a worker confirms each running job; also how soon a cancel "
+        "reaches a running job.",
+    )
+    stale_after_s: float = Field(
+        10.0, gt=0, le=3600,
+        validation_alias=AliasChoices("JOBCAST_STALE_AFTER_S", "stale_after_s"),
+        description="A running job without a heartbeat for this long lost its worker: "
+        "it is retried, or failed when its attempts are used up.",
+    )
+    reaper_interval_s: float = Field(
+        2.0, gt=0, le=3600,
+        validation_alias=AliasChoices("JOBCAST_REAPER_INTERVAL_S", "reaper_interval_s"),
+        description="How often one worker looks for stale jobs, unqueued jobs and expired ones.",
+    )
+    outbox_grace_s: float = Field(
+        5.0, ge=0, le=3600,
+        validation_alias=AliasChoices("JOBCAST_OUTBOX_GRACE_S", "outbox_grace_s"),
+        description="A pending job unchanged for this long and missing from the Redis queue "
+        "is queued again (Redis was down at submit, or lost its data).",
+    )
+    shutdown_grace_s: float = Field(
+        10.0, ge=0, le=3600,
+        validation_alias=AliasChoices("JOBCAST_SHUTDOWN_GRACE_S", "shutdown_grace_s"),
+        description="On SIGTERM a worker lets running jobs finish this long, then hands "
+        "the rest back without counting the attempt.",
+    )
+    persist_deadline_s: float = Field(
+        300.0, gt=0, le=86_400,
+        validation_alias=AliasChoices("JOBCAST_PERSIST_DEADLINE_S", "persist_deadline_s"),
+        description="How long a worker keeps retrying an event Postgres would not take.",
+    )
+    retention_completed_days: float = Field(
+        30.0, gt=0, validation_alias=AliasChoices(
+            "JOBCAST_RETENTION_COMPLETED_DAYS", "retention_completed_days"),
+    )
+    retention_failed_days: float = Field(
+        7.0, gt=0, validation_alias=AliasChoices(
+            "JOBCAST_RETENTION_FAILED_DAYS", "retention_failed_days"),
+    )
+    retention_cancelled_days: float = Field(
+        7.0, gt=0, validation_alias=AliasChoices(
+            "JOBCAST_RETENTION_CANCELLED_DAYS", "retention_cancelled_days"),
+    )
     pg_pool_max: int = Field(
         10, ge=1, le=500, validation_alias=AliasChoices("JOBCAST_PG_POOL_MAX", "pg_pool_max"),
     )

@@ -66,7 +66,7 @@ FROM j, e
 
 _JOB_COLUMNS = """
     j.id, j.owner_id, j.type, j.input, j.status, j.priority, j.progress, j.step, j.message,
-    j.result, j.error, j.attempts, j.max_attempts, j.seq, j.estimated_s, j.run_at,
+    j.result, j.error, j.attempts, j.max_attempts, j.seq, j.estimated_s, j.timeout_s, j.run_at,
     j.created_at, j.started_at, j.finished_at
 """
 
@@ -78,11 +78,13 @@ _STEPS_JSON = """
 """
 
 # $1 id, $2 owner_id, $3 type, $4 input, $5 priority, $6 max_attempts, $7 delay_s,
-# $8 estimated_s, $9 step names, $10 step titles, $11 step weights, $12 first event payload
+# $8 estimated_s, $9 step names, $10 step titles, $11 step weights, $12 first event payload,
+# $13 timeout_s
 SQL_CREATE_JOB = """
 WITH j AS (
-    INSERT INTO jobs (id, owner_id, type, input, priority, max_attempts, run_at, estimated_s, seq)
-    VALUES ($1, $2, $3, $4, $5, $6, now() + $7 * interval '1 second', $8, 1)
+    INSERT INTO jobs (id, owner_id, type, input, priority, max_attempts, run_at, estimated_s, seq,
+                      timeout_s)
+    VALUES ($1, $2, $3, $4, $5, $6, now() + $7 * interval '1 second', $8, 1, $13)
     RETURNING *
 ), s AS (
     INSERT INTO job_steps (job_id, position, name, title, weight)
@@ -174,6 +176,59 @@ WITH j AS (
 )""" + _event_tail("'status'", "$6::jsonb")
 
 
+# $1 id, $2 attempt, $3 message, $4 payload. A worker that stops (SIGTERM) hands its
+# attempt back: the job is pending again and the attempt is not counted.
+SQL_HAND_BACK = """
+WITH j AS (
+    UPDATE jobs SET seq = seq + 1, status = 'pending', attempts = attempts - 1, message = $3,
+        run_at = now(), heartbeat_at = NULL, updated_at = now()
+    WHERE id = $1 AND attempts = $2 AND status = 'running'
+    RETURNING *
+)""" + _event_tail("'status'", "$4::jsonb")
+
+# $1 id, $2 owner_id, $3 payload
+SQL_CANCEL = """
+WITH j AS (
+    UPDATE jobs SET seq = seq + 1, status = 'cancelled', message = 'Cancelled',
+        finished_at = now(), heartbeat_at = NULL, updated_at = now()
+    WHERE id = $1 AND owner_id = $2 AND status IN ('pending', 'running')
+    RETURNING *
+)""" + _event_tail("'status'", "$3::jsonb || jsonb_build_object('attempt', j.attempts)")
+
+# $1 job ids, $2 their attempts: the ids whose attempt is still running
+SQL_HEARTBEAT = """
+UPDATE jobs SET heartbeat_at = now()
+FROM unnest($1::uuid[], $2::int[]) AS beat(id, attempt)
+WHERE jobs.id = beat.id AND jobs.attempts = beat.attempt AND jobs.status = 'running'
+RETURNING jobs.id
+"""
+
+# $1 seconds without a heartbeat, $2 limit
+SQL_STALE = """
+SELECT id, owner_id, attempts, max_attempts FROM jobs
+WHERE status = 'running' AND heartbeat_at < now() - $1 * interval '1 second'
+ORDER BY heartbeat_at LIMIT $2
+"""
+
+# $1 seconds since the last change, $2 limit: pending jobs that should be on the queue
+SQL_PENDING = """
+SELECT id, GREATEST(0, extract(epoch FROM run_at - now()))::float8 AS delay_s FROM jobs
+WHERE status = 'pending' AND updated_at < now() - $1 * interval '1 second'
+ORDER BY run_at LIMIT $2
+"""
+
+# $1 completed days, $2 failed days, $3 cancelled days
+SQL_RETENTION = """
+DELETE FROM jobs WHERE finished_at IS NOT NULL AND (
+       (status = 'completed' AND finished_at < now() - $1 * interval '1 day')
+    OR (status = 'failed' AND finished_at < now() - $2 * interval '1 day')
+    OR (status = 'cancelled' AND finished_at < now() - $3 * interval '1 day'))
+"""
+
+# the advisory lock that makes one reaper run at a time across all workers
+REAPER_LOCK = 7213401
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for json_type in ("json", "jsonb"):
         await conn.set_type_codec(
@@ -220,6 +275,7 @@ def _job(row: asyncpg.Record) -> Job:
         max_attempts=row["max_attempts"],
         seq=row["seq"],
         estimated_s=row["estimated_s"],
+        timeout_s=row["timeout_s"],
         run_at=row["run_at"],
         created_at=row["created_at"],
         started_at=row["started_at"],
@@ -249,7 +305,9 @@ class Store:
     async def open(cls, dsn: str, *, max_size: int = 10) -> AsyncIterator[Store]:
         try:
             pool = await asyncpg.create_pool(
-                dsn, min_size=1, max_size=max_size, init=_init_connection, command_timeout=30
+                # min_size 0: a process starts, and answers 503, while Postgres is down
+                dsn, min_size=0, max_size=max_size, init=_init_connection, command_timeout=30,
+                timeout=5,
             )
         except _UNAVAILABLE as exc:
             raise StorageUnavailable(f"Postgres does not answer: {exc}") from exc
@@ -297,6 +355,8 @@ class Store:
         priority: int,
         delay_s: float,
         estimated_s: float,
+        max_attempts: int,
+        timeout_s: float,
     ) -> tuple[Job, Event]:
         job_id = uuid4()
         steps = job_type.steps
@@ -304,10 +364,10 @@ class Store:
         row = await self._run(
             lambda: self.pool.fetchrow(
                 SQL_CREATE_JOB,
-                job_id, owner_id, job_type.name, params, priority, job_type.max_attempts,
+                job_id, owner_id, job_type.name, params, priority, max_attempts,
                 delay_s, estimated_s,
                 [s.name for s in steps], [s.title for s in steps], [s.weight for s in steps],
-                first,
+                first, timeout_s,
             )
         )
         # the new job's steps are all waiting: no need to read them back
@@ -393,6 +453,60 @@ class Store:
         return await self._fenced(
             SQL_RETRY_LATER, job_id, attempt, delay_s, message, error, payload
         )
+
+    async def hand_back(self, job_id: UUID, attempt: int, *, message: str) -> Event | None:
+        payload = {"status": "pending", "attempt": attempt - 1, "message": message}
+        return await self._fenced(SQL_HAND_BACK, job_id, attempt, message, payload)
+
+    async def heartbeat(self, attempts: dict[UUID, int]) -> set[UUID]:
+        """Beat for these running attempts; returns the ids that are still theirs."""
+        if not attempts:
+            return set()
+        ids = list(attempts)
+        rows = await self._run(
+            lambda: self.pool.fetch(SQL_HEARTBEAT, ids, [attempts[i] for i in ids])
+        )
+        return {r["id"] for r in rows}
+
+    # used by the API
+
+    async def cancel(self, job_id: UUID, owner_id: UUID) -> Event | None:
+        """Cancel a pending or running job; None if it is not (or no longer) active."""
+        payload = {"status": "cancelled", "message": "Cancelled"}
+        row = await self._run(lambda: self.pool.fetchrow(SQL_CANCEL, job_id, owner_id, payload))
+        return _event_of(row) if row is not None else None
+
+    # used by the reaper
+
+    @asynccontextmanager
+    async def leader(self) -> AsyncIterator[bool]:
+        """Whether this process holds the reaper's lock for the duration of the block."""
+        async with self.pool.acquire() as conn:
+            got = await self._run(lambda: conn.fetchval("SELECT pg_try_advisory_lock($1)", REAPER_LOCK))
+            try:
+                yield bool(got)
+            finally:
+                if got:
+                    await self._run(
+                        lambda: conn.fetchval("SELECT pg_advisory_unlock($1)", REAPER_LOCK)
+                    )
+
+    async def stale_running(self, stale_after_s: float, limit: int = 200) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = await self._run(
+            lambda: self.pool.fetch(SQL_STALE, stale_after_s, limit)
+        )
+        return rows
+
+    async def pending(self, older_than_s: float, limit: int = 1000) -> list[tuple[UUID, float]]:
+        rows = await self._run(lambda: self.pool.fetch(SQL_PENDING, older_than_s, limit))
+        return [(r["id"], r["delay_s"]) for r in rows]
+
+    async def delete_expired(self, completed_days: float, failed_days: float,
+                             cancelled_days: float) -> int:
+        status = await self._run(
+            lambda: self.pool.execute(SQL_RETENTION, completed_days, failed_days, cancelled_days)
+        )
+        return int(status.split()[-1])
 
 
 async def apply_schema(dsn: str) -> None:

@@ -13,6 +13,7 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from jobcast.bus import publish
 from jobcast.errors import BadRequest, Conflict, InvalidInput, NotFound
 from jobcast.model import JobStatus, SubmitRequest, dumps
 from server.auth import COOKIE_NAME, owner_of
@@ -97,10 +98,18 @@ async def submit_job(request: Request) -> Response:
         raise InvalidInput(f"{details[0]['field']}: {details[0]['message']}", details=details) from None
     job_type = services.registry.get(submit.type)
     params = job_type.parse_input(submit.input)
+    timeout_s = submit.timeout_seconds or job_type.timeout_s
+    if timeout_s > job_type.timeout_s:
+        raise InvalidInput(
+            f"timeout_seconds: at most {job_type.timeout_s:g} for {job_type.name} jobs, "
+            f"got {timeout_s:g}",
+            details=[{"field": "timeout_seconds", "message": "over the type's time limit"}],
+        )
     job, event = await services.store.create_job(
         owner_id=owner_id, job_type=job_type, params=params.model_dump(mode="json"),
         priority=submit.priority, delay_s=submit.delay_seconds,
         estimated_s=job_type.estimate(params),
+        max_attempts=submit.max_attempts or job_type.max_attempts, timeout_s=timeout_s,
     )
     try:
         await services.queue.enqueue(
@@ -165,6 +174,25 @@ async def job_result(request: Request) -> Response:
         {"id": str(job.id), "status": str(job.status), "progress": job.progress},
         status_code=202,
     )
+
+
+async def cancel_job(request: Request) -> Response:
+    """Cancel a pending or running job: it ends ``cancelled`` and emits nothing after."""
+    services = services_of(request)
+    owner_id = await owner_of(request)
+    job_id = parse_job_id(request.path_params["job_id"])
+    event = await services.store.cancel(job_id, owner_id)
+    if event is None:
+        job = await services.store.get_job(job_id, owner_id)
+        if job is None:
+            raise NotFound(f"no job {job_id}")
+        raise Conflict(f"job {job_id} is already {job.status}")
+    try:
+        await publish(services.redis, services.settings, event, owner_id)
+    except (RedisError, OSError) as exc:
+        log.warning("job %s: cancel event not published (%s); NOTIFY carries it", job_id, exc)
+    log.info("job %s: cancelled by its owner", job_id)
+    return JSONResponse({"id": str(job_id), "status": "cancelled"}, status_code=202)
 
 
 async def list_jobs(request: Request) -> Response:

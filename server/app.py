@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+import signal
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from types import FrameType
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -33,6 +35,7 @@ log = logging.getLogger(__name__)
 
 STATIC_DIR = ROOT / "static"
 _READY_TIMEOUT_S = 2.0
+_SOCKET_CLOSE_GRACE_S = 0.3
 
 
 def lifespan_for(settings: Settings) -> Any:
@@ -51,15 +54,44 @@ def lifespan_for(settings: Settings) -> Any:
             services = Services(
                 settings=settings, store=store, redis=redis, queue=Queue(redis, settings),
                 hub=hub, listener=listener, registry=load_registry(),
+                stopping=asyncio.Event(),
             )
+            restore = _close_sockets_first(services.stopping)
             try:
                 yield {"services": services}
             finally:
+                restore()
                 await listener.close()
                 await hub.close()
                 await redis.aclose()
 
     return lifespan
+
+
+def _close_sockets_first(stopping: asyncio.Event) -> Callable[[], None]:
+    """On SIGTERM/SIGINT, close our websockets with 1001 before the server shuts down.
+
+    uvicorn closes open websockets with 1012 when it stops; 1001 (going away) tells
+    clients to reconnect, to another process if there is one. The server's own
+    handler, installed before the lifespan starts, runs a moment later.
+    """
+    loop = asyncio.get_running_loop()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        loop.call_soon_threadsafe(stopping.set)
+        chained = previous[signal.Signals(signum)]
+        if callable(chained):
+            loop.call_later(_SOCKET_CLOSE_GRACE_S, chained, signum, frame)
+
+    for sig in previous:
+        signal.signal(sig, handler)
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    return restore
 
 
 async def healthz(_request: Request) -> Response:
@@ -104,6 +136,7 @@ def routes() -> list[Any]:
         Route("/api/jobs/{job_id}", api.get_job),
         Route("/api/jobs/{job_id}/events", api.job_events),
         Route("/api/jobs/{job_id}/result", api.job_result),
+        Route("/api/jobs/{job_id}/cancel", api.cancel_job, methods=["POST"]),
         WebSocketRoute("/ws", live.owner_socket),
         WebSocketRoute("/ws/jobs/{job_id}", live.job_socket),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),

@@ -44,7 +44,15 @@ async def _send_error(ws: WebSocket, exc: ApiError, code: int) -> None:
 
 
 async def _run_pair(ws: WebSocket, sender: Callable[[], Awaitable[None]]) -> None:
-    """Run the sender beside a receiver; when either ends, both stop."""
+    """Run the sender beside a receiver; when either ends, both stop.
+
+    A third task waits for the process to stop, and then closes with 1001.
+    """
+    stopping = _services(ws).stopping
+
+    async def going_away() -> None:
+        await stopping.wait()
+        await _close(ws, status.WS_1001_GOING_AWAY, "server restarting: reconnect")
 
     async def receive() -> None:
         try:
@@ -65,6 +73,7 @@ async def _run_pair(ws: WebSocket, sender: Callable[[], Awaitable[None]]) -> Non
 
         group.start_soon(run, receive)
         group.start_soon(run, sender)
+        group.start_soon(run, going_away)
 
 
 class JobStream:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -23,3 +24,5 @@ class Services:
     hub: Hub
     listener: Listener
     registry: Registry
+    # set when the process is told to stop: websockets close with 1001
+    stopping: asyncio.Event

@@ -62,7 +62,7 @@ class Stack:
             "web": [sys.executable, "-m", "uvicorn", "--factory", "server.app:create_app",
                     "--host", "127.0.0.1", "--port", self.env["PORT"],
                     "--ws-max-size", "65536", "--ws-per-message-deflate", "false"],
-            "worker": [sys.executable, "-m", "arq", "workers.settings.WorkerSettings"],
+            "worker": [sys.executable, "-m", "workers"],
         }[name.split("-")[0]]
         with open(self.log_dir / f"{name}.log", "ab") as log:
             self.procs[name] = subprocess.Popen(

@@ -4,6 +4,11 @@ arq delivers at least once, so this is written to be run again safely: the
 attempt is claimed in Postgres first (only a ``pending`` job can be claimed),
 every write is fenced by that attempt, and a job that is already final is left
 alone. The retry policy is jobcast's, not arq's: arq only carries the wait.
+
+The job's code runs in a task of its own, which the heartbeat cancels when the
+attempt is no longer this worker's (cancelled by its owner, or handed to another
+worker). When the worker itself is stopping, the attempt is handed back: the
+job is pending again and the attempt does not count.
 """
 
 from __future__ import annotations
@@ -15,10 +20,12 @@ from typing import Any
 from uuid import UUID
 
 from arq.worker import Retry
+from pydantic import BaseModel
 
 from jobcast.errors import InvalidInput, JobError, PermanentError, TransientError
-from jobcast.model import JobStatus
-from workers.context import AttemptLost, Reporter
+from jobcast.model import Claim, JobStatus
+from jobcast.registry import JobType
+from workers.context import AttemptLost, Reporter, persist
 from workers.state import WorkerState
 
 log = logging.getLogger(__name__)
@@ -27,8 +34,14 @@ log = logging.getLogger(__name__)
 _TRANSIENT = (TransientError, TimeoutError, ConnectionError, OSError)
 
 
-def classify(exc: BaseException) -> str:
+class JobTimeout(JobError):
+    """The attempt ran past its time limit."""
+
+
+def classify(exc: BaseException, job_type: JobType | None = None) -> str:
     """transient, permanent or unknown: decides whether a failure is retried."""
+    if isinstance(exc, JobTimeout):
+        return "transient" if job_type is not None and job_type.retry_on_timeout else "permanent"
     if isinstance(exc, PermanentError | InvalidInput):
         return "permanent"
     if isinstance(exc, _TRANSIENT):
@@ -37,77 +50,131 @@ def classify(exc: BaseException) -> str:
 
 
 def backoff_s(attempt: int, base_s: float, max_s: float) -> float:
-    """Exponential backoff with full jitter in its upper half: base * 2^(attempt-1)."""
+    """Exponential backoff with jitter in its upper half: about base * 2^(attempt-1)."""
     ceiling = min(max_s, base_s * 2 ** (attempt - 1))
     return ceiling / 2 + random.random() * ceiling / 2
 
 
 def describe_error(exc: BaseException, category: str) -> dict[str, Any]:
     message = str(exc) if isinstance(exc, JobError) else f"{type(exc).__name__}: {exc}"
-    return {"type": type(exc).__name__, "category": category, "message": message or type(exc).__name__}
+    return {"type": type(exc).__name__, "category": category,
+            "message": message or type(exc).__name__}
+
+
+async def _run_code(job_type: JobType, reporter: Reporter, raw_input: dict[str, Any],
+                    timeout_s: float) -> Any:
+    params = job_type.parse_input(raw_input)
+    scope = asyncio.timeout(timeout_s)
+    try:
+        async with scope:
+            return await job_type.run(reporter, params)
+    except TimeoutError as exc:
+        if scope.expired():  # ours, not a timeout inside the job's own code
+            raise JobTimeout(f"the job ran past its time limit of {timeout_s:g} s") from exc
+        raise
 
 
 async def run_job(ctx: dict[str, Any], job_id: str) -> None:
     state: WorkerState = ctx["jobcast"]
-    claim = await state.store.claim(UUID(job_id))
+    deadline_s = state.settings.persist_deadline_s
+    claim = await persist(lambda: state.store.claim(UUID(job_id)), deadline_s=deadline_s,
+                          what=f"job {job_id}")
     if claim is None:
         log.info("job %s: not pending, nothing to run", job_id)
         return
     job, attempt = claim.job, claim.attempt
     log.info("job %s: %s attempt %d of %d started", job.id, job.type, attempt, job.max_attempts)
-    if job.type not in state.registry:
-        await state.store.finish(job.id, attempt, status=JobStatus.FAILED, error={
-            "type": "UnknownJobType", "category": "permanent",
-            "message": f"this worker does not know job type {job.type!r}",
-        })
-        return
-    job_type = state.registry.get(job.type)
+    job_type = state.registry.get(job.type) if job.type in state.registry else None
     reporter = Reporter(
-        job_id=job.id, owner_id=job.owner_id, attempt=attempt, job_type=job_type,
+        job_id=job.id, owner_id=job.owner_id, attempt=attempt,
+        job_type=job_type or JobType(job.type, job.type, BaseModel, _no_code),
         store=state.store, redis=ctx["redis"], settings=state.settings,
     )
-    await reporter.emit(claim.event)
     try:
-        params = job_type.parse_input(job.input)
-        result = await asyncio.wait_for(job_type.run(reporter, params), job_type.timeout_s)
+        await reporter.emit(claim.event)
+        if job_type is None:
+            unknown = PermanentError(f"this worker does not know job type {job.type!r}")
+            await _finish_failed(state, reporter, unknown, "permanent")
+            return
+        await _attempt(state, reporter, job_type, claim)
     except AttemptLost:
-        log.info("job %s: attempt %d lost its claim; stopping", job.id, attempt)
-        return
+        log.info("job %s: attempt %d is no longer ours; stopping", job.id, attempt)
+
+
+async def _no_code(_job: Any, _params: Any) -> None:
+    raise PermanentError("no code for this job type")
+
+
+async def _attempt(state: WorkerState, reporter: Reporter, job_type: JobType, claim: Claim) -> None:
+    job, attempt = claim.job, claim.attempt
+    task: asyncio.Task[Any] = asyncio.create_task(
+        _run_code(job_type, reporter, job.input, min(job.timeout_s, job_type.timeout_s)),
+        name=f"job-{job.id}",
+    )
+    running = state.heartbeat.track(job.id, attempt, task)
+    try:
+        result = await task
+    except asyncio.CancelledError:
+        if running.lost:
+            log.info("job %s: attempt %d stopped: cancelled or taken over", job.id, attempt)
+            return
+        # the worker is stopping: give the attempt back so another worker starts it afresh
+        task.cancel()
+        await asyncio.shield(_hand_back(state, reporter))
+        raise
     except Exception as exc:
-        await _failed(state, reporter, job.max_attempts, exc)
+        if isinstance(exc, AttemptLost):
+            raise
+        await _failed(state, reporter, job_type, job.max_attempts, exc)
         return
-    await reporter.emit(await state.store.finish(
+    finally:
+        state.heartbeat.untrack(job.id)
+    await reporter.write(lambda: state.store.finish(
         job.id, attempt, status=JobStatus.COMPLETED, result=result,
         message=f"Completed in {attempt} attempt{'s' if attempt > 1 else ''}",
     ))
     log.info("job %s: completed on attempt %d", job.id, attempt)
 
 
-async def _failed(state: WorkerState, reporter: Reporter, max_attempts: int, exc: Exception) -> None:
-    category = classify(exc)
+async def _hand_back(state: WorkerState, reporter: Reporter) -> None:
+    try:
+        await reporter.write(lambda: state.store.hand_back(
+            reporter.job_id, reporter.attempt,
+            message="The worker stopped; the job will start again on another worker",
+        ))
+        log.info("job %s: attempt %d handed back", reporter.job_id, reporter.attempt)
+    except (AttemptLost, Exception) as exc:  # the reaper recovers it from a stale heartbeat
+        log.warning("job %s: could not hand back attempt %d: %s",
+                    reporter.job_id, reporter.attempt, exc)
+
+
+async def _failed(state: WorkerState, reporter: Reporter, job_type: JobType, max_attempts: int,
+                  exc: Exception) -> None:
+    category = classify(exc, job_type)
     error = describe_error(exc, category)
     job_id, attempt = reporter.job_id, reporter.attempt
     if category != "permanent" and attempt < max_attempts:
         delay_s = backoff_s(attempt, state.settings.retry_base_s, state.settings.retry_max_s)
         message = (
-            f"Retrying in {delay_s:.0f} s (attempt {attempt + 1} of {max_attempts}): "
+            f"Retrying in {max(1, round(delay_s))} s (attempt {attempt + 1} of {max_attempts}): "
             f"{error['message']}"
         )
-        log.warning("job %s: attempt %d failed (%s); retry in %.1f s", job_id, attempt, category, delay_s)
-        try:
-            await reporter.emit(await state.store.retry_later(
-                job_id, attempt, delay_s=delay_s, message=message, error=error,
-            ))
-        except AttemptLost:
-            return
+        log.warning("job %s: attempt %d failed (%s); retry in %.1f s",
+                    job_id, attempt, category, delay_s)
+        await reporter.write(lambda: state.store.retry_later(
+            job_id, attempt, delay_s=delay_s, message=message, error=error,
+        ))
         raise Retry(defer=delay_s) from exc
     if category == "unknown":
-        log.exception("job %s: attempt %d failed", job_id, attempt, exc_info=exc)
-    else:
-        log.warning("job %s: attempt %d failed (%s): %s", job_id, attempt, category, error["message"])
-    try:
-        await reporter.emit(await state.store.finish(
-            job_id, attempt, status=JobStatus.FAILED, error=error, message=error["message"],
-        ))
-    except AttemptLost:
-        pass
+        log.error("job %s: attempt %d failed", job_id, attempt, exc_info=exc)
+    await _finish_failed(state, reporter, exc, category)
+
+
+async def _finish_failed(state: WorkerState, reporter: Reporter, exc: BaseException,
+                         category: str) -> None:
+    error = describe_error(exc, category)
+    log.warning("job %s: failed (%s): %s", reporter.job_id, category, error["message"])
+    await reporter.write(lambda: state.store.finish(
+        reporter.job_id, reporter.attempt, status=JobStatus.FAILED, error=error,
+        message=error["message"],
+    ))

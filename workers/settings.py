@@ -1,4 +1,10 @@
-"""arq's ``WorkerSettings`` for jobcast: ``arq workers.settings.WorkerSettings``."""
+"""arq's ``WorkerSettings`` for jobcast.
+
+``python -m workers`` (what the Procfile and ``make run`` start) runs these
+settings under a supervisor that survives Redis outages; ``arq
+workers.settings.WorkerSettings`` also works, but arq's own runner exits when
+Redis goes away.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +16,7 @@ from arq import func
 from arq.connections import RedisSettings
 
 from jobcast.logs import setup_logging
-from jobcast.registry import load_registry
 from jobcast.settings import Settings, load_settings
-from jobcast.store import Store
 from workers.runner import run_job
 from workers.state import WorkerState
 
@@ -20,36 +24,51 @@ log = logging.getLogger(__name__)
 
 SETTINGS: Settings = load_settings()
 
-# arq's own timeout is only a backstop: each job type's time limit is enforced by the runner.
-_ARQ_TIMEOUT_S = 24 * 3600
+# arq's own timeout is only a backstop: each job's time limit is enforced by the runner.
+ARQ_TIMEOUT_S = 7 * 86_400
 
 
 async def startup(ctx: dict[str, Any]) -> None:
+    """Open the worker's resources, unless the supervisor already did."""
+    if "jobcast" in ctx:
+        return
     setup_logging(SETTINGS, "worker")
     stack = AsyncExitStack()
-    store = await stack.enter_async_context(
-        Store.open(SETTINGS.database_dsn, max_size=SETTINGS.pg_pool_max)
-    )
-    ctx["jobcast"] = WorkerState(
-        settings=SETTINGS, store=store, registry=load_registry(), exit_stack=stack,
-    )
+    ctx["jobcast"] = await stack.enter_async_context(WorkerState.open(SETTINGS))
+    ctx["jobcast_exit"] = stack
     log.info("worker ready on queue %s", SETTINGS.queue_name)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
-    state: WorkerState | None = ctx.get("jobcast")
-    if state is not None:
-        await state.exit_stack.aclose()
+    stack: AsyncExitStack | None = ctx.pop("jobcast_exit", None)
+    if stack is not None:
+        await stack.aclose()
+
+
+def worker_options(settings: Settings) -> dict[str, Any]:
+    """arq Worker keyword arguments, shared by WorkerSettings and the supervisor."""
+    return {
+        "functions": [func(run_job, name="run_job", max_tries=1_000_000, timeout=ARQ_TIMEOUT_S)],
+        "redis_settings": RedisSettings.from_dsn(settings.redis_dsn),
+        "queue_name": settings.queue_name,
+        "max_jobs": settings.worker_concurrency,
+        "keep_result": 0,  # results live in Postgres; this also lets an id be queued again
+        "poll_delay": 0.05,
+        "job_timeout": ARQ_TIMEOUT_S,
+        "max_tries": 1_000_000,  # jobcast counts attempts itself
+        "job_completion_wait": settings.shutdown_grace_s,
+    }
 
 
 class WorkerSettings:
-    functions = [func(run_job, name="run_job", max_tries=1_000_000, timeout=_ARQ_TIMEOUT_S)]
+    functions = worker_options(SETTINGS)["functions"]
     on_startup = startup
     on_shutdown = shutdown
-    redis_settings = RedisSettings.from_dsn(SETTINGS.redis_dsn)
+    redis_settings = worker_options(SETTINGS)["redis_settings"]
     queue_name = SETTINGS.queue_name
     max_jobs = SETTINGS.worker_concurrency
-    keep_result = 0  # results live in Postgres; this also lets an id be queued again
+    keep_result = 0
     poll_delay = 0.05
-    job_timeout = _ARQ_TIMEOUT_S
-    max_tries = 1_000_000  # jobcast counts attempts itself
+    job_timeout = ARQ_TIMEOUT_S
+    max_tries = 1_000_000
+    job_completion_wait = SETTINGS.shutdown_grace_s

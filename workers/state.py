@@ -1,18 +1,52 @@
-"""The worker process's resources, opened once in arq's ``on_startup``."""
+"""The worker process's resources, opened once and shared by every job it runs."""
 
 from __future__ import annotations
 
-from contextlib import AsyncExitStack
-from dataclasses import dataclass
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 
-from jobcast.registry import Registry
+import redis.asyncio as aioredis
+
+from jobcast.queue import Queue
+from jobcast.registry import Registry, load_registry
 from jobcast.settings import Settings
 from jobcast.store import Store
+from workers.heartbeat import Heartbeat
+from workers.reaper import Reaper
 
 
-@dataclass(frozen=True)
+@dataclass
 class WorkerState:
     settings: Settings
     store: Store
     registry: Registry
-    exit_stack: AsyncExitStack
+    heartbeat: Heartbeat
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(cls, settings: Settings) -> AsyncIterator[WorkerState]:
+        """Open Postgres and Redis, and run the heartbeat and the reaper beside the jobs."""
+        async with Store.open(settings.database_dsn, max_size=settings.pg_pool_max) as store:
+            redis = aioredis.Redis.from_url(
+                settings.redis_dsn, socket_timeout=5, socket_connect_timeout=2
+            )
+            heartbeat = Heartbeat(store, settings.heartbeat_s)
+            reaper = Reaper(store, Queue(redis, settings), redis, settings, heartbeat)
+            state = cls(settings=settings, store=store, registry=load_registry(),
+                        heartbeat=heartbeat)
+            state.tasks = [
+                asyncio.create_task(heartbeat.run_forever(), name="heartbeat"),
+                asyncio.create_task(reaper.run_forever(), name="reaper"),
+            ]
+            try:
+                yield state
+            finally:
+                for task in state.tasks:
+                    task.cancel()
+                for task in state.tasks:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+                await redis.aclose()
