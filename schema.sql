@@ -77,3 +77,11 @@ CREATE TABLE IF NOT EXISTS job_events (
     PRIMARY KEY (job_id, seq),
     CONSTRAINT job_events_kind_check CHECK (kind IN ('status', 'step', 'progress'))
 );
+
+CREATE TABLE IF NOT EXISTS leases (
+    -- a named duty that one process holds at a time (the reaper's sweep), until it expires:
+    -- a lease, not a lock, so a frozen holder cannot keep it
+    name        text PRIMARY KEY,
+    holder      text NOT NULL,
+    expires_at  timestamptz NOT NULL
+);

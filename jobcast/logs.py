@@ -18,6 +18,7 @@ def setup_logging(settings: Settings, role: str) -> None:
         handler._jobcast = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(settings.log_level)
-    # arq and uvicorn print their own lines; do not print them a second time
-    for name in ("arq", "uvicorn"):
-        logging.getLogger(name).propagate = False
+    # uvicorn prints its own lines; do not print them a second time
+    logging.getLogger("uvicorn").propagate = False
+    # arq's line per job start and end would drown ours, which carry the same ids
+    logging.getLogger("arq").setLevel(logging.WARNING)

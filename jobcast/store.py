@@ -225,8 +225,13 @@ DELETE FROM jobs WHERE finished_at IS NOT NULL AND (
     OR (status = 'cancelled' AND finished_at < now() - $3 * interval '1 day'))
 """
 
-# the advisory lock that makes one reaper run at a time across all workers
-REAPER_LOCK = 7213401
+# $1 lease name, $2 holder, $3 seconds: the lease is taken when free, expired, or ours
+SQL_TAKE_LEASE = """
+INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, now() + $3 * interval '1 second')
+ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
+WHERE leases.expires_at < now() OR leases.holder = EXCLUDED.holder
+RETURNING holder
+"""
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -478,18 +483,12 @@ class Store:
 
     # used by the reaper
 
-    @asynccontextmanager
-    async def leader(self) -> AsyncIterator[bool]:
-        """Whether this process holds the reaper's lock for the duration of the block."""
-        async with self.pool.acquire() as conn:
-            got = await self._run(lambda: conn.fetchval("SELECT pg_try_advisory_lock($1)", REAPER_LOCK))
-            try:
-                yield bool(got)
-            finally:
-                if got:
-                    await self._run(
-                        lambda: conn.fetchval("SELECT pg_advisory_unlock($1)", REAPER_LOCK)
-                    )
+    async def take_lease(self, name: str, holder: str, duration_s: float) -> bool:
+        """Hold (or keep holding) the named lease for duration_s; False if another holds it."""
+        got = await self._run(
+            lambda: self.pool.fetchval(SQL_TAKE_LEASE, name, holder, duration_s)
+        )
+        return got is not None
 
     async def stale_running(self, stale_after_s: float, limit: int = 200) -> list[asyncpg.Record]:
         rows: list[asyncpg.Record] = await self._run(

@@ -1,7 +1,9 @@
 """The periodic sweep that keeps nothing stuck: stale jobs, unqueued jobs, old jobs.
 
-Every worker runs this loop, but a Postgres advisory lock lets one sweep at a
-time. Each sweep:
+Every worker runs this loop, but a lease in Postgres lets one sweep at a time
+(a lease rather than a lock: a holder that freezes loses it when it expires).
+Every action is also fenced by attempt, so two sweeps at once would still be
+safe. Each sweep:
 
 - retries (or fails, when its attempts are used up) every running job whose
   worker stopped beating: it died, or was frozen past its lease;
@@ -14,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -46,6 +50,7 @@ class Reaper:
         self._settings = settings
         self._heartbeat = heartbeat
         self._last_failure = 0.0
+        self._holder = f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:8]}"
 
     async def run_forever(self) -> None:
         while True:
@@ -62,18 +67,18 @@ class Reaper:
         return time.monotonic() - last < self._settings.stale_after_s
 
     async def sweep(self) -> None:
-        async with self._store.leader() as leader:
-            if not leader:
-                return
-            if not self._recently_cut_off():
-                await self._reap_stale()
-            await self._dispatch_unqueued()
-            deleted = await self._store.delete_expired(
-                self._settings.retention_completed_days, self._settings.retention_failed_days,
-                self._settings.retention_cancelled_days,
-            )
-            if deleted:
-                log.info("retention: deleted %d finished jobs", deleted)
+        lease_s = 3 * self._settings.reaper_interval_s
+        if not await self._store.take_lease("reaper", self._holder, lease_s):
+            return
+        if not self._recently_cut_off():
+            await self._reap_stale()
+        await self._dispatch_unqueued()
+        deleted = await self._store.delete_expired(
+            self._settings.retention_completed_days, self._settings.retention_failed_days,
+            self._settings.retention_cancelled_days,
+        )
+        if deleted:
+            log.info("retention: deleted %d finished jobs", deleted)
 
     async def _reap_stale(self) -> None:
         for row in await self._store.stale_running(self._settings.stale_after_s):

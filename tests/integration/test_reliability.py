@@ -1,0 +1,502 @@
+"""Nothing lost, nothing stuck: real processes broken on purpose.
+
+Each test that breaks a service uses a private one (its own redis-server, or its
+own Postgres), so breaking it harms nothing else. Deadlines, not sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from jobcast.services import Endpoints
+from jobcast.store import apply_schema
+from tests.chaos import PrivatePostgres, PrivateRedis, Watcher, chaos_env
+from tests.conftest import DatabaseFactory
+from tests.support import Stack, eventually, stack_env, submit
+
+MakeStack = Callable[..., Awaitable[Stack]]
+
+
+@pytest.fixture
+async def make_stack(
+    endpoints: Endpoints, new_database: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[MakeStack]:
+    made: list[Stack] = []
+
+    async def make(*, redis_url: str | None = None, database_url: str | None = None,
+                   workers: int = 1, **env: str) -> Stack:
+        database_url = database_url or await new_database()
+        redis_url = redis_url or endpoints.redis_url
+        stack = Stack(base_url="", database_url=database_url, redis_url=redis_url,
+                      env=stack_env(database_url, redis_url, **chaos_env(**env)),
+                      log_dir=tmp_path_factory.mktemp("chaos"))
+        stack.base_url = f"http://127.0.0.1:{stack.env['PORT']}"
+        made.append(stack)
+        stack.start("web")
+        for i in range(workers):
+            stack.start(f"worker-{i}")
+        await stack.wait_ready()
+        return stack
+
+    yield make
+    for stack in made:
+        stack.close()
+
+
+@pytest.fixture
+def private_redis() -> AsyncIterator[PrivateRedis]:
+    server = PrivateRedis()
+    server.start()
+    yield server  # type: ignore[misc]
+    server.kill()
+
+
+async def job_of(client: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
+    response = await client.get(f"/api/jobs/{job_id}")
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def wait_status(client: httpx.AsyncClient, job_id: str, *statuses: str,
+                      timeout_s: float = 30, **extra: Any) -> dict[str, Any]:
+    async def check() -> dict[str, Any] | None:
+        job = await job_of(client, job_id)
+        ok = job["status"] in statuses and all(job.get(k) == v for k, v in extra.items())
+        return job if ok else None
+
+    return await eventually(check, timeout_s=timeout_s, what=f"job {job_id} {statuses} {extra}")
+
+
+async def events_of(client: httpx.AsyncClient, job_id: str) -> list[dict[str, Any]]:
+    return (await client.get(f"/api/jobs/{job_id}/events")).json()["events"]  # type: ignore[no-any-return]
+
+
+def running_starts(events: list[dict[str, Any]]) -> int:
+    return sum(1 for e in events if e["kind"] == "status" and e["status"] == "running")
+
+
+# cancel and time limits
+
+
+async def test_cancel_a_pending_job_at_once(make_stack: MakeStack) -> None:
+    stack = await make_stack()
+    token = await stack.owner()
+    async with stack.client(token) as client:
+        response = await client.post("/api/jobs", json={"type": "noop", "delay_seconds": 60})
+        job_id = response.json()["id"]
+        cancel = await client.post(f"/api/jobs/{job_id}/cancel")
+        again = await client.post(f"/api/jobs/{job_id}/cancel")
+        job = await job_of(client, job_id)
+        events = await events_of(client, job_id)
+    assert cancel.status_code == 202 and cancel.json()["status"] == "cancelled"
+    assert again.status_code == 409 and again.json()["error"]["code"] == "conflict"
+    assert job["status"] == "cancelled" and job["attempts"] == 0 and job["finished_at"]
+    assert [e["status"] for e in events] == ["pending", "cancelled"]
+
+
+async def test_cancel_a_running_job_stops_it_within_two_seconds(make_stack: MakeStack) -> None:
+    stack = await make_stack()
+    token = await stack.owner()
+    async with stack.client(token) as client:
+        job_id = await submit(client, "demo", duration=30)
+        watcher = Watcher(stack, token, job_id)
+        watching = asyncio.create_task(watcher.run())
+        await wait_status(client, job_id, "running")
+        cancelled_at = time.monotonic()
+        assert (await client.post(f"/api/jobs/{job_id}/cancel")).status_code == 202
+
+        def stopped() -> Awaitable[bool]:
+            async def check() -> bool:
+                return "stopped: cancelled or taken over" in stack.logs("worker-0")
+            return check()
+
+        await eventually(stopped, timeout_s=2.0, what="the worker stopping the job")
+        stopped_after_s = time.monotonic() - cancelled_at
+        await watching
+        # after the worker stopped, one more heartbeat: nothing more was written
+        await asyncio.sleep(0.6)
+        events = await events_of(client, job_id)
+        assert (await client.post(f"/api/jobs/{job_id}/cancel")).status_code == 409
+    assert stopped_after_s < 2.0
+    assert events[-1]["kind"] == "status" and events[-1]["status"] == "cancelled"
+    assert watcher.events == events and watcher.closes[-1] == 1000
+    watcher.assert_gap_free()
+
+
+async def test_cancel_a_missing_or_foreign_job_is_404(make_stack: MakeStack) -> None:
+    stack = await make_stack()
+    alice, bob = await stack.owner(), await stack.owner()
+    async with stack.client(alice) as a, stack.client(bob) as b:
+        job_id = await submit(a, "demo", duration=5)
+        foreign = await b.post(f"/api/jobs/{job_id}/cancel")
+        missing = await b.post("/api/jobs/00000000-0000-0000-0000-000000000000/cancel")
+        assert (await job_of(a, job_id))["status"] in ("pending", "running")
+    assert foreign.status_code == 404 and missing.status_code == 404
+
+
+async def test_a_job_over_its_time_limit_fails_with_a_clear_error(make_stack: MakeStack) -> None:
+    stack = await make_stack()
+    token = await stack.owner()
+    async with stack.client(token) as client:
+        response = await client.post("/api/jobs", json={
+            "type": "demo", "input": {"duration": 20}, "timeout_seconds": 0.5})
+        assert response.status_code == 202, response.text
+        job = await wait_status(client, response.json()["id"], "failed")
+        too_long = await client.post("/api/jobs", json={
+            "type": "demo", "input": {}, "timeout_seconds": 10**6})
+    assert job["attempts"] == 1
+    assert job["error"]["type"] == "JobTimeout" and "time limit of 0.5 s" in job["error"]["message"]
+    assert too_long.status_code == 422 and "timeout_seconds" in too_long.json()["error"]["message"]
+
+
+async def test_unknown_errors_are_retried_up_to_max_attempts(make_stack: MakeStack) -> None:
+    stack = await make_stack()
+    token = await stack.owner()
+    async with stack.client(token) as client:
+        response = await client.post("/api/jobs", json={
+            "type": "demo", "input": {"duration": 0.1, "flaky": 5}, "max_attempts": 2})
+        job = await wait_status(client, response.json()["id"], "failed")
+        events = await events_of(client, job["id"])
+    assert job["attempts"] == 2 and job["max_attempts"] == 2
+    assert job["error"]["category"] == "transient"
+    assert running_starts(events) == 2
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+
+
+# crashes
+
+
+async def test_sigkilled_worker_job_runs_again_within_seconds(make_stack: MakeStack) -> None:
+    stack = await make_stack()
+    token = await stack.owner()
+    async with stack.client(token) as client:
+        job_id = await submit(client, "demo", duration=3)
+        watcher = Watcher(stack, token, job_id)
+        watching = asyncio.create_task(watcher.run())
+        await wait_status(client, job_id, "running", attempts=1)
+        stack.stop("worker-0", signal.SIGKILL)
+        killed_at = time.monotonic()
+        stack.start("worker-1")
+        await wait_status(client, job_id, "running", attempts=2)
+        recovered_s = time.monotonic() - killed_at
+        await watching
+        job = await job_of(client, job_id)
+    assert recovered_s < 30, recovered_s
+    assert job["status"] == "completed" and job["attempts"] == 2
+    watcher.assert_gap_free()
+    assert watcher.final_statuses == ["completed"]
+    assert any("stopped" in (e.get("message") or "") for e in watcher.events)
+
+
+async def test_frozen_worker_cannot_complete_or_write_after_its_lease(make_stack: MakeStack) -> None:
+    stack = await make_stack()
+    token = await stack.owner()
+    async with stack.client(token) as client:
+        job_id = await submit(client, "demo", duration=3)
+        await wait_status(client, job_id, "running", attempts=1)
+        frozen = stack.procs["worker-0"]
+        frozen.send_signal(signal.SIGSTOP)
+        stack.start("worker-1")
+        try:
+            await wait_status(client, job_id, "running", attempts=2)
+        finally:
+            frozen.send_signal(signal.SIGCONT)
+        job = await wait_status(client, job_id, "completed")
+
+        async def frozen_worker_gave_up() -> bool:
+            return "no longer ours" in stack.logs("worker-0") or "taken over" in stack.logs(
+                "worker-0")
+
+        await eventually(frozen_worker_gave_up, what="the thawed worker noticing")
+        events = await events_of(client, job_id)
+    assert job["attempts"] == 2
+    finals = [e for e in events if e["kind"] == "status" and e["status"] == "completed"]
+    assert len(finals) == 1
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    # every event after the takeover belongs to the second attempt's run
+    takeover = next(i for i, e in enumerate(events)
+                    if e["kind"] == "status" and e["status"] == "running" and e["attempt"] == 2)
+    assert all(e.get("attempt", 2) == 2 for e in events[takeover:] if e["kind"] == "status")
+
+
+async def test_sigterm_hands_running_jobs_back_without_burning_an_attempt(
+    make_stack: MakeStack,
+) -> None:
+    stack = await make_stack(JOBCAST_SHUTDOWN_GRACE_S="0.3")
+    token = await stack.owner()
+    async with stack.client(token) as client:
+        job_id = await submit(client, "demo", duration=2)
+        await wait_status(client, job_id, "running", attempts=1)
+        stack.stop("worker-0", signal.SIGTERM)
+        handed_back = await wait_status(client, job_id, "pending", timeout_s=5)
+        stack.start("worker-1")
+        job = await wait_status(client, job_id, "completed")
+    assert handed_back["attempts"] == 0
+    assert "worker stopped" in handed_back["message"]
+    assert job["attempts"] == 1
+
+
+async def test_sigterm_lets_a_short_job_finish_within_the_grace(make_stack: MakeStack) -> None:
+    stack = await make_stack(JOBCAST_SHUTDOWN_GRACE_S="5")
+    token = await stack.owner()
+    async with stack.client(token) as client:
+        job_id = await submit(client, "demo", duration=1.5)
+        await wait_status(client, job_id, "running")
+        stack.stop("worker-0", signal.SIGTERM)
+        job = await job_of(client, job_id)
+    assert job["status"] == "completed" and job["attempts"] == 1
+
+
+async def test_web_sigterm_closes_websockets_with_1001(make_stack: MakeStack) -> None:
+    stack = await make_stack()
+    token = await stack.owner()
+    async with stack.client(token) as client:
+        job_id = await submit(client, "demo", duration=10)
+        await wait_status(client, job_id, "running")
+    watcher = Watcher(stack, token, job_id)
+    watching = asyncio.create_task(watcher.run())
+    await eventually(lambda: _true_if(watcher.events), what="a few events")
+    stack.stop("web", signal.SIGTERM)
+    await eventually(lambda: _true_if(watcher.closes), what="the socket closing")
+    watching.cancel()
+    assert watcher.closes[0] == 1001
+
+
+async def _true_if(value: object) -> bool:
+    return bool(value)
+
+
+# outages
+
+
+async def test_redis_down_at_submit_the_job_is_accepted_and_runs_later(
+    make_stack: MakeStack, private_redis: PrivateRedis
+) -> None:
+    stack = await make_stack(redis_url=private_redis.url)
+    token = await stack.owner()
+    private_redis.kill()
+    async with stack.client(token) as client:
+        response = await client.post("/api/jobs", json={"type": "noop"})
+        assert response.status_code == 202, response.text
+        job_id = response.json()["id"]
+        assert (await job_of(client, job_id))["status"] == "pending"
+        private_redis.start()  # empty: the outbox must queue it
+        job = await wait_status(client, job_id, "completed", timeout_s=30)
+    assert job["attempts"] == 1
+
+
+async def test_redis_restarted_empty_loses_no_queued_or_running_job(
+    make_stack: MakeStack, private_redis: PrivateRedis
+) -> None:
+    stack = await make_stack(redis_url=private_redis.url, JOBCAST_WORKER_CONCURRENCY="2")
+    token = await stack.owner()
+    async with stack.client(token) as client:
+        ids = [await submit(client, "demo", duration=1) for _ in range(6)]
+        watcher = Watcher(stack, token, ids[0])
+        watching = asyncio.create_task(watcher.run())
+        await wait_status(client, ids[0], "running")
+        private_redis.kill()
+        await asyncio.sleep(0.5)  # let the outage be noticed
+        private_redis.start()
+        jobs = [await wait_status(client, i, "completed", timeout_s=60) for i in ids]
+        await watching
+        all_events = [await events_of(client, i) for i in ids]
+    assert all(j["status"] == "completed" for j in jobs)
+    for events in all_events:
+        assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+        assert sum(1 for e in events if e["kind"] == "status" and e["status"] == "completed") == 1
+    watcher.assert_gap_free()
+    assert watcher.final_statuses == ["completed"]
+
+
+async def test_watchers_get_every_event_while_redis_pubsub_is_down(
+    make_stack: MakeStack, private_redis: PrivateRedis
+) -> None:
+    stack = await make_stack(redis_url=private_redis.url)
+    token = await stack.owner()
+    async with stack.client(token) as client:
+        job_id = await submit(client, "demo", duration=3)
+        watcher = Watcher(stack, token, job_id)
+        watching = asyncio.create_task(watcher.run())
+        await wait_status(client, job_id, "running")
+        private_redis.kill()  # pub/sub gone: events arrive through NOTIFY and job_events
+        seen_before = len(watcher.events)
+
+        async def more_events() -> bool:
+            return len(watcher.events) >= seen_before + 5
+
+        await eventually(more_events, timeout_s=10, what="events while Redis is down")
+        private_redis.start()
+        await watching
+        events = await events_of(client, job_id)
+    watcher.assert_gap_free()
+    assert watcher.events == events
+    assert watcher.final_statuses == ["completed"]
+
+
+async def test_cut_pubsub_connection_is_noticed_and_leaves_no_gap(
+    make_stack: MakeStack, private_redis: PrivateRedis
+) -> None:
+    stack = await make_stack(redis_url=private_redis.url)
+    token = await stack.owner()
+    async with stack.client(token) as client:
+        job_id = await submit(client, "demo", duration=2)
+        watcher = Watcher(stack, token, job_id)
+        watching = asyncio.create_task(watcher.run())
+        await wait_status(client, job_id, "running")
+        killer = private_redis.client()
+        killed = killer.client_kill_filter(_type="pubsub")
+        killer.close()
+        await watching
+    assert killed >= 1
+    watcher.assert_gap_free()
+    assert watcher.final_statuses == ["completed"]
+
+
+async def test_postgres_outage_submits_503_and_workers_keep_their_events(
+    make_stack: MakeStack,
+) -> None:
+    pg = PrivatePostgres()
+    try:
+        dsn = pg.start()
+        await apply_schema(dsn)
+        stack = await make_stack(database_url=dsn)
+        token = await stack.owner()
+        async with stack.client(token) as client:
+            job_id = await submit(client, "demo", duration=3)
+            await wait_status(client, job_id, "running")
+            pg.stop()
+            refused = await client.post("/api/jobs", json={"type": "noop"})
+            await asyncio.sleep(1.0)  # the worker keeps reporting into the outage
+            pg.restart()
+            job = await wait_status(client, job_id, "completed", timeout_s=60)
+            events = await events_of(client, job_id)
+            after = await client.post("/api/jobs", json={"type": "noop"})
+        assert refused.status_code == 503
+        assert refused.json()["error"]["code"] == "storage_unavailable"
+        assert after.status_code == 202
+        assert job["attempts"] == 1
+        assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+        progress = [e for e in events if e["kind"] == "progress"]
+        assert len(progress) == 20  # five per step, none dropped
+        assert "Postgres unavailable; keeping it" in stack.logs("worker-0")
+    finally:
+        pg.destroy()
+
+
+# retention
+
+
+async def test_retention_deletes_finished_jobs_past_their_period(make_stack: MakeStack) -> None:
+    import asyncpg
+
+    stack = await make_stack()
+    token = await stack.owner()
+    async with stack.client(token) as client:
+        ids = [await submit(client, "noop") for _ in range(4)]
+        for job_id in ids:
+            await wait_status(client, job_id, "completed")
+        conn = await asyncpg.connect(stack.database_url)
+        try:
+            ages = {ids[0]: ("completed", 31), ids[1]: ("completed", 29),
+                    ids[2]: ("failed", 8), ids[3]: ("failed", 6)}
+            for job_id, (status, days) in ages.items():
+                await conn.execute(
+                    "UPDATE jobs SET status = $2, finished_at = now() - $3 * interval '1 day' "
+                    "WHERE id = $1", job_id, status, days)
+
+            async def swept() -> bool:
+                left = await conn.fetchval("SELECT count(*) FROM jobs WHERE id = ANY($1::uuid[])",
+                                           ids)
+                return left == 2
+
+            await eventually(swept, what="the retention sweep")
+            events_left = await conn.fetchval(
+                "SELECT count(*) FROM job_events WHERE job_id = ANY($1::uuid[])", ids[:1] + ids[2:3])
+        finally:
+            await conn.close()
+        statuses = {i: (await client.get(f"/api/jobs/{i}")).status_code for i in ids}
+    assert statuses == {ids[0]: 404, ids[1]: 200, ids[2]: 404, ids[3]: 200}
+    assert events_left == 0
+
+
+# everything at once
+
+
+async def test_sixty_jobs_through_three_worker_kills_and_a_redis_wipe(
+    make_stack: MakeStack, private_redis: PrivateRedis, artifacts: str
+) -> None:
+    import json
+    from datetime import datetime
+    from pathlib import Path
+
+    stack = await make_stack(redis_url=private_redis.url, workers=2,
+                             JOBCAST_WORKER_CONCURRENCY="6")
+    token = await stack.owner()
+    async with stack.client(token) as client:
+        ids: list[str] = []
+
+        async def submit_all() -> None:
+            for n in range(60):
+                response = await client.post("/api/jobs", json={
+                    "type": "demo", "input": {"duration": 0.8}})
+                assert response.status_code == 202, response.text
+                ids.append(response.json()["id"])
+                await asyncio.sleep(0.12)
+
+        submitting = asyncio.create_task(submit_all())
+        workers_started = 2
+
+        def kill_a_worker() -> None:
+            nonlocal workers_started
+            victim = next(name for name in stack.procs if name.startswith("worker"))
+            stack.stop(victim, signal.SIGKILL)
+            stack.start(f"worker-{workers_started}")
+            workers_started += 1
+
+        def wipe_redis() -> None:
+            private_redis.kill()  # it comes back with its data gone
+            private_redis.start()
+
+        # the chaos runs while jobs are being submitted, queued and run
+        for pause_s, action in ((1.5, kill_a_worker), (2.0, kill_a_worker), (1.5, wipe_redis),
+                                (1.5, kill_a_worker)):
+            await asyncio.sleep(pause_s)
+            action()
+        await submitting
+        jobs = [await wait_status(client, i, "completed", "failed", "cancelled", timeout_s=90)
+                for i in ids]
+        histories = [await events_of(client, i) for i in ids]
+
+    completed = sum(1 for j in jobs if j["status"] == "completed")
+    ran_twice = sum(1 for h in histories if running_starts(h) > 1)
+    recoveries: list[float] = []
+    for history in histories:
+        for i, event in enumerate(history):
+            if event["kind"] == "status" and "worker running this job stopped" in (
+                    event.get("message") or ""):
+                before = datetime.fromisoformat(history[i - 1]["at"])
+                rerun = next(e for e in history[i:] if e["kind"] == "status"
+                             and e["status"] == "running")
+                recoveries.append((datetime.fromisoformat(rerun["at"]) - before).total_seconds())
+    summary = {
+        "submitted": len(ids), "completed": completed, "ran_more_than_once": ran_twice,
+        "worker_kills": 3, "redis_wipes": 1,
+        "recovered_jobs": len(recoveries),
+        "max_recovery_s": round(max(recoveries, default=0.0), 2),
+        "thresholds": {"heartbeat_s": 0.3, "stale_after_s": 2},
+    }
+    Path(artifacts, "chaos-summary.json").write_text(json.dumps(summary, indent=2))
+    print(summary)
+    assert completed == 60, summary
+    for history in histories:
+        assert [e["seq"] for e in history] == list(range(1, len(history) + 1))
+        assert sum(1 for e in history if e["kind"] == "status" and e["status"] == "completed") == 1
+    assert all(r < 30 for r in recoveries), recoveries
