@@ -32,7 +32,7 @@ def web_command(settings: Settings, *, access_log: bool = True) -> list[str]:
         sys.executable, "-m", "uvicorn", "--factory", "server.app:create_app",
         "--host", settings.host, "--port", str(settings.port),
         # small incoming messages and no per-message compression: see docs/security.md
-        "--ws-max-size", "65536", "--ws-per-message-deflate", "false",
+        "--ws-max-size", "16384", "--ws-max-queue", "4", "--ws-per-message-deflate", "false",
         "--timeout-graceful-shutdown", "5",
     ]
     if not access_log:

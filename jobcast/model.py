@@ -44,10 +44,6 @@ class EventKind(enum.StrEnum):
     PROGRESS = "progress"
 
 
-def iso(ts: datetime | None) -> str | None:
-    return ts.isoformat() if ts is not None else None
-
-
 def dumps(value: Any) -> bytes:
     """JSON as jobcast writes it everywhere (UUIDs and datetimes included)."""
     return orjson.dumps(value, default=_default)
@@ -94,16 +90,6 @@ class StepView:
     finished_at: datetime | None
     duration_ms: int | None
 
-    def wire(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "title": self.title,
-            "weight": self.weight,
-            "status": str(self.status),
-            "started_at": iso(self.started_at),
-            "finished_at": iso(self.finished_at),
-            "duration_ms": self.duration_ms,
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,29 +118,6 @@ class Job:
     finished_at: datetime | None
     steps: tuple[StepView, ...] = field(default=())
 
-    def wire(self) -> dict[str, Any]:
-        return {
-            "id": str(self.id),
-            "type": self.type,
-            "status": str(self.status),
-            "progress": round(self.progress, 2),
-            "step": self.step,
-            "message": self.message,
-            "steps": [s.wire() for s in self.steps],
-            "result": self.result,
-            "error": self.error,
-            "attempts": self.attempts,
-            "max_attempts": self.max_attempts,
-            "seq": self.seq,
-            "priority": self.priority,
-            "input": self.input,
-            "estimated_seconds": self.estimated_s,
-            "timeout_seconds": self.timeout_s,
-            "run_at": iso(self.run_at),
-            "created_at": iso(self.created_at),
-            "started_at": iso(self.started_at),
-            "finished_at": iso(self.finished_at),
-        }
 
     @property
     def etag(self) -> str:

@@ -133,6 +133,45 @@ class Settings(BaseSettings):
         7.0, gt=0, validation_alias=AliasChoices(
             "JOBCAST_RETENTION_CANCELLED_DAYS", "retention_cancelled_days"),
     )
+    allowed_origins: str = Field(
+        "", validation_alias=AliasChoices("JOBCAST_ALLOWED_ORIGINS", "allowed_origins"),
+        description="Comma-separated origins (https://app.example.com) whose pages may open "
+        "cookie-authenticated websockets, besides the service's own.",
+    )
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, le=1 << 30,
+        validation_alias=AliasChoices("JOBCAST_MAX_BODY_BYTES", "max_body_bytes"),
+        description="Larger request bodies get 413 before they are read whole.",
+    )
+    max_active_per_owner: int = Field(
+        5, ge=1, le=1_000_000,
+        validation_alias=AliasChoices("JOBCAST_MAX_ACTIVE_PER_OWNER", "max_active_per_owner"),
+        description="Pending plus running jobs one owner may have; beyond it, 429.",
+    )
+    submit_rate_per_min: float = Field(
+        120, gt=0, le=1_000_000,
+        validation_alias=AliasChoices("JOBCAST_SUBMIT_RATE_PER_MIN", "submit_rate_per_min"),
+        description="Submits per owner per minute, kept in Redis across server processes.",
+    )
+    submit_burst: int = Field(
+        20, ge=1, le=1_000_000,
+        validation_alias=AliasChoices("JOBCAST_SUBMIT_BURST", "submit_burst"),
+        description="Submits one owner may make at once before the rate applies.",
+    )
+    session_rate_per_min: float = Field(
+        30, gt=0, le=1_000_000,
+        validation_alias=AliasChoices("JOBCAST_SESSION_RATE_PER_MIN", "session_rate_per_min"),
+        description="New sessions per client address per minute.",
+    )
+    session_burst: int = Field(
+        10, ge=1, le=1_000_000,
+        validation_alias=AliasChoices("JOBCAST_SESSION_BURST", "session_burst"),
+    )
+    max_sockets_per_owner: int = Field(
+        20, ge=1, le=100_000,
+        validation_alias=AliasChoices("JOBCAST_MAX_SOCKETS_PER_OWNER", "max_sockets_per_owner"),
+        description="Open websockets per owner, per web process.",
+    )
     pg_pool_max: int = Field(
         10, ge=1, le=500, validation_alias=AliasChoices("JOBCAST_PG_POOL_MAX", "pg_pool_max"),
     )
@@ -161,6 +200,10 @@ class Settings(BaseSettings):
     @property
     def redis_dsn(self) -> str:
         return self.redis_url or DEFAULT_REDIS_URL
+
+    @property
+    def origins(self) -> frozenset[str]:
+        return frozenset(o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip())
 
     @property
     def queue_name(self) -> str:

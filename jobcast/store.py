@@ -24,7 +24,7 @@ from uuid import UUID, uuid4
 import asyncpg
 import orjson
 
-from jobcast.errors import StorageUnavailable
+from jobcast.errors import InvalidInput, StorageUnavailable
 from jobcast.model import Claim, Event, EventKind, Job, JobStatus, StepState, StepView
 from jobcast.registry import JobType
 from jobcast.settings import SCHEMA_PATH
@@ -93,6 +93,14 @@ WITH j AS (
          AS t(name, title, weight, position)
 )""" + _event_tail("'status'", "$12::jsonb")
 
+# $1 owner_id: serializes one owner's submits for the rest of the transaction
+SQL_LOCK_OWNER = "SELECT pg_advisory_xact_lock(hashtextextended($1::uuid::text, 0))"
+
+# $1 owner_id
+SQL_ACTIVE_JOBS = """
+SELECT count(*) FROM jobs WHERE owner_id = $1 AND status IN ('pending', 'running')
+"""
+
 # $1 id, $2 owner_id or NULL for any owner
 SQL_GET_JOB = f"""
 SELECT {_JOB_COLUMNS}, {_STEPS_JSON}
@@ -106,6 +114,43 @@ FROM jobs j
 WHERE j.owner_id = $1 AND ($2::text IS NULL OR j.status = $2) AND ($3::text IS NULL OR j.type = $3)
 ORDER BY j.created_at DESC, j.id
 LIMIT $4
+"""
+
+# $1 owner_id or NULL, $2 status or NULL, $3 type or NULL, $4 limit
+SQL_ADMIN_JOBS = f"""
+SELECT {_JOB_COLUMNS}, {_STEPS_JSON}
+FROM jobs j
+WHERE ($1::uuid IS NULL OR j.owner_id = $1) AND ($2::text IS NULL OR j.status = $2)
+  AND ($3::text IS NULL OR j.type = $3)
+ORDER BY j.created_at DESC, j.id
+LIMIT $4
+"""
+
+SQL_COUNTS = "SELECT type, status, count(*)::int AS n FROM jobs GROUP BY type, status"
+
+# the wait of the longest-waiting job that is due to run
+SQL_OLDEST_PENDING = """
+SELECT COALESCE(extract(epoch FROM now() - min(run_at)), 0)::float8 FROM jobs
+WHERE status = 'pending' AND run_at <= now()
+"""
+
+# $1 seconds of history, $2 stale after seconds
+SQL_TYPE_STATS = """
+SELECT type,
+       count(*) FILTER (WHERE finished_at IS NOT NULL)::int AS finished,
+       count(*) FILTER (WHERE status = 'failed')::int AS failed,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at))
+           FILTER (WHERE status = 'completed') AS p50_s,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at))
+           FILTER (WHERE status = 'completed') AS p95_s
+FROM jobs WHERE finished_at > now() - $1 * interval '1 second'
+GROUP BY type ORDER BY type
+"""
+
+# $1 stale after seconds: running jobs whose worker has not beaten for that long
+SQL_STUCK = """
+SELECT count(*)::int FROM jobs
+WHERE status = 'running' AND heartbeat_at < now() - $1 * interval '1 second'
 """
 
 # $1 job id, $2 after seq, $3 limit
@@ -362,19 +407,36 @@ class Store:
         estimated_s: float,
         max_attempts: int,
         timeout_s: float,
-    ) -> tuple[Job, Event]:
+        max_active: int,
+    ) -> tuple[Job, Event] | None:
+        """Insert a job and its first event; None when the owner is at max_active jobs."""
         job_id = uuid4()
         steps = job_type.steps
         first = {"status": "pending", "attempt": 0, "message": None, "progress": 0}
-        row = await self._run(
-            lambda: self.pool.fetchrow(
-                SQL_CREATE_JOB,
-                job_id, owner_id, job_type.name, params, priority, max_attempts,
-                delay_s, estimated_s,
-                [s.name for s in steps], [s.title for s in steps], [s.weight for s in steps],
-                first, timeout_s,
-            )
-        )
+
+        async def insert() -> asyncpg.Record | None:
+            async with self.pool.acquire() as conn, conn.transaction():
+                # one submit per owner at a time, so the count below cannot be raced past
+                await conn.execute(SQL_LOCK_OWNER, owner_id)
+                active = await conn.fetchval(SQL_ACTIVE_JOBS, owner_id)
+                if active >= max_active:
+                    return None
+                row: asyncpg.Record | None = await conn.fetchrow(
+                    SQL_CREATE_JOB,
+                    job_id, owner_id, job_type.name, params, priority, max_attempts,
+                    delay_s, estimated_s,
+                    [s.name for s in steps], [s.title for s in steps], [s.weight for s in steps],
+                    first, timeout_s,
+                )
+                return row
+
+        try:
+            row = await self._run(insert)
+        except asyncpg.DataError as exc:
+            # e.g. a \u0000 in a string, which Postgres cannot store in jsonb
+            raise InvalidInput(f"input: a value cannot be stored: {exc}") from None
+        if row is None:
+            return None
         # the new job's steps are all waiting: no need to read them back
         job = replace(_job(row), steps=tuple(
             StepView(s.name, s.title, s.weight, StepState.WAITING, None, None, None) for s in steps
@@ -393,6 +455,50 @@ class Store:
             lambda: self.pool.fetch(SQL_LIST_JOBS, owner_id, status, type, limit)
         )
         return [_job(r) for r in rows]
+
+    async def admin_jobs(
+        self, *, owner_id: UUID | None, status: str | None, type: str | None, limit: int
+    ) -> list[Job]:
+        rows = await self._run(
+            lambda: self.pool.fetch(SQL_ADMIN_JOBS, owner_id, status, type, limit)
+        )
+        return [_job(r) for r in rows]
+
+    async def stats(self, stale_after_s: float) -> dict[str, Any]:
+        """Counts by type and status, the oldest due wait, per-type rates over 1 h and 1 day."""
+
+        async def read() -> dict[str, Any]:
+            async with self.pool.acquire() as conn:
+                counts = await conn.fetch(SQL_COUNTS)
+                oldest = await conn.fetchval(SQL_OLDEST_PENDING)
+                hour = await conn.fetch(SQL_TYPE_STATS, 3600)
+                day = await conn.fetch(SQL_TYPE_STATS, 86_400)
+                stuck = await conn.fetchval(SQL_STUCK, stale_after_s)
+            return {"counts": counts, "oldest": oldest, "hour": hour, "day": day,
+                    "stuck": stuck}
+
+        raw = await self._run(read)
+        by_type: dict[str, dict[str, int]] = {}
+        by_status: dict[str, int] = {}
+        for row in raw["counts"]:
+            by_type.setdefault(row["type"], {})[row["status"]] = row["n"]
+            by_status[row["status"]] = by_status.get(row["status"], 0) + row["n"]
+
+        def window(rows: list[asyncpg.Record]) -> dict[str, dict[str, Any]]:
+            return {
+                r["type"]: {
+                    "finished": r["finished"], "failed": r["failed"],
+                    "failure_rate": round(r["failed"] / r["finished"], 4) if r["finished"] else 0.0,
+                    "p50_s": r["p50_s"], "p95_s": r["p95_s"],
+                }
+                for r in rows
+            }
+
+        return {
+            "by_status": by_status, "by_type": by_type,
+            "oldest_pending_s": round(raw["oldest"], 3), "stuck_running": raw["stuck"],
+            "last_hour": window(raw["hour"]), "last_day": window(raw["day"]),
+        }
 
     async def events_after(self, job_id: UUID, after: int, limit: int = 1000) -> list[Event]:
         rows = await self._run(lambda: self.pool.fetch(SQL_EVENTS_AFTER, job_id, after, limit))

@@ -1,4 +1,4 @@
-"""The HTTP API: sessions, job types, jobs, their events and results."""
+"""The HTTP API: sessions, job types, jobs, their events and results, and admin views."""
 
 from __future__ import annotations
 
@@ -8,21 +8,38 @@ from typing import Any
 from uuid import UUID
 
 import orjson
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
 from jobcast.bus import publish
-from jobcast.errors import BadRequest, Conflict, InvalidInput, NotFound
+from jobcast.errors import BadRequest, Conflict, InvalidInput, NotFound, TooManyRequests
 from jobcast.model import JobStatus, SubmitRequest, dumps
+from jobcast.schemas import (
+    Cancelled,
+    EventList,
+    EventOut,
+    JobAccepted,
+    JobList,
+    JobOut,
+    JobTypeOut,
+    JobTypes,
+    NotFinished,
+    ResultOut,
+    SessionCreated,
+)
 from server.auth import COOKIE_NAME, owner_of
+from server.openapi import Query, endpoint, error_responses
 from server.responses import JSONResponse
 from server.state import Services
 
 log = logging.getLogger(__name__)
 
 _SESSION_MAX_AGE_S = 365 * 86_400
+STATUS_QUERY = Query("status", {"type": "string", "enum": [s.value for s in JobStatus]})
+TYPE_QUERY = Query("type", {"type": "string"})
+LIMIT_QUERY = Query("limit", {"type": "integer", "minimum": 1, "maximum": 200})
 
 
 def services_of(request: Request) -> Services:
@@ -30,12 +47,17 @@ def services_of(request: Request) -> Services:
     return services
 
 
+def model_response(model: BaseModel, status_code: int = 200,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(model.model_dump(mode="json"), status_code=status_code, headers=headers)
+
+
 def parse_job_id(raw: str) -> UUID:
     """A job id from the path; a malformed one is a plain 404, like a missing job."""
     try:
         return UUID(raw)
     except ValueError:
-        raise NotFound(f"no job {raw[:80]!r}") from None
+        raise NotFound("no such job") from None
 
 
 def int_param(request: Request, name: str, default: int, lo: int, hi: int) -> int:
@@ -49,6 +71,15 @@ def int_param(request: Request, name: str, default: int, lo: int, hi: int) -> in
     if not lo <= value <= hi:
         raise BadRequest(f"query parameter {name} must be between {lo} and {hi}, got {value}")
     return value
+
+
+def status_param(request: Request) -> str | None:
+    status = request.query_params.get("status") or None
+    if status is not None and status not in JobStatus.__members__.values():
+        raise BadRequest(
+            f"query parameter status must be one of {', '.join(JobStatus)}, got {status[:40]!r}"
+        )
+    return status
 
 
 async def json_body(request: Request) -> dict[str, Any]:
@@ -69,11 +100,18 @@ def validation_details(exc: ValidationError) -> list[dict[str, str]]:
     ]
 
 
+@endpoint("Create an anonymous owner: a token, also set as a cookie",
+          responses={201: SessionCreated, **error_responses(429, 503)}, auth=None,
+          tags=("sessions",))
 async def create_session(request: Request) -> Response:
     services = services_of(request)
+    settings = services.settings
+    address = request.client.host if request.client else "unknown"
+    await services.limiter.check("session", address, per_min=settings.session_rate_per_min,
+                                 burst=settings.session_burst, what="new sessions")
     token = secrets.token_urlsafe(32)
     await services.store.create_owner(token)
-    response = JSONResponse({"token": token}, status_code=201)
+    response = model_response(SessionCreated(token=token), 201)
     response.set_cookie(
         COOKIE_NAME, token, max_age=_SESSION_MAX_AGE_S, httponly=True, samesite="lax",
         secure=request.url.scheme == "https", path="/",
@@ -81,14 +119,22 @@ async def create_session(request: Request) -> Response:
     return response
 
 
+@endpoint("The job types this install runs, with their steps and input schemas",
+          responses={200: JobTypes, **error_responses(401, 503)}, tags=("job types",))
 async def job_types(request: Request) -> Response:
     await owner_of(request)
     registry = services_of(request).registry
-    return JSONResponse({"job_types": [t.describe() for t in registry]})
+    return model_response(
+        JobTypes(job_types=[JobTypeOut.model_validate(t.describe()) for t in registry])
+    )
 
 
+@endpoint("Submit a job: answered at once, the job runs in the background",
+          body=SubmitRequest,
+          responses={202: JobAccepted, **error_responses(400, 401, 413, 422, 429, 503)})
 async def submit_job(request: Request) -> Response:
     services = services_of(request)
+    settings = services.settings
     owner_id = await owner_of(request)
     body = await json_body(request)
     try:
@@ -105,47 +151,57 @@ async def submit_job(request: Request) -> Response:
             f"got {timeout_s:g}",
             details=[{"field": "timeout_seconds", "message": "over the type's time limit"}],
         )
-    job, event = await services.store.create_job(
+    await services.limiter.check("submit", str(owner_id), per_min=settings.submit_rate_per_min,
+                                 burst=settings.submit_burst, what="submits")
+    created = await services.store.create_job(
         owner_id=owner_id, job_type=job_type, params=params.model_dump(mode="json"),
         priority=submit.priority, delay_s=submit.delay_seconds,
         estimated_s=job_type.estimate(params),
         max_attempts=submit.max_attempts or job_type.max_attempts, timeout_s=timeout_s,
+        max_active=settings.max_active_per_owner,
     )
+    if created is None:
+        raise TooManyRequests(
+            f"at most {settings.max_active_per_owner} active jobs per owner: "
+            "wait for one to finish, or cancel one",
+            headers={"Retry-After": "5"},
+        )
+    job, event = created
     try:
         await services.queue.enqueue(
             job.id, delay_s=submit.delay_seconds, owner_id=owner_id,
             announce=dumps(event.wire()),
         )
     except (RedisError, OSError) as exc:
-        # the job is committed: the dispatcher queues it once Redis answers again
+        # the job is committed: the sweep queues it once Redis answers again
         log.warning("job %s: accepted but not queued yet (%s)", job.id, exc)
     log.info("job %s: %s submitted", job.id, job.type)
-    return JSONResponse(
-        {
-            "id": str(job.id),
-            "status": str(job.status),
-            "status_url": f"/api/jobs/{job.id}",
-            "ws_url": f"/ws/jobs/{job.id}",
-            "estimated_seconds": job.estimated_s,
-        },
-        status_code=202,
-        headers={"Location": f"/api/jobs/{job.id}"},
+    accepted = JobAccepted(
+        id=str(job.id), status="pending", status_url=f"/api/jobs/{job.id}",
+        ws_url=f"/ws/jobs/{job.id}", estimated_seconds=job.estimated_s,
     )
+    return model_response(accepted, 202, headers={"Location": accepted.status_url})
 
 
+@endpoint("A job as it stands; answers 304 to a matching If-None-Match",
+          responses={200: JobOut, 304: None, **error_responses(401, 404, 503)})
 async def get_job(request: Request) -> Response:
     services = services_of(request)
     owner_id = await owner_of(request)
     job_id = parse_job_id(request.path_params["job_id"])
     job = await services.store.get_job(job_id, owner_id)
     if job is None:
-        raise NotFound(f"no job {job_id}")
+        raise NotFound("no such job")
     headers = {"ETag": job.etag, "Cache-Control": "no-cache"}
     if request.headers.get("if-none-match") == job.etag:
         return Response(status_code=304, headers=headers)
-    return JSONResponse(job.wire(), headers=headers)
+    return model_response(JobOut.of(job), headers=headers)
 
 
+@endpoint("A job's events after a seq, in order",
+          responses={200: EventList, **error_responses(400, 401, 404, 503)},
+          query=(Query("after", {"type": "integer", "minimum": 0}),
+                 Query("limit", {"type": "integer", "minimum": 1, "maximum": 1000})))
 async def job_events(request: Request) -> Response:
     services = services_of(request)
     owner_id = await owner_of(request)
@@ -153,31 +209,33 @@ async def job_events(request: Request) -> Response:
     after = int_param(request, "after", 0, 0, 2**62)
     limit = int_param(request, "limit", 1000, 1, 1000)
     if await services.store.get_job(job_id, owner_id) is None:
-        raise NotFound(f"no job {job_id}")
+        raise NotFound("no such job")
     events = await services.store.events_after(job_id, after, limit)
-    return JSONResponse({"events": [e.wire() for e in events]})
+    return model_response(EventList(events=[EventOut.model_validate(e.wire()) for e in events]))
 
 
+@endpoint("A job's result: 200 when completed, 202 while not finished",
+          responses={200: ResultOut, 202: NotFinished, **error_responses(401, 404, 409, 503)})
 async def job_result(request: Request) -> Response:
     services = services_of(request)
     owner_id = await owner_of(request)
     job_id = parse_job_id(request.path_params["job_id"])
     job = await services.store.get_job(job_id, owner_id)
     if job is None:
-        raise NotFound(f"no job {job_id}")
+        raise NotFound("no such job")
     if job.status is JobStatus.COMPLETED:
-        return JSONResponse({"id": str(job.id), "status": str(job.status), "result": job.result})
+        return model_response(ResultOut(id=str(job.id), status="completed", result=job.result))
     if job.status.final:
         reason = (job.error or {}).get("message") or str(job.status)
         raise Conflict(f"job {job.id} has no result: it {job.status}: {reason}")
-    return JSONResponse(
-        {"id": str(job.id), "status": str(job.status), "progress": job.progress},
-        status_code=202,
+    return model_response(
+        NotFinished(id=str(job.id), status=job.status.value, progress=job.progress), 202
     )
 
 
+@endpoint("Cancel a pending or running job",
+          responses={202: Cancelled, **error_responses(401, 404, 409, 503)})
 async def cancel_job(request: Request) -> Response:
-    """Cancel a pending or running job: it ends ``cancelled`` and emits nothing after."""
     services = services_of(request)
     owner_id = await owner_of(request)
     job_id = parse_job_id(request.path_params["job_id"])
@@ -185,25 +243,24 @@ async def cancel_job(request: Request) -> Response:
     if event is None:
         job = await services.store.get_job(job_id, owner_id)
         if job is None:
-            raise NotFound(f"no job {job_id}")
+            raise NotFound("no such job")
         raise Conflict(f"job {job_id} is already {job.status}")
     try:
         await publish(services.redis, services.settings, event, owner_id)
     except (RedisError, OSError) as exc:
         log.warning("job %s: cancel event not published (%s); NOTIFY carries it", job_id, exc)
     log.info("job %s: cancelled by its owner", job_id)
-    return JSONResponse({"id": str(job_id), "status": "cancelled"}, status_code=202)
+    return model_response(Cancelled(id=str(job_id), status="cancelled"), 202)
 
 
+@endpoint("The owner's jobs, newest first",
+          responses={200: JobList, **error_responses(400, 401, 503)},
+          query=(STATUS_QUERY, TYPE_QUERY, LIMIT_QUERY))
 async def list_jobs(request: Request) -> Response:
     services = services_of(request)
     owner_id = await owner_of(request)
-    status = request.query_params.get("status") or None
-    if status is not None and status not in JobStatus.__members__.values():
-        raise BadRequest(
-            f"query parameter status must be one of {', '.join(JobStatus)}, got {status[:40]!r}"
-        )
+    status = status_param(request)
     job_type = request.query_params.get("type") or None
     limit = int_param(request, "limit", 50, 1, 200)
     jobs = await services.store.list_jobs(owner_id, status=status, type=job_type, limit=limit)
-    return JSONResponse({"jobs": [j.wire() for j in jobs]})
+    return model_response(JobList(jobs=[JobOut.of(j) for j in jobs]))

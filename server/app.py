@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -27,8 +28,13 @@ from jobcast.queue import Queue
 from jobcast.registry import load_registry
 from jobcast.settings import ROOT, Settings, load_settings
 from jobcast.store import Store
-from server import api, live
+from jobcast import __version__
+from jobcast.schemas import Health, Readiness
+from server import admin, api, live
+from server.limits import BodyLimit, RateLimiter
+from server.openapi import build, endpoint
 from server.responses import JSONResponse, api_error, http_error, server_error
+from server.security import SecurityHeaders
 from server.state import Services
 
 log = logging.getLogger(__name__)
@@ -54,6 +60,7 @@ def lifespan_for(settings: Settings) -> Any:
             services = Services(
                 settings=settings, store=store, redis=redis, queue=Queue(redis, settings),
                 hub=hub, listener=listener, registry=load_registry(),
+                limiter=RateLimiter(redis, settings.redis_prefix), sockets={},
                 stopping=asyncio.Event(),
             )
             restore = _close_sockets_first(services.stopping)
@@ -94,10 +101,13 @@ def _close_sockets_first(stopping: asyncio.Event) -> Callable[[], None]:
     return restore
 
 
+@endpoint("The process is up", responses={200: Health}, auth=None, tags=("health",))
 async def healthz(_request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+@endpoint("Postgres and Redis both answer; the body gives each dependency's state",
+          responses={200: Readiness, 503: Readiness}, auth=None, tags=("health",))
 async def readyz(request: Request) -> Response:
     """200 only when Postgres and Redis both answer; the body says which does not."""
     services: Services = request.state.services
@@ -123,6 +133,10 @@ async def index(_request: Request) -> Response:
     return FileResponse(STATIC_DIR / "index.html")
 
 
+async def openapi(request: Request) -> Response:
+    return JSONResponse(build(request.app.routes, title="jobcast", version=__version__))
+
+
 def routes() -> list[Any]:
     return [
         Route("/", index),
@@ -137,6 +151,9 @@ def routes() -> list[Any]:
         Route("/api/jobs/{job_id}/events", api.job_events),
         Route("/api/jobs/{job_id}/result", api.job_result),
         Route("/api/jobs/{job_id}/cancel", api.cancel_job, methods=["POST"]),
+        Route("/api/admin/stats", admin.stats),
+        Route("/api/admin/jobs", admin.jobs),
+        Route("/openapi.json", openapi),
         WebSocketRoute("/ws", live.owner_socket),
         WebSocketRoute("/ws/jobs/{job_id}", live.job_socket),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
@@ -147,6 +164,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
     return Starlette(
         routes=routes(),
+        middleware=[
+            Middleware(SecurityHeaders),
+            Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
+        ],
         lifespan=lifespan_for(settings),
         exception_handlers={
             ApiError: api_error,

@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from uuid import UUID
 
 import anyio
@@ -21,9 +22,19 @@ from starlette import status
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from jobcast.bus import Hint, Live, Resync, SlowConsumer, Subscription
-from jobcast.errors import ApiError, BadRequest, NotFound, StorageUnavailable
+from jobcast.errors import (
+    ApiError,
+    BadRequest,
+    Forbidden,
+    NotFound,
+    StorageUnavailable,
+    TooManyRequests,
+)
 from jobcast.model import Event, dumps
-from server.auth import owner_of
+from jobcast.schemas import JobOut
+from server.auth import owner_of, token_of
+from server.responses import JSONResponse
+from server.security import origin_allowed
 from server.state import Services
 
 log = logging.getLogger(__name__)
@@ -135,15 +146,60 @@ class JobStream:
                 deadline = None
 
 
-async def job_socket(ws: WebSocket) -> None:
+async def _deny(ws: WebSocket, exc: ApiError) -> None:
+    """Refuse the handshake with the HTTP status and error body, where the server can."""
+    if "websocket.http.response" in ws.scope.get("extensions", {}):
+        await ws.send_denial_response(
+            JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+        )
+    else:
+        await ws.close(status.WS_1008_POLICY_VIOLATION)
+
+
+@asynccontextmanager
+async def _admitted(ws: WebSocket) -> AsyncIterator[UUID | None]:
+    """The owner of an accepted socket, or None when the handshake was refused.
+
+    A cookie comes with every request a browser makes, whichever site's page makes
+    it: a cookie-authenticated socket must come from our own pages (or an allowed
+    origin), else any site could read its visitors' jobs (cross-site websocket
+    hijacking). A bearer token cannot be sent that way, so it needs no such check.
+    """
     services = _services(ws)
     try:
         owner_id = await owner_of(ws)
-    except ApiError:
-        # refused before the handshake completes: the client sees HTTP 403
-        await ws.close(status.WS_1008_POLICY_VIOLATION)
+        _, by_cookie = token_of(ws)
+        if by_cookie and not origin_allowed(ws, services.settings.origins):
+            raise Forbidden("this origin may not open websockets with the session cookie")
+        if services.sockets.get(owner_id, 0) >= services.settings.max_sockets_per_owner:
+            raise TooManyRequests(
+                f"at most {services.settings.max_sockets_per_owner} open websockets per owner",
+                headers={"Retry-After": "5"},
+            )
+    except ApiError as exc:
+        await _deny(ws, exc)
+        yield None
         return
-    await ws.accept()
+    services.sockets[owner_id] = services.sockets.get(owner_id, 0) + 1
+    try:
+        await ws.accept()
+        yield owner_id
+    finally:
+        left = services.sockets[owner_id] - 1
+        if left:
+            services.sockets[owner_id] = left
+        else:
+            del services.sockets[owner_id]
+
+
+async def job_socket(ws: WebSocket) -> None:
+    async with _admitted(ws) as owner_id:
+        if owner_id is not None:
+            await _job_socket(ws, owner_id)
+
+
+async def _job_socket(ws: WebSocket, owner_id: UUID) -> None:
+    services = _services(ws)
     try:
         job_id = UUID(ws.path_params["job_id"])
     except ValueError:
@@ -176,7 +232,8 @@ async def _serve_job(
         job = await services.store.get_job(job_id, owner_id)
         if job is None:
             return
-        await ws.send_text(dumps({"type": "snapshot", "job": job.wire()}).decode())
+        snapshot = {"type": "snapshot", "job": JobOut.of(job).model_dump(mode="json")}
+        await ws.send_text(dumps(snapshot).decode())
         stream = JobStream(ws, services, job_id, min(after, job.seq))
         await stream.catch_up()
         if job.status.final and stream.last >= job.seq:
@@ -188,14 +245,14 @@ async def _serve_job(
 
 
 async def owner_socket(ws: WebSocket) -> None:
+    async with _admitted(ws) as owner_id:
+        if owner_id is not None:
+            await _owner_socket(ws, owner_id)
+
+
+async def _owner_socket(ws: WebSocket, owner_id: UUID) -> None:
     """Status changes of all the owner's jobs, for toasts and live lists."""
     services = _services(ws)
-    try:
-        owner_id = await owner_of(ws)
-    except ApiError:
-        await ws.close(status.WS_1008_POLICY_VIOLATION)
-        return
-    await ws.accept()
     sent: dict[tuple[str, int], None] = {}  # recently sent (job, seq), oldest first
 
     def first_time(job_id: str, seq: int) -> bool:

@@ -13,6 +13,7 @@ from jobcast.queue import Queue
 from jobcast.registry import Registry
 from jobcast.settings import Settings
 from jobcast.store import Store
+from server.limits import RateLimiter
 
 
 @dataclass(frozen=True)
@@ -24,5 +25,8 @@ class Services:
     hub: Hub
     listener: Listener
     registry: Registry
+    limiter: RateLimiter
+    # open websockets per owner in this process
+    sockets: dict[object, int]
     # set when the process is told to stop: websockets close with 1001
     stopping: asyncio.Event

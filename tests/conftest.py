@@ -15,7 +15,7 @@ import pytest
 from jobcast.services import Endpoints, provide
 from jobcast.settings import load_settings
 from jobcast.store import apply_schema
-from tests.support import ARTIFACTS, Stack, create_database, drop_database, stack_env
+from tests.support import ARTIFACTS, Stack, create_database, drop_database, launch
 
 # The suite picks its own prefixes, ports and databases: settings from the caller's shell
 # (a JOBCAST_REDIS_PREFIX, say) must not leak into it.
@@ -61,19 +61,9 @@ async def stack(
     endpoints: Endpoints, new_database: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Stack]:
     """One web and one worker process, on a database and a Redis prefix of their own."""
-    database_url = await new_database()
-    running = Stack(
-        base_url="",
-        database_url=database_url,
-        redis_url=endpoints.redis_url,
-        env=stack_env(database_url, endpoints.redis_url),
-        log_dir=tmp_path_factory.mktemp("stack"),
-    )
-    running.base_url = f"http://127.0.0.1:{running.env['PORT']}"
-    running.start("web")
-    running.start("worker")
+    running = await launch(await new_database(), endpoints.redis_url,
+                           tmp_path_factory.mktemp("stack"))
     try:
-        await running.wait_ready()
         yield running
     finally:
         running.close()

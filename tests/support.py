@@ -61,7 +61,8 @@ class Stack:
         command = {
             "web": [sys.executable, "-m", "uvicorn", "--factory", "server.app:create_app",
                     "--host", "127.0.0.1", "--port", self.env["PORT"],
-                    "--ws-max-size", "65536", "--ws-per-message-deflate", "false"],
+                    "--ws-max-size", "16384", "--ws-max-queue", "4",
+                    "--ws-per-message-deflate", "false"],
             "worker": [sys.executable, "-m", "workers"],
         }[name.split("-")[0]]
         with open(self.log_dir / f"{name}.log", "ab") as log:
@@ -122,10 +123,33 @@ def stack_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str]
         HOST="127.0.0.1",
         JOBCAST_REDIS_PREFIX=f"t{uuid.uuid4().hex[:12]}",
         JOBCAST_RETRY_BASE_S="0.2",
+        # the suite makes many owners and jobs from one address: limits are tested on their own
+        JOBCAST_SESSION_RATE_PER_MIN="1000000",
+        JOBCAST_SESSION_BURST="100000",
+        JOBCAST_SUBMIT_RATE_PER_MIN="1000000",
+        JOBCAST_SUBMIT_BURST="100000",
+        JOBCAST_MAX_ACTIVE_PER_OWNER="100000",
         PYTHONUNBUFFERED="1",
     )
     env.update(extra)
     return env
+
+
+async def launch(database_url: str, redis_url: str, log_dir: Path, *, workers: int = 1,
+                 **env: str) -> Stack:
+    """Start a web process and workers on this database and Redis; ready when it returns."""
+    stack = Stack(base_url="", database_url=database_url, redis_url=redis_url,
+                  env=stack_env(database_url, redis_url, **env), log_dir=log_dir)
+    stack.base_url = f"http://127.0.0.1:{stack.env['PORT']}"
+    stack.start("web")
+    for i in range(workers):
+        stack.start(f"worker-{i}")
+    try:
+        await stack.wait_ready()
+    except BaseException:
+        stack.close()
+        raise
+    return stack
 
 
 async def create_database(admin_dsn: str, name: str, template: str | None = None) -> str:

@@ -116,7 +116,7 @@ async def test_websocket_needs_a_token(stack: Stack) -> None:
     with pytest.raises(InvalidStatus) as refused:
         async with connect(f"{stack.ws_base}/ws/jobs/{job_id}"):
             pass
-    assert refused.value.response.status_code == 403
+    assert refused.value.response.status_code == 401
 
 
 async def test_websocket_on_another_owners_job_closes_4404(stack: Stack) -> None:

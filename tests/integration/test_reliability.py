@@ -19,7 +19,7 @@ from jobcast.services import Endpoints
 from jobcast.store import apply_schema
 from tests.chaos import PrivatePostgres, PrivateRedis, Watcher, chaos_env
 from tests.conftest import DatabaseFactory
-from tests.support import Stack, eventually, stack_env, submit
+from tests.support import Stack, eventually, launch, submit
 
 MakeStack = Callable[..., Awaitable[Stack]]
 
@@ -32,17 +32,11 @@ async def make_stack(
 
     async def make(*, redis_url: str | None = None, database_url: str | None = None,
                    workers: int = 1, **env: str) -> Stack:
-        database_url = database_url or await new_database()
-        redis_url = redis_url or endpoints.redis_url
-        stack = Stack(base_url="", database_url=database_url, redis_url=redis_url,
-                      env=stack_env(database_url, redis_url, **chaos_env(**env)),
-                      log_dir=tmp_path_factory.mktemp("chaos"))
-        stack.base_url = f"http://127.0.0.1:{stack.env['PORT']}"
+        stack = await launch(
+            database_url or await new_database(), redis_url or endpoints.redis_url,
+            tmp_path_factory.mktemp("chaos"), workers=workers, **chaos_env(**env),
+        )
         made.append(stack)
-        stack.start("web")
-        for i in range(workers):
-            stack.start(f"worker-{i}")
-        await stack.wait_ready()
         return stack
 
     yield make

@@ -1,0 +1,172 @@
+"""The bodies of the HTTP API, as pydantic models.
+
+The handlers build their answers from these models and the OpenAPI document is
+generated from them, so the contract is written once. The client reads the same
+models.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from jobcast.model import Job
+
+JobStatusName = Literal["pending", "running", "completed", "failed", "cancelled"]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class ErrorDetail(Model):
+    field: str
+    message: str
+
+
+class ErrorInfo(Model):
+    code: str = Field(description="Machine-readable: bad_request, unauthorized, not_found, ...")
+    message: str = Field(description="Readable; quotes the offending value or field.")
+    details: list[ErrorDetail] | None = None
+
+
+class ErrorBody(Model):
+    error: ErrorInfo
+
+
+class SessionCreated(Model):
+    token: str = Field(description="The owner token; also set as an HttpOnly cookie.")
+
+
+class StepOut(Model):
+    name: str
+    title: str
+    weight: float
+    status: Literal["waiting", "running", "completed", "failed"]
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_ms: int | None
+
+
+class JobErrorOut(Model):
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    type: str
+    category: str
+    message: str
+
+
+class JobOut(Model):
+    id: str
+    type: str
+    status: JobStatusName
+    progress: float = Field(ge=0, le=100)
+    step: str | None
+    message: str | None
+    steps: list[StepOut]
+    result: Any = None
+    error: JobErrorOut | None
+    attempts: int
+    max_attempts: int
+    seq: int = Field(description="The seq of the job's last event.")
+    priority: int
+    input: dict[str, Any]
+    estimated_seconds: float | None
+    timeout_seconds: float
+    run_at: datetime
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, job: Job) -> JobOut:
+        return cls(
+            id=str(job.id), type=job.type, status=job.status.value,
+            progress=round(job.progress, 2), step=job.step, message=job.message,
+            steps=[
+                StepOut(name=s.name, title=s.title, weight=s.weight, status=s.status.value,
+                        started_at=s.started_at, finished_at=s.finished_at,
+                        duration_ms=s.duration_ms)
+                for s in job.steps
+            ],
+            result=job.result, error=job.error, attempts=job.attempts,
+            max_attempts=job.max_attempts, seq=job.seq, priority=job.priority, input=job.input,
+            estimated_seconds=job.estimated_s, timeout_seconds=job.timeout_s, run_at=job.run_at,
+            created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
+        )
+
+
+class JobList(Model):
+    jobs: list[JobOut]
+
+
+class JobAccepted(Model):
+    id: str
+    status: JobStatusName
+    status_url: str
+    ws_url: str
+    estimated_seconds: float | None
+
+
+class EventOut(Model):
+    """One event; the fields beside these depend on ``kind`` (see docs/api.md)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    type: Literal["event"]
+    job_id: str
+    seq: int = Field(ge=1)
+    kind: Literal["status", "step", "progress"]
+    # kept as the text the event was sent with, so every channel carries the same bytes
+    at: str = Field(json_schema_extra={"format": "date-time"})
+
+
+class EventList(Model):
+    events: list[EventOut]
+
+
+class ResultOut(Model):
+    id: str
+    status: Literal["completed"]
+    result: Any = None
+
+
+class NotFinished(Model):
+    id: str
+    status: Literal["pending", "running"]
+    progress: float
+
+
+class Cancelled(Model):
+    id: str
+    status: Literal["cancelled"]
+
+
+class StepDescription(Model):
+    name: str
+    title: str
+    weight: float
+
+
+class JobTypeOut(Model):
+    type: str
+    title: str
+    steps: list[StepDescription]
+    input_schema: dict[str, Any]
+    max_attempts: int
+    timeout_s: float
+
+
+class JobTypes(Model):
+    job_types: list[JobTypeOut]
+
+
+class Health(Model):
+    status: Literal["ok"]
+
+
+class Readiness(Model):
+    status: Literal["ready", "not ready"]
+    checks: dict[str, str]

@@ -1,0 +1,98 @@
+"""Admin endpoints: every owner's jobs and the numbers an operator watches."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from uuid import UUID
+
+from pydantic import Field
+from redis.exceptions import RedisError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from jobcast.errors import BadRequest
+from jobcast.schemas import JobOut, Model
+from server.api import (
+    LIMIT_QUERY,
+    STATUS_QUERY,
+    TYPE_QUERY,
+    int_param,
+    model_response,
+    services_of,
+    status_param,
+)
+from server.openapi import Query, endpoint, error_responses
+from server.security import require_admin
+
+
+class AdminJobOut(JobOut):
+    owner_id: str
+
+
+class AdminJobList(Model):
+    jobs: list[AdminJobOut]
+
+
+class TypeWindow(Model):
+    finished: int
+    failed: int
+    failure_rate: float = Field(ge=0, le=1)
+    p50_s: float | None
+    p95_s: float | None
+
+
+class QueueStats(Model):
+    depth: int | None = Field(description="Jobs on the Redis queue, scheduled ones included.")
+    due: int | None = Field(description="Jobs on the queue whose time has come.")
+
+
+class AdminStats(Model):
+    by_status: dict[str, int]
+    by_type: dict[str, dict[str, int]]
+    queue: QueueStats
+    oldest_pending_s: float
+    stuck_running: int = Field(description="Running jobs whose worker stopped beating.")
+    last_hour: dict[str, TypeWindow]
+    last_day: dict[str, TypeWindow]
+
+
+@endpoint("Counts, queue depth, oldest wait, failure rate and durations per type",
+          responses={200: AdminStats, **error_responses(401, 403, 503)}, auth="admin",
+          tags=("admin",))
+async def stats(request: Request) -> Response:
+    await require_admin(request)
+    services = services_of(request)
+    numbers: dict[str, Any] = await services.store.stats(services.settings.stale_after_s)
+    queue = services.settings.queue_name
+    try:
+        async with services.redis.pipeline(transaction=False) as pipe:
+            pipe.zcard(queue)
+            pipe.zcount(queue, "-inf", int(time.time() * 1000))
+            depth, due = await pipe.execute()
+    except (RedisError, OSError):
+        depth = due = None
+    return model_response(AdminStats(**numbers, queue=QueueStats(depth=depth, due=due)))
+
+
+@endpoint("Every owner's jobs, newest first",
+          responses={200: AdminJobList, **error_responses(400, 401, 403, 503)},
+          query=(STATUS_QUERY, TYPE_QUERY, LIMIT_QUERY,
+                 Query("owner", {"type": "string", "format": "uuid"})),
+          auth="admin", tags=("admin",))
+async def jobs(request: Request) -> Response:
+    await require_admin(request)
+    services = services_of(request)
+    owner = request.query_params.get("owner") or None
+    try:
+        owner_id = UUID(owner) if owner else None
+    except ValueError:
+        raise BadRequest(f"query parameter owner must be an owner id, got {owner[:40]!r}") from None
+    found = await services.store.admin_jobs(
+        owner_id=owner_id, status=status_param(request),
+        type=request.query_params.get("type") or None,
+        limit=int_param(request, "limit", 50, 1, 200),
+    )
+    return model_response(AdminJobList(jobs=[
+        AdminJobOut(**JobOut.of(j).model_dump(), owner_id=str(j.owner_id)) for j in found
+    ]))

@@ -1,0 +1,119 @@
+"""Limits that keep one visitor from starving the rest.
+
+- Request bodies over ``JOBCAST_MAX_BODY_BYTES`` are refused with 413 as soon as
+  the declared length (or the bytes read so far) says so: never read whole.
+- Rates (submits per owner, sessions per client address) are kept in Redis, so
+  they hold across server processes: a GCRA token bucket in one Lua script.
+  Where Redis does not answer, the rate is not enforced (fail open): submits must
+  go on during a Redis outage, and the active-jobs cap in Postgres still holds.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from jobcast.errors import PayloadTooLarge, TooManyRequests
+from jobcast.model import dumps
+
+log = logging.getLogger(__name__)
+
+# KEYS: bucket; ARGV: ms per request, burst tolerance in ms. Returns 0 or ms to wait.
+_GCRA = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + interval
+if new_tat - now > tolerance + interval then
+  return new_tat - now - tolerance - interval
+end
+redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil(new_tat - now) + 1000)
+return 0
+"""
+
+
+class RateLimiter:
+    """Token buckets in Redis, keyed by a name and a subject (owner id, address)."""
+
+    def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
+        self._script = redis.register_script(_GCRA)
+        self._prefix = prefix
+
+    async def check(self, name: str, subject: str, *, per_min: float, burst: int,
+                    what: str) -> None:
+        """Raise TooManyRequests with Retry-After when the subject is over the rate."""
+        interval_ms = 60_000 / per_min
+        try:
+            wait_ms = int(await self._script(
+                keys=[f"{self._prefix}:rate:{name}:{subject}"],
+                args=[interval_ms, interval_ms * (burst - 1)],
+            ))
+        except (RedisError, OSError) as exc:
+            log.warning("rate limit %s not checked, Redis unavailable: %s", name, exc)
+            return
+        if wait_ms > 0:
+            retry_s = max(1, -(-wait_ms // 1000))
+            raise TooManyRequests(
+                f"too many {what}: at most {per_min:g} a minute; try again in {retry_s} s",
+                headers={"Retry-After": str(retry_s)},
+            )
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for bodies over the limit, before they are read whole."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(send)
+            return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await self._refuse(send)
+
+    async def _refuse(self, send: Send) -> None:
+        error = PayloadTooLarge(f"the body is over {self.max_bytes} bytes")
+        body = dumps(error.body())
+        await send({
+            "type": "http.response.start", "status": 413,
+            "headers": [(b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                        (b"connection", b"close")],
+        })
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass
