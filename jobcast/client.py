@@ -19,7 +19,7 @@ import asyncio
 import builtins
 import logging
 import random
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Iterator
 from contextlib import aclosing
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -44,12 +44,11 @@ _LENIENT = ConfigDict(frozen=True, extra="allow")
 _FINAL = frozenset({"completed", "failed", "cancelled"})
 _WS_NORMAL_CLOSURE = 1000
 
+# a job's step: name, title, weight, status, started_at, finished_at, duration_ms
+Step = schemas.StepOut
+
 
 # ---- models ---------------------------------------------------------------------------------
-
-class Step(schemas.StepOut):
-    model_config = _LENIENT
-
 
 class JobError(schemas.JobErrorOut):
     """Why a job failed: a readable ``message``, its ``type`` and ``category``."""
@@ -63,7 +62,6 @@ class Job(schemas.JobOut):
     """A job as ``GET /api/jobs/{id}`` shows it."""
 
     model_config = _LENIENT
-    steps: list[Step]
     error: JobError | None
 
     @property
@@ -370,7 +368,7 @@ class AsyncClient:
                     pass
             return await self.get(job_id)
 
-    async def watch(self, job_id: JobId, after: int = 0) -> AsyncIterator[Event]:
+    async def watch(self, job_id: JobId, after: int = 0) -> AsyncGenerator[Event, None]:
         """Every event with ``seq > after``, once each and in order, until the final one.
 
         Close it early with ``contextlib.aclosing`` (or ``aclose()``) when you stop
@@ -388,13 +386,15 @@ class AsyncClient:
                 ) as ws:
                     async for raw in ws:
                         message = orjson.loads(raw)
-                        if message.get("type") == "snapshot":
+                        kind = message.get("type")
+                        if kind == "snapshot":
                             snapshot = Job.model_validate(message["job"])
                             continue
-                        if "error" in message:
+                        if kind is None and isinstance(message.get("error"), dict):
+                            # the server's refusal (no such job, bad cursor), before it closes
                             raise api_error(_STATUS_OF_CODE.get(
                                 str(message["error"].get("code")), 400), message)
-                        if message.get("type") != "event":
+                        if kind != "event":
                             continue
                         for event in await self._in_order(job, last, Event.model_validate(message)):
                             failures = 0
@@ -430,7 +430,7 @@ class AsyncClient:
         missed = [e for e in await self.events(job, after=last) if e.seq < event.seq]
         return [*missed, event]
 
-    async def _poll(self, job: str, last: int) -> AsyncIterator[Event]:
+    async def _poll(self, job: str, last: int) -> AsyncGenerator[Event, None]:
         failures = 0
         current = await self.get(job)
         if current.final and current.seq <= last:
@@ -481,7 +481,8 @@ class Client:
     """
 
     def __init__(self, base_url: str, token: str | None = None, **options: Any) -> None:
-        self._runner = asyncio.Runner()
+        # a loop of its own that is never made the thread's current loop
+        self._runner = asyncio.Runner(loop_factory=asyncio.new_event_loop)
         self._closed = False
         self._client = AsyncClient(base_url, token, **options)
 
@@ -506,16 +507,15 @@ class Client:
 
     def close(self) -> None:
         if not self._closed:
+            self._run(self._client.aclose())
             self._closed = True
-            try:
-                self._runner.run(self._client.aclose())
-            finally:
-                self._runner.close()
+            self._runner.close()
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
-        if self._closed:
+        problem = "this client is closed" if self._closed else _in_loop()
+        if problem:
             coro.close()
-            raise ClientError("this client is closed")
+            raise ClientError(problem)
         return self._runner.run(coro)
 
     def create_session(self) -> str:
@@ -569,8 +569,20 @@ class Client:
                 yield event
         finally:
             if not self._closed:
-                self._runner.run(events.aclose())
+                self._run(_aclose(events))
+
+
+def _in_loop() -> str | None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    return "the sync Client cannot run inside a running event loop: use AsyncClient there"
 
 
 async def _next(events: AsyncIterator[Event]) -> Event:
     return await anext(events)
+
+
+async def _aclose(events: AsyncGenerator[Event, None]) -> None:
+    await events.aclose()

@@ -1,0 +1,232 @@
+"""``python -m bench [--quick]``: run every benchmark and write docs/benchmarks.md.
+
+Finds or starts Postgres and Redis as ``make run`` does, makes a database and a
+Redis prefix for the run, starts one web process and one worker the way
+``make run`` does, runs the benchmarks one after the other (each within a time
+budget, each leaving one web process and one idle worker behind), then stops
+every process it started, drops the database and deletes its Redis keys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import shlex
+import shutil
+import signal
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import asyncpg
+import redis.asyncio as aioredis
+import uvloop
+
+from bench import connections, events, polling, scaleout, submit, throughput
+from bench.harness import (
+    FULL,
+    QUICK,
+    BenchError,
+    Cluster,
+    Run,
+    Scale,
+    Section,
+    describe_machine,
+    forget_redis_keys,
+    raise_file_limit,
+    scratch_database,
+    with_endpoints,
+)
+from bench.report import render
+from jobcast.errors import JobcastError
+from jobcast.services import Endpoints, provide
+from jobcast.settings import ROOT, Settings, load_settings
+
+log = logging.getLogger("bench")
+
+Benchmark = Callable[[Run, Section], Awaitable[None]]
+
+BENCHMARKS: tuple[tuple[int, str, Benchmark], ...] = (
+    (1, "End-to-end throughput", throughput.run),
+    (2, "Submit latency", submit.run),
+    (3, "Event latency, worker to browser", events.run),
+    (4, "Connections", connections.run),
+    (5, "Polling", polling.run),
+    (6, "Scale-out", scaleout.run),
+)
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Measure jobcast next to its raw parts and write docs/benchmarks.md.",
+    )
+    parser.add_argument("--quick", action="store_true",
+                        help="smaller counts: the whole run takes under two minutes")
+    parser.add_argument("--only", default="",
+                        help="comma-separated benchmark numbers to run (default: all)")
+    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md",
+                        help="where to write the table (default: docs/benchmarks.md)")
+    args = parser.parse_args(argv)
+    known = {number for number, _title, _run in BENCHMARKS}
+    try:
+        args.only = {int(n) for n in args.only.split(",") if n.strip()} or known
+    except ValueError:
+        parser.error(f"--only takes numbers like 1,3; got {args.only!r}")
+    if not args.only <= known:
+        parser.error(f"--only: no benchmark {sorted(args.only - known)}; there are 1 to 6")
+    return args
+
+
+async def run_one(run: Run, number: int, title: str, benchmark: Benchmark) -> Section:
+    section = Section(number, title)
+    log.info("%d. %s", number, title)
+    started = time.monotonic()
+    try:
+        async with asyncio.timeout(run.scale.budget_s):
+            await benchmark(run, section)
+    except TimeoutError:
+        section.error = f"did not finish within {run.scale.budget_s:g} s"
+    except Exception as exc:  # one benchmark failing must not lose the others' figures
+        log.exception("%d. %s failed", number, title)
+        section.error = f"{type(exc).__name__}: {exc}"
+    if section.error:
+        log.error("%d. %s: %s", number, title, section.error)
+    else:
+        log.info("%d. %s: done in %.1f s", number, title, time.monotonic() - started)
+    return section
+
+
+async def run_all(settings: Settings, endpoints: Endpoints, scale: Scale, only: set[int],
+                  log_dir: Path) -> tuple[list[Section], dict[str, str]]:
+    main_task = asyncio.current_task()
+    if main_task is not None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
+    prefix = log_dir.name
+    async with scratch_database(endpoints.database_url) as database_url:
+        ours = settings.model_copy(update={
+            "database_url": database_url, "redis_url": endpoints.redis_url,
+            "redis_prefix": prefix, "host": "127.0.0.1",
+        })
+        cluster = Cluster(ours, with_endpoints(endpoints, database_url), log_dir)
+        db = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
+        redis = aioredis.Redis.from_url(endpoints.redis_url)
+        run = Run(ours, scale, cluster, db, redis)
+        sections: list[Section] = []
+        try:
+            machine = await describe_machine(db, redis)
+            await cluster.start_web("web")
+            await cluster.start_worker("worker")
+            broken: str | None = None
+            for number, title, benchmark in BENCHMARKS:
+                if number not in only:
+                    continue
+                if broken is not None:
+                    sections.append(Section(number, title, error=f"skipped: {broken}"))
+                    continue
+                sections.append(await run_one(run, number, title, benchmark))
+                try:
+                    await run.settle()
+                except BenchError as exc:
+                    broken = f"the service could not be brought back to one idle pair: {exc}"
+                    log.error("%s", broken)
+        finally:
+            try:
+                await cluster.stop_all()
+            finally:
+                cluster.kill_all()
+                job_ids = [str(r["id"]) for r in await db.fetch("SELECT id FROM jobs")]
+                await forget_redis_keys(redis, prefix, job_ids)
+                await db.close()
+                await redis.aclose()
+    return sections, machine
+
+
+def describe_services(endpoints: Endpoints) -> str:
+    def one(name: str, url: str, embedded: bool) -> str:
+        parts = urlsplit(url)
+        where = f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+        return f"{name} at {where} ({'embedded, started for the run' if embedded else 'found'})"
+
+    return "; ".join([
+        one("Postgres", endpoints.database_url, endpoints.embedded_postgres),
+        one("Redis", endpoints.redis_url, endpoints.embedded_redis),
+    ]) + "; a fresh database and Redis prefix for the run, removed afterwards"
+
+
+def shown_command(args: argparse.Namespace) -> str:
+    """The command that made the table (without --output, which only says where it went)."""
+    python = Path(sys.executable)
+    if python.is_relative_to(ROOT):
+        python = python.relative_to(ROOT)
+    shown = [str(python), "-m", "bench"]
+    if args.quick:
+        shown.append("--quick")
+    if args.only != {number for number, _title, _run in BENCHMARKS}:
+        shown += ["--only", ",".join(str(n) for n in sorted(args.only))]
+    return shlex.join(shown)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s bench: %(message)s",
+                        datefmt="%H:%M:%S")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
+    scale = QUICK if args.quick else FULL
+    started = datetime.now(UTC)
+    clock = time.monotonic()
+    try:
+        settings = load_settings()
+    except JobcastError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    # the run's Redis prefix names its log folder too
+    log_dir = settings.data_dir / "bench" / f"bench{uuid.uuid4().hex[:10]}"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        raise_file_limit()  # before any process starts: they inherit it
+        with provide(settings) as endpoints, asyncio.Runner(
+            loop_factory=uvloop.new_event_loop
+        ) as runner:
+            sections, machine = runner.run(
+                run_all(settings, endpoints, scale, args.only, log_dir)
+            )
+            services = describe_services(endpoints)
+    except (JobcastError, BenchError) as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        print(f"bench: logs in {log_dir}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("bench: interrupted; every process it started is stopped", file=sys.stderr)
+        remove_logs(log_dir)
+        return 130
+    text = render(
+        sections=sections, machine=machine, services=services, command=shown_command(args),
+        mode=scale.name, started=started, elapsed_s=time.monotonic() - clock,
+    )
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text)
+    print(text)
+    failed = [s for s in sections if s.error is not None]
+    if failed:
+        print(f"bench: {len(failed)} benchmark(s) not measured; logs in {log_dir}",
+              file=sys.stderr)
+        return 1
+    remove_logs(log_dir)
+    return 0
+
+
+def remove_logs(log_dir: Path) -> None:
+    shutil.rmtree(log_dir, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        log_dir.parent.rmdir()  # only when no earlier run left its logs there
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,246 @@
+"""3. Event latency, worker to browser: from each event's ``at`` to its arrival at a websocket.
+
+M demo jobs are submitted while the worker is stopped, one ``WS /ws/jobs/{id}``
+is opened on each, and then the worker starts: every event the sockets get is
+live. The demo duration is chosen so that the worker's concurrency makes about
+1,000 events/s in total. Each event's ``at`` is stamped by Postgres when the
+event is stored, so the latency covers storing it, publishing it, the web
+process's fan-out and the websocket.
+
+Two phases: through Redis pub/sub (the normal path), and through the fallback,
+where the watching web process's Redis is gone and it learns of events only by
+Postgres NOTIFY. Their baselines are raw Redis pub/sub and raw LISTEN/NOTIFY at
+the rate jobcast reached, measured in the benchmark process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+import httpx
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from bench.harness import (
+    Figure,
+    Run,
+    Section,
+    Watcher,
+    close_sockets,
+    event_kinds,
+    hammer,
+    http,
+    new_owner,
+    paced,
+    percentile,
+    submit,
+    until,
+    watch_all,
+    ws_base,
+)
+
+EVENT_RATE = 1000  # events per second wanted, over all jobs
+LIVE_EVENTS_PER_JOB = 30  # a demo job's events after its creation: 2 status, 8 step, 20 progress
+BASELINE_CHANNEL = "bench_events"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    latencies_s: list[float]
+    rate: float
+    watchers: int
+    complete: int  # watchers that saw every event, in order, and a normal close
+
+    def ms(self, q: float) -> float:
+        return 1000 * percentile(self.latencies_s, q)
+
+
+def delivery(watchers: list[Watcher]) -> Delivery:
+    latencies = [x for w in watchers for x in w.latencies_s]
+    arrivals = [a for w in watchers for a in w.arrivals]
+    span_s = max(arrivals) - min(arrivals) if arrivals else 0.0
+    return Delivery(
+        latencies_s=latencies,
+        rate=len(arrivals) / span_s if span_s > 0 else 0.0,
+        watchers=len(watchers),
+        complete=sum(w.gap_free for w in watchers),
+    )
+
+
+def demo_duration_s(ctx: Run) -> float:
+    return ctx.settings.worker_concurrency * LIVE_EVENTS_PER_JOB / EVENT_RATE
+
+
+async def watched_run(ctx: Run, submit_url: str, watch_url: str) -> list[Watcher]:
+    """Submit demo jobs with the worker stopped, watch each, then let the worker run them."""
+    count = ctx.scale.watched_jobs
+    await ctx.cluster.stop("worker")
+    token = await new_owner(submit_url)
+    job_ids: list[str] = []
+    async with http(submit_url, token, 20) as client:
+
+        async def one(_i: int) -> None:
+            job_ids.append(await submit(client, "demo", {"duration": demo_duration_s(ctx)}))
+
+        await hammer(one, concurrency=20, count=count)
+    watchers = [Watcher(ws_base(watch_url), token, job_id) for job_id in job_ids]
+    follows: list[asyncio.Task[None]] = []
+    try:
+        await watch_all(watchers)
+        follows = [asyncio.create_task(w.follow()) for w in watchers]
+        await ctx.cluster.start_worker("worker")
+        await asyncio.wait_for(asyncio.gather(*follows), ctx.scale.budget_s)
+    finally:
+        for task in follows:
+            task.cancel()
+        await close_sockets([w.socket for w in watchers if w.socket is not None])
+    return watchers
+
+
+def event_text(i: int) -> bytes:
+    """A message shaped and sized like a progress event, stamped now."""
+    return orjson.dumps({
+        "type": "event", "progress": 37.5, "step": "fetch", "message": "Fetch data: 3 of 5",
+        "job_id": str(uuid.UUID(int=i)), "seq": i, "kind": "progress", "at": time.time(),
+    })
+
+
+async def redis_baseline(ctx: Run, channels: int, count: int, rate: float) -> list[float]:
+    """Raw Redis pub/sub: one publisher, one subscriber on ``channels`` channels."""
+    names = [f"{ctx.settings.redis_prefix}:bench:{i}" for i in range(channels)]
+    subscriber = aioredis.Redis.from_url(ctx.settings.redis_dsn)
+    publisher = aioredis.Redis.from_url(ctx.settings.redis_dsn)
+    pubsub = subscriber.pubsub()
+    latencies: list[float] = []
+    receiver: asyncio.Task[None] | None = None
+    try:
+        await pubsub.subscribe(*names)
+
+        async def receive() -> None:
+            while len(latencies) < count:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                if message is not None and message["type"] == "message":
+                    now = time.time()
+                    latencies.append(now - orjson.loads(message["data"])["at"])
+
+        receiver = asyncio.create_task(receive())
+
+        async def send(i: int) -> None:
+            await publisher.publish(names[i % channels], event_text(i))
+
+        await paced(count, rate, send)
+        await asyncio.wait_for(receiver, 10.0)
+    finally:
+        if receiver is not None and not receiver.done():
+            receiver.cancel()
+            with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
+                await receiver
+        await pubsub.aclose()
+        await subscriber.aclose()
+        await publisher.aclose()
+    return latencies
+
+
+async def notify_baseline(ctx: Run, count: int, rate: float) -> list[float]:
+    """Raw Postgres NOTIFY from one connection to a LISTEN on another."""
+    listener = await asyncpg.connect(ctx.settings.database_dsn)
+    publisher = await asyncpg.connect(ctx.settings.database_dsn)
+    latencies: list[float] = []
+    received = asyncio.Event()
+
+    def on_notify(_conn: object, _pid: int, _channel: str, payload: str) -> None:
+        now = time.time()
+        latencies.append(now - orjson.loads(payload)["at"])
+        if len(latencies) >= count:
+            received.set()
+
+    try:
+        await listener.add_listener(BASELINE_CHANNEL, on_notify)
+
+        async def send(i: int) -> None:
+            await publisher.execute("SELECT pg_notify($1, $2)", BASELINE_CHANNEL,
+                                    event_text(i).decode())
+
+        await paced(count, rate, send)
+        await asyncio.wait_for(received.wait(), 10.0)
+    finally:
+        await listener.close()
+        await publisher.close()
+    return latencies
+
+
+async def start_pubsubless_web(ctx: Run) -> str:
+    """A second web process whose Redis is killed once it is ready: its pub/sub is down."""
+    redis_url = await ctx.cluster.start_redis("redis-b")
+    url = await ctx.cluster.start_web("web-b", redis_url=redis_url)
+    await ctx.cluster.stop("redis-b", sig=signal.SIGKILL)
+    async with httpx.AsyncClient(base_url=url, timeout=5.0) as client:
+
+        async def pubsub_down() -> bool:
+            checks = (await client.get("/readyz")).json().get("checks", {})
+            return checks.get("pubsub") == "down" and checks.get("listen") == "ok"
+
+        await until(pubsub_down, timeout_s=15, what="web-b reports pub/sub down, LISTEN up")
+    return url
+
+
+def _baseline_size(found: Delivery) -> tuple[int, float]:
+    rate = max(found.rate, 50.0)
+    return min(len(found.latencies_s), int(rate * 20)), rate
+
+
+async def run(ctx: Run, section: Section) -> None:
+    channels = ctx.scale.watched_jobs
+
+    pubsub_watchers = await watched_run(ctx, ctx.web_url, ctx.web_url)
+    via_pubsub = delivery(pubsub_watchers)
+    count, rate = _baseline_size(via_pubsub)
+    raw_pubsub = await redis_baseline(ctx, channels, count, rate)
+    kinds = await event_kinds(ctx.db, "demo")
+
+    web_b = await start_pubsubless_web(ctx)
+    try:
+        via_notify = delivery(await watched_run(ctx, ctx.web_url, web_b))
+    finally:
+        await ctx.cluster.stop("web-b")
+    count_b, rate_b = _baseline_size(via_notify)
+    raw_notify = await notify_baseline(ctx, count_b, rate_b)
+
+    what_pubsub, what_notify = "raw Redis pub/sub", "raw Postgres LISTEN/NOTIFY"
+    ms = 1000
+    section.figures = [
+        Figure("event latency p50, via Redis pub/sub", "ms", via_pubsub.ms(50),
+               ms * percentile(raw_pubsub, 50), what_pubsub, False),
+        Figure("event latency p99, via Redis pub/sub", "ms", via_pubsub.ms(99),
+               ms * percentile(raw_pubsub, 99), what_pubsub, False),
+        Figure("event latency p50, pub/sub down (NOTIFY)", "ms", via_notify.ms(50),
+               ms * percentile(raw_notify, 50), what_notify, False),
+        Figure("event latency p99, pub/sub down (NOTIFY)", "ms", via_notify.ms(99),
+               ms * percentile(raw_notify, 99), what_notify, False),
+    ]
+    section.notes = [
+        f"{channels} watched demo jobs per phase, one websocket each, {demo_duration_s(ctx):g} s "
+        f"each so that {ctx.settings.worker_concurrency} at a time make about {EVENT_RATE} "
+        f"events/s; each job stores {kinds} events; the first, `pending`, happens before "
+        "the sockets connect and is not timed.",
+        f"Via pub/sub: {len(via_pubsub.latencies_s)} live events at {via_pubsub.rate:.0f} "
+        f"events/s; {via_pubsub.complete} of {via_pubsub.watchers} sockets got every event "
+        f"in order and a normal close. The baseline sent {count} messages at {rate:.0f}/s "
+        f"over {channels} channels to one subscriber connection.",
+        f"Pub/sub down: {len(via_notify.latencies_s)} live events at {via_notify.rate:.0f} "
+        f"events/s; {via_notify.complete} of {via_notify.watchers} sockets complete. The "
+        "sockets are on a second web process started with a private redis-server that is "
+        "killed (SIGKILL) before the phase, so for the whole phase its pub/sub is down and it "
+        "learns of each event only from Postgres NOTIFY, reading the event from `job_events`. "
+        "The worker and the first web process keep the shared Redis, so jobs are queued and "
+        f"run as usual. The baseline sent {count_b} NOTIFYs at {rate_b:.0f}/s.",
+        "Latency is the arrival time at the client minus the event's `at` (Postgres's clock, "
+        "on the same machine); the baselines stamp each message just before sending it.",
+    ]
