@@ -2,10 +2,12 @@
 -- Safe to apply any number of times: every statement is idempotent.
 
 CREATE TABLE IF NOT EXISTS owners (
-    id          uuid PRIMARY KEY,
+    id              uuid PRIMARY KEY,
     -- sha256 of the bearer token; the token itself is never stored
-    token_hash  bytea NOT NULL,
-    created_at  timestamptz NOT NULL DEFAULT now()
+    token_hash      bytea NOT NULL,
+    -- signs this owner's completion webhooks (HMAC-SHA256)
+    webhook_secret  text NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now()
 );
 -- token lookup on every authenticated request
 CREATE UNIQUE INDEX IF NOT EXISTS owners_token_hash_key ON owners (token_hash);
@@ -30,6 +32,14 @@ CREATE TABLE IF NOT EXISTS jobs (
     estimated_s   real,
     -- this job's time limit per attempt, within its type's bounds
     timeout_s     real NOT NULL DEFAULT 3600,
+    -- the job that spawned this one; cancelling a parent cancels its children
+    parent_id     uuid REFERENCES jobs (id) ON DELETE CASCADE,
+    -- a resubmit with the same key (per owner, within 24 h) returns this job
+    idempotency_key text,
+    -- POSTed the final job when it ends, signed with the owner's webhook secret
+    callback_url  text,
+    -- set when the result was dropped after its type's result_ttl_s
+    result_expired_at timestamptz,
     run_at        timestamptz NOT NULL DEFAULT now(),
     heartbeat_at  timestamptz,
     created_at    timestamptz NOT NULL DEFAULT now(),
@@ -46,6 +56,13 @@ CREATE INDEX IF NOT EXISTS jobs_owner_created_idx ON jobs (owner_id, created_at 
 -- the dispatcher and the reaper scan only unfinished jobs
 CREATE INDEX IF NOT EXISTS jobs_active_idx ON jobs (status, run_at)
     WHERE status IN ('pending', 'running');
+-- a job's children (GET /api/jobs/{id}, cancel of the parent)
+CREATE INDEX IF NOT EXISTS jobs_parent_idx ON jobs (parent_id) WHERE parent_id IS NOT NULL;
+-- idempotent submits: one job per owner and key
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_idempotency_key
+    ON jobs (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+-- per-type concurrency caps count the running jobs of a type
+CREATE INDEX IF NOT EXISTS jobs_type_running_idx ON jobs (type) WHERE status = 'running';
 -- retention deletes finished jobs by age
 CREATE INDEX IF NOT EXISTS jobs_finished_idx ON jobs (status, finished_at)
     WHERE finished_at IS NOT NULL;
@@ -85,3 +102,39 @@ CREATE TABLE IF NOT EXISTS leases (
     holder      text NOT NULL,
     expires_at  timestamptz NOT NULL
 );
+
+CREATE TABLE IF NOT EXISTS uploads (
+    id            uuid PRIMARY KEY,
+    owner_id      uuid NOT NULL REFERENCES owners (id) ON DELETE CASCADE,
+    -- the job that reads it: deleted with the job; unclaimed uploads expire after a day
+    job_id        uuid REFERENCES jobs (id) ON DELETE CASCADE,
+    filename      text NOT NULL,
+    content_type  text NOT NULL,
+    size          integer NOT NULL,
+    -- kept in Postgres, so a worker on another machine reads it too
+    data          bytea NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+-- the sweep deletes unclaimed uploads by age
+CREATE INDEX IF NOT EXISTS uploads_unclaimed_idx ON uploads (created_at) WHERE job_id IS NULL;
+-- uploads of a job, deleted with it
+CREATE INDEX IF NOT EXISTS uploads_job_idx ON uploads (job_id) WHERE job_id IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+    job_id        uuid NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    attempt       integer NOT NULL,
+    url           text NOT NULL,
+    status        text NOT NULL DEFAULT 'pending',
+    status_code   integer,
+    error         text,
+    next_at       timestamptz NOT NULL DEFAULT now(),
+    delivered_at  timestamptz,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    -- one row per try of one job's webhook
+    PRIMARY KEY (job_id, attempt),
+    CONSTRAINT webhook_deliveries_status_check
+        CHECK (status IN ('pending', 'delivered', 'failed', 'retrying'))
+);
+-- the sweep picks the deliveries that are due
+CREATE INDEX IF NOT EXISTS webhook_deliveries_due_idx ON webhook_deliveries (next_at)
+    WHERE status = 'pending';

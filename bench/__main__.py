@@ -40,6 +40,7 @@ from bench.harness import (
     describe_machine,
     forget_redis_keys,
     raise_file_limit,
+    require_loopback,
     scratch_database,
     with_endpoints,
 )
@@ -109,6 +110,9 @@ async def run_all(settings: Settings, endpoints: Endpoints, scale: Scale, only: 
     if main_task is not None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     prefix = log_dir.name
+    for key, url in (("DATABASE_URL", endpoints.database_url),
+                     ("REDIS_URL", endpoints.redis_url)):
+        require_loopback(key, url)
     async with scratch_database(endpoints.database_url) as database_url:
         ours = settings.model_copy(update={
             "database_url": database_url, "redis_url": endpoints.redis_url,
@@ -151,7 +155,10 @@ async def run_all(settings: Settings, endpoints: Endpoints, scale: Scale, only: 
 def describe_services(endpoints: Endpoints) -> str:
     def one(name: str, url: str, embedded: bool) -> str:
         parts = urlsplit(url)
-        where = f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+        if parts.hostname is None:
+            where = "a local socket"
+        else:
+            where = f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname
         return f"{name} at {where} ({'embedded, started for the run' if embedded else 'found'})"
 
     return "; ".join([

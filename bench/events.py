@@ -184,7 +184,7 @@ async def start_pubsubless_web(ctx: Run) -> str:
     async with httpx.AsyncClient(base_url=url, timeout=5.0) as client:
 
         async def pubsub_down() -> bool:
-            checks = (await client.get("/readyz")).json().get("checks", {})
+            checks: dict[str, str] = (await client.get("/readyz")).json().get("checks", {})
             return checks.get("pubsub") == "down" and checks.get("listen") == "ok"
 
         await until(pubsub_down, timeout_s=15, what="web-b reports pub/sub down, LISTEN up")

@@ -9,6 +9,7 @@ wait has a deadline, and every load loop a count or a duration.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import itertools
 import logging
 import math
@@ -43,6 +44,7 @@ from arq.constants import (
 from redis.exceptions import RedisError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
 
 from jobcast.dev import child_env, web_command, worker_command
 from jobcast.services import Endpoints, free_port
@@ -208,6 +210,19 @@ def raise_file_limit() -> int:
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return hard
+
+
+def require_loopback(key: str, url: str) -> None:
+    """The figures are of one machine: a service elsewhere would make them another's."""
+    host = urlsplit(url).hostname
+    if host is None or host == "localhost":
+        return  # a local socket (an embedded Postgres) or this machine by name
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return
+    except ValueError:
+        pass
+    raise BenchError(f"{key} points to {host}: the benchmarks run against loopback services only")
 
 
 def with_database(dsn: str, name: str) -> str:
@@ -393,7 +408,7 @@ class Run:
             await self.cluster.start_worker("worker")
 
         async def idle() -> bool:
-            busy = await self.db.fetchval(
+            busy: int = await self.db.fetchval(
                 "SELECT count(*) FROM jobs WHERE status = 'running'"
                 " OR (status = 'pending' AND run_at <= now())"
             )
@@ -572,7 +587,7 @@ class Watcher:
         """Every event from 1 to the final one, each once, in order, and a normal close."""
         return (
             bool(self.seqs) and self.seqs == list(range(1, self.seqs[-1] + 1))
-            and self.final is not None and self.close_code == 1000
+            and self.final is not None and self.close_code == CloseCode.NORMAL_CLOSURE
         )
 
 

@@ -19,11 +19,12 @@ from jobcast.settings import Settings, load_settings
 from workers.settings import worker_options
 
 
-async def noop(_ctx: dict[str, Any]) -> None:
+# arq's signature for job functions: ctx, then the job's arguments (none here)
+async def noop(ctx: dict[Any, Any], *args: Any, **kwargs: Any) -> None:
     return None
 
 
-async def sleep_10ms(_ctx: dict[str, Any]) -> None:
+async def sleep_10ms(ctx: dict[Any, Any], *args: Any, **kwargs: Any) -> None:
     await asyncio.sleep(0.01)
 
 

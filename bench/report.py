@@ -83,7 +83,8 @@ def render(*, sections: Sequence[Section], machine: dict[str, str], services: st
         *table(sections),
         "",
         f"{_UP} higher is better, {_DOWN} lower is better: a ratio above 1 is better for "
-        f"{_UP} rows and worse for {_DOWN} rows.",
+        f"{_UP} rows and worse for {_DOWN} rows. Each number is from this one run; on a "
+        "machine that does other work meanwhile, runs differ by tens of percent.",
         "",
         "## How each row was measured",
         "",

@@ -80,7 +80,8 @@ async def arq_rate(run: Run, function: str, count: int) -> float:
                 raise BenchError(f"arq refused job {i}: its id is taken")
 
     async def drained() -> bool:
-        return await pool.zcard(queue) == 0
+        queued: int = await pool.zcard(queue)
+        return queued == 0
 
     try:
         started = time.time()

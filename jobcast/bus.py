@@ -32,14 +32,25 @@ _PING_INTERVAL_S = 1.0
 _PING_DEADLINE_S = 3.0
 
 
-async def publish(redis: aioredis.Redis, settings: Settings, event: Event, owner_id: UUID) -> None:
+async def publish(redis: aioredis.Redis, settings: Settings, event: Event,
+                  owner_id: UUID | None = None) -> None:
     """Send a persisted event to every server process: one round trip."""
     text = dumps(event.wire())
+    owner_id = owner_id or event.owner_id
     async with redis.pipeline(transaction=False) as pipe:
         pipe.publish(settings.job_channel(event.job_id), text)
-        if event.kind is EventKind.STATUS:
+        if event.kind is EventKind.STATUS and owner_id is not None:
             pipe.publish(settings.owner_channel(owner_id), text)
         await pipe.execute()
+
+
+async def publish_quietly(redis: aioredis.Redis, settings: Settings, event: Event) -> None:
+    """Publish, or log why not: the event is safe in Postgres and NOTIFY carries it."""
+    try:
+        await publish(redis, settings, event)
+    except (RedisError, OSError) as exc:
+        log.warning("job %s: event %d not published (%s); NOTIFY carries it",
+                    event.job_id, event.seq, exc)
 
 
 @dataclass(frozen=True, slots=True)

@@ -468,15 +468,19 @@ def worker() -> None:
 @app.command()
 def migrate() -> None:
     """Apply schema.sql to DATABASE_URL; applying it twice is harmless."""
+    import asyncpg
+
     from jobcast.settings import redact_url
     from jobcast.store import apply_schema
 
     settings = service_settings()
     try:
         asyncio.run(apply_schema(settings.database_dsn))
-    except OSError as exc:
-        raise CliError(f"Postgres does not answer at {redact_url(settings.database_dsn)}: {exc}",
-                       Exit.UNAVAILABLE) from exc
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise CliError(
+            f"cannot apply the schema at {redact_url(settings.database_dsn)}: {exc}",
+            Exit.UNAVAILABLE,
+        ) from exc
     typer.echo(f"schema applied to {redact_url(settings.database_dsn)}")
 
 

@@ -432,11 +432,15 @@ class AsyncClient:
 
     async def _poll(self, job: str, last: int) -> AsyncGenerator[Event, None]:
         failures = 0
-        current = await self.get(job)
-        if current.final and current.seq <= last:
-            return
+        started = False
         while True:
             try:
+                if not started:
+                    # a job that ended at or before ``last`` has nothing more to send
+                    current = await self.get(job)
+                    if current.final and current.seq <= last:
+                        return
+                    started = True
                 events = await self.events(job, after=last)
             except (Unreachable, Unavailable, TooManyRequests) as exc:
                 failures += 1

@@ -73,6 +73,13 @@ class Conflict(ApiError):
     code = "conflict"
 
 
+class Gone(ApiError):
+    """What was asked for existed but is no longer kept (an expired result)."""
+
+    status = 410
+    code = "gone"
+
+
 class PayloadTooLarge(ApiError):
     """The body is over the size limit: send less."""
 

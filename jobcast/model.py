@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, StrictInt, model_validator
 
 
 class JobStatus(enum.StrEnum):
@@ -64,6 +64,8 @@ class Event:
     kind: EventKind
     at: datetime
     data: dict[str, Any]
+    # whose job: where its status events are published (not part of the event itself)
+    owner_id: UUID | None = None
 
     def wire(self) -> dict[str, Any]:
         return {
@@ -116,7 +118,13 @@ class Job:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    parent_id: UUID | None = None
+    callback_url: str | None = None
+    result_expired_at: datetime | None = None
     steps: tuple[StepView, ...] = field(default=())
+    # read only where one job is shown: its children and its webhook tries
+    children: tuple[dict[str, Any], ...] | None = None
+    deliveries: tuple[dict[str, Any], ...] | None = None
 
 
     @property
@@ -133,6 +141,9 @@ class Claim:
     event: Event
 
 
+MAX_DELAY_S = 30 * 86_400
+
+
 class SubmitRequest(BaseModel):
     """The body of ``POST /api/jobs``."""
 
@@ -140,8 +151,30 @@ class SubmitRequest(BaseModel):
 
     type: str = Field(min_length=1, max_length=100)
     input: dict[str, Any] = Field(default_factory=dict)
-    priority: StrictInt = Field(0, ge=-10, le=10)
-    delay_seconds: float = Field(0, ge=0, le=30 * 86_400)
-    idempotency_key: str | None = Field(None, min_length=1, max_length=200)
+    priority: StrictInt = Field(0, ge=-10, le=10, description="Higher starts first.")
+    delay_seconds: float = Field(0, ge=0, le=MAX_DELAY_S)
+    run_at: AwareDatetime | None = Field(
+        None, description="Start no earlier than this (instead of delay_seconds)."
+    )
+    idempotency_key: str | None = Field(
+        None, min_length=1, max_length=200, pattern=r"^[\x20-\x7e]+$",
+        description="Resubmitting with the same key within 24 h returns the same job.",
+    )
     max_attempts: StrictInt | None = Field(None, ge=1, le=20)
     timeout_seconds: float | None = Field(None, gt=0, le=7 * 86_400)
+    callback_url: HttpUrl | None = Field(
+        None, description="POSTed the final job, signed, when the job ends."
+    )
+
+    @model_validator(mode="after")
+    def _one_start_time(self) -> SubmitRequest:
+        if self.run_at is not None and self.delay_seconds:
+            raise ValueError("give run_at or delay_seconds, not both")
+        if self.start_delay_s() > MAX_DELAY_S:
+            raise ValueError("run_at is more than 30 days ahead")
+        return self
+
+    def start_delay_s(self) -> float:
+        if self.run_at is None:
+            return self.delay_seconds
+        return max(0.0, (self.run_at - datetime.now(UTC)).total_seconds())

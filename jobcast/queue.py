@@ -24,6 +24,19 @@ from jobcast.settings import Settings
 
 RUN_JOB = "run_job"
 
+# Priority on arq's sorted set: arq starts due jobs lowest score first. A due job's score
+# is its run time moved into the past by (priority + 11) spans, so under a backlog every
+# job of a higher priority starts before any of a lower one, and jobs of one priority start
+# in submit order. A job not yet due keeps its run time as score (arq holds it back until
+# then); once due, the sweep moves it into its priority's span (``promote``).
+PRIORITY_SPAN_MS = 10**10  # ~115 days: the longest backlog one priority keeps in order
+
+
+def score_for(run_at_ms: int, priority: int, now_ms: int) -> int:
+    if run_at_ms > now_ms:
+        return run_at_ms
+    return run_at_ms - (priority + 11) * PRIORITY_SPAN_MS
+
 # KEYS: job key, result key, queue; ARGV: expires ms, job bytes, score, job id,
 # owner channel, message (may be empty)
 _ENQUEUE = """
@@ -59,30 +72,31 @@ class Queue:
         self._requeue = redis.register_script(_REQUEUE)
 
     async def enqueue(
-        self, job_id: UUID, *, delay_s: float = 0.0, owner_id: UUID | None = None,
-        announce: bytes = b"",
+        self, job_id: UUID, *, delay_s: float = 0.0, priority: int = 0,
+        owner_id: UUID | None = None, announce: bytes = b"",
     ) -> bool:
         """Queue ``run_job(job_id)`` under arq job id ``job_id``; False if already queued."""
         now_ms = int(time.time() * 1000)
-        score = now_ms + int(delay_s * 1000)
+        score = score_for(now_ms + int(delay_s * 1000), priority, now_ms)
         job = serialize_job(RUN_JOB, (str(job_id),), {}, None, now_ms)
         channel = self._settings.owner_channel(owner_id) if owner_id else ""
         queued = await self._script(
             keys=[job_key_prefix + str(job_id), result_key_prefix + str(job_id),
                   self._settings.queue_name],
-            args=[score - now_ms + expires_extra_ms, job, score, str(job_id), channel, announce],
+            args=[max(0, score - now_ms) + expires_extra_ms, job, score, str(job_id), channel,
+                  announce],
         )
         return bool(queued)
 
-    async def requeue(self, job_id: UUID, *, delay_s: float = 0.0) -> None:
+    async def requeue(self, job_id: UUID, *, delay_s: float = 0.0, priority: int = 0) -> None:
         """Queue ``run_job(job_id)`` again, even where arq believes it is queued or running."""
         now_ms = int(time.time() * 1000)
-        score = now_ms + int(delay_s * 1000)
+        score = score_for(now_ms + int(delay_s * 1000), priority, now_ms)
         job = serialize_job(RUN_JOB, (str(job_id),), {}, None, now_ms)
         await self._requeue(
             keys=[job_key_prefix + str(job_id), in_progress_key_prefix + str(job_id),
                   self._settings.queue_name],
-            args=[score - now_ms + expires_extra_ms, job, score, str(job_id)],
+            args=[max(0, score - now_ms) + expires_extra_ms, job, score, str(job_id)],
         )
 
     async def missing(self, job_ids: list[UUID]) -> list[UUID]:
@@ -94,3 +108,24 @@ class Queue:
                 pipe.zscore(self._settings.queue_name, str(job_id))
             scores = await pipe.execute()
         return [job_id for job_id, score in zip(job_ids, scores, strict=True) if score is None]
+
+    async def due_unranked(self) -> list[UUID]:
+        """Due jobs whose score is still their run time (delayed or retried ones)."""
+        now_ms = int(time.time() * 1000)
+        ids = await self._redis.zrangebyscore(
+            self._settings.queue_name, now_ms - PRIORITY_SPAN_MS, now_ms, start=0, num=1000)
+        return [UUID(i.decode() if isinstance(i, bytes) else i) for i in ids]
+
+    async def promote(self, priorities: dict[UUID, int]) -> None:
+        """Move due jobs into their priority's span (only those still on the queue)."""
+        if not priorities:
+            return
+        now_ms = int(time.time() * 1000)
+        scores = await self._redis.zmscore(self._settings.queue_name, [str(i) for i in priorities])
+        mapping = {
+            str(job_id): score_for(int(score), priority, now_ms)
+            for (job_id, priority), score in zip(priorities.items(), scores, strict=True)
+            if score is not None and score <= now_ms
+        }
+        if mapping:
+            await self._redis.zadd(self._settings.queue_name, mapping, xx=True)

@@ -15,9 +15,9 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
-from jobcast.errors import InvalidInput
+from jobcast.errors import ConfigError, InvalidInput
 
-BUILTIN_MODULES = ("workers.jobs.builtin",)
+BUILTIN_MODULES = ("workers.jobs.builtin", "workers.jobs.site_audit", "workers.jobs.csv_insights")
 
 
 class JobContext(Protocol):
@@ -31,15 +31,35 @@ class JobContext(Protocol):
     async def progress(self, percent: float, message: str | None = None) -> None:
         """Percent done of the current step (or of the job, outside any step)."""
 
+    async def read_upload(self, upload_id: str) -> Upload:
+        """A file the job's owner uploaded (``POST /api/uploads``)."""
+
+    async def spawn(self, job_type: str, job_input: dict[str, Any]) -> str:
+        """Start a child job of this one; its id. Cancelling this job cancels it too."""
+
+    async def wait_children(self, child_ids: list[str]) -> list[dict[str, Any]]:
+        """Wait for child jobs to end, counting their progress in this step's; their views."""
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    id: str
+    filename: str
+    content_type: str
+    data: bytes
+
 
 @dataclass(frozen=True, slots=True)
 class Step:
     name: str
     title: str
     weight: float = 1.0
+    # seconds this step is expected to take when there is no history to go by
+    estimate_s: float | None = None
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "title": self.title, "weight": self.weight}
+        return {"name": self.name, "title": self.title, "weight": self.weight,
+                "estimate_s": self.estimate_s}
 
 
 RunFn = Callable[[JobContext, Any], Awaitable[Any]]
@@ -59,8 +79,14 @@ class JobType:
     timeout_s: float = 3600.0
     # whether an attempt that runs out of time is retried (else the job fails at once)
     retry_on_timeout: bool = False
+    # at most this many jobs of this type run at once, across all workers (None: no cap)
+    concurrency: int | None = None
+    # how long a completed job's result is kept; after that /result answers 410
+    result_ttl_s: float = 7 * 86_400
     # seconds a run is expected to take, from its validated input
     estimate: Callable[[Any], float] = field(default=lambda _params: 1.0)
+    # the upload ids the validated input refers to, checked and tied to the job at submit
+    uploads: Callable[[Any], list[str]] = field(default=lambda _params: [])
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.steps]
@@ -68,6 +94,8 @@ class JobType:
             raise ValueError(f"job type {self.name!r} declares a step twice: {names}")
         if any(s.weight <= 0 for s in self.steps):
             raise ValueError(f"job type {self.name!r}: step weights must be positive")
+        if self.concurrency is not None and self.concurrency < 1:
+            raise ValueError(f"job type {self.name!r}: concurrency must be at least 1")
 
     def parse_input(self, raw: dict[str, Any]) -> BaseModel:
         """The validated input, or InvalidInput naming the fields at fault."""
@@ -91,6 +119,8 @@ class JobType:
             "input_schema": self.input_model.model_json_schema(),
             "max_attempts": self.max_attempts,
             "timeout_s": self.timeout_s,
+            "concurrency": self.concurrency,
+            "result_ttl_s": self.result_ttl_s,
         }
 
 
@@ -132,7 +162,13 @@ def load_registry(modules: Iterable[str] = ()) -> Registry:
     """
     registry = Registry()
     for module_name in (*BUILTIN_MODULES, *modules):
-        module = importlib.import_module(module_name)
-        for job_type in getattr(module, "JOB_TYPES", ()):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise ConfigError(f"JOBCAST_JOB_MODULES: cannot import {module_name!r}: {exc}") from exc
+        job_types = getattr(module, "JOB_TYPES", None)
+        if job_types is None:
+            raise ConfigError(f"JOBCAST_JOB_MODULES: {module_name!r} has no JOB_TYPES")
+        for job_type in job_types:
             registry.register(job_type)
     return registry

@@ -38,6 +38,7 @@ class ErrorBody(Model):
 
 class SessionCreated(Model):
     token: str = Field(description="The owner token; also set as an HttpOnly cookie.")
+    webhook_secret: str = Field(description="Signs this owner's completion webhooks.")
 
 
 class StepOut(Model):
@@ -56,6 +57,26 @@ class JobErrorOut(Model):
     type: str
     category: str
     message: str
+
+
+class ChildOut(Model):
+    id: str
+    type: str
+    status: JobStatusName
+    progress: float
+
+
+class DeliveryOut(Model):
+    attempt: int
+    status: Literal["pending", "delivered", "retrying", "failed"]
+    status_code: int | None
+    error: str | None
+    at: datetime
+
+
+class WebhookOut(Model):
+    url: str
+    deliveries: list[DeliveryOut]
 
 
 class JobOut(Model):
@@ -79,6 +100,11 @@ class JobOut(Model):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    parent_id: str | None = None
+    children: list[ChildOut] | None = Field(
+        None, description="Jobs this one spawned (in the view of one job; null in lists).")
+    result_expired_at: datetime | None = None
+    webhook: WebhookOut | None = None
 
     @classmethod
     def of(cls, job: Job) -> JobOut:
@@ -95,6 +121,16 @@ class JobOut(Model):
             max_attempts=job.max_attempts, seq=job.seq, priority=job.priority, input=job.input,
             estimated_seconds=job.estimated_s, timeout_seconds=job.timeout_s, run_at=job.run_at,
             created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
+            parent_id=str(job.parent_id) if job.parent_id else None,
+            children=None if job.children is None else [
+                ChildOut(id=str(c["id"]), type=c["type"], status=c["status"],
+                         progress=c["progress"]) for c in job.children
+            ],
+            result_expired_at=job.result_expired_at,
+            webhook=None if job.callback_url is None else WebhookOut(
+                url=job.callback_url,
+                deliveries=[DeliveryOut.model_validate(d) for d in job.deliveries or ()],
+            ),
         )
 
 

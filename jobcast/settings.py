@@ -7,16 +7,21 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError
+import orjson
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jobcast.errors import ConfigError
+from jobcast.schedules import Schedule
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = ROOT / "schema.sql"
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+# Keys the `jobcast` command line reads (which server, which token); the service ignores them.
+_CLIENT_KEYS = {"JOBCAST_URL", "JOBCAST_TOKEN"}
 
 # Environment keys read without the JOBCAST_ prefix, as platforms set them.
 _UNPREFIXED = {"DATABASE_URL", "REDIS_URL", "HOST", "PORT"}
@@ -143,6 +148,11 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("JOBCAST_MAX_BODY_BYTES", "max_body_bytes"),
         description="Larger request bodies get 413 before they are read whole.",
     )
+    max_upload_bytes: int = Field(
+        10 * 1_048_576, ge=1024, le=1 << 31,
+        validation_alias=AliasChoices("JOBCAST_MAX_UPLOAD_BYTES", "max_upload_bytes"),
+        description="Largest POST /api/uploads body (all its files together).",
+    )
     max_active_per_owner: int = Field(
         5, ge=1, le=1_000_000,
         validation_alias=AliasChoices("JOBCAST_MAX_ACTIVE_PER_OWNER", "max_active_per_owner"),
@@ -172,6 +182,20 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("JOBCAST_MAX_SOCKETS_PER_OWNER", "max_sockets_per_owner"),
         description="Open websockets per owner, per web process.",
     )
+    webhook_hosts: str = Field(
+        "", validation_alias=AliasChoices("JOBCAST_WEBHOOK_HOSTS", "webhook_hosts"),
+        description="Comma-separated hosts completion webhooks may call. Unset: any host "
+        "whose addresses are all public (no loopback, private or link-local targets).",
+    )
+    schedules: list[Schedule] = Field(
+        default_factory=list, validation_alias=AliasChoices("JOBCAST_SCHEDULES", "schedules"),
+        description='Recurring jobs, a JSON list: [{"name", "cron", "type", "input"}].',
+    )
+    job_modules: str = Field(
+        "", validation_alias=AliasChoices("JOBCAST_JOB_MODULES", "job_modules"),
+        description="Comma-separated Python modules whose JOB_TYPES are registered beside "
+        "the built-in ones (e.g. myapp.jobs).",
+    )
     pg_pool_max: int = Field(
         10, ge=1, le=500, validation_alias=AliasChoices("JOBCAST_PG_POOL_MAX", "pg_pool_max"),
     )
@@ -187,6 +211,13 @@ class Settings(BaseSettings):
         # load_settings reads the environment itself, so that unknown keys are caught
         return (init_settings,)
 
+    @field_validator("schedules", mode="before")
+    @classmethod
+    def _schedules_from_json(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return orjson.loads(value) if value.strip() else []
+        return value
+
     def __repr_args__(self) -> Any:
         for key, value in super().__repr_args__():
             if key in ("database_url", "redis_url"):
@@ -200,6 +231,14 @@ class Settings(BaseSettings):
     @property
     def redis_dsn(self) -> str:
         return self.redis_url or DEFAULT_REDIS_URL
+
+    @property
+    def webhook_host_set(self) -> frozenset[str]:
+        return frozenset(h.strip().lower() for h in self.webhook_hosts.split(",") if h.strip())
+
+    @property
+    def job_module_list(self) -> list[str]:
+        return [m.strip() for m in self.job_modules.split(",") if m.strip()]
 
     @property
     def origins(self) -> frozenset[str]:
@@ -229,7 +268,9 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: Any) -> Se
     """Read the settings; raise ConfigError naming the key for a bad value or an unknown key."""
     env = dict(os.environ if environ is None else environ)
     known = _known_env_keys()
-    unknown = sorted(k for k in env if k.startswith("JOBCAST_") and k not in known)
+    unknown = sorted(
+        k for k in env if k.startswith("JOBCAST_") and k not in known and k not in _CLIENT_KEYS
+    )
     if unknown:
         raise ConfigError(f"unknown setting {unknown[0]}: known ones are {', '.join(sorted(known))}")
     values: dict[str, Any] = {k: v for k, v in env.items() if k in known or k in _UNPREFIXED}

@@ -13,10 +13,11 @@ Writes made by a worker are fenced by attempt (``WHERE attempts = $n AND status
 from __future__ import annotations
 
 import hashlib
+import secrets
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
@@ -67,7 +68,7 @@ FROM j, e
 _JOB_COLUMNS = """
     j.id, j.owner_id, j.type, j.input, j.status, j.priority, j.progress, j.step, j.message,
     j.result, j.error, j.attempts, j.max_attempts, j.seq, j.estimated_s, j.timeout_s, j.run_at,
-    j.created_at, j.started_at, j.finished_at
+    j.created_at, j.started_at, j.finished_at, j.parent_id, j.callback_url, j.result_expired_at
 """
 
 _STEPS_JSON = """
@@ -79,31 +80,65 @@ _STEPS_JSON = """
 
 # $1 id, $2 owner_id, $3 type, $4 input, $5 priority, $6 max_attempts, $7 delay_s,
 # $8 estimated_s, $9 step names, $10 step titles, $11 step weights, $12 first event payload,
-# $13 timeout_s
+# $13 timeout_s, $14 parent_id, $15 idempotency_key, $16 callback_url, $17 message
 SQL_CREATE_JOB = """
 WITH j AS (
     INSERT INTO jobs (id, owner_id, type, input, priority, max_attempts, run_at, estimated_s, seq,
-                      timeout_s)
-    VALUES ($1, $2, $3, $4, $5, $6, now() + $7 * interval '1 second', $8, 1, $13)
+                      timeout_s, parent_id, idempotency_key, callback_url, message)
+    VALUES ($1, $2, $3, $4, $5, $6, now() + $7 * interval '1 second', $8, 1, $13, $14, $15, $16,
+            $17)
+    ON CONFLICT (id) DO NOTHING
     RETURNING *
 ), s AS (
     INSERT INTO job_steps (job_id, position, name, title, weight)
-    SELECT $1, t.position, t.name, t.title, t.weight
-    FROM unnest($9::text[], $10::text[], $11::real[]) WITH ORDINALITY
+    SELECT j.id, t.position, t.name, t.title, t.weight
+    FROM j, unnest($9::text[], $10::text[], $11::real[]) WITH ORDINALITY
          AS t(name, title, weight, position)
 )""" + _event_tail("'status'", "$12::jsonb")
 
+# $1 upload ids, $2 owner_id, $3 job id: ties the owner's unclaimed uploads to a job
+SQL_CLAIM_UPLOADS = """
+UPDATE uploads SET job_id = $3
+WHERE id = ANY($1::uuid[]) AND owner_id = $2 AND job_id IS NULL
+RETURNING id
+"""
+
 # $1 owner_id: serializes one owner's submits for the rest of the transaction
 SQL_LOCK_OWNER = "SELECT pg_advisory_xact_lock(hashtextextended($1::uuid::text, 0))"
+
+# $1 owner_id, $2 key: the job submitted with this key in the last 24 hours
+SQL_IDEMPOTENT = """
+SELECT id FROM jobs WHERE owner_id = $1 AND idempotency_key = $2
+  AND created_at > now() - interval '24 hours'
+"""
+
+# $1 owner_id, $2 key
+SQL_FORGET_KEY = """
+UPDATE jobs SET idempotency_key = NULL WHERE owner_id = $1 AND idempotency_key = $2
+"""
 
 # $1 owner_id
 SQL_ACTIVE_JOBS = """
 SELECT count(*) FROM jobs WHERE owner_id = $1 AND status IN ('pending', 'running')
 """
 
+_CHILDREN_JSON = """
+    COALESCE((SELECT json_agg(json_build_object(
+        'id', c.id, 'type', c.type, 'status', c.status, 'progress', c.progress
+    ) ORDER BY c.created_at, c.id) FROM jobs c WHERE c.parent_id = j.id), '[]'::json) AS children
+"""
+
+_DELIVERIES_JSON = """
+    COALESCE((SELECT json_agg(json_build_object(
+        'attempt', d.attempt, 'status', d.status, 'status_code', d.status_code,
+        'error', d.error, 'at', COALESCE(d.delivered_at, d.next_at)
+    ) ORDER BY d.attempt) FROM webhook_deliveries d WHERE d.job_id = j.id), '[]'::json)
+    AS deliveries
+"""
+
 # $1 id, $2 owner_id or NULL for any owner
 SQL_GET_JOB = f"""
-SELECT {_JOB_COLUMNS}, {_STEPS_JSON}
+SELECT {_JOB_COLUMNS}, {_STEPS_JSON}, {_CHILDREN_JSON}, {_DELIVERIES_JSON}
 FROM jobs j WHERE j.id = $1 AND ($2::uuid IS NULL OR j.owner_id = $2)
 """
 
@@ -177,6 +212,23 @@ WITH j AS (
     " 'message', NULL)",
 )
 
+# $1 id: the type of a pending job
+SQL_PENDING_TYPE = "SELECT type FROM jobs WHERE id = $1 AND status = 'pending'"
+
+# $1 type
+SQL_LOCK_TYPE = "SELECT pg_advisory_xact_lock(hashtextextended('type:' || $1::text, 0))"
+
+# $1 type
+SQL_RUNNING_OF_TYPE = "SELECT count(*) FROM jobs WHERE type = $1 AND status = 'running'"
+
+# $1 id, $2 message, $3 payload
+SQL_NOTE_WAITING = """
+WITH j AS (
+    UPDATE jobs SET seq = seq + 1, message = $2, updated_at = now()
+    WHERE id = $1 AND status = 'pending' AND message IS DISTINCT FROM $2
+    RETURNING *
+)""" + _event_tail("'status'", "$3::jsonb || jsonb_build_object('attempt', j.attempts)")
+
 # $1 id, $2 attempt, $3 progress, $4 step, $5 message, $6 payload
 SQL_PROGRESS = """
 WITH j AS (
@@ -201,6 +253,12 @@ WITH j AS (
     WHERE job_id = $1 AND name = $3 AND EXISTS (SELECT 1 FROM j)
 )""" + _event_tail("'step'", "$7::jsonb")
 
+# A final change also schedules the job's completion webhook, in the same statement.
+_WEBHOOK_CTE = """, w AS (
+    INSERT INTO webhook_deliveries (job_id, attempt, url)
+    SELECT id, 1, callback_url FROM j WHERE callback_url IS NOT NULL
+)"""
+
 # $1 id, $2 attempt, $3 final status, $4 result, $5 error, $6 message, $7 payload
 SQL_FINISH = """
 WITH j AS (
@@ -209,7 +267,7 @@ WITH j AS (
         finished_at = now(), heartbeat_at = NULL, updated_at = now()
     WHERE id = $1 AND attempts = $2 AND status = 'running'
     RETURNING *
-)""" + _event_tail("'status'", "$7::jsonb")
+)""" + _WEBHOOK_CTE + _event_tail("'status'", "$7::jsonb")
 
 # $1 id, $2 attempt, $3 delay_s, $4 message, $5 error, $6 payload
 SQL_RETRY_LATER = """
@@ -238,7 +296,18 @@ WITH j AS (
         finished_at = now(), heartbeat_at = NULL, updated_at = now()
     WHERE id = $1 AND owner_id = $2 AND status IN ('pending', 'running')
     RETURNING *
-)""" + _event_tail("'status'", "$3::jsonb || jsonb_build_object('attempt', j.attempts)")
+)""" + _WEBHOOK_CTE + _event_tail(
+    "'status'", "$3::jsonb || jsonb_build_object('attempt', j.attempts)")
+
+# $1 id, $2 owner_id: the job and all its descendants
+SQL_TREE = """
+WITH RECURSIVE tree AS (
+    SELECT id, 0 AS depth FROM jobs WHERE id = $1 AND owner_id = $2
+    UNION ALL
+    SELECT c.id, t.depth + 1 FROM jobs c JOIN tree t ON c.parent_id = t.id
+)
+SELECT id FROM tree ORDER BY depth
+"""
 
 # $1 job ids, $2 their attempts: the ids whose attempt is still running
 SQL_HEARTBEAT = """
@@ -250,14 +319,15 @@ RETURNING jobs.id
 
 # $1 seconds without a heartbeat, $2 limit
 SQL_STALE = """
-SELECT id, owner_id, attempts, max_attempts FROM jobs
+SELECT id, owner_id, attempts, max_attempts, priority FROM jobs
 WHERE status = 'running' AND heartbeat_at < now() - $1 * interval '1 second'
 ORDER BY heartbeat_at LIMIT $2
 """
 
 # $1 seconds since the last change, $2 limit: pending jobs that should be on the queue
 SQL_PENDING = """
-SELECT id, GREATEST(0, extract(epoch FROM run_at - now()))::float8 AS delay_s FROM jobs
+SELECT id, priority, GREATEST(0, extract(epoch FROM run_at - now()))::float8 AS delay_s
+FROM jobs
 WHERE status = 'pending' AND updated_at < now() - $1 * interval '1 second'
 ORDER BY run_at LIMIT $2
 """
@@ -268,6 +338,37 @@ DELETE FROM jobs WHERE finished_at IS NOT NULL AND (
        (status = 'completed' AND finished_at < now() - $1 * interval '1 day')
     OR (status = 'failed' AND finished_at < now() - $2 * interval '1 day')
     OR (status = 'cancelled' AND finished_at < now() - $3 * interval '1 day'))
+"""
+
+# $1 types, $2 their result_ttl_s
+SQL_EXPIRE_RESULTS = """
+UPDATE jobs SET result = NULL, result_expired_at = now()
+FROM unnest($1::text[], $2::float8[]) AS t(type, ttl_s)
+WHERE jobs.type = t.type AND jobs.status = 'completed' AND jobs.result_expired_at IS NULL
+  AND jobs.finished_at < now() - t.ttl_s * interval '1 second'
+"""
+
+# $1 limit: webhook tries that are due, with what they need to be sent
+SQL_DUE_DELIVERIES = """
+SELECT d.job_id, d.attempt, d.url, j.owner_id, o.webhook_secret
+FROM webhook_deliveries d JOIN jobs j ON j.id = d.job_id JOIN owners o ON o.id = j.owner_id
+WHERE d.status = 'pending' AND d.next_at <= now()
+ORDER BY d.next_at LIMIT $1
+"""
+
+# $1 job id, $2 attempt, $3 status, $4 status_code, $5 error
+SQL_RECORD_DELIVERY = """
+UPDATE webhook_deliveries SET status = $3, status_code = $4, error = $5,
+    delivered_at = CASE WHEN $3 = 'delivered' THEN now() END
+WHERE job_id = $1 AND attempt = $2
+"""
+
+# $1 job id, $2 attempt, $3 seconds from now
+SQL_NEXT_DELIVERY = """
+INSERT INTO webhook_deliveries (job_id, attempt, url, next_at)
+SELECT job_id, $2, url, now() + $3 * interval '1 second' FROM webhook_deliveries
+WHERE job_id = $1 AND attempt = $2 - 1
+ON CONFLICT DO NOTHING
 """
 
 # $1 lease name, $2 holder, $3 seconds: the lease is taken when free, expired, or ours
@@ -326,11 +427,16 @@ def _job(row: asyncpg.Record) -> Job:
         seq=row["seq"],
         estimated_s=row["estimated_s"],
         timeout_s=row["timeout_s"],
+        parent_id=row["parent_id"],
+        callback_url=row["callback_url"],
+        result_expired_at=row["result_expired_at"],
         run_at=row["run_at"],
         created_at=row["created_at"],
         started_at=row["started_at"],
         finished_at=row["finished_at"],
         steps=_steps(row["steps"]) if "steps" in row.keys() else (),
+        children=tuple(row["children"]) if "children" in row.keys() else None,
+        deliveries=tuple(row["deliveries"]) if "deliveries" in row.keys() else None,
     )
 
 
@@ -341,7 +447,24 @@ def _event_of(row: asyncpg.Record) -> Event:
         kind=EventKind(row["event_kind"]),
         at=row["event_at"],
         data=row["event_payload"],
+        owner_id=row["owner_id"],
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Capped:
+    """The job's type is at its concurrency cap: it waits."""
+
+    job_type: str
+    cap: int
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """A submitted job; ``event`` is None when an idempotent resubmit found it."""
+
+    job: Job
+    event: Event | None
 
 
 class Store:
@@ -381,10 +504,76 @@ class Store:
         owner_id = uuid4()
         await self._run(
             lambda: self.pool.execute(
-                "INSERT INTO owners (id, token_hash) VALUES ($1, $2)", owner_id, hash_token(token)
+                "INSERT INTO owners (id, token_hash, webhook_secret) VALUES ($1, $2, $3)",
+                owner_id, hash_token(token), secrets.token_hex(24),
             )
         )
         return owner_id
+
+    # uploads
+
+    async def create_upload(self, owner_id: UUID, filename: str, content_type: str,
+                            data: bytes) -> UUID:
+        upload_id = uuid4()
+        await self._run(lambda: self.pool.execute(
+            "INSERT INTO uploads (id, owner_id, filename, content_type, size, data) "
+            "VALUES ($1, $2, $3, $4, $5, $6)",
+            upload_id, owner_id, filename, content_type, len(data), data,
+        ))
+        return upload_id
+
+    async def read_upload(self, upload_id: UUID, owner_id: UUID) -> asyncpg.Record | None:
+        row: asyncpg.Record | None = await self._run(lambda: self.pool.fetchrow(
+            "SELECT id, filename, content_type, data FROM uploads "
+            "WHERE id = $1 AND owner_id = $2", upload_id, owner_id))
+        return row
+
+    async def delete_unclaimed_uploads(self, older_than_s: float) -> int:
+        status = await self._run(lambda: self.pool.execute(
+            "DELETE FROM uploads WHERE job_id IS NULL "
+            "AND created_at < now() - $1 * interval '1 second'", older_than_s))
+        return int(status.split()[-1])
+
+    async def expire_results(self, ttl_by_type: dict[str, float]) -> int:
+        """Drop results older than their type's result_ttl_s; /result then answers 410."""
+        if not ttl_by_type:
+            return 0
+        types = list(ttl_by_type)
+        status = await self._run(lambda: self.pool.execute(
+            SQL_EXPIRE_RESULTS, types, [ttl_by_type[t] for t in types]))
+        return int(status.split()[-1])
+
+    async def due_deliveries(self, limit: int = 50) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = await self._run(
+            lambda: self.pool.fetch(SQL_DUE_DELIVERIES, limit))
+        return rows
+
+    async def record_delivery(self, job_id: UUID, attempt: int, *, delivered: bool,
+                              status_code: int | None, error: str | None,
+                              retry_in_s: float | None) -> None:
+        """Record one try; schedule the next (retry_in_s) or give up (None)."""
+
+        async def write() -> None:
+            async with self.pool.acquire() as conn, conn.transaction():
+                status = "delivered" if delivered else ("retrying" if retry_in_s else "failed")
+                await conn.execute(SQL_RECORD_DELIVERY, job_id, attempt, status, status_code,
+                                   error)
+                if not delivered and retry_in_s:
+                    await conn.execute(SQL_NEXT_DELIVERY, job_id, attempt + 1, retry_in_s)
+
+        await self._run(write)
+
+    async def ensure_owner(self, owner_id: UUID) -> None:
+        """An owner no token opens (the one scheduled jobs belong to)."""
+        await self._run(lambda: self.pool.execute(
+            "INSERT INTO owners (id, token_hash, webhook_secret) VALUES ($1, $2, $3) "
+            "ON CONFLICT (id) DO NOTHING",
+            owner_id, secrets.token_bytes(32), secrets.token_hex(24)))
+
+    async def webhook_secret(self, owner_id: UUID) -> str:
+        secret: str = await self._run(lambda: self.pool.fetchval(
+            "SELECT webhook_secret FROM owners WHERE id = $1", owner_id))
+        return secret
 
     async def owner_for_token(self, token: str) -> UUID | None:
         owner_id: UUID | None = await self._run(
@@ -408,26 +597,54 @@ class Store:
         max_attempts: int,
         timeout_s: float,
         max_active: int,
-    ) -> tuple[Job, Event] | None:
-        """Insert a job and its first event; None when the owner is at max_active jobs."""
-        job_id = uuid4()
-        steps = job_type.steps
-        first = {"status": "pending", "attempt": 0, "message": None, "progress": 0}
+        upload_ids: list[UUID] | None = None,
+        parent_id: UUID | None = None,
+        idempotency_key: str | None = None,
+        callback_url: str | None = None,
+        job_id: UUID | None = None,
+    ) -> Created | None:
+        """Insert a job and its first event; None when the owner is at max_active jobs.
 
-        async def insert() -> asyncpg.Record | None:
+        ``upload_ids`` are tied to the new job in the same transaction: each must be the
+        owner's and not yet used by another job, else InvalidInput and nothing is stored.
+        """
+        fixed_id = job_id is not None
+        job_id = job_id or uuid4()
+        steps = job_type.steps
+        message = f"Scheduled to start in {delay_s:g} s" if delay_s > 0 else None
+        first = {"status": "pending", "attempt": 0, "message": message, "progress": 0}
+
+        async def insert() -> asyncpg.Record | UUID | None:
             async with self.pool.acquire() as conn, conn.transaction():
-                # one submit per owner at a time, so the count below cannot be raced past
+                # one submit per owner at a time, so the checks below cannot be raced past
                 await conn.execute(SQL_LOCK_OWNER, owner_id)
-                active = await conn.fetchval(SQL_ACTIVE_JOBS, owner_id)
-                if active >= max_active:
-                    return None
+                if idempotency_key is not None:
+                    existing: UUID | None = await conn.fetchval(
+                        SQL_IDEMPOTENT, owner_id, idempotency_key)
+                    if existing is not None:
+                        return existing
+                    # a key older than 24 hours is free again
+                    await conn.execute(SQL_FORGET_KEY, owner_id, idempotency_key)
+                if parent_id is None and not fixed_id:  # children: bounded by their parent
+                    active = await conn.fetchval(SQL_ACTIVE_JOBS, owner_id)
+                    if active >= max_active:
+                        return None
                 row: asyncpg.Record | None = await conn.fetchrow(
                     SQL_CREATE_JOB,
                     job_id, owner_id, job_type.name, params, priority, max_attempts,
                     delay_s, estimated_s,
                     [s.name for s in steps], [s.title for s in steps], [s.weight for s in steps],
-                    first, timeout_s,
+                    first, timeout_s, parent_id, idempotency_key, callback_url, message,
                 )
+                if upload_ids:
+                    claimed = await conn.fetch(SQL_CLAIM_UPLOADS, upload_ids, owner_id, job_id)
+                    missing = set(upload_ids) - {r["id"] for r in claimed}
+                    if missing:
+                        raise InvalidInput(
+                            f"input: no upload {sorted(map(str, missing))[0]} for this owner "
+                            "(or it is already used by another job)",
+                            details=[{"field": "input", "message": "unknown upload"}],
+                        )
                 return row
 
         try:
@@ -437,11 +654,21 @@ class Store:
             raise InvalidInput(f"input: a value cannot be stored: {exc}") from None
         if row is None:
             return None
+        if isinstance(row, UUID):
+            job = await self.get_job(row, owner_id)
+            if job is None:  # deleted in between: very unlikely, and a new submit is right
+                return await self.create_job(
+                    owner_id=owner_id, job_type=job_type, params=params, priority=priority,
+                    delay_s=delay_s, estimated_s=estimated_s, max_attempts=max_attempts,
+                    timeout_s=timeout_s, max_active=max_active, upload_ids=upload_ids,
+                    parent_id=parent_id, callback_url=callback_url,
+                )
+            return Created(job=job, event=None)
         # the new job's steps are all waiting: no need to read them back
         job = replace(_job(row), steps=tuple(
             StepView(s.name, s.title, s.weight, StepState.WAITING, None, None, None) for s in steps
         ))
-        return job, _event_of(row)
+        return Created(job=job, event=_event_of(row))
 
     async def get_job(self, job_id: UUID, owner_id: UUID | None = None) -> Job | None:
         row = await self._run(lambda: self.pool.fetchrow(SQL_GET_JOB, job_id, owner_id))
@@ -455,6 +682,12 @@ class Store:
             lambda: self.pool.fetch(SQL_LIST_JOBS, owner_id, status, type, limit)
         )
         return [_job(r) for r in rows]
+
+    async def children_state(self, parent_id: UUID) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = await self._run(lambda: self.pool.fetch(
+            "SELECT id, type, status, progress, result, error FROM jobs WHERE parent_id = $1 "
+            "ORDER BY created_at, id", parent_id))
+        return rows
 
     async def admin_jobs(
         self, *, owner_id: UUID | None, status: str | None, type: str | None, limit: int
@@ -508,13 +741,39 @@ class Store:
 
     # state changes made by a worker, each fenced by attempt
 
-    async def claim(self, job_id: UUID) -> Claim | None:
-        """Start the next attempt of a pending job, or None if it is not pending."""
-        row = await self._run(lambda: self.pool.fetchrow(SQL_CLAIM, job_id))
-        if row is None:
-            return None
+    async def claim(self, job_id: UUID, caps: dict[str, int] | None = None) -> Claim | Capped | None:
+        """Start the next attempt of a pending job.
+
+        None if it is not pending; Capped if its type is at its concurrency cap (``caps``
+        maps type to the most jobs of it that may run at once, across all workers).
+        """
+        if not caps:
+            row = await self._run(lambda: self.pool.fetchrow(SQL_CLAIM, job_id))
+        else:
+
+            async def claim_capped() -> asyncpg.Record | Capped | None:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    job_type = await conn.fetchval(SQL_PENDING_TYPE, job_id)
+                    cap = caps.get(job_type) if job_type is not None else None
+                    if cap is not None:
+                        # one claim per type at a time, so the count cannot be raced past
+                        await conn.execute(SQL_LOCK_TYPE, job_type)
+                        running = await conn.fetchval(SQL_RUNNING_OF_TYPE, job_type)
+                        if running >= cap:
+                            return Capped(job_type, cap)
+                    claimed: asyncpg.Record | None = await conn.fetchrow(SQL_CLAIM, job_id)
+                    return claimed
+
+            row = await self._run(claim_capped)
+        if row is None or isinstance(row, Capped):
+            return row
         job = _job(row)
         return Claim(job=job, attempt=job.attempts, event=_event_of(row))
+
+    async def note_waiting(self, job_id: UUID, message: str) -> Event | None:
+        """Say why a pending job waits (one event, not one per look)."""
+        payload = {"status": "pending", "message": message}
+        return await self._fenced(SQL_NOTE_WAITING, job_id, message, payload)
 
     async def _fenced(self, sql: str, *args: Any) -> Event | None:
         row = await self._run(lambda: self.pool.fetchrow(sql, *args))
@@ -581,11 +840,24 @@ class Store:
 
     # used by the API
 
-    async def cancel(self, job_id: UUID, owner_id: UUID) -> Event | None:
-        """Cancel a pending or running job; None if it is not (or no longer) active."""
+    async def cancel(self, job_id: UUID, owner_id: UUID) -> list[Event] | None:
+        """Cancel a pending or running job and its active descendants; their events.
+
+        None if the job is not (or no longer) active.
+        """
         payload = {"status": "cancelled", "message": "Cancelled"}
         row = await self._run(lambda: self.pool.fetchrow(SQL_CANCEL, job_id, owner_id, payload))
-        return _event_of(row) if row is not None else None
+        if row is None:
+            return None
+        events = [_event_of(row)]
+        child_payload = {"status": "cancelled", "message": "Cancelled with its parent job"}
+        tree = await self._run(lambda: self.pool.fetch(SQL_TREE, job_id, owner_id))
+        for child in tree[1:]:
+            child_row = await self._run(lambda c=child: self.pool.fetchrow(
+                SQL_CANCEL, c["id"], owner_id, child_payload))
+            if child_row is not None:
+                events.append(_event_of(child_row))
+        return events
 
     # used by the reaper
 
@@ -602,9 +874,17 @@ class Store:
         )
         return rows
 
-    async def pending(self, older_than_s: float, limit: int = 1000) -> list[tuple[UUID, float]]:
-        rows = await self._run(lambda: self.pool.fetch(SQL_PENDING, older_than_s, limit))
-        return [(r["id"], r["delay_s"]) for r in rows]
+    async def pending(self, older_than_s: float, limit: int = 1000) -> list[asyncpg.Record]:
+        """Pending jobs unchanged for a while: id, priority, delay_s."""
+        rows: list[asyncpg.Record] = await self._run(
+            lambda: self.pool.fetch(SQL_PENDING, older_than_s, limit))
+        return rows
+
+    async def priorities(self, job_ids: list[UUID]) -> dict[UUID, int]:
+        rows = await self._run(lambda: self.pool.fetch(
+            "SELECT id, priority FROM jobs WHERE id = ANY($1::uuid[]) AND status = 'pending'",
+            job_ids))
+        return {r["id"]: r["priority"] for r in rows}
 
     async def delete_expired(self, completed_days: float, failed_days: float,
                              cancelled_days: float) -> int:

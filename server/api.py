@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -13,9 +14,17 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from jobcast.bus import publish
-from jobcast.errors import BadRequest, Conflict, InvalidInput, NotFound, TooManyRequests
+from jobcast.bus import publish_quietly
+from jobcast.errors import (
+    BadRequest,
+    Conflict,
+    Gone,
+    InvalidInput,
+    NotFound,
+    TooManyRequests,
+)
 from jobcast.model import JobStatus, SubmitRequest, dumps
+from jobcast.webhooks import check_target
 from jobcast.schemas import (
     Cancelled,
     EventList,
@@ -93,6 +102,23 @@ async def json_body(request: Request) -> dict[str, Any]:
     return body
 
 
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "for a limited time"
+    for unit, size in (("days", 86_400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= size:
+            return f"{seconds / size:g} {unit}"
+    return f"{seconds:g} seconds"
+
+
+def _upload_id(raw: str) -> UUID:
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise InvalidInput(f"input: {raw[:40]!r} is not an upload id", details=[
+            {"field": "input", "message": "not an upload id"}]) from None
+
+
 def validation_details(exc: ValidationError) -> list[dict[str, str]]:
     return [
         {"field": ".".join(str(p) for p in err["loc"]) or "body", "message": err["msg"]}
@@ -110,8 +136,9 @@ async def create_session(request: Request) -> Response:
     await services.limiter.check("session", address, per_min=settings.session_rate_per_min,
                                  burst=settings.session_burst, what="new sessions")
     token = secrets.token_urlsafe(32)
-    await services.store.create_owner(token)
-    response = model_response(SessionCreated(token=token), 201)
+    owner_id = await services.store.create_owner(token)
+    secret = await services.store.webhook_secret(owner_id)
+    response = model_response(SessionCreated(token=token, webhook_secret=secret), 201)
     response.set_cookie(
         COOKIE_NAME, token, max_age=_SESSION_MAX_AGE_S, httponly=True, samesite="lax",
         secure=request.url.scheme == "https", path="/",
@@ -131,7 +158,8 @@ async def job_types(request: Request) -> Response:
 
 @endpoint("Submit a job: answered at once, the job runs in the background",
           body=SubmitRequest,
-          responses={202: JobAccepted, **error_responses(400, 401, 413, 422, 429, 503)})
+          responses={202: JobAccepted, 200: JobAccepted,
+                     **error_responses(400, 401, 413, 422, 429, 503)})
 async def submit_job(request: Request) -> Response:
     services = services_of(request)
     settings = services.settings
@@ -151,14 +179,19 @@ async def submit_job(request: Request) -> Response:
             f"got {timeout_s:g}",
             details=[{"field": "timeout_seconds", "message": "over the type's time limit"}],
         )
+    callback_url = str(submit.callback_url) if submit.callback_url else None
+    if callback_url is not None:
+        check_target(callback_url, settings.webhook_host_set)
+    upload_ids = [_upload_id(raw) for raw in job_type.uploads(params)]
+    delay_s = submit.start_delay_s()
     await services.limiter.check("submit", str(owner_id), per_min=settings.submit_rate_per_min,
                                  burst=settings.submit_burst, what="submits")
     created = await services.store.create_job(
         owner_id=owner_id, job_type=job_type, params=params.model_dump(mode="json"),
-        priority=submit.priority, delay_s=submit.delay_seconds,
-        estimated_s=job_type.estimate(params),
+        priority=submit.priority, delay_s=delay_s, estimated_s=job_type.estimate(params),
         max_attempts=submit.max_attempts or job_type.max_attempts, timeout_s=timeout_s,
-        max_active=settings.max_active_per_owner,
+        max_active=settings.max_active_per_owner, upload_ids=upload_ids,
+        idempotency_key=submit.idempotency_key, callback_url=callback_url,
     )
     if created is None:
         raise TooManyRequests(
@@ -166,20 +199,23 @@ async def submit_job(request: Request) -> Response:
             "wait for one to finish, or cancel one",
             headers={"Retry-After": "5"},
         )
-    job, event = created
+    job, event = created.job, created.event
+    accepted = JobAccepted(
+        id=str(job.id), status=job.status.value, status_url=f"/api/jobs/{job.id}",
+        ws_url=f"/ws/jobs/{job.id}", estimated_seconds=job.estimated_s,
+    )
+    if event is None:
+        # the same idempotency_key within 24 h: the job that key made, not a second one
+        return model_response(accepted, 200, headers={"Location": accepted.status_url})
     try:
         await services.queue.enqueue(
-            job.id, delay_s=submit.delay_seconds, owner_id=owner_id,
+            job.id, delay_s=delay_s, priority=submit.priority, owner_id=owner_id,
             announce=dumps(event.wire()),
         )
     except (RedisError, OSError) as exc:
         # the job is committed: the sweep queues it once Redis answers again
         log.warning("job %s: accepted but not queued yet (%s)", job.id, exc)
     log.info("job %s: %s submitted", job.id, job.type)
-    accepted = JobAccepted(
-        id=str(job.id), status="pending", status_url=f"/api/jobs/{job.id}",
-        ws_url=f"/ws/jobs/{job.id}", estimated_seconds=job.estimated_s,
-    )
     return model_response(accepted, 202, headers={"Location": accepted.status_url})
 
 
@@ -215,7 +251,8 @@ async def job_events(request: Request) -> Response:
 
 
 @endpoint("A job's result: 200 when completed, 202 while not finished",
-          responses={200: ResultOut, 202: NotFinished, **error_responses(401, 404, 409, 503)})
+          responses={200: ResultOut, 202: NotFinished,
+                     **error_responses(401, 404, 409, 410, 503)})
 async def job_result(request: Request) -> Response:
     services = services_of(request)
     owner_id = await owner_of(request)
@@ -224,6 +261,17 @@ async def job_result(request: Request) -> Response:
     if job is None:
         raise NotFound("no such job")
     if job.status is JobStatus.COMPLETED:
+        job_type = services.registry.get(job.type) if job.type in services.registry else None
+        ttl_s = job_type.result_ttl_s if job_type else None
+        expired = job.result_expired_at is not None or (
+            ttl_s is not None and job.finished_at is not None
+            and (datetime.now(UTC) - job.finished_at).total_seconds() > ttl_s
+        )
+        if expired:
+            raise Gone(
+                f"the result of job {job.id} has expired: results of {job.type} jobs are kept "
+                f"{_duration(ttl_s)} after they finish; submit the job again for a new one"
+            )
         return model_response(ResultOut(id=str(job.id), status="completed", result=job.result))
     if job.status.final:
         reason = (job.error or {}).get("message") or str(job.status)
@@ -239,17 +287,15 @@ async def cancel_job(request: Request) -> Response:
     services = services_of(request)
     owner_id = await owner_of(request)
     job_id = parse_job_id(request.path_params["job_id"])
-    event = await services.store.cancel(job_id, owner_id)
-    if event is None:
+    events = await services.store.cancel(job_id, owner_id)
+    if events is None:
         job = await services.store.get_job(job_id, owner_id)
         if job is None:
             raise NotFound("no such job")
         raise Conflict(f"job {job_id} is already {job.status}")
-    try:
-        await publish(services.redis, services.settings, event, owner_id)
-    except (RedisError, OSError) as exc:
-        log.warning("job %s: cancel event not published (%s); NOTIFY carries it", job_id, exc)
-    log.info("job %s: cancelled by its owner", job_id)
+    for event in events:
+        await publish_quietly(services.redis, services.settings, event)
+    log.info("job %s: cancelled by its owner, with %d children", job_id, len(events) - 1)
     return model_response(Cancelled(id=str(job_id), status="cancelled"), 202)
 
 

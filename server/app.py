@@ -30,7 +30,7 @@ from jobcast.settings import ROOT, Settings, load_settings
 from jobcast.store import Store
 from jobcast import __version__
 from jobcast.schemas import Health, Readiness
-from server import admin, api, live
+from server import admin, api, live, uploads
 from server.limits import BodyLimit, RateLimiter
 from server.openapi import build, endpoint
 from server.responses import JSONResponse, api_error, http_error, server_error
@@ -59,7 +59,7 @@ def lifespan_for(settings: Settings) -> Any:
             await listener.start()
             services = Services(
                 settings=settings, store=store, redis=redis, queue=Queue(redis, settings),
-                hub=hub, listener=listener, registry=load_registry(),
+                hub=hub, listener=listener, registry=load_registry(settings.job_module_list),
                 limiter=RateLimiter(redis, settings.redis_prefix), sockets={},
                 stopping=asyncio.Event(),
             )
@@ -151,6 +151,7 @@ def routes() -> list[Any]:
         Route("/api/jobs/{job_id}/events", api.job_events),
         Route("/api/jobs/{job_id}/result", api.job_result),
         Route("/api/jobs/{job_id}/cancel", api.cancel_job, methods=["POST"]),
+        Route("/api/uploads", uploads.create_uploads, methods=["POST"]),
         Route("/api/admin/stats", admin.stats),
         Route("/api/admin/jobs", admin.jobs),
         Route("/openapi.json", openapi),
@@ -166,7 +167,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=routes(),
         middleware=[
             Middleware(SecurityHeaders),
-            Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
+            Middleware(BodyLimit, max_bytes=settings.max_body_bytes,
+                       per_path={"/api/uploads": settings.max_upload_bytes}),
         ],
         lifespan=lifespan_for(settings),
         exception_handlers={

@@ -15,21 +15,24 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from jobcast.bus import publish
-from jobcast.errors import StorageUnavailable
+from jobcast.bus import publish_quietly
+from jobcast.errors import InvalidInput, PermanentError, StorageUnavailable, TransientError
 from jobcast.model import Event, StepState
-from jobcast.registry import JobType
-from jobcast.settings import Settings
-from jobcast.store import Store
+from jobcast.registry import JobType, Upload
+
+if TYPE_CHECKING:
+    from workers.state import WorkerState
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+_CHILD_POLL_S = 0.5
 
 
 class AttemptLost(Exception):
@@ -56,16 +59,18 @@ class Reporter:
     """The ``JobContext`` a job's code gets: one per attempt."""
 
     def __init__(
-        self, *, job_id: UUID, owner_id: UUID, attempt: int, job_type: JobType,
-        store: Store, redis: aioredis.Redis, settings: Settings,
+        self, *, job_id: UUID, owner_id: UUID, attempt: int, priority: int, job_type: JobType,
+        state: WorkerState, redis: aioredis.Redis,
     ) -> None:
         self.job_id = job_id
         self.owner_id = owner_id
         self.attempt = attempt
+        self.priority = priority
         self._job_type = job_type
-        self._store = store
+        self._state = state
+        self._store = state.store
         self._redis = redis
-        self._settings = settings
+        self._settings = state.settings
         self._weights = {s.name: s.weight for s in job_type.steps}
         self._total_weight = sum(self._weights.values()) or 1.0
         self._done_weight = 0.0
@@ -84,11 +89,7 @@ class Reporter:
         """Publish a persisted event; None means the write was fenced off."""
         if event is None:
             raise AttemptLost(f"job {self.job_id} attempt {self.attempt} is no longer running")
-        try:
-            await publish(self._redis, self._settings, event, self.owner_id)
-        except (RedisError, OSError) as exc:
-            # the event is safe in Postgres; watchers get it through NOTIFY instead
-            log.warning("job %s: publishing event %s failed: %s", self.job_id, event.seq, exc)
+        await publish_quietly(self._redis, self._settings, event)
 
     def _advance(self) -> float:
         if self._weights:
@@ -134,3 +135,63 @@ class Reporter:
         await self.write(lambda: self._store.record_progress(
             self.job_id, self.attempt, progress=progress, step=step, message=message,
         ))
+
+    async def read_upload(self, upload_id: str) -> Upload:
+        try:
+            key = UUID(upload_id)
+        except ValueError:
+            raise PermanentError(f"{upload_id[:40]!r} is not an upload id") from None
+        row = await persist(lambda: self._store.read_upload(key, self.owner_id),
+                            deadline_s=self._settings.persist_deadline_s,
+                            what=f"job {self.job_id}")
+        if row is None:
+            raise PermanentError(f"upload {upload_id} is gone")
+        return Upload(id=str(row["id"]), filename=row["filename"],
+                      content_type=row["content_type"], data=row["data"])
+
+    async def spawn(self, job_type: str, job_input: dict[str, Any]) -> str:
+        """Start a child job; it inherits this job's owner and priority."""
+        registry = self._state.registry
+        try:
+            child_type = registry.get(job_type)
+            params = child_type.parse_input(job_input)
+        except InvalidInput as exc:
+            raise PermanentError(f"cannot start a {job_type} child: {exc.message}") from None
+        created = await persist(lambda: self._store.create_job(
+            owner_id=self.owner_id, job_type=child_type, params=params.model_dump(mode="json"),
+            priority=self.priority, delay_s=0, estimated_s=child_type.estimate(params),
+            max_attempts=child_type.max_attempts, timeout_s=child_type.timeout_s,
+            max_active=0, parent_id=self.job_id,
+        ), deadline_s=self._settings.persist_deadline_s, what=f"job {self.job_id}")
+        if created is None or created.event is None:
+            raise TransientError("the child job could not be created")
+        await publish_quietly(self._redis, self._settings, created.event)
+        try:
+            await self._state.queue.enqueue(created.job.id, priority=self.priority)
+        except (RedisError, OSError) as exc:
+            log.warning("job %s: child %s not queued yet (%s); the sweep will",
+                        self.job_id, created.job.id, exc)
+        return str(created.job.id)
+
+    async def wait_children(self, child_ids: list[str]) -> list[dict[str, Any]]:
+        """Wait until these children end; this step's progress follows theirs."""
+        wanted = set(child_ids)
+        while True:
+            rows = [r for r in await persist(
+                lambda: self._store.children_state(self.job_id),
+                deadline_s=self._settings.persist_deadline_s, what=f"job {self.job_id}",
+            ) if str(r["id"]) in wanted]
+            if len(rows) < len(wanted):
+                raise PermanentError("a child job is gone")
+            done = [r for r in rows if r["status"] in ("completed", "failed", "cancelled")]
+            mean = sum(100.0 if r in done else r["progress"] for r in rows) / len(rows)
+            message = f"{len(done)} of {len(rows)} child jobs done"
+            if mean > self._step_percent or not done:
+                await self.progress(mean, message)
+            if len(done) == len(rows):
+                return [
+                    {"id": str(r["id"]), "type": r["type"], "status": r["status"],
+                     "result": r["result"], "error": r["error"]}
+                    for r in rows
+                ]
+            await asyncio.sleep(_CHILD_POLL_S)

@@ -23,12 +23,17 @@ from arq.worker import Retry
 from pydantic import BaseModel
 
 from jobcast.errors import InvalidInput, JobError, PermanentError, TransientError
+from jobcast.bus import publish_quietly
 from jobcast.model import Claim, JobStatus
+from jobcast.store import Capped
 from jobcast.registry import JobType
 from workers.context import AttemptLost, Reporter, persist
 from workers.state import WorkerState
 
 log = logging.getLogger(__name__)
+
+# How soon a job held back by its type's concurrency cap looks again.
+_CAPPED_RETRY_S = 1.0
 
 # Exceptions from job code that are worth retrying, besides TransientError.
 _TRANSIENT = (TransientError, TimeoutError, ConnectionError, OSError)
@@ -77,18 +82,25 @@ async def _run_code(job_type: JobType, reporter: Reporter, raw_input: dict[str, 
 async def run_job(ctx: dict[str, Any], job_id: str) -> None:
     state: WorkerState = ctx["jobcast"]
     deadline_s = state.settings.persist_deadline_s
-    claim = await persist(lambda: state.store.claim(UUID(job_id)), deadline_s=deadline_s,
-                          what=f"job {job_id}")
+    claim = await persist(lambda: state.store.claim(UUID(job_id), state.caps),
+                          deadline_s=deadline_s, what=f"job {job_id}")
     if claim is None:
         log.info("job %s: not pending, nothing to run", job_id)
         return
+    if isinstance(claim, Capped):
+        message = (f"Waiting: at most {claim.cap} {claim.job_type} job"
+                   f"{'s' if claim.cap > 1 else ''} run at once")
+        waiting = await state.store.note_waiting(UUID(job_id), message)
+        if waiting is not None:
+            await publish_quietly(ctx["redis"], state.settings, waiting)
+        raise Retry(defer=_CAPPED_RETRY_S)
     job, attempt = claim.job, claim.attempt
     log.info("job %s: %s attempt %d of %d started", job.id, job.type, attempt, job.max_attempts)
     job_type = state.registry.get(job.type) if job.type in state.registry else None
     reporter = Reporter(
-        job_id=job.id, owner_id=job.owner_id, attempt=attempt,
+        job_id=job.id, owner_id=job.owner_id, attempt=attempt, priority=job.priority,
         job_type=job_type or JobType(job.type, job.type, BaseModel, _no_code),
-        store=state.store, redis=ctx["redis"], settings=state.settings,
+        state=state, redis=ctx["redis"],
     )
     try:
         await reporter.emit(claim.event)

@@ -22,8 +22,14 @@ class WorkerState:
     settings: Settings
     store: Store
     registry: Registry
+    queue: Queue
     heartbeat: Heartbeat
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def caps(self) -> dict[str, int]:
+        """The per-type concurrency caps: type name to the most that may run at once."""
+        return {t.name: t.concurrency for t in self.registry if t.concurrency is not None}
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -34,8 +40,10 @@ class WorkerState:
                 settings.redis_dsn, socket_timeout=5, socket_connect_timeout=2
             )
             heartbeat = Heartbeat(store, settings.heartbeat_s)
-            reaper = Reaper(store, Queue(redis, settings), redis, settings, heartbeat)
-            state = cls(settings=settings, store=store, registry=load_registry(),
+            queue = Queue(redis, settings)
+            registry = load_registry(settings.job_module_list)
+            reaper = Reaper(store, queue, redis, settings, heartbeat, registry)
+            state = cls(settings=settings, store=store, registry=registry, queue=queue,
                         heartbeat=heartbeat)
             state.tasks = [
                 asyncio.create_task(heartbeat.run_forever(), name="heartbeat"),

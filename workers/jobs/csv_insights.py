@@ -1,0 +1,3 @@
+"""Placeholder until the job type lands."""
+
+JOB_TYPES = ()
