@@ -184,6 +184,7 @@ class StepDescription(Model):
     name: str
     title: str
     weight: float
+    estimate_s: float | None = None
 
 
 class JobTypeOut(Model):
@@ -193,6 +194,8 @@ class JobTypeOut(Model):
     input_schema: dict[str, Any]
     max_attempts: int
     timeout_s: float
+    concurrency: int | None = Field(None, description="At most this many run at once.")
+    result_ttl_s: float = Field(description="How long a result is kept.")
 
 
 class JobTypes(Model):

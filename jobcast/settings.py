@@ -191,6 +191,16 @@ class Settings(BaseSettings):
         default_factory=list, validation_alias=AliasChoices("JOBCAST_SCHEDULES", "schedules"),
         description='Recurring jobs, a JSON list: [{"name", "cron", "type", "input"}].',
     )
+    webhook_retry_base_s: float = Field(
+        5.0, gt=0, le=3600,
+        validation_alias=AliasChoices("JOBCAST_WEBHOOK_RETRY_BASE_S", "webhook_retry_base_s"),
+        description="Wait before a webhook's second try; each later wait doubles, up to 1 h.",
+    )
+    audit_hosts: str = Field(
+        "", validation_alias=AliasChoices("JOBCAST_AUDIT_HOSTS", "audit_hosts"),
+        description="Comma-separated hosts site_audit may crawl although they are not "
+        "public (e.g. an intranet host). Unset: public hosts only.",
+    )
     job_modules: str = Field(
         "", validation_alias=AliasChoices("JOBCAST_JOB_MODULES", "job_modules"),
         description="Comma-separated Python modules whose JOB_TYPES are registered beside "

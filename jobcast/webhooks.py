@@ -88,6 +88,6 @@ async def resolves_public(url: str, allowed_hosts: frozenset[str]) -> bool:
     return bool(infos) and all(_public(str(info[4][0])) for info in infos)
 
 
-def next_delay_s(attempt: int) -> float:
-    """Backoff between tries: 5 s, 10 s, 20 s, ... up to an hour."""
-    return float(min(3600, 5 * 2 ** (attempt - 1)))
+def next_delay_s(attempt: int, base_s: float) -> float:
+    """Backoff between tries: base, 2 base, 4 base, ... up to an hour."""
+    return float(min(3600.0, base_s * 2 ** (attempt - 1)))

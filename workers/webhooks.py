@@ -56,7 +56,8 @@ async def _deliver(client: httpx.AsyncClient, store: Store, settings: Settings,
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
     delivered = error is None
-    retry_in_s = None if delivered or attempt >= MAX_DELIVERY_ATTEMPTS else next_delay_s(attempt)
+    retry_in_s = None if delivered or attempt >= MAX_DELIVERY_ATTEMPTS else next_delay_s(
+        attempt, settings.webhook_retry_base_s)
     await store.record_delivery(job_id, attempt, delivered=delivered, status_code=status_code,
                                 error=error, retry_in_s=retry_in_s)
     if delivered:
