@@ -40,6 +40,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     callback_url  text,
     -- set when the result was dropped after its type's result_ttl_s
     result_expired_at timestamptz,
+    -- the failed or cancelled job this one retries (POST /api/jobs/{id}/retry)
+    retry_of      uuid REFERENCES jobs (id) ON DELETE SET NULL,
     run_at        timestamptz NOT NULL DEFAULT now(),
     heartbeat_at  timestamptz,
     created_at    timestamptz NOT NULL DEFAULT now(),
@@ -63,6 +65,9 @@ CREATE UNIQUE INDEX IF NOT EXISTS jobs_idempotency_key
     ON jobs (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
 -- per-type concurrency caps count the running jobs of a type
 CREATE INDEX IF NOT EXISTS jobs_type_running_idx ON jobs (type) WHERE status = 'running';
+-- ETA: step durations of a type's recent completed jobs
+CREATE INDEX IF NOT EXISTS jobs_type_completed_idx ON jobs (type, finished_at DESC)
+    WHERE status = 'completed';
 -- retention deletes finished jobs by age
 CREATE INDEX IF NOT EXISTS jobs_finished_idx ON jobs (status, finished_at)
     WHERE finished_at IS NOT NULL;

@@ -39,7 +39,8 @@ async def publish(redis: aioredis.Redis, settings: Settings, event: Event,
     owner_id = owner_id or event.owner_id
     async with redis.pipeline(transaction=False) as pipe:
         pipe.publish(settings.job_channel(event.job_id), text)
-        if event.kind is EventKind.STATUS and owner_id is not None:
+        # the owner's feed (toasts, live job lists) gets status changes and step boundaries
+        if event.kind is not EventKind.PROGRESS and owner_id is not None:
             pipe.publish(settings.owner_channel(owner_id), text)
         await pipe.execute()
 

@@ -53,7 +53,7 @@ class Listener:
             log.warning("dropped a malformed NOTIFY payload")
             return
         self._hub.deliver(self._settings.job_channel(job_id), hint)
-        if kind == "status":
+        if kind != "progress":
             self._hub.deliver(self._settings.owner_channel(owner_id), hint)
 
     async def _run_forever(self) -> None:

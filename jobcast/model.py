@@ -121,6 +121,7 @@ class Job:
     parent_id: UUID | None = None
     callback_url: str | None = None
     result_expired_at: datetime | None = None
+    retry_of: UUID | None = None
     steps: tuple[StepView, ...] = field(default=())
     # read only where one job is shown: its children and its webhook tries
     children: tuple[dict[str, Any], ...] | None = None

@@ -83,8 +83,10 @@ class JobType:
     concurrency: int | None = None
     # how long a completed job's result is kept; after that /result answers 410
     result_ttl_s: float = 7 * 86_400
-    # seconds a run is expected to take, from its validated input
+    # seconds a run is expected to take, from its validated input, before there is history
     estimate: Callable[[Any], float] = field(default=lambda _params: 1.0)
+    # how the work grows with the input (e.g. a duration, a page count): history is scaled by it
+    scale: Callable[[Any], float] | None = None
     # the upload ids the validated input refers to, checked and tied to the job at submit
     uploads: Callable[[Any], list[str]] = field(default=lambda _params: [])
 

@@ -49,6 +49,7 @@ class StepOut(Model):
     started_at: datetime | None
     finished_at: datetime | None
     duration_ms: int | None
+    estimate_s: float | None = Field(None, description="Expected seconds for the whole step.")
 
 
 class JobErrorOut(Model):
@@ -105,16 +106,21 @@ class JobOut(Model):
         None, description="Jobs this one spawned (in the view of one job; null in lists).")
     result_expired_at: datetime | None = None
     webhook: WebhookOut | None = None
+    retry_of: str | None = None
+    eta_seconds: float | None = Field(
+        None, description="Seconds left, from this type's history; null once final.")
 
     @classmethod
-    def of(cls, job: Job) -> JobOut:
+    def of(cls, job: Job, *, eta_s: float | None = None,
+           step_estimates: dict[str, float] | None = None) -> JobOut:
+        estimates = step_estimates or {}
         return cls(
             id=str(job.id), type=job.type, status=job.status.value,
             progress=round(job.progress, 2), step=job.step, message=job.message,
             steps=[
                 StepOut(name=s.name, title=s.title, weight=s.weight, status=s.status.value,
                         started_at=s.started_at, finished_at=s.finished_at,
-                        duration_ms=s.duration_ms)
+                        duration_ms=s.duration_ms, estimate_s=estimates.get(s.name))
                 for s in job.steps
             ],
             result=job.result, error=job.error, attempts=job.attempts,
@@ -127,6 +133,8 @@ class JobOut(Model):
                          progress=c["progress"]) for c in job.children
             ],
             result_expired_at=job.result_expired_at,
+            retry_of=str(job.retry_of) if job.retry_of else None,
+            eta_seconds=eta_s,
             webhook=None if job.callback_url is None else WebhookOut(
                 url=job.callback_url,
                 deliveries=[DeliveryOut.model_validate(d) for d in job.deliveries or ()],

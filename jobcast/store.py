@@ -68,7 +68,8 @@ FROM j, e
 _JOB_COLUMNS = """
     j.id, j.owner_id, j.type, j.input, j.status, j.priority, j.progress, j.step, j.message,
     j.result, j.error, j.attempts, j.max_attempts, j.seq, j.estimated_s, j.timeout_s, j.run_at,
-    j.created_at, j.started_at, j.finished_at, j.parent_id, j.callback_url, j.result_expired_at
+    j.created_at, j.started_at, j.finished_at, j.parent_id, j.callback_url, j.result_expired_at,
+    j.retry_of
 """
 
 _STEPS_JSON = """
@@ -80,13 +81,14 @@ _STEPS_JSON = """
 
 # $1 id, $2 owner_id, $3 type, $4 input, $5 priority, $6 max_attempts, $7 delay_s,
 # $8 estimated_s, $9 step names, $10 step titles, $11 step weights, $12 first event payload,
-# $13 timeout_s, $14 parent_id, $15 idempotency_key, $16 callback_url, $17 message
+# $13 timeout_s, $14 parent_id, $15 idempotency_key, $16 callback_url, $17 message,
+# $18 retry_of
 SQL_CREATE_JOB = """
 WITH j AS (
     INSERT INTO jobs (id, owner_id, type, input, priority, max_attempts, run_at, estimated_s, seq,
-                      timeout_s, parent_id, idempotency_key, callback_url, message)
+                      timeout_s, parent_id, idempotency_key, callback_url, message, retry_of)
     VALUES ($1, $2, $3, $4, $5, $6, now() + $7 * interval '1 second', $8, 1, $13, $14, $15, $16,
-            $17)
+            $17, $18)
     ON CONFLICT (id) DO NOTHING
     RETURNING *
 ), s AS (
@@ -340,6 +342,15 @@ DELETE FROM jobs WHERE finished_at IS NOT NULL AND (
     OR (status = 'cancelled' AND finished_at < now() - $3 * interval '1 day'))
 """
 
+# $1 type, $2 how many recent jobs
+SQL_STEP_HISTORY = """
+SELECT j.input, s.name, s.duration_ms
+FROM (SELECT id, input FROM jobs WHERE type = $1 AND status = 'completed'
+      ORDER BY finished_at DESC LIMIT $2) j
+JOIN job_steps s ON s.job_id = j.id
+WHERE s.status = 'completed'
+"""
+
 # $1 types, $2 their result_ttl_s
 SQL_EXPIRE_RESULTS = """
 UPDATE jobs SET result = NULL, result_expired_at = now()
@@ -430,6 +441,7 @@ def _job(row: asyncpg.Record) -> Job:
         parent_id=row["parent_id"],
         callback_url=row["callback_url"],
         result_expired_at=row["result_expired_at"],
+        retry_of=row["retry_of"],
         run_at=row["run_at"],
         created_at=row["created_at"],
         started_at=row["started_at"],
@@ -602,6 +614,7 @@ class Store:
         idempotency_key: str | None = None,
         callback_url: str | None = None,
         job_id: UUID | None = None,
+        retry_of: UUID | None = None,
     ) -> Created | None:
         """Insert a job and its first event; None when the owner is at max_active jobs.
 
@@ -635,6 +648,7 @@ class Store:
                     delay_s, estimated_s,
                     [s.name for s in steps], [s.title for s in steps], [s.weight for s in steps],
                     first, timeout_s, parent_id, idempotency_key, callback_url, message,
+                    retry_of,
                 )
                 if upload_ids:
                     claimed = await conn.fetch(SQL_CLAIM_UPLOADS, upload_ids, owner_id, job_id)
@@ -682,6 +696,12 @@ class Store:
             lambda: self.pool.fetch(SQL_LIST_JOBS, owner_id, status, type, limit)
         )
         return [_job(r) for r in rows]
+
+    async def step_history(self, job_type: str, jobs: int = 50) -> list[asyncpg.Record]:
+        """Inputs and step durations of the type's last completed jobs."""
+        rows: list[asyncpg.Record] = await self._run(lambda: self.pool.fetch(
+            SQL_STEP_HISTORY, job_type, jobs))
+        return rows
 
     async def children_state(self, parent_id: UUID) -> list[asyncpg.Record]:
         rows: list[asyncpg.Record] = await self._run(lambda: self.pool.fetch(

@@ -18,6 +18,7 @@ from server.api import (
     STATUS_QUERY,
     TYPE_QUERY,
     int_param,
+    job_view,
     model_response,
     services_of,
     status_param,
@@ -94,5 +95,6 @@ async def jobs(request: Request) -> Response:
         limit=int_param(request, "limit", 50, 1, 200),
     )
     return model_response(AdminJobList(jobs=[
-        AdminJobOut(**JobOut.of(j).model_dump(), owner_id=str(j.owner_id)) for j in found
+        AdminJobOut(**(await job_view(services, j)).model_dump(), owner_id=str(j.owner_id))
+        for j in found
     ]))

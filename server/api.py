@@ -23,7 +23,8 @@ from jobcast.errors import (
     NotFound,
     TooManyRequests,
 )
-from jobcast.model import JobStatus, SubmitRequest, dumps
+from jobcast.model import Job, JobStatus, SubmitRequest, dumps
+from jobcast.registry import JobType
 from jobcast.webhooks import check_target
 from jobcast.schemas import (
     Cancelled,
@@ -183,15 +184,34 @@ async def submit_job(request: Request) -> Response:
     if callback_url is not None:
         check_target(callback_url, settings.webhook_host_set)
     upload_ids = [_upload_id(raw) for raw in job_type.uploads(params)]
-    delay_s = submit.start_delay_s()
     await services.limiter.check("submit", str(owner_id), per_min=settings.submit_rate_per_min,
                                  burst=settings.submit_burst, what="submits")
-    created = await services.store.create_job(
-        owner_id=owner_id, job_type=job_type, params=params.model_dump(mode="json"),
-        priority=submit.priority, delay_s=delay_s, estimated_s=job_type.estimate(params),
+    accepted, fresh = await _create(
+        services, owner_id, job_type, params.model_dump(mode="json"),
+        priority=submit.priority, delay_s=submit.start_delay_s(),
         max_attempts=submit.max_attempts or job_type.max_attempts, timeout_s=timeout_s,
+        upload_ids=upload_ids, idempotency_key=submit.idempotency_key, callback_url=callback_url,
+    )
+    if not fresh:
+        # the same idempotency_key within 24 h: the job that key made, not a second one
+        return model_response(accepted, 200, headers={"Location": accepted.status_url})
+    return model_response(accepted, 202, headers={"Location": accepted.status_url})
+
+
+async def _create(
+    services: Services, owner_id: UUID, job_type: JobType, params: dict[str, Any], *,
+    priority: int, delay_s: float, max_attempts: int, timeout_s: float,
+    upload_ids: list[UUID] | None = None, idempotency_key: str | None = None,
+    callback_url: str | None = None, retry_of: UUID | None = None,
+) -> tuple[JobAccepted, bool]:
+    """Store a job (one transaction) and queue it (one Redis call); False for a known key."""
+    settings = services.settings
+    created = await services.store.create_job(
+        owner_id=owner_id, job_type=job_type, params=params, priority=priority,
+        delay_s=delay_s, estimated_s=await services.estimator.total(job_type, params),
+        max_attempts=max_attempts, timeout_s=timeout_s,
         max_active=settings.max_active_per_owner, upload_ids=upload_ids,
-        idempotency_key=submit.idempotency_key, callback_url=callback_url,
+        idempotency_key=idempotency_key, callback_url=callback_url, retry_of=retry_of,
     )
     if created is None:
         raise TooManyRequests(
@@ -205,17 +225,48 @@ async def submit_job(request: Request) -> Response:
         ws_url=f"/ws/jobs/{job.id}", estimated_seconds=job.estimated_s,
     )
     if event is None:
-        # the same idempotency_key within 24 h: the job that key made, not a second one
-        return model_response(accepted, 200, headers={"Location": accepted.status_url})
+        return accepted, False
     try:
         await services.queue.enqueue(
-            job.id, delay_s=delay_s, priority=submit.priority, owner_id=owner_id,
+            job.id, delay_s=delay_s, priority=priority, owner_id=owner_id,
             announce=dumps(event.wire()),
         )
     except (RedisError, OSError) as exc:
         # the job is committed: the sweep queues it once Redis answers again
         log.warning("job %s: accepted but not queued yet (%s)", job.id, exc)
     log.info("job %s: %s submitted", job.id, job.type)
+    return accepted, True
+
+
+async def job_view(services: Services, job: Job) -> JobOut:
+    """The job as the API shows it, with its ETA from the type's history."""
+    if job.type not in services.registry:
+        return JobOut.of(job)
+    eta_s, steps = await services.estimator.remaining(services.registry.get(job.type), job)
+    return JobOut.of(job, eta_s=eta_s, step_estimates=steps)
+
+
+@endpoint("Run a failed or cancelled job again: a new job with its type and input",
+          responses={202: JobAccepted, **error_responses(401, 404, 409, 422, 429, 503)})
+async def retry_job(request: Request) -> Response:
+    services = services_of(request)
+    owner_id = await owner_of(request)
+    job_id = parse_job_id(request.path_params["job_id"])
+    old = await services.store.get_job(job_id, owner_id)
+    if old is None:
+        raise NotFound("no such job")
+    if old.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+        raise Conflict(f"job {job_id} is {old.status}: only failed or cancelled jobs are retried")
+    job_type = services.registry.get(old.type)
+    params = job_type.parse_input(old.input)
+    settings = services.settings
+    await services.limiter.check("submit", str(owner_id), per_min=settings.submit_rate_per_min,
+                                 burst=settings.submit_burst, what="submits")
+    accepted, _ = await _create(
+        services, owner_id, job_type, params.model_dump(mode="json"), priority=old.priority,
+        delay_s=0, max_attempts=old.max_attempts, timeout_s=old.timeout_s,
+        callback_url=old.callback_url, retry_of=old.id,
+    )
     return model_response(accepted, 202, headers={"Location": accepted.status_url})
 
 
@@ -231,7 +282,7 @@ async def get_job(request: Request) -> Response:
     headers = {"ETag": job.etag, "Cache-Control": "no-cache"}
     if request.headers.get("if-none-match") == job.etag:
         return Response(status_code=304, headers=headers)
-    return model_response(JobOut.of(job), headers=headers)
+    return model_response(await job_view(services, job), headers=headers)
 
 
 @endpoint("A job's events after a seq, in order",
@@ -309,4 +360,4 @@ async def list_jobs(request: Request) -> Response:
     job_type = request.query_params.get("type") or None
     limit = int_param(request, "limit", 50, 1, 200)
     jobs = await services.store.list_jobs(owner_id, status=status, type=job_type, limit=limit)
-    return model_response(JobList(jobs=[JobOut.of(j) for j in jobs]))
+    return model_response(JobList(jobs=[await job_view(services, j) for j in jobs]))

@@ -15,12 +15,14 @@ from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from jobcast.bus import Hub
+from jobcast.eta import Estimator
 from jobcast.errors import ApiError, StorageUnavailable
 from jobcast.listener import Listener
 from jobcast.logs import setup_logging
@@ -60,7 +62,8 @@ def lifespan_for(settings: Settings) -> Any:
             services = Services(
                 settings=settings, store=store, redis=redis, queue=Queue(redis, settings),
                 hub=hub, listener=listener, registry=load_registry(settings.job_module_list),
-                limiter=RateLimiter(redis, settings.redis_prefix), sockets={},
+                limiter=RateLimiter(redis, settings.redis_prefix), estimator=Estimator(store),
+                sockets={},
                 stopping=asyncio.Event(),
             )
             restore = _close_sockets_first(services.stopping)
@@ -133,6 +136,10 @@ async def index(_request: Request) -> Response:
     return FileResponse(STATIC_DIR / "index.html")
 
 
+async def admin_page(_request: Request) -> Response:
+    return FileResponse(STATIC_DIR / "admin.html")
+
+
 async def openapi(request: Request) -> Response:
     return JSONResponse(build(request.app.routes, title="jobcast", version=__version__))
 
@@ -141,6 +148,7 @@ def routes() -> list[Any]:
     return [
         Route("/", index),
         Route("/jobs/{job_id}", index),
+        Route("/admin", admin_page),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/api/sessions", api.create_session, methods=["POST"]),
@@ -151,6 +159,7 @@ def routes() -> list[Any]:
         Route("/api/jobs/{job_id}/events", api.job_events),
         Route("/api/jobs/{job_id}/result", api.job_result),
         Route("/api/jobs/{job_id}/cancel", api.cancel_job, methods=["POST"]),
+        Route("/api/jobs/{job_id}/retry", api.retry_job, methods=["POST"]),
         Route("/api/uploads", uploads.create_uploads, methods=["POST"]),
         Route("/api/admin/stats", admin.stats),
         Route("/api/admin/jobs", admin.jobs),
@@ -167,6 +176,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=routes(),
         middleware=[
             Middleware(SecurityHeaders),
+            # pages of allowed origins (same-site subdomains) may call the API with the cookie
+            Middleware(CORSMiddleware, allow_origins=sorted(settings.origins),
+                       allow_credentials=True, allow_methods=["GET", "POST"],
+                       allow_headers=["Authorization", "Content-Type", "If-None-Match"],
+                       expose_headers=["ETag", "Retry-After", "Location"]),
             Middleware(BodyLimit, max_bytes=settings.max_body_bytes,
                        per_path={"/api/uploads": settings.max_upload_bytes}),
         ],

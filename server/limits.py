@@ -112,8 +112,7 @@ class BodyLimit:
         await send({
             "type": "http.response.start", "status": 413,
             "headers": [(b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                        (b"connection", b"close")],
+                        (b"content-length", str(len(body)).encode())],
         })
         await send({"type": "http.response.body", "body": body})
 

@@ -31,7 +31,7 @@ from jobcast.errors import (
     TooManyRequests,
 )
 from jobcast.model import Event, dumps
-from jobcast.schemas import JobOut
+from server.api import job_view
 from server.auth import owner_of, token_of
 from server.responses import JSONResponse
 from server.security import origin_allowed
@@ -232,7 +232,8 @@ async def _serve_job(
         job = await services.store.get_job(job_id, owner_id)
         if job is None:
             return
-        snapshot = {"type": "snapshot", "job": JobOut.of(job).model_dump(mode="json")}
+        view = await job_view(services, job)
+        snapshot = {"type": "snapshot", "job": view.model_dump(mode="json")}
         await ws.send_text(dumps(snapshot).decode())
         stream = JobStream(ws, services, job_id, min(after, job.seq))
         await stream.catch_up()
@@ -251,7 +252,7 @@ async def owner_socket(ws: WebSocket) -> None:
 
 
 async def _owner_socket(ws: WebSocket, owner_id: UUID) -> None:
-    """Status changes of all the owner's jobs, for toasts and live lists."""
+    """Status changes and step boundaries of all the owner's jobs, for toasts and lists."""
     services = _services(ws)
     sent: dict[tuple[str, int], None] = {}  # recently sent (job, seq), oldest first
 

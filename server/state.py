@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from jobcast.bus import Hub
+from jobcast.eta import Estimator
 from jobcast.listener import Listener
 from jobcast.queue import Queue
 from jobcast.registry import Registry
@@ -26,6 +27,7 @@ class Services:
     listener: Listener
     registry: Registry
     limiter: RateLimiter
+    estimator: Estimator
     # open websockets per owner in this process
     sockets: dict[object, int]
     # set when the process is told to stop: websockets close with 1001

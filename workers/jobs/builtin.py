@@ -75,5 +75,6 @@ JOB_TYPES = (
         run=run_demo,
         steps=DEMO_STEPS,
         estimate=lambda params: float(params.duration),
+        scale=lambda params: float(params.duration),
     ),
 )

@@ -1,0 +1,110 @@
+"""How long a job will take: from the recent history of its type, step by step.
+
+For each step, the median duration over the type's last completed jobs. Where the
+type says how its work grows with its input (``JobType.scale``, e.g. the demo's
+``duration``), durations are divided by each job's scale before the median and
+multiplied by the new job's scale after it. With too little history for a step,
+the step's declared ``estimate_s`` is used, else the type's ``estimate`` split
+by step weight. Each process keeps the medians for a short while, so the submit
+path does not query history on every request.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+from pydantic import ValidationError
+
+from jobcast.model import Job, JobStatus, StepState
+from jobcast.registry import JobType
+from jobcast.store import Store
+
+_MIN_SAMPLES = 3
+_CACHE_S = 30.0
+
+
+class Estimator:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._cache: dict[str, tuple[float, dict[str, float]]] = {}
+
+    async def _per_unit(self, job_type: JobType) -> dict[str, float]:
+        """Median seconds per unit of scale, per step, from recent history (cached)."""
+        cached = self._cache.get(job_type.name)
+        if cached is not None and time.monotonic() - cached[0] < _CACHE_S:
+            return cached[1]
+        samples: dict[str, list[float]] = {}
+        for row in await self._store.step_history(job_type.name):
+            scale = _scale_of(job_type, row["input"])
+            if scale and row["duration_ms"] is not None:
+                samples.setdefault(row["name"], []).append(row["duration_ms"] / 1000 / scale)
+        medians = {
+            name: statistics.median(values)
+            for name, values in samples.items() if len(values) >= _MIN_SAMPLES
+        }
+        self._cache[job_type.name] = (time.monotonic(), medians)
+        return medians
+
+    async def steps(self, job_type: JobType, job_input: Any) -> dict[str, float]:
+        """Expected seconds for each step of a job with this input."""
+        per_unit = await self._per_unit(job_type)
+        scale = _scale_of(job_type, job_input) or 1.0
+        total_weight = sum(s.weight for s in job_type.steps) or 1.0
+        declared_total = _declared(job_type, job_input)
+        return {
+            s.name: (
+                per_unit[s.name] * scale if s.name in per_unit
+                else s.estimate_s if s.estimate_s is not None
+                else declared_total * s.weight / total_weight
+            )
+            for s in job_type.steps
+        }
+
+    async def total(self, job_type: JobType, job_input: Any) -> float:
+        if not job_type.steps:
+            return _declared(job_type, job_input)
+        return round(sum((await self.steps(job_type, job_input)).values()), 2)
+
+    async def remaining(self, job_type: JobType, job: Job) -> tuple[float | None, dict[str, float]]:
+        """Seconds left (None once final) and each step's expected seconds."""
+        steps = await self.steps(job_type, job.input) if job_type.steps else {}
+        if job.status.final:
+            return None, steps
+        if not steps:
+            total = _declared(job_type, job.input)
+            return round(total * (1 - job.progress / 100), 2), steps
+        weights = {s.name: s.weight for s in job_type.steps}
+        total_weight = sum(weights.values()) or 1.0
+        done_weight = sum(weights.get(s.name, 0) for s in job.steps
+                          if s.status is StepState.COMPLETED)
+        left = 0.0
+        for view in job.steps:
+            expected = steps.get(view.name, 0.0)
+            if view.status is StepState.COMPLETED:
+                continue
+            if view.status is StepState.RUNNING and job.status is JobStatus.RUNNING:
+                step_share = (job.progress / 100 * total_weight - done_weight) / weights[view.name]
+                left += expected * (1 - min(max(step_share, 0.0), 1.0))
+            else:
+                left += expected
+        return round(left, 2), steps
+
+
+def _scale_of(job_type: JobType, job_input: Any) -> float | None:
+    if job_type.scale is None:
+        return 1.0
+    try:
+        params = job_type.input_model.model_validate(job_input)
+    except ValidationError:
+        return None
+    value = job_type.scale(params)
+    return value if value > 0 else None
+
+
+def _declared(job_type: JobType, job_input: Any) -> float:
+    try:
+        return job_type.estimate(job_type.input_model.model_validate(job_input))
+    except ValidationError:
+        return 0.0

@@ -1,0 +1,100 @@
+"""Estimates from history, against a real Postgres; and retries of failed jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from jobcast.eta import Estimator
+from jobcast.registry import load_registry
+from jobcast.store import Store
+from tests.conftest import DatabaseFactory
+from tests.integration.test_errors import assert_error
+from tests.integration.test_reliability import wait_status
+from tests.support import Stack, submit, watch
+
+
+@pytest.fixture
+async def store(new_database: DatabaseFactory) -> AsyncIterator[Store]:
+    async with Store.open(await new_database()) as opened:
+        yield opened
+
+
+async def add_history(store: Store, durations_ms: dict[str, int], duration_input: float) -> None:
+    """A completed demo job whose steps took these times."""
+    owner = await store.create_owner(uuid.uuid4().hex)
+    demo = load_registry().get("demo")
+    created = await store.create_job(
+        owner_id=owner, job_type=demo, params={"duration": duration_input}, priority=0,
+        delay_s=0, estimated_s=1, max_attempts=3, timeout_s=60, max_active=10)
+    assert created is not None
+    async with store.pool.acquire() as conn:
+        await conn.execute(
+            "UPDATE jobs SET status = 'completed', started_at = now(), finished_at = now() "
+            "WHERE id = $1", created.job.id)
+        for name, ms in durations_ms.items():
+            await conn.execute(
+                "UPDATE job_steps SET status = 'completed', duration_ms = $3 "
+                "WHERE job_id = $1 AND name = $2", created.job.id, name, ms)
+
+
+async def test_without_history_the_declared_estimate_is_split_by_weight(store: Store) -> None:
+    demo = load_registry().get("demo")
+    steps = await Estimator(store).steps(demo, {"duration": 10})
+    assert steps == pytest.approx({"validate": 1.0, "fetch": 3.0, "analyze": 4.0, "report": 2.0})
+
+
+async def test_history_medians_scaled_by_the_input(store: Store) -> None:
+    demo = load_registry().get("demo")
+    # three past jobs of duration 2 whose steps took 1, 2, 3 and 4 s (median of each)
+    for jitter in (-100, 0, 100):
+        await add_history(store, {"validate": 1000 + jitter, "fetch": 2000 + jitter,
+                                  "analyze": 3000 + jitter, "report": 4000 + jitter}, 2)
+    estimator = Estimator(store)
+    # a job twice as long takes twice as long, step by step
+    steps = await estimator.steps(demo, {"duration": 4})
+    assert steps == pytest.approx({"validate": 2.0, "fetch": 4.0, "analyze": 6.0, "report": 8.0})
+    assert await estimator.total(demo, {"duration": 4}) == pytest.approx(20.0)
+
+
+async def test_a_failed_or_cancelled_job_can_be_retried(stack: Stack) -> None:
+    alice, bob = await stack.owner(), await stack.owner()
+    async with stack.client(alice) as client, stack.client(bob) as other:
+        failed = await submit(client, "demo", duration=0.1, fail_step="fetch")
+        await watch(stack, alice, failed)
+        retried = await client.post(f"/api/jobs/{failed}/retry")
+        new_id = retried.json()["id"]
+        new = await wait_status(client, new_id, "failed")
+        done = await submit(client, "noop")
+        await wait_status(client, done, "completed")
+        not_failed = await client.post(f"/api/jobs/{done}/retry")
+        foreign = await other.post(f"/api/jobs/{failed}/retry")
+    assert retried.status_code == 202 and new_id != failed
+    assert new["retry_of"] == failed and new["input"]["fail_step"] == "fetch"
+    assert_error(not_failed, 409, "conflict")
+    assert_error(foreign, 404, "not_found")
+
+
+async def test_a_running_job_shows_a_shrinking_eta(stack: Stack) -> None:
+    token = await stack.owner()
+    async with stack.client(token) as client:
+        response = await client.post("/api/jobs", json={"type": "demo", "input": {"duration": 2}})
+        accepted = response.json()
+        job_id = accepted["id"]
+        running = await wait_status(client, job_id, "running")
+        etas = []
+        while True:
+            job = (await client.get(f"/api/jobs/{job_id}")).json()
+            if job["status"] != "running":
+                break
+            etas.append(job["eta_seconds"])
+            await asyncio.sleep(0.05)  # sampling while it runs; the job's end stops the loop
+        final = await wait_status(client, job_id, "completed")
+    assert accepted["estimated_seconds"] > 0
+    assert all(s["estimate_s"] and s["estimate_s"] > 0 for s in running["steps"])
+    assert len(etas) >= 3
+    assert etas[-1] < etas[0] <= accepted["estimated_seconds"] + 0.01
+    assert final["eta_seconds"] is None
