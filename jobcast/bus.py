@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -23,6 +24,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from jobcast import metrics
 from jobcast.model import Event, EventKind, dumps
 from jobcast.settings import Settings
 
@@ -43,6 +45,7 @@ async def publish(redis: aioredis.Redis, settings: Settings, event: Event,
         if event.kind is not EventKind.PROGRESS and owner_id is not None:
             pipe.publish(settings.owner_channel(owner_id), text)
         await pipe.execute()
+    metrics.EVENTS_PUBLISHED.labels(event.kind.value).inc()
 
 
 async def publish_quietly(redis: aioredis.Redis, settings: Settings, event: Event) -> None:
@@ -50,6 +53,7 @@ async def publish_quietly(redis: aioredis.Redis, settings: Settings, event: Even
     try:
         await publish(redis, settings, event)
     except (RedisError, OSError) as exc:
+        metrics.BACKEND_ERRORS.labels("redis").inc()
         log.warning("job %s: event %d not published (%s); NOTIFY carries it",
                     event.job_id, event.seq, exc)
 
@@ -62,6 +66,7 @@ class Live:
     seq: int
     final: bool
     text: str
+    at: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,10 +120,19 @@ def _parse(data: bytes | str) -> Live | None:
         body: dict[str, Any] = orjson.loads(data)
         final = body["kind"] == "status" and body["status"] in ("completed", "failed", "cancelled")
         text = data.decode() if isinstance(data, bytes) else data
-        return Live(job_id=body["job_id"], seq=int(body["seq"]), final=final, text=text)
+        return Live(job_id=body["job_id"], seq=int(body["seq"]), final=final, text=text,
+                    at=body.get("at", ""))
     except (ValueError, KeyError, TypeError):
         log.warning("dropped a malformed pub/sub message")
         return None
+
+
+def _observe_fanout(at: str) -> None:
+    try:
+        sent = datetime.fromisoformat(at).timestamp()
+    except ValueError:
+        return
+    metrics.FANOUT_LATENCY.observe(max(0.0, time.time() - sent))
 
 
 class Hub:
@@ -208,6 +222,7 @@ class Hub:
             try:
                 await self._read_once()
             except (RedisError, OSError, TimeoutError) as exc:
+                metrics.BACKEND_ERRORS.labels("redis").inc()
                 log.debug("pub/sub connection lost: %s", exc)
             self._set_healthy(False)
             await self._drop_pubsub()
@@ -236,6 +251,7 @@ class Hub:
             live = _parse(message["data"])
             if live is not None:
                 self.deliver(channel, live)
+                _observe_fanout(live.at)
 
     async def _ping_forever(self) -> None:
         while True:

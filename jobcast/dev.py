@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from jobcast.errors import JobcastError
 from jobcast.logs import setup_logging
@@ -44,12 +46,22 @@ def worker_command() -> list[str]:
     return [sys.executable, "-m", "workers"]
 
 
-def child_env(endpoints: Endpoints) -> dict[str, str]:
+def child_env(endpoints: Endpoints, metrics_dir: Path | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "JOBCAST_EMBEDDED"}
     env["DATABASE_URL"] = endpoints.database_url
     env["REDIS_URL"] = endpoints.redis_url
     env.setdefault("PYTHONUNBUFFERED", "1")
+    if metrics_dir is not None:
+        env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
     return env
+
+
+def fresh_metrics_dir(data_dir: Path) -> Path:
+    """Where the processes of this run write their metrics; emptied at each start."""
+    path = data_dir / "metrics"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
 
 
 def supervise(commands: Sequence[list[str]], env: dict[str, str]) -> int:
@@ -98,7 +110,8 @@ def main() -> int:
                 redact_url(endpoints.redis_url), " (embedded)" * endpoints.embedded_redis,
             )
             log.info("serving on http://%s:%d", settings.host, settings.port)
-            return supervise([web_command(settings), worker_command()], child_env(endpoints))
+            env = child_env(endpoints, fresh_metrics_dir(settings.data_dir))
+            return supervise([web_command(settings), worker_command()], env)
     except JobcastError as exc:
         print(f"jobcast: {exc}", file=sys.stderr)
         return 2

@@ -64,8 +64,10 @@ class Event:
     kind: EventKind
     at: datetime
     data: dict[str, Any]
-    # whose job: where its status events are published (not part of the event itself)
+    # whose job, and of what type: where status events go, and metrics labels
+    # (not part of the event itself)
     owner_id: UUID | None = None
+    job_type: str | None = None
 
     def wire(self) -> dict[str, Any]:
         return {

@@ -25,6 +25,7 @@ from uuid import UUID, uuid4
 import asyncpg
 import orjson
 
+from jobcast import metrics
 from jobcast.errors import InvalidInput, StorageUnavailable
 from jobcast.model import Claim, Event, EventKind, Job, JobStatus, StepState, StepView
 from jobcast.registry import JobType
@@ -182,6 +183,11 @@ SELECT type,
            FILTER (WHERE status = 'completed') AS p95_s
 FROM jobs WHERE finished_at > now() - $1 * interval '1 second'
 GROUP BY type ORDER BY type
+"""
+
+SQL_ACTIVE_BY_TYPE = """
+SELECT type, status, count(*)::int AS n FROM jobs
+WHERE status IN ('pending', 'running') GROUP BY type, status
 """
 
 # $1 stale after seconds: running jobs whose worker has not beaten for that long
@@ -460,6 +466,7 @@ def _event_of(row: asyncpg.Record) -> Event:
         at=row["event_at"],
         data=row["event_payload"],
         owner_id=row["owner_id"],
+        job_type=row["type"],
     )
 
 
@@ -505,6 +512,7 @@ class Store:
         try:
             return await call()
         except _UNAVAILABLE as exc:
+            metrics.BACKEND_ERRORS.labels("postgres").inc()
             raise StorageUnavailable("the job store is unavailable; try again shortly") from exc
 
     async def ping(self) -> None:
@@ -696,6 +704,21 @@ class Store:
             lambda: self.pool.fetch(SQL_LIST_JOBS, owner_id, status, type, limit)
         )
         return [_job(r) for r in rows]
+
+    async def gauges(self, stale_after_s: float) -> dict[str, float | dict[str, float]]:
+        """Install-wide numbers for /metrics: running and pending by type, waits, stuck jobs."""
+
+        async def read() -> dict[str, float | dict[str, float]]:
+            async with self.pool.acquire() as conn:
+                rows = await conn.fetch(SQL_ACTIVE_BY_TYPE)
+                oldest = await conn.fetchval(SQL_OLDEST_PENDING)
+                stuck = await conn.fetchval(SQL_STUCK, stale_after_s)
+            running = {r["type"]: float(r["n"]) for r in rows if r["status"] == "running"}
+            pending = {r["type"]: float(r["n"]) for r in rows if r["status"] == "pending"}
+            return {"running_jobs": running, "pending_jobs": pending,
+                    "oldest_pending_seconds": float(oldest), "stuck_jobs": float(stuck)}
+
+        return await self._run(read)
 
     async def step_history(self, job_type: str, jobs: int = 50) -> list[asyncpg.Record]:
         """Inputs and step durations of the type's last completed jobs."""

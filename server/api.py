@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from jobcast import metrics
 from jobcast.bus import publish_quietly
 from jobcast.errors import (
     BadRequest,
@@ -234,6 +235,7 @@ async def _create(
     except (RedisError, OSError) as exc:
         # the job is committed: the sweep queues it once Redis answers again
         log.warning("job %s: accepted but not queued yet (%s)", job.id, exc)
+    metrics.JOBS_SUBMITTED.labels(job.type).inc()
     log.info("job %s: %s submitted", job.id, job.type)
     return accepted, True
 
@@ -346,6 +348,7 @@ async def cancel_job(request: Request) -> Response:
         raise Conflict(f"job {job_id} is already {job.status}")
     for event in events:
         await publish_quietly(services.redis, services.settings, event)
+        metrics.JOBS_CANCELLED.labels(event.job_type or "unknown").inc()
     log.info("job %s: cancelled by its owner, with %d children", job_id, len(events) - 1)
     return model_response(Cancelled(id=str(job_id), status="cancelled"), 202)
 

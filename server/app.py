@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from types import FrameType
 from typing import Any
 
 import redis.asyncio as aioredis
+from prometheus_client.multiprocess import mark_process_dead
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -30,7 +33,7 @@ from jobcast.queue import Queue
 from jobcast.registry import load_registry
 from jobcast.settings import ROOT, Settings, load_settings
 from jobcast.store import Store
-from jobcast import __version__
+from jobcast import __version__, metrics
 from jobcast.schemas import Health, Readiness
 from server import admin, api, live, uploads
 from server.limits import BodyLimit, RateLimiter
@@ -71,6 +74,8 @@ def lifespan_for(settings: Settings) -> Any:
                 yield {"services": services}
             finally:
                 restore()
+                if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+                    mark_process_dead(os.getpid())
                 await listener.close()
                 await hub.close()
                 await redis.aclose()
@@ -132,6 +137,26 @@ async def readyz(request: Request) -> Response:
     return JSONResponse(body, status_code=200 if ready else 503)
 
 
+async def metrics_text(request: Request) -> Response:
+    """Prometheus text: every process's counters, and install-wide gauges read now."""
+    services: Services = request.state.services
+    install: dict[str, float | dict[str, float]] = {}
+    try:
+        install.update(await services.store.gauges(services.settings.stale_after_s))
+    except StorageUnavailable:
+        pass
+    queue = services.settings.queue_name
+    try:
+        async with services.redis.pipeline(transaction=False) as pipe:
+            pipe.zcard(queue)
+            pipe.zcount(queue, "-inf", int(time.time() * 1000))
+            depth, due = await pipe.execute()
+        install.update(queue_depth=float(depth), queue_due=float(due))
+    except (RedisError, OSError):
+        pass
+    return Response(metrics.render(install), media_type=metrics.CONTENT_TYPE)
+
+
 async def index(_request: Request) -> Response:
     return FileResponse(STATIC_DIR / "index.html")
 
@@ -151,6 +176,7 @@ def routes() -> list[Any]:
         Route("/admin", admin_page),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
+        Route("/metrics", metrics_text),
         Route("/api/sessions", api.create_session, methods=["POST"]),
         Route("/api/job-types", api.job_types),
         Route("/api/jobs", api.submit_job, methods=["POST"]),

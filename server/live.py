@@ -21,6 +21,7 @@ import anyio
 from starlette import status
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from jobcast import metrics
 from jobcast.bus import Hint, Live, Resync, SlowConsumer, Subscription
 from jobcast.errors import (
     ApiError,
@@ -181,10 +182,13 @@ async def _admitted(ws: WebSocket) -> AsyncIterator[UUID | None]:
         yield None
         return
     services.sockets[owner_id] = services.sockets.get(owner_id, 0) + 1
+    gauge = metrics.OPEN_WEBSOCKETS.labels("job" if "job_id" in ws.path_params else "owner")
+    gauge.inc()
     try:
         await ws.accept()
         yield owner_id
     finally:
+        gauge.dec()
         left = services.sockets[owner_id] - 1
         if left:
             services.sockets[owner_id] = left

@@ -138,6 +138,9 @@ def stack_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str]
 async def launch(database_url: str, redis_url: str, log_dir: Path, *, workers: int = 1,
                  **env: str) -> Stack:
     """Start a web process and workers on this database and Redis; ready when it returns."""
+    metrics_dir = log_dir / "metrics"
+    metrics_dir.mkdir(exist_ok=True)
+    env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
     stack = Stack(base_url="", database_url=database_url, redis_url=redis_url,
                   env=stack_env(database_url, redis_url, **env), log_dir=log_dir)
     stack.base_url = f"http://127.0.0.1:{stack.env['PORT']}"

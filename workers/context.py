@@ -21,6 +21,7 @@ from uuid import UUID
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from jobcast import metrics
 from jobcast.bus import publish_quietly
 from jobcast.errors import InvalidInput, PermanentError, StorageUnavailable, TransientError
 from jobcast.model import Event, StepState
@@ -71,6 +72,7 @@ class Reporter:
         self._store = state.store
         self._redis = redis
         self._settings = state.settings
+        self.job_type_name = job_type.name
         self._weights = {s.name: s.weight for s in job_type.steps}
         self._total_weight = sum(self._weights.values()) or 1.0
         self._done_weight = 0.0
@@ -125,6 +127,7 @@ class Reporter:
                     pass
             raise
         duration_ms = int((time.monotonic() - started) * 1000)
+        metrics.STEP_DURATION.labels(self._job_type.name, name).observe(duration_ms / 1000)
         self._done_weight += self._weights[name]
         self._step, self._step_percent = None, 0.0
         await self._step_event(name, StepState.COMPLETED, duration_ms)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -23,6 +24,7 @@ from arq.worker import Retry
 from pydantic import BaseModel
 
 from jobcast.errors import InvalidInput, JobError, PermanentError, TransientError
+from jobcast import metrics
 from jobcast.bus import publish_quietly
 from jobcast.model import Claim, JobStatus
 from jobcast.store import Capped
@@ -145,6 +147,10 @@ async def _attempt(state: WorkerState, reporter: Reporter, job_type: JobType, cl
         job.id, attempt, status=JobStatus.COMPLETED, result=result,
         message=f"Completed in {attempt} attempt{'s' if attempt > 1 else ''}",
     ))
+    metrics.JOBS_COMPLETED.labels(job.type).inc()
+    if job.started_at is not None:
+        metrics.JOB_DURATION.labels(job.type).observe(
+            (datetime.now(UTC) - job.started_at).total_seconds())
     log.info("job %s: completed on attempt %d", job.id, attempt)
 
 
@@ -176,6 +182,7 @@ async def _failed(state: WorkerState, reporter: Reporter, job_type: JobType, max
         await reporter.write(lambda: state.store.retry_later(
             job_id, attempt, delay_s=delay_s, message=message, error=error,
         ))
+        metrics.JOBS_RETRIED.labels(job_type.name).inc()
         raise Retry(defer=delay_s) from exc
     if category == "unknown":
         log.error("job %s: attempt %d failed", job_id, attempt, exc_info=exc)
@@ -190,3 +197,4 @@ async def _finish_failed(state: WorkerState, reporter: Reporter, exc: BaseExcept
         reporter.job_id, reporter.attempt, status=JobStatus.FAILED, error=error,
         message=error["message"],
     ))
+    metrics.JOBS_FAILED.labels(reporter.job_type_name).inc()
