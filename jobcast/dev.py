@@ -29,17 +29,9 @@ log = logging.getLogger("jobcast.dev")
 _STOP_GRACE_S = 15.0
 
 
-def web_command(settings: Settings, *, access_log: bool = True) -> list[str]:
-    command = [
-        sys.executable, "-m", "uvicorn", "--factory", "server.app:create_app",
-        "--host", settings.host, "--port", str(settings.port),
-        # small incoming messages and no per-message compression: see docs/security.md
-        "--ws-max-size", "16384", "--ws-max-queue", "4", "--ws-per-message-deflate", "false",
-        "--timeout-graceful-shutdown", "5",
-    ]
-    if not access_log:
-        command.append("--no-access-log")
-    return command
+def web_command(settings: Settings) -> list[str]:
+    """The web process (``server/__main__.py``); it reads HOST and PORT from the settings."""
+    return [sys.executable, "-m", "server"]
 
 
 def worker_command() -> list[str]:

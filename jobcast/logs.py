@@ -1,24 +1,101 @@
-"""Logging set up once per process, the same way in the web process and the worker."""
+"""Logging set up once per process, the same way in the web process and the worker.
+
+Every line about a job carries its id, type and attempt, and every line written
+while serving a request carries the request's id (from ``X-Request-ID``, or a
+new one): both come from context variables that the runner and the request
+middleware set, so call sites need not repeat them. ``JOBCAST_LOG_FORMAT=json``
+writes one JSON object per line. Tokens are never logged.
+"""
 
 from __future__ import annotations
 
+import contextvars
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
 
 from jobcast.settings import Settings
 
-_FORMAT = "%(asctime)s %(levelname)-7s {role} %(name)s: %(message)s"
+JOB: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("job", default=None)
+REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id",
+                                                                        default=None)
+
+_TEXT = "%(asctime)s %(levelname)-7s {role} %(name)s: %(message)s%(context)s"
+
+
+@contextmanager
+def job_context(job_id: object, job_type: str, attempt: int) -> Iterator[None]:
+    """Within the block, every log line names this job, its type and attempt."""
+    token = JOB.set({"job_id": str(job_id), "job_type": job_type, "attempt": attempt})
+    try:
+        yield
+    finally:
+        JOB.reset(token)
+
+
+class _Context(logging.Filter):
+    """Copies the job and request context onto each record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        job = JOB.get()
+        request_id = REQUEST_ID.get()
+        record.job = job
+        record.request_id = request_id
+        parts = []
+        if job is not None:
+            parts.append(f"job={job['job_id']} type={job['job_type']} attempt={job['attempt']}")
+        if request_id is not None:
+            parts.append(f"request={request_id}")
+        record.context = f" [{' '.join(parts)}]" if parts else ""
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, role: str) -> None:
+        super().__init__()
+        self._role = role
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "process": self._role,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        job = getattr(record, "job", None)
+        if job:
+            line.update(job)
+        request_id = getattr(record, "request_id", None)
+        if request_id:
+            line["request_id"] = request_id
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(line).decode()
 
 
 def setup_logging(settings: Settings, role: str) -> None:
     """Log to stderr, each line tagged with the process's role (web, worker, dev)."""
     root = logging.getLogger()
-    if not any(getattr(h, "_jobcast", False) for h in root.handlers):
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter(_FORMAT.format(role=role)))
-        handler._jobcast = True  # type: ignore[attr-defined]
-        root.addHandler(handler)
+    for handler in [h for h in root.handlers if getattr(h, "_jobcast", False)]:
+        root.removeHandler(handler)
+    handler = logging.StreamHandler()
+    if settings.log_format == "json":
+        handler.setFormatter(JsonFormatter(role))
+    else:
+        handler.setFormatter(logging.Formatter(_TEXT.format(role=role)))
+    handler.addFilter(_Context())
+    handler._jobcast = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
     root.setLevel(settings.log_level)
-    # uvicorn prints its own lines; do not print them a second time
-    logging.getLogger("uvicorn").propagate = False
+    # uvicorn's lines go through this handler too (the web process starts uvicorn with
+    # log_config=None); jobcast writes one line per request itself
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
     # arq's line per job start and end would drown ours, which carry the same ids
     logging.getLogger("arq").setLevel(logging.WARNING)

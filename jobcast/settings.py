@@ -209,6 +209,15 @@ class Settings(BaseSettings):
     pg_pool_max: int = Field(
         10, ge=1, le=500, validation_alias=AliasChoices("JOBCAST_PG_POOL_MAX", "pg_pool_max"),
     )
+    log_format: str = Field(
+        "text", pattern=r"^(text|json)$",
+        validation_alias=AliasChoices("JOBCAST_LOG_FORMAT", "log_format"),
+        description="text, or json: one JSON object per line.",
+    )
+    access_log: bool = Field(
+        True, validation_alias=AliasChoices("JOBCAST_ACCESS_LOG", "access_log"),
+        description="One log line per HTTP request (method, path, status, time, request id).",
+    )
     log_level: str = Field(
         "INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$",
         validation_alias=AliasChoices("JOBCAST_LOG_LEVEL", "log_level"),

@@ -36,6 +36,7 @@ from jobcast.store import Store
 from jobcast import __version__, metrics
 from jobcast.schemas import Health, Readiness
 from server import admin, api, live, uploads
+from server.access import AccessLog
 from server.limits import BodyLimit, RateLimiter
 from server.openapi import build, endpoint
 from server.responses import JSONResponse, api_error, http_error, server_error
@@ -201,6 +202,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     return Starlette(
         routes=routes(),
         middleware=[
+            Middleware(AccessLog, enabled=settings.access_log),
             Middleware(SecurityHeaders),
             # pages of allowed origins (same-site subdomains) may call the API with the cookie
             Middleware(CORSMiddleware, allow_origins=sorted(settings.origins),

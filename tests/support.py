@@ -59,10 +59,7 @@ class Stack:
 
     def start(self, name: str) -> None:
         command = {
-            "web": [sys.executable, "-m", "uvicorn", "--factory", "server.app:create_app",
-                    "--host", "127.0.0.1", "--port", self.env["PORT"],
-                    "--ws-max-size", "16384", "--ws-max-queue", "4",
-                    "--ws-per-message-deflate", "false"],
+            "web": [sys.executable, "-m", "server"],
             "worker": [sys.executable, "-m", "workers"],
         }[name.split("-")[0]]
         with open(self.log_dir / f"{name}.log", "ab") as log:

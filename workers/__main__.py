@@ -9,18 +9,22 @@ Postgres). SIGTERM or SIGINT stop taking jobs, let running ones finish within
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import signal
+import socket
 import sys
 from typing import Any
 
 from arq.worker import Worker
+import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from jobcast.errors import JobcastError
 from jobcast.logs import setup_logging
 from jobcast.settings import Settings, load_settings
+from workers.heartbeat import alive_key
 from workers.settings import shutdown, startup, worker_options
 from workers.state import WorkerState
 
@@ -74,12 +78,39 @@ async def supervise(settings: Settings) -> None:
             await asyncio.sleep(_REDIS_RETRY_S)
 
 
-def main() -> int:
+async def check(settings: Settings, pid: int | None) -> int:
+    """0 when a worker on this host (or the one with this pid) beat lately, else 1."""
+    client = aioredis.Redis.from_url(settings.redis_dsn, socket_connect_timeout=2)
+    try:
+        host = socket.gethostname()
+        pattern = (alive_key(settings.redis_prefix, host, pid) if pid
+                   else f"{settings.redis_prefix}:worker:{host}:*")
+        found = [key async for key in client.scan_iter(match=pattern, count=100)]
+    except (RedisError, OSError) as exc:
+        print(f"unhealthy: redis does not answer: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await client.aclose()
+    if not found:
+        print("unhealthy: no worker has beaten in the last seconds", file=sys.stderr)
+        return 1
+    print(f"healthy: {len(found)} worker process(es) alive")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m workers", description=__doc__)
+    parser.add_argument("--check", action="store_true",
+                        help="exit 0 if a worker on this host is alive, 1 if not")
+    parser.add_argument("--pid", type=int, help="with --check: that worker process")
+    args = parser.parse_args(argv)
     try:
         settings = load_settings()
     except JobcastError as exc:
         print(f"jobcast worker: {exc}", file=sys.stderr)
         return 2
+    if args.check:
+        return asyncio.run(check(settings, args.pid))
     setup_logging(settings, "worker")
     asyncio.run(supervise(settings))
     return 0

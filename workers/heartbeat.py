@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
 from dataclasses import dataclass
 from uuid import UUID
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from jobcast.errors import StorageUnavailable
 from jobcast.store import Store
@@ -27,10 +32,18 @@ class Running:
     lost: bool = False
 
 
+def alive_key(prefix: str, host: str, pid: int) -> str:
+    """The Redis key a live worker process keeps fresh (``python -m workers --check``)."""
+    return f"{prefix}:worker:{host}:{pid}"
+
+
 class Heartbeat:
-    def __init__(self, store: Store, interval_s: float) -> None:
+    def __init__(self, store: Store, interval_s: float, redis: aioredis.Redis,
+                 prefix: str) -> None:
         self._store = store
         self._interval_s = interval_s
+        self._redis = redis
+        self._alive_key = alive_key(prefix, socket.gethostname(), os.getpid())
         self._running: dict[UUID, Running] = {}
         self.last_storage_failure = 0.0  # monotonic time Postgres last refused a beat
 
@@ -46,6 +59,14 @@ class Heartbeat:
         while True:
             await asyncio.sleep(self._interval_s)
             await self.beat()
+            await self._say_alive()
+
+    async def _say_alive(self) -> None:
+        try:
+            await self._redis.set(self._alive_key, str(len(self._running)),
+                                  ex=max(5, int(self._interval_s * 5)))
+        except (RedisError, OSError):
+            pass  # a health check reports the worker unhealthy, as it should
 
     async def beat(self) -> None:
         running = dict(self._running)

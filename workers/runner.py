@@ -26,6 +26,7 @@ from pydantic import BaseModel
 from jobcast.errors import InvalidInput, JobError, PermanentError, TransientError
 from jobcast import metrics
 from jobcast.bus import publish_quietly
+from jobcast.logs import job_context
 from jobcast.model import Claim, JobStatus
 from jobcast.store import Capped
 from jobcast.registry import JobType
@@ -96,6 +97,12 @@ async def run_job(ctx: dict[str, Any], job_id: str) -> None:
         if waiting is not None:
             await publish_quietly(ctx["redis"], state.settings, waiting)
         raise Retry(defer=_CAPPED_RETRY_S)
+    job, attempt = claim.job, claim.attempt
+    with job_context(job.id, job.type, attempt):
+        await _run_claimed(ctx, state, claim)
+
+
+async def _run_claimed(ctx: dict[str, Any], state: WorkerState, claim: Claim) -> None:
     job, attempt = claim.job, claim.attempt
     log.info("job %s: %s attempt %d of %d started", job.id, job.type, attempt, job.max_attempts)
     job_type = state.registry.get(job.type) if job.type in state.registry else None

@@ -39,7 +39,7 @@ class WorkerState:
             redis = aioredis.Redis.from_url(
                 settings.redis_dsn, socket_timeout=5, socket_connect_timeout=2
             )
-            heartbeat = Heartbeat(store, settings.heartbeat_s)
+            heartbeat = Heartbeat(store, settings.heartbeat_s, redis, settings.redis_prefix)
             queue = Queue(redis, settings)
             registry = load_registry(settings.job_module_list)
             reaper = Reaper(store, queue, redis, settings, heartbeat, registry)

@@ -62,7 +62,7 @@ async def test_make_run_starts_embedded_servers_web_and_worker_and_stops_cleanly
         await stack.wait_ready(timeout_s=60)
         children = psutil.Process(launcher.pid).children()
         commands = [" ".join(c.cmdline()) for c in children]
-        assert any("uvicorn" in c for c in commands) and any("-m workers" in c for c in commands), commands
+        assert any("-m server" in c for c in commands) and any("-m workers" in c for c in commands), commands
         async with httpx.AsyncClient(base_url=stack.base_url) as client:
             ready = (await client.get("/readyz")).json()
         assert ready["status"] == "ready"

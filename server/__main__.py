@@ -1,0 +1,39 @@
+"""``python -m server``: the web process, uvicorn serving jobcast with its settings.
+
+The websocket limits are deliberate (docs/security.md): incoming messages of at
+most 16 KiB with a queue of 4 (uvicorn's defaults are 16 MiB and 32), and no
+per-message compression. Logging is jobcast's, so ``JOBCAST_LOG_FORMAT=json``
+covers uvicorn's own lines too; each request is logged once by jobcast.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import uvicorn
+
+from jobcast.errors import JobcastError
+from jobcast.logs import setup_logging
+from jobcast.settings import load_settings
+
+WS_MAX_SIZE = 16 * 1024
+WS_MAX_QUEUE = 4
+
+
+def main() -> int:
+    try:
+        settings = load_settings()
+    except JobcastError as exc:
+        print(f"jobcast web: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings, "web")
+    uvicorn.run(
+        "server.app:create_app", factory=True, host=settings.host, port=settings.port,
+        ws_max_size=WS_MAX_SIZE, ws_max_queue=WS_MAX_QUEUE, ws_per_message_deflate=False,
+        access_log=False, log_config=None, timeout_graceful_shutdown=5,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
