@@ -52,8 +52,10 @@ class Settings(BaseSettings):
         None, validation_alias=AliasChoices("REDIS_URL", "redis_url"),
         description="Redis URL. Unset: 127.0.0.1:6379, else an embedded server.",
     )
-    host: str = Field("127.0.0.1", validation_alias=AliasChoices("HOST", "host"))
-    port: int = Field(8000, ge=1, le=65535, validation_alias=AliasChoices("PORT", "port"))
+    host: str = Field("127.0.0.1", validation_alias=AliasChoices("HOST", "host"),
+                      description="Address the web process listens on.")
+    port: int = Field(8000, ge=1, le=65535, validation_alias=AliasChoices("PORT", "port"),
+                      description="Port the web process listens on.")
     embedded: bool = Field(
         False, validation_alias=AliasChoices("JOBCAST_EMBEDDED", "embedded"),
         description="Start embedded Postgres and Redis even where local ones answer.",
@@ -64,6 +66,7 @@ class Settings(BaseSettings):
     )
     admin_token: SecretStr | None = Field(
         None, validation_alias=AliasChoices("JOBCAST_ADMIN_TOKEN", "admin_token"),
+        description="Opens the admin endpoints and /admin; unset, they are off.",
     )
     redis_prefix: str = Field(
         "jobcast", pattern=r"^[A-Za-z0-9_.-]{1,64}$",
@@ -73,6 +76,7 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(
         50, ge=1, le=10_000,
         validation_alias=AliasChoices("JOBCAST_WORKER_CONCURRENCY", "worker_concurrency"),
+        description="Jobs one worker process runs at once.",
     )
     ws_queue_size: int = Field(
         256, ge=8, le=100_000,
@@ -86,6 +90,7 @@ class Settings(BaseSettings):
     retry_max_s: float = Field(
         300.0, gt=0, le=86_400,
         validation_alias=AliasChoices("JOBCAST_RETRY_MAX_S", "retry_max_s"),
+        description="Longest wait between retries.",
     )
     pubsub_grace_ms: int = Field(
         100, ge=0, le=10_000,
@@ -129,14 +134,17 @@ class Settings(BaseSettings):
     retention_completed_days: float = Field(
         30.0, gt=0, validation_alias=AliasChoices(
             "JOBCAST_RETENTION_COMPLETED_DAYS", "retention_completed_days"),
+        description="Completed jobs and their events are deleted this long after they end.",
     )
     retention_failed_days: float = Field(
         7.0, gt=0, validation_alias=AliasChoices(
             "JOBCAST_RETENTION_FAILED_DAYS", "retention_failed_days"),
+        description="Failed jobs are deleted this long after they end.",
     )
     retention_cancelled_days: float = Field(
         7.0, gt=0, validation_alias=AliasChoices(
             "JOBCAST_RETENTION_CANCELLED_DAYS", "retention_cancelled_days"),
+        description="Cancelled jobs are deleted this long after they end.",
     )
     allowed_origins: str = Field(
         "", validation_alias=AliasChoices("JOBCAST_ALLOWED_ORIGINS", "allowed_origins"),
@@ -176,6 +184,7 @@ class Settings(BaseSettings):
     session_burst: int = Field(
         10, ge=1, le=1_000_000,
         validation_alias=AliasChoices("JOBCAST_SESSION_BURST", "session_burst"),
+        description="New sessions one address may make at once before the rate applies.",
     )
     max_sockets_per_owner: int = Field(
         20, ge=1, le=100_000,
@@ -208,6 +217,7 @@ class Settings(BaseSettings):
     )
     pg_pool_max: int = Field(
         10, ge=1, le=500, validation_alias=AliasChoices("JOBCAST_PG_POOL_MAX", "pg_pool_max"),
+        description="Postgres connections per process at most.",
     )
     log_format: str = Field(
         "text", pattern=r"^(text|json)$",
@@ -221,6 +231,7 @@ class Settings(BaseSettings):
     log_level: str = Field(
         "INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$",
         validation_alias=AliasChoices("JOBCAST_LOG_LEVEL", "log_level"),
+        description="DEBUG, INFO, WARNING or ERROR.",
     )
 
     @classmethod
@@ -312,3 +323,21 @@ def _aliases(field: str) -> list[object]:
         if isinstance(alias, AliasChoices) and (name == field or field in alias.choices):
             return list(alias.choices)
     return [field]
+
+
+def markdown_table() -> str:
+    """The settings as a Markdown table: docs/configuration.md is this, checked by a test."""
+    rows = ["| environment key | default | what |", "|---|---|---|"]
+    for name, info in Settings.model_fields.items():
+        keys = [str(c) for c in _aliases(name) if str(c).isupper()]
+        default = info.get_default(call_default_factory=True)
+        if name == "data_dir":
+            default = "./.jobcast"
+        shown = "(none)" if default in (None, "", []) else f"`{default}`"
+        what = (info.description or "").replace("|", "\\|")
+        rows.append(f"| `{keys[0] if keys else name}` | {shown} | {what} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")

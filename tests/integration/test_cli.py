@@ -17,7 +17,7 @@ import pytest
 
 from jobcast.services import Endpoints, free_port
 from jobcast.settings import ROOT
-from tests.support import Stack, eventually, stack_env
+from tests.support import Stack, eventually, launch
 
 ADMIN_TOKEN = f"admin-{uuid.uuid4().hex}"
 
@@ -28,17 +28,9 @@ async def stack(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Stack]:
     """The suite's stack, with an admin token so that ``jobcast stats`` can be tried."""
-    database_url = await new_database()
-    running = Stack(
-        base_url="", database_url=database_url, redis_url=endpoints.redis_url,
-        env=stack_env(database_url, endpoints.redis_url, JOBCAST_ADMIN_TOKEN=ADMIN_TOKEN),
-        log_dir=tmp_path_factory.mktemp("stack"),
-    )
-    running.base_url = f"http://127.0.0.1:{running.env['PORT']}"
-    running.start("web")
-    running.start("worker")
+    running = await launch(await new_database(), endpoints.redis_url,
+                           tmp_path_factory.mktemp("stack"), JOBCAST_ADMIN_TOKEN=ADMIN_TOKEN)
     try:
-        await running.wait_ready()
         yield running
     finally:
         running.close()

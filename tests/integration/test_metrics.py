@@ -74,3 +74,22 @@ async def test_open_websockets_gauge_follows_sockets(stack: Stack) -> None:
     running = value(during, "jobcast_running_jobs", type="demo") + value(
         during, "jobcast_pending_jobs", type="demo")
     assert running >= 1
+
+
+def test_the_sample_dashboard_uses_only_metrics_that_exist() -> None:
+    import json
+    import re
+
+    from jobcast import metrics
+    from jobcast.settings import ROOT
+
+    dashboard = json.loads((ROOT / "docs" / "grafana-dashboard.json").read_text())
+    used = {name for panel in dashboard["panels"] for target in panel["targets"]
+            for name in re.findall(r"jobcast_[a-z_]+", target["expr"])}
+    known = {m._name for m in vars(metrics).values() if hasattr(m, "_name")}
+    known |= {f"jobcast_{name}" for name in metrics._INSTALL_DOCS}
+    suffixes = ("_bucket", "_total")
+    unknown = {u for u in used if u not in known and not any(
+        u.endswith(s) and u[: -len(s)] in known | {k.removesuffix("_total") for k in known}
+        for s in suffixes)}
+    assert unknown == set()

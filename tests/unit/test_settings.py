@@ -44,3 +44,16 @@ def test_repr_hides_passwords_and_the_admin_token() -> None:
 
 def test_redact_url_leaves_urls_without_password_alone() -> None:
     assert redact_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+
+
+def test_configuration_doc_lists_every_setting_as_the_class_says() -> None:
+    from jobcast.settings import ROOT, markdown_table
+
+    doc = (ROOT / "docs" / "configuration.md").read_text()
+    table = doc.split("<!-- settings:start -->\n", 1)[1].split("<!-- settings:end -->", 1)[0]
+    assert table == markdown_table(), "run: python -m jobcast.settings, and paste it into the doc"
+
+
+def test_client_keys_are_allowed_but_not_settings() -> None:
+    settings = load_settings({"JOBCAST_URL": "http://x", "JOBCAST_TOKEN": "t"})
+    assert "JOBCAST_URL" not in repr(settings)
