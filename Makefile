@@ -5,7 +5,7 @@ VENV := .jobcast/venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test check bench install browser clean
+.PHONY: run test check install browser clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "jobcast needs Python 3.11")'
@@ -31,3 +31,11 @@ test: install browser
 
 clean:
 	rm -rf .jobcast test-artifacts
+
+include bench/bench.mk
+
+## make check: lint and types
+check: install
+	$(VENV)/bin/ruff check jobcast server workers tests examples bench
+	$(VENV)/bin/ruff format --check jobcast server workers examples
+	$(VENV)/bin/mypy

@@ -289,12 +289,10 @@ class Cluster:
                         redis_url: str | None = None) -> str:
         """Start a web process (or the bare baseline app) and wait until it is ready."""
         port = free_port()
-        command = web_command(
-            self.settings.model_copy(update={"host": "127.0.0.1", "port": port}),
-            access_log=False,
-        )
-        command[command.index(WEB_APP)] = app
-        extra = {"PORT": str(port)}
+        command = web_command(self.settings)
+        if app != WEB_APP:
+            command += ["--app", app]  # the same server and options, another app
+        extra = {"PORT": str(port), "HOST": "127.0.0.1", "JOBCAST_ACCESS_LOG": "false"}
         if redis_url is not None:
             extra["REDIS_URL"] = redis_url
         self._spawn(name, command, self.env(**extra))

@@ -45,9 +45,11 @@ async def count_words(job: JobContext, params: WordCountInput) -> dict[str, Any]
         counts: Counter[str] = Counter()
         chunk = max(1, len(words) // 10)
         for start in range(0, len(words), chunk):
-            counts.update(words[start:start + chunk])
-            await job.progress(100 * min(len(words), start + chunk) / len(words),
-                               f"Counted {min(len(words), start + chunk)} of {len(words)} words")
+            counts.update(words[start : start + chunk])
+            await job.progress(
+                100 * min(len(words), start + chunk) / len(words),
+                f"Counted {min(len(words), start + chunk)} of {len(words)} words",
+            )
             await asyncio.sleep(0)  # let a cancel or a heartbeat in
     async with job.step("report"):
         return {

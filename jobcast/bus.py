@@ -34,8 +34,9 @@ _PING_INTERVAL_S = 1.0
 _PING_DEADLINE_S = 3.0
 
 
-async def publish(redis: aioredis.Redis, settings: Settings, event: Event,
-                  owner_id: UUID | None = None) -> None:
+async def publish(
+    redis: aioredis.Redis, settings: Settings, event: Event, owner_id: UUID | None = None
+) -> None:
     """Send a persisted event to every server process: one round trip."""
     text = dumps(event.wire())
     owner_id = owner_id or event.owner_id
@@ -54,8 +55,9 @@ async def publish_quietly(redis: aioredis.Redis, settings: Settings, event: Even
         await publish(redis, settings, event)
     except (RedisError, OSError) as exc:
         metrics.BACKEND_ERRORS.labels("redis").inc()
-        log.warning("job %s: event %d not published (%s); NOTIFY carries it",
-                    event.job_id, event.seq, exc)
+        log.warning(
+            "job %s: event %d not published (%s); NOTIFY carries it", event.job_id, event.seq, exc
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,8 +122,13 @@ def _parse(data: bytes | str) -> Live | None:
         body: dict[str, Any] = orjson.loads(data)
         final = body["kind"] == "status" and body["status"] in ("completed", "failed", "cancelled")
         text = data.decode() if isinstance(data, bytes) else data
-        return Live(job_id=body["job_id"], seq=int(body["seq"]), final=final, text=text,
-                    at=body.get("at", ""))
+        return Live(
+            job_id=body["job_id"],
+            seq=int(body["seq"]),
+            final=final,
+            text=text,
+            at=body.get("at", ""),
+        )
     except (ValueError, KeyError, TypeError):
         log.warning("dropped a malformed pub/sub message")
         return None
@@ -211,8 +218,11 @@ class Hub:
     def _set_healthy(self, healthy: bool) -> None:
         if healthy != self.healthy:
             self.healthy = healthy
-            log.log(logging.INFO if healthy else logging.WARNING,
-                    "redis pub/sub %s", "connected" if healthy else "down")
+            log.log(
+                logging.INFO if healthy else logging.WARNING,
+                "redis pub/sub %s",
+                "connected" if healthy else "down",
+            )
             self.healthy_changed.set()
             self.healthy_changed = asyncio.Event()
 
@@ -259,6 +269,8 @@ class Hub:
             if self._pubsub is None:
                 continue
             try:
-                await asyncio.wait_for(self._redis.publish(self._control, b"ping"), _PING_DEADLINE_S)
+                await asyncio.wait_for(
+                    self._redis.publish(self._control, b"ping"), _PING_DEADLINE_S
+                )
             except (RedisError, OSError, TimeoutError):
                 pass  # the reader notices the missing pong and reconnects

@@ -126,7 +126,10 @@ class Target:
 
 
 app = typer.Typer(
-    name="jobcast", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    name="jobcast",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
     help="Background jobs with live progress: run the service, submit and follow jobs.",
 )
 
@@ -147,12 +150,18 @@ def note(message: str) -> None:
 @app.callback()
 def options(
     ctx: typer.Context,
-    url: Annotated[str, typer.Option(
-        envvar=URL_ENV, help="The server the client commands talk to.")] = DEFAULT_URL,
-    token: Annotated[str | None, typer.Option(
-        envvar=TOKEN_ENV, show_default=False,
-        help="Owner token. Without one, a session is created once per URL and its token "
-        "kept in ~/.config/jobcast/tokens.json.")] = None,
+    url: Annotated[
+        str, typer.Option(envvar=URL_ENV, help="The server the client commands talk to.")
+    ] = DEFAULT_URL,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar=TOKEN_ENV,
+            show_default=False,
+            help="Owner token. Without one, a session is created once per URL and its token "
+            "kept in ~/.config/jobcast/tokens.json.",
+        ),
+    ] = None,
 ) -> None:
     ctx.obj = Target(url=url.rstrip("/"), token=token or None, tokens=TokenFile.default())
 
@@ -182,11 +191,13 @@ def owner_client(ctx: typer.Context, job_id: str | None = None) -> Iterator[Clie
             target.tokens.put(target.url, None)
             raise CliError(
                 f"{target.url} no longer knows the saved token ({exc}); it is forgotten, "
-                "so the next command starts a new session", Exit.REFUSED,
+                "so the next command starts a new session",
+                Exit.REFUSED,
             ) from exc
 
 
 # ---- client commands ------------------------------------------------------------------------
+
 
 def parse_input(raw: str) -> dict[str, Any]:
     """The --input value: a JSON object, given inline or as @path."""
@@ -195,16 +206,19 @@ def parse_input(raw: str) -> dict[str, Any]:
         try:
             text = Path(raw[1:]).read_text()
         except OSError as exc:
-            raise typer.BadParameter(f"cannot read {raw[1:]}: {exc.strerror}",
-                                     param_hint="'--input'") from exc
+            raise typer.BadParameter(
+                f"cannot read {raw[1:]}: {exc.strerror}", param_hint="'--input'"
+            ) from exc
     try:
         value = json.loads(text)
     except ValueError as exc:
-        raise typer.BadParameter(f"not valid JSON ({exc}): {raw[:60]!r}",
-                                 param_hint="'--input'") from exc
+        raise typer.BadParameter(
+            f"not valid JSON ({exc}): {raw[:60]!r}", param_hint="'--input'"
+        ) from exc
     if not isinstance(value, dict):
-        raise typer.BadParameter(f"must be a JSON object, got {type(value).__name__}",
-                                 param_hint="'--input'")
+        raise typer.BadParameter(
+            f"must be a JSON object, got {type(value).__name__}", param_hint="'--input'"
+        )
     return value
 
 
@@ -212,10 +226,13 @@ def parse_input(raw: str) -> dict[str, Any]:
 def submit(
     ctx: typer.Context,
     job_type: Annotated[str, typer.Argument(metavar="TYPE", help="The job type (see `types`).")],
-    input_json: Annotated[str, typer.Option(
-        "--input", "-i", help="The job's input: a JSON object, or @file.json.")] = "{}",
-    watch: Annotated[bool, typer.Option(
-        "--watch", "-w", help="Follow the job to its end, then print its result.")] = False,
+    input_json: Annotated[
+        str, typer.Option("--input", "-i", help="The job's input: a JSON object, or @file.json.")
+    ] = "{}",
+    watch: Annotated[
+        bool,
+        typer.Option("--watch", "-w", help="Follow the job to its end, then print its result."),
+    ] = False,
     priority: Annotated[int | None, typer.Option(help="-10 to 10; higher runs first.")] = None,
     delay: Annotated[float | None, typer.Option(help="Seconds to wait before it runs.")] = None,
     max_attempts: Annotated[int | None, typer.Option(help="Attempts before it fails.")] = None,
@@ -226,8 +243,13 @@ def submit(
     job_input = parse_input(input_json)
     with owner_client(ctx) as client:
         submitted = client.submit(
-            job_type, job_input, priority=priority, delay_seconds=delay,
-            max_attempts=max_attempts, timeout_seconds=timeout, idempotency_key=key,
+            job_type,
+            job_input,
+            priority=priority,
+            delay_seconds=delay,
+            max_attempts=max_attempts,
+            timeout_seconds=timeout,
+            idempotency_key=key,
         )
         if not watch:
             typer.echo(submitted.id)
@@ -246,8 +268,11 @@ def watch_job(ctx: typer.Context, job_id: Annotated[str, typer.Argument(metavar=
 def follow(client: Client, job_id: str) -> Exit:
     """Show the job's progress live on stderr; print how it ended; the exit code for it."""
     columns = (
-        SpinnerColumn(), TextColumn("{task.fields[step]}", style="bold", markup=False),
-        BarColumn(), TaskProgressColumn(), TimeRemainingColumn(),
+        SpinnerColumn(),
+        TextColumn("{task.fields[step]}", style="bold", markup=False),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeRemainingColumn(),
         TextColumn("{task.fields[message]}", markup=False),
     )
     try:
@@ -304,8 +329,13 @@ def local_time(moment: datetime | None) -> str:
     return f"{moment.astimezone():%Y-%m-%d %H:%M:%S}" if moment else ""
 
 
-_STATUS_STYLE = {"pending": "yellow", "running": "cyan", "completed": "green",
-                 "failed": "red", "cancelled": "magenta"}
+_STATUS_STYLE = {
+    "pending": "yellow",
+    "running": "cyan",
+    "completed": "green",
+    "failed": "red",
+    "cancelled": "magenta",
+}
 
 
 def status_text(status: str) -> str:
@@ -330,8 +360,14 @@ def jobs(
     for name in ("id", "type", "status", "progress", "step", "created"):
         table.add_column(name, no_wrap=name not in ("type", "step"))
     for job in found:
-        table.add_row(job.id, escape(job.type), status_text(job.status), f"{job.progress:.0f}%",
-                      escape(job.step or ""), local_time(job.created_at))
+        table.add_row(
+            job.id,
+            escape(job.type),
+            status_text(job.status),
+            f"{job.progress:.0f}%",
+            escape(job.step or ""),
+            local_time(job.created_at),
+        )
     stdout().print(table if found else "no jobs")
 
 
@@ -350,10 +386,14 @@ def show(
     out = stdout()
     facts = Table.grid(padding=(0, 2))
     rows: list[tuple[str, str]] = [
-        ("id", job.id), ("type", escape(job.type)), ("status", status_text(job.status)),
-        ("progress", f"{job.progress:.0f}%"), ("message", escape(job.message or "")),
+        ("id", job.id),
+        ("type", escape(job.type)),
+        ("status", status_text(job.status)),
+        ("progress", f"{job.progress:.0f}%"),
+        ("message", escape(job.message or "")),
         ("attempts", f"{job.attempts} of {job.max_attempts}"),
-        ("created", local_time(job.created_at)), ("finished", local_time(job.finished_at)),
+        ("created", local_time(job.created_at)),
+        ("finished", local_time(job.finished_at)),
     ]
     if job.error:
         rows.append(("error", escape(f"{job.error.message} ({job.error.category})")))
@@ -385,22 +425,28 @@ def types(ctx: typer.Context) -> None:
         found = client.job_types()
     table = Table("type", "title", "steps", box=None)
     for job_type in found:
-        table.add_row(escape(job_type.type), escape(job_type.title),
-                      escape(", ".join(s.name for s in job_type.steps)))
+        table.add_row(
+            escape(job_type.type),
+            escape(job_type.title),
+            escape(", ".join(s.name for s in job_type.steps)),
+        )
     stdout().print(table)
 
 
 @app.command()
 def stats(
     ctx: typer.Context,
-    admin_token: Annotated[str | None, typer.Option(
-        envvar=ADMIN_TOKEN_ENV, show_default=False, help="The admin token.")] = None,
+    admin_token: Annotated[
+        str | None,
+        typer.Option(envvar=ADMIN_TOKEN_ENV, show_default=False, help="The admin token."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
 ) -> None:
     """The operator's numbers: jobs by status and type, queue depth, failure rates."""
     if not admin_token:
-        raise CliError(f"stats needs the admin token: --admin-token or {ADMIN_TOKEN_ENV}",
-                       Exit.USAGE)
+        raise CliError(
+            f"stats needs the admin token: --admin-token or {ADMIN_TOKEN_ENV}", Exit.USAGE
+        )
     target: Target = ctx.obj
     with Client(target.url, admin_token) as client:
         numbers = client.stats()
@@ -423,6 +469,7 @@ def flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
 
 
 # ---- commands for this machine --------------------------------------------------------------
+
 
 def service_settings() -> Any:
     """The service's settings, read without the client's own environment keys.
@@ -494,7 +541,8 @@ def cleanup() -> None:
     async def delete() -> int:
         async with Store.open(settings.database_dsn, max_size=1) as store:
             return await store.delete_expired(
-                settings.retention_completed_days, settings.retention_failed_days,
+                settings.retention_completed_days,
+                settings.retention_failed_days,
                 settings.retention_cancelled_days,
             )
 
@@ -521,13 +569,19 @@ def config(ctx: typer.Context) -> None:
     target: Target = ctx.obj
     table.add_row(URL_ENV, escape(target.url))
     saved = target.tokens.get(target.url)
-    where = ("given (hidden)" if target.token else
-             f"saved in {target.tokens.path} (hidden)" if saved else "none yet")
+    where = (
+        "given (hidden)"
+        if target.token
+        else f"saved in {target.tokens.path} (hidden)"
+        if saved
+        else "none yet"
+    )
     table.add_row(TOKEN_ENV, escape(where))
     stdout().print(table)
 
 
 # ---- the entry point ------------------------------------------------------------------------
+
 
 def exit_code_of(exc: BaseException) -> Exit:
     if isinstance(exc, CliError):

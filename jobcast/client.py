@@ -50,6 +50,7 @@ Step = schemas.StepOut
 
 # ---- models ---------------------------------------------------------------------------------
 
+
 class JobError(schemas.JobErrorOut):
     """Why a job failed: a readable ``message``, its ``type`` and ``category``."""
 
@@ -101,6 +102,7 @@ class JobType(schemas.JobTypeOut):
 
 
 # ---- errors ---------------------------------------------------------------------------------
+
 
 class ClientError(JobcastError):
     """Base of the errors this client raises."""
@@ -180,11 +182,22 @@ class JobCancelled(Conflict):
 
 
 _ERROR_CLASSES: dict[int, type[ApiError]] = {
-    400: BadRequest, 422: BadRequest, 401: Unauthorized, 403: Unauthorized, 404: NotFound,
-    409: Conflict, 429: TooManyRequests,
+    400: BadRequest,
+    422: BadRequest,
+    401: Unauthorized,
+    403: Unauthorized,
+    404: NotFound,
+    409: Conflict,
+    429: TooManyRequests,
 }
-_STATUS_OF_CODE = {"bad_request": 400, "invalid_input": 422, "unauthorized": 401,
-                   "forbidden": 403, "not_found": 404, "conflict": 409}
+_STATUS_OF_CODE = {
+    "bad_request": 400,
+    "invalid_input": 422,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "conflict": 409,
+}
 
 
 def api_error(status: int, body: Any, fallback: str = "") -> ApiError:
@@ -221,6 +234,7 @@ def backoff_s(failures: int, base_s: float, cap_s: float) -> float:
 
 # ---- the client -----------------------------------------------------------------------------
 
+
 class AsyncClient:
     """The jobcast API from asyncio code. Use ``async with``, or ``await aclose()``.
 
@@ -230,9 +244,15 @@ class AsyncClient:
     """
 
     def __init__(
-        self, base_url: str, token: str | None = None, *, timeout_s: float = 10.0,
-        reconnect_delay_s: float = 0.25, max_reconnect_delay_s: float = 5.0,
-        socket_failures_before_polling: int = 4, poll_interval_s: float = 1.0,
+        self,
+        base_url: str,
+        token: str | None = None,
+        *,
+        timeout_s: float = 10.0,
+        reconnect_delay_s: float = 0.25,
+        max_reconnect_delay_s: float = 5.0,
+        socket_failures_before_polling: int = 4,
+        poll_interval_s: float = 1.0,
         max_failures: int = 12,
     ) -> None:
         self.base_url = base_url.rstrip("/")
@@ -260,8 +280,9 @@ class AsyncClient:
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
-    async def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-                       json: Any = None) -> httpx.Response:
+    async def _request(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None
+    ) -> httpx.Response:
         """Send one call; an error answer raises its ApiError, a dead server Unreachable."""
         try:
             response = await self._http.request(
@@ -295,15 +316,25 @@ class AsyncClient:
         return [JobType.model_validate(t) for t in response.json()["job_types"]]
 
     async def submit(
-        self, type: str, input: dict[str, Any] | None = None, *, priority: int | None = None,
-        delay_seconds: float | None = None, max_attempts: int | None = None,
-        timeout_seconds: float | None = None, idempotency_key: str | None = None,
+        self,
+        type: str,
+        input: dict[str, Any] | None = None,
+        *,
+        priority: int | None = None,
+        delay_seconds: float | None = None,
+        max_attempts: int | None = None,
+        timeout_seconds: float | None = None,
+        idempotency_key: str | None = None,
     ) -> Submitted:
         """Create a job; it is stored when this returns. Unset options take the type's defaults."""
         body: dict[str, Any] = {"type": type, "input": input or {}}
-        options = {"priority": priority, "delay_seconds": delay_seconds,
-                   "max_attempts": max_attempts, "timeout_seconds": timeout_seconds,
-                   "idempotency_key": idempotency_key}
+        options = {
+            "priority": priority,
+            "delay_seconds": delay_seconds,
+            "max_attempts": max_attempts,
+            "timeout_seconds": timeout_seconds,
+            "idempotency_key": idempotency_key,
+        }
         body.update({k: v for k, v in options.items() if v is not None})
         response = await self._request("POST", "/api/jobs", json=body)
         return Submitted.model_validate(response.json())
@@ -343,11 +374,15 @@ class AsyncClient:
         """Cancel a pending or running job; Conflict when it has already finished."""
         await self._request("POST", f"/api/jobs/{_quoted(job_id)}/cancel")
 
-    async def list(self, status: str | None = None, type: str | None = None,
-                   limit: int | None = None) -> builtins.list[Job]:
+    async def list(
+        self, status: str | None = None, type: str | None = None, limit: int | None = None
+    ) -> builtins.list[Job]:
         """The owner's jobs, newest first."""
-        params = {k: v for k, v in {"status": status, "type": type, "limit": limit}.items()
-                  if v is not None}
+        params = {
+            k: v
+            for k, v in {"status": status, "type": type, "limit": limit}.items()
+            if v is not None
+        }
         response = await self._request("GET", "/api/jobs", params=params)
         return [Job.model_validate(j) for j in response.json()["jobs"]]
 
@@ -381,8 +416,10 @@ class AsyncClient:
             snapshot: Job | None = None
             try:
                 async with ws_connect(
-                    self._ws_url(job, last), additional_headers=self._headers(),
-                    open_timeout=self.timeout_s, user_agent_header="jobcast-client",
+                    self._ws_url(job, last),
+                    additional_headers=self._headers(),
+                    open_timeout=self.timeout_s,
+                    user_agent_header="jobcast-client",
                 ) as ws:
                     async for raw in ws:
                         message = orjson.loads(raw)
@@ -392,8 +429,9 @@ class AsyncClient:
                             continue
                         if kind is None and isinstance(message.get("error"), dict):
                             # the server's refusal (no such job, bad cursor), before it closes
-                            raise api_error(_STATUS_OF_CODE.get(
-                                str(message["error"].get("code")), 400), message)
+                            raise api_error(
+                                _STATUS_OF_CODE.get(str(message["error"].get("code")), 400), message
+                            )
                         if kind != "event":
                             continue
                         for event in await self._in_order(job, last, Event.model_validate(message)):
@@ -402,11 +440,19 @@ class AsyncClient:
                             yield event
                             if event.final:
                                 return
-                    if (ws.close_code == _WS_NORMAL_CLOSURE and snapshot is not None
-                            and snapshot.final and snapshot.seq <= last):
+                    if (
+                        ws.close_code == _WS_NORMAL_CLOSURE
+                        and snapshot is not None
+                        and snapshot.final
+                        and snapshot.seq <= last
+                    ):
                         return  # it had ended before ``after``: nothing more will come
-                    log.info("job %s: websocket closed with %s; resuming after %d",
-                             job, ws.close_code, last)
+                    log.info(
+                        "job %s: websocket closed with %s; resuming after %d",
+                        job,
+                        ws.close_code,
+                        last,
+                    )
             except InvalidStatus as exc:
                 if exc.response.status_code in (401, 403):
                     raise _handshake_error(exc) from exc
@@ -505,8 +551,12 @@ class Client:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, _type: type[BaseException] | None, _exc: BaseException | None,
-                 _tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        _type: type[BaseException] | None,
+        _exc: BaseException | None,
+        _tb: TracebackType | None,
+    ) -> None:
         self.close()
 
     def close(self) -> None:
@@ -529,15 +579,27 @@ class Client:
         return self._run(self._client.job_types())
 
     def submit(
-        self, type: str, input: dict[str, Any] | None = None, *, priority: int | None = None,
-        delay_seconds: float | None = None, max_attempts: int | None = None,
-        timeout_seconds: float | None = None, idempotency_key: str | None = None,
+        self,
+        type: str,
+        input: dict[str, Any] | None = None,
+        *,
+        priority: int | None = None,
+        delay_seconds: float | None = None,
+        max_attempts: int | None = None,
+        timeout_seconds: float | None = None,
+        idempotency_key: str | None = None,
     ) -> Submitted:
-        return self._run(self._client.submit(
-            type, input, priority=priority, delay_seconds=delay_seconds,
-            max_attempts=max_attempts, timeout_seconds=timeout_seconds,
-            idempotency_key=idempotency_key,
-        ))
+        return self._run(
+            self._client.submit(
+                type,
+                input,
+                priority=priority,
+                delay_seconds=delay_seconds,
+                max_attempts=max_attempts,
+                timeout_seconds=timeout_seconds,
+                idempotency_key=idempotency_key,
+            )
+        )
 
     def get(self, job_id: JobId) -> Job:
         return self._run(self._client.get(job_id))
@@ -551,8 +613,9 @@ class Client:
     def cancel(self, job_id: JobId) -> None:
         self._run(self._client.cancel(job_id))
 
-    def list(self, status: str | None = None, type: str | None = None,
-             limit: int | None = None) -> builtins.list[Job]:
+    def list(
+        self, status: str | None = None, type: str | None = None, limit: int | None = None
+    ) -> builtins.list[Job]:
         return self._run(self._client.list(status, type, limit))
 
     def stats(self) -> dict[str, Any]:

@@ -73,7 +73,7 @@ def supervise(commands: Sequence[list[str]], env: dict[str, str]) -> int:
             ended = [p for p in procs if p.poll() is not None]
             if ended:
                 code = ended[0].returncode or 1
-                log.error("%s exited with %s; stopping", ended[0].args[2], ended[0].returncode)
+                log.error("%s exited with %s; stopping", ended[0].args, ended[0].returncode)
                 break
             time.sleep(0.2)
     finally:
@@ -98,8 +98,10 @@ def main() -> int:
             asyncio.run(apply_schema(endpoints.database_url))
             log.info(
                 "postgres %s%s, redis %s%s",
-                redact_url(endpoints.database_url), " (embedded)" * endpoints.embedded_postgres,
-                redact_url(endpoints.redis_url), " (embedded)" * endpoints.embedded_redis,
+                redact_url(endpoints.database_url),
+                " (embedded)" * endpoints.embedded_postgres,
+                redact_url(endpoints.redis_url),
+                " (embedded)" * endpoints.embedded_redis,
             )
             log.info("serving on http://%s:%d", settings.host, settings.port)
             env = child_env(endpoints, fresh_metrics_dir(settings.data_dir))

@@ -42,7 +42,8 @@ class Estimator:
                 samples.setdefault(row["name"], []).append(row["duration_ms"] / 1000 / scale)
         medians = {
             name: statistics.median(values)
-            for name, values in samples.items() if len(values) >= _MIN_SAMPLES
+            for name, values in samples.items()
+            if len(values) >= _MIN_SAMPLES
         }
         self._cache[job_type.name] = (time.monotonic(), medians)
         return medians
@@ -55,8 +56,10 @@ class Estimator:
         declared_total = _declared(job_type, job_input)
         return {
             s.name: (
-                per_unit[s.name] * scale if s.name in per_unit
-                else s.estimate_s if s.estimate_s is not None
+                per_unit[s.name] * scale
+                if s.name in per_unit
+                else s.estimate_s
+                if s.estimate_s is not None
                 else declared_total * s.weight / total_weight
             )
             for s in job_type.steps
@@ -77,8 +80,9 @@ class Estimator:
             return round(total * (1 - job.progress / 100), 2), steps
         weights = {s.name: s.weight for s in job_type.steps}
         total_weight = sum(weights.values()) or 1.0
-        done_weight = sum(weights.get(s.name, 0) for s in job.steps
-                          if s.status is StepState.COMPLETED)
+        done_weight = sum(
+            weights.get(s.name, 0) for s in job.steps if s.status is StepState.COMPLETED
+        )
         left = 0.0
         for view in job.steps:
             expected = steps.get(view.name, 0.0)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
 
 import asyncpg
 
@@ -45,9 +44,9 @@ class Listener:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
 
-    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
         try:
-            job_id, seq, owner_id, kind = payload.split(" ")
+            job_id, seq, owner_id, kind = str(payload).split(" ")
             hint = Hint(job_id=job_id, seq=int(seq))
         except ValueError:
             log.warning("dropped a malformed NOTIFY payload")

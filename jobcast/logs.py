@@ -21,8 +21,7 @@ import orjson
 from jobcast.settings import Settings
 
 JOB: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("job", default=None)
-REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id",
-                                                                        default=None)
+REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
 _TEXT = "%(asctime)s %(levelname)-7s {role} %(name)s: %(message)s%(context)s"
 

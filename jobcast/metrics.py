@@ -33,29 +33,40 @@ JOBS_SUBMITTED = Counter("jobcast_jobs_submitted_total", "Jobs accepted", ["type
 JOBS_COMPLETED = Counter("jobcast_jobs_completed_total", "Jobs completed", ["type"])
 JOBS_FAILED = Counter("jobcast_jobs_failed_total", "Jobs failed for good", ["type"])
 JOBS_RETRIED = Counter("jobcast_jobs_retried_total", "Attempts that will be retried", ["type"])
-JOBS_CANCELLED = Counter("jobcast_jobs_cancelled_total", "Jobs cancelled by their owner",
-                         ["type"])
-JOB_DURATION = Histogram("jobcast_job_duration_seconds",
-                         "From the first start to the end, of completed jobs", ["type"],
-                         buckets=_DURATIONS_S)
-STEP_DURATION = Histogram("jobcast_step_duration_seconds", "Duration of completed steps",
-                          ["type", "step"], buckets=_DURATIONS_S)
-EVENTS_PUBLISHED = Counter("jobcast_events_published_total", "Events sent on Redis pub/sub",
-                           ["kind"])
-FANOUT_LATENCY = Histogram("jobcast_event_fanout_seconds",
-                           "From an event's time to its hand-over to local websockets",
-                           buckets=_LATENCIES_S)
-OPEN_WEBSOCKETS = Gauge("jobcast_open_websockets", "Open websockets", ["kind"],
-                        multiprocess_mode="livesum")
-BACKEND_ERRORS = Counter("jobcast_backend_errors_total",
-                         "Failed calls to Postgres or Redis", ["backend"])
+JOBS_CANCELLED = Counter("jobcast_jobs_cancelled_total", "Jobs cancelled by their owner", ["type"])
+JOB_DURATION = Histogram(
+    "jobcast_job_duration_seconds",
+    "From the first start to the end, of completed jobs",
+    ["type"],
+    buckets=_DURATIONS_S,
+)
+STEP_DURATION = Histogram(
+    "jobcast_step_duration_seconds",
+    "Duration of completed steps",
+    ["type", "step"],
+    buckets=_DURATIONS_S,
+)
+EVENTS_PUBLISHED = Counter(
+    "jobcast_events_published_total", "Events sent on Redis pub/sub", ["kind"]
+)
+FANOUT_LATENCY = Histogram(
+    "jobcast_event_fanout_seconds",
+    "From an event's time to its hand-over to local websockets",
+    buckets=_LATENCIES_S,
+)
+OPEN_WEBSOCKETS = Gauge(
+    "jobcast_open_websockets", "Open websockets", ["kind"], multiprocess_mode="livesum"
+)
+BACKEND_ERRORS = Counter(
+    "jobcast_backend_errors_total", "Failed calls to Postgres or Redis", ["backend"]
+)
 
 
 def registry() -> CollectorRegistry:
     """Every process's metrics where a multiprocess folder is set, else this one's."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         collected = CollectorRegistry()
-        MultiProcessCollector(collected)
+        MultiProcessCollector(collected)  # type: ignore[no-untyped-call]
         return collected
     from prometheus_client import REGISTRY
 

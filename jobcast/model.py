@@ -13,7 +13,15 @@ from typing import Any
 from uuid import UUID
 
 import orjson
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, StrictInt, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    StrictInt,
+    model_validator,
+)
 
 
 class JobStatus(enum.StrEnum):
@@ -95,7 +103,6 @@ class StepView:
     duration_ms: int | None
 
 
-
 @dataclass(frozen=True, slots=True)
 class Job:
     """A job as the API shows it: the row of ``jobs`` with its steps."""
@@ -129,7 +136,6 @@ class Job:
     children: tuple[dict[str, Any], ...] | None = None
     deliveries: tuple[dict[str, Any], ...] | None = None
 
-
     @property
     def etag(self) -> str:
         return f'W/"{self.id}-{self.seq}"'
@@ -160,7 +166,10 @@ class SubmitRequest(BaseModel):
         None, description="Start no earlier than this (instead of delay_seconds)."
     )
     idempotency_key: str | None = Field(
-        None, min_length=1, max_length=200, pattern=r"^[\x20-\x7e]+$",
+        None,
+        min_length=1,
+        max_length=200,
+        pattern=r"^[\x20-\x7e]+$",
         description="Resubmitting with the same key within 24 h returns the same job.",
     )
     max_attempts: StrictInt | None = Field(None, ge=1, le=20)

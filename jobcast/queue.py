@@ -37,6 +37,7 @@ def score_for(run_at_ms: int, priority: int, now_ms: int) -> int:
         return run_at_ms
     return run_at_ms - (priority + 11) * PRIORITY_SPAN_MS
 
+
 # KEYS: job key, result key, queue; ARGV: expires ms, job bytes, score, job id,
 # owner channel, message (may be empty)
 _ENQUEUE = """
@@ -72,8 +73,13 @@ class Queue:
         self._requeue = redis.register_script(_REQUEUE)
 
     async def enqueue(
-        self, job_id: UUID, *, delay_s: float = 0.0, priority: int = 0,
-        owner_id: UUID | None = None, announce: bytes = b"",
+        self,
+        job_id: UUID,
+        *,
+        delay_s: float = 0.0,
+        priority: int = 0,
+        owner_id: UUID | None = None,
+        announce: bytes = b"",
     ) -> bool:
         """Queue ``run_job(job_id)`` under arq job id ``job_id``; False if already queued."""
         now_ms = int(time.time() * 1000)
@@ -81,10 +87,19 @@ class Queue:
         job = serialize_job(RUN_JOB, (str(job_id),), {}, None, now_ms)
         channel = self._settings.owner_channel(owner_id) if owner_id else ""
         queued = await self._script(
-            keys=[job_key_prefix + str(job_id), result_key_prefix + str(job_id),
-                  self._settings.queue_name],
-            args=[max(0, score - now_ms) + expires_extra_ms, job, score, str(job_id), channel,
-                  announce],
+            keys=[
+                job_key_prefix + str(job_id),
+                result_key_prefix + str(job_id),
+                self._settings.queue_name,
+            ],
+            args=[
+                max(0, score - now_ms) + expires_extra_ms,
+                job,
+                score,
+                str(job_id),
+                channel,
+                announce,
+            ],
         )
         return bool(queued)
 
@@ -94,8 +109,11 @@ class Queue:
         score = score_for(now_ms + int(delay_s * 1000), priority, now_ms)
         job = serialize_job(RUN_JOB, (str(job_id),), {}, None, now_ms)
         await self._requeue(
-            keys=[job_key_prefix + str(job_id), in_progress_key_prefix + str(job_id),
-                  self._settings.queue_name],
+            keys=[
+                job_key_prefix + str(job_id),
+                in_progress_key_prefix + str(job_id),
+                self._settings.queue_name,
+            ],
             args=[max(0, score - now_ms) + expires_extra_ms, job, score, str(job_id)],
         )
 
@@ -113,7 +131,8 @@ class Queue:
         """Due jobs whose score is still their run time (delayed or retried ones)."""
         now_ms = int(time.time() * 1000)
         ids = await self._redis.zrangebyscore(
-            self._settings.queue_name, now_ms - PRIORITY_SPAN_MS, now_ms, start=0, num=1000)
+            self._settings.queue_name, now_ms - PRIORITY_SPAN_MS, now_ms, start=0, num=1000
+        )
         return [UUID(i.decode() if isinstance(i, bytes) else i) for i in ids]
 
     async def promote(self, priorities: dict[UUID, int]) -> None:

@@ -58,8 +58,12 @@ class Step:
     estimate_s: float | None = None
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "title": self.title, "weight": self.weight,
-                "estimate_s": self.estimate_s}
+        return {
+            "name": self.name,
+            "title": self.title,
+            "weight": self.weight,
+            "estimate_s": self.estimate_s,
+        }
 
 
 RunFn = Callable[[JobContext, Any], Awaitable[Any]]

@@ -103,39 +103,68 @@ class JobOut(Model):
     finished_at: datetime | None
     parent_id: str | None = None
     children: list[ChildOut] | None = Field(
-        None, description="Jobs this one spawned (in the view of one job; null in lists).")
+        None, description="Jobs this one spawned (in the view of one job; null in lists)."
+    )
     result_expired_at: datetime | None = None
     webhook: WebhookOut | None = None
     retry_of: str | None = None
     eta_seconds: float | None = Field(
-        None, description="Seconds left, from this type's history; null once final.")
+        None, description="Seconds left, from this type's history; null once final."
+    )
 
     @classmethod
-    def of(cls, job: Job, *, eta_s: float | None = None,
-           step_estimates: dict[str, float] | None = None) -> JobOut:
+    def of(
+        cls, job: Job, *, eta_s: float | None = None, step_estimates: dict[str, float] | None = None
+    ) -> JobOut:
         estimates = step_estimates or {}
         return cls(
-            id=str(job.id), type=job.type, status=job.status.value,
-            progress=round(job.progress, 2), step=job.step, message=job.message,
+            id=str(job.id),
+            type=job.type,
+            status=job.status.value,
+            progress=round(job.progress, 2),
+            step=job.step,
+            message=job.message,
             steps=[
-                StepOut(name=s.name, title=s.title, weight=s.weight, status=s.status.value,
-                        started_at=s.started_at, finished_at=s.finished_at,
-                        duration_ms=s.duration_ms, estimate_s=estimates.get(s.name))
+                StepOut(
+                    name=s.name,
+                    title=s.title,
+                    weight=s.weight,
+                    status=s.status.value,
+                    started_at=s.started_at,
+                    finished_at=s.finished_at,
+                    duration_ms=s.duration_ms,
+                    estimate_s=estimates.get(s.name),
+                )
                 for s in job.steps
             ],
-            result=job.result, error=job.error, attempts=job.attempts,
-            max_attempts=job.max_attempts, seq=job.seq, priority=job.priority, input=job.input,
-            estimated_seconds=job.estimated_s, timeout_seconds=job.timeout_s, run_at=job.run_at,
-            created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
+            result=job.result,
+            error=JobErrorOut.model_validate(job.error) if job.error else None,
+            attempts=job.attempts,
+            max_attempts=job.max_attempts,
+            seq=job.seq,
+            priority=job.priority,
+            input=job.input,
+            estimated_seconds=job.estimated_s,
+            timeout_seconds=job.timeout_s,
+            run_at=job.run_at,
+            created_at=job.created_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
             parent_id=str(job.parent_id) if job.parent_id else None,
-            children=None if job.children is None else [
-                ChildOut(id=str(c["id"]), type=c["type"], status=c["status"],
-                         progress=c["progress"]) for c in job.children
+            children=None
+            if job.children is None
+            else [
+                ChildOut(
+                    id=str(c["id"]), type=c["type"], status=c["status"], progress=c["progress"]
+                )
+                for c in job.children
             ],
             result_expired_at=job.result_expired_at,
             retry_of=str(job.retry_of) if job.retry_of else None,
             eta_seconds=eta_s,
-            webhook=None if job.callback_url is None else WebhookOut(
+            webhook=None
+            if job.callback_url is None
+            else WebhookOut(
                 url=job.callback_url,
                 deliveries=[DeliveryOut.model_validate(d) for d in job.deliveries or ()],
             ),

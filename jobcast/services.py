@@ -102,19 +102,31 @@ def provide(settings: Settings) -> Iterator[Endpoints]:
     """Endpoints for Postgres and Redis; embedded servers live as long as the context."""
     with ExitStack() as stack:
         database_url, embedded_pg = _resolve(
-            "DATABASE_URL", settings.database_url, DEFAULT_DATABASE_URL, settings.embedded,
-            _postgres_answers, lambda: _start_postgres(settings.data_dir, stack),
+            "DATABASE_URL",
+            settings.database_url,
+            DEFAULT_DATABASE_URL,
+            settings.embedded,
+            _postgres_answers,
+            lambda: _start_postgres(settings.data_dir, stack),
         )
         redis_url, embedded_redis = _resolve(
-            "REDIS_URL", settings.redis_url, DEFAULT_REDIS_URL, settings.embedded,
-            _redis_answers, lambda: _start_redis(settings.data_dir / "redis", stack),
+            "REDIS_URL",
+            settings.redis_url,
+            DEFAULT_REDIS_URL,
+            settings.embedded,
+            _redis_answers,
+            lambda: _start_redis(settings.data_dir / "redis", stack),
         )
         yield Endpoints(database_url, redis_url, embedded_pg, embedded_redis)
 
 
 def _resolve(
-    key: str, explicit: str | None, default: str, force_embedded: bool,
-    check: Any, start: Any,
+    key: str,
+    explicit: str | None,
+    default: str,
+    force_embedded: bool,
+    check: Any,
+    start: Any,
 ) -> tuple[str, bool]:
     if explicit:
         problem = asyncio.run(check(explicit))

@@ -13,8 +13,8 @@ Writes made by a worker are fenced by attempt (``WHERE attempts = $n AND status
 from __future__ import annotations
 
 import hashlib
-import secrets
 import logging
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -268,14 +268,18 @@ _WEBHOOK_CTE = """, w AS (
 )"""
 
 # $1 id, $2 attempt, $3 final status, $4 result, $5 error, $6 message, $7 payload
-SQL_FINISH = """
+SQL_FINISH = (
+    """
 WITH j AS (
     UPDATE jobs SET seq = seq + 1, status = $3, result = $4, error = $5, message = $6,
         progress = CASE WHEN $3 = 'completed' THEN 100 ELSE progress END,
         finished_at = now(), heartbeat_at = NULL, updated_at = now()
     WHERE id = $1 AND attempts = $2 AND status = 'running'
     RETURNING *
-)""" + _WEBHOOK_CTE + _event_tail("'status'", "$7::jsonb")
+)"""
+    + _WEBHOOK_CTE
+    + _event_tail("'status'", "$7::jsonb")
+)
 
 # $1 id, $2 attempt, $3 delay_s, $4 message, $5 error, $6 payload
 SQL_RETRY_LATER = """
@@ -298,14 +302,17 @@ WITH j AS (
 )""" + _event_tail("'status'", "$4::jsonb")
 
 # $1 id, $2 owner_id, $3 payload
-SQL_CANCEL = """
+SQL_CANCEL = (
+    """
 WITH j AS (
     UPDATE jobs SET seq = seq + 1, status = 'cancelled', message = 'Cancelled',
         finished_at = now(), heartbeat_at = NULL, updated_at = now()
     WHERE id = $1 AND owner_id = $2 AND status IN ('pending', 'running')
     RETURNING *
-)""" + _WEBHOOK_CTE + _event_tail(
-    "'status'", "$3::jsonb || jsonb_build_object('attempt', j.attempts)")
+)"""
+    + _WEBHOOK_CTE
+    + _event_tail("'status'", "$3::jsonb || jsonb_build_object('attempt', j.attempts)")
+)
 
 # $1 id, $2 owner_id: the job and all its descendants
 SQL_TREE = """
@@ -498,7 +505,11 @@ class Store:
         try:
             pool = await asyncpg.create_pool(
                 # min_size 0: a process starts, and answers 503, while Postgres is down
-                dsn, min_size=0, max_size=max_size, init=_init_connection, command_timeout=30,
+                dsn,
+                min_size=0,
+                max_size=max_size,
+                init=_init_connection,
+                command_timeout=30,
                 timeout=5,
             )
         except _UNAVAILABLE as exc:
@@ -525,33 +536,52 @@ class Store:
         await self._run(
             lambda: self.pool.execute(
                 "INSERT INTO owners (id, token_hash, webhook_secret) VALUES ($1, $2, $3)",
-                owner_id, hash_token(token), secrets.token_hex(24),
+                owner_id,
+                hash_token(token),
+                secrets.token_hex(24),
             )
         )
         return owner_id
 
     # uploads
 
-    async def create_upload(self, owner_id: UUID, filename: str, content_type: str,
-                            data: bytes) -> UUID:
+    async def create_upload(
+        self, owner_id: UUID, filename: str, content_type: str, data: bytes
+    ) -> UUID:
         upload_id = uuid4()
-        await self._run(lambda: self.pool.execute(
-            "INSERT INTO uploads (id, owner_id, filename, content_type, size, data) "
-            "VALUES ($1, $2, $3, $4, $5, $6)",
-            upload_id, owner_id, filename, content_type, len(data), data,
-        ))
+        await self._run(
+            lambda: self.pool.execute(
+                "INSERT INTO uploads (id, owner_id, filename, content_type, size, data) "
+                "VALUES ($1, $2, $3, $4, $5, $6)",
+                upload_id,
+                owner_id,
+                filename,
+                content_type,
+                len(data),
+                data,
+            )
+        )
         return upload_id
 
     async def read_upload(self, upload_id: UUID, owner_id: UUID) -> asyncpg.Record | None:
-        row: asyncpg.Record | None = await self._run(lambda: self.pool.fetchrow(
-            "SELECT id, filename, content_type, data FROM uploads "
-            "WHERE id = $1 AND owner_id = $2", upload_id, owner_id))
+        row: asyncpg.Record | None = await self._run(
+            lambda: self.pool.fetchrow(
+                "SELECT id, filename, content_type, data FROM uploads "
+                "WHERE id = $1 AND owner_id = $2",
+                upload_id,
+                owner_id,
+            )
+        )
         return row
 
     async def delete_unclaimed_uploads(self, older_than_s: float) -> int:
-        status = await self._run(lambda: self.pool.execute(
-            "DELETE FROM uploads WHERE job_id IS NULL "
-            "AND created_at < now() - $1 * interval '1 second'", older_than_s))
+        status = await self._run(
+            lambda: self.pool.execute(
+                "DELETE FROM uploads WHERE job_id IS NULL "
+                "AND created_at < now() - $1 * interval '1 second'",
+                older_than_s,
+            )
+        )
         return int(status.split()[-1])
 
     async def expire_results(self, ttl_by_type: dict[str, float]) -> int:
@@ -559,25 +589,33 @@ class Store:
         if not ttl_by_type:
             return 0
         types = list(ttl_by_type)
-        status = await self._run(lambda: self.pool.execute(
-            SQL_EXPIRE_RESULTS, types, [ttl_by_type[t] for t in types]))
+        status = await self._run(
+            lambda: self.pool.execute(SQL_EXPIRE_RESULTS, types, [ttl_by_type[t] for t in types])
+        )
         return int(status.split()[-1])
 
     async def due_deliveries(self, limit: int = 50) -> list[asyncpg.Record]:
         rows: list[asyncpg.Record] = await self._run(
-            lambda: self.pool.fetch(SQL_DUE_DELIVERIES, limit))
+            lambda: self.pool.fetch(SQL_DUE_DELIVERIES, limit)
+        )
         return rows
 
-    async def record_delivery(self, job_id: UUID, attempt: int, *, delivered: bool,
-                              status_code: int | None, error: str | None,
-                              retry_in_s: float | None) -> None:
+    async def record_delivery(
+        self,
+        job_id: UUID,
+        attempt: int,
+        *,
+        delivered: bool,
+        status_code: int | None,
+        error: str | None,
+        retry_in_s: float | None,
+    ) -> None:
         """Record one try; schedule the next (retry_in_s) or give up (None)."""
 
         async def write() -> None:
             async with self.pool.acquire() as conn, conn.transaction():
                 status = "delivered" if delivered else ("retrying" if retry_in_s else "failed")
-                await conn.execute(SQL_RECORD_DELIVERY, job_id, attempt, status, status_code,
-                                   error)
+                await conn.execute(SQL_RECORD_DELIVERY, job_id, attempt, status, status_code, error)
                 if not delivered and retry_in_s:
                     await conn.execute(SQL_NEXT_DELIVERY, job_id, attempt + 1, retry_in_s)
 
@@ -585,14 +623,20 @@ class Store:
 
     async def ensure_owner(self, owner_id: UUID) -> None:
         """An owner no token opens (the one scheduled jobs belong to)."""
-        await self._run(lambda: self.pool.execute(
-            "INSERT INTO owners (id, token_hash, webhook_secret) VALUES ($1, $2, $3) "
-            "ON CONFLICT (id) DO NOTHING",
-            owner_id, secrets.token_bytes(32), secrets.token_hex(24)))
+        await self._run(
+            lambda: self.pool.execute(
+                "INSERT INTO owners (id, token_hash, webhook_secret) VALUES ($1, $2, $3) "
+                "ON CONFLICT (id) DO NOTHING",
+                owner_id,
+                secrets.token_bytes(32),
+                secrets.token_hex(24),
+            )
+        )
 
     async def webhook_secret(self, owner_id: UUID) -> str:
-        secret: str = await self._run(lambda: self.pool.fetchval(
-            "SELECT webhook_secret FROM owners WHERE id = $1", owner_id))
+        secret: str = await self._run(
+            lambda: self.pool.fetchval("SELECT webhook_secret FROM owners WHERE id = $1", owner_id)
+        )
         return secret
 
     async def owner_for_token(self, token: str) -> UUID | None:
@@ -641,7 +685,8 @@ class Store:
                 await conn.execute(SQL_LOCK_OWNER, owner_id)
                 if idempotency_key is not None:
                     existing: UUID | None = await conn.fetchval(
-                        SQL_IDEMPOTENT, owner_id, idempotency_key)
+                        SQL_IDEMPOTENT, owner_id, idempotency_key
+                    )
                     if existing is not None:
                         return existing
                     # a key older than 24 hours is free again
@@ -652,10 +697,23 @@ class Store:
                         return None
                 row: asyncpg.Record | None = await conn.fetchrow(
                     SQL_CREATE_JOB,
-                    job_id, owner_id, job_type.name, params, priority, max_attempts,
-                    delay_s, estimated_s,
-                    [s.name for s in steps], [s.title for s in steps], [s.weight for s in steps],
-                    first, timeout_s, parent_id, idempotency_key, callback_url, message,
+                    job_id,
+                    owner_id,
+                    job_type.name,
+                    params,
+                    priority,
+                    max_attempts,
+                    delay_s,
+                    estimated_s,
+                    [s.name for s in steps],
+                    [s.title for s in steps],
+                    [s.weight for s in steps],
+                    first,
+                    timeout_s,
+                    parent_id,
+                    idempotency_key,
+                    callback_url,
+                    message,
                     retry_of,
                 )
                 if upload_ids:
@@ -680,16 +738,28 @@ class Store:
             job = await self.get_job(row, owner_id)
             if job is None:  # deleted in between: very unlikely, and a new submit is right
                 return await self.create_job(
-                    owner_id=owner_id, job_type=job_type, params=params, priority=priority,
-                    delay_s=delay_s, estimated_s=estimated_s, max_attempts=max_attempts,
-                    timeout_s=timeout_s, max_active=max_active, upload_ids=upload_ids,
-                    parent_id=parent_id, callback_url=callback_url,
+                    owner_id=owner_id,
+                    job_type=job_type,
+                    params=params,
+                    priority=priority,
+                    delay_s=delay_s,
+                    estimated_s=estimated_s,
+                    max_attempts=max_attempts,
+                    timeout_s=timeout_s,
+                    max_active=max_active,
+                    upload_ids=upload_ids,
+                    parent_id=parent_id,
+                    callback_url=callback_url,
                 )
             return Created(job=job, event=None)
         # the new job's steps are all waiting: no need to read them back
-        job = replace(_job(row), steps=tuple(
-            StepView(s.name, s.title, s.weight, StepState.WAITING, None, None, None) for s in steps
-        ))
+        job = replace(
+            _job(row),
+            steps=tuple(
+                StepView(s.name, s.title, s.weight, StepState.WAITING, None, None, None)
+                for s in steps
+            ),
+        )
         return Created(job=job, event=_event_of(row))
 
     async def get_job(self, job_id: UUID, owner_id: UUID | None = None) -> Job | None:
@@ -697,7 +767,11 @@ class Store:
         return _job(row) if row is not None else None
 
     async def list_jobs(
-        self, owner_id: UUID, *, status: str | None = None, type: str | None = None,
+        self,
+        owner_id: UUID,
+        *,
+        status: str | None = None,
+        type: str | None = None,
         limit: int = 50,
     ) -> list[Job]:
         rows = await self._run(
@@ -715,21 +789,30 @@ class Store:
                 stuck = await conn.fetchval(SQL_STUCK, stale_after_s)
             running = {r["type"]: float(r["n"]) for r in rows if r["status"] == "running"}
             pending = {r["type"]: float(r["n"]) for r in rows if r["status"] == "pending"}
-            return {"running_jobs": running, "pending_jobs": pending,
-                    "oldest_pending_seconds": float(oldest), "stuck_jobs": float(stuck)}
+            return {
+                "running_jobs": running,
+                "pending_jobs": pending,
+                "oldest_pending_seconds": float(oldest),
+                "stuck_jobs": float(stuck),
+            }
 
         return await self._run(read)
 
     async def step_history(self, job_type: str, jobs: int = 50) -> list[asyncpg.Record]:
         """Inputs and step durations of the type's last completed jobs."""
-        rows: list[asyncpg.Record] = await self._run(lambda: self.pool.fetch(
-            SQL_STEP_HISTORY, job_type, jobs))
+        rows: list[asyncpg.Record] = await self._run(
+            lambda: self.pool.fetch(SQL_STEP_HISTORY, job_type, jobs)
+        )
         return rows
 
     async def children_state(self, parent_id: UUID) -> list[asyncpg.Record]:
-        rows: list[asyncpg.Record] = await self._run(lambda: self.pool.fetch(
-            "SELECT id, type, status, progress, result, error FROM jobs WHERE parent_id = $1 "
-            "ORDER BY created_at, id", parent_id))
+        rows: list[asyncpg.Record] = await self._run(
+            lambda: self.pool.fetch(
+                "SELECT id, type, status, progress, result, error FROM jobs WHERE parent_id = $1 "
+                "ORDER BY created_at, id",
+                parent_id,
+            )
+        )
         return rows
 
     async def admin_jobs(
@@ -750,8 +833,7 @@ class Store:
                 hour = await conn.fetch(SQL_TYPE_STATS, 3600)
                 day = await conn.fetch(SQL_TYPE_STATS, 86_400)
                 stuck = await conn.fetchval(SQL_STUCK, stale_after_s)
-            return {"counts": counts, "oldest": oldest, "hour": hour, "day": day,
-                    "stuck": stuck}
+            return {"counts": counts, "oldest": oldest, "hour": hour, "day": day, "stuck": stuck}
 
         raw = await self._run(read)
         by_type: dict[str, dict[str, int]] = {}
@@ -763,17 +845,22 @@ class Store:
         def window(rows: list[asyncpg.Record]) -> dict[str, dict[str, Any]]:
             return {
                 r["type"]: {
-                    "finished": r["finished"], "failed": r["failed"],
+                    "finished": r["finished"],
+                    "failed": r["failed"],
                     "failure_rate": round(r["failed"] / r["finished"], 4) if r["finished"] else 0.0,
-                    "p50_s": r["p50_s"], "p95_s": r["p95_s"],
+                    "p50_s": r["p50_s"],
+                    "p95_s": r["p95_s"],
                 }
                 for r in rows
             }
 
         return {
-            "by_status": by_status, "by_type": by_type,
-            "oldest_pending_s": round(raw["oldest"], 3), "stuck_running": raw["stuck"],
-            "last_hour": window(raw["hour"]), "last_day": window(raw["day"]),
+            "by_status": by_status,
+            "by_type": by_type,
+            "oldest_pending_s": round(raw["oldest"], 3),
+            "stuck_running": raw["stuck"],
+            "last_hour": window(raw["hour"]),
+            "last_day": window(raw["day"]),
         }
 
     async def events_after(self, job_id: UUID, after: int, limit: int = 1000) -> list[Event]:
@@ -784,12 +871,15 @@ class Store:
 
     # state changes made by a worker, each fenced by attempt
 
-    async def claim(self, job_id: UUID, caps: dict[str, int] | None = None) -> Claim | Capped | None:
+    async def claim(
+        self, job_id: UUID, caps: dict[str, int] | None = None
+    ) -> Claim | Capped | None:
         """Start the next attempt of a pending job.
 
         None if it is not pending; Capped if its type is at its concurrency cap (``caps``
         maps type to the most jobs of it that may run at once, across all workers).
         """
+        row: asyncpg.Record | Capped | None
         if not caps:
             row = await self._run(lambda: self.pool.fetchrow(SQL_CLAIM, job_id))
         else:
@@ -823,17 +913,26 @@ class Store:
         return _event_of(row) if row is not None else None
 
     async def record_progress(
-        self, job_id: UUID, attempt: int, *, progress: float, step: str | None,
+        self,
+        job_id: UUID,
+        attempt: int,
+        *,
+        progress: float,
+        step: str | None,
         message: str | None,
     ) -> Event | None:
         payload = {"progress": progress, "step": step, "message": message}
-        return await self._fenced(
-            SQL_PROGRESS, job_id, attempt, progress, step, message, payload
-        )
+        return await self._fenced(SQL_PROGRESS, job_id, attempt, progress, step, message, payload)
 
     async def record_step(
-        self, job_id: UUID, attempt: int, *, step: str, state: StepState,
-        duration_ms: int | None, progress: float,
+        self,
+        job_id: UUID,
+        attempt: int,
+        *,
+        step: str,
+        state: StepState,
+        duration_ms: int | None,
+        progress: float,
     ) -> Event | None:
         payload: dict[str, Any] = {"step": step, "state": str(state), "progress": progress}
         if duration_ms is not None:
@@ -843,8 +942,14 @@ class Store:
         )
 
     async def finish(
-        self, job_id: UUID, attempt: int, *, status: JobStatus, result: Any = None,
-        error: dict[str, Any] | None = None, message: str | None = None,
+        self,
+        job_id: UUID,
+        attempt: int,
+        *,
+        status: JobStatus,
+        result: Any = None,
+        error: dict[str, Any] | None = None,
+        message: str | None = None,
     ) -> Event | None:
         payload: dict[str, Any] = {"status": str(status), "attempt": attempt, "message": message}
         if status is JobStatus.COMPLETED:
@@ -856,11 +961,19 @@ class Store:
         )
 
     async def retry_later(
-        self, job_id: UUID, attempt: int, *, delay_s: float, message: str,
+        self,
+        job_id: UUID,
+        attempt: int,
+        *,
+        delay_s: float,
+        message: str,
         error: dict[str, Any],
     ) -> Event | None:
         payload = {
-            "status": "pending", "attempt": attempt, "message": message, "error": error,
+            "status": "pending",
+            "attempt": attempt,
+            "message": message,
+            "error": error,
             "retry_in_s": round(delay_s, 3),
         }
         return await self._fenced(
@@ -896,19 +1009,24 @@ class Store:
         child_payload = {"status": "cancelled", "message": "Cancelled with its parent job"}
         tree = await self._run(lambda: self.pool.fetch(SQL_TREE, job_id, owner_id))
         for child in tree[1:]:
-            child_row = await self._run(lambda c=child: self.pool.fetchrow(
-                SQL_CANCEL, c["id"], owner_id, child_payload))
+            child_row = await self._cancel_one(child["id"], owner_id, child_payload)
             if child_row is not None:
                 events.append(_event_of(child_row))
         return events
+
+    async def _cancel_one(
+        self, job_id: UUID, owner_id: UUID, payload: dict[str, Any]
+    ) -> asyncpg.Record | None:
+        row: asyncpg.Record | None = await self._run(
+            lambda: self.pool.fetchrow(SQL_CANCEL, job_id, owner_id, payload)
+        )
+        return row
 
     # used by the reaper
 
     async def take_lease(self, name: str, holder: str, duration_s: float) -> bool:
         """Hold (or keep holding) the named lease for duration_s; False if another holds it."""
-        got = await self._run(
-            lambda: self.pool.fetchval(SQL_TAKE_LEASE, name, holder, duration_s)
-        )
+        got = await self._run(lambda: self.pool.fetchval(SQL_TAKE_LEASE, name, holder, duration_s))
         return got is not None
 
     async def stale_running(self, stale_after_s: float, limit: int = 200) -> list[asyncpg.Record]:
@@ -920,17 +1038,22 @@ class Store:
     async def pending(self, older_than_s: float, limit: int = 1000) -> list[asyncpg.Record]:
         """Pending jobs unchanged for a while: id, priority, delay_s."""
         rows: list[asyncpg.Record] = await self._run(
-            lambda: self.pool.fetch(SQL_PENDING, older_than_s, limit))
+            lambda: self.pool.fetch(SQL_PENDING, older_than_s, limit)
+        )
         return rows
 
     async def priorities(self, job_ids: list[UUID]) -> dict[UUID, int]:
-        rows = await self._run(lambda: self.pool.fetch(
-            "SELECT id, priority FROM jobs WHERE id = ANY($1::uuid[]) AND status = 'pending'",
-            job_ids))
+        rows = await self._run(
+            lambda: self.pool.fetch(
+                "SELECT id, priority FROM jobs WHERE id = ANY($1::uuid[]) AND status = 'pending'",
+                job_ids,
+            )
+        )
         return {r["id"]: r["priority"] for r in rows}
 
-    async def delete_expired(self, completed_days: float, failed_days: float,
-                             cancelled_days: float) -> int:
+    async def delete_expired(
+        self, completed_days: float, failed_days: float, cancelled_days: float
+    ) -> int:
         status = await self._run(
             lambda: self.pool.execute(SQL_RETENTION, completed_days, failed_days, cancelled_days)
         )

@@ -8,6 +8,7 @@ covers uvicorn's own lines too; each request is logged once by jobcast.
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 import uvicorn
@@ -16,11 +17,17 @@ from jobcast.errors import JobcastError
 from jobcast.logs import setup_logging
 from jobcast.settings import load_settings
 
+APP = "server.app:create_app"
 WS_MAX_SIZE = 16 * 1024
 WS_MAX_QUEUE = 4
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m server", description=__doc__)
+    parser.add_argument(
+        "--app", default=APP, help="the ASGI app factory to serve (module:function)"
+    )
+    args = parser.parse_args(argv)
     try:
         settings = load_settings()
     except JobcastError as exc:
@@ -28,9 +35,16 @@ def main() -> int:
         return 2
     setup_logging(settings, "web")
     uvicorn.run(
-        "server.app:create_app", factory=True, host=settings.host, port=settings.port,
-        ws_max_size=WS_MAX_SIZE, ws_max_queue=WS_MAX_QUEUE, ws_per_message_deflate=False,
-        access_log=False, log_config=None, timeout_graceful_shutdown=5,
+        args.app,
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        ws_max_size=WS_MAX_SIZE,
+        ws_max_queue=WS_MAX_QUEUE,
+        ws_per_message_deflate=False,
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=5,
     )
     return 0
 

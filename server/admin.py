@@ -58,9 +58,12 @@ class AdminStats(Model):
     last_day: dict[str, TypeWindow]
 
 
-@endpoint("Counts, queue depth, oldest wait, failure rate and durations per type",
-          responses={200: AdminStats, **error_responses(401, 403, 503)}, auth="admin",
-          tags=("admin",))
+@endpoint(
+    "Counts, queue depth, oldest wait, failure rate and durations per type",
+    responses={200: AdminStats, **error_responses(401, 403, 503)},
+    auth="admin",
+    tags=("admin",),
+)
 async def stats(request: Request) -> Response:
     await require_admin(request)
     services = services_of(request)
@@ -76,25 +79,37 @@ async def stats(request: Request) -> Response:
     return model_response(AdminStats(**numbers, queue=QueueStats(depth=depth, due=due)))
 
 
-@endpoint("Every owner's jobs, newest first",
-          responses={200: AdminJobList, **error_responses(400, 401, 403, 503)},
-          query=(STATUS_QUERY, TYPE_QUERY, LIMIT_QUERY,
-                 Query("owner", {"type": "string", "format": "uuid"})),
-          auth="admin", tags=("admin",))
+@endpoint(
+    "Every owner's jobs, newest first",
+    responses={200: AdminJobList, **error_responses(400, 401, 403, 503)},
+    query=(
+        STATUS_QUERY,
+        TYPE_QUERY,
+        LIMIT_QUERY,
+        Query("owner", {"type": "string", "format": "uuid"}),
+    ),
+    auth="admin",
+    tags=("admin",),
+)
 async def jobs(request: Request) -> Response:
     await require_admin(request)
     services = services_of(request)
-    owner = request.query_params.get("owner") or None
+    owner = request.query_params.get("owner") or ""
     try:
         owner_id = UUID(owner) if owner else None
     except ValueError:
         raise BadRequest(f"query parameter owner must be an owner id, got {owner[:40]!r}") from None
     found = await services.store.admin_jobs(
-        owner_id=owner_id, status=status_param(request),
+        owner_id=owner_id,
+        status=status_param(request),
         type=request.query_params.get("type") or None,
         limit=int_param(request, "limit", 50, 1, 200),
     )
-    return model_response(AdminJobList(jobs=[
-        AdminJobOut(**(await job_view(services, j)).model_dump(), owner_id=str(j.owner_id))
-        for j in found
-    ]))
+    return model_response(
+        AdminJobList(
+            jobs=[
+                AdminJobOut(**(await job_view(services, j)).model_dump(), owner_id=str(j.owner_id))
+                for j in found
+            ]
+        )
+    )

@@ -26,7 +26,6 @@ from jobcast.errors import (
 )
 from jobcast.model import Job, JobStatus, SubmitRequest, dumps
 from jobcast.registry import JobType
-from jobcast.webhooks import check_target
 from jobcast.schemas import (
     Cancelled,
     EventList,
@@ -40,6 +39,7 @@ from jobcast.schemas import (
     ResultOut,
     SessionCreated,
 )
+from jobcast.webhooks import check_target
 from server.auth import COOKIE_NAME, owner_of
 from server.openapi import Query, endpoint, error_responses
 from server.responses import JSONResponse
@@ -58,8 +58,9 @@ def services_of(request: Request) -> Services:
     return services
 
 
-def model_response(model: BaseModel, status_code: int = 200,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
+def model_response(
+    model: BaseModel, status_code: int = 200, headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse(model.model_dump(mode="json"), status_code=status_code, headers=headers)
 
 
@@ -78,7 +79,9 @@ def int_param(request: Request, name: str, default: int, lo: int, hi: int) -> in
     try:
         value = int(raw)
     except ValueError:
-        raise BadRequest(f"query parameter {name} must be a whole number, got {raw[:40]!r}") from None
+        raise BadRequest(
+            f"query parameter {name} must be a whole number, got {raw[:40]!r}"
+        ) from None
     if not lo <= value <= hi:
         raise BadRequest(f"query parameter {name} must be between {lo} and {hi}, got {value}")
     return value
@@ -117,8 +120,10 @@ def _upload_id(raw: str) -> UUID:
     try:
         return UUID(raw)
     except ValueError:
-        raise InvalidInput(f"input: {raw[:40]!r} is not an upload id", details=[
-            {"field": "input", "message": "not an upload id"}]) from None
+        raise InvalidInput(
+            f"input: {raw[:40]!r} is not an upload id",
+            details=[{"field": "input", "message": "not an upload id"}],
+        ) from None
 
 
 def validation_details(exc: ValidationError) -> list[dict[str, str]]:
@@ -128,28 +133,44 @@ def validation_details(exc: ValidationError) -> list[dict[str, str]]:
     ]
 
 
-@endpoint("Create an anonymous owner: a token, also set as a cookie",
-          responses={201: SessionCreated, **error_responses(429, 503)}, auth=None,
-          tags=("sessions",))
+@endpoint(
+    "Create an anonymous owner: a token, also set as a cookie",
+    responses={201: SessionCreated, **error_responses(429, 503)},
+    auth=None,
+    tags=("sessions",),
+)
 async def create_session(request: Request) -> Response:
     services = services_of(request)
     settings = services.settings
     address = request.client.host if request.client else "unknown"
-    await services.limiter.check("session", address, per_min=settings.session_rate_per_min,
-                                 burst=settings.session_burst, what="new sessions")
+    await services.limiter.check(
+        "session",
+        address,
+        per_min=settings.session_rate_per_min,
+        burst=settings.session_burst,
+        what="new sessions",
+    )
     token = secrets.token_urlsafe(32)
     owner_id = await services.store.create_owner(token)
     secret = await services.store.webhook_secret(owner_id)
     response = model_response(SessionCreated(token=token, webhook_secret=secret), 201)
     response.set_cookie(
-        COOKIE_NAME, token, max_age=_SESSION_MAX_AGE_S, httponly=True, samesite="lax",
-        secure=request.url.scheme == "https", path="/",
+        COOKIE_NAME,
+        token,
+        max_age=_SESSION_MAX_AGE_S,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+        path="/",
     )
     return response
 
 
-@endpoint("The job types this install runs, with their steps and input schemas",
-          responses={200: JobTypes, **error_responses(401, 503)}, tags=("job types",))
+@endpoint(
+    "The job types this install runs, with their steps and input schemas",
+    responses={200: JobTypes, **error_responses(401, 503)},
+    tags=("job types",),
+)
 async def job_types(request: Request) -> Response:
     await owner_of(request)
     registry = services_of(request).registry
@@ -158,10 +179,11 @@ async def job_types(request: Request) -> Response:
     )
 
 
-@endpoint("Submit a job: answered at once, the job runs in the background",
-          body=SubmitRequest,
-          responses={202: JobAccepted, 200: JobAccepted,
-                     **error_responses(400, 401, 413, 422, 429, 503)})
+@endpoint(
+    "Submit a job: answered at once, the job runs in the background",
+    body=SubmitRequest,
+    responses={202: JobAccepted, 200: JobAccepted, **error_responses(400, 401, 413, 422, 429, 503)},
+)
 async def submit_job(request: Request) -> Response:
     services = services_of(request)
     settings = services.settings
@@ -171,7 +193,9 @@ async def submit_job(request: Request) -> Response:
         submit = SubmitRequest.model_validate(body)
     except ValidationError as exc:
         details = validation_details(exc)
-        raise InvalidInput(f"{details[0]['field']}: {details[0]['message']}", details=details) from None
+        raise InvalidInput(
+            f"{details[0]['field']}: {details[0]['message']}", details=details
+        ) from None
     job_type = services.registry.get(submit.type)
     params = job_type.parse_input(submit.input)
     timeout_s = submit.timeout_seconds or job_type.timeout_s
@@ -185,13 +209,25 @@ async def submit_job(request: Request) -> Response:
     if callback_url is not None:
         check_target(callback_url, settings.webhook_host_set)
     upload_ids = [_upload_id(raw) for raw in job_type.uploads(params)]
-    await services.limiter.check("submit", str(owner_id), per_min=settings.submit_rate_per_min,
-                                 burst=settings.submit_burst, what="submits")
+    await services.limiter.check(
+        "submit",
+        str(owner_id),
+        per_min=settings.submit_rate_per_min,
+        burst=settings.submit_burst,
+        what="submits",
+    )
     accepted, fresh = await _create(
-        services, owner_id, job_type, params.model_dump(mode="json"),
-        priority=submit.priority, delay_s=submit.start_delay_s(),
-        max_attempts=submit.max_attempts or job_type.max_attempts, timeout_s=timeout_s,
-        upload_ids=upload_ids, idempotency_key=submit.idempotency_key, callback_url=callback_url,
+        services,
+        owner_id,
+        job_type,
+        params.model_dump(mode="json"),
+        priority=submit.priority,
+        delay_s=submit.start_delay_s(),
+        max_attempts=submit.max_attempts or job_type.max_attempts,
+        timeout_s=timeout_s,
+        upload_ids=upload_ids,
+        idempotency_key=submit.idempotency_key,
+        callback_url=callback_url,
     )
     if not fresh:
         # the same idempotency_key within 24 h: the job that key made, not a second one
@@ -200,19 +236,36 @@ async def submit_job(request: Request) -> Response:
 
 
 async def _create(
-    services: Services, owner_id: UUID, job_type: JobType, params: dict[str, Any], *,
-    priority: int, delay_s: float, max_attempts: int, timeout_s: float,
-    upload_ids: list[UUID] | None = None, idempotency_key: str | None = None,
-    callback_url: str | None = None, retry_of: UUID | None = None,
+    services: Services,
+    owner_id: UUID,
+    job_type: JobType,
+    params: dict[str, Any],
+    *,
+    priority: int,
+    delay_s: float,
+    max_attempts: int,
+    timeout_s: float,
+    upload_ids: list[UUID] | None = None,
+    idempotency_key: str | None = None,
+    callback_url: str | None = None,
+    retry_of: UUID | None = None,
 ) -> tuple[JobAccepted, bool]:
     """Store a job (one transaction) and queue it (one Redis call); False for a known key."""
     settings = services.settings
     created = await services.store.create_job(
-        owner_id=owner_id, job_type=job_type, params=params, priority=priority,
-        delay_s=delay_s, estimated_s=await services.estimator.total(job_type, params),
-        max_attempts=max_attempts, timeout_s=timeout_s,
-        max_active=settings.max_active_per_owner, upload_ids=upload_ids,
-        idempotency_key=idempotency_key, callback_url=callback_url, retry_of=retry_of,
+        owner_id=owner_id,
+        job_type=job_type,
+        params=params,
+        priority=priority,
+        delay_s=delay_s,
+        estimated_s=await services.estimator.total(job_type, params),
+        max_attempts=max_attempts,
+        timeout_s=timeout_s,
+        max_active=settings.max_active_per_owner,
+        upload_ids=upload_ids,
+        idempotency_key=idempotency_key,
+        callback_url=callback_url,
+        retry_of=retry_of,
     )
     if created is None:
         raise TooManyRequests(
@@ -222,14 +275,20 @@ async def _create(
         )
     job, event = created.job, created.event
     accepted = JobAccepted(
-        id=str(job.id), status=job.status.value, status_url=f"/api/jobs/{job.id}",
-        ws_url=f"/ws/jobs/{job.id}", estimated_seconds=job.estimated_s,
+        id=str(job.id),
+        status=job.status.value,
+        status_url=f"/api/jobs/{job.id}",
+        ws_url=f"/ws/jobs/{job.id}",
+        estimated_seconds=job.estimated_s,
     )
     if event is None:
         return accepted, False
     try:
         await services.queue.enqueue(
-            job.id, delay_s=delay_s, priority=priority, owner_id=owner_id,
+            job.id,
+            delay_s=delay_s,
+            priority=priority,
+            owner_id=owner_id,
             announce=dumps(event.wire()),
         )
     except (RedisError, OSError) as exc:
@@ -248,8 +307,10 @@ async def job_view(services: Services, job: Job) -> JobOut:
     return JobOut.of(job, eta_s=eta_s, step_estimates=steps)
 
 
-@endpoint("Run a failed or cancelled job again: a new job with its type and input",
-          responses={202: JobAccepted, **error_responses(401, 404, 409, 422, 429, 503)})
+@endpoint(
+    "Run a failed or cancelled job again: a new job with its type and input",
+    responses={202: JobAccepted, **error_responses(401, 404, 409, 422, 429, 503)},
+)
 async def retry_job(request: Request) -> Response:
     services = services_of(request)
     owner_id = await owner_of(request)
@@ -262,18 +323,32 @@ async def retry_job(request: Request) -> Response:
     job_type = services.registry.get(old.type)
     params = job_type.parse_input(old.input)
     settings = services.settings
-    await services.limiter.check("submit", str(owner_id), per_min=settings.submit_rate_per_min,
-                                 burst=settings.submit_burst, what="submits")
+    await services.limiter.check(
+        "submit",
+        str(owner_id),
+        per_min=settings.submit_rate_per_min,
+        burst=settings.submit_burst,
+        what="submits",
+    )
     accepted, _ = await _create(
-        services, owner_id, job_type, params.model_dump(mode="json"), priority=old.priority,
-        delay_s=0, max_attempts=old.max_attempts, timeout_s=old.timeout_s,
-        callback_url=old.callback_url, retry_of=old.id,
+        services,
+        owner_id,
+        job_type,
+        params.model_dump(mode="json"),
+        priority=old.priority,
+        delay_s=0,
+        max_attempts=old.max_attempts,
+        timeout_s=old.timeout_s,
+        callback_url=old.callback_url,
+        retry_of=old.id,
     )
     return model_response(accepted, 202, headers={"Location": accepted.status_url})
 
 
-@endpoint("A job as it stands; answers 304 to a matching If-None-Match",
-          responses={200: JobOut, 304: None, **error_responses(401, 404, 503)})
+@endpoint(
+    "A job as it stands; answers 304 to a matching If-None-Match",
+    responses={200: JobOut, 304: None, **error_responses(401, 404, 503)},
+)
 async def get_job(request: Request) -> Response:
     services = services_of(request)
     owner_id = await owner_of(request)
@@ -287,10 +362,14 @@ async def get_job(request: Request) -> Response:
     return model_response(await job_view(services, job), headers=headers)
 
 
-@endpoint("A job's events after a seq, in order",
-          responses={200: EventList, **error_responses(400, 401, 404, 503)},
-          query=(Query("after", {"type": "integer", "minimum": 0}),
-                 Query("limit", {"type": "integer", "minimum": 1, "maximum": 1000})))
+@endpoint(
+    "A job's events after a seq, in order",
+    responses={200: EventList, **error_responses(400, 401, 404, 503)},
+    query=(
+        Query("after", {"type": "integer", "minimum": 0}),
+        Query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
+    ),
+)
 async def job_events(request: Request) -> Response:
     services = services_of(request)
     owner_id = await owner_of(request)
@@ -303,9 +382,10 @@ async def job_events(request: Request) -> Response:
     return model_response(EventList(events=[EventOut.model_validate(e.wire()) for e in events]))
 
 
-@endpoint("A job's result: 200 when completed, 202 while not finished",
-          responses={200: ResultOut, 202: NotFinished,
-                     **error_responses(401, 404, 409, 410, 503)})
+@endpoint(
+    "A job's result: 200 when completed, 202 while not finished",
+    responses={200: ResultOut, 202: NotFinished, **error_responses(401, 404, 409, 410, 503)},
+)
 async def job_result(request: Request) -> Response:
     services = services_of(request)
     owner_id = await owner_of(request)
@@ -317,7 +397,8 @@ async def job_result(request: Request) -> Response:
         job_type = services.registry.get(job.type) if job.type in services.registry else None
         ttl_s = job_type.result_ttl_s if job_type else None
         expired = job.result_expired_at is not None or (
-            ttl_s is not None and job.finished_at is not None
+            ttl_s is not None
+            and job.finished_at is not None
             and (datetime.now(UTC) - job.finished_at).total_seconds() > ttl_s
         )
         if expired:
@@ -330,12 +411,19 @@ async def job_result(request: Request) -> Response:
         reason = (job.error or {}).get("message") or str(job.status)
         raise Conflict(f"job {job.id} has no result: it {job.status}: {reason}")
     return model_response(
-        NotFinished(id=str(job.id), status=job.status.value, progress=job.progress), 202
+        NotFinished(
+            id=str(job.id),
+            progress=job.progress,
+            status="running" if job.status is JobStatus.RUNNING else "pending",
+        ),
+        202,
     )
 
 
-@endpoint("Cancel a pending or running job",
-          responses={202: Cancelled, **error_responses(401, 404, 409, 503)})
+@endpoint(
+    "Cancel a pending or running job",
+    responses={202: Cancelled, **error_responses(401, 404, 409, 503)},
+)
 async def cancel_job(request: Request) -> Response:
     services = services_of(request)
     owner_id = await owner_of(request)
@@ -353,9 +441,11 @@ async def cancel_job(request: Request) -> Response:
     return model_response(Cancelled(id=str(job_id), status="cancelled"), 202)
 
 
-@endpoint("The owner's jobs, newest first",
-          responses={200: JobList, **error_responses(400, 401, 503)},
-          query=(STATUS_QUERY, TYPE_QUERY, LIMIT_QUERY))
+@endpoint(
+    "The owner's jobs, newest first",
+    responses={200: JobList, **error_responses(400, 401, 503)},
+    query=(STATUS_QUERY, TYPE_QUERY, LIMIT_QUERY),
+)
 async def list_jobs(request: Request) -> Response:
     services = services_of(request)
     owner_id = await owner_of(request)

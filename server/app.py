@@ -24,17 +24,17 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
+from jobcast import __version__, metrics
 from jobcast.bus import Hub
-from jobcast.eta import Estimator
 from jobcast.errors import ApiError, StorageUnavailable
+from jobcast.eta import Estimator
 from jobcast.listener import Listener
 from jobcast.logs import setup_logging
 from jobcast.queue import Queue
 from jobcast.registry import load_registry
+from jobcast.schemas import Health, Readiness
 from jobcast.settings import ROOT, Settings, load_settings
 from jobcast.store import Store
-from jobcast import __version__, metrics
-from jobcast.schemas import Health, Readiness
 from server import admin, api, live, uploads
 from server.access import AccessLog
 from server.limits import BodyLimit, RateLimiter
@@ -56,7 +56,9 @@ def lifespan_for(settings: Settings) -> Any:
         setup_logging(settings, "web")
         async with Store.open(settings.database_dsn, max_size=settings.pg_pool_max) as store:
             redis = aioredis.Redis.from_url(
-                settings.redis_dsn, socket_timeout=5, socket_connect_timeout=2,
+                settings.redis_dsn,
+                socket_timeout=5,
+                socket_connect_timeout=2,
                 health_check_interval=10,
             )
             hub = Hub(redis, settings)
@@ -64,9 +66,15 @@ def lifespan_for(settings: Settings) -> Any:
             await hub.start()
             await listener.start()
             services = Services(
-                settings=settings, store=store, redis=redis, queue=Queue(redis, settings),
-                hub=hub, listener=listener, registry=load_registry(settings.job_module_list),
-                limiter=RateLimiter(redis, settings.redis_prefix), estimator=Estimator(store),
+                settings=settings,
+                store=store,
+                redis=redis,
+                queue=Queue(redis, settings),
+                hub=hub,
+                listener=listener,
+                registry=load_registry(settings.job_module_list),
+                limiter=RateLimiter(redis, settings.redis_prefix),
+                estimator=Estimator(store),
                 sockets={},
                 stopping=asyncio.Event(),
             )
@@ -76,7 +84,7 @@ def lifespan_for(settings: Settings) -> Any:
             finally:
                 restore()
                 if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-                    mark_process_dead(os.getpid())
+                    mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
                 await listener.close()
                 await hub.close()
                 await redis.aclose()
@@ -115,8 +123,12 @@ async def healthz(_request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-@endpoint("Postgres and Redis both answer; the body gives each dependency's state",
-          responses={200: Readiness, 503: Readiness}, auth=None, tags=("health",))
+@endpoint(
+    "Postgres and Redis both answer; the body gives each dependency's state",
+    responses={200: Readiness, 503: Readiness},
+    auth=None,
+    tags=("health",),
+)
 async def readyz(request: Request) -> Response:
     """200 only when Postgres and Redis both answer; the body says which does not."""
     services: Services = request.state.services
@@ -205,12 +217,19 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Middleware(AccessLog, enabled=settings.access_log),
             Middleware(SecurityHeaders),
             # pages of allowed origins (same-site subdomains) may call the API with the cookie
-            Middleware(CORSMiddleware, allow_origins=sorted(settings.origins),
-                       allow_credentials=True, allow_methods=["GET", "POST"],
-                       allow_headers=["Authorization", "Content-Type", "If-None-Match"],
-                       expose_headers=["ETag", "Retry-After", "Location"]),
-            Middleware(BodyLimit, max_bytes=settings.max_body_bytes,
-                       per_path={"/api/uploads": settings.max_upload_bytes}),
+            Middleware(
+                CORSMiddleware,
+                allow_origins=sorted(settings.origins),
+                allow_credentials=True,
+                allow_methods=["GET", "POST"],
+                allow_headers=["Authorization", "Content-Type", "If-None-Match"],
+                expose_headers=["ETag", "Retry-After", "Location"],
+            ),
+            Middleware(
+                BodyLimit,
+                max_bytes=settings.max_body_bytes,
+                per_path={"/api/uploads": settings.max_upload_bytes},
+            ),
         ],
         lifespan=lifespan_for(settings),
         exception_handlers={

@@ -45,15 +45,18 @@ class RateLimiter:
         self._script = redis.register_script(_GCRA)
         self._prefix = prefix
 
-    async def check(self, name: str, subject: str, *, per_min: float, burst: int,
-                    what: str) -> None:
+    async def check(
+        self, name: str, subject: str, *, per_min: float, burst: int, what: str
+    ) -> None:
         """Raise TooManyRequests with Retry-After when the subject is over the rate."""
         interval_ms = 60_000 / per_min
         try:
-            wait_ms = int(await self._script(
-                keys=[f"{self._prefix}:rate:{name}:{subject}"],
-                args=[interval_ms, interval_ms * (burst - 1)],
-            ))
+            wait_ms = int(
+                await self._script(
+                    keys=[f"{self._prefix}:rate:{name}:{subject}"],
+                    args=[interval_ms, interval_ms * (burst - 1)],
+                )
+            )
         except (RedisError, OSError) as exc:
             log.warning("rate limit %s not checked, Redis unavailable: %s", name, exc)
             return
@@ -68,8 +71,9 @@ class RateLimiter:
 class BodyLimit:
     """ASGI middleware: 413 for bodies over the limit, before they are read whole."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int,
-                 per_path: dict[str, int] | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, per_path: dict[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.per_path = per_path or {}
@@ -109,11 +113,16 @@ class BodyLimit:
     async def _refuse(self, send: Send, limit: int) -> None:
         error = PayloadTooLarge(f"the body is over {limit} bytes")
         body = dumps(error.body())
-        await send({
-            "type": "http.response.start", "status": 413,
-            "headers": [(b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode())],
-        })
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 

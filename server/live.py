@@ -210,8 +210,11 @@ async def _job_socket(ws: WebSocket, owner_id: UUID) -> None:
         job_id = None
     raw_after = ws.query_params.get("after", "0") or "0"
     if not raw_after.isdigit():
-        await _send_error(ws, BadRequest(f"after must be a whole number, got {raw_after[:40]!r}"),
-                          status.WS_1008_POLICY_VIOLATION)
+        await _send_error(
+            ws,
+            BadRequest(f"after must be a whole number, got {raw_after[:40]!r}"),
+            status.WS_1008_POLICY_VIOLATION,
+        )
         return
     try:
         await _serve_job(ws, services, owner_id, job_id, int(raw_after))

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from starlette.routing import BaseRoute, Route
 
 from jobcast.schemas import ErrorBody
@@ -21,10 +21,20 @@ from jobcast.schemas import ErrorBody
 F = TypeVar("F", bound=Callable[..., Any])
 
 _REASONS = {
-    200: "OK", 201: "Created", 202: "Accepted", 304: "Not modified", 400: "Bad request",
-    401: "No valid owner token", 403: "Forbidden", 404: "No such job for this owner",
-    405: "Method not allowed", 409: "Conflict with the job's state", 410: "Gone",
-    413: "Body too large", 422: "Invalid input", 429: "Too many requests (see Retry-After)",
+    200: "OK",
+    201: "Created",
+    202: "Accepted",
+    304: "Not modified",
+    400: "Bad request",
+    401: "No valid owner token",
+    403: "Forbidden",
+    404: "No such job for this owner",
+    405: "Method not allowed",
+    409: "Conflict with the job's state",
+    410: "Gone",
+    413: "Body too large",
+    422: "Invalid input",
+    429: "Too many requests (see Retry-After)",
     503: "Storage unavailable",
 }
 
@@ -46,14 +56,21 @@ class Operation:
     tags: tuple[str, ...] = field(default=("jobs",))
 
 
-def endpoint(summary: str, *, responses: dict[int, type[BaseModel] | None],
-             body: type[BaseModel] | None = None, query: Iterable[Query] = (),
-             auth: str | None = "owner", tags: tuple[str, ...] = ("jobs",)) -> Callable[[F], F]:
+def endpoint(
+    summary: str,
+    *,
+    responses: dict[int, type[BaseModel] | None],
+    body: type[BaseModel] | None = None,
+    query: Iterable[Query] = (),
+    auth: str | None = "owner",
+    tags: tuple[str, ...] = ("jobs",),
+) -> Callable[[F], F]:
     """Declare a handler's contract; errors in the one error shape are added by status."""
 
     def mark(handler: F) -> F:
         handler.__openapi__ = Operation(  # type: ignore[attr-defined]
-            summary, responses, body, tuple(query), auth, tags)
+            summary, responses, body, tuple(query), auth, tags
+        )
         return handler
 
     return mark
@@ -75,7 +92,9 @@ def build(routes: Iterable[BaseRoute], *, title: str, version: str) -> dict[str,
         models.update(m for m in op.responses.values() if m is not None)
         if op.body is not None:
             models.add(op.body)
-    keyed = [(m, "validation" if _is_body(m, operations) else "serialization") for m in models]
+    keyed: list[tuple[type[BaseModel], JsonSchemaMode]] = [
+        (m, "validation" if _is_body(m, operations) else "serialization") for m in models
+    ]
     refs, definitions = models_json_schema(
         sorted(keyed, key=lambda pair: pair[0].__name__),
         ref_template="#/components/schemas/{model}",
@@ -91,8 +110,13 @@ def build(routes: Iterable[BaseRoute], *, title: str, version: str) -> dict[str,
             for name in route.param_convertors
         ]
         parameters += [
-            {"name": q.name, "in": "query", "required": False, "schema": q.schema,
-             "description": q.description}
+            {
+                "name": q.name,
+                "in": "query",
+                "required": False,
+                "schema": q.schema,
+                "description": q.description,
+            }
             for q in op.query
         ]
         responses: dict[str, Any] = {}

@@ -28,8 +28,11 @@ class Uploaded(Model):
     uploads: list[UploadOut]
 
 
-@endpoint("Upload files (multipart, field name `file`, up to 10) for a job to read",
-          responses={201: Uploaded, **error_responses(400, 401, 413, 503)}, tags=("uploads",))
+@endpoint(
+    "Upload files (multipart, field name `file`, up to 10) for a job to read",
+    responses={201: Uploaded, **error_responses(400, 401, 413, 503)},
+    tags=("uploads",),
+)
 async def create_uploads(request: Request) -> Response:
     services = services_of(request)
     owner_id = await owner_of(request)
@@ -48,11 +51,15 @@ async def create_uploads(request: Request) -> Response:
             data = await upload.read()
             # Postgres text cannot hold NUL characters: drop them from the names
             name = (upload.filename or "upload").replace("\x00", "")[:255] or "upload"
-            content_type = (upload.content_type or "application/octet-stream").replace(
-                "\x00", "")[:100]
+            content_type = (upload.content_type or "application/octet-stream").replace("\x00", "")[
+                :100
+            ]
             upload_id = await services.store.create_upload(owner_id, name, content_type, data)
-            stored.append(UploadOut(id=str(upload_id), filename=name,
-                                    content_type=content_type, size=len(data)))
+            stored.append(
+                UploadOut(
+                    id=str(upload_id), filename=name, content_type=content_type, size=len(data)
+                )
+            )
     finally:
         await form.close()
     return model_response(Uploaded(uploads=stored), 201)

@@ -1,8 +1,9 @@
 /*
- * jobcast.js: a small, dependency-free browser client for the jobcast API.
+ * jobcast.js: a small, dependency-free browser client for the jobcast API,
+ * and the <job-progress> element built on it.
  *
- * Classic script: it sets `window.jobcast`. Every request is same-origin and
- * authenticated by the HttpOnly session cookie that POST /api/sessions sets.
+ * Classic script: it sets `window.jobcast` and defines <job-progress>. Requests
+ * are authenticated by the HttpOnly session cookie that POST /api/sessions sets.
  *
  *   await jobcast.ensureSession();
  *   const types = await jobcast.jobTypes();
@@ -12,6 +13,12 @@
  *     onDone(job) {}, onError(error) {},
  *   });
  *   watcher.close();
+ *
+ *   <job-progress job-id="…"></job-progress>            same origin
+ *   <job-progress job-id="…" server="/jobcast"></job-progress>   behind a path prefix
+ *
+ * `jobcast.client(server)` gives the same API bound to another base URL (a path
+ * prefix on this origin, or a same-site origin such as https://jobs.example.com).
  */
 (function (global) {
   "use strict";
@@ -20,9 +27,15 @@
 
   var BACKOFF_BASE_MS = 500;
   var BACKOFF_MAX_MS = 10000;
+  var FEED_BACKOFF_MAX_MS = 30000;
   var MAX_CONNECT_FAILURES = 3; // in a row, before falling back to polling
   var CONNECT_TIMEOUT_MS = 10000; // no snapshot by then counts as a failed connect
+  var PROBE_TIMEOUT_MS = 4000; // a websocket tried again while polling gets less time
+  var PROBE_EVERY_MS = 30000; // while polling, try the websocket again this often
   var POLL_INTERVAL_MS = 2000;
+
+  // Where this script was loaded from: the element's stylesheet sits next to it.
+  var SCRIPT_SRC = (global.document && global.document.currentScript && global.document.currentScript.src) || "";
 
   function isFinal(status) {
     return FINAL_STATUSES.indexOf(status) !== -1;
@@ -34,6 +47,19 @@
 
   function has(obj, key) {
     return Object.prototype.hasOwnProperty.call(obj, key);
+  }
+
+  function later(fn) {
+    // A broken callback must not break the connection logic: rethrow outside it.
+    return function () {
+      try {
+        return fn.apply(null, arguments);
+      } catch (err) {
+        setTimeout(function () {
+          throw err;
+        });
+      }
+    };
   }
 
   /** An error from the API (or the network), carrying the API's error code. */
@@ -52,6 +78,7 @@
     401: "Your session has expired. Reload the page to continue.",
     403: "You are not allowed to do that.",
     404: "Not found.",
+    409: "That is not possible in the job's current state.",
     422: "The input was not valid.",
     429: "Too many requests. Wait a moment and try again.",
     500: "The server had a problem. Try again.",
@@ -62,28 +89,6 @@
 
   function defaultMessage(status) {
     return DEFAULT_MESSAGES[status] || "Request failed (HTTP " + status + ").";
-  }
-
-  // ---------------------------------------------------------------- HTTP
-
-  async function rawFetch(method, path, body, headers) {
-    var init = {
-      method: method,
-      credentials: "same-origin",
-      // The browser cache must not answer for us: polling sends its own
-      // If-None-Match and wants to see the 304 itself.
-      cache: "no-store",
-      headers: Object.assign({ Accept: "application/json" }, headers || {}),
-    };
-    if (body !== undefined) {
-      init.headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
-    }
-    try {
-      return await fetch(path, init);
-    } catch (err) {
-      throw new ApiError(0, "network_error", "Could not reach the server. Check your connection.", err);
-    }
   }
 
   async function readJson(res) {
@@ -106,560 +111,970 @@
     var data = await readJson(res);
     var e = data && typeof data === "object" ? data.error : null;
     if (e && typeof e === "object") {
-      return new ApiError(
-        res.status,
-        String(e.code || "http_" + res.status),
-        String(e.message || defaultMessage(res.status)),
-        e
-      );
+      return new ApiError(res.status, String(e.code || "http_" + res.status),
+        String(e.message || defaultMessage(res.status)), e);
     }
     if (typeof e === "string" && e) return new ApiError(res.status, "http_" + res.status, e, data);
     return new ApiError(res.status, "http_" + res.status, defaultMessage(res.status), data);
   }
 
-  /**
-   * JSON request. Resolves to {status, data, etag}; a 304 resolves with data null.
-   * A 401 gets one retry after a new session is created (the cookie may have expired).
-   */
-  async function request(method, path, options) {
-    var opts = options || {};
-    var res = await rawFetch(method, path, opts.body, opts.headers);
-    if (res.status === 401 && !opts.noAuthRetry) {
-      await createSession();
-      res = await rawFetch(method, path, opts.body, opts.headers);
-    }
-    var etag = res.headers.get("ETag");
-    if (res.status === 304) return { status: 304, data: null, etag: etag };
-    if (!res.ok) throw await toError(res);
-    return { status: res.status, data: await readJson(res), etag: etag };
-  }
-
-  // ------------------------------------------------------------- session
-
-  var sessionInFlight = null;
-  var ensured = null;
-
-  /** POST /api/sessions; concurrent callers share one request. */
-  function createSession() {
-    if (!sessionInFlight) {
-      sessionInFlight = request("POST", "/api/sessions", { noAuthRetry: true }).then(
-        function (r) {
-          sessionInFlight = null;
-          return r.data;
-        },
-        function (err) {
-          sessionInFlight = null;
-          throw err;
-        }
-      );
-    }
-    return sessionInFlight;
-  }
-
-  /** Make sure the browser holds a session cookie, creating one if the API says 401. */
-  function ensureSession() {
-    if (!ensured) {
-      ensured = (async function () {
-        var res = await rawFetch("GET", "/api/jobs?limit=1");
-        if (res.status === 401) {
-          await createSession();
-        } else if (!res.ok) {
-          throw await toError(res);
-        }
-        return true;
-      })();
-      // A failed attempt must not stick: the next call tries again.
-      ensured.catch(function () {
-        ensured = null;
-      });
-    }
-    return ensured;
-  }
-
-  // ------------------------------------------------------------ REST API
-
-  function jobPath(id) {
-    return "/api/jobs/" + encodeURIComponent(id);
-  }
-
-  /** GET /api/job-types → array of {type, title, steps, input_schema}. */
-  async function jobTypes() {
-    var r = await request("GET", "/api/job-types");
-    return (r.data && Array.isArray(r.data.job_types)) ? r.data.job_types : [];
-  }
-
-  /** POST /api/jobs → {id, status, status_url, ws_url, estimated_seconds}. */
-  async function submit(type, input) {
-    var r = await request("POST", "/api/jobs", { body: { type: type, input: input || {} } });
-    return r.data;
-  }
-
-  /** GET /api/jobs/{id} → job. */
-  async function getJob(id) {
-    var r = await request("GET", jobPath(id));
-    return r.data;
-  }
-
-  function wsUrl(path) {
-    var proto = global.location.protocol === "https:" ? "wss:" : "ws:";
-    return proto + "//" + global.location.host + path;
-  }
-
-  function backoffDelay(retry) {
-    var base = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * Math.pow(2, retry));
+  function backoffDelay(retry, maxMs) {
+    var base = Math.min(maxMs || BACKOFF_MAX_MS, BACKOFF_BASE_MS * Math.pow(2, retry));
     // Jitter in [base/2, base) so many tabs do not reconnect in lockstep.
     return base / 2 + Math.random() * (base / 2);
   }
 
-  // --------------------------------------------------------------- watch
+  // ------------------------------------------------------------------ ETA
 
   /**
-   * Follow one job live.
-   *
-   * options:
-   *   after       last seq already known (default 0)
-   *   job         a job object already fetched; seeds the state (and `after`)
-   *   onSnapshot(job)        full state: on (re)connect and on each changed poll
-   *   onEvent(event, job)    each new event, with the job state after it
-   *   onState(state)         "connecting" | "live" | "reconnecting" | "polling" | "closed"
-   *   onDone(job)            once, when the job reaches a final status
-   *   onError({code, message, status})  fatal problems (job not found, not authenticated)
-   *
-   * Returns {close(), job() , state()}.
+   * Seconds left for a job, from its steps' `estimate_s` and its progress; null
+   * when final or when nothing is known. Steps done count 0, the running step
+   * counts the part of its estimate its share of the progress has not covered,
+   * waiting steps their whole estimate. Without estimates, the time spent so
+   * far is extrapolated over the progress left.
    */
-  function watch(jobId, options) {
-    var opts = options || {};
-    var lastSeq = Math.max(0, Number(opts.after) || 0);
-    var job = null;
-    var state = null;
-    var stopped = false;
-    var done = false;
-    var ws = null;
-    var gotSnapshot = false; // on the current socket
-    var failures = 0; // consecutive sockets that closed before a snapshot
-    var retry = 0; // backoff exponent
-    var timer = null; // pending reconnect / poll / start
-    var connectTimer = null;
-    var etag = null;
-    var pendingError = null; // {type:"error"} message received before a close
-    // Progress already reported for the current attempt: it never goes down.
-    var reported = { attempt: undefined, progress: 0 };
+  function estimateRemaining(job, nowMs) {
+    if (!job || isFinal(job.status)) return null;
+    var steps = Array.isArray(job.steps) ? job.steps : [];
+    var progress = Math.min(100, Math.max(0, Number(job.progress) || 0));
+    var known = steps.length > 0 && steps.every(function (s) {
+      return typeof s.estimate_s === "number" && isFinite(s.estimate_s);
+    });
+    if (known) {
+      var totalWeight = 0;
+      steps.forEach(function (s) {
+        totalWeight += Number(s.weight) > 0 ? Number(s.weight) : 1;
+      });
+      var doneWeight = 0;
+      var left = 0;
+      steps.forEach(function (s) {
+        var weight = Number(s.weight) > 0 ? Number(s.weight) : 1;
+        if (s.status === "completed") {
+          doneWeight += weight;
+        } else if (s.status === "running") {
+          var share = (progress / 100) * totalWeight - doneWeight;
+          var fraction = Math.min(1, Math.max(0, share / weight));
+          left += s.estimate_s * (1 - fraction);
+          doneWeight += weight;
+        } else {
+          left += s.estimate_s;
+        }
+      });
+      return Math.max(0, left);
+    }
+    var started = Date.parse(job.started_at);
+    var now = nowMs == null ? Date.now() : nowMs;
+    if (job.status === "running" && isFinite(started) && progress > 0) {
+      var spent = Math.max(0, (now - started) / 1000);
+      return Math.max(0, (spent * (100 - progress)) / progress);
+    }
+    return typeof job.eta_seconds === "number" ? Math.max(0, job.eta_seconds) : null;
+  }
 
-    function emit(name) {
-      var fn = opts[name];
-      if (typeof fn !== "function") return;
+  /** "about 12 s left", "about 3 min left", "almost done", or "" when unknown. */
+  function describeEta(seconds) {
+    if (seconds == null || !isFinite(seconds)) return "";
+    if (seconds < 1.5) return "almost done";
+    if (seconds < 90) return "about " + Math.round(seconds) + " s left";
+    if (seconds < 5400) return "about " + Math.round(seconds / 60) + " min left";
+    var hours = seconds / 3600;
+    return "about " + (hours < 10 ? hours.toFixed(1) : Math.round(hours)) + " h left";
+  }
+
+  /** A value in seconds that counts down in real time from the moment it is set; never below 0. */
+  class Countdown {
+    constructor() {
+      this.seconds = null;
+      this.at = 0;
+    }
+    set(seconds) {
+      this.seconds = seconds == null || !isFinite(seconds) ? null : Math.max(0, Number(seconds));
+      this.at = Date.now();
+    }
+    left() {
+      if (this.seconds == null) return null;
+      return Math.max(0, this.seconds - (Date.now() - this.at) / 1000);
+    }
+  }
+
+  // --------------------------------------------------------------- client
+
+  /**
+   * The API bound to one server: "" for this origin, a path prefix ("/jobcast"),
+   * or an origin ("https://jobs.example.com", a same-site origin listed in its
+   * JOBCAST_ALLOWED_ORIGINS).
+   */
+  function makeClient(server) {
+    var base = String(server || "").replace(/\/+$/, "");
+
+    function url(path) {
+      return base + path;
+    }
+
+    function wsUrl(path) {
+      var u = new URL(base + path, global.location.href);
+      u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
+      return u.href;
+    }
+
+    async function rawFetch(method, path, body, headers) {
+      var init = {
+        method: method,
+        // "include" so that a same-site jobcast origin gets its cookie too.
+        credentials: "include",
+        // The browser cache must not answer for us: polling sends its own
+        // If-None-Match and wants to see the 304 itself.
+        cache: "no-store",
+        headers: Object.assign({ Accept: "application/json" }, headers || {}),
+      };
+      if (body !== undefined) {
+        init.headers["Content-Type"] = "application/json";
+        init.body = JSON.stringify(body);
+      }
       try {
-        fn.apply(null, Array.prototype.slice.call(arguments, 1));
+        return await fetch(url(path), init);
       } catch (err) {
-        // A broken callback must not break the connection logic.
-        setTimeout(function () {
-          throw err;
+        throw new ApiError(0, "network_error", "Could not reach the server. Check your connection.", err);
+      }
+    }
+
+    /**
+     * JSON request. Resolves to {status, data, etag}; a 304 resolves with data null.
+     * A 401 gets one retry after a new session is created (the cookie may have expired).
+     */
+    async function request(method, path, options) {
+      var opts = options || {};
+      var res = await rawFetch(method, path, opts.body, opts.headers);
+      if (res.status === 401 && !opts.noAuthRetry) {
+        await createSession();
+        res = await rawFetch(method, path, opts.body, opts.headers);
+      }
+      var etag = res.headers.get("ETag");
+      if (res.status === 304) return { status: 304, data: null, etag: etag };
+      if (!res.ok) throw await toError(res);
+      return { status: res.status, data: await readJson(res), etag: etag };
+    }
+
+    // ------------------------------------------------------------ session
+
+    var sessionInFlight = null;
+    var ensured = null;
+
+    /** POST /api/sessions; concurrent callers share one request. */
+    function createSession() {
+      if (!sessionInFlight) {
+        sessionInFlight = request("POST", "/api/sessions", { noAuthRetry: true }).then(
+          function (r) {
+            sessionInFlight = null;
+            return r.data;
+          },
+          function (err) {
+            sessionInFlight = null;
+            throw err;
+          }
+        );
+      }
+      return sessionInFlight;
+    }
+
+    /** Make sure the browser holds a session cookie, creating one if the API says 401. */
+    function ensureSession() {
+      if (!ensured) {
+        ensured = (async function () {
+          var res = await rawFetch("GET", "/api/jobs?limit=1");
+          if (res.status === 401) {
+            await createSession();
+          } else if (!res.ok) {
+            throw await toError(res);
+          }
+          return true;
+        })();
+        // A failed attempt must not stick: the next call tries again.
+        ensured.catch(function () {
+          ensured = null;
         });
       }
+      return ensured;
     }
 
-    function setState(next) {
-      if (next === state) return;
-      state = next;
-      emit("onState", next);
+    // ----------------------------------------------------------- REST API
+
+    function jobPath(id) {
+      return "/api/jobs/" + encodeURIComponent(id);
     }
 
-    function guardProgress(j) {
-      var attempt = j.attempts == null ? null : j.attempts;
-      var p = Number(j.progress);
-      if (!isFinite(p)) p = 0;
-      p = Math.min(100, Math.max(0, p));
-      if (attempt !== reported.attempt) {
-        reported = { attempt: attempt, progress: p }; // a new attempt starts over
-      } else if (p < reported.progress) {
-        p = reported.progress;
-      } else {
-        reported.progress = p;
-      }
-      j.progress = p;
+    /** GET /api/job-types → array of {type, title, steps, input_schema}. */
+    async function jobTypes() {
+      var r = await request("GET", "/api/job-types");
+      return r.data && Array.isArray(r.data.job_types) ? r.data.job_types : [];
     }
 
-    function adopt(next) {
-      job = clone(next);
-      if (!Array.isArray(job.steps)) job.steps = [];
-      if (job.id == null) job.id = jobId;
-      guardProgress(job);
-      if (typeof job.seq === "number") lastSeq = Math.max(lastSeq, job.seq);
+    /**
+     * POST /api/jobs → {id, status, status_url, ws_url, estimated_seconds}.
+     * `extra` adds the optional fields: priority, delay_seconds, idempotency_key,
+     * max_attempts, timeout_seconds, callback_url.
+     */
+    async function submit(type, input, extra) {
+      var body = Object.assign({}, extra || {}, { type: type, input: input || {} });
+      var r = await request("POST", "/api/jobs", { body: body });
+      return r.data;
     }
 
-    function applySnapshot(next) {
-      if (!next || typeof next !== "object") return;
-      adopt(next);
-      emit("onSnapshot", clone(job));
-      checkDone();
+    /** GET /api/jobs/{id} → job. */
+    async function getJob(id) {
+      var r = await request("GET", jobPath(id));
+      return r.data;
     }
 
-    function resetForRetry() {
-      job.progress = 0;
-      job.step = null;
-      job.result = null;
-      job.error = null;
-      job.finished_at = null;
-      job.steps.forEach(function (s) {
-        s.status = "waiting";
-        s.started_at = null;
-        s.finished_at = null;
-        s.duration_ms = null;
+    /** GET /api/jobs → this visitor's jobs, newest first. filters: {status, type, limit}. */
+    async function listJobs(filters) {
+      var params = new URLSearchParams();
+      var f = filters || {};
+      ["status", "type", "limit"].forEach(function (key) {
+        if (f[key] != null && f[key] !== "") params.set(key, String(f[key]));
       });
+      var query = params.toString();
+      var r = await request("GET", "/api/jobs" + (query ? "?" + query : ""));
+      return r.data && Array.isArray(r.data.jobs) ? r.data.jobs : [];
     }
 
-    function applyEvent(ev) {
-      var seq = Number(ev.seq);
-      // Already seen, or already reflected in the snapshot.
-      if (!isFinite(seq) || seq <= lastSeq) return;
-      lastSeq = seq;
-      if (!job) {
-        job = { id: jobId, status: "pending", progress: 0, step: null, message: null, steps: [] };
+    /** POST /api/jobs/{id}/cancel → {id, status: "cancelled"}; ApiError 409 when it already ended. */
+    async function cancel(id) {
+      var r = await request("POST", jobPath(id) + "/cancel");
+      return r.data;
+    }
+
+    /** POST /api/jobs/{id}/retry → a new job, as submit() answers; ApiError 409 unless failed or cancelled. */
+    async function retry(id) {
+      var r = await request("POST", jobPath(id) + "/retry");
+      return r.data;
+    }
+
+    // -------------------------------------------------------------- watch
+
+    /**
+     * Follow one job live: a websocket that resumes from the last seq after any
+     * drop (with backoff), and polling with If-None-Match where websockets fail.
+     *
+     * options:
+     *   after       last seq already known (default 0)
+     *   job         a job object already fetched; seeds the state (and `after`)
+     *   onSnapshot(job)        full state: on (re)connect and on each changed poll
+     *   onEvent(event, job)    each new event, with the job state after it
+     *   onState(state)         "connecting" | "live" | "reconnecting" | "polling" | "closed"
+     *   onDone(job)            once, when the job reaches a final status
+     *   onError({code, message, status})  fatal problems (job not found, not authenticated)
+     *
+     * Progress never goes down within an attempt; a new attempt starts from 0.
+     * Returns {close(), job(), state()}.
+     */
+    function watch(jobId, options) {
+      var opts = options || {};
+      if (opts.server != null && String(opts.server).replace(/\/+$/, "") !== base) {
+        return makeClient(opts.server).watch(jobId, Object.assign({}, opts, { server: null }));
+      }
+      var lastSeq = Math.max(0, Number(opts.after) || 0);
+      var job = null;
+      var state = null;
+      var stopped = false;
+      var done = false;
+      var ws = null;
+      var gotSnapshot = false; // on the current socket
+      var failures = 0; // consecutive sockets that closed before a snapshot
+      var retry = 0; // backoff exponent
+      var timer = null; // pending reconnect / poll / start
+      var connectTimer = null;
+      var polling = false;
+      var probing = false; // a websocket tried again while polling
+      var nextProbeAt = 0;
+      var etag = null;
+      var pendingError = null; // {type:"error"} message received before a close
+      // Progress already reported for the current attempt: it never goes down.
+      var reported = { attempt: undefined, progress: 0 };
+
+      function emit(name) {
+        var fn = opts[name];
+        if (typeof fn !== "function") return;
+        later(fn).apply(null, Array.prototype.slice.call(arguments, 1));
       }
 
-      if (ev.kind === "status") {
-        if (ev.attempt != null && ev.attempt !== job.attempts) {
-          if (job.attempts != null && ev.attempt > job.attempts) resetForRetry();
-          job.attempts = ev.attempt;
+      function setState(next) {
+        if (next === state) return;
+        state = next;
+        emit("onState", next);
+      }
+
+      function guardProgress(j) {
+        var attempt = j.attempts == null ? null : j.attempts;
+        var p = Number(j.progress);
+        if (!isFinite(p)) p = 0;
+        p = Math.min(100, Math.max(0, p));
+        if (attempt !== reported.attempt) {
+          reported = { attempt: attempt, progress: p }; // a new attempt starts over
+        } else if (p < reported.progress) {
+          p = reported.progress;
+        } else {
+          reported.progress = p;
         }
-        if (ev.status) job.status = ev.status;
-        if (has(ev, "message")) job.message = ev.message;
-        if (ev.progress != null) job.progress = ev.progress;
-        if (ev.status === "running" && !job.started_at) job.started_at = ev.at || null;
-        if (ev.status === "completed") {
-          job.progress = 100;
-          job.error = null;
-          if (has(ev, "result")) job.result = ev.result;
+        j.progress = p;
+      }
+
+      function adopt(next) {
+        job = clone(next);
+        if (!Array.isArray(job.steps)) job.steps = [];
+        if (job.id == null) job.id = jobId;
+        guardProgress(job);
+        if (typeof job.seq === "number") lastSeq = Math.max(lastSeq, job.seq);
+      }
+
+      function applySnapshot(next) {
+        if (!next || typeof next !== "object") return;
+        adopt(next);
+        emit("onSnapshot", clone(job));
+        checkDone();
+      }
+
+      function resetForRetry() {
+        job.progress = 0;
+        job.step = null;
+        job.result = null;
+        job.finished_at = null;
+        job.steps.forEach(function (s) {
+          s.status = "waiting";
+          s.started_at = null;
+          s.finished_at = null;
+          s.duration_ms = null;
+        });
+      }
+
+      function applyEvent(ev) {
+        var seq = Number(ev.seq);
+        // Already seen, or already reflected in the snapshot.
+        if (!isFinite(seq) || seq <= lastSeq) return;
+        lastSeq = seq;
+        if (!job) {
+          job = { id: jobId, status: "pending", progress: 0, step: null, message: null, steps: [] };
         }
-        if (ev.status === "failed" && ev.error) job.error = ev.error;
-        if (isFinal(ev.status)) job.finished_at = ev.at || job.finished_at || null;
-      } else if (ev.kind === "step") {
-        var step = null;
-        for (var i = 0; i < job.steps.length; i++) {
-          if (job.steps[i].name === ev.step) step = job.steps[i];
+
+        if (ev.kind === "status") {
+          if (ev.attempt != null && ev.attempt !== job.attempts) {
+            if (job.attempts != null && ev.attempt > job.attempts) resetForRetry();
+            job.attempts = ev.attempt;
+          }
+          if (ev.status) job.status = ev.status;
+          if (has(ev, "message")) job.message = ev.message;
+          if (ev.progress != null) job.progress = ev.progress;
+          if (ev.status === "running") {
+            job.error = null;
+            if (!job.started_at) job.started_at = ev.at || null;
+          }
+          if (ev.error) job.error = ev.error;
+          job.retry_in_s = ev.retry_in_s != null ? ev.retry_in_s : null;
+          if (ev.status === "completed") {
+            job.progress = 100;
+            job.error = null;
+            if (has(ev, "result")) job.result = ev.result;
+          }
+          if (isFinal(ev.status)) {
+            job.finished_at = ev.at || job.finished_at || null;
+            job.eta_seconds = null;
+          }
+        } else if (ev.kind === "step") {
+          var step = null;
+          for (var i = 0; i < job.steps.length; i++) {
+            if (job.steps[i].name === ev.step) step = job.steps[i];
+          }
+          if (step) {
+            if (ev.state) step.status = ev.state;
+            if (ev.state === "running") {
+              step.started_at = ev.at || step.started_at || null;
+              step.finished_at = null;
+              step.duration_ms = null;
+            } else {
+              if (ev.duration_ms != null) step.duration_ms = ev.duration_ms;
+              step.finished_at = ev.at || step.finished_at || null;
+            }
+          }
+          if (ev.state === "running") job.step = ev.step;
+          if (ev.progress != null) job.progress = ev.progress;
+        } else if (ev.kind === "progress") {
+          if (ev.progress != null) job.progress = ev.progress;
+          if (ev.step != null) job.step = ev.step;
+          if (has(ev, "message")) job.message = ev.message;
         }
-        if (step) {
-          if (ev.state) step.status = ev.state;
-          if (ev.state === "running") {
-            step.started_at = ev.at || step.started_at || null;
-            step.finished_at = null;
-            step.duration_ms = null;
-          } else {
-            if (ev.duration_ms != null) step.duration_ms = ev.duration_ms;
-            step.finished_at = ev.at || step.finished_at || null;
+
+        job.seq = seq;
+        guardProgress(job);
+        var reportedEvent = Object.assign({}, ev);
+        if (ev.progress != null || ev.kind === "progress") reportedEvent.progress = job.progress;
+        emit("onEvent", reportedEvent, clone(job));
+        checkDone();
+      }
+
+      function checkDone() {
+        if (done || !job || !isFinal(job.status)) return;
+        done = true;
+        emit("onDone", clone(job));
+        stop();
+      }
+
+      function dropSocket() {
+        clearTimeout(connectTimer);
+        if (ws) {
+          var sock = ws;
+          ws = null;
+          try {
+            sock.close(1000);
+          } catch (_) {
+            /* already closing */
           }
         }
-        if (ev.state === "running") job.step = ev.step;
-        if (ev.progress != null) job.progress = ev.progress;
-      } else if (ev.kind === "progress") {
-        if (ev.progress != null) job.progress = ev.progress;
-        if (ev.step != null) job.step = ev.step;
-        if (has(ev, "message")) job.message = ev.message;
       }
 
-      job.seq = seq;
-      guardProgress(job);
-      var reportedEvent = Object.assign({}, ev);
-      if (ev.progress != null || ev.kind === "progress") reportedEvent.progress = job.progress;
-      emit("onEvent", reportedEvent, clone(job));
-      checkDone();
-    }
-
-    function checkDone() {
-      if (done || !job || !isFinal(job.status)) return;
-      done = true;
-      emit("onDone", clone(job));
-      stop();
-    }
-
-    function stop() {
-      stopped = true;
-      clearTimeout(timer);
-      clearTimeout(connectTimer);
-      timer = null;
-      if (ws) {
-        var sock = ws;
-        ws = null;
-        try {
-          sock.close(1000);
-        } catch (_) {
-          /* already closing */
-        }
+      function stop() {
+        stopped = true;
+        clearTimeout(timer);
+        timer = null;
+        dropSocket();
+        setState("closed");
       }
-      setState("closed");
-    }
 
-    function fatal(err) {
-      emit("onError", err);
-      stop();
-    }
-
-    function scheduleReconnect() {
-      var delay = backoffDelay(retry);
-      retry += 1;
-      setState("reconnecting");
-      timer = setTimeout(connect, delay);
-    }
-
-    function connect() {
-      timer = null;
-      if (stopped) return;
-      if (typeof WebSocket === "undefined") {
-        startPolling();
-        return;
-      }
-      if (state === null) setState("connecting");
-      gotSnapshot = false;
-      pendingError = null;
-      var sock;
-      try {
-        sock = new WebSocket(wsUrl("/ws/jobs/" + encodeURIComponent(jobId) + "?after=" + lastSeq));
-      } catch (_) {
-        socketGone(null);
-        return;
-      }
-      ws = sock;
-      connectTimer = setTimeout(function () {
-        if (ws === sock && !gotSnapshot) sock.close(); // onclose follows, as a failure
-      }, CONNECT_TIMEOUT_MS);
-
-      sock.onmessage = function (msg) {
-        if (ws !== sock) return;
-        var data;
-        try {
-          data = JSON.parse(msg.data);
-        } catch (_) {
-          return;
-        }
-        if (!data || typeof data !== "object") return;
-        if (data.type === "snapshot") {
-          gotSnapshot = true;
-          failures = 0;
-          retry = 0;
-          clearTimeout(connectTimer);
-          setState("live");
-          applySnapshot(data.job);
-        } else if (data.type === "event") {
-          applyEvent(data);
-        } else if (data.type === "error") {
-          pendingError = data.error || null;
-        }
-      };
-      sock.onerror = function () {
-        /* a close event always follows; handled there */
-      };
-      sock.onclose = function (ev) {
-        if (ws !== sock) return;
-        ws = null;
-        clearTimeout(connectTimer);
-        socketGone(ev.code);
-      };
-    }
-
-    function socketGone(code) {
-      if (stopped) return;
-      if (done) {
+      function fatal(err) {
+        emit("onError", err);
         stop();
-        return;
       }
-      // 44xx: the server refused for good (not found, not authenticated).
-      if (code >= 4400 && code < 4500) {
-        var e = pendingError || {};
-        if (code === 4404) {
-          fatal({ code: e.code || "not_found", message: "Job not found", status: 404 });
-        } else if (code === 4401) {
-          fatal({ code: e.code || "unauthenticated", message: e.message || defaultMessage(401), status: 401 });
-        } else {
-          fatal({ code: e.code || "ws_" + code, message: e.message || "The server refused the live connection.", status: 0 });
-        }
-        return;
+
+      function scheduleReconnect() {
+        var delay = backoffDelay(retry);
+        retry += 1;
+        setState("reconnecting");
+        timer = setTimeout(connect, delay);
       }
-      if (!gotSnapshot) {
-        failures += 1;
-        if (failures >= MAX_CONNECT_FAILURES) {
+
+      function connect() {
+        timer = null;
+        if (stopped) return;
+        if (typeof WebSocket === "undefined") {
           startPolling();
           return;
         }
-      }
-      scheduleReconnect();
-    }
-
-    function startPolling() {
-      setState("polling");
-      poll();
-    }
-
-    async function poll() {
-      timer = null;
-      if (stopped) return;
-      try {
-        var r = await request("GET", jobPath(jobId), {
-          headers: etag ? { "If-None-Match": etag } : {},
-        });
-        if (stopped) return;
-        if (r.status !== 304) {
-          if (r.etag) etag = r.etag;
-          applySnapshot(r.data);
-        }
-      } catch (err) {
-        if (stopped) return;
-        if (err.status === 404) {
-          fatal({ code: err.code || "not_found", message: "Job not found", status: 404 });
-          return;
-        }
-        if (err.status === 401 || err.status === 403) {
-          fatal({ code: err.code, message: err.message, status: err.status });
-          return;
-        }
-        // Network trouble or a 5xx: keep polling.
-      }
-      if (!stopped) timer = setTimeout(poll, POLL_INTERVAL_MS);
-    }
-
-    if (opts.job && typeof opts.job === "object") adopt(opts.job);
-
-    // Start on the next tick, so the caller holds the handle before callbacks run.
-    timer = setTimeout(function () {
-      timer = null;
-      if (stopped) return;
-      if (job && isFinal(job.status)) {
-        checkDone();
-        return;
-      }
-      connect();
-    }, 0);
-
-    return {
-      close: function () {
-        if (!stopped) stop();
-      },
-      job: function () {
-        return clone(job);
-      },
-      state: function () {
-        return state;
-      },
-    };
-  }
-
-  // ---------------------------------------------------------------- feed
-
-  /**
-   * The owner feed (WS /ws): status events for all of this visitor's jobs.
-   * options: onEvent(event), onState("connecting"|"live"|"reconnecting"|"closed").
-   * Best effort: gives up quietly after 3 failed connects in a row.
-   */
-  function feed(options) {
-    var opts = options || {};
-    var stopped = false;
-    var ws = null;
-    var timer = null;
-    var retry = 0;
-    var failures = 0;
-    var state = null;
-
-    function setState(next) {
-      if (next === state) return;
-      state = next;
-      if (typeof opts.onState === "function") opts.onState(next);
-    }
-
-    function stop() {
-      stopped = true;
-      clearTimeout(timer);
-      if (ws) {
-        var sock = ws;
-        ws = null;
+        if (state === null) setState("connecting");
+        gotSnapshot = false;
+        pendingError = null;
+        var sock;
         try {
-          sock.close(1000);
+          sock = new WebSocket(wsUrl("/ws/jobs/" + encodeURIComponent(jobId) + "?after=" + lastSeq));
         } catch (_) {
-          /* already closing */
-        }
-      }
-      setState("closed");
-    }
-
-    function connect() {
-      timer = null;
-      if (stopped) return;
-      if (typeof WebSocket === "undefined") {
-        stop();
-        return;
-      }
-      if (state === null) setState("connecting");
-      var opened = false;
-      var sock;
-      try {
-        sock = new WebSocket(wsUrl("/ws"));
-      } catch (_) {
-        stop();
-        return;
-      }
-      ws = sock;
-      sock.onopen = function () {
-        opened = true;
-        failures = 0;
-        retry = 0;
-        setState("live");
-      };
-      sock.onmessage = function (msg) {
-        if (ws !== sock) return;
-        var data;
-        try {
-          data = JSON.parse(msg.data);
-        } catch (_) {
+          socketGone(null);
           return;
         }
-        if (data && data.type === "event" && typeof opts.onEvent === "function") {
+        ws = sock;
+        connectTimer = setTimeout(function () {
+          if (ws === sock && !gotSnapshot) sock.close(); // onclose follows, as a failure
+        }, probing ? PROBE_TIMEOUT_MS : CONNECT_TIMEOUT_MS);
+
+        sock.onmessage = function (msg) {
+          if (ws !== sock) return;
+          var data;
           try {
-            opts.onEvent(data);
-          } catch (err) {
-            setTimeout(function () {
-              throw err;
-            });
+            data = JSON.parse(msg.data);
+          } catch (_) {
+            return;
           }
-        }
-      };
-      sock.onerror = function () {};
-      sock.onclose = function (ev) {
-        if (ws !== sock) return;
-        ws = null;
+          if (!data || typeof data !== "object") return;
+          if (data.type === "snapshot") {
+            gotSnapshot = true;
+            failures = 0;
+            retry = 0;
+            polling = false;
+            probing = false;
+            clearTimeout(connectTimer);
+            setState("live");
+            applySnapshot(data.job);
+          } else if (data.type === "event") {
+            applyEvent(data);
+          } else if (data.type === "error") {
+            pendingError = data.error || null;
+          }
+        };
+        sock.onerror = function () {
+          /* a close event always follows; handled there */
+        };
+        sock.onclose = function (ev) {
+          if (ws !== sock) return;
+          ws = null;
+          clearTimeout(connectTimer);
+          socketGone(ev.code);
+        };
+      }
+
+      function socketGone(code) {
         if (stopped) return;
-        if (ev.code >= 4400 && ev.code < 4500) {
+        if (done) {
           stop();
           return;
         }
-        if (!opened) {
+        // 44xx: the server refused for good (not found, not authenticated).
+        if (code >= 4400 && code < 4500) {
+          var e = pendingError || {};
+          if (code === 4404) {
+            fatal({ code: e.code || "not_found", message: "Job not found", status: 404 });
+          } else if (code === 4401) {
+            fatal({ code: e.code || "unauthenticated", message: e.message || defaultMessage(401), status: 401 });
+          } else {
+            fatal({ code: e.code || "ws_" + code, message: e.message || "The server refused the live connection.", status: 0 });
+          }
+          return;
+        }
+        if (probing) {
+          // The websocket is still not usable: go on polling, try again later.
+          probing = false;
+          polling = true;
+          nextProbeAt = Date.now() + PROBE_EVERY_MS;
+          timer = setTimeout(poll, 0);
+          return;
+        }
+        if (!gotSnapshot) {
           failures += 1;
           if (failures >= MAX_CONNECT_FAILURES) {
-            stop();
+            startPolling();
             return;
           }
         }
-        setState("reconnecting");
-        timer = setTimeout(connect, backoffDelay(retry));
-        retry += 1;
+        // 1001 (server restarting), 1013 (we read too slowly), 1006 (network): resume after lastSeq.
+        scheduleReconnect();
+      }
+
+      function startPolling() {
+        polling = true;
+        nextProbeAt = Date.now() + PROBE_EVERY_MS;
+        setState("polling");
+        poll();
+      }
+
+      async function poll() {
+        timer = null;
+        if (stopped || !polling) return;
+        if (typeof WebSocket !== "undefined" && Date.now() >= nextProbeAt) {
+          probing = true;
+          connect();
+          return;
+        }
+        try {
+          var r = await request("GET", jobPath(jobId), {
+            headers: etag ? { "If-None-Match": etag } : {},
+          });
+          if (stopped || !polling) return;
+          if (r.status !== 304) {
+            if (r.etag) etag = r.etag;
+            applySnapshot(r.data);
+          }
+        } catch (err) {
+          if (stopped || !polling) return;
+          if (err.status === 404) {
+            fatal({ code: err.code || "not_found", message: "Job not found", status: 404 });
+            return;
+          }
+          if (err.status === 401 || err.status === 403) {
+            fatal({ code: err.code, message: err.message, status: err.status });
+            return;
+          }
+          // Network trouble or a 5xx: keep polling.
+        }
+        if (!stopped && polling && !probing) timer = setTimeout(poll, POLL_INTERVAL_MS);
+      }
+
+      if (opts.job && typeof opts.job === "object") adopt(opts.job);
+
+      // Start on the next tick, so the caller holds the handle before callbacks run.
+      timer = setTimeout(function () {
+        timer = null;
+        if (stopped) return;
+        if (job && isFinal(job.status)) {
+          checkDone();
+          return;
+        }
+        connect();
+      }, 0);
+
+      return {
+        close: function () {
+          if (!stopped) stop();
+        },
+        job: function () {
+          return clone(job);
+        },
+        state: function () {
+          return state;
+        },
       };
     }
 
-    timer = setTimeout(connect, 0);
+    // --------------------------------------------------------------- feed
+
+    /**
+     * The owner feed (WS /ws): status and step events of all this visitor's jobs.
+     * options:
+     *   onEvent(event)   {type:"event", kind, job_id, seq, status?, progress?, ...}
+     *   onResync()       events may have been missed (the server said so, or the
+     *                    socket came back after a drop): reload whatever lists them
+     *   onState(state)   "connecting" | "live" | "reconnecting" | "offline" | "unavailable" | "closed"
+     * It reconnects for as long as it is open; after 3 failed connects in a row it
+     * says "offline" (callers may poll meanwhile) and keeps trying, more slowly.
+     */
+    function feed(options) {
+      var opts = options || {};
+      var stopped = false;
+      var ws = null;
+      var timer = null;
+      var retry = 0;
+      var failures = 0;
+      var everOpened = false;
+      var state = null;
+
+      function setState(next) {
+        if (next === state) return;
+        state = next;
+        if (typeof opts.onState === "function") later(opts.onState)(next);
+      }
+
+      function stop() {
+        stopped = true;
+        clearTimeout(timer);
+        if (ws) {
+          var sock = ws;
+          ws = null;
+          try {
+            sock.close(1000);
+          } catch (_) {
+            /* already closing */
+          }
+        }
+        setState("closed");
+      }
+
+      function connect() {
+        timer = null;
+        if (stopped) return;
+        if (typeof WebSocket === "undefined") {
+          setState("unavailable");
+          return;
+        }
+        if (state === null) setState("connecting");
+        var opened = false;
+        var sock;
+        try {
+          sock = new WebSocket(wsUrl("/ws"));
+        } catch (_) {
+          setState("unavailable");
+          return;
+        }
+        ws = sock;
+        sock.onopen = function () {
+          if (ws !== sock) return;
+          opened = true;
+          failures = 0;
+          retry = 0;
+          setState("live");
+          // Back after a drop: whatever happened meanwhile was not sent to us.
+          if (everOpened && typeof opts.onResync === "function") later(opts.onResync)();
+          everOpened = true;
+        };
+        sock.onmessage = function (msg) {
+          if (ws !== sock) return;
+          var data;
+          try {
+            data = JSON.parse(msg.data);
+          } catch (_) {
+            return;
+          }
+          if (!data || typeof data !== "object") return;
+          if (data.type === "event" && typeof opts.onEvent === "function") {
+            later(opts.onEvent)(data);
+          } else if (data.type === "resync" && typeof opts.onResync === "function") {
+            later(opts.onResync)();
+          }
+        };
+        sock.onerror = function () {};
+        sock.onclose = function (ev) {
+          if (ws !== sock) return;
+          ws = null;
+          if (stopped) return;
+          if (ev.code >= 4400 && ev.code < 4500) {
+            stop();
+            return;
+          }
+          if (!opened) failures += 1;
+          setState(failures >= MAX_CONNECT_FAILURES ? "offline" : "reconnecting");
+          timer = setTimeout(connect, backoffDelay(retry, FEED_BACKOFF_MAX_MS));
+          retry += 1;
+        };
+      }
+
+      timer = setTimeout(connect, 0);
+      return {
+        close: function () {
+          if (!stopped) stop();
+        },
+        state: function () {
+          return state;
+        },
+      };
+    }
+
     return {
-      close: function () {
-        if (!stopped) stop();
-      },
+      server: base,
+      ensureSession: ensureSession,
+      createSession: createSession,
+      jobTypes: jobTypes,
+      submit: submit,
+      getJob: getJob,
+      listJobs: listJobs,
+      cancel: cancel,
+      retry: retry,
+      watch: watch,
+      feed: feed,
     };
   }
 
-  global.jobcast = {
-    ApiError: ApiError,
-    FINAL_STATUSES: FINAL_STATUSES.slice(),
-    isFinal: isFinal,
-    ensureSession: ensureSession,
-    createSession: createSession,
-    jobTypes: jobTypes,
-    submit: submit,
-    getJob: getJob,
-    watch: watch,
-    feed: feed,
+  // ------------------------------------------------------ <job-progress>
+
+  var clients = {};
+
+  function clientFor(server) {
+    var key = String(server || "").replace(/\/+$/, "");
+    if (!clients[key]) clients[key] = key === "" ? jobcast : makeClient(key);
+    return clients[key];
+  }
+
+  function stylesheetUrl() {
+    try {
+      return new URL("job-progress.css", SCRIPT_SRC || global.location.origin + "/static/jobcast.js").href;
+    } catch (_) {
+      return "/static/job-progress.css";
+    }
+  }
+
+  var STATE_TEXT = {
+    connecting: "connecting",
+    live: "live",
+    reconnecting: "reconnecting",
+    polling: "polling",
   };
+
+  var ELEMENT_HTML =
+    '<div class="jp" part="root" data-status="pending" hidden>' +
+    '<div class="jp-head"><span class="jp-step" part="step"></span>' +
+    '<span class="jp-pct" part="percent">0%</span></div>' +
+    '<div class="jp-bar" part="bar" role="progressbar" aria-valuemin="0" aria-valuemax="100" ' +
+    'aria-valuenow="0" aria-valuetext="0%"><div class="jp-fill" part="fill"></div></div>' +
+    '<div class="jp-foot"><span class="jp-message" part="message"></span>' +
+    '<span class="jp-state" part="state"><span class="jp-dot" aria-hidden="true"></span>' +
+    '<span class="jp-state-text"></span></span></div>' +
+    "</div>";
+
+  function defineElement() {
+    if (typeof HTMLElement === "undefined" || !global.customElements || global.customElements.get("job-progress")) {
+      return;
+    }
+
+    /**
+     * <job-progress job-id="…" server="…">: a compact live view of one job.
+     * Fires `job-progress:event` ({event, job}), `job-progress:state` ({state})
+     * and, once, `job-progress:done` ({job}); all bubble and cross shadow roots.
+     */
+    class JobProgressElement extends HTMLElement {
+      static get observedAttributes() {
+        return ["job-id", "server"];
+      }
+
+      constructor() {
+        super();
+        var root = this.attachShadow({ mode: "open" });
+        var link = document.createElement("link");
+        link.rel = "stylesheet";
+        link.href = stylesheetUrl();
+        var holder = document.createElement("div");
+        holder.innerHTML = ELEMENT_HTML;
+        var box = holder.firstChild;
+        // Shown once styled, so the page never sees it unstyled.
+        link.addEventListener("load", function () {
+          box.hidden = false;
+        });
+        link.addEventListener("error", function () {
+          box.hidden = false;
+        });
+        root.appendChild(link);
+        root.appendChild(box);
+        this._el = {
+          box: box,
+          step: box.querySelector(".jp-step"),
+          pct: box.querySelector(".jp-pct"),
+          bar: box.querySelector(".jp-bar"),
+          fill: box.querySelector(".jp-fill"),
+          message: box.querySelector(".jp-message"),
+          stateText: box.querySelector(".jp-state-text"),
+        };
+        this._job = null;
+        this._conn = "connecting";
+        this._watcher = null;
+        this._eta = new Countdown();
+        this._ticker = null;
+        this._key = null;
+      }
+
+      /** The job as last seen (a copy), or null. */
+      get job() {
+        return clone(this._job);
+      }
+
+      connectedCallback() {
+        this._start();
+      }
+
+      disconnectedCallback() {
+        this._stop();
+        this._key = null;
+      }
+
+      attributeChangedCallback() {
+        if (this.isConnected) this._start();
+      }
+
+      _stop() {
+        if (this._watcher) this._watcher.close();
+        this._watcher = null;
+        clearInterval(this._ticker);
+        this._ticker = null;
+      }
+
+      _start() {
+        var id = (this.getAttribute("job-id") || "").trim();
+        var server = this.getAttribute("server") || "";
+        var key = server + "|" + id;
+        if (key === this._key) return;
+        this._key = key;
+        this._stop();
+        this._job = null;
+        this._eta.set(null);
+        if (!id) {
+          this._renderMessage("No job to show.", "idle");
+          return;
+        }
+        var self = this;
+        this._conn = "connecting";
+        this._renderMessage("Connecting…", "connecting");
+        this._ticker = setInterval(function () {
+          self._renderEta();
+        }, 1000);
+        this._watcher = clientFor(server).watch(id, {
+          onSnapshot: function (job) {
+            self._job = job;
+            self._eta.set(typeof job.eta_seconds === "number" ? job.eta_seconds : estimateRemaining(job));
+            self._render();
+          },
+          onEvent: function (event, job) {
+            self._job = job;
+            if (event.kind !== "status" || job.status === "running") self._eta.set(estimateRemaining(job));
+            self._render();
+            self._fire("job-progress:event", { event: event, job: job });
+          },
+          onState: function (state) {
+            if (state === "closed") return;
+            self._conn = state;
+            self._render();
+            self._fire("job-progress:state", { state: state });
+          },
+          onDone: function (job) {
+            self._job = job;
+            self._eta.set(null);
+            clearInterval(self._ticker);
+            self._ticker = null;
+            self._render();
+            self._fire("job-progress:done", { job: job });
+          },
+          onError: function (err) {
+            clearInterval(self._ticker);
+            self._ticker = null;
+            self._renderMessage(err.status === 404 ? "Job not found." : err.message || "Could not follow the job.", "error");
+          },
+        });
+      }
+
+      _fire(name, detail) {
+        this.dispatchEvent(new CustomEvent(name, { detail: detail, bubbles: true, composed: true }));
+      }
+
+      _renderMessage(text, status) {
+        var el = this._el;
+        el.box.dataset.status = status;
+        el.step.textContent = text;
+        el.message.textContent = "";
+        el.stateText.textContent = status === "connecting" ? "connecting" : "";
+        el.box.dataset.conn = status === "connecting" ? "connecting" : "";
+      }
+
+      _render() {
+        var job = this._job;
+        if (!job) return;
+        var el = this._el;
+        var status = job.status || "pending";
+        var pct = Math.min(100, Math.max(0, Number(job.progress) || 0));
+        var rounded = Math.round(pct);
+        el.box.dataset.status = status;
+        el.box.dataset.conn = isFinal(status) ? "" : this._conn;
+        el.bar.setAttribute("aria-valuenow", String(rounded));
+        el.bar.setAttribute("aria-valuetext", rounded + "%");
+        el.fill.style.width = pct + "%";
+        el.pct.textContent = rounded + "%";
+
+        var stepName = null;
+        (job.steps || []).forEach(function (s) {
+          if (s.name === job.step) stepName = s.title || s.name;
+        });
+        var headline;
+        if (status === "completed") headline = "Completed";
+        else if (status === "failed") headline = "Failed";
+        else if (status === "cancelled") headline = "Cancelled";
+        else if (status === "pending") headline = job.attempts > 0 ? "Waiting to retry" : "Waiting to start";
+        else headline = stepName || "Running";
+        el.step.textContent = headline;
+
+        var message = job.message || "";
+        if (status === "failed" && job.error && job.error.message) message = job.error.message;
+        if (status === "completed" && job.result && typeof job.result.summary === "string") message = job.result.summary;
+        el.message.textContent = message;
+        this._renderEta();
+      }
+
+      _renderEta() {
+        var job = this._job;
+        if (!job) return;
+        var el = this._el;
+        if (isFinal(job.status)) {
+          el.stateText.textContent = job.status;
+          return;
+        }
+        var parts = [];
+        var eta = describeEta(this._eta.left());
+        if (eta && job.status === "running") parts.push(eta);
+        if (STATE_TEXT[this._conn]) parts.push(STATE_TEXT[this._conn]);
+        el.stateText.textContent = parts.join(" · ");
+      }
+    }
+
+    global.customElements.define("job-progress", JobProgressElement);
+  }
+
+  var jobcast = makeClient("");
+  jobcast.client = makeClient;
+  jobcast.ApiError = ApiError;
+  jobcast.FINAL_STATUSES = FINAL_STATUSES.slice();
+  jobcast.isFinal = isFinal;
+  jobcast.estimateRemaining = estimateRemaining;
+  jobcast.describeEta = describeEta;
+  jobcast.Countdown = Countdown;
+  global.jobcast = jobcast;
+
+  defineElement();
 })(window);

@@ -43,9 +43,19 @@ class PrivateRedis:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                redis_server_binary(),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         client = redis.Redis(port=self.port)
         deadline = time.monotonic() + 10
@@ -97,7 +107,7 @@ class PrivatePostgres:
     def destroy(self) -> None:
         try:
             self.stop()
-        except Exception:  # noqa: BLE001 - already stopped
+        except Exception:
             pass
         shutil.rmtree(self.data, ignore_errors=True)
 
@@ -123,7 +133,8 @@ class Watcher:
                 url = f"{self.stack.ws_base}/ws/jobs/{self.job_id}?after={self.last_seq}"
                 try:
                     async with connect(
-                        url, additional_headers={"Authorization": f"Bearer {self.token}"},
+                        url,
+                        additional_headers={"Authorization": f"Bearer {self.token}"},
                         open_timeout=3,
                     ) as ws:
                         try:
@@ -148,8 +159,11 @@ class Watcher:
 
     @property
     def final_statuses(self) -> list[str]:
-        return [e["status"] for e in self.events
-                if e["kind"] == "status" and e["status"] in ("completed", "failed", "cancelled")]
+        return [
+            e["status"]
+            for e in self.events
+            if e["kind"] == "status" and e["status"] in ("completed", "failed", "cancelled")
+        ]
 
 
 def chaos_env(**overrides: str) -> dict[str, str]:

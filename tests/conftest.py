@@ -61,8 +61,9 @@ async def stack(
     endpoints: Endpoints, new_database: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Stack]:
     """One web and one worker process, on a database and a Redis prefix of their own."""
-    running = await launch(await new_database(), endpoints.redis_url,
-                           tmp_path_factory.mktemp("stack"))
+    running = await launch(
+        await new_database(), endpoints.redis_url, tmp_path_factory.mktemp("stack")
+    )
     try:
         yield running
     finally:

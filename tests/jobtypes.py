@@ -32,8 +32,9 @@ class ParentInput(BaseModel):
 
 async def parent(job: JobContext, params: ParentInput) -> dict[str, Any]:
     async with job.step("spawn"):
-        ids = [await job.spawn("demo", {"duration": params.duration})
-               for _ in range(params.children)]
+        ids = [
+            await job.spawn("demo", {"duration": params.duration}) for _ in range(params.children)
+        ]
     async with job.step("wait"):
         children = await job.wait_children(ids)
     return {"children": [c["status"] for c in children]}
@@ -42,9 +43,20 @@ async def parent(job: JobContext, params: ParentInput) -> dict[str, Any]:
 _SLEEP_STEPS = (Step("sleep", "Sleep"),)
 
 JOB_TYPES = (
-    JobType("short_lived", "Result kept one second", SleepInput, sleep, steps=_SLEEP_STEPS,
-            result_ttl_s=1),
+    JobType(
+        "short_lived",
+        "Result kept one second",
+        SleepInput,
+        sleep,
+        steps=_SLEEP_STEPS,
+        result_ttl_s=1,
+    ),
     JobType("capped", "One at a time", SleepInput, sleep, steps=_SLEEP_STEPS, concurrency=1),
-    JobType("parent", "Spawns demo children", ParentInput, parent,
-            steps=(Step("spawn", "Start children", 1), Step("wait", "Wait for children", 9))),
+    JobType(
+        "parent",
+        "Spawns demo children",
+        ParentInput,
+        parent,
+        steps=(Step("spawn", "Start children", 1), Step("wait", "Wait for children", 9)),
+    ),
 )

@@ -29,8 +29,13 @@ def with_database(dsn: str, name: str) -> str:
     return urlunsplit(urlsplit(dsn)._replace(path="/" + name))
 
 
-async def eventually(check: Callable[[], Awaitable[T | None]], *, timeout_s: float = 15.0,
-                     interval_s: float = 0.05, what: str = "condition") -> T:
+async def eventually(
+    check: Callable[[], Awaitable[T | None]],
+    *,
+    timeout_s: float = 15.0,
+    interval_s: float = 0.05,
+    what: str = "condition",
+) -> T:
     """Poll ``check`` until it returns something truthy, or fail after the deadline."""
     deadline = time.monotonic() + timeout_s
     last: Any = None
@@ -132,14 +137,20 @@ def stack_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str]
     return env
 
 
-async def launch(database_url: str, redis_url: str, log_dir: Path, *, workers: int = 1,
-                 **env: str) -> Stack:
+async def launch(
+    database_url: str, redis_url: str, log_dir: Path, *, workers: int = 1, **env: str
+) -> Stack:
     """Start a web process and workers on this database and Redis; ready when it returns."""
     metrics_dir = log_dir / "metrics"
     metrics_dir.mkdir(exist_ok=True)
     env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
-    stack = Stack(base_url="", database_url=database_url, redis_url=redis_url,
-                  env=stack_env(database_url, redis_url, **env), log_dir=log_dir)
+    stack = Stack(
+        base_url="",
+        database_url=database_url,
+        redis_url=redis_url,
+        env=stack_env(database_url, redis_url, **env),
+        log_dir=log_dir,
+    )
     stack.base_url = f"http://127.0.0.1:{stack.env['PORT']}"
     stack.start("web")
     for i in range(workers):
@@ -178,8 +189,9 @@ class Watched:
     close_code: int | None
 
 
-async def watch(stack: Stack, token: str, job_id: str, *, after: int | None = None,
-                timeout_s: float = 30.0) -> Watched:
+async def watch(
+    stack: Stack, token: str, job_id: str, *, after: int | None = None, timeout_s: float = 30.0
+) -> Watched:
     """Follow a job's websocket until the server closes it."""
     import orjson
     from websockets.asyncio.client import connect

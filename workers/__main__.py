@@ -17,8 +17,8 @@ import socket
 import sys
 from typing import Any
 
-from arq.worker import Worker
 import redis.asyncio as aioredis
+from arq.worker import Worker
 from redis.exceptions import RedisError
 
 from jobcast.errors import JobcastError
@@ -60,7 +60,10 @@ async def supervise(settings: Settings) -> None:
         while True:
             ctx: dict[str, Any] = {"jobcast": state}
             worker = ResilientWorker(
-                **worker_options(settings), ctx=ctx, on_startup=startup, on_shutdown=shutdown,
+                **worker_options(settings),
+                ctx=ctx,
+                on_startup=startup,
+                on_shutdown=shutdown,
             )
             try:
                 await worker.async_run()
@@ -83,8 +86,11 @@ async def check(settings: Settings, pid: int | None) -> int:
     client = aioredis.Redis.from_url(settings.redis_dsn, socket_connect_timeout=2)
     try:
         host = socket.gethostname()
-        pattern = (alive_key(settings.redis_prefix, host, pid) if pid
-                   else f"{settings.redis_prefix}:worker:{host}:*")
+        pattern = (
+            alive_key(settings.redis_prefix, host, pid)
+            if pid
+            else f"{settings.redis_prefix}:worker:{host}:*"
+        )
         found = [key async for key in client.scan_iter(match=pattern, count=100)]
     except (RedisError, OSError) as exc:
         print(f"unhealthy: redis does not answer: {exc}", file=sys.stderr)
@@ -100,8 +106,9 @@ async def check(settings: Settings, pid: int | None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m workers", description=__doc__)
-    parser.add_argument("--check", action="store_true",
-                        help="exit 0 if a worker on this host is alive, 1 if not")
+    parser.add_argument(
+        "--check", action="store_true", help="exit 0 if a worker on this host is alive, 1 if not"
+    )
     parser.add_argument("--pid", type=int, help="with --check: that worker process")
     args = parser.parse_args(argv)
     try:

@@ -50,8 +50,9 @@ async def persist(call: Callable[[], Awaitable[T]], *, deadline_s: float, what: 
         except StorageUnavailable:
             if time.monotonic() >= give_up:
                 raise
-            log.warning("%s: Postgres unavailable; keeping it and trying again in %.1f s",
-                        what, delay_s)
+            log.warning(
+                "%s: Postgres unavailable; keeping it and trying again in %.1f s", what, delay_s
+            )
             await asyncio.sleep(delay_s)
             delay_s = min(delay_s * 2, 2.0)
 
@@ -60,8 +61,15 @@ class Reporter:
     """The ``JobContext`` a job's code gets: one per attempt."""
 
     def __init__(
-        self, *, job_id: UUID, owner_id: UUID, attempt: int, priority: int, job_type: JobType,
-        state: WorkerState, redis: aioredis.Redis,
+        self,
+        *,
+        job_id: UUID,
+        owner_id: UUID,
+        attempt: int,
+        priority: int,
+        job_type: JobType,
+        state: WorkerState,
+        redis: aioredis.Redis,
     ) -> None:
         self.job_id = job_id
         self.owner_id = owner_id
@@ -104,10 +112,16 @@ class Reporter:
 
     async def _step_event(self, name: str, state: StepState, duration_ms: int | None) -> None:
         progress = self._advance()
-        await self.write(lambda: self._store.record_step(
-            self.job_id, self.attempt, step=name, state=state, duration_ms=duration_ms,
-            progress=progress,
-        ))
+        await self.write(
+            lambda: self._store.record_step(
+                self.job_id,
+                self.attempt,
+                step=name,
+                state=state,
+                duration_ms=duration_ms,
+                progress=progress,
+            )
+        )
 
     @asynccontextmanager
     async def step(self, name: str) -> AsyncIterator[None]:
@@ -135,22 +149,34 @@ class Reporter:
     async def progress(self, percent: float, message: str | None = None) -> None:
         self._step_percent = max(0.0, min(float(percent), 100.0))
         progress, step = self._advance(), self._step
-        await self.write(lambda: self._store.record_progress(
-            self.job_id, self.attempt, progress=progress, step=step, message=message,
-        ))
+        await self.write(
+            lambda: self._store.record_progress(
+                self.job_id,
+                self.attempt,
+                progress=progress,
+                step=step,
+                message=message,
+            )
+        )
 
     async def read_upload(self, upload_id: str) -> Upload:
         try:
             key = UUID(upload_id)
         except ValueError:
             raise PermanentError(f"{upload_id[:40]!r} is not an upload id") from None
-        row = await persist(lambda: self._store.read_upload(key, self.owner_id),
-                            deadline_s=self._settings.persist_deadline_s,
-                            what=f"job {self.job_id}")
+        row = await persist(
+            lambda: self._store.read_upload(key, self.owner_id),
+            deadline_s=self._settings.persist_deadline_s,
+            what=f"job {self.job_id}",
+        )
         if row is None:
             raise PermanentError(f"upload {upload_id} is gone")
-        return Upload(id=str(row["id"]), filename=row["filename"],
-                      content_type=row["content_type"], data=row["data"])
+        return Upload(
+            id=str(row["id"]),
+            filename=row["filename"],
+            content_type=row["content_type"],
+            data=row["data"],
+        )
 
     async def spawn(self, job_type: str, job_input: dict[str, Any]) -> str:
         """Start a child job; it inherits this job's owner and priority."""
@@ -160,30 +186,49 @@ class Reporter:
             params = child_type.parse_input(job_input)
         except InvalidInput as exc:
             raise PermanentError(f"cannot start a {job_type} child: {exc.message}") from None
-        created = await persist(lambda: self._store.create_job(
-            owner_id=self.owner_id, job_type=child_type, params=params.model_dump(mode="json"),
-            priority=self.priority, delay_s=0, estimated_s=child_type.estimate(params),
-            max_attempts=child_type.max_attempts, timeout_s=child_type.timeout_s,
-            max_active=0, parent_id=self.job_id,
-        ), deadline_s=self._settings.persist_deadline_s, what=f"job {self.job_id}")
+        created = await persist(
+            lambda: self._store.create_job(
+                owner_id=self.owner_id,
+                job_type=child_type,
+                params=params.model_dump(mode="json"),
+                priority=self.priority,
+                delay_s=0,
+                estimated_s=child_type.estimate(params),
+                max_attempts=child_type.max_attempts,
+                timeout_s=child_type.timeout_s,
+                max_active=0,
+                parent_id=self.job_id,
+            ),
+            deadline_s=self._settings.persist_deadline_s,
+            what=f"job {self.job_id}",
+        )
         if created is None or created.event is None:
             raise TransientError("the child job could not be created")
         await publish_quietly(self._redis, self._settings, created.event)
         try:
             await self._state.queue.enqueue(created.job.id, priority=self.priority)
         except (RedisError, OSError) as exc:
-            log.warning("job %s: child %s not queued yet (%s); the sweep will",
-                        self.job_id, created.job.id, exc)
+            log.warning(
+                "job %s: child %s not queued yet (%s); the sweep will",
+                self.job_id,
+                created.job.id,
+                exc,
+            )
         return str(created.job.id)
 
     async def wait_children(self, child_ids: list[str]) -> list[dict[str, Any]]:
         """Wait until these children end; this step's progress follows theirs."""
         wanted = set(child_ids)
         while True:
-            rows = [r for r in await persist(
-                lambda: self._store.children_state(self.job_id),
-                deadline_s=self._settings.persist_deadline_s, what=f"job {self.job_id}",
-            ) if str(r["id"]) in wanted]
+            rows = [
+                r
+                for r in await persist(
+                    lambda: self._store.children_state(self.job_id),
+                    deadline_s=self._settings.persist_deadline_s,
+                    what=f"job {self.job_id}",
+                )
+                if str(r["id"]) in wanted
+            ]
             if len(rows) < len(wanted):
                 raise PermanentError("a child job is gone")
             done = [r for r in rows if r["status"] in ("completed", "failed", "cancelled")]
@@ -193,8 +238,13 @@ class Reporter:
                 await self.progress(mean, message)
             if len(done) == len(rows):
                 return [
-                    {"id": str(r["id"]), "type": r["type"], "status": r["status"],
-                     "result": r["result"], "error": r["error"]}
+                    {
+                        "id": str(r["id"]),
+                        "type": r["type"],
+                        "status": r["status"],
+                        "result": r["result"],
+                        "error": r["error"],
+                    }
                     for r in rows
                 ]
             await asyncio.sleep(_CHILD_POLL_S)

@@ -38,8 +38,7 @@ def alive_key(prefix: str, host: str, pid: int) -> str:
 
 
 class Heartbeat:
-    def __init__(self, store: Store, interval_s: float, redis: aioredis.Redis,
-                 prefix: str) -> None:
+    def __init__(self, store: Store, interval_s: float, redis: aioredis.Redis, prefix: str) -> None:
         self._store = store
         self._interval_s = interval_s
         self._redis = redis
@@ -63,8 +62,9 @@ class Heartbeat:
 
     async def _say_alive(self) -> None:
         try:
-            await self._redis.set(self._alive_key, str(len(self._running)),
-                                  ex=max(5, int(self._interval_s * 5)))
+            await self._redis.set(
+                self._alive_key, str(len(self._running)), ex=max(5, int(self._interval_s * 5))
+            )
         except (RedisError, OSError):
             pass  # a health check reports the worker unhealthy, as it should
 
@@ -78,7 +78,10 @@ class Heartbeat:
             return
         for job_id, state in running.items():
             if job_id not in ours and self._running.get(job_id) is state:
-                log.info("job %s: attempt %d is no longer ours (cancelled or taken over); "
-                         "stopping it", job_id, state.attempt)
+                log.info(
+                    "job %s: attempt %d is no longer ours (cancelled or taken over); stopping it",
+                    job_id,
+                    state.attempt,
+                )
                 state.lost = True
                 state.task.cancel()

@@ -51,8 +51,15 @@ WORKER_LOST = {
 
 
 class Reaper:
-    def __init__(self, store: Store, queue: Queue, redis: aioredis.Redis, settings: Settings,
-                 heartbeat: Heartbeat, registry: Registry) -> None:
+    def __init__(
+        self,
+        store: Store,
+        queue: Queue,
+        redis: aioredis.Redis,
+        settings: Settings,
+        heartbeat: Heartbeat,
+        registry: Registry,
+    ) -> None:
         self._store = store
         self._queue = queue
         self._redis = redis
@@ -93,17 +100,26 @@ class Reaper:
         for row in await self._store.stale_running(self._settings.stale_after_s):
             job_id, attempt, max_attempts = row["id"], row["attempts"], row["max_attempts"]
             if attempt < max_attempts:
-                message = (f"The worker running this job stopped; retrying now "
-                           f"(attempt {attempt + 1} of {max_attempts})")
+                message = (
+                    f"The worker running this job stopped; retrying now "
+                    f"(attempt {attempt + 1} of {max_attempts})"
+                )
                 event = await self._store.retry_later(
-                    job_id, attempt, delay_s=0, message=message, error=WORKER_LOST,
+                    job_id,
+                    attempt,
+                    delay_s=0,
+                    message=message,
+                    error=WORKER_LOST,
                 )
                 if event is not None:
                     await self._queue.requeue(job_id, priority=row["priority"])
                 log.warning("job %s: attempt %d lost its worker; queued again", job_id, attempt)
             else:
                 event = await self._store.finish(
-                    job_id, attempt, status=JobStatus.FAILED, error=WORKER_LOST,
+                    job_id,
+                    attempt,
+                    status=JobStatus.FAILED,
+                    error=WORKER_LOST,
                     message=WORKER_LOST["message"],
                 )
                 log.warning("job %s: attempt %d lost its worker; no attempts left", job_id, attempt)
@@ -144,25 +160,40 @@ class Reaper:
                 log.error("schedule %s: %s", schedule.name, exc)
                 continue
             created = await self._store.create_job(
-                owner_id=SCHEDULER_OWNER, job_type=job_type,
-                params=params.model_dump(mode="json"), priority=schedule.priority, delay_s=0,
-                estimated_s=job_type.estimate(params), max_attempts=job_type.max_attempts,
-                timeout_s=job_type.timeout_s, max_active=0, job_id=schedule.job_id(tick),
+                owner_id=SCHEDULER_OWNER,
+                job_type=job_type,
+                params=params.model_dump(mode="json"),
+                priority=schedule.priority,
+                delay_s=0,
+                estimated_s=job_type.estimate(params),
+                max_attempts=job_type.max_attempts,
+                timeout_s=job_type.timeout_s,
+                max_active=0,
+                job_id=schedule.job_id(tick),
             )
             if created is None or created.event is None:
                 continue  # this tick's job exists already
             await publish_quietly(self._redis, self._settings, created.event)
             await self._queue.enqueue(created.job.id, priority=schedule.priority)
-            log.info("schedule %s: started job %s for %s", schedule.name, created.job.id,
-                     tick.isoformat())
+            log.info(
+                "schedule %s: started job %s for %s",
+                schedule.name,
+                created.job.id,
+                tick.isoformat(),
+            )
 
     async def _clean_up(self) -> None:
         expired = await self._store.expire_results({t.name: t.result_ttl_s for t in self._registry})
         uploads = await self._store.delete_unclaimed_uploads(UNCLAIMED_UPLOAD_S)
         deleted = await self._store.delete_expired(
-            self._settings.retention_completed_days, self._settings.retention_failed_days,
+            self._settings.retention_completed_days,
+            self._settings.retention_failed_days,
             self._settings.retention_cancelled_days,
         )
         if expired or uploads or deleted:
-            log.info("retention: %d results expired, %d unclaimed uploads and %d finished jobs "
-                     "deleted", expired, uploads, deleted)
+            log.info(
+                "retention: %d results expired, %d unclaimed uploads and %d finished jobs deleted",
+                expired,
+                uploads,
+                deleted,
+            )

@@ -23,13 +23,13 @@ from uuid import UUID
 from arq.worker import Retry
 from pydantic import BaseModel
 
-from jobcast.errors import InvalidInput, JobError, PermanentError, TransientError
 from jobcast import metrics
 from jobcast.bus import publish_quietly
+from jobcast.errors import InvalidInput, JobError, PermanentError, TransientError
 from jobcast.logs import job_context
 from jobcast.model import Claim, JobStatus
-from jobcast.store import Capped
 from jobcast.registry import JobType
+from jobcast.store import Capped
 from workers.context import AttemptLost, Reporter, persist
 from workers.state import WorkerState
 
@@ -59,18 +59,22 @@ def classify(exc: BaseException, job_type: JobType | None = None) -> str:
 
 def backoff_s(attempt: int, base_s: float, max_s: float) -> float:
     """Exponential backoff with jitter in its upper half: about base * 2^(attempt-1)."""
-    ceiling = min(max_s, base_s * 2 ** (attempt - 1))
-    return ceiling / 2 + random.random() * ceiling / 2
+    ceiling = min(max_s, base_s * 2.0 ** (attempt - 1))
+    return float(ceiling / 2 + random.random() * ceiling / 2)
 
 
 def describe_error(exc: BaseException, category: str) -> dict[str, Any]:
     message = str(exc) if isinstance(exc, JobError) else f"{type(exc).__name__}: {exc}"
-    return {"type": type(exc).__name__, "category": category,
-            "message": message or type(exc).__name__}
+    return {
+        "type": type(exc).__name__,
+        "category": category,
+        "message": message or type(exc).__name__,
+    }
 
 
-async def _run_code(job_type: JobType, reporter: Reporter, raw_input: dict[str, Any],
-                    timeout_s: float) -> Any:
+async def _run_code(
+    job_type: JobType, reporter: Reporter, raw_input: dict[str, Any], timeout_s: float
+) -> Any:
     params = job_type.parse_input(raw_input)
     scope = asyncio.timeout(timeout_s)
     try:
@@ -85,14 +89,19 @@ async def _run_code(job_type: JobType, reporter: Reporter, raw_input: dict[str, 
 async def run_job(ctx: dict[str, Any], job_id: str) -> None:
     state: WorkerState = ctx["jobcast"]
     deadline_s = state.settings.persist_deadline_s
-    claim = await persist(lambda: state.store.claim(UUID(job_id), state.caps),
-                          deadline_s=deadline_s, what=f"job {job_id}")
+    claim = await persist(
+        lambda: state.store.claim(UUID(job_id), state.caps),
+        deadline_s=deadline_s,
+        what=f"job {job_id}",
+    )
     if claim is None:
         log.info("job %s: not pending, nothing to run", job_id)
         return
     if isinstance(claim, Capped):
-        message = (f"Waiting: at most {claim.cap} {claim.job_type} job"
-                   f"{'s' if claim.cap > 1 else ''} run at once")
+        message = (
+            f"Waiting: at most {claim.cap} {claim.job_type} job"
+            f"{'s' if claim.cap > 1 else ''} run at once"
+        )
         waiting = await state.store.note_waiting(UUID(job_id), message)
         if waiting is not None:
             await publish_quietly(ctx["redis"], state.settings, waiting)
@@ -107,9 +116,13 @@ async def _run_claimed(ctx: dict[str, Any], state: WorkerState, claim: Claim) ->
     log.info("job %s: %s attempt %d of %d started", job.id, job.type, attempt, job.max_attempts)
     job_type = state.registry.get(job.type) if job.type in state.registry else None
     reporter = Reporter(
-        job_id=job.id, owner_id=job.owner_id, attempt=attempt, priority=job.priority,
+        job_id=job.id,
+        owner_id=job.owner_id,
+        attempt=attempt,
+        priority=job.priority,
         job_type=job_type or JobType(job.type, job.type, BaseModel, _no_code),
-        state=state, redis=ctx["redis"],
+        state=state,
+        redis=ctx["redis"],
     )
     try:
         await reporter.emit(claim.event)
@@ -150,31 +163,42 @@ async def _attempt(state: WorkerState, reporter: Reporter, job_type: JobType, cl
         return
     finally:
         state.heartbeat.untrack(job.id)
-    await reporter.write(lambda: state.store.finish(
-        job.id, attempt, status=JobStatus.COMPLETED, result=result,
-        message=f"Completed in {attempt} attempt{'s' if attempt > 1 else ''}",
-    ))
+    await reporter.write(
+        lambda: state.store.finish(
+            job.id,
+            attempt,
+            status=JobStatus.COMPLETED,
+            result=result,
+            message=f"Completed in {attempt} attempt{'s' if attempt > 1 else ''}",
+        )
+    )
     metrics.JOBS_COMPLETED.labels(job.type).inc()
     if job.started_at is not None:
         metrics.JOB_DURATION.labels(job.type).observe(
-            (datetime.now(UTC) - job.started_at).total_seconds())
+            (datetime.now(UTC) - job.started_at).total_seconds()
+        )
     log.info("job %s: completed on attempt %d", job.id, attempt)
 
 
 async def _hand_back(state: WorkerState, reporter: Reporter) -> None:
     try:
-        await reporter.write(lambda: state.store.hand_back(
-            reporter.job_id, reporter.attempt,
-            message="The worker stopped; the job will start again on another worker",
-        ))
+        await reporter.write(
+            lambda: state.store.hand_back(
+                reporter.job_id,
+                reporter.attempt,
+                message="The worker stopped; the job will start again on another worker",
+            )
+        )
         log.info("job %s: attempt %d handed back", reporter.job_id, reporter.attempt)
     except (AttemptLost, Exception) as exc:  # the reaper recovers it from a stale heartbeat
-        log.warning("job %s: could not hand back attempt %d: %s",
-                    reporter.job_id, reporter.attempt, exc)
+        log.warning(
+            "job %s: could not hand back attempt %d: %s", reporter.job_id, reporter.attempt, exc
+        )
 
 
-async def _failed(state: WorkerState, reporter: Reporter, job_type: JobType, max_attempts: int,
-                  exc: Exception) -> None:
+async def _failed(
+    state: WorkerState, reporter: Reporter, job_type: JobType, max_attempts: int, exc: Exception
+) -> None:
     category = classify(exc, job_type)
     error = describe_error(exc, category)
     job_id, attempt = reporter.job_id, reporter.attempt
@@ -184,11 +208,18 @@ async def _failed(state: WorkerState, reporter: Reporter, job_type: JobType, max
             f"Retrying in {max(1, round(delay_s))} s (attempt {attempt + 1} of {max_attempts}): "
             f"{error['message']}"
         )
-        log.warning("job %s: attempt %d failed (%s); retry in %.1f s",
-                    job_id, attempt, category, delay_s)
-        await reporter.write(lambda: state.store.retry_later(
-            job_id, attempt, delay_s=delay_s, message=message, error=error,
-        ))
+        log.warning(
+            "job %s: attempt %d failed (%s); retry in %.1f s", job_id, attempt, category, delay_s
+        )
+        await reporter.write(
+            lambda: state.store.retry_later(
+                job_id,
+                attempt,
+                delay_s=delay_s,
+                message=message,
+                error=error,
+            )
+        )
         metrics.JOBS_RETRIED.labels(job_type.name).inc()
         raise Retry(defer=delay_s) from exc
     if category == "unknown":
@@ -196,12 +227,18 @@ async def _failed(state: WorkerState, reporter: Reporter, job_type: JobType, max
     await _finish_failed(state, reporter, exc, category)
 
 
-async def _finish_failed(state: WorkerState, reporter: Reporter, exc: BaseException,
-                         category: str) -> None:
+async def _finish_failed(
+    state: WorkerState, reporter: Reporter, exc: BaseException, category: str
+) -> None:
     error = describe_error(exc, category)
     log.warning("job %s: failed (%s): %s", reporter.job_id, category, error["message"])
-    await reporter.write(lambda: state.store.finish(
-        reporter.job_id, reporter.attempt, status=JobStatus.FAILED, error=error,
-        message=error["message"],
-    ))
+    await reporter.write(
+        lambda: state.store.finish(
+            reporter.job_id,
+            reporter.attempt,
+            status=JobStatus.FAILED,
+            error=error,
+            message=error["message"],
+        )
+    )
     metrics.JOBS_FAILED.labels(reporter.job_type_name).inc()

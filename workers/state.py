@@ -43,8 +43,9 @@ class WorkerState:
             queue = Queue(redis, settings)
             registry = load_registry(settings.job_module_list)
             reaper = Reaper(store, queue, redis, settings, heartbeat, registry)
-            state = cls(settings=settings, store=store, registry=registry, queue=queue,
-                        heartbeat=heartbeat)
+            state = cls(
+                settings=settings, store=store, registry=registry, queue=queue, heartbeat=heartbeat
+            )
             state.tasks = [
                 asyncio.create_task(heartbeat.run_forever(), name="heartbeat"),
                 asyncio.create_task(reaper.run_forever(), name="reaper"),

@@ -16,8 +16,9 @@ from tests.support import eventually
 
 @pytest.fixture
 async def hub(endpoints: Endpoints) -> AsyncIterator[tuple[Hub, aioredis.Redis, str]]:
-    settings = load_settings({"JOBCAST_WS_QUEUE_SIZE": "8",
-                              "JOBCAST_REDIS_PREFIX": f"hub{uuid.uuid4().hex[:8]}"})
+    settings = load_settings(
+        {"JOBCAST_WS_QUEUE_SIZE": "8", "JOBCAST_REDIS_PREFIX": f"hub{uuid.uuid4().hex[:8]}"}
+    )
     redis = aioredis.Redis.from_url(endpoints.redis_url)
     running = Hub(redis, settings)
     await running.start()
@@ -37,7 +38,9 @@ def message(seq: int) -> bytes:
     return f'{{"type":"event","job_id":"j1","seq":{seq},"kind":"progress","progress":1}}'.encode()
 
 
-async def test_every_local_subscriber_gets_every_event(hub: tuple[Hub, aioredis.Redis, str]) -> None:
+async def test_every_local_subscriber_gets_every_event(
+    hub: tuple[Hub, aioredis.Redis, str],
+) -> None:
     running, redis, channel = hub
     async with running.subscribe(channel) as first, running.subscribe(channel) as second:
         for seq in (1, 2, 3):

@@ -25,7 +25,9 @@ async def test_demo_job_runs_to_completion_over_a_websocket(stack: Stack) -> Non
     assert statuses == ["pending", "running", "completed"]
     final = seen.events[-1]
     assert final["status"] == "completed" and final["result"]["summary"]
-    steps_done = [e["step"] for e in seen.events if e["kind"] == "step" and e["state"] == "completed"]
+    steps_done = [
+        e["step"] for e in seen.events if e["kind"] == "step" and e["state"] == "completed"
+    ]
     assert steps_done == ["validate", "fetch", "analyze", "report"]
     progress = [e["progress"] for e in seen.events if "progress" in e and e["kind"] != "status"]
     assert progress == sorted(progress), "progress went backwards"

@@ -87,7 +87,9 @@ async def test_another_owners_job_is_a_plain_404(stack: Stack, path: str) -> Non
     ("params", "names"),
     [({"limit": "lots"}, "limit"), ({"limit": "0"}, "limit"), ({"status": "sleeping"}, "status")],
 )
-async def test_bad_list_parameters_are_400(stack: Stack, params: dict[str, str], names: str) -> None:
+async def test_bad_list_parameters_are_400(
+    stack: Stack, params: dict[str, str], names: str
+) -> None:
     token = await stack.owner()
     async with stack.client(token) as client:
         error = assert_error(await client.get("/api/jobs", params=params), 400, "bad_request")

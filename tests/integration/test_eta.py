@@ -28,17 +28,31 @@ async def add_history(store: Store, durations_ms: dict[str, int], duration_input
     owner = await store.create_owner(uuid.uuid4().hex)
     demo = load_registry().get("demo")
     created = await store.create_job(
-        owner_id=owner, job_type=demo, params={"duration": duration_input}, priority=0,
-        delay_s=0, estimated_s=1, max_attempts=3, timeout_s=60, max_active=10)
+        owner_id=owner,
+        job_type=demo,
+        params={"duration": duration_input},
+        priority=0,
+        delay_s=0,
+        estimated_s=1,
+        max_attempts=3,
+        timeout_s=60,
+        max_active=10,
+    )
     assert created is not None
     async with store.pool.acquire() as conn:
         await conn.execute(
             "UPDATE jobs SET status = 'completed', started_at = now(), finished_at = now() "
-            "WHERE id = $1", created.job.id)
+            "WHERE id = $1",
+            created.job.id,
+        )
         for name, ms in durations_ms.items():
             await conn.execute(
                 "UPDATE job_steps SET status = 'completed', duration_ms = $3 "
-                "WHERE job_id = $1 AND name = $2", created.job.id, name, ms)
+                "WHERE job_id = $1 AND name = $2",
+                created.job.id,
+                name,
+                ms,
+            )
 
 
 async def test_without_history_the_declared_estimate_is_split_by_weight(store: Store) -> None:
@@ -51,8 +65,16 @@ async def test_history_medians_scaled_by_the_input(store: Store) -> None:
     demo = load_registry().get("demo")
     # three past jobs of duration 2 whose steps took 1, 2, 3 and 4 s (median of each)
     for jitter in (-100, 0, 100):
-        await add_history(store, {"validate": 1000 + jitter, "fetch": 2000 + jitter,
-                                  "analyze": 3000 + jitter, "report": 4000 + jitter}, 2)
+        await add_history(
+            store,
+            {
+                "validate": 1000 + jitter,
+                "fetch": 2000 + jitter,
+                "analyze": 3000 + jitter,
+                "report": 4000 + jitter,
+            },
+            2,
+        )
     estimator = Estimator(store)
     # a job twice as long takes twice as long, step by step
     steps = await estimator.steps(demo, {"duration": 4})

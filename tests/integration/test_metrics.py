@@ -21,8 +21,9 @@ async def scrape(stack: Stack) -> dict[tuple[str, tuple[tuple[str, str], ...]], 
     return samples
 
 
-def value(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str,
-          **labels: str) -> float:
+def value(
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str
+) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
@@ -38,7 +39,8 @@ async def test_counters_move_as_jobs_run(stack: Stack) -> None:
     async def settled() -> dict | None:  # type: ignore[type-arg]
         now = await scrape(stack)
         done = value(now, "jobcast_jobs_completed_total", type="demo") - value(
-            before, "jobcast_jobs_completed_total", type="demo")
+            before, "jobcast_jobs_completed_total", type="demo"
+        )
         return now if done == 1 else None
 
     after = await eventually(settled, what="the worker's counters")
@@ -72,7 +74,8 @@ async def test_open_websockets_gauge_follows_sockets(stack: Stack) -> None:
     assert value(during, "jobcast_open_websockets", kind="job") == 1
     await eventually(closed, what="the gauge going back to 0")
     running = value(during, "jobcast_running_jobs", type="demo") + value(
-        during, "jobcast_pending_jobs", type="demo")
+        during, "jobcast_pending_jobs", type="demo"
+    )
     assert running >= 1
 
 
@@ -84,12 +87,22 @@ def test_the_sample_dashboard_uses_only_metrics_that_exist() -> None:
     from jobcast.settings import ROOT
 
     dashboard = json.loads((ROOT / "docs" / "grafana-dashboard.json").read_text())
-    used = {name for panel in dashboard["panels"] for target in panel["targets"]
-            for name in re.findall(r"jobcast_[a-z_]+", target["expr"])}
+    used = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"jobcast_[a-z_]+", target["expr"])
+    }
     known = {m._name for m in vars(metrics).values() if hasattr(m, "_name")}
     known |= {f"jobcast_{name}" for name in metrics._INSTALL_DOCS}
     suffixes = ("_bucket", "_total")
-    unknown = {u for u in used if u not in known and not any(
-        u.endswith(s) and u[: -len(s)] in known | {k.removesuffix("_total") for k in known}
-        for s in suffixes)}
+    unknown = {
+        u
+        for u in used
+        if u not in known
+        and not any(
+            u.endswith(s) and u[: -len(s)] in known | {k.removesuffix("_total") for k in known}
+            for s in suffixes
+        )
+    }
     assert unknown == set()

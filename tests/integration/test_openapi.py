@@ -60,12 +60,18 @@ def token(stack: Stack) -> str:
 
 
 @schema.parametrize()
-@settings(max_examples=25, deadline=None, derandomize=True,
-          phases=[Phase.explicit, Phase.generate],
-          suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
 def test_generated_requests_get_no_5xx_and_fit_the_schema(
     case: schemathesis.Case, stack: Stack, token: str
 ) -> None:
     case.call_and_validate(
-        base_url=stack.base_url, headers={"Authorization": f"Bearer {token}"}, checks=CHECKS,
+        base_url=stack.base_url,
+        headers={"Authorization": f"Bearer {token}"},
+        checks=CHECKS,
     )

@@ -21,8 +21,12 @@ from tests.support import Stack, eventually, launch, watch
 async def logged(
     endpoints: Endpoints, new_database: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Stack]:
-    stack = await launch(await new_database(), endpoints.redis_url,
-                         tmp_path_factory.mktemp("logged"), JOBCAST_LOG_FORMAT="json")
+    stack = await launch(
+        await new_database(),
+        endpoints.redis_url,
+        tmp_path_factory.mktemp("logged"),
+        JOBCAST_LOG_FORMAT="json",
+    )
     try:
         yield stack
     finally:
@@ -36,22 +40,29 @@ def json_lines(text: str) -> list[dict[str, Any]]:
 async def test_every_log_line_is_json_with_job_and_request_context(logged: Stack) -> None:
     token = await logged.owner()
     async with logged.client(token) as client:
-        response = await client.post("/api/jobs", json={"type": "demo", "input": {
-            "duration": 0.1, "flaky": 1}}, headers={"X-Request-ID": "req-abc-123"})
+        response = await client.post(
+            "/api/jobs",
+            json={"type": "demo", "input": {"duration": 0.1, "flaky": 1}},
+            headers={"X-Request-ID": "req-abc-123"},
+        )
         job_id = response.json()["id"]
         await watch(logged, token, job_id)
     assert response.headers["x-request-id"] == "req-abc-123"
 
     async def worker_wrote() -> list[dict[str, Any]] | None:
-        lines = [line for line in json_lines(logged.logs("worker-0")) if line.get("job_id") == job_id]
+        lines = [
+            line for line in json_lines(logged.logs("worker-0")) if line.get("job_id") == job_id
+        ]
         return lines if any("completed" in line["message"] for line in lines) else None
 
     worker_lines = await eventually(worker_wrote, what="the worker's lines about the job")
     web_lines = json_lines(logged.logs("web"))  # every line parses, uvicorn's included
     submitted = [line for line in web_lines if line.get("request_id") == "req-abc-123"]
     assert any(job_id in line["message"] for line in submitted)
-    assert any(line["logger"] == "jobcast.access" and "POST /api/jobs 202" in line["message"]
-               for line in submitted)
+    assert any(
+        line["logger"] == "jobcast.access" and "POST /api/jobs 202" in line["message"]
+        for line in submitted
+    )
     assert {line["attempt"] for line in worker_lines} == {1, 2}  # the flaky first attempt too
     assert all(line["job_type"] == "demo" and line["process"] == "worker" for line in worker_lines)
     assert all({"ts", "level", "logger", "message"} <= set(line) for line in web_lines)
@@ -67,8 +78,14 @@ async def test_a_request_without_an_id_gets_one(logged: Stack) -> None:
 
 
 def check(stack: Stack, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "workers", "--check", *extra], env=stack.env,
-                          cwd=ROOT, capture_output=True, text=True, timeout=30)
+    return subprocess.run(
+        [sys.executable, "-m", "workers", "--check", *extra],
+        env=stack.env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
 async def test_worker_health_check_for_process_managers(logged: Stack) -> None:

@@ -4,6 +4,7 @@ children, per-type caps, recurring jobs, webhooks, uploads, and job types of one
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -35,9 +36,11 @@ EXTRA = {
     "JOBCAST_WEBHOOK_RETRY_BASE_S": "0.3",
     "JOBCAST_REAPER_INTERVAL_S": "0.3",
     "JOBCAST_MAX_UPLOAD_BYTES": "65536",
-    "JOBCAST_SCHEDULES": orjson.dumps([
-        {"name": "every-minute", "cron": "* * * * *", "type": "noop"},
-    ]).decode(),
+    "JOBCAST_SCHEDULES": orjson.dumps(
+        [
+            {"name": "every-minute", "cron": "* * * * *", "type": "noop"},
+        ]
+    ).decode(),
 }
 
 
@@ -46,8 +49,13 @@ async def featured(
     endpoints: Endpoints, new_database: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Stack]:
     """A service with the test job types, a schedule, webhooks to loopback, and two workers."""
-    stack = await launch(await new_database(), endpoints.redis_url,
-                         tmp_path_factory.mktemp("featured"), workers=2, **EXTRA)
+    stack = await launch(
+        await new_database(),
+        endpoints.redis_url,
+        tmp_path_factory.mktemp("featured"),
+        workers=2,
+        **EXTRA,
+    )
     try:
         yield stack
     finally:
@@ -60,17 +68,22 @@ async def featured(
 async def test_under_a_backlog_higher_priority_starts_first(
     endpoints: Endpoints, new_database: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    stack = await launch(await new_database(), endpoints.redis_url,
-                         tmp_path_factory.mktemp("priority"), workers=0,
-                         JOBCAST_WORKER_CONCURRENCY="1")
+    stack = await launch(
+        await new_database(),
+        endpoints.redis_url,
+        tmp_path_factory.mktemp("priority"),
+        workers=0,
+        JOBCAST_WORKER_CONCURRENCY="1",
+    )
     try:
         token = await stack.owner()
         submitted: list[tuple[int, str]] = []
         async with stack.client(token) as client:
             # the backlog builds up while no worker runs
             for priority in (0, 0, 5, 0, 10, -5, 5, 0, 10, -5):
-                response = await client.post("/api/jobs", json={
-                    "type": "noop", "priority": priority})
+                response = await client.post(
+                    "/api/jobs", json={"type": "noop", "priority": priority}
+                )
                 assert response.status_code == 202
                 submitted.append((priority, response.json()["id"]))
             stack.start("worker-0")
@@ -106,14 +119,17 @@ async def test_run_at_schedules_a_job(stack: Stack) -> None:
     token = await stack.owner()
     start = datetime.now(UTC) + timedelta(seconds=1)
     async with stack.client(token) as client:
-        response = await client.post("/api/jobs", json={
-            "type": "noop", "run_at": start.isoformat()})
+        response = await client.post(
+            "/api/jobs", json={"type": "noop", "run_at": start.isoformat()}
+        )
         assert response.status_code == 202
         done = await wait_status(client, response.json()["id"], "completed")
-        both = await client.post("/api/jobs", json={
-            "type": "noop", "run_at": start.isoformat(), "delay_seconds": 3})
-        far = await client.post("/api/jobs", json={
-            "type": "noop", "run_at": (start + timedelta(days=40)).isoformat()})
+        both = await client.post(
+            "/api/jobs", json={"type": "noop", "run_at": start.isoformat(), "delay_seconds": 3}
+        )
+        far = await client.post(
+            "/api/jobs", json={"type": "noop", "run_at": (start + timedelta(days=40)).isoformat()}
+        )
         naive = await client.post("/api/jobs", json={"type": "noop", "run_at": "2030-01-01T00:00"})
     assert datetime.fromisoformat(done["started_at"]) >= start
     for answer in (both, far, naive):
@@ -144,8 +160,9 @@ async def test_an_idempotency_key_is_free_again_after_24_hours(stack: Stack) -> 
         first = (await client.post("/api/jobs", json=body)).json()["id"]
         conn = await asyncpg.connect(stack.database_url)
         try:
-            await conn.execute("UPDATE jobs SET created_at = now() - interval '25 hours' "
-                               "WHERE id = $1", first)
+            await conn.execute(
+                "UPDATE jobs SET created_at = now() - interval '25 hours' WHERE id = $1", first
+            )
         finally:
             await conn.close()
         second = await client.post("/api/jobs", json=body)
@@ -167,7 +184,8 @@ async def test_an_expired_result_answers_410(featured: Stack) -> None:
 
         gone = await eventually(expired, what="the result expiring")
         swept = await eventually(
-            lambda: _job_field(client, job_id, "result_expired_at"), what="the sweep")
+            lambda: _job_field(client, job_id, "result_expired_at"), what="the sweep"
+        )
         job = (await client.get(f"/api/jobs/{job_id}")).json()
     error = assert_error(gone, 410, "gone")
     assert "expired" in error["message"] and "1 seconds" in error["message"]
@@ -231,7 +249,7 @@ async def test_a_type_capped_at_one_runs_one_at_a_time(featured: Stack) -> None:
         message = await eventually(one_waits, what="a job saying why it waits")
         jobs = [await wait_status(client, job_id, "completed") for job_id in ids]
     spans = sorted((j["started_at"], j["finished_at"]) for j in jobs)
-    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+    for (_, end), (start, _) in itertools.pairwise(spans):
         assert start >= end, spans  # never two at once
     assert message.startswith("Waiting")
 
@@ -242,15 +260,16 @@ async def test_a_type_capped_at_one_runs_one_at_a_time(featured: Stack) -> None:
 async def test_a_schedule_makes_one_job_per_tick_with_two_workers(featured: Stack) -> None:
     conn = await asyncpg.connect(featured.database_url)
     try:
+
         async def scheduled() -> list[asyncpg.Record] | None:
-            rows = await conn.fetch("SELECT id, status, created_at FROM jobs WHERE owner_id = $1",
-                                    SCHEDULER_OWNER)
+            rows = await conn.fetch(
+                "SELECT id, status, created_at FROM jobs WHERE owner_id = $1", SCHEDULER_OWNER
+            )
             return rows or None
 
         await eventually(scheduled, what="the scheduled job")
         await asyncio.sleep(1.0)  # several more sweeps of both workers
-        rows = await conn.fetch("SELECT id, status FROM jobs WHERE owner_id = $1",
-                                SCHEDULER_OWNER)
+        rows = await conn.fetch("SELECT id, status FROM jobs WHERE owner_id = $1", SCHEDULER_OWNER)
     finally:
         await conn.close()
     minute = datetime.now(UTC).replace(second=0, microsecond=0)
@@ -275,8 +294,11 @@ class Receiver:
             return Response(status_code=self.answers.pop(0) if self.answers else 200)
 
         app = Starlette(routes=[Route("/hook", hook, methods=["POST"])])
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
-                                                    log_level="warning", lifespan="off"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+            )
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     @property
@@ -300,18 +322,23 @@ async def test_a_finished_job_calls_its_signed_webhook_and_retries(
         session = (await anonymous.post("/api/sessions")).json()
     receiver.answers = [500]  # the first try fails
     async with featured.client(session["token"]) as client:
-        response = await client.post("/api/jobs", json={
-            "type": "noop", "callback_url": receiver.url})
+        response = await client.post(
+            "/api/jobs", json={"type": "noop", "callback_url": receiver.url}
+        )
         job_id = response.json()["id"]
 
         async def delivered() -> dict[str, Any] | None:
             webhook = (await client.get(f"/api/jobs/{job_id}")).json()["webhook"]
-            return webhook if webhook["deliveries"][-1:] and \
-                webhook["deliveries"][-1]["status"] == "delivered" else None
+            return (
+                webhook
+                if webhook["deliveries"][-1:] and webhook["deliveries"][-1]["status"] == "delivered"
+                else None
+            )
 
         webhook = await eventually(delivered, what="the webhook delivered")
-        refused = await client.post("/api/jobs", json={
-            "type": "noop", "callback_url": "http://10.0.0.1/hook"})
+        refused = await client.post(
+            "/api/jobs", json={"type": "noop", "callback_url": "http://10.0.0.1/hook"}
+        )
     assert [d["status"] for d in webhook["deliveries"]] == ["retrying", "delivered"]
     assert webhook["deliveries"][0]["status_code"] == 500
     assert len(receiver.calls) == 2
@@ -333,8 +360,9 @@ async def test_uploads_are_owner_scoped_and_capped(featured: Stack) -> None:
         uploaded = await a.post("/api/uploads", files=files)
         not_multipart = await a.post("/api/uploads", json={"file": "x"})
         empty_form = await a.post("/api/uploads", files={"other": ("x", b"1")})
-        too_big = await a.post("/api/uploads", files={
-            "file": ("big.csv", b"x" * 100_000, "text/csv")})
+        too_big = await a.post(
+            "/api/uploads", files={"file": ("big.csv", b"x" * 100_000, "text/csv")}
+        )
         async with httpx.AsyncClient(base_url=featured.base_url) as nobody:
             anonymous = await nobody.post("/api/uploads", files=files)
         assert (await b.get("/api/jobs")).status_code == 200
@@ -354,8 +382,7 @@ async def test_an_apps_own_job_type_appears_and_runs(featured: Stack) -> None:
     token = await featured.owner()
     async with featured.client(token) as client:
         types = {t["type"]: t for t in (await client.get("/api/job-types")).json()["job_types"]}
-        job_id = await submit(client, "word_count", text="the cat and the hat and the bat",
-                              top=2)
+        job_id = await submit(client, "word_count", text="the cat and the hat and the bat", top=2)
         seen = await watch(featured, token, job_id)
         empty = await submit(client, "word_count", text="...")
         failed = await wait_status(client, empty, "failed")

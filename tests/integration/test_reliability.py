@@ -30,11 +30,19 @@ async def make_stack(
 ) -> AsyncIterator[MakeStack]:
     made: list[Stack] = []
 
-    async def make(*, redis_url: str | None = None, database_url: str | None = None,
-                   workers: int = 1, **env: str) -> Stack:
+    async def make(
+        *,
+        redis_url: str | None = None,
+        database_url: str | None = None,
+        workers: int = 1,
+        **env: str,
+    ) -> Stack:
         stack = await launch(
-            database_url or await new_database(), redis_url or endpoints.redis_url,
-            tmp_path_factory.mktemp("chaos"), workers=workers, **chaos_env(**env),
+            database_url or await new_database(),
+            redis_url or endpoints.redis_url,
+            tmp_path_factory.mktemp("chaos"),
+            workers=workers,
+            **chaos_env(**env),
         )
         made.append(stack)
         return stack
@@ -58,8 +66,9 @@ async def job_of(client: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
     return response.json()  # type: ignore[no-any-return]
 
 
-async def wait_status(client: httpx.AsyncClient, job_id: str, *statuses: str,
-                      timeout_s: float = 30, **extra: Any) -> dict[str, Any]:
+async def wait_status(
+    client: httpx.AsyncClient, job_id: str, *statuses: str, timeout_s: float = 30, **extra: Any
+) -> dict[str, Any]:
     async def check() -> dict[str, Any] | None:
         job = await job_of(client, job_id)
         ok = job["status"] in statuses and all(job.get(k) == v for k, v in extra.items())
@@ -109,6 +118,7 @@ async def test_cancel_a_running_job_stops_it_within_two_seconds(make_stack: Make
         def stopped() -> Awaitable[bool]:
             async def check() -> bool:
                 return "stopped: cancelled or taken over" in stack.logs("worker-0")
+
             return check()
 
         await eventually(stopped, timeout_s=2.0, what="the worker stopping the job")
@@ -139,12 +149,14 @@ async def test_a_job_over_its_time_limit_fails_with_a_clear_error(make_stack: Ma
     stack = await make_stack()
     token = await stack.owner()
     async with stack.client(token) as client:
-        response = await client.post("/api/jobs", json={
-            "type": "demo", "input": {"duration": 20}, "timeout_seconds": 0.5})
+        response = await client.post(
+            "/api/jobs", json={"type": "demo", "input": {"duration": 20}, "timeout_seconds": 0.5}
+        )
         assert response.status_code == 202, response.text
         job = await wait_status(client, response.json()["id"], "failed")
-        too_long = await client.post("/api/jobs", json={
-            "type": "demo", "input": {}, "timeout_seconds": 10**6})
+        too_long = await client.post(
+            "/api/jobs", json={"type": "demo", "input": {}, "timeout_seconds": 10**6}
+        )
     assert job["attempts"] == 1
     assert job["error"]["type"] == "JobTimeout" and "time limit of 0.5 s" in job["error"]["message"]
     assert too_long.status_code == 422 and "timeout_seconds" in too_long.json()["error"]["message"]
@@ -154,8 +166,10 @@ async def test_unknown_errors_are_retried_up_to_max_attempts(make_stack: MakeSta
     stack = await make_stack()
     token = await stack.owner()
     async with stack.client(token) as client:
-        response = await client.post("/api/jobs", json={
-            "type": "demo", "input": {"duration": 0.1, "flaky": 5}, "max_attempts": 2})
+        response = await client.post(
+            "/api/jobs",
+            json={"type": "demo", "input": {"duration": 0.1, "flaky": 5}, "max_attempts": 2},
+        )
         job = await wait_status(client, response.json()["id"], "failed")
         events = await events_of(client, job["id"])
     assert job["attempts"] == 2 and job["max_attempts"] == 2
@@ -189,7 +203,9 @@ async def test_sigkilled_worker_job_runs_again_within_seconds(make_stack: MakeSt
     assert any("stopped" in (e.get("message") or "") for e in watcher.events)
 
 
-async def test_frozen_worker_cannot_complete_or_write_after_its_lease(make_stack: MakeStack) -> None:
+async def test_frozen_worker_cannot_complete_or_write_after_its_lease(
+    make_stack: MakeStack,
+) -> None:
     stack = await make_stack()
     token = await stack.owner()
     async with stack.client(token) as client:
@@ -206,7 +222,8 @@ async def test_frozen_worker_cannot_complete_or_write_after_its_lease(make_stack
 
         async def frozen_worker_gave_up() -> bool:
             return "no longer ours" in stack.logs("worker-0") or "taken over" in stack.logs(
-                "worker-0")
+                "worker-0"
+            )
 
         await eventually(frozen_worker_gave_up, what="the thawed worker noticing")
         events = await events_of(client, job_id)
@@ -215,8 +232,11 @@ async def test_frozen_worker_cannot_complete_or_write_after_its_lease(make_stack
     assert len(finals) == 1
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     # every event after the takeover belongs to the second attempt's run
-    takeover = next(i for i, e in enumerate(events)
-                    if e["kind"] == "status" and e["status"] == "running" and e["attempt"] == 2)
+    takeover = next(
+        i
+        for i, e in enumerate(events)
+        if e["kind"] == "status" and e["status"] == "running" and e["attempt"] == 2
+    )
     assert all(e.get("attempt", 2) == 2 for e in events[takeover:] if e["kind"] == "status")
 
 
@@ -399,21 +419,31 @@ async def test_retention_deletes_finished_jobs_past_their_period(make_stack: Mak
             await wait_status(client, job_id, "completed")
         conn = await asyncpg.connect(stack.database_url)
         try:
-            ages = {ids[0]: ("completed", 31), ids[1]: ("completed", 29),
-                    ids[2]: ("failed", 8), ids[3]: ("failed", 6)}
+            ages = {
+                ids[0]: ("completed", 31),
+                ids[1]: ("completed", 29),
+                ids[2]: ("failed", 8),
+                ids[3]: ("failed", 6),
+            }
             for job_id, (status, days) in ages.items():
                 await conn.execute(
                     "UPDATE jobs SET status = $2, finished_at = now() - $3 * interval '1 day' "
-                    "WHERE id = $1", job_id, status, days)
+                    "WHERE id = $1",
+                    job_id,
+                    status,
+                    days,
+                )
 
             async def swept() -> bool:
-                left = await conn.fetchval("SELECT count(*) FROM jobs WHERE id = ANY($1::uuid[])",
-                                           ids)
+                left = await conn.fetchval(
+                    "SELECT count(*) FROM jobs WHERE id = ANY($1::uuid[])", ids
+                )
                 return left == 2
 
             await eventually(swept, what="the retention sweep")
             events_left = await conn.fetchval(
-                "SELECT count(*) FROM job_events WHERE job_id = ANY($1::uuid[])", ids[:1] + ids[2:3])
+                "SELECT count(*) FROM job_events WHERE job_id = ANY($1::uuid[])", ids[:1] + ids[2:3]
+            )
         finally:
             await conn.close()
         statuses = {i: (await client.get(f"/api/jobs/{i}")).status_code for i in ids}
@@ -431,16 +461,16 @@ async def test_sixty_jobs_through_three_worker_kills_and_a_redis_wipe(
     from datetime import datetime
     from pathlib import Path
 
-    stack = await make_stack(redis_url=private_redis.url, workers=2,
-                             JOBCAST_WORKER_CONCURRENCY="6")
+    stack = await make_stack(redis_url=private_redis.url, workers=2, JOBCAST_WORKER_CONCURRENCY="6")
     token = await stack.owner()
     async with stack.client(token) as client:
         ids: list[str] = []
 
         async def submit_all() -> None:
-            for n in range(60):
-                response = await client.post("/api/jobs", json={
-                    "type": "demo", "input": {"duration": 0.8}})
+            for _ in range(60):
+                response = await client.post(
+                    "/api/jobs", json={"type": "demo", "input": {"duration": 0.8}}
+                )
                 assert response.status_code == 202, response.text
                 ids.append(response.json()["id"])
                 await asyncio.sleep(0.12)
@@ -460,13 +490,19 @@ async def test_sixty_jobs_through_three_worker_kills_and_a_redis_wipe(
             private_redis.start()
 
         # the chaos runs while jobs are being submitted, queued and run
-        for pause_s, action in ((1.5, kill_a_worker), (2.0, kill_a_worker), (1.5, wipe_redis),
-                                (1.5, kill_a_worker)):
+        for pause_s, action in (
+            (1.5, kill_a_worker),
+            (2.0, kill_a_worker),
+            (1.5, wipe_redis),
+            (1.5, kill_a_worker),
+        ):
             await asyncio.sleep(pause_s)
             action()
         await submitting
-        jobs = [await wait_status(client, i, "completed", "failed", "cancelled", timeout_s=90)
-                for i in ids]
+        jobs = [
+            await wait_status(client, i, "completed", "failed", "cancelled", timeout_s=90)
+            for i in ids
+        ]
         histories = [await events_of(client, i) for i in ids]
 
     completed = sum(1 for j in jobs if j["status"] == "completed")
@@ -475,14 +511,19 @@ async def test_sixty_jobs_through_three_worker_kills_and_a_redis_wipe(
     for history in histories:
         for i, event in enumerate(history):
             if event["kind"] == "status" and "worker running this job stopped" in (
-                    event.get("message") or ""):
+                event.get("message") or ""
+            ):
                 before = datetime.fromisoformat(history[i - 1]["at"])
-                rerun = next(e for e in history[i:] if e["kind"] == "status"
-                             and e["status"] == "running")
+                rerun = next(
+                    e for e in history[i:] if e["kind"] == "status" and e["status"] == "running"
+                )
                 recoveries.append((datetime.fromisoformat(rerun["at"]) - before).total_seconds())
     summary = {
-        "submitted": len(ids), "completed": completed, "ran_more_than_once": ran_twice,
-        "worker_kills": 3, "redis_wipes": 1,
+        "submitted": len(ids),
+        "completed": completed,
+        "ran_more_than_once": ran_twice,
+        "worker_kills": 3,
+        "redis_wipes": 1,
         "recovered_jobs": len(recoveries),
         "max_recovery_s": round(max(recoveries, default=0.0), 2),
         "thresholds": {"heartbeat_s": 0.3, "stale_after_s": 2},

@@ -47,22 +47,36 @@ async def test_make_run_starts_embedded_servers_web_and_worker_and_stops_cleanly
     data_dir: Path,
 ) -> None:
     port = free_port()
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("JOBCAST_") and k not in ("DATABASE_URL", "REDIS_URL")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("JOBCAST_") and k not in ("DATABASE_URL", "REDIS_URL")
+    }
     env.update(JOBCAST_EMBEDDED="1", JOBCAST_DATA_DIR=str(data_dir), PORT=str(port))
     log_path = data_dir / "run.log"
     with open(log_path, "wb") as log:
         launcher = subprocess.Popen(
-            [sys.executable, "-m", "jobcast.dev"], env=env, cwd=ROOT, stdout=log,
+            [sys.executable, "-m", "jobcast.dev"],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
             stderr=subprocess.STDOUT,
         )
     try:
-        stack = Stack(base_url=f"http://127.0.0.1:{port}", database_url="", redis_url="",
-                      env=env, log_dir=data_dir, procs={"launcher": launcher})
+        stack = Stack(
+            base_url=f"http://127.0.0.1:{port}",
+            database_url="",
+            redis_url="",
+            env=env,
+            log_dir=data_dir,
+            procs={"launcher": launcher},
+        )
         await stack.wait_ready(timeout_s=60)
         children = psutil.Process(launcher.pid).children()
         commands = [" ".join(c.cmdline()) for c in children]
-        assert any("-m server" in c for c in commands) and any("-m workers" in c for c in commands), commands
+        assert any("-m server" in c for c in commands) and any(
+            "-m workers" in c for c in commands
+        ), commands
         async with httpx.AsyncClient(base_url=stack.base_url) as client:
             ready = (await client.get("/readyz")).json()
         assert ready["status"] == "ready"
@@ -79,7 +93,7 @@ async def test_make_run_starts_embedded_servers_web_and_worker_and_stops_cleanly
 
         launcher.send_signal(signal.SIGTERM)
         assert launcher.wait(30) == 0
-        gone, alive = psutil.wait_procs(everything, timeout=15)
+        _, alive = psutil.wait_procs(everything, timeout=15)
         assert alive == [], [p.cmdline() for p in alive]
 
         async def postgres_stopped() -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -28,7 +29,9 @@ async def guarded(
 ) -> AsyncIterator[Stack]:
     """A service with an admin token, an allowed origin and small limits."""
     stack = await launch(
-        await new_database(), endpoints.redis_url, tmp_path_factory.mktemp("guarded"),
+        await new_database(),
+        endpoints.redis_url,
+        tmp_path_factory.mktemp("guarded"),
         JOBCAST_ADMIN_TOKEN=ADMIN_TOKEN,
         JOBCAST_ALLOWED_ORIGINS="https://app.example.com",
         JOBCAST_MAX_ACTIVE_PER_OWNER="2",
@@ -81,8 +84,12 @@ async def test_the_cookie_alone_authenticates_a_browser(guarded: Stack) -> None:
 async def test_admin_endpoints_need_the_admin_token(guarded: Stack) -> None:
     (owner,) = await sessions(guarded, 1)
     for path in ("/api/admin/stats", "/api/admin/jobs"):
-        async with guarded.client() as anonymous, guarded.client(owner) as as_owner, \
-                guarded.client("not-a-token") as stranger, guarded.client(ADMIN_TOKEN) as admin:
+        async with (
+            guarded.client() as anonymous,
+            guarded.client(owner) as as_owner,
+            guarded.client("not-a-token") as stranger,
+            guarded.client(ADMIN_TOKEN) as admin,
+        ):
             assert_error(await anonymous.get(path), 401, "unauthorized")
             assert_error(await as_owner.get(path), 403, "forbidden")
             assert_error(await stranger.get(path), 401, "unauthorized")
@@ -91,15 +98,22 @@ async def test_admin_endpoints_need_the_admin_token(guarded: Stack) -> None:
 
 async def test_admin_sees_every_owner_and_the_numbers(guarded: Stack) -> None:
     alice, bob = await sessions(guarded, 2)
-    async with guarded.client(alice) as a, guarded.client(bob) as b, \
-            guarded.client(ADMIN_TOKEN) as admin:
+    async with (
+        guarded.client(alice) as a,
+        guarded.client(bob) as b,
+        guarded.client(ADMIN_TOKEN) as admin,
+    ):
         mine = await submit(a, "noop")
         theirs = await submit(b, "demo", duration=0.1, fail_step="fetch")
         for client, job_id in ((a, mine), (b, theirs)):
             await eventually(lambda c=client, j=job_id: _finished(c, j), what="jobs finishing")
         everyone = (await admin.get("/api/admin/jobs", params={"limit": 200})).json()["jobs"]
-        only_bob = (await admin.get("/api/admin/jobs", params={
-            "owner": next(j["owner_id"] for j in everyone if j["id"] == theirs)})).json()["jobs"]
+        only_bob = (
+            await admin.get(
+                "/api/admin/jobs",
+                params={"owner": next(j["owner_id"] for j in everyone if j["id"] == theirs)},
+            )
+        ).json()["jobs"]
         failed = (await admin.get("/api/admin/jobs", params={"status": "failed"})).json()["jobs"]
         stats = (await admin.get("/api/admin/stats")).json()
         bad = await admin.get("/api/admin/jobs", params={"owner": "nobody"})
@@ -134,8 +148,10 @@ async def test_cancel_and_owner_feed_keep_owners_apart(guarded: Stack) -> None:
     alice, bob = await sessions(guarded, 2)
     headers_a = {"Authorization": f"Bearer {alice}"}
     headers_b = {"Authorization": f"Bearer {bob}"}
-    async with connect(f"{guarded.ws_base}/ws", additional_headers=headers_a) as feed_a, \
-            connect(f"{guarded.ws_base}/ws", additional_headers=headers_b) as feed_b:
+    async with (
+        connect(f"{guarded.ws_base}/ws", additional_headers=headers_a) as feed_a,
+        connect(f"{guarded.ws_base}/ws", additional_headers=headers_b) as feed_b,
+    ):
         async with guarded.client(alice) as a, guarded.client(bob) as b:
             job_id = await submit(a, "noop")
             assert_error(await b.post(f"/api/jobs/{job_id}/cancel"), 404, "not_found")
@@ -215,15 +231,17 @@ async def test_a_body_over_the_limit_is_413_and_stores_nothing(guarded: Stack) -
     (token,) = await sessions(guarded, 1)
     big = orjson.dumps({"type": "noop", "input": {}, "pad": "x" * 10_000})
     async with guarded.client(token) as client:
-        declared = await client.post("/api/jobs", content=big,
-                                     headers={"Content-Type": "application/json"})
+        declared = await client.post(
+            "/api/jobs", content=big, headers={"Content-Type": "application/json"}
+        )
 
         async def chunks() -> AsyncIterator[bytes]:
             for i in range(0, len(big), 1000):
-                yield big[i:i + 1000]
+                yield big[i : i + 1000]
 
-        streamed = await client.post("/api/jobs", content=chunks(),
-                                     headers={"Content-Type": "application/json"})
+        streamed = await client.post(
+            "/api/jobs", content=chunks(), headers={"Content-Type": "application/json"}
+        )
         listed = (await client.get("/api/jobs")).json()["jobs"]
     assert_error(declared, 413, "payload_too_large")
     assert_error(streamed, 413, "payload_too_large")
@@ -253,7 +271,8 @@ async def test_submits_per_owner_are_rate_limited_across_processes(guarded: Stac
             response = await client.post("/api/jobs", json={"type": "noop"})
             statuses.append(response.status_code)
             if response.status_code == 202:  # keep under the active-jobs cap
-                await eventually(lambda j=response.json()["id"]: _finished(client, j),
+                job_id = response.json()["id"]
+                await eventually(functools.partial(_finished, client, job_id),
                                  what="noop finishing")
         limited = response
         count = len((await client.get("/api/jobs")).json()["jobs"])
@@ -266,9 +285,13 @@ async def test_submits_per_owner_are_rate_limited_across_processes(guarded: Stac
 async def test_sessions_per_address_are_rate_limited(
     endpoints: Endpoints, new_database: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    stack = await launch(await new_database(), endpoints.redis_url,
-                         tmp_path_factory.mktemp("sessions"), JOBCAST_SESSION_BURST="3",
-                         JOBCAST_SESSION_RATE_PER_MIN="10")
+    stack = await launch(
+        await new_database(),
+        endpoints.redis_url,
+        tmp_path_factory.mktemp("sessions"),
+        JOBCAST_SESSION_BURST="3",
+        JOBCAST_SESSION_RATE_PER_MIN="10",
+    )
     try:
         async with httpx.AsyncClient(base_url=stack.base_url) as client:
             answers = [await client.post("/api/sessions") for _ in range(5)]

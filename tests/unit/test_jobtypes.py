@@ -19,7 +19,7 @@ def test_builtin_types_are_registered() -> None:
 
 
 def test_unknown_type_names_the_known_ones() -> None:
-    with pytest.raises(InvalidInput, match="'nope'.*demo, noop"):
+    with pytest.raises(InvalidInput, match=r"'nope'.*demo, noop"):
         load_registry().get("nope")
 
 
@@ -57,7 +57,9 @@ def test_errors_are_classified(exc: Exception, category: str) -> None:
 
 def test_error_description_is_readable() -> None:
     assert describe_error(PermanentError("the file is empty"), "permanent") == {
-        "type": "PermanentError", "category": "permanent", "message": "the file is empty",
+        "type": "PermanentError",
+        "category": "permanent",
+        "message": "the file is empty",
     }
     assert describe_error(KeyError("col"), "unknown")["message"] == "KeyError: 'col'"
 

@@ -9,7 +9,9 @@ from jobcast.settings import load_settings, redact_url
 def test_defaults_without_environment() -> None:
     settings = load_settings({})
     assert settings.port == 8000 and settings.host == "127.0.0.1"
-    assert settings.database_dsn.startswith("postgresql://") and settings.redis_dsn.startswith("redis://")
+    assert settings.database_dsn.startswith("postgresql://") and settings.redis_dsn.startswith(
+        "redis://"
+    )
 
 
 def test_unknown_jobcast_key_is_an_error_naming_it() -> None:
@@ -19,8 +21,13 @@ def test_unknown_jobcast_key_is_an_error_naming_it() -> None:
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("PORT", "eighty"), ("PORT", "70000"), ("JOBCAST_WS_QUEUE_SIZE", "1"),
-     ("JOBCAST_REDIS_PREFIX", "has space"), ("JOBCAST_EMBEDDED", "perhaps")],
+    [
+        ("PORT", "eighty"),
+        ("PORT", "70000"),
+        ("JOBCAST_WS_QUEUE_SIZE", "1"),
+        ("JOBCAST_REDIS_PREFIX", "has space"),
+        ("JOBCAST_EMBEDDED", "perhaps"),
+    ],
 )
 def test_bad_value_names_the_key(key: str, value: str) -> None:
     with pytest.raises(ConfigError) as error:
@@ -30,11 +37,13 @@ def test_bad_value_names_the_key(key: str, value: str) -> None:
 
 
 def test_repr_hides_passwords_and_the_admin_token() -> None:
-    settings = load_settings({
-        "DATABASE_URL": "postgresql://app:hunter2@db:5432/jobs",
-        "REDIS_URL": "redis://:s3cret@cache:6379/0",
-        "JOBCAST_ADMIN_TOKEN": "admintoken123",
-    })
+    settings = load_settings(
+        {
+            "DATABASE_URL": "postgresql://app:hunter2@db:5432/jobs",
+            "REDIS_URL": "redis://:s3cret@cache:6379/0",
+            "JOBCAST_ADMIN_TOKEN": "admintoken123",
+        }
+    )
     text = repr(settings) + str(settings)
     for secret in ("hunter2", "s3cret", "admintoken123"):
         assert secret not in text

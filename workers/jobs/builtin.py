@@ -56,7 +56,9 @@ async def run_demo(job: JobContext, params: DemoInput) -> dict[str, Any]:
             tick_s = params.duration * step.weight / total_weight / _TICKS_PER_STEP
             for tick in range(1, _TICKS_PER_STEP + 1):
                 await asyncio.sleep(tick_s)
-                await job.progress(100 * tick / _TICKS_PER_STEP, f"{step.title}: {tick} of {_TICKS_PER_STEP}")
+                await job.progress(
+                    100 * tick / _TICKS_PER_STEP, f"{step.title}: {tick} of {_TICKS_PER_STEP}"
+                )
     return {"summary": f"Demo finished its {len(DEMO_STEPS)} steps", "duration": params.duration}
 
 
