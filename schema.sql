@@ -143,3 +143,27 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
 -- the sweep picks the deliveries that are due
 CREATE INDEX IF NOT EXISTS webhook_deliveries_due_idx ON webhook_deliveries (next_at)
     WHERE status = 'pending';
+
+-- The submit gate, called by the submit statement itself: it serializes one owner's
+-- submits (an advisory lock held to the end of the transaction), frees an idempotency key
+-- older than 24 hours, and returns how many active jobs the owner has and which job an
+-- idempotency key already made. VOLATILE: each statement inside sees a fresh snapshot,
+-- taken after the lock, so parallel submits cannot race past the cap.
+CREATE OR REPLACE FUNCTION jobcast_submit_gate(p_owner uuid, p_key text,
+                                               OUT active bigint, OUT existing uuid)
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended(p_owner::text, 0));
+    IF p_key IS NOT NULL THEN
+        SELECT id INTO existing FROM jobs
+        WHERE owner_id = p_owner AND idempotency_key = p_key
+          AND created_at > now() - interval '24 hours';
+        IF existing IS NULL THEN
+            UPDATE jobs SET idempotency_key = NULL
+            WHERE owner_id = p_owner AND idempotency_key = p_key;
+        END IF;
+    END IF;
+    SELECT count(*) INTO active FROM jobs
+    WHERE owner_id = p_owner AND status IN ('pending', 'running');
+END
+$$;

@@ -34,6 +34,7 @@ from jobcast.settings import SCHEMA_PATH
 log = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "jobcast_events"
+_OWNER_CACHE_SIZE = 100_000
 T = TypeVar("T")
 
 # Errors that mean "Postgres is not there right now", as opposed to a bug in a query.
@@ -83,13 +84,18 @@ _STEPS_JSON = """
 # $1 id, $2 owner_id, $3 type, $4 input, $5 priority, $6 max_attempts, $7 delay_s,
 # $8 estimated_s, $9 step names, $10 step titles, $11 step weights, $12 first event payload,
 # $13 timeout_s, $14 parent_id, $15 idempotency_key, $16 callback_url, $17 message,
-# $18 retry_of
-SQL_CREATE_JOB = """
-WITH j AS (
+# $18 retry_of, $19 the owner's cap on active jobs (NULL: none).
+# One statement: the gate (jobcast_submit_gate in schema.sql), the job, its steps, its
+# first event and the NOTIFY. It answers one row: the gate's verdict, and the job if made.
+SQL_CREATE_JOB = f"""
+WITH g AS (
+    SELECT * FROM jobcast_submit_gate($2, $15)
+), j AS (
     INSERT INTO jobs (id, owner_id, type, input, priority, max_attempts, run_at, estimated_s, seq,
                       timeout_s, parent_id, idempotency_key, callback_url, message, retry_of)
-    VALUES ($1, $2, $3, $4, $5, $6, now() + $7 * interval '1 second', $8, 1, $13, $14, $15, $16,
-            $17, $18)
+    SELECT $1, $2, $3, $4, $5, $6, now() + $7 * interval '1 second', $8, 1, $13, $14, $15, $16,
+           $17, $18
+    FROM g WHERE g.existing IS NULL AND ($19::bigint IS NULL OR g.active < $19)
     ON CONFLICT (id) DO NOTHING
     RETURNING *
 ), s AS (
@@ -97,32 +103,23 @@ WITH j AS (
     SELECT j.id, t.position, t.name, t.title, t.weight
     FROM j, unnest($9::text[], $10::text[], $11::real[]) WITH ORDINALITY
          AS t(name, title, weight, position)
-)""" + _event_tail("'status'", "$12::jsonb")
+), e AS (
+    INSERT INTO job_events (job_id, seq, kind, payload)
+    SELECT j.id, j.seq, 'status', $12::jsonb FROM j
+    RETURNING at
+), made AS (
+    SELECT j.*, e.at AS event_at, 'status' AS event_kind, $12::jsonb AS event_payload,
+           pg_notify('{NOTIFY_CHANNEL}', j.id || ' ' || j.seq || ' ' || j.owner_id || ' status')
+    FROM j, e
+)
+SELECT g.existing AS gate_existing, made.* FROM g LEFT JOIN made ON true
+"""
 
 # $1 upload ids, $2 owner_id, $3 job id: ties the owner's unclaimed uploads to a job
 SQL_CLAIM_UPLOADS = """
 UPDATE uploads SET job_id = $3
 WHERE id = ANY($1::uuid[]) AND owner_id = $2 AND job_id IS NULL
 RETURNING id
-"""
-
-# $1 owner_id: serializes one owner's submits for the rest of the transaction
-SQL_LOCK_OWNER = "SELECT pg_advisory_xact_lock(hashtextextended($1::uuid::text, 0))"
-
-# $1 owner_id, $2 key: the job submitted with this key in the last 24 hours
-SQL_IDEMPOTENT = """
-SELECT id FROM jobs WHERE owner_id = $1 AND idempotency_key = $2
-  AND created_at > now() - interval '24 hours'
-"""
-
-# $1 owner_id, $2 key
-SQL_FORGET_KEY = """
-UPDATE jobs SET idempotency_key = NULL WHERE owner_id = $1 AND idempotency_key = $2
-"""
-
-# $1 owner_id
-SQL_ACTIVE_JOBS = """
-SELECT count(*) FROM jobs WHERE owner_id = $1 AND status IN ('pending', 'running')
 """
 
 _CHILDREN_JSON = """
@@ -465,6 +462,16 @@ def _job(row: asyncpg.Record) -> Job:
     )
 
 
+def _made(row: asyncpg.Record | None) -> asyncpg.Record | UUID | None:
+    """The submit statement's verdict: the new job's row, the job a key made, or None."""
+    if row is None:
+        return None
+    if row["gate_existing"] is not None:
+        existing: UUID = row["gate_existing"]
+        return existing
+    return row if row["id"] is not None else None
+
+
 def _event_of(row: asyncpg.Record) -> Event:
     return Event(
         job_id=row["id"],
@@ -498,6 +505,7 @@ class Store:
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
+        self._owners: dict[bytes, UUID] = {}  # token hash to owner, oldest first
 
     @classmethod
     @asynccontextmanager
@@ -640,11 +648,18 @@ class Store:
         return secret
 
     async def owner_for_token(self, token: str) -> UUID | None:
-        owner_id: UUID | None = await self._run(
-            lambda: self.pool.fetchval(
-                "SELECT id FROM owners WHERE token_hash = $1", hash_token(token)
-            )
+        """The owner of a token; known owners are remembered (a token's owner never changes)."""
+        key = hash_token(token)
+        owner_id = self._owners.get(key)
+        if owner_id is not None:
+            return owner_id
+        owner_id = await self._run(
+            lambda: self.pool.fetchval("SELECT id FROM owners WHERE token_hash = $1", key)
         )
+        if owner_id is not None:
+            if len(self._owners) >= _OWNER_CACHE_SIZE:
+                self._owners.pop(next(iter(self._owners)))
+            self._owners[key] = owner_id
         return owner_id
 
     # jobs
@@ -679,44 +694,23 @@ class Store:
         message = f"Scheduled to start in {delay_s:g} s" if delay_s > 0 else None
         first = {"status": "pending", "attempt": 0, "message": message, "progress": 0}
 
+        args = (
+            job_id, owner_id, job_type.name, params, priority, max_attempts, delay_s,
+            estimated_s, [s.name for s in steps], [s.title for s in steps],
+            [s.weight for s in steps], first, timeout_s, parent_id, idempotency_key,
+            callback_url, message, retry_of,
+            # children are bounded by their parent's code; scheduled jobs by their schedule
+            None if parent_id is not None or fixed_id else max_active,
+        )
+
         async def insert() -> asyncpg.Record | UUID | None:
+            if not upload_ids:
+                row: asyncpg.Record | None = await self.pool.fetchrow(SQL_CREATE_JOB, *args)
+                return _made(row)
             async with self.pool.acquire() as conn, conn.transaction():
-                # one submit per owner at a time, so the checks below cannot be raced past
-                await conn.execute(SQL_LOCK_OWNER, owner_id)
-                if idempotency_key is not None:
-                    existing: UUID | None = await conn.fetchval(
-                        SQL_IDEMPOTENT, owner_id, idempotency_key
-                    )
-                    if existing is not None:
-                        return existing
-                    # a key older than 24 hours is free again
-                    await conn.execute(SQL_FORGET_KEY, owner_id, idempotency_key)
-                if parent_id is None and not fixed_id:  # children: bounded by their parent
-                    active = await conn.fetchval(SQL_ACTIVE_JOBS, owner_id)
-                    if active >= max_active:
-                        return None
-                row: asyncpg.Record | None = await conn.fetchrow(
-                    SQL_CREATE_JOB,
-                    job_id,
-                    owner_id,
-                    job_type.name,
-                    params,
-                    priority,
-                    max_attempts,
-                    delay_s,
-                    estimated_s,
-                    [s.name for s in steps],
-                    [s.title for s in steps],
-                    [s.weight for s in steps],
-                    first,
-                    timeout_s,
-                    parent_id,
-                    idempotency_key,
-                    callback_url,
-                    message,
-                    retry_of,
-                )
-                if upload_ids:
+                row = await conn.fetchrow(SQL_CREATE_JOB, *args)
+                made = _made(row)
+                if isinstance(made, asyncpg.Record):
                     claimed = await conn.fetch(SQL_CLAIM_UPLOADS, upload_ids, owner_id, job_id)
                     missing = set(upload_ids) - {r["id"] for r in claimed}
                     if missing:
@@ -725,7 +719,7 @@ class Store:
                             "(or it is already used by another job)",
                             details=[{"field": "input", "message": "unknown upload"}],
                         )
-                return row
+                return made
 
         try:
             row = await self._run(insert)

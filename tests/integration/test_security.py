@@ -328,3 +328,13 @@ async def test_no_token_reaches_the_logs(guarded: Stack) -> None:
     logs = "".join(guarded.logs(name) for name in ("web", "worker-0"))
     assert job_id in logs  # the logs do speak of the job
     assert token not in logs and ADMIN_TOKEN not in logs
+
+
+async def test_parallel_submits_cannot_race_past_the_active_cap(guarded: Stack) -> None:
+    (token,) = await sessions(guarded, 1)
+    async with guarded.client(token) as client:
+        later = {"type": "noop", "delay_seconds": 600}
+        answers = await asyncio.gather(*(client.post("/api/jobs", json=later) for _ in range(4)))
+        listed = (await client.get("/api/jobs")).json()["jobs"]
+    assert sorted(a.status_code for a in answers) == [202, 202, 429, 429]
+    assert len(listed) == 2

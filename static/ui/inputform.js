@@ -1,0 +1,221 @@
+/*
+ * The input fields of a job type, built from its JSON schema (GET /api/job-types):
+ * numbers, integers, strings, enums (nullable or not) and booleans get a field
+ * each, named after the property; a type whose input has other shapes gets one
+ * JSON box instead. The first field is shown, the others sit under "More options".
+ */
+
+function enumOf(schema) {
+  if (Array.isArray(schema.enum)) return { values: schema.enum, nullable: false };
+  const variants = schema.anyOf || schema.oneOf;
+  if (!Array.isArray(variants)) return null;
+  const withEnum = variants.find((v) => Array.isArray(v.enum));
+  if (!withEnum) return null;
+  const nullable = variants.some((v) => v.type === "null");
+  return { values: withEnum.enum, nullable };
+}
+
+function kindOf(schema) {
+  if (enumOf(schema)) return "enum";
+  const type = Array.isArray(schema.type) ? schema.type.find((t) => t !== "null") : schema.type;
+  if (type === "number" || type === "integer" || type === "boolean" || type === "string") return type;
+  const variants = schema.anyOf || schema.oneOf;
+  if (Array.isArray(variants)) {
+    const plain = variants.filter((v) => v.type !== "null");
+    if (plain.length === 1) return kindOf(plain[0]);
+  }
+  return null;
+}
+
+function humanize(name) {
+  const s = String(name).replace(/_/g, " ");
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+export class InputForm {
+  constructor(container) {
+    this.container = container;
+    this.fields = [];
+    this.json = null;
+  }
+
+  /** Build the fields for one job type's input schema. */
+  render(schema) {
+    this.container.textContent = "";
+    this.fields = [];
+    this.json = null;
+    const props = (schema && schema.properties) || {};
+    const names = Object.keys(props);
+    const required = new Set((schema && schema.required) || []);
+    if (names.some((n) => !kindOf(props[n]))) {
+      this.renderJson(schema);
+      return;
+    }
+    let more = null;
+    names.forEach((name, index) => {
+      const field = this.field(name, props[name], required.has(name));
+      this.fields.push(field);
+      if (index === 0 || names.length <= 2) {
+        this.container.appendChild(field.wrap);
+        return;
+      }
+      if (!more) {
+        more = document.createElement("details");
+        more.className = "more-options";
+        const summary = document.createElement("summary");
+        summary.textContent = "More options";
+        more.appendChild(summary);
+        const inner = document.createElement("div");
+        inner.className = "more-options-body";
+        more.appendChild(inner);
+        this.container.appendChild(more);
+      }
+      more.lastChild.appendChild(field.wrap);
+    });
+  }
+
+  field(name, schema, isRequired) {
+    const kind = kindOf(schema);
+    const id = "input-" + name;
+    const wrap = document.createElement("div");
+    wrap.className = kind === "boolean" ? "field field-check" : "field";
+    const label = document.createElement("label");
+    label.htmlFor = id;
+    label.textContent = schema.title && schema.title !== humanize(name) ? schema.title : humanize(name);
+    if (kind === "number" && /duration|seconds|_s$/i.test(name)) {
+      const unit = document.createElement("span");
+      unit.className = "unit";
+      unit.textContent = " (seconds)";
+      label.appendChild(unit);
+    }
+    let input;
+    if (kind === "enum") {
+      const { values, nullable } = enumOf(schema);
+      input = document.createElement("select");
+      if (nullable || !isRequired) {
+        const none = document.createElement("option");
+        none.value = "";
+        none.textContent = "None";
+        input.appendChild(none);
+      }
+      for (const value of values) {
+        const opt = document.createElement("option");
+        opt.value = String(value);
+        opt.textContent = String(value);
+        input.appendChild(opt);
+      }
+      if (schema.default != null) input.value = String(schema.default);
+    } else {
+      input = document.createElement("input");
+      if (kind === "boolean") {
+        input.type = "checkbox";
+        input.checked = schema.default === true;
+      } else if (kind === "number" || kind === "integer") {
+        input.type = "number";
+        input.inputMode = kind === "integer" ? "numeric" : "decimal";
+        input.step = kind === "integer" ? "1" : "any";
+        if (schema.minimum != null) input.min = String(schema.minimum);
+        if (schema.maximum != null) input.max = String(schema.maximum);
+        if (schema.default != null) input.value = String(schema.default);
+      } else {
+        input.type = schema.format === "uri" ? "url" : "text";
+        if (schema.default != null) input.value = String(schema.default);
+        if (schema.maxLength != null) input.maxLength = schema.maxLength;
+      }
+    }
+    input.id = id;
+    input.name = name;
+    if (isRequired) input.required = true;
+    if (schema.description) {
+      const hint = document.createElement("p");
+      hint.className = "hint";
+      hint.id = id + "-hint";
+      hint.textContent = schema.description;
+      input.setAttribute("aria-describedby", hint.id);
+      if (kind === "boolean") wrap.append(input, label, hint);
+      else wrap.append(label, input, hint);
+    } else if (kind === "boolean") {
+      wrap.append(input, label);
+    } else {
+      wrap.append(label, input);
+    }
+    return { name, kind, input, wrap, required: isRequired };
+  }
+
+  renderJson(schema) {
+    const wrap = document.createElement("div");
+    wrap.className = "field";
+    const label = document.createElement("label");
+    label.htmlFor = "input-json";
+    label.textContent = "Input (JSON)";
+    const area = document.createElement("textarea");
+    area.id = "input-json";
+    area.name = "input";
+    area.rows = 5;
+    area.spellcheck = false;
+    const example = {};
+    for (const [name, prop] of Object.entries((schema && schema.properties) || {})) {
+      if (prop.default !== undefined) example[name] = prop.default;
+    }
+    area.value = JSON.stringify(example, null, 2);
+    wrap.append(label, area);
+    this.container.appendChild(wrap);
+    this.json = area;
+  }
+
+  /** The input object, or throws an Error naming the field at fault. */
+  value() {
+    for (const f of this.fields) f.input.removeAttribute("aria-invalid");
+    if (this.json) {
+      let parsed;
+      try {
+        parsed = JSON.parse(this.json.value || "{}");
+      } catch (_) {
+        this.json.setAttribute("aria-invalid", "true");
+        throw new Error("The input is not valid JSON.");
+      }
+      if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) {
+        throw new Error("The input must be a JSON object.");
+      }
+      return parsed;
+    }
+    const input = {};
+    for (const f of this.fields) {
+      const el = f.input;
+      if (f.kind === "boolean") {
+        input[f.name] = el.checked;
+        continue;
+      }
+      const raw = el.value.trim();
+      if (raw === "") {
+        if (f.required) {
+          this.markInvalid(f.name);
+          throw new Error("Enter a value for " + humanize(f.name).toLowerCase() + ".");
+        }
+        continue;
+      }
+      if (f.kind === "number" || f.kind === "integer") {
+        const n = Number(raw);
+        if (!Number.isFinite(n) || (f.kind === "integer" && !Number.isInteger(n))) {
+          this.markInvalid(f.name);
+          throw new Error(humanize(f.name) + " must be " + (f.kind === "integer" ? "a whole number." : "a number."));
+        }
+        input[f.name] = n;
+      } else {
+        input[f.name] = raw;
+      }
+    }
+    return input;
+  }
+
+  /** Flag the fields a 422 names (details: [{field: "input.duration", ...}]). */
+  markInvalid(name) {
+    const key = String(name).replace(/^input\./, "");
+    const field = this.fields.find((f) => f.name === key);
+    if (!field) return;
+    field.input.setAttribute("aria-invalid", "true");
+    const more = field.wrap.closest("details");
+    if (more) more.open = true;
+    field.input.focus();
+  }
+}
