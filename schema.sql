@@ -167,3 +167,24 @@ BEGIN
     WHERE owner_id = p_owner AND status IN ('pending', 'running');
 END
 $$;
+
+-- The claim gate, called by the claim statement itself: the type of the pending job (NULL
+-- when it is not pending), that type's cap on running jobs (from p_types/p_caps; NULL for
+-- none) and, for a capped type, how many of it run now, counted under a lock on the type
+-- with a fresh snapshot, so that workers claiming at once cannot exceed the cap.
+CREATE OR REPLACE FUNCTION jobcast_claim_gate(p_job uuid, p_types text[], p_caps integer[],
+                                              OUT job_type text, OUT cap integer,
+                                              OUT running bigint)
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    SELECT type INTO job_type FROM jobs WHERE id = p_job AND status = 'pending';
+    IF job_type IS NULL THEN
+        RETURN;
+    END IF;
+    cap := p_caps[array_position(p_types, job_type)];
+    IF cap IS NOT NULL THEN
+        PERFORM pg_advisory_xact_lock(hashtextextended('type:' || job_type, 0));
+        SELECT count(*) INTO running FROM jobs WHERE type = job_type AND status = 'running';
+    END IF;
+END
+$$;

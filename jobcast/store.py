@@ -199,32 +199,40 @@ SELECT job_id, seq, kind, payload, at FROM job_events
 WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3
 """
 
-# $1 id. A new attempt: steps are reset, progress starts again from 0.
-SQL_CLAIM = """
-WITH j AS (
+_CLAIM_PAYLOAD = (
+    "jsonb_build_object('status', 'running', 'attempt', j.attempts, 'progress', 0, 'message', NULL)"
+)
+
+# $1 id, $2 capped types, $3 their caps. A new attempt: steps are reset, progress starts
+# again from 0. One statement: the gate (jobcast_claim_gate in schema.sql) says whether the
+# job is pending and whether its type is under its cap; the answer row carries the verdict,
+# and the claimed job with its event when it was claimed.
+SQL_CLAIM = f"""
+WITH g AS (
+    SELECT * FROM jobcast_claim_gate($1, $2::text[], $3::integer[])
+), j AS (
     UPDATE jobs SET status = 'running', attempts = attempts + 1, seq = seq + 1,
         progress = 0, step = NULL, message = NULL, error = NULL,
         started_at = COALESCE(started_at, now()), heartbeat_at = now(), updated_at = now()
     WHERE id = $1 AND status = 'pending'
+      AND EXISTS (SELECT 1 FROM g WHERE g.job_type IS NOT NULL
+                  AND (g.cap IS NULL OR g.running < g.cap))
     RETURNING *
 ), r AS (
     UPDATE job_steps SET status = 'waiting', started_at = NULL, finished_at = NULL,
         duration_ms = NULL
     WHERE job_id = $1 AND status <> 'waiting' AND EXISTS (SELECT 1 FROM j)
-)""" + _event_tail(
-    "'status'",
-    "jsonb_build_object('status', 'running', 'attempt', j.attempts, 'progress', 0,"
-    " 'message', NULL)",
+), e AS (
+    INSERT INTO job_events (job_id, seq, kind, payload)
+    SELECT j.id, j.seq, 'status', {_CLAIM_PAYLOAD} FROM j
+    RETURNING at
+), made AS (
+    SELECT j.*, e.at AS event_at, 'status' AS event_kind, {_CLAIM_PAYLOAD} AS event_payload,
+           pg_notify('{NOTIFY_CHANNEL}', j.id || ' ' || j.seq || ' ' || j.owner_id || ' status')
+    FROM j, e
 )
-
-# $1 id: the type of a pending job
-SQL_PENDING_TYPE = "SELECT type FROM jobs WHERE id = $1 AND status = 'pending'"
-
-# $1 type
-SQL_LOCK_TYPE = "SELECT pg_advisory_xact_lock(hashtextextended('type:' || $1::text, 0))"
-
-# $1 type
-SQL_RUNNING_OF_TYPE = "SELECT count(*) FROM jobs WHERE type = $1 AND status = 'running'"
+SELECT g.job_type AS gate_type, g.cap AS gate_cap, made.* FROM g LEFT JOIN made ON true
+"""
 
 # $1 id, $2 message, $3 payload
 SQL_NOTE_WAITING = """
@@ -401,6 +409,14 @@ RETURNING holder
 """
 
 
+async def _keep_as_is(conn: asyncpg.Connection) -> None:
+    """Pooled connections hold no session state (no LISTEN, SET or session lock), so the
+    full reset asyncpg runs on every release (a round trip per query) is skipped; only a
+    transaction left open, which the client knows of without asking, is rolled back."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for json_type in ("json", "jsonb"):
         await conn.set_type_codec(
@@ -517,6 +533,7 @@ class Store:
                 min_size=0,
                 max_size=max_size,
                 init=_init_connection,
+                reset=_keep_as_is,
                 command_timeout=30,
                 timeout=5,
             )
@@ -695,10 +712,24 @@ class Store:
         first = {"status": "pending", "attempt": 0, "message": message, "progress": 0}
 
         args = (
-            job_id, owner_id, job_type.name, params, priority, max_attempts, delay_s,
-            estimated_s, [s.name for s in steps], [s.title for s in steps],
-            [s.weight for s in steps], first, timeout_s, parent_id, idempotency_key,
-            callback_url, message, retry_of,
+            job_id,
+            owner_id,
+            job_type.name,
+            params,
+            priority,
+            max_attempts,
+            delay_s,
+            estimated_s,
+            [s.name for s in steps],
+            [s.title for s in steps],
+            [s.weight for s in steps],
+            first,
+            timeout_s,
+            parent_id,
+            idempotency_key,
+            callback_url,
+            message,
+            retry_of,
             # children are bounded by their parent's code; scheduled jobs by their schedule
             None if parent_id is not None or fixed_id else max_active,
         )
@@ -868,32 +899,20 @@ class Store:
     async def claim(
         self, job_id: UUID, caps: dict[str, int] | None = None
     ) -> Claim | Capped | None:
-        """Start the next attempt of a pending job.
+        """Start the next attempt of a pending job, in one statement.
 
         None if it is not pending; Capped if its type is at its concurrency cap (``caps``
         maps type to the most jobs of it that may run at once, across all workers).
         """
-        row: asyncpg.Record | Capped | None
-        if not caps:
-            row = await self._run(lambda: self.pool.fetchrow(SQL_CLAIM, job_id))
-        else:
-
-            async def claim_capped() -> asyncpg.Record | Capped | None:
-                async with self.pool.acquire() as conn, conn.transaction():
-                    job_type = await conn.fetchval(SQL_PENDING_TYPE, job_id)
-                    cap = caps.get(job_type) if job_type is not None else None
-                    if cap is not None:
-                        # one claim per type at a time, so the count cannot be raced past
-                        await conn.execute(SQL_LOCK_TYPE, job_type)
-                        running = await conn.fetchval(SQL_RUNNING_OF_TYPE, job_type)
-                        if running >= cap:
-                            return Capped(job_type, cap)
-                    claimed: asyncpg.Record | None = await conn.fetchrow(SQL_CLAIM, job_id)
-                    return claimed
-
-            row = await self._run(claim_capped)
-        if row is None or isinstance(row, Capped):
-            return row
+        caps = caps or {}
+        types = list(caps)
+        row = await self._run(
+            lambda: self.pool.fetchrow(SQL_CLAIM, job_id, types, [caps[t] for t in types])
+        )
+        if row is None or row["gate_type"] is None:
+            return None
+        if row["id"] is None:
+            return Capped(row["gate_type"], row["gate_cap"]) if row["gate_cap"] else None
         job = _job(row)
         return Claim(job=job, attempt=job.attempts, event=_event_of(row))
 

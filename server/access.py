@@ -1,4 +1,9 @@
-"""One log line per request, and the request id that ties a request's lines together."""
+"""The edge of every HTTP answer: the request id, security headers, and one log line.
+
+One middleware rather than three, since each wraps every message of every request:
+it takes ``X-Request-ID`` from the caller (or makes one) and echoes it, adds the
+security headers (docs/security.md), and logs one line per request.
+"""
 
 from __future__ import annotations
 
@@ -15,38 +20,58 @@ log = logging.getLogger("jobcast.access")
 
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 
+# The page loads its scripts and styles from /static only, and talks to its own origin
+# (fetch and websockets); nothing may frame it.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
 
-class AccessLog:
-    """Takes ``X-Request-ID`` from the caller (or makes one), echoes it, logs the request."""
+_SECURITY_HEADERS = [
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+]
 
-    def __init__(self, app: ASGIApp, enabled: bool = True) -> None:
+
+class Edge:
+    """ASGI middleware: request ids, security headers and the access log."""
+
+    def __init__(self, app: ASGIApp, access_log: bool = True) -> None:
         self.app = app
-        self.enabled = enabled
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        given = ""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                given = value.decode("latin-1")
+                break
         request_id = given if _VALID_ID.match(given) else uuid.uuid4().hex
         token = REQUEST_ID.set(request_id)
         started = time.perf_counter()
         status = 0
 
-        async def send_with_id(message: Message) -> None:
+        async def send_with_headers(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"] = [
                     *message.get("headers", []),
                     (b"x-request-id", request_id.encode()),
+                    *_SECURITY_HEADERS,
                 ]
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, send_with_headers)
         finally:
-            if self.enabled and scope["type"] == "http":
+            if self.access_log and scope["type"] == "http":
                 log.info(
                     "%s %s %d %.1fms",
                     scope["method"],

@@ -36,11 +36,10 @@ from jobcast.schemas import Health, Readiness
 from jobcast.settings import ROOT, Settings, load_settings
 from jobcast.store import Store
 from server import admin, api, live, uploads
-from server.access import AccessLog
+from server.access import Edge
 from server.limits import BodyLimit, RateLimiter
 from server.openapi import build, endpoint
 from server.responses import JSONResponse, api_error, http_error, server_error
-from server.security import SecurityHeaders
 from server.state import Services
 
 log = logging.getLogger(__name__)
@@ -209,14 +208,19 @@ def routes() -> list[Any]:
     ]
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
-    settings = settings or load_settings()
-    return Starlette(
-        routes=routes(),
-        middleware=[
-            Middleware(AccessLog, enabled=settings.access_log),
-            Middleware(SecurityHeaders),
-            # pages of allowed origins (same-site subdomains) may call the API with the cookie
+def middleware(settings: Settings) -> list[Middleware]:
+    stack = [
+        Middleware(Edge, access_log=settings.access_log),
+        Middleware(
+            BodyLimit,
+            max_bytes=settings.max_body_bytes,
+            per_path={"/api/uploads": settings.max_upload_bytes},
+        ),
+    ]
+    if settings.origins:
+        # pages of allowed origins (same-site subdomains) may call the API with the cookie
+        stack.insert(
+            1,
             Middleware(
                 CORSMiddleware,
                 allow_origins=sorted(settings.origins),
@@ -225,12 +229,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 allow_headers=["Authorization", "Content-Type", "If-None-Match"],
                 expose_headers=["ETag", "Retry-After", "Location"],
             ),
-            Middleware(
-                BodyLimit,
-                max_bytes=settings.max_body_bytes,
-                per_path={"/api/uploads": settings.max_upload_bytes},
-            ),
-        ],
+        )
+    return stack
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or load_settings()
+    return Starlette(
+        routes=routes(),
+        middleware=middleware(settings),
         lifespan=lifespan_for(settings),
         exception_handlers={
             ApiError: api_error,

@@ -18,6 +18,7 @@ import sys
 from typing import Any
 
 import redis.asyncio as aioredis
+import uvloop
 from arq.worker import Worker
 from redis.exceptions import RedisError
 
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         return asyncio.run(check(settings, args.pid))
     setup_logging(settings, "worker")
-    asyncio.run(supervise(settings))
+    uvloop.run(supervise(settings))
     return 0
 
 

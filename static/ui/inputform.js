@@ -81,7 +81,9 @@ export class InputForm {
     wrap.className = kind === "boolean" ? "field field-check" : "field";
     const label = document.createElement("label");
     label.htmlFor = id;
-    label.textContent = schema.title && schema.title !== humanize(name) ? schema.title : humanize(name);
+    // A title the schema generator made from the name reads worse than the name itself.
+    const generated = String(name).split("_").map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join(" ");
+    label.textContent = schema.title && schema.title !== generated ? schema.title : humanize(name);
     if (kind === "number" && /duration|seconds|_s$/i.test(name)) {
       const unit = document.createElement("span");
       unit.className = "unit";

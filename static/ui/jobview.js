@@ -64,6 +64,7 @@ export class JobView {
       progressText: $("progress-text"),
       elapsed: $("job-elapsed"),
       eta: $("job-eta"),
+      facts: $("job-facts"),
       step: $("job-step"),
       message: $("job-message"),
       steps: $("steps"),
@@ -214,6 +215,8 @@ export class JobView {
     el.progressFill.style.width = (status === "completed" ? 100 : pct) + "%";
     el.progressText.textContent = shown + "%";
 
+    // Once it has ended, the outcome below says it better.
+    el.facts.hidden = window.jobcast.isFinal(status);
     el.step.textContent = this.stepHeadline(job);
     el.message.textContent = job.message || "—";
 

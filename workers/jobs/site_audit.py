@@ -171,9 +171,11 @@ def parse_page(markup: str, page_url: str) -> PageContent:
     base = urljoin(page_url, base_node.attributes.get("href") or "") if base_node else page_url
     title_node = tree.css_first("title")
     description = next(
-        (" ".join((m.attributes.get("content") or "").split())[:MAX_TEXT_CHARS]
-         for m in tree.css("meta[name]")
-         if (m.attributes.get("name") or "").lower() == "description"),
+        (
+            " ".join((m.attributes.get("content") or "").split())[:MAX_TEXT_CHARS]
+            for m in tree.css("meta[name]")
+            if (m.attributes.get("name") or "").lower() == "description"
+        ),
         None,
     )
     links: dict[str, None] = {}
@@ -194,7 +196,8 @@ def parse_page(markup: str, page_url: str) -> PageContent:
 
 
 _LOC = re.compile(
-    r"<(?:\w+:)?loc>\s*(?:<!\[CDATA\[)?(.*?)(?:\]\]>)?\s*</(?:\w+:)?loc>", re.I | re.S)
+    r"<(?:\w+:)?loc>\s*(?:<!\[CDATA\[)?(.*?)(?:\]\]>)?\s*</(?:\w+:)?loc>", re.I | re.S
+)
 _SITEMAP_INDEX = re.compile(r"<(?:\w+:)?sitemapindex\b", re.I)
 
 
@@ -254,7 +257,7 @@ def _ms_since(started: float) -> int:
     return round((time.perf_counter() - started) * 1000)
 
 
-def _describe(exc: httpx.HTTPError) -> str:
+def _describe(exc: httpx.HTTPError | httpx.InvalidURL) -> str:
     if isinstance(exc, httpx.TimeoutException):
         return "timed out"
     detail = str(exc) or type(exc).__name__
@@ -264,8 +267,9 @@ def _describe(exc: httpx.HTTPError) -> str:
 class Fetcher:
     """Every request of one audit: at most ``concurrency`` at once, each within ``timeout_s``."""
 
-    def __init__(self, client: httpx.AsyncClient, origin: Origin, *, concurrency: int,
-                 timeout_s: float) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, origin: Origin, *, concurrency: int, timeout_s: float
+    ) -> None:
         self._client = client
         self._origin = origin
         self._slots = asyncio.Semaphore(concurrency)
@@ -280,7 +284,7 @@ class Fetcher:
                     return await self._exchange(url, started)
             except TimeoutError:
                 error = f"no answer within {self._timeout_s:g} s"
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
                 error = _describe(exc)
             return Answer(url, elapsed_ms=_ms_since(started), error=error)
 
@@ -304,9 +308,14 @@ class Fetcher:
                 body = await _read_capped(response)
                 size = len(body)
             return Answer(
-                url, status=response.status_code, reason=response.reason_phrase,
-                content_type=content_type, location=response.headers.get("location"),
-                body=body, encoding=response.charset_encoding, size_bytes=size,
+                url,
+                status=response.status_code,
+                reason=response.reason_phrase,
+                content_type=content_type,
+                location=response.headers.get("location"),
+                body=body,
+                encoding=response.charset_encoding,
+                size_bytes=size,
                 elapsed_ms=_ms_since(started),
             )
 
@@ -323,8 +332,12 @@ class Fetcher:
 
 
 def _is_text(content_type: str) -> bool:
-    return (not content_type or content_type.startswith("text/") or content_type in _HTML_TYPES
-            or content_type.endswith(("/xml", "+xml")))
+    return (
+        not content_type
+        or content_type.startswith("text/")
+        or content_type in _HTML_TYPES
+        or content_type.endswith(("/xml", "+xml"))
+    )
 
 
 def _content_length(response: httpx.Response) -> int | None:
@@ -366,8 +379,9 @@ async def load_robots(fetcher: Fetcher, origin: Origin) -> RobotFileParser:
     return robots
 
 
-async def read_sitemaps(fetcher: Fetcher, origin: Origin, robots: RobotFileParser,
-                        limit: int) -> list[str]:
+async def read_sitemaps(
+    fetcher: Fetcher, origin: Origin, robots: RobotFileParser, limit: int
+) -> list[str]:
     """Up to ``limit`` pages of this site listed in its sitemaps (those robots.txt names,
     else /sitemap.xml), following sitemap indexes within ``MAX_SITEMAP_FILES`` files."""
     named = [u for u in map(normalize, robots.site_maps() or []) if u and origin.owns(u)]
@@ -445,8 +459,9 @@ class Crawl:
                     self.discover(link, depth + 1)
         self.pages[url] = page
         crawled = len(self.pages)
-        await job.progress(100 * crawled / self.max_pages,
-                           f"Crawled {crawled}/{self.max_pages} pages")
+        await job.progress(
+            100 * crawled / self.max_pages, f"Crawled {crawled}/{self.max_pages} pages"
+        )
         return page
 
     async def open(self, job: JobContext, start: str) -> None:
@@ -465,7 +480,8 @@ class Crawl:
                 return
             if not self.origin.owns(target):
                 raise PermanentError(
-                    f"{url} redirects to {target}, another site: audit that address instead")
+                    f"{url} redirects to {target}, another site: audit that address instead"
+                )
             if target in self.seen:
                 raise PermanentError(f"{url} redirects in a loop")
             if not self.robots.can_fetch(USER_AGENT, target):
@@ -473,7 +489,8 @@ class Crawl:
             if len(self.pages) >= self.max_pages:
                 raise PermanentError(
                     f"{url} redirects to {target}, past the limit of {self.max_pages} pages: "
-                    "start from that address instead")
+                    "start from that address instead"
+                )
             url = target
         raise PermanentError(f"{start} redirects more than {MAX_REDIRECT_HOPS} times")
 
@@ -482,8 +499,11 @@ class Crawl:
         in_flight: dict[asyncio.Task[Answer], tuple[str, int]] = {}
         try:
             while self.frontier or in_flight:
-                while (self.frontier and len(in_flight) < self.concurrency
-                       and len(self.pages) + len(in_flight) < self.max_pages):
+                while (
+                    self.frontier
+                    and len(in_flight) < self.concurrency
+                    and len(self.pages) + len(in_flight) < self.max_pages
+                ):
                     url, depth = self.frontier.popleft()
                     in_flight[asyncio.create_task(self.fetcher.get(url))] = (url, depth)
                 if not in_flight:
@@ -520,14 +540,23 @@ def _check_start(url: str, answer: Answer) -> None:
         raise PermanentError(f"{url} answered {status}: there is no page to audit there")
     if not answer.is_html:
         raise PermanentError(
-            f"{url} is not an HTML page (it is {answer.content_type or 'of unknown type'})")
+            f"{url} is not an HTML page (it is {answer.content_type or 'of unknown type'})"
+        )
 
 
 # the report
 
 
-def audit_score(*, crawled: int, content_pages: int, with_broken_links: int, redirects: int,
-                slow: int, missing_title: int, missing_description: int) -> int:
+def audit_score(
+    *,
+    crawled: int,
+    content_pages: int,
+    with_broken_links: int,
+    redirects: int,
+    slow: int,
+    missing_title: int,
+    missing_description: int,
+) -> int:
     """0 to 100: 100 less a penalty per problem, weighted by the share of pages it touches.
 
     score = 100 - 40 B - 10 R - 20 S - 15 T - 15 D, rounded and at least 0, where
@@ -535,12 +564,17 @@ def audit_score(*, crawled: int, content_pages: int, with_broken_links: int, red
     a title, without a meta description, and R, S the shares of all pages crawled that
     redirect or are slow. A site failing every check scores 0.
     """
+
     def share(part: int, whole: int) -> float:
         return part / whole if whole else 0.0
 
-    penalty = (40 * share(with_broken_links, content_pages) + 10 * share(redirects, crawled)
-               + 20 * share(slow, crawled) + 15 * share(missing_title, content_pages)
-               + 15 * share(missing_description, content_pages))
+    penalty = (
+        40 * share(with_broken_links, content_pages)
+        + 10 * share(redirects, crawled)
+        + 20 * share(slow, crawled)
+        + 15 * share(missing_title, content_pages)
+        + 15 * share(missing_description, content_pages)
+    )
     return max(0, round(100 - penalty))
 
 
@@ -587,8 +621,8 @@ def analyze(pages: dict[str, Page]) -> Findings:
             final = _final(pages, link)
             if final is not None and final.failed:
                 broken.setdefault(page.url, []).append(
-                    {"page": page.url, "url": link, "status": final.status,
-                     "error": final.error})
+                    {"page": page.url, "url": link, "status": final.status, "error": final.error}
+                )
     chains = {url: chain for url in pages if (chain := _chain(pages, url))}
     return Findings(broken, chains)
 
@@ -598,15 +632,22 @@ def _page_view(page: Page, findings: Findings) -> dict[str, Any]:
     links = content.links if content else []
     on_site = sum(1 for link in links if Origin.of(link) == Origin.of(page.url))
     return {
-        "url": page.url, "depth": page.depth, "status": answer.status, "error": answer.error,
-        "response_ms": answer.elapsed_ms, "size_bytes": answer.size_bytes,
+        "url": page.url,
+        "depth": page.depth,
+        "status": answer.status,
+        "error": answer.error,
+        "response_ms": answer.elapsed_ms,
+        "size_bytes": answer.size_bytes,
         "content_type": answer.content_type or None,
         "title": content.title if content else None,
         "description": content.description if content else None,
-        "h1": content.h1 if content else [], "h2": content.h2 if content else [],
+        "h1": content.h1 if content else [],
+        "h2": content.h2 if content else [],
         "links": {"internal": on_site, "external": len(links) - on_site},
-        "broken_links": [{"url": b["url"], "status": b["status"], "error": b["error"]}
-                         for b in findings.broken.get(page.url, [])],
+        "broken_links": [
+            {"url": b["url"], "status": b["status"], "error": b["error"]}
+            for b in findings.broken.get(page.url, [])
+        ],
         "redirects": findings.chains.get(page.url, []),
         "slow": answer.elapsed_ms > SLOW_PAGE_MS,
     }
@@ -623,17 +664,24 @@ def build_report(start: str, crawl: Crawl, findings: Findings) -> dict[str, Any]
     redirects = [chain[0] for chain in findings.chains.values()]
     skipped = crawl.skipped()
     score = audit_score(
-        crawled=len(pages), content_pages=len(content),
+        crawled=len(pages),
+        content_pages=len(content),
         with_broken_links=sum(1 for p in content if p.url in findings.broken),
-        redirects=len(redirects), slow=len(slow), missing_title=len(missing_title),
+        redirects=len(redirects),
+        slow=len(slow),
+        missing_title=len(missing_title),
         missing_description=len(missing_description),
     )
     return {
         "url": start,
         "summary": {
-            "pages_crawled": len(pages), "broken_links": len(broken_links),
-            "redirects": len(redirects), "slow_pages": slow, "missing_title": missing_title,
-            "missing_description": missing_description, "skipped": len(skipped),
+            "pages_crawled": len(pages),
+            "broken_links": len(broken_links),
+            "redirects": len(redirects),
+            "slow_pages": slow,
+            "missing_title": missing_title,
+            "missing_description": missing_description,
+            "skipped": len(skipped),
             "score": score,
         },
         "pages": [_page_view(page, findings) for page in pages.values()],
@@ -650,10 +698,12 @@ class SiteAuditInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: HttpUrl = Field(
-        description="The page to start from. Only its site (scheme, host and port) is crawled.")
+        description="The page to start from. Only its site (scheme, host and port) is crawled."
+    )
     max_pages: int = Field(50, ge=1, le=200, description="Fetch at most this many pages.")
     max_depth: int = Field(
-        3, ge=0, le=5, description="Follow links at most this many clicks from the start page.")
+        3, ge=0, le=5, description="Follow links at most this many clicks from the start page."
+    )
     concurrency: int = Field(4, ge=1, le=8, description="Requests open at once.")
     timeout_s: float = Field(10.0, ge=0.5, le=30, description="Time limit of each request.")
 
@@ -680,13 +730,18 @@ async def run_site_audit(job: JobContext, params: SiteAuditInput) -> dict[str, A
         raise PermanentError(f"{params.url} is not an http or https URL")
     origin = Origin.of(start)
     async with httpx.AsyncClient(
-        follow_redirects=False, trust_env=False, timeout=httpx.Timeout(params.timeout_s),
-        headers={"User-Agent": USER_AGENT,
-                 "Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"},
+        follow_redirects=False,
+        trust_env=False,
+        timeout=httpx.Timeout(params.timeout_s),
+        headers={
+            "User-Agent": USER_AGENT,
+            "Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5",
+        },
         limits=httpx.Limits(max_connections=params.concurrency),
     ) as client:
-        fetcher = Fetcher(client, origin, concurrency=params.concurrency,
-                          timeout_s=params.timeout_s)
+        fetcher = Fetcher(
+            client, origin, concurrency=params.concurrency, timeout_s=params.timeout_s
+        )
         async with job.step("robots"):
             await job.progress(0, f"Checking {origin.host}")
             await ensure_public(origin.host, origin.port)
@@ -694,8 +749,14 @@ async def run_site_audit(job: JobContext, params: SiteAuditInput) -> dict[str, A
             await job.progress(50, "Read robots.txt; looking for a sitemap")
             seeds = await read_sitemaps(fetcher, origin, robots, params.max_pages)
             await job.progress(100, f"Found {len(seeds)} pages in the sitemap")
-        crawl = Crawl(origin, robots, fetcher, max_pages=params.max_pages,
-                      max_depth=params.max_depth, concurrency=params.concurrency)
+        crawl = Crawl(
+            origin,
+            robots,
+            fetcher,
+            max_pages=params.max_pages,
+            max_depth=params.max_depth,
+            concurrency=params.concurrency,
+        )
         async with job.step("crawl"):
             await crawl.open(job, start)
             for url in seeds:
@@ -709,8 +770,9 @@ async def run_site_audit(job: JobContext, params: SiteAuditInput) -> dict[str, A
     async with job.step("report"):
         report = build_report(start, crawl, findings)
         summary = report["summary"]
-        await job.progress(100, f"Score {summary['score']}/100 over "
-                                f"{summary['pages_crawled']} pages")
+        await job.progress(
+            100, f"Score {summary['score']}/100 over {summary['pages_crawled']} pages"
+        )
     return report
 
 
