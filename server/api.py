@@ -295,7 +295,7 @@ async def _create(
         # the job is committed: the sweep queues it once Redis answers again
         log.warning("job %s: accepted but not queued yet (%s)", job.id, exc)
     metrics.JOBS_SUBMITTED.labels(job.type).inc()
-    log.debug("job %s: %s submitted", job.id, job.type)
+    log.info("job %s: %s submitted", job.id, job.type)
     return accepted, True
 
 
