@@ -251,10 +251,12 @@ WITH j AS (
     RETURNING *
 )""" + _event_tail("'progress'", "$6::jsonb")
 
-# $1 id, $2 attempt, $3 step name, $4 step state, $5 duration_ms, $6 progress, $7 payload
+# $1 id, $2 attempt, $3 step name, $4 step state, $5 duration_ms, $6 progress, $7 payload,
+# $8 message (when the step starts)
 SQL_STEP = """
 WITH j AS (
     UPDATE jobs SET seq = seq + 1, progress = $6, step = $3,
+        message = CASE WHEN $4 = 'running' THEN $8 ELSE message END,
         heartbeat_at = now(), updated_at = now()
     WHERE id = $1 AND attempts = $2 AND status = 'running'
     RETURNING *
@@ -946,12 +948,16 @@ class Store:
         state: StepState,
         duration_ms: int | None,
         progress: float,
+        message: str | None = None,
     ) -> Event | None:
+        """A step starts (``message`` then replaces the last step's), completes or fails."""
         payload: dict[str, Any] = {"step": step, "state": str(state), "progress": progress}
         if duration_ms is not None:
             payload["duration_ms"] = duration_ms
+        if state is StepState.RUNNING:
+            payload["message"] = message
         return await self._fenced(
-            SQL_STEP, job_id, attempt, step, str(state), duration_ms, progress, payload
+            SQL_STEP, job_id, attempt, step, str(state), duration_ms, progress, payload, message
         )
 
     async def finish(

@@ -82,6 +82,7 @@ class Reporter:
         self._settings = state.settings
         self.job_type_name = job_type.name
         self._weights = {s.name: s.weight for s in job_type.steps}
+        self._titles = {s.name: s.title for s in job_type.steps}
         self._total_weight = sum(self._weights.values()) or 1.0
         self._done_weight = 0.0
         self._step: str | None = None
@@ -120,6 +121,7 @@ class Reporter:
                 state=state,
                 duration_ms=duration_ms,
                 progress=progress,
+                message=f"{self._titles[name]}…" if state is StepState.RUNNING else None,
             )
         )
 
