@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket
 
 from jobcast import __version__, metrics
 from jobcast.bus import Hub
@@ -75,9 +76,9 @@ def lifespan_for(settings: Settings) -> Any:
                 limiter=RateLimiter(redis, settings.redis_prefix),
                 estimator=Estimator(store),
                 sockets={},
-                stopping=asyncio.Event(),
+                open_sockets=set(),
             )
-            restore = _close_sockets_first(services.stopping)
+            restore = _close_sockets_first(services.open_sockets)
             try:
                 yield {"services": services}
             finally:
@@ -91,7 +92,7 @@ def lifespan_for(settings: Settings) -> Any:
     return lifespan
 
 
-def _close_sockets_first(stopping: asyncio.Event) -> Callable[[], None]:
+def _close_sockets_first(sockets: set[WebSocket]) -> Callable[[], None]:
     """On SIGTERM/SIGINT, close our websockets with 1001 before the server shuts down.
 
     uvicorn closes open websockets with 1012 when it stops; 1001 (going away) tells
@@ -100,9 +101,15 @@ def _close_sockets_first(stopping: asyncio.Event) -> Callable[[], None]:
     """
     loop = asyncio.get_running_loop()
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    closing: set[asyncio.Task[None]] = set()  # held, so the task is not collected early
+
+    def close_all() -> None:
+        task = loop.create_task(live.close_all(sockets))
+        closing.add(task)
+        task.add_done_callback(closing.discard)
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        loop.call_soon_threadsafe(stopping.set)
+        loop.call_soon_threadsafe(close_all)
         chained = previous[signal.Signals(signum)]
         if callable(chained):
             loop.call_later(_SOCKET_CLOSE_GRACE_S, chained, signum, frame)

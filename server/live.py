@@ -56,15 +56,7 @@ async def _send_error(ws: WebSocket, exc: ApiError, code: int) -> None:
 
 
 async def _run_pair(ws: WebSocket, sender: Callable[[], Awaitable[None]]) -> None:
-    """Run the sender beside a receiver; when either ends, both stop.
-
-    A third task waits for the process to stop, and then closes with 1001.
-    """
-    stopping = _services(ws).stopping
-
-    async def going_away() -> None:
-        await stopping.wait()
-        await _close(ws, status.WS_1001_GOING_AWAY, "server restarting: reconnect")
+    """Run the sender beside a receiver; when either ends, both stop."""
 
     async def receive() -> None:
         try:
@@ -85,7 +77,16 @@ async def _run_pair(ws: WebSocket, sender: Callable[[], Awaitable[None]]) -> Non
 
         group.start_soon(run, receive)
         group.start_soon(run, sender)
-        group.start_soon(run, going_away)
+
+
+async def close_all(sockets: set[WebSocket]) -> None:
+    """Close every open socket with 1001, so that clients reconnect (elsewhere, if they can)."""
+    await asyncio.gather(
+        *(
+            _close(ws, status.WS_1001_GOING_AWAY, "server restarting: reconnect")
+            for ws in list(sockets)
+        )
+    )
 
 
 class JobStream:
@@ -182,6 +183,7 @@ async def _admitted(ws: WebSocket) -> AsyncIterator[UUID | None]:
         yield None
         return
     services.sockets[owner_id] = services.sockets.get(owner_id, 0) + 1
+    services.open_sockets.add(ws)
     gauge = metrics.OPEN_WEBSOCKETS.labels("job" if "job_id" in ws.path_params else "owner")
     gauge.inc()
     try:
@@ -189,6 +191,7 @@ async def _admitted(ws: WebSocket) -> AsyncIterator[UUID | None]:
         yield owner_id
     finally:
         gauge.dec()
+        services.open_sockets.discard(ws)
         left = services.sockets[owner_id] - 1
         if left:
             services.sockets[owner_id] = left

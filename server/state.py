@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from starlette.websockets import WebSocket
 
 from jobcast.bus import Hub
 from jobcast.eta import Estimator
@@ -30,5 +30,5 @@ class Services:
     estimator: Estimator
     # open websockets per owner in this process
     sockets: dict[object, int]
-    # set when the process is told to stop: websockets close with 1001
-    stopping: asyncio.Event
+    # every accepted websocket of this process, closed with 1001 when it is told to stop
+    open_sockets: set[WebSocket]
