@@ -86,6 +86,10 @@ def render(*, sections: Sequence[Section], machine: dict[str, str], services: st
         f"{_UP} rows and worse for {_DOWN} rows. Each number is from this one run; on a "
         "machine that does other work meanwhile, runs differ by tens of percent.",
         "",
+        "Where the time goes (profiles of the submit and event paths), what was changed "
+        "because of them, and which targets are not met yet: "
+        "[docs/performance.md](performance.md).",
+        "",
         "## How each row was measured",
         "",
     ]

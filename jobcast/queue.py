@@ -148,3 +148,11 @@ class Queue:
         }
         if mapping:
             await self._redis.zadd(self._settings.queue_name, mapping, xx=True)
+
+    async def depth(self) -> tuple[int, int]:
+        """Jobs on the queue, and of those the ones whose time has come: one round trip."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zcard(self._settings.queue_name)
+            pipe.zcount(self._settings.queue_name, "-inf", int(time.time() * 1000))
+            depth, due = await pipe.execute()
+        return int(depth), int(due)

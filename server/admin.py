@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 from uuid import UUID
 
@@ -68,12 +67,10 @@ async def stats(request: Request) -> Response:
     await require_admin(request)
     services = services_of(request)
     numbers: dict[str, Any] = await services.store.stats(services.settings.stale_after_s)
-    queue = services.settings.queue_name
+    depth: int | None
+    due: int | None
     try:
-        async with services.redis.pipeline(transaction=False) as pipe:
-            pipe.zcard(queue)
-            pipe.zcount(queue, "-inf", int(time.time() * 1000))
-            depth, due = await pipe.execute()
+        depth, due = await services.queue.depth()
     except (RedisError, OSError):
         depth = due = None
     return model_response(AdminStats(**numbers, queue=QueueStats(depth=depth, due=due)))

@@ -209,13 +209,6 @@ async def submit_job(request: Request) -> Response:
     if callback_url is not None:
         check_target(callback_url, settings.webhook_host_set)
     upload_ids = [_upload_id(raw) for raw in job_type.uploads(params)]
-    await services.limiter.check(
-        "submit",
-        str(owner_id),
-        per_min=settings.submit_rate_per_min,
-        burst=settings.submit_burst,
-        what="submits",
-    )
     accepted, fresh = await _create(
         services,
         owner_id,
@@ -250,8 +243,18 @@ async def _create(
     callback_url: str | None = None,
     retry_of: UUID | None = None,
 ) -> tuple[JobAccepted, bool]:
-    """Store a job (one transaction) and queue it (one Redis call); False for a known key."""
+    """Check the owner's rate, store a job (one statement) and queue it (one Redis call).
+
+    False (with the job) when an idempotency key found the job it made before.
+    """
     settings = services.settings
+    await services.limiter.check(
+        "submit",
+        str(owner_id),
+        per_min=settings.submit_rate_per_min,
+        burst=settings.submit_burst,
+        what="submits",
+    )
     created = await services.store.create_job(
         owner_id=owner_id,
         job_type=job_type,
@@ -322,14 +325,6 @@ async def retry_job(request: Request) -> Response:
         raise Conflict(f"job {job_id} is {old.status}: only failed or cancelled jobs are retried")
     job_type = services.registry.get(old.type)
     params = job_type.parse_input(old.input)
-    settings = services.settings
-    await services.limiter.check(
-        "submit",
-        str(owner_id),
-        per_min=settings.submit_rate_per_min,
-        burst=settings.submit_burst,
-        what="submits",
-    )
     accepted, _ = await _create(
         services,
         owner_id,

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import os
 import signal
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from types import FrameType
@@ -164,12 +163,8 @@ async def metrics_text(request: Request) -> Response:
         install.update(await services.store.gauges(services.settings.stale_after_s))
     except StorageUnavailable:
         pass
-    queue = services.settings.queue_name
     try:
-        async with services.redis.pipeline(transaction=False) as pipe:
-            pipe.zcard(queue)
-            pipe.zcount(queue, "-inf", int(time.time() * 1000))
-            depth, due = await pipe.execute()
+        depth, due = await services.queue.depth()
         install.update(queue_depth=float(depth), queue_due=float(due))
     except (RedisError, OSError):
         pass
