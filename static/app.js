@@ -302,7 +302,7 @@ async function onSubmit(ev) {
   }
   let input;
   try {
-    input = inputForm.value();
+    input = await inputForm.value();
   } catch (err) {
     showFormError(err);
     return;

@@ -3,6 +3,8 @@
  * numbers, integers, strings, enums (nullable or not) and booleans get a field
  * each, named after the property; a type whose input has other shapes gets one
  * JSON box instead. The first field is shown, the others sit under "More options".
+ * A property named upload_ids (a list of upload ids) becomes a file picker: the chosen
+ * files are sent to POST /api/uploads when the form is submitted, and their ids used.
  */
 
 function enumOf(schema) {
@@ -15,7 +17,8 @@ function enumOf(schema) {
   return { values: withEnum.enum, nullable };
 }
 
-function kindOf(schema) {
+function kindOf(schema, name) {
+  if (name === "upload_ids") return "files";
   if (enumOf(schema)) return "enum";
   const type = Array.isArray(schema.type) ? schema.type.find((t) => t !== "null") : schema.type;
   if (type === "number" || type === "integer" || type === "boolean" || type === "string") return type;
@@ -25,6 +28,23 @@ function kindOf(schema) {
     if (plain.length === 1) return kindOf(plain[0]);
   }
   return null;
+}
+
+/** Send files to POST /api/uploads; their upload ids, in order. */
+async function uploadFiles(files) {
+  const form = new FormData();
+  for (const file of files) form.append("file", file, file.name);
+  const response = await fetch("/api/uploads", {
+    method: "POST",
+    body: form,
+    credentials: "same-origin",
+  });
+  const body = await response.json().catch(() => null);
+  if (!response.ok) {
+    const message = body && body.error ? body.error.message : "the upload failed";
+    throw new Error("Upload: " + message);
+  }
+  return body.uploads.map((u) => u.id);
 }
 
 function humanize(name) {
@@ -47,7 +67,7 @@ export class InputForm {
     const props = (schema && schema.properties) || {};
     const names = Object.keys(props);
     const required = new Set((schema && schema.required) || []);
-    if (names.some((n) => !kindOf(props[n]))) {
+    if (names.some((n) => !kindOf(props[n], n))) {
       this.renderJson(schema);
       return;
     }
@@ -75,7 +95,7 @@ export class InputForm {
   }
 
   field(name, schema, isRequired) {
-    const kind = kindOf(schema);
+    const kind = kindOf(schema, name);
     const id = "input-" + name;
     const wrap = document.createElement("div");
     wrap.className = kind === "boolean" ? "field field-check" : "field";
@@ -91,7 +111,13 @@ export class InputForm {
       label.appendChild(unit);
     }
     let input;
-    if (kind === "enum") {
+    if (kind === "files") {
+      input = document.createElement("input");
+      input.type = "file";
+      input.multiple = true;
+      input.accept = ".csv,text/csv,text/plain";
+      label.textContent = "CSV files";
+    } else if (kind === "enum") {
       const { values, nullable } = enumOf(schema);
       input = document.createElement("select");
       if (nullable || !isRequired) {
@@ -128,11 +154,13 @@ export class InputForm {
     input.id = id;
     input.name = name;
     if (isRequired) input.required = true;
-    if (schema.description) {
+    const description =
+      kind === "files" ? "Up to 5 CSV files (UTF-8), profiled column by column." : schema.description;
+    if (description) {
       const hint = document.createElement("p");
       hint.className = "hint";
       hint.id = id + "-hint";
-      hint.textContent = schema.description;
+      hint.textContent = description;
       input.setAttribute("aria-describedby", hint.id);
       if (kind === "boolean") wrap.append(input, label, hint);
       else wrap.append(label, input, hint);
@@ -165,8 +193,8 @@ export class InputForm {
     this.json = area;
   }
 
-  /** The input object, or throws an Error naming the field at fault. */
-  value() {
+  /** The input object (files uploaded first), or throws an Error naming the field at fault. */
+  async value() {
     for (const f of this.fields) f.input.removeAttribute("aria-invalid");
     if (this.json) {
       let parsed;
@@ -184,6 +212,14 @@ export class InputForm {
     const input = {};
     for (const f of this.fields) {
       const el = f.input;
+      if (f.kind === "files") {
+        if (!el.files || el.files.length === 0) {
+          this.markInvalid(f.name);
+          throw new Error("Choose at least one CSV file.");
+        }
+        input[f.name] = await uploadFiles(el.files);
+        continue;
+      }
       if (f.kind === "boolean") {
         input[f.name] = el.checked;
         continue;
