@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from uuid import UUID
 
-import anyio
 from starlette import status
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -56,7 +55,11 @@ async def _send_error(ws: WebSocket, exc: ApiError, code: int) -> None:
 
 
 async def _run_pair(ws: WebSocket, sender: Callable[[], Awaitable[None]]) -> None:
-    """Run the sender beside a receiver; when either ends, both stop."""
+    """Run the sender beside a receiver; when either ends, both stop.
+
+    Two tasks, cancelled together; an error of the sender (a slow client, Postgres gone)
+    is raised here as itself, for the caller to close the socket with the right code.
+    """
 
     async def receive() -> None:
         try:
@@ -67,16 +70,17 @@ async def _run_pair(ws: WebSocket, sender: Callable[[], Awaitable[None]]) -> Non
         except WebSocketDisconnect:
             return
 
-    async with anyio.create_task_group() as group:
-
-        async def run(fn: Callable[[], Awaitable[None]]) -> None:
-            try:
-                await fn()
-            finally:
-                group.cancel_scope.cancel()
-
-        group.start_soon(run, receive)
-        group.start_soon(run, sender)
+    sending = asyncio.ensure_future(sender())
+    receiving = asyncio.ensure_future(receive())
+    try:
+        await asyncio.wait({sending, receiving}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (sending, receiving):
+            task.cancel()
+        await asyncio.gather(sending, receiving, return_exceptions=True)
+    error = None if sending.cancelled() else sending.exception()
+    if error is not None:
+        raise error
 
 
 async def close_all(sockets: set[WebSocket]) -> None:
