@@ -17,7 +17,7 @@ import asyncpg
 
 from jobcast.bus import Hint, Hub, Resync
 from jobcast.settings import Settings
-from jobcast.store import NOTIFY_CHANNEL
+from jobcast.sql import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ A job socket subscribes to the job's channel first, then sends the snapshot,
 then replays ``job_events`` after the client's ``after``, then streams live
 events. It tracks the last ``seq`` sent: duplicates are dropped, and any gap
 (an event missed over Redis, a NOTIFY hint, a reconnect of pub/sub) is filled
-from Postgres. Each socket runs two loops in one task group, receiving and
-sending, cancelled together when either ends.
+from Postgres. Each socket runs two loops, receiving and sending, as two tasks
+cancelled together when either ends.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ from server.state import Services
 
 log = logging.getLogger(__name__)
 
-WS_4401_UNAUTHORIZED = 4401
 WS_4404_NOT_FOUND = 4404
 _SEND_TIMEOUT_S = 10.0
 
