@@ -72,6 +72,16 @@ def parse_job_id(raw: str) -> UUID:
         raise NotFound("no such job") from None
 
 
+async def owned_job(request: Request) -> tuple[Services, UUID, Job]:
+    """The job of the path, if the caller owns it: a plain 404 otherwise, as if none."""
+    services = services_of(request)
+    owner_id = await owner_of(request)
+    job = await services.store.get_job(parse_job_id(request.path_params["job_id"]), owner_id)
+    if job is None:
+        raise NotFound("no such job")
+    return services, owner_id, job
+
+
 def int_param(request: Request, name: str, default: int, lo: int, hi: int) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
@@ -315,14 +325,9 @@ async def job_view(services: Services, job: Job) -> JobOut:
     responses={202: JobAccepted, **error_responses(401, 404, 409, 422, 429, 503)},
 )
 async def retry_job(request: Request) -> Response:
-    services = services_of(request)
-    owner_id = await owner_of(request)
-    job_id = parse_job_id(request.path_params["job_id"])
-    old = await services.store.get_job(job_id, owner_id)
-    if old is None:
-        raise NotFound("no such job")
+    services, owner_id, old = await owned_job(request)
     if old.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
-        raise Conflict(f"job {job_id} is {old.status}: only failed or cancelled jobs are retried")
+        raise Conflict(f"job {old.id} is {old.status}: only failed or cancelled jobs are retried")
     job_type = services.registry.get(old.type)
     params = job_type.parse_input(old.input)
     accepted, _ = await _create(
@@ -345,12 +350,7 @@ async def retry_job(request: Request) -> Response:
     responses={200: JobOut, 304: None, **error_responses(401, 404, 503)},
 )
 async def get_job(request: Request) -> Response:
-    services = services_of(request)
-    owner_id = await owner_of(request)
-    job_id = parse_job_id(request.path_params["job_id"])
-    job = await services.store.get_job(job_id, owner_id)
-    if job is None:
-        raise NotFound("no such job")
+    services, _, job = await owned_job(request)
     headers = {"ETag": job.etag, "Cache-Control": "no-cache"}
     if request.headers.get("if-none-match") == job.etag:
         return Response(status_code=304, headers=headers)
@@ -366,14 +366,10 @@ async def get_job(request: Request) -> Response:
     ),
 )
 async def job_events(request: Request) -> Response:
-    services = services_of(request)
-    owner_id = await owner_of(request)
-    job_id = parse_job_id(request.path_params["job_id"])
+    services, _, job = await owned_job(request)
     after = int_param(request, "after", 0, 0, 2**62)
     limit = int_param(request, "limit", 1000, 1, 1000)
-    if await services.store.get_job(job_id, owner_id) is None:
-        raise NotFound("no such job")
-    events = await services.store.events_after(job_id, after, limit)
+    events = await services.store.events_after(job.id, after, limit)
     return model_response(EventList(events=[EventOut.model_validate(e.wire()) for e in events]))
 
 
@@ -382,12 +378,7 @@ async def job_events(request: Request) -> Response:
     responses={200: ResultOut, 202: NotFinished, **error_responses(401, 404, 409, 410, 503)},
 )
 async def job_result(request: Request) -> Response:
-    services = services_of(request)
-    owner_id = await owner_of(request)
-    job_id = parse_job_id(request.path_params["job_id"])
-    job = await services.store.get_job(job_id, owner_id)
-    if job is None:
-        raise NotFound("no such job")
+    services, _, job = await owned_job(request)
     if job.status is JobStatus.COMPLETED:
         job_type = services.registry.get(job.type) if job.type in services.registry else None
         ttl_s = job_type.result_ttl_s if job_type else None
