@@ -358,12 +358,12 @@ class Store:
         owner_id: UUID,
         job_type: JobType,
         params: dict[str, Any],
-        priority: int,
-        delay_s: float,
-        estimated_s: float,
-        max_attempts: int,
-        timeout_s: float,
-        max_active: int,
+        priority: int = 0,
+        delay_s: float = 0.0,
+        estimated_s: float | None = None,
+        max_attempts: int | None = None,
+        timeout_s: float | None = None,
+        max_active: int | None = None,
         upload_ids: list[UUID] | None = None,
         parent_id: UUID | None = None,
         idempotency_key: str | None = None,
@@ -371,13 +371,18 @@ class Store:
         job_id: UUID | None = None,
         retry_of: UUID | None = None,
     ) -> Created | None:
-        """Insert a job and its first event; None when the owner is at max_active jobs.
+        """Insert a job and its first event; None when the owner is at ``max_active`` jobs
+        (None: no cap), or when a ``job_id`` given is taken already.
 
-        ``upload_ids`` are tied to the new job in the same transaction: each must be the
-        owner's and not yet used by another job, else InvalidInput and nothing is stored.
+        Unset attempts, time limit and estimate are the type's. ``upload_ids`` are tied to
+        the new job in the same transaction: each must be the owner's and not yet used by
+        another job, else InvalidInput and nothing is stored.
         """
-        fixed_id = job_id is not None
         job_id = job_id or uuid4()
+        max_attempts = max_attempts or job_type.max_attempts
+        timeout_s = timeout_s or job_type.timeout_s
+        if estimated_s is None:
+            estimated_s = job_type.estimate(job_type.input_model.model_validate(params))
         steps = job_type.steps
         message = f"Scheduled to start in {delay_s:g} s" if delay_s > 0 else None
         first = {"status": "pending", "attempt": 0, "message": message, "progress": 0}
@@ -401,8 +406,7 @@ class Store:
             callback_url,
             message,
             retry_of,
-            # children are bounded by their parent's code; scheduled jobs by their schedule
-            None if parent_id is not None or fixed_id else max_active,
+            max_active,
         )
 
         async def insert() -> asyncpg.Record | UUID | None:
@@ -425,8 +429,8 @@ class Store:
 
         try:
             row = await self._run(insert)
-        except asyncpg.DataError as exc:
-            # e.g. a \u0000 in a string, which Postgres cannot store in jsonb
+        except (asyncpg.UntranslatableCharacterError, asyncpg.CharacterNotInRepertoireError) as exc:
+            # a \u0000 in a string, which Postgres cannot store in jsonb
             raise InvalidInput(f"input: a value cannot be stored: {exc}") from None
         if row is None:
             return None

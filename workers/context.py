@@ -194,12 +194,7 @@ class Reporter:
                 job_type=child_type,
                 params=params.model_dump(mode="json"),
                 priority=self.priority,
-                delay_s=0,
-                estimated_s=child_type.estimate(params),
-                max_attempts=child_type.max_attempts,
-                timeout_s=child_type.timeout_s,
-                max_active=0,
-                parent_id=self.job_id,
+                parent_id=self.job_id,  # no cap: children are bounded by their parent's code
             ),
             deadline_s=self._settings.persist_deadline_s,
             what=f"job {self.job_id}",

@@ -164,12 +164,7 @@ class Reaper:
                 job_type=job_type,
                 params=params.model_dump(mode="json"),
                 priority=schedule.priority,
-                delay_s=0,
-                estimated_s=job_type.estimate(params),
-                max_attempts=job_type.max_attempts,
-                timeout_s=job_type.timeout_s,
-                max_active=0,
-                job_id=schedule.job_id(tick),
+                job_id=schedule.job_id(tick),  # the same for every worker: one job a tick
             )
             if created is None or created.event is None:
                 continue  # this tick's job exists already
