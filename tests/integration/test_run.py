@@ -102,5 +102,9 @@ async def test_make_run_starts_embedded_servers_web_and_worker_and_stops_cleanly
         await eventually(postgres_stopped, timeout_s=15, what="embedded postgres stopped")
     finally:
         if launcher.poll() is None:
+            # a failed test must not leave the web and worker processes behind
+            left = psutil.Process(launcher.pid).children(recursive=True)
             launcher.kill()
+            for child in left:
+                child.kill()
         print(log_path.read_text(errors="replace")[-4000:])
