@@ -49,6 +49,16 @@
     return Object.prototype.hasOwnProperty.call(obj, key);
   }
 
+  /** A websocket message as an object, or null when it is not a JSON object. */
+  function parseMessage(msg) {
+    try {
+      var data = JSON.parse(msg.data);
+      return data && typeof data === "object" ? data : null;
+    } catch (_) {
+      return null;
+    }
+  }
+
   function later(fn) {
     // A broken callback must not break the connection logic: rethrow outside it.
     return function () {
@@ -575,13 +585,8 @@
 
         sock.onmessage = function (msg) {
           if (ws !== sock) return;
-          var data;
-          try {
-            data = JSON.parse(msg.data);
-          } catch (_) {
-            return;
-          }
-          if (!data || typeof data !== "object") return;
+          var data = parseMessage(msg);
+          if (!data) return;
           if (data.type === "snapshot") {
             gotSnapshot = true;
             failures = 0;
@@ -782,13 +787,8 @@
         };
         sock.onmessage = function (msg) {
           if (ws !== sock) return;
-          var data;
-          try {
-            data = JSON.parse(msg.data);
-          } catch (_) {
-            return;
-          }
-          if (!data || typeof data !== "object") return;
+          var data = parseMessage(msg);
+          if (!data) return;
           if (data.type === "event" && typeof opts.onEvent === "function") {
             later(opts.onEvent)(data);
           } else if (data.type === "resync" && typeof opts.onResync === "function") {

@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -179,6 +178,3 @@ def chaos_env(**overrides: str) -> dict[str, str]:
     env.update(overrides)
     return env
 
-
-def data_dir_cleanup(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)

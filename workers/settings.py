@@ -60,15 +60,9 @@ def worker_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-class WorkerSettings:
-    functions = worker_options(SETTINGS)["functions"]
-    on_startup = startup
-    on_shutdown = shutdown
-    redis_settings = worker_options(SETTINGS)["redis_settings"]
-    queue_name = SETTINGS.queue_name
-    max_jobs = SETTINGS.worker_concurrency
-    keep_result = 0
-    poll_delay = 0.05
-    job_timeout = ARQ_TIMEOUT_S
-    max_tries = 1_000_000
-    job_completion_wait = SETTINGS.shutdown_grace_s
+# arq reads its settings from a class's attributes: the same options the supervisor uses.
+WorkerSettings = type(
+    "WorkerSettings",
+    (),
+    {**worker_options(SETTINGS), "on_startup": startup, "on_shutdown": shutdown},
+)
