@@ -7,6 +7,8 @@ CREATE TABLE IF NOT EXISTS owners (
     token_hash      bytea NOT NULL,
     -- signs this owner's completion webhooks (HMAC-SHA256)
     webhook_secret  text NOT NULL,
+    -- pending plus running jobs, kept by the jobcast_count_active trigger on jobs
+    active_jobs     integer NOT NULL DEFAULT 0,
     created_at      timestamptz NOT NULL DEFAULT now()
 );
 -- token lookup on every authenticated request
@@ -144,16 +146,88 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
 CREATE INDEX IF NOT EXISTS webhook_deliveries_due_idx ON webhook_deliveries (next_at)
     WHERE status = 'pending';
 
+-- Jobs that left pending/running (or were deleted while in them), not yet subtracted from
+-- their owner's active_jobs. Ends are written here, insert-only, instead of to the owner's
+-- row, so that workers finishing one owner's jobs never wait for that owner's submits;
+-- each submit (and the sweep, for owners that stopped submitting) folds them into the
+-- owner's row under the same lock that serializes the owner's submits.
+CREATE TABLE IF NOT EXISTS owner_job_ends (
+    owner_id  uuid NOT NULL,
+    ended     integer NOT NULL DEFAULT 1
+);
+CREATE INDEX IF NOT EXISTS owner_job_ends_owner_idx ON owner_job_ends (owner_id);
+
+-- owners.active_jobs for databases made before the column existed: added and counted once
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                   WHERE table_schema = current_schema() AND table_name = 'owners'
+                     AND column_name = 'active_jobs') THEN
+        ALTER TABLE owners ADD COLUMN active_jobs integer NOT NULL DEFAULT 0;
+        UPDATE owners o SET active_jobs = (SELECT count(*) FROM jobs j
+                                           WHERE j.owner_id = o.id
+                                             AND j.status IN ('pending', 'running'));
+        DELETE FROM owner_job_ends;  -- counted afresh just now
+    END IF;
+END
+$$;
+
+-- Keeps owners.active_jobs minus the owner's rows in owner_job_ends equal to the owner's
+-- pending plus running jobs: the row triggers below fire only when a job enters or leaves
+-- those states, so progress updates and the deletion of finished jobs never touch either.
+CREATE OR REPLACE FUNCTION jobcast_count_active() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        INSERT INTO owner_job_ends (owner_id) VALUES (OLD.owner_id);
+    ELSIF NEW.status IN ('pending', 'running') THEN
+        -- a new job: its submit holds the owner's row already (jobcast_submit_gate)
+        UPDATE owners SET active_jobs = active_jobs + 1 WHERE id = NEW.owner_id;
+    ELSE
+        INSERT INTO owner_job_ends (owner_id) VALUES (NEW.owner_id);
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE OR REPLACE TRIGGER jobs_active_insert AFTER INSERT ON jobs FOR EACH ROW
+    WHEN (NEW.status IN ('pending', 'running')) EXECUTE FUNCTION jobcast_count_active();
+CREATE OR REPLACE TRIGGER jobs_active_update AFTER UPDATE OF status ON jobs FOR EACH ROW
+    WHEN ((OLD.status IN ('pending', 'running')) <> (NEW.status IN ('pending', 'running')))
+    EXECUTE FUNCTION jobcast_count_active();
+CREATE OR REPLACE TRIGGER jobs_active_delete AFTER DELETE ON jobs FOR EACH ROW
+    WHEN (OLD.status IN ('pending', 'running')) EXECUTE FUNCTION jobcast_count_active();
+
+-- Locks the owner's row (to the end of the transaction), subtracts its recorded ends and
+-- returns its active jobs. Committed ends only: one still being committed is counted at
+-- the next fold, so the count can be one high for a moment, never low.
+CREATE OR REPLACE FUNCTION jobcast_fold_ends(p_owner uuid) RETURNS bigint
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    active bigint;
+    n_ended bigint;
+BEGIN
+    SELECT active_jobs INTO active FROM owners WHERE id = p_owner FOR NO KEY UPDATE;
+    WITH gone AS (DELETE FROM owner_job_ends WHERE owner_id = p_owner RETURNING owner_job_ends.ended)
+    SELECT COALESCE(sum(gone.ended), 0) INTO n_ended FROM gone;
+    IF n_ended > 0 THEN
+        UPDATE owners SET active_jobs = active_jobs - n_ended WHERE id = p_owner
+        RETURNING active_jobs INTO active;
+    END IF;
+    RETURN active;
+END
+$$;
+
 -- The submit gate, called by the submit statement itself: it serializes one owner's
--- submits (an advisory lock held to the end of the transaction), frees an idempotency key
--- older than 24 hours, and returns how many active jobs the owner has and which job an
+-- submits (the lock on the owner's row that jobcast_fold_ends takes), frees an
+-- idempotency key older than 24 hours, and returns how many active jobs the owner has
+-- (a counter, so a submit costs the same with 10 or 100,000 jobs queued) and which job an
 -- idempotency key already made. VOLATILE: each statement inside sees a fresh snapshot,
 -- taken after the lock, so parallel submits cannot race past the cap.
 CREATE OR REPLACE FUNCTION jobcast_submit_gate(p_owner uuid, p_key text,
                                                OUT active bigint, OUT existing uuid)
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
-    PERFORM pg_advisory_xact_lock(hashtextextended(p_owner::text, 0));
+    active := jobcast_fold_ends(p_owner);
     IF p_key IS NOT NULL THEN
         SELECT id INTO existing FROM jobs
         WHERE owner_id = p_owner AND idempotency_key = p_key
@@ -163,8 +237,6 @@ BEGIN
             WHERE owner_id = p_owner AND idempotency_key = p_key;
         END IF;
     END IF;
-    SELECT count(*) INTO active FROM jobs
-    WHERE owner_id = p_owner AND status IN ('pending', 'running');
 END
 $$;
 

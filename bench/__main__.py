@@ -28,7 +28,7 @@ import asyncpg
 import redis.asyncio as aioredis
 import uvloop
 
-from bench import connections, events, polling, scaleout, submit, throughput
+from bench import connections, events, polling, scaleout, submit, throughput, watched
 from bench.harness import (
     FULL,
     QUICK,
@@ -60,6 +60,7 @@ BENCHMARKS: tuple[tuple[int, str, Benchmark], ...] = (
     (4, "Connections", connections.run),
     (5, "Polling", polling.run),
     (6, "Scale-out", scaleout.run),
+    (7, "A watched job runs as fast", watched.run),
 )
 
 

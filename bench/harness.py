@@ -46,6 +46,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 
+from bench.load import LoadClient
 from jobcast.dev import child_env, web_command, worker_command
 from jobcast.services import Endpoints, free_port
 from jobcast.settings import ROOT, Settings
@@ -450,11 +451,9 @@ async def describe_machine(db: asyncpg.Pool, redis: aioredis.Redis) -> dict[str,
 # ---------------------------------------------------------------- clients
 
 
-def http(base_url: str, token: str | None = None, connections: int = 20) -> httpx.AsyncClient:
-    """An HTTP client with a keep-alive pool of ``connections``."""
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    return httpx.AsyncClient(base_url=base_url, headers=headers, limits=limits, timeout=30.0)
+def http(base_url: str, token: str | None = None, connections: int = 20) -> LoadClient:
+    """The load generator's HTTP client, with a keep-alive pool of ``connections``."""
+    return LoadClient(base_url, token, connections)
 
 
 async def new_owner(base_url: str) -> str:
@@ -466,7 +465,7 @@ async def new_owner(base_url: str) -> str:
     return token
 
 
-async def submit(client: httpx.AsyncClient, job_type: str, job_input: dict[str, Any],
+async def submit(client: LoadClient, job_type: str, job_input: dict[str, Any],
                  **fields: Any) -> str:
     response = await client.post("/api/jobs", json={"type": job_type, "input": job_input, **fields})
     if response.status_code != 202:
@@ -483,9 +482,21 @@ async def owner_of_job(db: asyncpg.Pool, job_id: str) -> uuid.UUID:
 
 async def wait_completed(db: asyncpg.Pool, owner_id: uuid.UUID, expected: int,
                          timeout_s: float) -> float:
-    """Wait until ``expected`` jobs of the owner completed; the time (epoch s) of the last."""
+    """Wait until ``expected`` jobs of the owner completed; the time (epoch s) of the last.
+
+    It looks at the owner's count of active jobs (one row, the submit gate's counter) until
+    it is 0, and only then reads the jobs: the wait costs Postgres next to nothing while
+    the jobs run.
+    """
 
     async def done() -> float | None:
+        active = await db.fetchval(
+            "SELECT active_jobs - (SELECT COALESCE(sum(ended), 0) FROM owner_job_ends"
+            " WHERE owner_id = $1) FROM owners WHERE id = $1",
+            owner_id,
+        )
+        if active:
+            return None
         row = await db.fetchrow(
             "SELECT count(*) FILTER (WHERE status = 'completed') AS completed,"
             " count(*) FILTER (WHERE status IN ('failed', 'cancelled')) AS other,"

@@ -8,8 +8,6 @@ reading the same row with asyncpg and answering the same two ways.
 
 from __future__ import annotations
 
-import httpx
-
 from bench.harness import (
     BenchError,
     Figure,
@@ -23,11 +21,12 @@ from bench.harness import (
     submit,
     wait_completed,
 )
+from bench.load import LoadClient
 
 CLIENTS = 10
 
 
-async def poll(client: httpx.AsyncClient, path: str, etag: str | None, expect: int,
+async def poll(client: LoadClient, path: str, etag: str | None, expect: int,
                duration_s: float) -> Load:
     headers = {"If-None-Match": etag} if etag else {}
 
@@ -40,7 +39,7 @@ async def poll(client: httpx.AsyncClient, path: str, etag: str | None, expect: i
     return await hammer(one, concurrency=CLIENTS, duration_s=duration_s)
 
 
-async def both_ways(client: httpx.AsyncClient, path: str, duration_s: float) -> tuple[Load, Load]:
+async def both_ways(client: LoadClient, path: str, duration_s: float) -> tuple[Load, Load]:
     first = await client.get(path)
     if first.status_code != 200 or "etag" not in first.headers:
         raise BenchError(f"GET {path} answered {first.status_code} without an ETag")
@@ -75,7 +74,7 @@ async def run(ctx: Run, section: Section) -> None:
     ]
     section.notes = [
         f"{CLIENTS} concurrent keep-alive clients for {duration_s:g} s each, after a short "
-        "unmeasured warm-up. The client (httpx, in the benchmark process) shares the machine's "
+        "unmeasured warm-up. The client (aiohttp, in the benchmark process) shares the machine's "
         "cores with the server, so on a small machine both figures are partly the client's.",
         "jobcast checks the token and reads the job with its steps for both answers (the ETag "
         "is the job's id and `seq`); the bare app reads the row alone, without an owner check.",

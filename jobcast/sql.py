@@ -363,6 +363,13 @@ WHERE job_id = $1 AND attempt = $2 - 1
 ON CONFLICT DO NOTHING
 """
 
+# $1 how many owners at most: fold the recorded job ends of owners that have any into their
+# active_jobs (the submit gate does it for owners that submit; this is for the rest)
+SQL_FOLD_ENDS = """
+SELECT count(jobcast_fold_ends(o.owner_id))::int
+FROM (SELECT DISTINCT owner_id FROM owner_job_ends ORDER BY owner_id LIMIT $1) o
+"""
+
 # $1 lease name, $2 holder, $3 seconds: the lease is taken when free, expired, or ours
 SQL_TAKE_LEASE = """
 INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, now() + $3 * interval '1 second')

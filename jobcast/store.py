@@ -38,6 +38,7 @@ from jobcast.sql import (
     SQL_EVENTS_AFTER,
     SQL_EXPIRE_RESULTS,
     SQL_FINISH,
+    SQL_FOLD_ENDS,
     SQL_GET_JOB,
     SQL_HAND_BACK,
     SQL_HEARTBEAT,
@@ -742,6 +743,11 @@ class Store:
             )
         )
         return {r["id"]: r["priority"] for r in rows}
+
+    async def fold_job_ends(self, owners: int = 1000) -> int:
+        """Settle the active-job counts of owners with recorded ends; how many owners."""
+        folded: int = await self._run(lambda: self.pool.fetchval(SQL_FOLD_ENDS, owners))
+        return folded
 
     async def delete_expired(
         self, completed_days: float, failed_days: float, cancelled_days: float

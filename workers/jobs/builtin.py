@@ -1,6 +1,7 @@
 """The two built-in job types every install has: ``noop`` and ``demo``.
 
-Tests and benchmarks rely on them: ``noop`` completes at once; ``demo`` walks
+Tests and benchmarks rely on them: ``noop`` completes at once (or after ``sleep_s``,
+without a single progress event: a bare job, as arq alone would run it); ``demo`` walks
 through four steps in about ``duration`` seconds and can be told to fail.
 """
 
@@ -18,8 +19,12 @@ from jobcast.registry import JobContext, JobType, Step
 class NoopInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    sleep_s: float = Field(0.0, ge=0, le=60, description="Seconds to wait before completing.")
+
 
 async def run_noop(job: JobContext, params: NoopInput) -> dict[str, Any]:
+    if params.sleep_s:
+        await asyncio.sleep(params.sleep_s)
     return {"ok": True}
 
 
@@ -68,7 +73,7 @@ JOB_TYPES = (
         title="No-op",
         input_model=NoopInput,
         run=run_noop,
-        estimate=lambda _params: 0.0,
+        estimate=lambda params: float(params.sleep_s),
     ),
     JobType(
         name="demo",

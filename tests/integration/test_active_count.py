@@ -1,0 +1,128 @@
+"""The per-owner count of active jobs that the submit gate reads, against a real Postgres.
+
+The count is kept by triggers on ``jobs``; these tests walk a job through every way in or
+out of pending/running and compare the counter with a real ``count(*)`` each time.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from uuid import UUID
+
+import asyncpg
+import pytest
+
+from jobcast.model import JobStatus
+from jobcast.registry import load_registry
+from jobcast.store import Store, apply_schema
+from tests.conftest import DatabaseFactory
+
+
+@pytest.fixture
+async def store(new_database: DatabaseFactory) -> AsyncIterator[Store]:
+    async with Store.open(await new_database()) as opened:
+        yield opened
+
+
+async def counts(store: Store, owner: UUID) -> tuple[int, int]:
+    """(the counter less the recorded ends, the real number of pending plus running jobs)."""
+    async with store.pool.acquire() as conn:
+        counter = await conn.fetchval(
+            "SELECT active_jobs - (SELECT COALESCE(sum(ended), 0) FROM owner_job_ends"
+            " WHERE owner_id = $1) FROM owners WHERE id = $1",
+            owner,
+        )
+        real = await conn.fetchval(
+            "SELECT count(*) FROM jobs WHERE owner_id = $1 AND status IN ('pending', 'running')",
+            owner,
+        )
+    return counter, real
+
+
+async def new_job(store: Store, owner: UUID, max_active: int | None = None) -> UUID | None:
+    created = await store.create_job(
+        owner_id=owner, job_type=load_registry().get("noop"), params={}, max_active=max_active
+    )
+    return created.job.id if created is not None else None
+
+
+async def test_the_counter_follows_every_way_in_and_out(store: Store) -> None:
+    owner = await store.create_owner(uuid.uuid4().hex)
+    other = await store.create_owner(uuid.uuid4().hex)
+    ids = [await new_job(store, owner) for _ in range(6)]
+    await new_job(store, other)
+    assert await counts(store, owner) == (6, 6)
+
+    claimed = await store.claim(ids[0])  # pending -> running: still active
+    assert claimed is not None
+    assert await counts(store, owner) == (6, 6)
+    await store.finish(ids[0], 1, status=JobStatus.COMPLETED, result={})
+    assert await counts(store, owner) == (5, 5)
+
+    await store.claim(ids[1])
+    await store.retry_later(ids[1], 1, delay_s=0, message="again", error={"message": "x"})
+    assert await counts(store, owner) == (5, 5)  # running -> pending: still active
+    await store.claim(ids[1])
+    await store.finish(ids[1], 2, status=JobStatus.FAILED, error={"message": "x"})
+    assert await counts(store, owner) == (4, 4)
+
+    await store.claim(ids[2])
+    await store.hand_back(ids[2], 1, message="stopping")
+    assert await counts(store, owner) == (4, 4)
+
+    assert await store.cancel(ids[3], owner) is not None
+    assert await counts(store, owner) == (3, 3)
+
+    async with store.pool.acquire() as conn:
+        await conn.execute("DELETE FROM jobs WHERE id = $1", ids[4])  # an active job deleted
+        await conn.execute("DELETE FROM jobs WHERE id = $1", ids[0])  # a finished one
+    assert await counts(store, owner) == (2, 2)
+    assert await store.delete_expired(0, 0, 0) == 2  # retention: finished jobs only
+    assert await counts(store, owner) == (2, 2)
+    assert await counts(store, other) == (1, 1)
+
+    assert await store.fold_job_ends() == 1  # the sweep settles the ends into the counter
+    async with store.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM owner_job_ends") == 0
+        assert await conn.fetchval("SELECT active_jobs FROM owners WHERE id = $1", owner) == 2
+    assert await counts(store, owner) == (2, 2)
+
+
+async def test_the_cap_counts_with_the_counter(store: Store) -> None:
+    owner = await store.create_owner(uuid.uuid4().hex)
+    first = await new_job(store, owner, max_active=2)
+    assert await new_job(store, owner, max_active=2) is not None
+    assert await new_job(store, owner, max_active=2) is None  # at the cap: nothing stored
+    assert await counts(store, owner) == (2, 2)
+    assert first is not None
+    await store.claim(first)
+    await store.finish(first, 1, status=JobStatus.COMPLETED, result={})
+    assert await new_job(store, owner, max_active=2) is not None  # room again
+    assert await counts(store, owner) == (2, 2)
+    async with store.pool.acquire() as conn:  # that submit folded the end in
+        assert await conn.fetchval("SELECT count(*) FROM owner_job_ends") == 0
+
+
+async def test_an_older_database_gets_its_counts_when_the_schema_is_applied(
+    new_database: DatabaseFactory,
+) -> None:
+    dsn = await new_database()
+    async with Store.open(dsn) as store:
+        owner = await store.create_owner(uuid.uuid4().hex)
+        for _ in range(3):
+            await new_job(store, owner)
+        done = await new_job(store, owner)
+        assert done is not None
+        await store.claim(done)
+        await store.finish(done, 1, status=JobStatus.COMPLETED, result={})
+    conn = await asyncpg.connect(dsn)
+    try:  # as a database made before the column existed
+        await conn.execute("ALTER TABLE owners DROP COLUMN active_jobs")
+        await apply_schema(dsn)
+    finally:
+        await conn.close()
+    async with Store.open(dsn) as store:
+        assert await counts(store, owner) == (3, 3)
+        await apply_schema(dsn)  # and applying it again leaves the count alone
+        assert await counts(store, owner) == (3, 3)
