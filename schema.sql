@@ -102,6 +102,15 @@ CREATE TABLE IF NOT EXISTS job_events (
     CONSTRAINT job_events_kind_check CHECK (kind IN ('status', 'step', 'progress'))
 );
 
+-- Server processes whose Redis pub/sub is down, for as long as it is: while any is here,
+-- every state change also NOTIFYs jobcast_events (the fallback channel); while none is,
+-- the NOTIFY, which takes a cluster-wide lock through each commit, is skipped. Unlogged:
+-- a request lives seconds and is renewed while it is needed.
+CREATE UNLOGGED TABLE IF NOT EXISTS fallback_listeners (
+    holder      text PRIMARY KEY,
+    expires_at  timestamptz NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS leases (
     -- a named duty that one process holds at a time (the reaper's sweep), until it expires:
     -- a lease, not a lock, so a frozen holder cannot keep it

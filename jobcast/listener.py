@@ -5,6 +5,12 @@ near 8,000 bytes, and the event itself is read from ``job_events`` when needed.
 The connection is never a pooled one (a pool's reset runs ``UNLISTEN *``), and it
 is pinged with a deadline, since asyncpg sets no TCP keepalive and a silently
 dropped connection would otherwise go unnoticed.
+
+Writers NOTIFY only while some server process asks for it (``fallback_listeners``):
+this one asks as soon as its hub's Redis pub/sub is down, renews the ask while it
+stays down, and withdraws it once pub/sub is back. Right after asking it catches its
+subscribers up from ``job_events`` twice: at once, for what pub/sub lost before the
+ask, and a moment later, for writes that were already under way when it asked.
 """
 
 from __future__ import annotations
@@ -12,17 +18,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
+import uuid
 
 import asyncpg
 
 from jobcast.bus import Hint, Hub, Resync
 from jobcast.settings import Settings
-from jobcast.sql import NOTIFY_CHANNEL
+from jobcast.sql import NOTIFY_CHANNEL, SQL_STOP_NOTIFY, SQL_WANT_NOTIFY
 
 log = logging.getLogger(__name__)
 
 _PING_INTERVAL_S = 2.0
 _PING_DEADLINE_S = 3.0
+# how long one ask for NOTIFYs holds unless renewed (it is renewed every ping interval)
+_ASK_FOR_S = 10.0
+# the second catch-up after asking: longer than a write statement takes
+_SETTLE_S = 1.0
 
 
 class Listener:
@@ -33,7 +46,9 @@ class Listener:
         self._hub = hub
         self._settings = settings
         self._task: asyncio.Task[None] | None = None
+        self._holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.connected = False
+        self.asking = False  # for NOTIFYs, because pub/sub is down
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run_forever(), name="pg-listener")
@@ -55,6 +70,24 @@ class Listener:
         if kind != "progress":
             self._hub.deliver(self._settings.owner_channel(owner_id), hint)
 
+    async def _follow_hub(self, conn: asyncpg.Connection) -> None:
+        """Ask for NOTIFYs while pub/sub is down, stop asking when it is back; wait for
+        the next change of the hub's health or the next ping, whichever comes first."""
+        changed = self._hub.healthy_changed
+        if not self._hub.healthy:
+            await conn.execute(SQL_WANT_NOTIFY, self._holder, _ASK_FOR_S, timeout=_PING_DEADLINE_S)
+            if not self.asking:
+                self.asking = True
+                log.info("asked writers for NOTIFYs while redis pub/sub is down")
+                self._hub.deliver_all(Resync())
+                await asyncio.sleep(_SETTLE_S)
+                self._hub.deliver_all(Resync())
+        elif self.asking:
+            await conn.execute(SQL_STOP_NOTIFY, self._holder, timeout=_PING_DEADLINE_S)
+            self.asking = False
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(changed.wait(), _PING_INTERVAL_S)
+
     async def _run_forever(self) -> None:
         backoff_s = 0.1
         while True:
@@ -67,13 +100,14 @@ class Listener:
                 # NOTIFYs sent while we were not listening are gone: catch up from job_events
                 self._hub.deliver_all(Resync())
                 while True:
-                    await asyncio.sleep(_PING_INTERVAL_S)
+                    await self._follow_hub(conn)
                     await conn.fetchval("SELECT 1", timeout=_PING_DEADLINE_S)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
                 if self.connected:
                     log.warning("postgres LISTEN connection lost: %s", exc)
             finally:
                 self.connected = False
+                self.asking = False  # a new connection asks afresh if it needs to
                 if conn is not None:
                     conn.terminate()
             await asyncio.sleep(backoff_s)

@@ -14,6 +14,19 @@ from __future__ import annotations
 NOTIFY_CHANNEL = "jobcast_events"
 
 
+def _notify(payload_sql: str) -> str:
+    """NOTIFY the fallback channel, but only while a server process asks for it.
+
+    A server process asks (a row in ``fallback_listeners``) while its Redis pub/sub is
+    down. A NOTIFY takes a cluster-wide lock through its transaction's commit, so with
+    Redis up, when nobody needs it, it is skipped: the check is one look at an empty table.
+    """
+    return (
+        "CASE WHEN EXISTS (SELECT 1 FROM fallback_listeners WHERE expires_at > now()) "
+        f"THEN pg_notify('{NOTIFY_CHANNEL}', {payload_sql}) END AS notified"
+    )
+
+
 def _event_tail(kind_sql: str, payload_sql: str) -> str:
     """The common end of every state change: insert the event of ``j`` and notify."""
     return f"""
@@ -23,7 +36,7 @@ def _event_tail(kind_sql: str, payload_sql: str) -> str:
     RETURNING at
 )
 SELECT j.*, e.at AS event_at, {kind_sql} AS event_kind, {payload_sql} AS event_payload,
-       pg_notify('{NOTIFY_CHANNEL}', j.id || ' ' || j.seq || ' ' || j.owner_id || ' ' || {kind_sql})
+       {_notify(f"j.id || ' ' || j.seq || ' ' || j.owner_id || ' ' || {kind_sql}")}
 FROM j, e
 """
 
@@ -70,7 +83,7 @@ WITH g AS (
     RETURNING at
 ), made AS (
     SELECT j.*, e.at AS event_at, 'status' AS event_kind, $12::jsonb AS event_payload,
-           pg_notify('{NOTIFY_CHANNEL}', j.id || ' ' || j.seq || ' ' || j.owner_id || ' status')
+           {_notify("j.id || ' ' || j.seq || ' ' || j.owner_id || ' status'")}
     FROM j, e
 )
 SELECT g.existing AS gate_existing, made.* FROM g LEFT JOIN made ON true
@@ -189,7 +202,7 @@ WITH g AS (
     RETURNING at
 ), made AS (
     SELECT j.*, e.at AS event_at, 'status' AS event_kind, {_CLAIM_PAYLOAD} AS event_payload,
-           pg_notify('{NOTIFY_CHANNEL}', j.id || ' ' || j.seq || ' ' || j.owner_id || ' status')
+           {_notify("j.id || ' ' || j.seq || ' ' || j.owner_id || ' status'")}
     FROM j, e
 )
 SELECT g.job_type AS gate_type, g.cap AS gate_cap, made.* FROM g LEFT JOIN made ON true
@@ -369,6 +382,17 @@ SQL_FOLD_ENDS = """
 SELECT count(jobcast_fold_ends(o.owner_id))::int
 FROM (SELECT DISTINCT owner_id FROM owner_job_ends ORDER BY owner_id LIMIT $1) o
 """
+
+# $1 holder, $2 seconds: this server process wants NOTIFYs for that long (renewed while
+# its pub/sub is down); long-expired requests of processes that died are dropped
+SQL_WANT_NOTIFY = """
+WITH gone AS (DELETE FROM fallback_listeners WHERE expires_at < now() - interval '1 minute')
+INSERT INTO fallback_listeners (holder, expires_at) VALUES ($1, now() + $2 * interval '1 second')
+ON CONFLICT (holder) DO UPDATE SET expires_at = EXCLUDED.expires_at
+"""
+
+# $1 holder: its pub/sub is back
+SQL_STOP_NOTIFY = "DELETE FROM fallback_listeners WHERE holder = $1"
 
 # $1 lease name, $2 holder, $3 seconds: the lease is taken when free, expired, or ours
 SQL_TAKE_LEASE = """

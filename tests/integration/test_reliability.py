@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
@@ -347,12 +348,54 @@ async def test_watchers_get_every_event_while_redis_pubsub_is_down(
             return len(watcher.events) >= seen_before + 5
 
         await eventually(more_events, timeout_s=10, what="events while Redis is down")
+        asks_while_down = await fallback_asks(stack)
         private_redis.start()
         await watching
         events = await events_of(client, job_id)
+
+        async def withdrawn() -> bool:
+            return await fallback_asks(stack) == 0
+
+        await eventually(withdrawn, timeout_s=10, what="the ask for NOTIFYs withdrawn")
+    assert asks_while_down == 1  # the web process asked writers for NOTIFYs
     watcher.assert_gap_free()
     assert watcher.events == events
     assert watcher.final_statuses == ["completed"]
+
+
+async def fallback_asks(stack: Stack) -> int:
+    """How many server processes ask writers for NOTIFYs now."""
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        asks: int = await conn.fetchval(
+            "SELECT count(*) FROM fallback_listeners WHERE expires_at > now()"
+        )
+        return asks
+    finally:
+        await conn.close()
+
+
+async def test_with_pubsub_up_no_notify_is_sent(stack: Stack) -> None:
+    """NOTIFY holds a cluster-wide lock through each commit: it is sent only when needed."""
+    heard: list[str] = []
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        await conn.add_listener("jobcast_events", lambda *args: heard.append(str(args[-1])))
+        token = await stack.owner()
+        async with stack.client(token) as client:
+            job_id = await submit(client, "demo", duration=0.2)
+            await wait_status(client, job_id, "completed")
+        assert await fallback_asks(stack) == 0
+        await conn.execute("INSERT INTO fallback_listeners VALUES ('test', now() + interval '1 h')")
+        async with stack.client(token) as client:  # one asks: every change is announced
+            asked = await submit(client, "demo", duration=0.2)
+            await wait_status(client, asked, "completed")
+        await conn.execute("DELETE FROM fallback_listeners WHERE holder = 'test'")
+        await asyncio.sleep(0.2)  # notifications arrive after their commit
+    finally:
+        await conn.close()
+    assert not [h for h in heard if h.startswith(job_id)]
+    assert len([h for h in heard if h.startswith(asked)]) == 31  # every event of the job
 
 
 async def test_cut_pubsub_connection_is_noticed_and_leaves_no_gap(
