@@ -180,6 +180,29 @@ async def hammer(
     return Load(latencies, time.perf_counter() - started)
 
 
+async def open_loop(op: Callable[[int], Awaitable[object]], *, rate_per_s: float,
+                    count: int) -> Load:
+    """Start ``op(i)`` ``count`` times on a fixed schedule at ``rate_per_s``, whether or not
+    earlier calls have finished (as independent users would); each latency is counted from
+    the call's scheduled start, so a stall shows in every call it delays."""
+    latencies: list[float] = []
+    start = time.perf_counter()
+
+    async def one(i: int) -> None:
+        due = start + i / rate_per_s
+        await op(i)
+        latencies.append(time.perf_counter() - due)
+
+    tasks = []
+    for i in range(count):
+        delay_s = start + i / rate_per_s - time.perf_counter()
+        if delay_s > 0:
+            await asyncio.sleep(delay_s)
+        tasks.append(asyncio.create_task(one(i)))
+    await asyncio.gather(*tasks)
+    return Load(latencies, time.perf_counter() - start)
+
+
 async def paced(count: int, rate_per_s: float, send: Callable[[int], Awaitable[object]]) -> None:
     """Call ``send(i)`` ``count`` times at ``rate_per_s``, on a fixed schedule."""
     start = time.monotonic()

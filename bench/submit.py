@@ -14,10 +14,23 @@ import asyncpg
 import orjson
 from arq.connections import RedisSettings, create_pool
 
-from bench.harness import Figure, Load, Run, Section, hammer, http, new_owner, submit
+from bench.harness import (
+    Figure,
+    Load,
+    Run,
+    Section,
+    hammer,
+    http,
+    new_owner,
+    open_loop,
+    submit,
+)
 
 LEVELS = (1, 10, 50)
 WARMUP = 20
+HALF = "half"  # the open-loop run at half of each side's own peak rate
+# connections the open-loop client may open: enough that it never waits for one
+OPEN_LOOP_CONNECTIONS = 64
 
 # the least a submit stores: the job's id, owner, type and input
 SQL_SCRATCH = """
@@ -32,9 +45,9 @@ CREATE TABLE IF NOT EXISTS bench_submit (
 SQL_INSERT = "INSERT INTO bench_submit (id, owner_id, type, input) VALUES ($1, $2, $3, $4)"
 
 
-async def jobcast_loads(ctx: Run) -> dict[int, Load]:
+async def jobcast_loads(ctx: Run) -> dict[int | str, Load]:
     token = await new_owner(ctx.web_url)
-    loads: dict[int, Load] = {}
+    loads: dict[int | str, Load] = {}
     for level in LEVELS:
         async with http(ctx.web_url, token, level) as client:
 
@@ -43,10 +56,21 @@ async def jobcast_loads(ctx: Run) -> dict[int, Load]:
 
             await hammer(one, concurrency=level, count=WARMUP)
             loads[level] = await hammer(one, concurrency=level, count=ctx.scale.submit_requests)
+    async with http(ctx.web_url, token, OPEN_LOOP_CONNECTIONS) as client:
+
+        async def paced(_i: int) -> None:
+            await submit(client, "noop", {})
+
+        loads[HALF] = await open_loop(paced, rate_per_s=half_peak(loads),
+                                      count=ctx.scale.submit_requests)
     return loads
 
 
-async def baseline_loads(ctx: Run) -> dict[int, Load]:
+def half_peak(loads: dict[int | str, Load]) -> float:
+    return max(load.rate for level, load in loads.items() if level != HALF) / 2
+
+
+async def baseline_loads(ctx: Run) -> dict[int | str, Load]:
     await ctx.db.execute(SQL_SCRATCH)
     size = ctx.settings.pg_pool_max
     pool = await asyncpg.create_pool(ctx.settings.database_dsn, min_size=size, max_size=size)
@@ -54,7 +78,7 @@ async def baseline_loads(ctx: Run) -> dict[int, Load]:
     queue = f"{ctx.settings.redis_prefix}:raw-submit"
     owner = uuid.uuid4()
     body = orjson.dumps({}).decode()
-    loads: dict[int, Load] = {}
+    loads: dict[int | str, Load] = {}
     try:
 
         async def one(_i: int) -> None:
@@ -67,6 +91,8 @@ async def baseline_loads(ctx: Run) -> dict[int, Load]:
         for level in LEVELS:
             await hammer(one, concurrency=level, count=WARMUP)
             loads[level] = await hammer(one, concurrency=level, count=ctx.scale.submit_requests)
+        loads[HALF] = await open_loop(one, rate_per_s=half_peak(loads),
+                                      count=ctx.scale.submit_requests)
     finally:
         await arq.aclose()
         await pool.close()
@@ -86,6 +112,15 @@ async def run(ctx: Run, section: Section) -> None:
             Figure(f"submit p99, concurrency {level}", "ms", ours.ms(99), raw.ms(99), what, False),
             Figure(f"submits/s, concurrency {level}", "req/s", ours.rate, raw.rate, what),
         ]
+    ours, raw = jobcast[HALF], baseline[HALF]
+    section.figures += [
+        Figure("submit p50 at half the peak rate (open loop)", "ms", ours.ms(50), raw.ms(50),
+               what, False),
+        Figure("submit p99 at half the peak rate (open loop)", "ms", ours.ms(99), raw.ms(99),
+               what, False),
+        Figure("half the peak rate, as sent", "req/s", half_peak(jobcast), half_peak(baseline),
+               what),
+    ]
     section.notes = [
         f"{ctx.scale.submit_requests} noop submits per level after {WARMUP} unmeasured ones; "
         "one HTTP keep-alive connection per concurrent client. The worker is stopped "
@@ -94,4 +129,8 @@ async def run(ctx: Run, section: Section) -> None:
         "job, its steps and its first event in one statement, and announces the job on the "
         "owner's feed; the baseline does one INSERT and arq's own three-round-trip enqueue, "
         f"with no HTTP. Both use a Postgres pool of {ctx.settings.pg_pool_max}.",
+        "Half the peak rate: each side is sent requests on a fixed schedule at half of its "
+        "own best rate above, whether or not earlier ones have been answered (up to "
+        f"{OPEN_LOOP_CONNECTIONS} connections at once); each latency counts from the "
+        "request's scheduled time, so a stall is charged to every request it holds up.",
     ]
