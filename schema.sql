@@ -161,16 +161,15 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
 CREATE INDEX IF NOT EXISTS webhook_deliveries_due_idx ON webhook_deliveries (next_at)
     WHERE status = 'pending';
 
--- Jobs that left pending/running (or were deleted while in them), not yet subtracted from
--- their owner's active_jobs. Ends are written here, insert-only, instead of to the owner's
--- row, so that workers finishing one owner's jobs never wait for that owner's submits;
--- each submit (and the sweep, for owners that stopped submitting) folds them into the
--- owner's row under the same lock that serializes the owner's submits.
-CREATE TABLE IF NOT EXISTS owner_job_ends (
+-- Changes to owners' counts of active jobs not yet added into owners.active_jobs: +1 when
+-- a job becomes pending or running, -1 when it leaves those states or is deleted in them.
+-- Insert-only, so neither submits nor finishing workers wait on the owner's row; the
+-- submit gate and the sweep fold them into the owner's row (jobcast_fold_counts).
+CREATE TABLE IF NOT EXISTS owner_job_counts (
     owner_id  uuid NOT NULL,
-    ended     integer NOT NULL DEFAULT 1
+    delta     integer NOT NULL
 );
-CREATE INDEX IF NOT EXISTS owner_job_ends_owner_idx ON owner_job_ends (owner_id);
+CREATE INDEX IF NOT EXISTS owner_job_counts_owner_idx ON owner_job_counts (owner_id);
 
 -- owners.active_jobs for databases made before the column existed: added and counted once
 DO $$
@@ -182,24 +181,23 @@ BEGIN
         UPDATE owners o SET active_jobs = (SELECT count(*) FROM jobs j
                                            WHERE j.owner_id = o.id
                                              AND j.status IN ('pending', 'running'));
-        DELETE FROM owner_job_ends;  -- counted afresh just now
+        DELETE FROM owner_job_counts;  -- counted afresh just now
     END IF;
 END
 $$;
 
--- Keeps owners.active_jobs minus the owner's rows in owner_job_ends equal to the owner's
--- pending plus running jobs: the row triggers below fire only when a job enters or leaves
--- those states, so progress updates and the deletion of finished jobs never touch either.
+-- Keeps owners.active_jobs plus the owner's deltas equal to the owner's pending plus
+-- running jobs. The row triggers below fire only when a job enters or leaves those
+-- states, so progress updates and the deletion of finished jobs never touch the ledger.
 CREATE OR REPLACE FUNCTION jobcast_count_active() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'DELETE' THEN
-        INSERT INTO owner_job_ends (owner_id) VALUES (OLD.owner_id);
+        INSERT INTO owner_job_counts (owner_id, delta) VALUES (OLD.owner_id, -1);
     ELSIF NEW.status IN ('pending', 'running') THEN
-        -- a new job: its submit holds the owner's row already (jobcast_submit_gate)
-        UPDATE owners SET active_jobs = active_jobs + 1 WHERE id = NEW.owner_id;
+        INSERT INTO owner_job_counts (owner_id, delta) VALUES (NEW.owner_id, 1);
     ELSE
-        INSERT INTO owner_job_ends (owner_id) VALUES (NEW.owner_id);
+        INSERT INTO owner_job_counts (owner_id, delta) VALUES (NEW.owner_id, -1);
     END IF;
     RETURN NULL;
 END
@@ -212,37 +210,79 @@ CREATE OR REPLACE TRIGGER jobs_active_update AFTER UPDATE OF status ON jobs FOR 
 CREATE OR REPLACE TRIGGER jobs_active_delete AFTER DELETE ON jobs FOR EACH ROW
     WHEN (OLD.status IN ('pending', 'running')) EXECUTE FUNCTION jobcast_count_active();
 
--- Locks the owner's row (to the end of the transaction), subtracts its recorded ends and
--- returns its active jobs. Committed ends only: one still being committed is counted at
--- the next fold, so the count can be one high for a moment, never low.
-CREATE OR REPLACE FUNCTION jobcast_fold_ends(p_owner uuid) RETURNS bigint
+-- The owner's active jobs as of one snapshot: the folded count plus the deltas since.
+CREATE OR REPLACE FUNCTION jobcast_active_jobs(p_owner uuid) RETURNS bigint
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    -- plpgsql, not sql: a plpgsql function keeps its query's plan for the session
+    RETURN (SELECT o.active_jobs + COALESCE((SELECT sum(c.delta) FROM owner_job_counts c
+                                             WHERE c.owner_id = o.id), 0)
+            FROM owners o WHERE o.id = p_owner);
+END
+$$;
+
+-- Adds the owner's committed deltas into owners.active_jobs and returns the count. With
+-- p_wait false it gives up at once (NULL) when another transaction is folding.
+CREATE OR REPLACE FUNCTION jobcast_fold_counts(p_owner uuid, p_wait boolean DEFAULT true)
+RETURNS bigint
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     active bigint;
-    n_ended bigint;
+    folded bigint;
 BEGIN
-    SELECT active_jobs INTO active FROM owners WHERE id = p_owner FOR NO KEY UPDATE;
-    WITH gone AS (DELETE FROM owner_job_ends WHERE owner_id = p_owner RETURNING owner_job_ends.ended)
-    SELECT COALESCE(sum(gone.ended), 0) INTO n_ended FROM gone;
-    IF n_ended > 0 THEN
-        UPDATE owners SET active_jobs = active_jobs - n_ended WHERE id = p_owner
+    IF p_wait THEN
+        SELECT active_jobs INTO active FROM owners WHERE id = p_owner FOR NO KEY UPDATE;
+    ELSE
+        SELECT active_jobs INTO active FROM owners WHERE id = p_owner
+        FOR NO KEY UPDATE SKIP LOCKED;
+        IF NOT FOUND THEN
+            RETURN NULL;
+        END IF;
+    END IF;
+    WITH gone AS (DELETE FROM owner_job_counts WHERE owner_id = p_owner
+                  RETURNING owner_job_counts.delta)
+    SELECT COALESCE(sum(gone.delta), 0) INTO folded FROM gone;
+    IF folded <> 0 THEN
+        UPDATE owners SET active_jobs = active_jobs + folded WHERE id = p_owner
         RETURNING active_jobs INTO active;
     END IF;
     RETURN active;
 END
 $$;
 
--- The submit gate, called by the submit statement itself: it serializes one owner's
--- submits (the lock on the owner's row that jobcast_fold_ends takes), frees an
--- idempotency key older than 24 hours, and returns how many active jobs the owner has
--- (a counter, so a submit costs the same with 10 or 100,000 jobs queued) and which job an
--- idempotency key already made. VOLATILE: each statement inside sees a fresh snapshot,
--- taken after the lock, so parallel submits cannot race past the cap.
-CREATE OR REPLACE FUNCTION jobcast_submit_gate(p_owner uuid, p_key text,
+-- The submit gate, called by the submit statement itself. It returns the owner's active
+-- jobs (NULL when there is no cap, p_cap NULL, so nothing to count) and the job an
+-- idempotency key already made (keys older than 24 hours are freed first).
+--
+-- The cap is exact under parallel submits from any number of server processes. Far from
+-- the cap (more than max_connections below it, the most submits that can be in flight at
+-- once), a submit takes the owner's lock in shared mode: such submits run side by side,
+-- since even all in flight together cannot pass the cap. Near the cap, or with an
+-- idempotency key, it takes the lock exclusively: it waits for every submit in flight,
+-- and then counts with a fresh snapshot (VOLATILE: each statement inside takes one).
+CREATE OR REPLACE FUNCTION jobcast_submit_gate(p_owner uuid, p_key text, p_cap bigint,
                                                OUT active bigint, OUT existing uuid)
 LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    lock_key bigint := hashtextextended(p_owner::text, 0);
+    in_flight bigint := current_setting('max_connections')::bigint;
 BEGIN
-    active := jobcast_fold_ends(p_owner);
+    IF p_key IS NULL AND p_cap IS NULL THEN
+        RETURN;
+    END IF;
+    IF p_key IS NULL AND jobcast_active_jobs(p_owner) + 2 * in_flight <= p_cap THEN
+        PERFORM pg_advisory_xact_lock_shared(lock_key);
+        -- keep the ledger short: fold it, unless another submit is folding right now
+        active := COALESCE(jobcast_fold_counts(p_owner, false), jobcast_active_jobs(p_owner));
+        IF active + in_flight > p_cap THEN
+            -- it rose by more than max_connections since the look above (rare): the shared
+            -- lock cannot become exclusive without risking a deadlock, so say "full"
+            active := p_cap;
+        END IF;
+        RETURN;
+    END IF;
+    PERFORM pg_advisory_xact_lock(lock_key);
+    active := jobcast_fold_counts(p_owner);
     IF p_key IS NOT NULL THEN
         SELECT id INTO existing FROM jobs
         WHERE owner_id = p_owner AND idempotency_key = p_key
@@ -254,6 +294,8 @@ BEGIN
     END IF;
 END
 $$;
+-- the two-argument gate of earlier versions
+DROP FUNCTION IF EXISTS jobcast_submit_gate(uuid, text);
 
 -- The claim gate, called by the claim statement itself: the type of the pending job (NULL
 -- when it is not pending), that type's cap on running jobs (from p_types/p_caps; NULL for

@@ -514,7 +514,7 @@ async def wait_completed(db: asyncpg.Pool, owner_id: uuid.UUID, expected: int,
 
     async def done() -> float | None:
         active = await db.fetchval(
-            "SELECT active_jobs - (SELECT COALESCE(sum(ended), 0) FROM owner_job_ends"
+            "SELECT active_jobs + (SELECT COALESCE(sum(delta), 0) FROM owner_job_counts"
             " WHERE owner_id = $1) FROM owners WHERE id = $1",
             owner_id,
         )

@@ -63,7 +63,7 @@ _STEPS_JSON = """
 # first event and the NOTIFY. It answers one row: the gate's verdict, and the job if made.
 SQL_CREATE_JOB = f"""
 WITH g AS (
-    SELECT * FROM jobcast_submit_gate($2, $15)
+    SELECT * FROM jobcast_submit_gate($2, $15, $19)
 ), j AS (
     INSERT INTO jobs (id, owner_id, type, input, priority, max_attempts, run_at, estimated_s, seq,
                       timeout_s, parent_id, idempotency_key, callback_url, message, retry_of)
@@ -376,11 +376,11 @@ WHERE job_id = $1 AND attempt = $2 - 1
 ON CONFLICT DO NOTHING
 """
 
-# $1 how many owners at most: fold the recorded job ends of owners that have any into their
+# $1 how many owners at most: fold the counted changes of owners that have any into their
 # active_jobs (the submit gate does it for owners that submit; this is for the rest)
 SQL_FOLD_ENDS = """
-SELECT count(jobcast_fold_ends(o.owner_id))::int
-FROM (SELECT DISTINCT owner_id FROM owner_job_ends ORDER BY owner_id LIMIT $1) o
+SELECT count(jobcast_fold_counts(o.owner_id))::int
+FROM (SELECT DISTINCT owner_id FROM owner_job_counts ORDER BY owner_id LIMIT $1) o
 """
 
 # $1 holder, $2 seconds: this server process wants NOTIFYs for that long (renewed while

@@ -744,8 +744,8 @@ class Store:
         )
         return {r["id"]: r["priority"] for r in rows}
 
-    async def fold_job_ends(self, owners: int = 1000) -> int:
-        """Settle the active-job counts of owners with recorded ends; how many owners."""
+    async def fold_active_counts(self, owners: int = 1000) -> int:
+        """Fold the counted changes into owners' active-job counts; how many owners."""
         folded: int = await self._run(lambda: self.pool.fetchval(SQL_FOLD_ENDS, owners))
         return folded
 

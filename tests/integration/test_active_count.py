@@ -6,6 +6,7 @@ out of pending/running and compare the counter with a real ``count(*)`` each tim
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from uuid import UUID
@@ -26,10 +27,10 @@ async def store(new_database: DatabaseFactory) -> AsyncIterator[Store]:
 
 
 async def counts(store: Store, owner: UUID) -> tuple[int, int]:
-    """(the counter less the recorded ends, the real number of pending plus running jobs)."""
+    """(the counter plus the recorded changes, the real number of pending plus running jobs)."""
     async with store.pool.acquire() as conn:
         counter = await conn.fetchval(
-            "SELECT active_jobs - (SELECT COALESCE(sum(ended), 0) FROM owner_job_ends"
+            "SELECT active_jobs + (SELECT COALESCE(sum(delta), 0) FROM owner_job_counts"
             " WHERE owner_id = $1) FROM owners WHERE id = $1",
             owner,
         )
@@ -82,9 +83,9 @@ async def test_the_counter_follows_every_way_in_and_out(store: Store) -> None:
     assert await counts(store, owner) == (2, 2)
     assert await counts(store, other) == (1, 1)
 
-    assert await store.fold_job_ends() == 1  # the sweep settles the ends into the counter
+    assert await store.fold_active_counts() == 2  # the sweep settles both owners' counts
     async with store.pool.acquire() as conn:
-        assert await conn.fetchval("SELECT count(*) FROM owner_job_ends") == 0
+        assert await conn.fetchval("SELECT count(*) FROM owner_job_counts") == 0
         assert await conn.fetchval("SELECT active_jobs FROM owners WHERE id = $1", owner) == 2
     assert await counts(store, owner) == (2, 2)
 
@@ -100,8 +101,8 @@ async def test_the_cap_counts_with_the_counter(store: Store) -> None:
     await store.finish(first, 1, status=JobStatus.COMPLETED, result={})
     assert await new_job(store, owner, max_active=2) is not None  # room again
     assert await counts(store, owner) == (2, 2)
-    async with store.pool.acquire() as conn:  # that submit folded the end in
-        assert await conn.fetchval("SELECT count(*) FROM owner_job_ends") == 0
+    async with store.pool.acquire() as conn:  # that submit folded all but its own +1
+        assert await conn.fetchval("SELECT count(*) FROM owner_job_counts") == 1
 
 
 async def test_an_older_database_gets_its_counts_when_the_schema_is_applied(
@@ -126,3 +127,21 @@ async def test_an_older_database_gets_its_counts_when_the_schema_is_applied(
         assert await counts(store, owner) == (3, 3)
         await apply_schema(dsn)  # and applying it again leaves the count alone
         assert await counts(store, owner) == (3, 3)
+
+
+async def test_parallel_submits_stop_exactly_at_a_cap_far_above_the_connections(
+    new_database: DatabaseFactory,
+) -> None:
+    """Far below its cap an owner's submits run side by side (a shared lock); near it they
+    go one at a time. A burst that crosses from one to the other stops exactly at the cap."""
+    async with Store.open(await new_database(), max_size=40) as store:
+        connections = int(await store.pool.fetchval("SHOW max_connections"))
+        cap = 2 * connections + 60
+        owner = await store.create_owner(uuid.uuid4().hex)
+        made = await asyncio.gather(
+            *(new_job(store, owner, max_active=cap) for _ in range(cap + 40))
+        )
+        assert sum(1 for m in made if m is not None) == cap
+        assert await counts(store, owner) == (cap, cap)
+        async with store.pool.acquire() as conn:  # the burst folded its counts as it went
+            assert await conn.fetchval("SELECT count(*) FROM owner_job_counts") < cap
