@@ -40,12 +40,14 @@ async def publish(
     """Send a persisted event to every server process: one round trip."""
     text = dumps(event.wire())
     owner_id = owner_id or event.owner_id
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.publish(settings.job_channel(event.job_id), text)
-        # the owner's feed (toasts, live job lists) gets status changes and step boundaries
-        if event.kind is not EventKind.PROGRESS and owner_id is not None:
+    # the owner's feed (toasts, live job lists) gets status changes and step boundaries
+    if event.kind is EventKind.PROGRESS or owner_id is None:
+        await redis.publish(settings.job_channel(event.job_id), text)  # no pipeline for one
+    else:
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.publish(settings.job_channel(event.job_id), text)
             pipe.publish(settings.owner_channel(owner_id), text)
-        await pipe.execute()
+            await pipe.execute()
     metrics.EVENTS_PUBLISHED.labels(event.kind.value).inc()
 
 
