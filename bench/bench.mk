@@ -3,7 +3,7 @@
 
 .PHONY: bench bench-quick
 
-## make bench: every benchmark at full size (about ten minutes)
+## make bench: every benchmark at full size (about five minutes)
 bench: install
 	$(PY) -m bench
 

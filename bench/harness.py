@@ -87,7 +87,7 @@ class BenchError(Exception):
 
 @dataclass(frozen=True)
 class Scale:
-    """How much each benchmark does: ``quick`` fits in two minutes, ``full`` in about ten."""
+    """How much each benchmark does: ``quick`` fits in two minutes, ``full`` in about five."""
 
     name: str
     noop_jobs: int  # end-to-end throughput, noop jobs (each of jobcast and raw arq)

@@ -65,7 +65,7 @@ def render(*, sections: Sequence[Section], machine: dict[str, str], services: st
         "# Benchmarks",
         "",
         "jobcast next to the raw parts it is built on, measured in one run on one machine. "
-        "`make bench` makes this page (about ten minutes); `make bench-quick` makes a smaller "
+        "`make bench` makes this page (about five minutes); `make bench-quick` makes a smaller "
         "one (under two minutes).",
         "",
         f"- **Command:** `{command}` ({mode} mode, {elapsed_s:.0f} s)",

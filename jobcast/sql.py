@@ -378,7 +378,7 @@ ON CONFLICT DO NOTHING
 
 # $1 how many owners at most: fold the counted changes of owners that have any into their
 # active_jobs (the submit gate does it for owners that submit; this is for the rest)
-SQL_FOLD_ENDS = """
+SQL_FOLD_COUNTS = """
 SELECT count(jobcast_fold_counts(o.owner_id))::int
 FROM (SELECT DISTINCT owner_id FROM owner_job_counts ORDER BY owner_id LIMIT $1) o
 """

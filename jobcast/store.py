@@ -38,7 +38,7 @@ from jobcast.sql import (
     SQL_EVENTS_AFTER,
     SQL_EXPIRE_RESULTS,
     SQL_FINISH,
-    SQL_FOLD_ENDS,
+    SQL_FOLD_COUNTS,
     SQL_GET_JOB,
     SQL_HAND_BACK,
     SQL_HEARTBEAT,
@@ -746,7 +746,7 @@ class Store:
 
     async def fold_active_counts(self, owners: int = 1000) -> int:
         """Fold the counted changes into owners' active-job counts; how many owners."""
-        folded: int = await self._run(lambda: self.pool.fetchval(SQL_FOLD_ENDS, owners))
+        folded: int = await self._run(lambda: self.pool.fetchval(SQL_FOLD_COUNTS, owners))
         return folded
 
     async def delete_expired(
