@@ -7,8 +7,6 @@ CREATE TABLE IF NOT EXISTS owners (
     token_hash      bytea NOT NULL,
     -- signs this owner's completion webhooks (HMAC-SHA256)
     webhook_secret  text NOT NULL,
-    -- pending plus running jobs, kept by the jobcast_count_active trigger on jobs
-    active_jobs     integer NOT NULL DEFAULT 0,
     created_at      timestamptz NOT NULL DEFAULT now()
 );
 -- token lookup on every authenticated request
@@ -161,43 +159,42 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
 CREATE INDEX IF NOT EXISTS webhook_deliveries_due_idx ON webhook_deliveries (next_at)
     WHERE status = 'pending';
 
--- Changes to owners' counts of active jobs not yet added into owners.active_jobs: +1 when
--- a job becomes pending or running, -1 when it leaves those states or is deleted in them.
--- Insert-only, so neither submits nor finishing workers wait on the owner's row; the
--- submit gate and the sweep fold them into the owner's row (jobcast_fold_counts).
-CREATE TABLE IF NOT EXISTS owner_job_counts (
-    owner_id  uuid NOT NULL,
-    delta     integer NOT NULL
-);
-CREATE INDEX IF NOT EXISTS owner_job_counts_owner_idx ON owner_job_counts (owner_id);
-
--- owners.active_jobs for databases made before the column existed: added and counted once
+-- Each owner's pending plus running jobs, counted by the triggers below in up to 32 rows
+-- per owner, one per shard, the shard chosen by the writing connection: a submit and a
+-- finishing worker on different connections never wait for each other's row, and each
+-- change rewrites its row in place (a HOT update), so nothing piles up for vacuum to
+-- clear. The count is the sum of the owner's rows.
 DO $$
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM information_schema.columns
-                   WHERE table_schema = current_schema() AND table_name = 'owners'
-                     AND column_name = 'active_jobs') THEN
-        ALTER TABLE owners ADD COLUMN active_jobs integer NOT NULL DEFAULT 0;
-        UPDATE owners o SET active_jobs = (SELECT count(*) FROM jobs j
-                                           WHERE j.owner_id = o.id
-                                             AND j.status IN ('pending', 'running'));
-        DELETE FROM owner_job_counts;  -- counted afresh just now
+    IF to_regclass('owner_job_counts') IS NULL THEN
+        CREATE TABLE owner_job_counts (
+            owner_id  uuid NOT NULL,
+            shard     smallint NOT NULL,
+            n         integer NOT NULL,
+            PRIMARY KEY (owner_id, shard)
+        ) WITH (fillfactor = 50);
+        -- a database from before the counts: its jobs, counted once
+        INSERT INTO owner_job_counts (owner_id, shard, n)
+        SELECT owner_id, 0, count(*) FROM jobs
+        WHERE status IN ('pending', 'running') GROUP BY owner_id;
     END IF;
 END
 $$;
 
--- Keeps owners.active_jobs plus the owner's deltas equal to the owner's pending plus
--- running jobs. The row triggers below fire only when a job enters or leaves those
--- states, so progress updates and the deletion of finished jobs never touch the ledger.
+-- The row triggers fire only when a job enters or leaves pending/running, so progress
+-- updates and the deletion of finished jobs never touch the counts.
 CREATE OR REPLACE FUNCTION jobcast_count_active() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'DELETE' THEN
-        INSERT INTO owner_job_counts (owner_id, delta) VALUES (OLD.owner_id, -1);
-    ELSIF NEW.status IN ('pending', 'running') THEN
-        INSERT INTO owner_job_counts (owner_id, delta) VALUES (NEW.owner_id, 1);
+        INSERT INTO owner_job_counts AS c (owner_id, shard, n)
+        VALUES (OLD.owner_id, pg_backend_pid() % 32, -1)
+        ON CONFLICT (owner_id, shard) DO UPDATE SET n = c.n + EXCLUDED.n;
     ELSE
-        INSERT INTO owner_job_counts (owner_id, delta) VALUES (NEW.owner_id, -1);
+        INSERT INTO owner_job_counts AS c (owner_id, shard, n)
+        VALUES (NEW.owner_id, pg_backend_pid() % 32,
+                CASE WHEN NEW.status IN ('pending', 'running') THEN 1 ELSE -1 END)
+        ON CONFLICT (owner_id, shard) DO UPDATE SET n = c.n + EXCLUDED.n;
     END IF;
     RETURN NULL;
 END
@@ -210,43 +207,11 @@ CREATE OR REPLACE TRIGGER jobs_active_update AFTER UPDATE OF status ON jobs FOR 
 CREATE OR REPLACE TRIGGER jobs_active_delete AFTER DELETE ON jobs FOR EACH ROW
     WHEN (OLD.status IN ('pending', 'running')) EXECUTE FUNCTION jobcast_count_active();
 
--- The owner's active jobs as of one snapshot: the folded count plus the deltas since.
 CREATE OR REPLACE FUNCTION jobcast_active_jobs(p_owner uuid) RETURNS bigint
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
     -- plpgsql, not sql: a plpgsql function keeps its query's plan for the session
-    RETURN (SELECT o.active_jobs + COALESCE((SELECT sum(c.delta) FROM owner_job_counts c
-                                             WHERE c.owner_id = o.id), 0)
-            FROM owners o WHERE o.id = p_owner);
-END
-$$;
-
--- Adds the owner's committed deltas into owners.active_jobs and returns the count. With
--- p_wait false it gives up at once (NULL) when another transaction is folding.
-CREATE OR REPLACE FUNCTION jobcast_fold_counts(p_owner uuid, p_wait boolean DEFAULT true)
-RETURNS bigint
-LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-    active bigint;
-    folded bigint;
-BEGIN
-    IF p_wait THEN
-        SELECT active_jobs INTO active FROM owners WHERE id = p_owner FOR NO KEY UPDATE;
-    ELSE
-        SELECT active_jobs INTO active FROM owners WHERE id = p_owner
-        FOR NO KEY UPDATE SKIP LOCKED;
-        IF NOT FOUND THEN
-            RETURN NULL;
-        END IF;
-    END IF;
-    WITH gone AS (DELETE FROM owner_job_counts WHERE owner_id = p_owner
-                  RETURNING owner_job_counts.delta)
-    SELECT COALESCE(sum(gone.delta), 0) INTO folded FROM gone;
-    IF folded <> 0 THEN
-        UPDATE owners SET active_jobs = active_jobs + folded WHERE id = p_owner
-        RETURNING active_jobs INTO active;
-    END IF;
-    RETURN active;
+    RETURN (SELECT COALESCE(sum(n), 0) FROM owner_job_counts WHERE owner_id = p_owner);
 END
 $$;
 
@@ -272,8 +237,7 @@ BEGIN
     END IF;
     IF p_key IS NULL AND jobcast_active_jobs(p_owner) + 2 * in_flight <= p_cap THEN
         PERFORM pg_advisory_xact_lock_shared(lock_key);
-        -- keep the ledger short: fold it, unless another submit is folding right now
-        active := COALESCE(jobcast_fold_counts(p_owner, false), jobcast_active_jobs(p_owner));
+        active := jobcast_active_jobs(p_owner);
         IF active + in_flight > p_cap THEN
             -- it rose by more than max_connections since the look above (rare): the shared
             -- lock cannot become exclusive without risking a deadlock, so say "full"
@@ -282,7 +246,7 @@ BEGIN
         RETURN;
     END IF;
     PERFORM pg_advisory_xact_lock(lock_key);
-    active := jobcast_fold_counts(p_owner);
+    active := jobcast_active_jobs(p_owner);
     IF p_key IS NOT NULL THEN
         SELECT id INTO existing FROM jobs
         WHERE owner_id = p_owner AND idempotency_key = p_key

@@ -507,15 +507,14 @@ async def wait_completed(db: asyncpg.Pool, owner_id: uuid.UUID, expected: int,
                          timeout_s: float) -> float:
     """Wait until ``expected`` jobs of the owner completed; the time (epoch s) of the last.
 
-    It looks at the owner's count of active jobs (one row, the submit gate's counter) until
+    It looks at the owner's count of active jobs (the submit gate's, a few rows) until
     it is 0, and only then reads the jobs: the wait costs Postgres next to nothing while
     the jobs run.
     """
 
     async def done() -> float | None:
         active = await db.fetchval(
-            "SELECT active_jobs + (SELECT COALESCE(sum(delta), 0) FROM owner_job_counts"
-            " WHERE owner_id = $1) FROM owners WHERE id = $1",
+            "SELECT COALESCE(sum(n), 0) FROM owner_job_counts WHERE owner_id = $1",
             owner_id,
         )
         if active:

@@ -376,13 +376,6 @@ WHERE job_id = $1 AND attempt = $2 - 1
 ON CONFLICT DO NOTHING
 """
 
-# $1 how many owners at most: fold the counted changes of owners that have any into their
-# active_jobs (the submit gate does it for owners that submit; this is for the rest)
-SQL_FOLD_COUNTS = """
-SELECT count(jobcast_fold_counts(o.owner_id))::int
-FROM (SELECT DISTINCT owner_id FROM owner_job_counts ORDER BY owner_id LIMIT $1) o
-"""
-
 # $1 holder, $2 seconds: this server process wants NOTIFYs for that long (renewed while
 # its pub/sub is down); long-expired requests of processes that died are dropped
 SQL_WANT_NOTIFY = """

@@ -38,7 +38,6 @@ from jobcast.sql import (
     SQL_EVENTS_AFTER,
     SQL_EXPIRE_RESULTS,
     SQL_FINISH,
-    SQL_FOLD_COUNTS,
     SQL_GET_JOB,
     SQL_HAND_BACK,
     SQL_HEARTBEAT,
@@ -743,11 +742,6 @@ class Store:
             )
         )
         return {r["id"]: r["priority"] for r in rows}
-
-    async def fold_active_counts(self, owners: int = 1000) -> int:
-        """Fold the counted changes into owners' active-job counts; how many owners."""
-        folded: int = await self._run(lambda: self.pool.fetchval(SQL_FOLD_COUNTS, owners))
-        return folded
 
     async def delete_expired(
         self, completed_days: float, failed_days: float, cancelled_days: float

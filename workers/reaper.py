@@ -185,7 +185,6 @@ class Reaper:
             self._settings.retention_failed_days,
             self._settings.retention_cancelled_days,
         )
-        await self._store.fold_active_counts()
         if expired or uploads or deleted:
             log.info(
                 "retention: %d results expired, %d unclaimed uploads and %d finished jobs deleted",
