@@ -36,6 +36,12 @@ def job_context(job_id: object, job_type: str, attempt: int) -> Iterator[None]:
         JOB.reset(token)
 
 
+def name_job(job_id: object, job_type: str, attempt: int = 0) -> None:
+    """From here to the end of the current task, every log line names this job: in a
+    server process, the rest of one HTTP request, its access line included."""
+    JOB.set({"job_id": str(job_id), "job_type": job_type, "attempt": attempt})
+
+
 class _Context(logging.Filter):
     """Copies the job and request context onto each record."""
 

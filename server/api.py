@@ -24,6 +24,7 @@ from jobcast.errors import (
     NotFound,
     TooManyRequests,
 )
+from jobcast.logs import name_job
 from jobcast.model import Job, JobStatus, SubmitRequest, dumps
 from jobcast.registry import JobType
 from jobcast.schemas import (
@@ -308,7 +309,9 @@ async def _create(
         # the job is committed: the sweep queues it once Redis answers again
         log.warning("job %s: accepted but not queued yet (%s)", job.id, exc)
     metrics.JOBS_SUBMITTED.labels(job.type).inc()
-    log.info("job %s: %s submitted", job.id, job.type)
+    # the request's access line names the job; a line of its own would double the logging
+    name_job(job.id, job.type)
+    log.debug("job %s: %s submitted", job.id, job.type)
     return accepted, True
 
 

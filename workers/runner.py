@@ -113,7 +113,7 @@ async def run_job(ctx: dict[str, Any], job_id: str) -> None:
 
 async def _run_claimed(ctx: dict[str, Any], state: WorkerState, claim: Claim) -> None:
     job, attempt = claim.job, claim.attempt
-    log.info("job %s: %s attempt %d of %d started", job.id, job.type, attempt, job.max_attempts)
+    log.debug("job %s: %s attempt %d of %d started", job.id, job.type, attempt, job.max_attempts)
     job_type = state.registry.get(job.type) if job.type in state.registry else None
     reporter = Reporter(
         job_id=job.id,
