@@ -299,7 +299,10 @@ class Settings(BaseSettings):
     access_log: bool = Field(
         True,
         validation_alias=AliasChoices("JOBCAST_ACCESS_LOG", "access_log"),
-        description="One log line per HTTP request (method, path, status, time, request id).",
+        description=(
+            "One log line per HTTP request (method, path, status, time, request id; "
+            "for a submit, the job it made)."
+        ),
     )
     log_level: str = Field(
         "INFO",
