@@ -258,8 +258,9 @@ BEGIN
     END IF;
 END
 $$;
--- the two-argument gate of earlier versions
-DROP FUNCTION IF EXISTS jobcast_submit_gate(uuid, text);
+-- A database from an earlier version keeps that version's two-argument gate, so that
+-- its processes still submit during a rolling upgrade: it counts with count(*) under the
+-- same lock, taken exclusively, and agrees with this one.
 
 -- The claim gate, called by the claim statement itself: the type of the pending job (NULL
 -- when it is not pending), that type's cap on running jobs (from p_types/p_caps; NULL for
