@@ -75,10 +75,11 @@ def render(*, sections: Sequence[Section], machine: dict[str, str], services: st
         f"Redis {machine['redis']}",
         f"- **Services:** {services}",
         "- Everything runs on this machine at once: the load generator (one asyncio process "
-        "on uvloop), the web and worker processes, Postgres and Redis share its cores; "
-        "every connection is to a loopback address.",
+        "on uvloop, aiohttp for HTTP, websockets for sockets), the web and worker processes, "
+        "Postgres and Redis share its cores; every connection is to a loopback address.",
         f"- **Settings:** as `make run` has them, but for the per-owner limits ({limits}), "
-        "set out of reach: one benchmark owner stands for a whole app. Their checks still run.",
+        "set out of reach: one benchmark owner stands for a whole app. Their checks still run "
+        "(far below its active-jobs cap, an owner's submits take its lock in shared mode).",
         "",
         *table(sections),
         "",
