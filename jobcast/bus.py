@@ -25,8 +25,10 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from jobcast import metrics
+from jobcast.errors import StorageUnavailable
 from jobcast.model import Event, EventKind, dumps
 from jobcast.settings import Settings
+from jobcast.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +53,15 @@ async def publish(
     metrics.EVENTS_PUBLISHED.labels(event.kind.value).inc()
 
 
-async def publish_quietly(redis: aioredis.Redis, settings: Settings, event: Event) -> None:
-    """Publish, or log why not: the event is safe in Postgres and NOTIFY carries it."""
+async def publish_quietly(
+    redis: aioredis.Redis, settings: Settings, store: Store, event: Event
+) -> None:
+    """Publish; when Redis fails, say over Postgres NOTIFY that the event exists.
+
+    The event is safe in Postgres either way. Writers NOTIFY on their own only while a
+    server process asks (its pub/sub is down); a server whose pub/sub is up while this
+    process cannot reach Redis learns of the event from this NOTIFY instead.
+    """
     try:
         await publish(redis, settings, event)
     except (RedisError, OSError) as exc:
@@ -60,6 +69,10 @@ async def publish_quietly(redis: aioredis.Redis, settings: Settings, event: Even
         log.warning(
             "job %s: event %d not published (%s); NOTIFY carries it", event.job_id, event.seq, exc
         )
+        try:
+            await store.notify_event(event)
+        except StorageUnavailable as pg_exc:
+            log.warning("job %s: no NOTIFY either (%s)", event.job_id, pg_exc)
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,20 +26,22 @@ REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request
 _TEXT = "%(asctime)s %(levelname)-7s {role} %(name)s: %(message)s%(context)s"
 
 
+def name_job(
+    job_id: object, job_type: str, attempt: int = 0
+) -> contextvars.Token[dict[str, Any] | None]:
+    """From here to the end of the current task, every log line names this job: in a
+    server process, the rest of one HTTP request, its access line included."""
+    return JOB.set({"job_id": str(job_id), "job_type": job_type, "attempt": attempt})
+
+
 @contextmanager
 def job_context(job_id: object, job_type: str, attempt: int) -> Iterator[None]:
     """Within the block, every log line names this job, its type and attempt."""
-    token = JOB.set({"job_id": str(job_id), "job_type": job_type, "attempt": attempt})
+    token = name_job(job_id, job_type, attempt)
     try:
         yield
     finally:
         JOB.reset(token)
-
-
-def name_job(job_id: object, job_type: str, attempt: int = 0) -> None:
-    """From here to the end of the current task, every log line names this job: in a
-    server process, the rest of one HTTP request, its access line included."""
-    JOB.set({"job_id": str(job_id), "job_type": job_type, "attempt": attempt})
 
 
 class _Context(logging.Filter):

@@ -2,7 +2,8 @@
 
 Each state change of a job is one statement: a data-modifying CTE that updates
 the ``jobs`` row (bumping its ``seq``), inserts the matching ``job_events`` row
-with that ``seq``, and NOTIFYs ``jobcast_events`` with ids only. One statement
+with that ``seq``, and NOTIFYs ``jobcast_events`` with ids only while a server
+process asks for that (its Redis pub/sub is down; ``_notify``). One statement
 means one round trip and one implicit transaction, so an event exists exactly
 when the change it describes does, and ``seq`` has no gaps. Worker writes are
 fenced by attempt (``WHERE attempts = $n AND status = 'running'``). Each
@@ -375,6 +376,10 @@ SELECT job_id, $2, url, now() + $3 * interval '1 second' FROM webhook_deliveries
 WHERE job_id = $1 AND attempt = $2 - 1
 ON CONFLICT DO NOTHING
 """
+
+# $1 the NOTIFY payload (job id, seq, owner id and kind, space-separated, as the state
+# changes above send it): an event whose publish on Redis failed
+SQL_NOTIFY_EVENT = f"SELECT pg_notify('{NOTIFY_CHANNEL}', $1)"
 
 # $1 holder, $2 seconds: this server process wants NOTIFYs for that long (renewed while
 # its pub/sub is down); long-expired requests of processes that died are dropped

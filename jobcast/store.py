@@ -44,6 +44,7 @@ from jobcast.sql import (
     SQL_LIST_JOBS,
     SQL_NEXT_DELIVERY,
     SQL_NOTE_WAITING,
+    SQL_NOTIFY_EVENT,
     SQL_OLDEST_PENDING,
     SQL_PENDING,
     SQL_PROGRESS,
@@ -713,6 +714,11 @@ class Store:
             lambda: self.pool.fetchrow(SQL_CANCEL, job_id, owner_id, payload)
         )
         return row
+
+    async def notify_event(self, event: Event) -> None:
+        """Tell every listening server process that this event exists (NOTIFY, ids only)."""
+        payload = f"{event.job_id} {event.seq} {event.owner_id} {event.kind}"
+        await self._run(lambda: self.pool.execute(SQL_NOTIFY_EVENT, payload))
 
     # used by the reaper
 

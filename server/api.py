@@ -424,7 +424,7 @@ async def cancel_job(request: Request) -> Response:
             raise NotFound("no such job")
         raise Conflict(f"job {job_id} is already {job.status}")
     for event in events:
-        await publish_quietly(services.redis, services.settings, event)
+        await publish_quietly(services.redis, services.settings, services.store, event)
         metrics.JOBS_CANCELLED.labels(event.job_type or "unknown").inc()
     log.info("job %s: cancelled by its owner, with %d children", job_id, len(events) - 1)
     return model_response(Cancelled(id=str(job_id), status="cancelled"), 202)

@@ -100,7 +100,7 @@ class Reporter:
         """Publish a persisted event; None means the write was fenced off."""
         if event is None:
             raise AttemptLost(f"job {self.job_id} attempt {self.attempt} is no longer running")
-        await publish_quietly(self._redis, self._settings, event)
+        await publish_quietly(self._redis, self._settings, self._store, event)
 
     def _advance(self) -> float:
         if self._weights:
@@ -201,7 +201,7 @@ class Reporter:
         )
         if created is None or created.event is None:
             raise TransientError("the child job could not be created")
-        await publish_quietly(self._redis, self._settings, created.event)
+        await publish_quietly(self._redis, self._settings, self._store, created.event)
         try:
             await self._state.queue.enqueue(created.job.id, priority=self.priority)
         except (RedisError, OSError) as exc:

@@ -124,7 +124,7 @@ class Reaper:
                 )
                 log.warning("job %s: attempt %d lost its worker; no attempts left", job_id, attempt)
             if event is not None:
-                await publish_quietly(self._redis, self._settings, event)
+                await publish_quietly(self._redis, self._settings, self._store, event)
 
     async def _dispatch_unqueued(self) -> None:
         pending = {r["id"]: r for r in await self._store.pending(self._settings.outbox_grace_s)}
@@ -168,7 +168,7 @@ class Reaper:
             )
             if created is None or created.event is None:
                 continue  # this tick's job exists already
-            await publish_quietly(self._redis, self._settings, created.event)
+            await publish_quietly(self._redis, self._settings, self._store, created.event)
             await self._queue.enqueue(created.job.id, priority=schedule.priority)
             log.info(
                 "schedule %s: started job %s for %s",

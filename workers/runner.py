@@ -104,7 +104,7 @@ async def run_job(ctx: dict[str, Any], job_id: str) -> None:
         )
         waiting = await state.store.note_waiting(UUID(job_id), message)
         if waiting is not None:
-            await publish_quietly(ctx["redis"], state.settings, waiting)
+            await publish_quietly(ctx["redis"], state.settings, state.store, waiting)
         raise Retry(defer=_CAPPED_RETRY_S)
     job, attempt = claim.job, claim.attempt
     with job_context(job.id, job.type, attempt):

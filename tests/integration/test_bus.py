@@ -1,16 +1,22 @@
-"""The hub with a real Redis: fan-out to local subscribers, and a slow one dropped."""
+"""The hub with a real Redis: fan-out to local subscribers, and a slow one dropped; and an
+event Redis refuses, announced over Postgres instead."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from jobcast.bus import Hub, Live, SlowConsumer
-from jobcast.services import Endpoints
+from jobcast.bus import Hub, Live, SlowConsumer, publish_quietly
+from jobcast.registry import load_registry
+from jobcast.services import Endpoints, free_port
 from jobcast.settings import load_settings
+from jobcast.sql import NOTIFY_CHANNEL
+from jobcast.store import Store
+from tests.conftest import DatabaseFactory
 from tests.support import eventually
 
 
@@ -73,3 +79,34 @@ async def test_a_subscriber_that_falls_behind_is_dropped_not_the_others(
         with pytest.raises(SlowConsumer):
             await slow.get()
     assert received == list(range(1, 21))
+
+
+async def test_an_event_redis_refuses_is_announced_over_postgres(
+    endpoints: Endpoints, new_database: DatabaseFactory
+) -> None:
+    """A worker that cannot reach Redis while the servers can: their pub/sub is up, so
+    nobody asked for NOTIFYs, and the event must still reach them as a hint."""
+    settings = load_settings({"JOBCAST_REDIS_PREFIX": f"pq{uuid.uuid4().hex[:8]}"})
+    dead = aioredis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=1)
+    dsn = await new_database()
+    heard: list[str] = []
+    listener = await asyncpg.connect(dsn)
+    try:
+        await listener.add_listener(NOTIFY_CHANNEL, lambda *args: heard.append(str(args[-1])))
+        async with Store.open(dsn) as store:
+            owner = await store.create_owner(uuid.uuid4().hex)
+            created = await store.create_job(
+                owner_id=owner, job_type=load_registry().get("noop"), params={}
+            )
+            assert created is not None and created.event is not None
+            event = created.event
+            assert heard == []  # nobody asked: the write itself sent no NOTIFY
+            await publish_quietly(dead, settings, store, event)
+
+            async def announced() -> bool:
+                return heard == [f"{event.job_id} {event.seq} {owner} status"]
+
+            await eventually(announced, what="the NOTIFY for the unpublished event")
+    finally:
+        await listener.close()
+        await dead.aclose()

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from jobcast.services import Endpoints
+from jobcast.sql import NOTIFY_CHANNEL
 from jobcast.store import apply_schema
 from tests.chaos import PrivatePostgres, PrivateRedis, Watcher, chaos_env
 from tests.conftest import DatabaseFactory
@@ -380,7 +381,7 @@ async def test_with_pubsub_up_no_notify_is_sent(stack: Stack) -> None:
     heard: list[str] = []
     conn = await asyncpg.connect(stack.database_url)
     try:
-        await conn.add_listener("jobcast_events", lambda *args: heard.append(str(args[-1])))
+        await conn.add_listener(NOTIFY_CHANNEL, lambda *args: heard.append(str(args[-1])))
         token = await stack.owner()
         async with stack.client(token) as client:
             job_id = await submit(client, "demo", duration=0.2)
