@@ -1,11 +1,14 @@
 """The bare web baseline: Starlette on uvicorn with asyncpg, and nothing of jobcast.
 
-``GET /jobs/{id}`` reads the job's row and answers it as JSON with an ETag (304 to
-a matching ``If-None-Match``); ``WS /ws`` accepts, sends one small message and
-waits for the client to leave. It is started with jobcast's own uvicorn options
-(``jobcast.dev.web_command``, the app swapped), so the polling and connection
-figures put jobcast next to the stack it is built on: no auth, no owner check,
-no steps, no pub/sub.
+``POST /jobs`` does the least a service that takes jobs over HTTP must: it
+INSERTs the job's row (id, owner, type, input) into a scratch table and puts it on
+the raw arq queue (``bench.rawarq``) with arq's own ``enqueue_job``, then answers
+202 with the id. ``GET /jobs/{id}`` reads a job's row from jobcast's table and
+answers it as JSON with an ETag (304 to a matching ``If-None-Match``); ``WS /ws``
+accepts, sends one small message and waits for the client to leave. It is started
+with jobcast's own uvicorn options (``jobcast.dev.web_command``, the app swapped),
+so the throughput, polling and connection figures put jobcast next to the stack it is built on: no auth, no
+owner check, no validation, no steps, no events, no pub/sub.
 """
 
 from __future__ import annotations
@@ -14,22 +17,56 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import asyncpg
 import orjson
+from arq.connections import ArqRedis, RedisSettings, create_pool
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from bench.rawarq import raw_queue
+from jobcast.settings import load_settings
+
 # $1 job id
 SQL_JOB = "SELECT * FROM jobs WHERE id = $1"
+
+# the least a submit stores: the job's id, owner, type and input
+SQL_SCRATCH = """
+CREATE TABLE IF NOT EXISTS bench_submit (
+    id uuid PRIMARY KEY,
+    owner_id uuid NOT NULL,
+    type text NOT NULL,
+    input jsonb NOT NULL,
+    status text NOT NULL DEFAULT 'pending',
+    created_at timestamptz NOT NULL DEFAULT now(),
+    started_at timestamptz,
+    finished_at timestamptz
+)"""
+# $1 id, $2 owner_id, $3 type, $4 input
+SQL_INSERT = "INSERT INTO bench_submit (id, owner_id, type, input) VALUES ($1, $2, $3, $4)"
+# every job of the bare app belongs to one owner
+OWNER = UUID("00000000-0000-0000-0000-00000000b0a5")
 
 
 async def healthz(_request: Request) -> Response:
     return Response(b'{"status":"ok"}', media_type="application/json")
+
+
+async def create_job(request: Request) -> Response:
+    body = orjson.loads(await request.body())
+    job_id = uuid4()
+    pool: asyncpg.Pool = request.state.pool
+    arq: ArqRedis = request.state.arq
+    job_input = orjson.dumps(body["input"]).decode()
+    await pool.execute(SQL_INSERT, job_id, OWNER, body["type"], job_input)
+    await arq.enqueue_job(body["type"], str(job_id), _job_id=f"bare-{job_id}",
+                          _queue_name=request.state.queue)
+    return Response(orjson.dumps({"id": str(job_id)}), status_code=202,
+                    media_type="application/json")
 
 
 async def get_job(request: Request) -> Response:
@@ -62,15 +99,23 @@ async def socket(ws: WebSocket) -> None:
 def create_app() -> Starlette:
     dsn = os.environ["DATABASE_URL"]
     pool_size = int(os.environ.get("JOBCAST_PG_POOL_MAX", "10"))
+    redis = RedisSettings.from_dsn(os.environ["REDIS_URL"])
+    queue = raw_queue(load_settings())
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with asyncpg.create_pool(dsn, min_size=1, max_size=pool_size) as pool:
-            yield {"pool": pool}
+            await pool.execute(SQL_SCRATCH)
+            arq = await create_pool(redis)
+            try:
+                yield {"pool": pool, "arq": arq, "queue": queue}
+            finally:
+                await arq.aclose()
 
     return Starlette(
         routes=[
             Route("/healthz", healthz),
+            Route("/jobs", create_job, methods=["POST"]),
             Route("/jobs/{job_id}", get_job),
             WebSocketRoute("/ws", socket),
         ],

@@ -3,7 +3,10 @@
 ``python -m bench.rawarq`` runs it on ``<JOBCAST_REDIS_PREFIX>:raw-arq``, a queue
 of its own beside jobcast's. Its options come from ``workers.settings.worker_options``
 (poll delay, ``max_jobs`` = worker concurrency, ``keep_result`` 0, ...); only
-the functions and the queue differ. No Postgres, no events: arq alone.
+the functions and the queue differ. ``noop`` and ``sleep_10ms`` are arq alone: no
+Postgres, no events. The ``_tracked`` ones are the hand-rolled jobs table that
+teams write around arq: the job's row (made by the bare app, ``bench/bare.py``)
+is set running before the job and completed after it, one UPDATE each.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import sys
 from typing import Any
+from uuid import UUID
 
+import asyncpg
 from arq import func
 from arq.worker import Worker
 
@@ -28,23 +33,47 @@ async def sleep_10ms(ctx: dict[Any, Any], *args: Any, **kwargs: Any) -> None:
     await asyncio.sleep(0.01)
 
 
+# $1 job id
+SQL_RUNNING = "UPDATE bench_submit SET status = 'running', started_at = now() WHERE id = $1"
+SQL_COMPLETED = "UPDATE bench_submit SET status = 'completed', finished_at = now() WHERE id = $1"
+
+
+async def _tracked(ctx: dict[Any, Any], job_id: str, seconds: float) -> None:
+    pool: asyncpg.Pool = ctx["pool"]
+    await pool.execute(SQL_RUNNING, UUID(job_id))
+    if seconds:
+        await asyncio.sleep(seconds)
+    await pool.execute(SQL_COMPLETED, UUID(job_id))
+
+
+async def noop_tracked(ctx: dict[Any, Any], job_id: str) -> None:
+    await _tracked(ctx, job_id, 0.0)
+
+
+async def sleep_10ms_tracked(ctx: dict[Any, Any], job_id: str) -> None:
+    await _tracked(ctx, job_id, 0.01)
+
+
 def raw_queue(settings: Settings) -> str:
     return f"{settings.redis_prefix}:raw-arq"
 
 
 async def serve(settings: Settings) -> None:
     options = worker_options(settings)
+    functions = (noop, sleep_10ms, noop_tracked, sleep_10ms_tracked)
     options.update(
-        functions=[func(noop, name="noop"), func(sleep_10ms, name="sleep_10ms")],
+        functions=[func(f, name=f.__name__) for f in functions],
         queue_name=raw_queue(settings),
     )
-    worker = Worker(**options)
-    try:
-        await worker.async_run()
-    except asyncio.CancelledError:
-        pass  # SIGTERM or SIGINT: arq cancels its main task
-    finally:
-        await worker.close()
+    size = settings.pg_pool_max
+    async with asyncpg.create_pool(settings.database_dsn, min_size=1, max_size=size) as pool:
+        worker = Worker(**options, ctx={"pool": pool})
+        try:
+            await worker.async_run()
+        except asyncio.CancelledError:
+            pass  # SIGTERM or SIGINT: arq cancels its main task
+        finally:
+            await worker.close()
 
 
 def main() -> int:

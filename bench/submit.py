@@ -14,6 +14,7 @@ import asyncpg
 import orjson
 from arq.connections import RedisSettings, create_pool
 
+from bench.bare import SQL_INSERT, SQL_SCRATCH
 from bench.harness import (
     Figure,
     Load,
@@ -32,17 +33,6 @@ HALF = "half"  # the open-loop run at half of each side's own peak rate
 # connections the open-loop client may open: enough that it never waits for one
 OPEN_LOOP_CONNECTIONS = 64
 
-# the least a submit stores: the job's id, owner, type and input
-SQL_SCRATCH = """
-CREATE TABLE IF NOT EXISTS bench_submit (
-    id uuid PRIMARY KEY,
-    owner_id uuid NOT NULL,
-    type text NOT NULL,
-    input jsonb NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now()
-)"""
-# $1 id, $2 owner_id, $3 type, $4 input
-SQL_INSERT = "INSERT INTO bench_submit (id, owner_id, type, input) VALUES ($1, $2, $3, $4)"
 
 
 async def jobcast_loads(ctx: Run) -> dict[int | str, Load]:

@@ -6,6 +6,12 @@ Raw arq: N jobs put on a queue of their own with ``ArqRedis.enqueue_job`` from
 20 concurrent callers, run by arq's Worker with jobcast's worker options, timed
 from the first enqueue until the queue is empty (arq removes a job from it only
 when the job is done).
+The bare HTTP floor: the same N jobs posted by 20 concurrent clients to the bare
+Starlette app (``bench/bare.py``: one INSERT and arq's ``enqueue_job`` per
+request), run by the same raw arq worker, timed like raw arq. It is the least
+any service that takes jobs over HTTP and keeps a row of each can do here.
+Hand-rolled: the same, and the worker sets the row running before the job and
+completed after it (``bench/rawarq.py``): the jobs table teams write around arq.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ from bench.harness import (
 from bench.rawarq import raw_queue
 
 SUBMITTERS = 20
+FLOOR = "bare HTTP floor (INSERT + arq)"
+ROLLED = "hand-rolled (floor + 2 UPDATEs)"
 # "sleep 10 ms" in jobcast: a noop job that waits 10 ms, reporting nothing meanwhile
 SLEEP_INPUT = {"sleep_s": 0.01}
 # and the same 10 ms as the demo job, which reports 31 events on the way
@@ -66,15 +74,25 @@ async def jobcast_rate(run: Run, web_urls: list[str], job_type: str, job_input: 
     return count / (finished - started)
 
 
-async def arq_rate(run: Run, function: str, count: int) -> float:
-    """Jobs per second through raw arq, from first enqueue to an empty queue."""
+async def arq_rate(run: Run, function: str, count: int, bare_url: str | None = None) -> float:
+    """Jobs per second through raw arq, from first enqueue to an empty queue.
+
+    With ``bare_url`` the jobs are posted to the bare app, which INSERTs and enqueues
+    each; without, they are enqueued directly.
+    """
     queue = raw_queue(run.settings)
     pool = await create_pool(RedisSettings.from_dsn(run.settings.redis_dsn))
+    client = http(bare_url, None, SUBMITTERS) if bare_url else None
     tag = uuid.uuid4().hex[:8]
     indexes = iter(range(count))
 
     async def enqueuer() -> None:
         for i in indexes:
+            if client is not None:
+                answer = await client.post("/jobs", json={"type": function, "input": {}})
+                if answer.status_code != 202:
+                    raise BenchError(f"the bare app answered {answer.status_code} to job {i}")
+                continue
             job = await pool.enqueue_job(
                 function, _job_id=f"{run.settings.redis_prefix}-{tag}-{i}", _queue_name=queue
             )
@@ -92,6 +110,8 @@ async def arq_rate(run: Run, function: str, count: int) -> float:
                     interval_s=0.01)
         return count / (time.time() - started)
     finally:
+        if client is not None:
+            await client.aclose()
         await pool.aclose()
 
 
@@ -106,6 +126,15 @@ async def run(ctx: Run, section: Section) -> None:
     try:
         raw_noop = await arq_rate(ctx, "noop", scale.noop_jobs)
         raw_sleep = await arq_rate(ctx, "sleep_10ms", scale.sleep_jobs)
+        bare_url = await ctx.cluster.start_web("bare", app="bench.bare:create_app",
+                                               ready_path="/healthz")
+        try:
+            floor_noop = await arq_rate(ctx, "noop", scale.noop_jobs, bare_url)
+            floor_sleep = await arq_rate(ctx, "sleep_10ms", scale.sleep_jobs, bare_url)
+            rolled_noop = await arq_rate(ctx, "noop_tracked", scale.noop_jobs, bare_url)
+            rolled_sleep = await arq_rate(ctx, "sleep_10ms_tracked", scale.sleep_jobs, bare_url)
+        finally:
+            await ctx.cluster.stop("bare")
     finally:
         await ctx.cluster.stop("raw-arq")
     kinds = await event_kinds(ctx.db, "demo")
@@ -115,6 +144,11 @@ async def run(ctx: Run, section: Section) -> None:
                raw_sleep, "raw arq, sleep 10 ms"),
         Figure(f"10 ms jobs ({scale.sleep_jobs}): demo, with its {kinds} events", "jobs/s", demo,
                raw_sleep, "raw arq, sleep 10 ms"),
+        Figure(f"noop jobs ({scale.noop_jobs})", "jobs/s", noop, floor_noop, FLOOR + ", noop"),
+        Figure(f"noop jobs ({scale.noop_jobs})", "jobs/s", noop, rolled_noop,
+               ROLLED + ", noop"),
+        Figure(f"10 ms jobs ({scale.sleep_jobs}): noop, sleep_s 0.01", "jobs/s", sleep,
+               rolled_sleep, ROLLED + ", sleep 10 ms"),
     ]
     section.notes = [
         f"{SUBMITTERS} concurrent submitters; one web process and one worker "
@@ -126,4 +160,16 @@ async def run(ctx: Run, section: Section) -> None:
         "round trip each, which the arq job does not have.",
         "jobcast times to the last job's `finished_at`; raw arq until its queue is empty, "
         "polled every 10 ms.",
+        f"{FLOOR}: the same jobs posted over HTTP by {SUBMITTERS} concurrent clients to the bare "
+        "Starlette app (`bench/bare.py`, jobcast's uvicorn options), which INSERTs each job's row "
+        "and enqueues it with arq's `enqueue_job`, then run by the same raw arq worker: the least "
+        "any service that takes jobs over HTTP and keeps a row of each does on this machine. "
+        f"In this run it reached {floor_noop / raw_noop:.2f} times raw arq's noop rate and "
+        f"{floor_sleep / raw_sleep:.2f} times its 10 ms rate ({floor_sleep:,.0f} jobs/s), with no "
+        "events, no status writes and no checks.",
+        f"{ROLLED}: the floor, and the worker sets each job's row running before the job and "
+        "completed after it, one UPDATE each (`bench/rawarq.py`): the jobs table teams write "
+        "around arq, with no events, no progress and no fan-out. In this run "
+        f"{rolled_noop / raw_noop:.2f} times raw arq's noop rate and "
+        f"{rolled_sleep / raw_sleep:.2f} times its 10 ms rate.",
     ]
