@@ -7,8 +7,9 @@ the raw arq queue (``bench.rawarq``) with arq's own ``enqueue_job``, then answer
 answers it as JSON with an ETag (304 to a matching ``If-None-Match``); ``WS /ws``
 accepts, sends one small message and waits for the client to leave. It is started
 with jobcast's own uvicorn options (``jobcast.dev.web_command``, the app swapped),
-so the throughput, polling and connection figures put jobcast next to the stack it is built on: no auth, no
-owner check, no validation, no steps, no events, no pub/sub.
+so the throughput, polling and connection figures put jobcast next to the stack
+it is built on: no auth, no owner check, no validation, no steps, no events, no
+pub/sub.
 """
 
 from __future__ import annotations

@@ -100,9 +100,11 @@ def setup_logging(settings: Settings, role: str) -> None:
     root.addHandler(handler)
     root.setLevel(settings.log_level)
     # uvicorn's lines go through this handler too (the web process starts uvicorn with
-    # log_config=None); jobcast writes one line per request itself
+    # log_config=None), but for its access lines: jobcast writes one line per request
+    # itself (server/access.py), or none when the access log is off. uvicorn writes its
+    # access line while its logger has a handler anywhere up the tree, so it gets none.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers.clear()
-        logging.getLogger(name).propagate = True
+        logging.getLogger(name).propagate = name != "uvicorn.access"
     # arq's line per job start and end would drown ours, which carry the same ids
     logging.getLogger("arq").setLevel(logging.WARNING)

@@ -58,16 +58,36 @@ async def test_every_log_line_is_json_with_job_and_request_context(logged: Stack
     worker_lines = await eventually(worker_wrote, what="the worker's lines about the job")
     web_lines = json_lines(logged.logs("web"))  # every line parses, uvicorn's included
     submitted = [line for line in web_lines if line.get("request_id") == "req-abc-123"]
-    assert any(  # the access line of the submit names the job it made
-        line["logger"] == "jobcast.access"
-        and "POST /api/jobs 202" in line["message"]
-        and line.get("job_id") == job_id
-        for line in submitted
-    )
+    access = [line for line in submitted if "POST /api/jobs" in line["message"]]
+    assert len(access) == 1  # one access line per request: jobcast's, not uvicorn's as well
+    assert access[0]["logger"] == "jobcast.access"
+    assert "POST /api/jobs 202" in access[0]["message"]
+    assert access[0].get("job_id") == job_id  # the access line of the submit names its job
     assert {line["attempt"] for line in worker_lines} == {1, 2}  # the flaky first attempt too
     assert all(line["job_type"] == "demo" and line["process"] == "worker" for line in worker_lines)
     assert all({"ts", "level", "logger", "message"} <= set(line) for line in web_lines)
     assert token not in logged.logs("web") + logged.logs("worker-0")
+
+
+async def test_with_the_access_log_off_no_line_is_written_per_request(
+    endpoints: Endpoints, new_database: DatabaseFactory, tmp_path: Any
+) -> None:
+    stack = await launch(
+        await new_database(), endpoints.redis_url, tmp_path, workers=0, JOBCAST_ACCESS_LOG="false"
+    )
+    try:
+        async with stack.client() as client:
+            answers = [
+                await client.get("/healthz", headers={"X-Request-ID": f"quiet-{i}"})
+                for i in range(3)
+            ]
+        assert [answer.status_code for answer in answers] == [200, 200, 200]
+        await asyncio.sleep(0.2)  # lines are written as each answer goes out; give stderr a moment
+        logs = stack.logs("web")
+        assert "Application startup complete" in logs  # the process does log
+        assert "quiet-" not in logs and "GET /healthz" not in logs
+    finally:
+        stack.close()
 
 
 async def test_a_request_without_an_id_gets_one(logged: Stack) -> None:
