@@ -156,8 +156,9 @@ async def run(ctx: Run, section: Section) -> None:
         "process with the same arq options.",
         "jobcast's plain 10 ms job is the built-in `noop` type with `sleep_s` 0.01, which "
         "only sleeps, like the arq job. The `demo` row is the same 10 ms spent in four steps: "
-        "it also stores and publishes its events, one Postgres statement and one Redis "
-        "round trip each, which the arq job does not have.",
+        "it also stores and publishes its events, one Postgres statement each, and a "
+        "publish (the events of jobs reporting at once share a Redis round trip), which the arq "
+        "job does not have.",
         "jobcast times to the last job's `finished_at`; raw arq until its queue is empty, "
         "polled every 10 ms.",
         f"{FLOOR}: the same jobs posted over HTTP by {SUBMITTERS} concurrent clients to the bare "

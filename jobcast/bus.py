@@ -36,19 +36,27 @@ _PING_INTERVAL_S = 1.0
 _PING_DEADLINE_S = 3.0
 
 
+def _channels(settings: Settings, event: Event, owner_id: UUID | None) -> list[str]:
+    """The job's channel; and the owner's feed (toasts, live job lists), which gets status
+    changes and step boundaries."""
+    channels = [settings.job_channel(event.job_id)]
+    if event.kind is not EventKind.PROGRESS and owner_id is not None:
+        channels.append(settings.owner_channel(owner_id))
+    return channels
+
+
 async def publish(
     redis: aioredis.Redis, settings: Settings, event: Event, owner_id: UUID | None = None
 ) -> None:
     """Send a persisted event to every server process: one round trip."""
     text = dumps(event.wire())
-    owner_id = owner_id or event.owner_id
-    # the owner's feed (toasts, live job lists) gets status changes and step boundaries
-    if event.kind is EventKind.PROGRESS or owner_id is None:
-        await redis.publish(settings.job_channel(event.job_id), text)  # no pipeline for one
+    channels = _channels(settings, event, owner_id or event.owner_id)
+    if len(channels) == 1:
+        await redis.publish(channels[0], text)  # no pipeline for one
     else:
         async with redis.pipeline(transaction=False) as pipe:
-            pipe.publish(settings.job_channel(event.job_id), text)
-            pipe.publish(settings.owner_channel(owner_id), text)
+            for channel in channels:
+                pipe.publish(channel, text)
             await pipe.execute()
     metrics.EVENTS_PUBLISHED.labels(event.kind.value).inc()
 
@@ -65,7 +73,13 @@ async def publish_quietly(
     try:
         await publish(redis, settings, event)
     except (RedisError, OSError) as exc:
-        metrics.BACKEND_ERRORS.labels("redis").inc()
+        await _announce_instead(store, [event], exc)
+
+
+async def _announce_instead(store: Store, events: list[Event], exc: BaseException) -> None:
+    """Redis refused these events: NOTIFY each, in order."""
+    metrics.BACKEND_ERRORS.labels("redis").inc()
+    for event in events:
         log.warning(
             "job %s: event %d not published (%s); NOTIFY carries it", event.job_id, event.seq, exc
         )
@@ -73,6 +87,82 @@ async def publish_quietly(
             await store.notify_event(event)
         except StorageUnavailable as pg_exc:
             log.warning("job %s: no NOTIFY either (%s)", event.job_id, pg_exc)
+
+
+class Publisher:
+    """Publishes a process's events, as many per Redis round trip as are waiting.
+
+    Events handed over while a send is in flight go out together in the next one, in
+    the order they came, so the events of one job keep their order. Each caller returns
+    once its event was sent, or, when Redis refused it, announced over NOTIFY
+    (``publish_quietly``). With one event at a time this is one round trip each, as
+    before; with many jobs reporting at once it is far fewer.
+    """
+
+    def __init__(self, redis: aioredis.Redis, settings: Settings, store: Store) -> None:
+        self._redis = redis
+        self._settings = settings
+        self._store = store
+        self._waiting: list[tuple[Event, asyncio.Future[None]]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def publish(self, event: Event) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._send_forever(), name="publisher")
+        sent = asyncio.get_running_loop().create_future()
+        self._waiting.append((event, sent))
+        self._wake.set()
+        await sent
+
+    async def close(self) -> None:
+        """Send what is waiting, then stop."""
+        if self._task is None:
+            return
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+        if self._waiting:
+            await self._send(self._take())
+
+    def _take(self) -> list[tuple[Event, asyncio.Future[None]]]:
+        batch, self._waiting = self._waiting, []
+        return batch
+
+    async def _send_forever(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._waiting:
+                await self._send(self._take())
+
+    async def _send(self, batch: list[tuple[Event, asyncio.Future[None]]]) -> None:
+        events = [event for event, _sent in batch]
+        fault: Exception | None = None
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for event in events:
+                    text = dumps(event.wire())
+                    for channel in _channels(self._settings, event, event.owner_id):
+                        pipe.publish(channel, text)
+                await pipe.execute()
+            for event in events:
+                metrics.EVENTS_PUBLISHED.labels(event.kind.value).inc()
+        except (RedisError, OSError) as exc:
+            await _announce_instead(self._store, events, exc)
+        except asyncio.CancelledError:
+            self._waiting[:0] = batch  # closing: close() sends them
+            raise
+        except Exception as exc:  # a fault of this process's own: each caller hears of it
+            fault = exc
+        for _event, sent in batch:
+            if sent.done():
+                continue
+            if fault is None:
+                sent.set_result(None)
+            else:
+                sent.set_exception(fault)
 
 
 @dataclass(frozen=True, slots=True)

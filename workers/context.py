@@ -22,7 +22,6 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from jobcast import metrics
-from jobcast.bus import publish_quietly
 from jobcast.errors import InvalidInput, PermanentError, StorageUnavailable, TransientError
 from jobcast.model import Event, StepState
 from jobcast.registry import JobType, Upload
@@ -100,7 +99,7 @@ class Reporter:
         """Publish a persisted event; None means the write was fenced off."""
         if event is None:
             raise AttemptLost(f"job {self.job_id} attempt {self.attempt} is no longer running")
-        await publish_quietly(self._redis, self._settings, self._store, event)
+        await self._state.publisher.publish(event)
 
     def _advance(self) -> float:
         if self._weights:
@@ -201,7 +200,7 @@ class Reporter:
         )
         if created is None or created.event is None:
             raise TransientError("the child job could not be created")
-        await publish_quietly(self._redis, self._settings, self._store, created.event)
+        await self._state.publisher.publish(created.event)
         try:
             await self._state.queue.enqueue(created.job.id, priority=self.priority)
         except (RedisError, OSError) as exc:

@@ -24,7 +24,6 @@ from arq.worker import Retry
 from pydantic import BaseModel
 
 from jobcast import metrics
-from jobcast.bus import publish_quietly
 from jobcast.errors import InvalidInput, JobError, PermanentError, TransientError
 from jobcast.logs import job_context
 from jobcast.model import Claim, JobStatus
@@ -104,7 +103,7 @@ async def run_job(ctx: dict[str, Any], job_id: str) -> None:
         )
         waiting = await state.store.note_waiting(UUID(job_id), message)
         if waiting is not None:
-            await publish_quietly(ctx["redis"], state.settings, state.store, waiting)
+            await state.publisher.publish(waiting)
         raise Retry(defer=_CAPPED_RETRY_S)
     job, attempt = claim.job, claim.attempt
     with job_context(job.id, job.type, attempt):

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 
+from jobcast.bus import Publisher
 from jobcast.queue import Queue
 from jobcast.registry import Registry, load_registry
 from jobcast.settings import Settings
@@ -24,6 +25,7 @@ class WorkerState:
     registry: Registry
     queue: Queue
     heartbeat: Heartbeat
+    publisher: Publisher
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
@@ -44,7 +46,12 @@ class WorkerState:
             registry = load_registry(settings.job_module_list)
             reaper = Reaper(store, queue, redis, settings, heartbeat, registry)
             state = cls(
-                settings=settings, store=store, registry=registry, queue=queue, heartbeat=heartbeat
+                settings=settings,
+                store=store,
+                registry=registry,
+                queue=queue,
+                heartbeat=heartbeat,
+                publisher=Publisher(redis, settings, store),
             )
             state.tasks = [
                 asyncio.create_task(heartbeat.run_forever(), name="heartbeat"),
@@ -58,4 +65,5 @@ class WorkerState:
                 for task in state.tasks:
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
+                await state.publisher.close()
                 await redis.aclose()

@@ -1,16 +1,22 @@
-"""The hub with a real Redis: fan-out to local subscribers, and a slow one dropped; and an
-event Redis refuses, announced over Postgres instead."""
+"""The hub with a real Redis: fan-out to local subscribers, and a slow one dropped; an
+event Redis refuses, announced over Postgres instead; and the publisher that sends many
+jobs' events per round trip, each job's in order."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
+import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from jobcast.bus import Hub, Live, SlowConsumer, publish_quietly
+from jobcast.bus import Hub, Live, Publisher, SlowConsumer, publish_quietly
+from jobcast.model import Event, EventKind
 from jobcast.registry import load_registry
 from jobcast.services import Endpoints, free_port
 from jobcast.settings import load_settings
@@ -107,6 +113,82 @@ async def test_an_event_redis_refuses_is_announced_over_postgres(
                 return heard == [f"{event.job_id} {event.seq} {owner} status"]
 
             await eventually(announced, what="the NOTIFY for the unpublished event")
+    finally:
+        await listener.close()
+        await dead.aclose()
+
+
+class CountingRedis(aioredis.Redis):
+    """A real Redis client that counts the pipelines it sends."""
+
+    pipelines = 0
+
+    def pipeline(self, *args: Any, **kwargs: Any) -> Any:
+        self.pipelines += 1
+        return super().pipeline(*args, **kwargs)
+
+
+def progress(job_id: uuid.UUID, seq: int, owner_id: uuid.UUID) -> Event:
+    return Event(job_id, seq, EventKind.PROGRESS, datetime.now(UTC), {"progress": seq}, owner_id)
+
+
+async def test_the_publisher_sends_many_jobs_events_at_once_each_jobs_in_order(
+    endpoints: Endpoints, new_database: DatabaseFactory
+) -> None:
+    settings = load_settings({"JOBCAST_REDIS_PREFIX": f"pb{uuid.uuid4().hex[:8]}"})
+    redis = CountingRedis.from_url(endpoints.redis_url)
+    listener = aioredis.Redis.from_url(endpoints.redis_url)
+    pubsub = listener.pubsub()
+    await pubsub.psubscribe(settings.job_channel("*"))
+    owner, jobs, per_job = uuid.uuid4(), [uuid.uuid4() for _ in range(10)], 20
+    try:
+        async with Store.open(await new_database()) as store:
+            publisher = Publisher(redis, settings, store)
+
+            async def report(job_id: uuid.UUID) -> None:
+                for seq in range(1, per_job + 1):
+                    await publisher.publish(progress(job_id, seq, owner))
+
+            await asyncio.gather(*(report(job_id) for job_id in jobs))
+            await publisher.close()
+        heard: dict[str, list[int]] = {str(job_id): [] for job_id in jobs}
+        async with asyncio.timeout(10):
+            async for msg in pubsub.listen():
+                if msg["type"] == "pmessage":
+                    body = orjson.loads(msg["data"])
+                    heard[body["job_id"]].append(body["seq"])
+                if sum(map(len, heard.values())) == len(jobs) * per_job:
+                    break
+    finally:
+        await pubsub.aclose()
+        await listener.aclose()
+        await redis.aclose()
+    assert all(seqs == list(range(1, per_job + 1)) for seqs in heard.values())
+    # ten jobs reporting at once: their events share round trips
+    assert redis.pipelines <= len(jobs) * per_job // 4
+
+
+async def test_events_the_publisher_cannot_send_are_announced_over_postgres_in_order(
+    endpoints: Endpoints, new_database: DatabaseFactory
+) -> None:
+    settings = load_settings({"JOBCAST_REDIS_PREFIX": f"pd{uuid.uuid4().hex[:8]}"})
+    dead = aioredis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=1)
+    dsn = await new_database()
+    heard: list[str] = []
+    listener = await asyncpg.connect(dsn)
+    owner, job_id = uuid.uuid4(), uuid.uuid4()
+    try:
+        await listener.add_listener(NOTIFY_CHANNEL, lambda *args: heard.append(str(args[-1])))
+        async with Store.open(dsn) as store:
+            publisher = Publisher(dead, settings, store)
+            for seq in (1, 2, 3):  # each call returns: the event is safe in Postgres
+                await publisher.publish(progress(job_id, seq, owner))
+            await publisher.close()
+
+            async def announced() -> bool:
+                return heard == [f"{job_id} {seq} {owner} progress" for seq in (1, 2, 3)]
+
+            await eventually(announced, what="a NOTIFY for each unpublished event, in order")
     finally:
         await listener.close()
         await dead.aclose()
