@@ -24,6 +24,11 @@ from jobcast.settings import Settings
 
 RUN_JOB = "run_job"
 
+# arq's own timeout for run_job is only a backstop: each job's time limit is enforced by
+# the worker. arq marks a job it hands to a worker "in progress" for that long and 10 s.
+ARQ_TIMEOUT_S = 7 * 86_400
+IN_PROGRESS_TTL_MS = (ARQ_TIMEOUT_S + 10) * 1000
+
 # Priority on arq's sorted set: arq starts due jobs lowest score first. A due job's score
 # is its run time moved into the past by (priority + 11) spans, so under a backlog every
 # job of a higher priority starts before any of a lower one, and jobs of one priority start
@@ -126,6 +131,23 @@ class Queue:
                 pipe.zscore(self._settings.queue_name, str(job_id))
             scores = await pipe.execute()
         return [job_id for job_id, score in zip(job_ids, scores, strict=True) if score is None]
+
+    async def abandoned(self, job_ids: list[UUID], older_than_s: float) -> list[UUID]:
+        """Of these pending jobs, those arq handed to a worker more than ``older_than_s`` ago.
+
+        A worker claims a job in Postgres moments after arq hands it over; one that is
+        still pending that long after was taken by a worker that died in between, and
+        arq's in-progress marker would hold it back for arq's whole job timeout.
+        """
+        if not job_ids:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.pttl(in_progress_key_prefix + str(job_id))
+            left_ms = await pipe.execute()
+        cutoff_ms = IN_PROGRESS_TTL_MS - older_than_s * 1000
+        # PTTL is -2 without the marker: nobody took the job
+        return [job_id for job_id, ms in zip(job_ids, left_ms, strict=True) if 0 <= ms < cutoff_ms]
 
     async def due_unranked(self) -> list[UUID]:
         """Due jobs whose score is still their run time (delayed or retried ones)."""

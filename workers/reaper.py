@@ -8,7 +8,8 @@ safe. Each sweep:
 - retries (or fails, when its attempts are used up) every running job whose
   worker stopped beating: it died, or was frozen past its lease;
 - queues every pending job that is missing from Redis (Redis was down when it
-  was submitted, or restarted empty): the outbox;
+  was submitted, or restarted empty): the outbox; and every pending job that a
+  worker took from the queue but died before starting (claiming) it;
 - ranks due delayed and retried jobs by their priority on the queue;
 - starts the jobs of recurring schedules whose tick has come;
 - sends the completion webhooks that are due;
@@ -131,11 +132,18 @@ class Reaper:
         if not pending:
             return
         missing = await self._queue.missing(list(pending))
-        for job_id in missing:
+        queued = [job_id for job_id in pending.keys() - set(missing)]
+        abandoned = await self._queue.abandoned(queued, self._settings.stale_after_s)
+        for job_id in missing + abandoned:
             row = pending[job_id]
             await self._queue.requeue(job_id, delay_s=row["delay_s"], priority=row["priority"])
         if missing:
             log.warning("outbox: queued %d pending jobs that Redis did not have", len(missing))
+        if abandoned:
+            log.warning(
+                "queued %d pending jobs again: a worker took them and stopped before starting them",
+                len(abandoned),
+            )
 
     async def _rank_due(self) -> None:
         due = await self._queue.due_unranked()

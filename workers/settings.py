@@ -16,6 +16,7 @@ from arq import func
 from arq.connections import RedisSettings
 
 from jobcast.logs import setup_logging
+from jobcast.queue import ARQ_TIMEOUT_S
 from jobcast.settings import Settings, load_settings
 from workers.runner import run_job
 from workers.state import WorkerState
@@ -23,9 +24,6 @@ from workers.state import WorkerState
 log = logging.getLogger(__name__)
 
 SETTINGS: Settings = load_settings()
-
-# arq's own timeout is only a backstop: each job's time limit is enforced by the runner.
-ARQ_TIMEOUT_S = 7 * 86_400
 
 
 async def startup(ctx: dict[str, Any]) -> None:

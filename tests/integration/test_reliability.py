@@ -15,7 +15,10 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+import redis.asyncio as aioredis
+from arq.constants import in_progress_key_prefix
 
+from jobcast.queue import IN_PROGRESS_TTL_MS
 from jobcast.services import Endpoints
 from jobcast.sql import NOTIFY_CHANNEL
 from jobcast.store import apply_schema
@@ -203,6 +206,27 @@ async def test_sigkilled_worker_job_runs_again_within_seconds(make_stack: MakeSt
     watcher.assert_gap_free()
     assert watcher.final_statuses == ["completed"]
     assert any("stopped" in (e.get("message") or "") for e in watcher.events)
+
+
+async def test_a_job_taken_by_a_worker_that_died_before_claiming_it_runs_within_seconds(
+    make_stack: MakeStack,
+) -> None:
+    """A worker killed after arq handed it a job but before its claim reached Postgres
+    leaves arq's in-progress marker behind, which holds the job back for arq's whole job
+    timeout (days); the job is still pending, so no heartbeat goes stale for it."""
+    stack = await make_stack(workers=0)
+    token = await stack.owner()
+    redis = aioredis.Redis.from_url(stack.redis_url)
+    try:
+        async with stack.client(token) as client:
+            job_id = await submit(client, "demo", duration=0.1)
+            # what arq's dequeue writes, and such a worker leaves behind
+            await redis.psetex(in_progress_key_prefix + job_id, IN_PROGRESS_TTL_MS, b"1")
+            stack.start("worker-0")
+            job = await wait_status(client, job_id, "completed", timeout_s=30)
+    finally:
+        await redis.aclose()
+    assert job["attempts"] == 1  # its first attempt: it never started
 
 
 async def test_frozen_worker_cannot_complete_or_write_after_its_lease(
