@@ -29,6 +29,7 @@ import redis.asyncio as aioredis
 import uvloop
 
 from bench import connections, events, polling, scaleout, submit, throughput, watched
+from bench.cpu import CpuMeter
 from bench.harness import (
     FULL,
     QUICK,
@@ -123,6 +124,7 @@ async def run_all(settings: Settings, endpoints: Endpoints, scale: Scale, only: 
         db = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
         redis = aioredis.Redis.from_url(endpoints.redis_url)
         run = Run(ours, scale, cluster, db, redis)
+        run.cpu = await CpuMeter.find(db, redis, cluster.procs)
         sections: list[Section] = []
         try:
             machine = await describe_machine(db, redis)

@@ -46,6 +46,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 
+from bench.cpu import CpuMeter
 from bench.load import LoadClient
 from jobcast.dev import child_env, web_command, worker_command
 from jobcast.services import Endpoints, free_port
@@ -416,6 +417,7 @@ class Run:
     cluster: Cluster
     db: asyncpg.Pool
     redis: aioredis.Redis
+    cpu: CpuMeter | None = None  # None where the servers' processes cannot be read
 
     @property
     def web_url(self) -> str:

@@ -17,12 +17,15 @@ completed after it (``bench/rawarq.py``): the jobs table teams write around arq.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from arq.connections import RedisSettings, create_pool
 
+from bench.cpu import Spent
 from bench.harness import (
     BenchError,
     Figure,
@@ -115,23 +118,32 @@ async def arq_rate(run: Run, function: str, count: int, bare_url: str | None = N
         await pool.aclose()
 
 
+def metered(ctx: Run) -> AbstractContextManager[Spent | None]:
+    """The CPU all processes spend in the block, where they can be read."""
+    return ctx.cpu.measure() if ctx.cpu is not None else nullcontext()
+
+
 async def run(ctx: Run, section: Section) -> None:
     scale = ctx.scale
-    noop = await jobcast_rate(ctx, [ctx.web_url], "noop", {}, scale.noop_jobs)
+    with metered(ctx) as cpu_noop:
+        noop = await jobcast_rate(ctx, [ctx.web_url], "noop", {}, scale.noop_jobs)
     sleep = await jobcast_rate(ctx, [ctx.web_url], "noop", SLEEP_INPUT, scale.sleep_jobs)
     demo = await jobcast_rate(ctx, [ctx.web_url], "demo", DEMO_INPUT, scale.sleep_jobs)
     await ctx.cluster.start_worker(
         "raw-arq", command=python_command("-m", "bench.rawarq"), queue=raw_queue(ctx.settings)
     )
     try:
-        raw_noop = await arq_rate(ctx, "noop", scale.noop_jobs)
+        with metered(ctx) as cpu_raw:
+            raw_noop = await arq_rate(ctx, "noop", scale.noop_jobs)
         raw_sleep = await arq_rate(ctx, "sleep_10ms", scale.sleep_jobs)
         bare_url = await ctx.cluster.start_web("bare", app="bench.bare:create_app",
                                                ready_path="/healthz")
         try:
-            floor_noop = await arq_rate(ctx, "noop", scale.noop_jobs, bare_url)
+            with metered(ctx) as cpu_floor:
+                floor_noop = await arq_rate(ctx, "noop", scale.noop_jobs, bare_url)
             floor_sleep = await arq_rate(ctx, "sleep_10ms", scale.sleep_jobs, bare_url)
-            rolled_noop = await arq_rate(ctx, "noop_tracked", scale.noop_jobs, bare_url)
+            with metered(ctx) as cpu_rolled:
+                rolled_noop = await arq_rate(ctx, "noop_tracked", scale.noop_jobs, bare_url)
             rolled_sleep = await arq_rate(ctx, "sleep_10ms_tracked", scale.sleep_jobs, bare_url)
         finally:
             await ctx.cluster.stop("bare")
@@ -174,3 +186,16 @@ async def run(ctx: Run, section: Section) -> None:
         f"{rolled_noop / raw_noop:.2f} times raw arq's noop rate and "
         f"{rolled_sleep / raw_sleep:.2f} times its 10 ms rate.",
     ]
+    if cpu_noop and cpu_rolled and cpu_raw and cpu_floor:
+        n, cores = scale.noop_jobs, os.cpu_count() or 1
+        section.figures.append(
+            Figure("CPU per noop job, all processes", "ms", 1000 * cpu_noop.total / n,
+                   1000 * cpu_rolled.total / n, ROLLED + ", noop", higher_is_better=False))
+        section.notes.append(
+            "Where the time goes: the CPU every process spent (psutil: the load generator, the "
+            "web and worker processes, every process of the Postgres and Redis servers) during "
+            f"each noop run, per job, in ms. jobcast: {cpu_noop.per_job_ms(n)}. "
+            f"{ROLLED}: {cpu_rolled.per_job_ms(n)}. {FLOOR}: {cpu_floor.per_job_ms(n)}. "
+            f"raw arq: {cpu_raw.per_job_ms(n)}. On {cores} cores a rate cannot pass "
+            f"{cores * 1000:,} ms of CPU a second divided by the total."
+        )
