@@ -29,7 +29,7 @@ from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from bench.rawarq import raw_queue
+from bench.rawarq import keep_as_is, raw_queue
 from jobcast.settings import load_settings
 
 # $1 job id
@@ -105,7 +105,9 @@ def create_app() -> Starlette:
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        async with asyncpg.create_pool(dsn, min_size=1, max_size=pool_size) as pool:
+        async with asyncpg.create_pool(
+            dsn, min_size=1, max_size=pool_size, reset=keep_as_is
+        ) as pool:
             await pool.execute(SQL_SCRATCH)
             arq = await create_pool(redis)
             try:

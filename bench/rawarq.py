@@ -33,6 +33,12 @@ async def sleep_10ms(ctx: dict[Any, Any], *args: Any, **kwargs: Any) -> None:
     await asyncio.sleep(0.01)
 
 
+async def keep_as_is(_conn: asyncpg.Connection) -> None:
+    """No reset on release. asyncpg resets each connection its pool takes back (a round
+    trip: unlock, close, unlisten, reset) unless told otherwise; jobcast's own pools skip
+    it (``jobcast/store.py``), so the baselines' pools skip it too."""
+
+
 # $1 job id
 SQL_RUNNING = "UPDATE bench_submit SET status = 'running', started_at = now() WHERE id = $1"
 SQL_COMPLETED = "UPDATE bench_submit SET status = 'completed', finished_at = now() WHERE id = $1"
@@ -66,7 +72,9 @@ async def serve(settings: Settings) -> None:
         queue_name=raw_queue(settings),
     )
     size = settings.pg_pool_max
-    async with asyncpg.create_pool(settings.database_dsn, min_size=1, max_size=size) as pool:
+    async with asyncpg.create_pool(
+        settings.database_dsn, min_size=1, max_size=size, reset=keep_as_is
+    ) as pool:
         worker = Worker(**options, ctx={"pool": pool})
         try:
             await worker.async_run()

@@ -26,6 +26,7 @@ from bench.harness import (
     open_loop,
     submit,
 )
+from bench.rawarq import keep_as_is
 
 LEVELS = (1, 10, 50)
 WARMUP = 20
@@ -63,7 +64,8 @@ def half_peak(loads: dict[int | str, Load]) -> float:
 async def baseline_loads(ctx: Run) -> dict[int | str, Load]:
     await ctx.db.execute(SQL_SCRATCH)
     size = ctx.settings.pg_pool_max
-    pool = await asyncpg.create_pool(ctx.settings.database_dsn, min_size=size, max_size=size)
+    pool = await asyncpg.create_pool(ctx.settings.database_dsn, min_size=size, max_size=size,
+                                     reset=keep_as_is)
     arq = await create_pool(RedisSettings.from_dsn(ctx.settings.redis_dsn))
     queue = f"{ctx.settings.redis_prefix}:raw-submit"
     owner = uuid.uuid4()
