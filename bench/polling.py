@@ -76,6 +76,8 @@ async def run(ctx: Run, section: Section) -> None:
         f"{CLIENTS} concurrent keep-alive clients for {duration_s:g} s each, after a short "
         "unmeasured warm-up. The client (aiohttp, in the benchmark process) shares the machine's "
         "cores with the server, so on a small machine both figures are partly the client's.",
-        "jobcast checks the token and reads the job with its steps for both answers (the ETag "
-        "is the job's id and `seq`); the bare app reads the row alone, without an owner check.",
+        "jobcast checks the token; for a 200 it reads the job with its steps, children and "
+        "webhook deliveries, and for a request with `If-None-Match` first only the job's `seq` "
+        "(the ETag is the job's id and `seq`), answering 304 without reading more. The bare "
+        "app reads the whole row for both, without an owner check.",
     ]

@@ -103,6 +103,11 @@ class StepView:
     duration_ms: int | None
 
 
+def etag_of(job_id: UUID, seq: int) -> str:
+    """A job view's ETag: it changes with every event of the job."""
+    return f'W/"{job_id}-{seq}"'
+
+
 @dataclass(frozen=True, slots=True)
 class Job:
     """A job as the API shows it: the row of ``jobs`` with its steps."""
@@ -138,7 +143,7 @@ class Job:
 
     @property
     def etag(self) -> str:
-        return f'W/"{self.id}-{self.seq}"'
+        return etag_of(self.id, self.seq)
 
 
 @dataclass(frozen=True, slots=True)

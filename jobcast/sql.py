@@ -117,6 +117,9 @@ SELECT {_JOB_COLUMNS}, {_STEPS_JSON}, {_CHILDREN_JSON}, {_DELIVERIES_JSON}
 FROM jobs j WHERE j.id = $1 AND ($2::uuid IS NULL OR j.owner_id = $2)
 """
 
+# $1 id, $2 owner_id: a job's seq, all a conditional GET needs to answer 304
+SQL_JOB_SEQ = "SELECT seq FROM jobs WHERE id = $1 AND owner_id = $2"
+
 # $1 owner_id, $2 status or NULL, $3 type or NULL, $4 limit
 SQL_LIST_JOBS = f"""
 SELECT {_JOB_COLUMNS}, {_STEPS_JSON}

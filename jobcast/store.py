@@ -41,6 +41,7 @@ from jobcast.sql import (
     SQL_GET_JOB,
     SQL_HAND_BACK,
     SQL_HEARTBEAT,
+    SQL_JOB_SEQ,
     SQL_LIST_JOBS,
     SQL_NEXT_DELIVERY,
     SQL_NOTE_WAITING,
@@ -466,6 +467,11 @@ class Store:
     async def get_job(self, job_id: UUID, owner_id: UUID | None = None) -> Job | None:
         row = await self._run(lambda: self.pool.fetchrow(SQL_GET_JOB, job_id, owner_id))
         return _job(row) if row is not None else None
+
+    async def job_seq(self, job_id: UUID, owner_id: UUID) -> int | None:
+        """The seq of the owner's job (None: no such job of theirs), without reading it."""
+        seq: int | None = await self._run(lambda: self.pool.fetchval(SQL_JOB_SEQ, job_id, owner_id))
+        return seq
 
     async def list_jobs(
         self,

@@ -25,7 +25,7 @@ from jobcast.errors import (
     TooManyRequests,
 )
 from jobcast.logs import name_job
-from jobcast.model import Job, JobStatus, SubmitRequest, dumps
+from jobcast.model import Job, JobStatus, SubmitRequest, dumps, etag_of
 from jobcast.registry import JobType
 from jobcast.schemas import (
     Cancelled,
@@ -353,11 +353,21 @@ async def retry_job(request: Request) -> Response:
     responses={200: JobOut, 304: None, **error_responses(401, 404, 503)},
 )
 async def get_job(request: Request) -> Response:
+    known = request.headers.get("if-none-match")
+    if known is not None:  # a poll: look at the job's seq alone before reading it whole
+        services = services_of(request)
+        job_id = parse_job_id(request.path_params["job_id"])
+        seq = await services.store.job_seq(job_id, await owner_of(request))
+        if seq is None:
+            raise NotFound("no such job")
+        if known == etag_of(job_id, seq):
+            return Response(status_code=304, headers=_no_cache(known))
     services, _, job = await owned_job(request)
-    headers = {"ETag": job.etag, "Cache-Control": "no-cache"}
-    if request.headers.get("if-none-match") == job.etag:
-        return Response(status_code=304, headers=headers)
-    return model_response(await job_view(services, job), headers=headers)
+    return model_response(await job_view(services, job), headers=_no_cache(job.etag))
+
+
+def _no_cache(etag: str) -> dict[str, str]:
+    return {"ETag": etag, "Cache-Control": "no-cache"}
 
 
 @endpoint(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 
 from tests.support import Stack, eventually, submit, watch
@@ -97,6 +99,27 @@ async def test_job_view_etag_answers_304_until_it_changes(stack: Stack) -> None:
         again = await client.get(f"/api/jobs/{job_id}", headers={"If-None-Match": etag})
     assert first.json()["status"] == "completed"
     assert again.status_code == 304
+    assert again.headers["etag"] == etag and again.content == b""
+
+
+async def test_a_stale_or_foreign_etag_gets_the_job_or_a_404_never_a_304(stack: Stack) -> None:
+    token, stranger = await stack.owner(), await stack.owner()
+    async with stack.client(token) as client:
+        job_id = await submit(client, "demo", duration=0.3)
+        pending = await client.get(f"/api/jobs/{job_id}")
+        await watch(stack, token, job_id)
+        stale = await client.get(
+            f"/api/jobs/{job_id}", headers={"If-None-Match": pending.headers["etag"]}
+        )
+        unknown = await client.get(f"/api/jobs/{uuid.uuid4()}", headers={"If-None-Match": "x"})
+    async with stack.client(stranger) as client:
+        foreign = await client.get(
+            f"/api/jobs/{job_id}", headers={"If-None-Match": stale.headers["etag"]}
+        )
+    assert stale.status_code == 200 and stale.json()["status"] == "completed"
+    assert stale.headers["etag"] != pending.headers["etag"]
+    assert unknown.status_code == 404 and foreign.status_code == 404
+    assert foreign.json()["error"]["code"] == "not_found"
 
 
 async def test_permanent_failure_fails_at_once_with_a_readable_error(stack: Stack) -> None:
