@@ -236,26 +236,36 @@ async def _job_socket(ws: WebSocket, owner_id: UUID) -> None:
 async def _serve_job(
     ws: WebSocket, services: Services, owner_id: UUID, job_id: UUID | None, after: int
 ) -> None:
-    job = await services.store.get_job(job_id, owner_id) if job_id else None
-    if job is None or job_id is None:
+    if job_id is None or await services.store.job_seq(job_id, owner_id) is None:
         await _send_error(ws, NotFound("no such job"), WS_4404_NOT_FOUND)
         return
     async with services.hub.subscribe(services.settings.job_channel(job_id)) as sub:
         # read the snapshot after subscribing, so no event falls between the two
-        job = await services.store.get_job(job_id, owner_id)
-        if job is None:
+        sent = await _send_snapshot(ws, services, job_id, owner_id)
+        if sent is None:
             return
-        view = await job_view(services, job)
-        snapshot = {"type": "snapshot", "job": view.model_dump(mode="json")}
-        await ws.send_text(dumps(snapshot).decode())
-        stream = JobStream(ws, services, job_id, min(after, job.seq))
+        seq, final = sent
+        stream = JobStream(ws, services, job_id, min(after, seq))
         await stream.catch_up()
-        if job.status.final and stream.last >= job.seq:
+        if final and stream.last >= seq:
             stream.done = True
         if not stream.done:
             await _run_pair(ws, lambda: stream.stream(sub))
     if stream.done:
         await _close(ws, status.WS_1000_NORMAL_CLOSURE, "job finished")
+
+
+async def _send_snapshot(
+    ws: WebSocket, services: Services, job_id: UUID, owner_id: UUID
+) -> tuple[int, bool] | None:
+    """Send the job as it stands; its seq and whether it is final. Nothing of the job is
+    kept once sent: a watched job's socket may stay open for hours, thousands at once."""
+    job = await services.store.get_job(job_id, owner_id)
+    if job is None:
+        return None
+    view = await job_view(services, job)
+    await ws.send_text(dumps({"type": "snapshot", "job": view.model_dump(mode="json")}).decode())
+    return job.seq, job.status.final
 
 
 async def owner_socket(ws: WebSocket) -> None:
