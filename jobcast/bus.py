@@ -141,20 +141,21 @@ class Publisher:
         events = [event for event, _sent in batch]
         fault: Exception | None = None
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for event in events:
+                        text = dumps(event.wire())
+                        for channel in _channels(self._settings, event, event.owner_id):
+                            pipe.publish(channel, text)
+                    await pipe.execute()
                 for event in events:
-                    text = dumps(event.wire())
-                    for channel in _channels(self._settings, event, event.owner_id):
-                        pipe.publish(channel, text)
-                await pipe.execute()
-            for event in events:
-                metrics.EVENTS_PUBLISHED.labels(event.kind.value).inc()
-        except (RedisError, OSError) as exc:
-            await _announce_instead(self._store, events, exc)
+                    metrics.EVENTS_PUBLISHED.labels(event.kind.value).inc()
+            except (RedisError, OSError) as exc:
+                await _announce_instead(self._store, events, exc)
         except asyncio.CancelledError:
             self._waiting[:0] = batch  # closing: close() sends them
             raise
-        except Exception as exc:  # a fault of this process's own: each caller hears of it
+        except Exception as exc:  # anything else: each caller hears of it, the sender goes on
             fault = exc
         for _event, sent in batch:
             if sent.done():

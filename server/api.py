@@ -356,8 +356,9 @@ async def get_job(request: Request) -> Response:
     known = request.headers.get("if-none-match")
     if known is not None:  # a poll: look at the job's seq alone before reading it whole
         services = services_of(request)
+        owner_id = await owner_of(request)
         job_id = parse_job_id(request.path_params["job_id"])
-        seq = await services.store.job_seq(job_id, await owner_of(request))
+        seq = await services.store.job_seq(job_id, owner_id)
         if seq is None:
             raise NotFound("no such job")
         if known == etag_of(job_id, seq):

@@ -132,7 +132,7 @@ class Reaper:
         if not pending:
             return
         missing = await self._queue.missing(list(pending))
-        queued = [job_id for job_id in pending.keys() - set(missing)]
+        queued = list(pending.keys() - set(missing))
         abandoned = await self._queue.abandoned(queued, self._settings.stale_after_s)
         for job_id in missing + abandoned:
             row = pending[job_id]

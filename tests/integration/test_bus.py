@@ -192,3 +192,33 @@ async def test_events_the_publisher_cannot_send_are_announced_over_postgres_in_o
     finally:
         await listener.close()
         await dead.aclose()
+
+
+async def test_an_event_that_cannot_be_sent_fails_its_caller_and_the_publisher_goes_on(
+    endpoints: Endpoints, new_database: DatabaseFactory
+) -> None:
+    settings = load_settings({"JOBCAST_REDIS_PREFIX": f"pf{uuid.uuid4().hex[:8]}"})
+    redis = aioredis.Redis.from_url(endpoints.redis_url)
+    listener = aioredis.Redis.from_url(endpoints.redis_url)
+    pubsub = listener.pubsub()
+    owner, job_id = uuid.uuid4(), uuid.uuid4()
+    await pubsub.subscribe(settings.job_channel(job_id))
+    try:
+        async with Store.open(await new_database()) as store:
+            publisher = Publisher(redis, settings, store)
+            unwritable = Event(
+                job_id, 1, EventKind.PROGRESS, datetime.now(UTC), {"progress": object()}, owner
+            )
+            with pytest.raises(TypeError):
+                await publisher.publish(unwritable)
+            await publisher.publish(progress(job_id, 2, owner))  # the next one still goes out
+            await publisher.close()
+        async with asyncio.timeout(5):
+            async for msg in pubsub.listen():
+                if msg["type"] == "message":
+                    assert orjson.loads(msg["data"])["seq"] == 2
+                    break
+    finally:
+        await pubsub.aclose()
+        await listener.aclose()
+        await redis.aclose()
