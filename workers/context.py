@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
@@ -27,6 +28,7 @@ from jobcast.model import Event, StepState
 from jobcast.registry import JobType, Upload
 
 if TYPE_CHECKING:
+    from jobcast.store import Store
     from workers.state import WorkerState
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,37 @@ async def persist(call: Callable[[], Awaitable[T]], *, deadline_s: float, what: 
             )
             await asyncio.sleep(delay_s)
             delay_s = min(delay_s * 2, 2.0)
+
+
+async def persist_event(
+    store: Store,
+    job_id: UUID,
+    last_seq: int,
+    call: Callable[[], Awaitable[Event | None]],
+    *,
+    deadline_s: float,
+    what: str,
+) -> Event | None:
+    """``persist`` for a write that adds the job's next event, made at most once.
+
+    A write whose commit reached Postgres but whose answer never came back (Postgres
+    stopped, or the connection dropped, in between) must not be made again: that would
+    store the event twice. So before trying again, look for an event after
+    ``last_seq``, the last one this attempt knows of: if there is one, the write landed,
+    and that is its event.
+    """
+    tried = False
+
+    async def once() -> Event | None:
+        nonlocal tried
+        if tried:
+            landed = await store.events_after(job_id, last_seq, 1)
+            if landed:
+                return landed[0]
+        tried = True
+        return await call()
+
+    return await persist(once, deadline_s=deadline_s, what=what)
 
 
 class Reporter:
@@ -87,18 +120,27 @@ class Reporter:
         self._step: str | None = None
         self._step_percent = 0.0
         self.overall = 0.0
+        self._seq = 0  # the job's last event this attempt knows of
 
     async def write(self, call: Callable[[], Awaitable[Event | None]]) -> None:
         """Persist an event (fenced by attempt), then publish it."""
-        event = await persist(
-            call, deadline_s=self._settings.persist_deadline_s, what=f"job {self.job_id}"
+        event = await persist_event(
+            self._store,
+            self.job_id,
+            self._seq,
+            call,
+            deadline_s=self._settings.persist_deadline_s,
+            what=f"job {self.job_id}",
         )
+        if event is not None and event.owner_id is None:  # read back: say whose it is
+            event = replace(event, owner_id=self.owner_id, job_type=self.job_type_name)
         await self.emit(event)
 
     async def emit(self, event: Event | None) -> None:
         """Publish a persisted event; None means the write was fenced off."""
         if event is None:
             raise AttemptLost(f"job {self.job_id} attempt {self.attempt} is no longer running")
+        self._seq = max(self._seq, event.seq)
         await self._state.publisher.publish(event)
 
     def _advance(self) -> float:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -18,13 +19,17 @@ import pytest
 import redis.asyncio as aioredis
 from arq.constants import in_progress_key_prefix
 
+from jobcast.errors import StorageUnavailable
+from jobcast.model import Claim, Event
 from jobcast.queue import IN_PROGRESS_TTL_MS
+from jobcast.registry import load_registry
 from jobcast.services import Endpoints
 from jobcast.sql import NOTIFY_CHANNEL
-from jobcast.store import apply_schema
+from jobcast.store import Store, apply_schema
 from tests.chaos import PrivatePostgres, PrivateRedis, Watcher, chaos_env
 from tests.conftest import DatabaseFactory
 from tests.support import Stack, eventually, launch, submit
+from workers.context import persist_event
 
 MakeStack = Callable[..., Awaitable[Stack]]
 
@@ -440,6 +445,47 @@ async def test_cut_pubsub_connection_is_noticed_and_leaves_no_gap(
     assert killed >= 1
     watcher.assert_gap_free()
     assert watcher.final_statuses == ["completed"]
+
+
+async def test_a_write_that_landed_before_its_answer_was_lost_is_not_made_again(
+    new_database: DatabaseFactory,
+) -> None:
+    """Postgres committed the event, then the connection died before the answer came
+    back (an immediate stop lands there now and then): trying the write again would
+    store the same progress twice, or fence off a finish that did happen."""
+    async with Store.open(await new_database()) as store:
+        owner = await store.create_owner(uuid.uuid4().hex)
+        created = await store.create_job(
+            owner_id=owner, job_type=load_registry().get("noop"), params={}
+        )
+        assert created is not None
+        claim = await store.claim(created.job.id)
+        assert isinstance(claim, Claim)
+        answers_lost = 0
+
+        async def progress_whose_answer_is_lost() -> Event | None:
+            nonlocal answers_lost
+            event = await store.record_progress(
+                created.job.id, claim.attempt, progress=40, step=None, message="40 %"
+            )
+            if answers_lost == 0:
+                answers_lost += 1
+                raise StorageUnavailable("the connection dropped after the commit")
+            return event
+
+        event = await persist_event(
+            store,
+            created.job.id,
+            claim.event.seq,
+            progress_whose_answer_is_lost,
+            deadline_s=5,
+            what="test",
+        )
+        stored = await store.events_after(created.job.id, 0)
+    assert answers_lost == 1
+    assert event is not None and event.seq == claim.event.seq + 1
+    assert [e.seq for e in stored] == [1, 2, 3]  # pending, running, one progress
+    assert event.data["progress"] == 40
 
 
 async def test_postgres_outage_submits_503_and_workers_keep_their_events(
