@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from uuid import UUID
 
 import orjson
 import redis.asyncio as aioredis
@@ -36,29 +35,25 @@ _PING_INTERVAL_S = 1.0
 _PING_DEADLINE_S = 3.0
 
 
-def _channels(settings: Settings, event: Event, owner_id: UUID | None) -> list[str]:
+def _channels(settings: Settings, event: Event) -> list[str]:
     """The job's channel; and the owner's feed (toasts, live job lists), which gets status
     changes and step boundaries."""
     channels = [settings.job_channel(event.job_id)]
-    if event.kind is not EventKind.PROGRESS and owner_id is not None:
-        channels.append(settings.owner_channel(owner_id))
+    if event.kind is not EventKind.PROGRESS and event.owner_id is not None:
+        channels.append(settings.owner_channel(event.owner_id))
     return channels
 
 
-async def publish(
-    redis: aioredis.Redis, settings: Settings, event: Event, owner_id: UUID | None = None
-) -> None:
-    """Send a persisted event to every server process: one round trip."""
-    text = dumps(event.wire())
-    channels = _channels(settings, event, owner_id or event.owner_id)
-    if len(channels) == 1:
-        await redis.publish(channels[0], text)  # no pipeline for one
-    else:
-        async with redis.pipeline(transaction=False) as pipe:
-            for channel in channels:
+async def _publish_all(redis: aioredis.Redis, settings: Settings, events: list[Event]) -> None:
+    """Send persisted events to every server process, in order: one round trip."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for event in events:
+            text = dumps(event.wire())
+            for channel in _channels(settings, event):
                 pipe.publish(channel, text)
-            await pipe.execute()
-    metrics.EVENTS_PUBLISHED.labels(event.kind.value).inc()
+        await pipe.execute()
+    for event in events:
+        metrics.EVENTS_PUBLISHED.labels(event.kind.value).inc()
 
 
 async def publish_quietly(
@@ -71,7 +66,7 @@ async def publish_quietly(
     process cannot reach Redis learns of the event from this NOTIFY instead.
     """
     try:
-        await publish(redis, settings, event)
+        await _publish_all(redis, settings, [event])
     except (RedisError, OSError) as exc:
         await _announce_instead(store, [event], exc)
 
@@ -142,14 +137,7 @@ class Publisher:
         fault: Exception | None = None
         try:
             try:
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for event in events:
-                        text = dumps(event.wire())
-                        for channel in _channels(self._settings, event, event.owner_id):
-                            pipe.publish(channel, text)
-                    await pipe.execute()
-                for event in events:
-                    metrics.EVENTS_PUBLISHED.labels(event.kind.value).inc()
+                await _publish_all(self._redis, self._settings, events)
             except (RedisError, OSError) as exc:
                 await _announce_instead(self._store, events, exc)
         except asyncio.CancelledError:

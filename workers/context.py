@@ -19,7 +19,6 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from jobcast import metrics
@@ -101,7 +100,6 @@ class Reporter:
         priority: int,
         job_type: JobType,
         state: WorkerState,
-        redis: aioredis.Redis,
     ) -> None:
         self.job_id = job_id
         self.owner_id = owner_id
@@ -110,7 +108,6 @@ class Reporter:
         self._job_type = job_type
         self._state = state
         self._store = state.store
-        self._redis = redis
         self._settings = state.settings
         self.job_type_name = job_type.name
         self._weights = {s.name: s.weight for s in job_type.steps}

@@ -107,10 +107,10 @@ async def run_job(ctx: dict[str, Any], job_id: str) -> None:
         raise Retry(defer=_CAPPED_RETRY_S)
     job, attempt = claim.job, claim.attempt
     with job_context(job.id, job.type, attempt):
-        await _run_claimed(ctx, state, claim)
+        await _run_claimed(state, claim)
 
 
-async def _run_claimed(ctx: dict[str, Any], state: WorkerState, claim: Claim) -> None:
+async def _run_claimed(state: WorkerState, claim: Claim) -> None:
     job, attempt = claim.job, claim.attempt
     log.debug("job %s: %s attempt %d of %d started", job.id, job.type, attempt, job.max_attempts)
     job_type = state.registry.get(job.type) if job.type in state.registry else None
@@ -121,7 +121,6 @@ async def _run_claimed(ctx: dict[str, Any], state: WorkerState, claim: Claim) ->
         priority=job.priority,
         job_type=job_type or JobType(job.type, job.type, BaseModel, _no_code),
         state=state,
-        redis=ctx["redis"],
     )
     try:
         await reporter.emit(claim.event)
