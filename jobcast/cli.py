@@ -552,17 +552,15 @@ def cleanup() -> None:
 @app.command()
 def config(ctx: typer.Context) -> None:
     """Show the effective settings, with passwords and tokens hidden."""
-    from pydantic import AliasChoices, SecretStr
+    from pydantic import SecretStr
 
-    from jobcast.settings import Settings, load_settings
+    from jobcast.settings import env_key, load_settings
 
     settings = load_settings({k: v for k, v in os.environ.items() if k not in CLIENT_ENV_KEYS})
     table = Table("setting", "value", box=None)
     # the repr's arguments are the redacted view: URLs without their passwords
     for name, value in settings.__repr_args__():
-        alias = Settings.model_fields[str(name)].validation_alias
-        choices = alias.choices if isinstance(alias, AliasChoices) else [name]
-        key = next((str(c) for c in choices if str(c).isupper()), str(name))
+        key = env_key(str(name))
         if isinstance(value, SecretStr) or key == ADMIN_TOKEN_ENV:
             value = "set (hidden)" if value else "not set"
         table.add_row(key, escape("not set" if value in (None, "") else str(value)))
