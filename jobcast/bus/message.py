@@ -1,0 +1,82 @@
+"""What travels on the bus: the channels an event goes to, and what a subscriber receives.
+
+A worker publishes every event as its wire JSON on its job's channel, and status
+changes and step boundaries also on the owner's channel. A subscriber receives
+``Live`` events parsed from that JSON, ``Hint``s from the Postgres NOTIFY listener
+(an event exists; read it from ``job_events``) and ``Resync`` when the live channel
+was interrupted and it must catch up from Postgres.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from jobcast.model import Event, EventKind, dumps
+from jobcast.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_FINAL = ("completed", "failed", "cancelled")
+
+
+def channels(settings: Settings, event: Event) -> list[str]:
+    """The job's channel; and the owner's feed (toasts, live job lists), which gets status
+    changes and step boundaries."""
+    names = [settings.job_channel(event.job_id)]
+    if event.kind is not EventKind.PROGRESS and event.owner_id is not None:
+        names.append(settings.owner_channel(event.owner_id))
+    return names
+
+
+def encode(event: Event) -> bytes:
+    """An event as it is published: its wire JSON."""
+    return dumps(event.wire())
+
+
+@dataclass(frozen=True, slots=True)
+class Live:
+    """An event as it came over Redis: its seq, whether it ends the job, and its JSON text."""
+
+    job_id: str
+    seq: int
+    final: bool
+    text: str
+    at: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Hint:
+    """Postgres says this job has an event with this seq: read it from job_events if missing."""
+
+    job_id: str
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Resync:
+    """The live channel was down for a while: catch up from Postgres."""
+
+
+Item = Live | Hint | Resync
+
+
+def parse(data: bytes | str) -> Live | None:
+    """A published event, or None (logged) when the message is not one."""
+    try:
+        body: dict[str, Any] = orjson.loads(data)
+        final = body["kind"] == "status" and body["status"] in _FINAL
+        text = data.decode() if isinstance(data, bytes) else data
+        return Live(
+            job_id=body["job_id"],
+            seq=int(body["seq"]),
+            final=final,
+            text=text,
+            at=body.get("at", ""),
+        )
+    except (ValueError, KeyError, TypeError):
+        log.warning("dropped a malformed pub/sub message")
+        return None
