@@ -46,8 +46,8 @@ from bench.harness import (
     with_endpoints,
 )
 from bench.report import render
+from jobcast.endpoints import Endpoints, provide
 from jobcast.errors import JobcastError
-from jobcast.services import Endpoints, provide
 from jobcast.settings import ROOT, Settings, load_settings
 
 log = logging.getLogger("bench")

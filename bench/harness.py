@@ -49,7 +49,7 @@ from websockets.frames import CloseCode
 from bench.cpu import CpuMeter
 from bench.load import LoadClient
 from jobcast.dev import child_env, web_command, worker_command
-from jobcast.services import Endpoints, free_port
+from jobcast.endpoints import Endpoints, free_port
 from jobcast.settings import ROOT, Settings
 from jobcast.store import apply_schema
 

@@ -18,9 +18,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from jobcast.endpoints import Endpoints, provide
 from jobcast.errors import JobcastError
 from jobcast.logs import setup_logging
-from jobcast.services import Endpoints, provide
 from jobcast.settings import Settings, load_settings, redact_url
 from jobcast.store import apply_schema
 

@@ -18,7 +18,7 @@ import redis
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from jobcast.services import free_port
+from jobcast.endpoints import free_port
 from jobcast.settings import ROOT
 from tests.support import Stack
 

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 
-from jobcast.services import Endpoints, provide
+from jobcast.endpoints import Endpoints, provide
 from jobcast.settings import load_settings
 from jobcast.store import apply_schema
 from tests.support import ARTIFACTS, Stack, create_database, drop_database, launch

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 
-from jobcast.services import free_port
+from jobcast.endpoints import free_port
 from jobcast.settings import ROOT
 
 T = TypeVar("T")

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from playwright.async_api import Browser, Route, expect
 
-from jobcast.services import Endpoints
+from jobcast.endpoints import Endpoints
 from tests.browser.pages import (
     DESKTOP,
     RECORDER,

@@ -16,9 +16,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from jobcast.bus import Hub, Live, Publisher, SlowConsumer, publish_quietly
+from jobcast.endpoints import Endpoints, free_port
 from jobcast.model import Event, EventKind
 from jobcast.registry import load_registry
-from jobcast.services import Endpoints, free_port
 from jobcast.settings import load_settings
 from jobcast.sql import NOTIFY_CHANNEL
 from jobcast.store import Store

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from jobcast.services import Endpoints, free_port
+from jobcast.endpoints import Endpoints, free_port
 from jobcast.settings import ROOT
 from tests.support import Stack, eventually, launch
 

@@ -27,7 +27,7 @@ from jobcast.client import (
     Unauthorized,
     Unreachable,
 )
-from jobcast.services import free_port
+from jobcast.endpoints import free_port
 from tests.support import Stack
 
 # quick reconnects and polls, so the tests do not wait on production pacing

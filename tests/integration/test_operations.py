@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from jobcast.services import Endpoints
+from jobcast.endpoints import Endpoints
 from jobcast.settings import ROOT
 from tests.conftest import DatabaseFactory
 from tests.support import Stack, eventually, launch, watch

@@ -21,8 +21,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from jobcast.endpoints import Endpoints, free_port
 from jobcast.schedules import SCHEDULER_OWNER
-from jobcast.services import Endpoints, free_port
 from jobcast.webhooks import SIGNATURE_HEADER, verify
 from tests.conftest import DatabaseFactory
 from tests.integration.test_errors import assert_error

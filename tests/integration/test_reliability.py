@@ -19,11 +19,11 @@ import pytest
 import redis.asyncio as aioredis
 from arq.constants import in_progress_key_prefix
 
+from jobcast.endpoints import Endpoints
 from jobcast.errors import StorageUnavailable
 from jobcast.model import Claim, Event
 from jobcast.queue import IN_PROGRESS_TTL_MS
 from jobcast.registry import load_registry
-from jobcast.services import Endpoints
 from jobcast.sql import NOTIFY_CHANNEL
 from jobcast.store import Store, apply_schema
 from tests.chaos import PrivatePostgres, PrivateRedis, Watcher, chaos_env

@@ -14,8 +14,8 @@ import httpx
 import psutil
 import pytest
 
+from jobcast.endpoints import free_port, provide
 from jobcast.errors import ServiceUnavailable
-from jobcast.services import free_port, provide
 from jobcast.settings import ROOT, load_settings
 from tests.support import Stack, eventually, submit, watch
 

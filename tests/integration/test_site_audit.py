@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from jobcast.services import Endpoints, free_port
+from jobcast.endpoints import Endpoints, free_port
 from tests.conftest import DatabaseFactory
 from tests.support import Stack, eventually, launch, submit, watch
 
