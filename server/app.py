@@ -35,7 +35,7 @@ from jobcast.registry import load_registry
 from jobcast.schemas import Health, Readiness
 from jobcast.settings import ROOT, Settings, load_settings
 from jobcast.store import Store
-from server import admin, api, live, uploads
+from server import admin, api, sockets, uploads
 from server.access import Edge
 from server.limits import BodyLimit, RateLimiter
 from server.openapi import build, endpoint
@@ -91,7 +91,7 @@ def lifespan_for(settings: Settings) -> Any:
     return lifespan
 
 
-def _close_sockets_first(sockets: set[WebSocket]) -> Callable[[], None]:
+def _close_sockets_first(open_sockets: set[WebSocket]) -> Callable[[], None]:
     """On SIGTERM/SIGINT, close our websockets with 1001 before the server shuts down.
 
     uvicorn closes open websockets with 1012 when it stops; 1001 (going away) tells
@@ -103,7 +103,7 @@ def _close_sockets_first(sockets: set[WebSocket]) -> Callable[[], None]:
     closing: set[asyncio.Task[None]] = set()  # held, so the task is not collected early
 
     def close_all() -> None:
-        task = loop.create_task(live.close_all(sockets))
+        task = loop.create_task(sockets.close_all(open_sockets))
         closing.add(task)
         task.add_done_callback(closing.discard)
 
@@ -204,8 +204,8 @@ def routes() -> list[Any]:
         Route("/api/admin/stats", admin.stats),
         Route("/api/admin/jobs", admin.jobs),
         Route("/openapi.json", openapi),
-        WebSocketRoute("/ws", live.owner_socket),
-        WebSocketRoute("/ws/jobs/{job_id}", live.job_socket),
+        WebSocketRoute("/ws", sockets.owner_socket),
+        WebSocketRoute("/ws/jobs/{job_id}", sockets.job_socket),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
 

@@ -1,0 +1,72 @@
+"""An owner's feed (``/ws``): status changes and step boundaries of all the owner's jobs.
+
+For toasts and live job lists. The feed remembers the last thousand events it sent,
+so an event that comes both over Redis and as a NOTIFY hint is sent once. Events it
+missed while the live channel was interrupted cannot be named here: it sends
+``{"type": "resync"}`` and the client reloads its list.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from starlette import status
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from jobcast.bus import Live, SlowConsumer
+from jobcast.errors import StorageUnavailable
+from jobcast.model import dumps
+from server.sockets.admission import admitted, services_of
+from server.sockets.stream import Key, Stream, close, run_pair
+from server.state import Services
+
+_REMEMBER = 1000
+RESYNC = '{"type":"resync"}'
+
+
+class FeedStream(Stream):
+    """The sending side of an owner's feed: the events recently sent, oldest first."""
+
+    def __init__(self, ws: WebSocket, services: Services) -> None:
+        super().__init__(ws, services)
+        self._sent: dict[Key, None] = {}
+
+    def has_sent(self, key: Key) -> bool:
+        return key in self._sent
+
+    async def _send_once(self, key: Key, text: str) -> None:
+        if key in self._sent:
+            return
+        self._sent[key] = None
+        if len(self._sent) > _REMEMBER:
+            del self._sent[next(iter(self._sent))]
+        await self.send_text(text)
+
+    async def on_live(self, live: Live) -> None:
+        await self._send_once((live.job_id, live.seq), live.text)
+
+    async def on_missing(self, keys: list[Key]) -> None:
+        for job_id, seq in keys:
+            for event in await self.services.store.events_after(UUID(job_id), seq - 1, 1):
+                await self._send_once((job_id, event.seq), dumps(event.wire()).decode())
+
+    async def on_resync(self) -> None:
+        await self.send_text(RESYNC)
+
+
+async def owner_socket(ws: WebSocket) -> None:
+    async with admitted(ws) as owner_id:
+        if owner_id is not None:
+            await _owner_socket(ws, owner_id)
+
+
+async def _owner_socket(ws: WebSocket, owner_id: UUID) -> None:
+    services = services_of(ws)
+    stream = FeedStream(ws, services)
+    try:
+        async with services.hub.subscribe(services.settings.owner_channel(owner_id)) as sub:
+            await run_pair(ws, lambda: stream.follow(sub))
+    except SlowConsumer:
+        await close(ws, status.WS_1013_TRY_AGAIN_LATER, "slow consumer: reconnect")
+    except (WebSocketDisconnect, TimeoutError, StorageUnavailable):
+        pass

@@ -1,0 +1,137 @@
+"""What every socket shares: the sending side's loop over its subscription, and closing.
+
+A socket subscribes to a channel of the hub and follows what arrives: ``Live``
+events from Redis, ``Hint``s from Postgres NOTIFY, and ``Resync`` when the live
+channel was interrupted. A hint says an event exists. While pub/sub is healthy the
+same event is usually on its way over Redis, so the stream gives it a moment
+(``JOBCAST_PUBSUB_GRACE_MS``) and reads it from Postgres only if it did not come: a
+worker that cannot reach Redis announces its events over NOTIFY alone. While pub/sub
+is down a hint is read at once. Each socket runs two loops, receiving and sending,
+as two tasks cancelled together when either ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+from starlette import status
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from jobcast.bus import Hint, Live, Resync, Subscription
+from jobcast.errors import ApiError
+from jobcast.model import dumps
+from server.errors import answer_of, body_of
+from server.state import Services
+
+SEND_TIMEOUT_S = 10.0
+
+Key = tuple[str, int]  # (job id, seq): one event
+
+
+class Stream:
+    """The sending side of one socket; subclasses say what was sent and how to fill gaps."""
+
+    def __init__(self, ws: WebSocket, services: Services) -> None:
+        self.ws = ws
+        self.services = services
+        self.done = False
+
+    async def send_text(self, text: str) -> None:
+        await asyncio.wait_for(self.ws.send_text(text), SEND_TIMEOUT_S)
+
+    def has_sent(self, key: Key) -> bool:
+        raise NotImplementedError
+
+    async def on_live(self, live: Live) -> None:
+        raise NotImplementedError
+
+    async def on_missing(self, keys: list[Key]) -> None:
+        """Hinted events that pub/sub did not bring in time: read them from Postgres."""
+        raise NotImplementedError
+
+    async def on_resync(self) -> None:
+        raise NotImplementedError
+
+    async def follow(self, sub: Subscription) -> None:
+        """Send what arrives until ``done``; hinted events pub/sub misses come from Postgres."""
+        grace_s = self.services.settings.pubsub_grace_ms / 1000
+        waiting: dict[Key, float] = {}  # hinted, not yet sent: when to stop waiting for pub/sub
+        while not self.done:
+            timeout = None
+            if waiting:
+                timeout = max(0.0, min(waiting.values()) - time.monotonic())
+            try:
+                item = await asyncio.wait_for(sub.get(), timeout)
+            except TimeoutError:
+                item = None
+            if isinstance(item, Live):
+                await self.on_live(item)
+            elif isinstance(item, Hint):
+                key = (item.job_id, item.seq)
+                if not self.has_sent(key) and key not in waiting:
+                    wait_s = grace_s if self.services.hub.healthy else 0.0
+                    waiting[key] = time.monotonic() + wait_s
+            elif isinstance(item, Resync):
+                await self.on_resync()
+            if waiting and not self.done:
+                now = time.monotonic()
+                due = [key for key, by in waiting.items() if by <= now or self.has_sent(key)]
+                for key in due:
+                    del waiting[key]
+                missing = [key for key in due if not self.has_sent(key)]
+                if missing:
+                    await self.on_missing(missing)
+
+
+async def run_pair(ws: WebSocket, sender: Callable[[], Awaitable[None]]) -> None:
+    """Run the sender beside a receiver; when either ends, both stop.
+
+    Two tasks, cancelled together; an error of the sender (a slow client, Postgres gone)
+    is raised here as itself, for the caller to close the socket with the right code.
+    """
+
+    async def receive() -> None:
+        try:
+            while True:
+                message = await ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+        except WebSocketDisconnect:
+            return
+
+    sending = asyncio.ensure_future(sender())
+    receiving = asyncio.ensure_future(receive())
+    try:
+        await asyncio.wait({sending, receiving}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (sending, receiving):
+            task.cancel()
+        await asyncio.gather(sending, receiving, return_exceptions=True)
+    error = None if sending.cancelled() else sending.exception()
+    if error is not None:
+        raise error
+
+
+async def send_error(ws: WebSocket, exc: ApiError, code: int) -> None:
+    """Send the error body, then close with ``code`` and the error's code as the reason."""
+    await ws.send_text(dumps(body_of(exc)).decode())
+    await ws.close(code, reason=answer_of(exc)[1])
+
+
+async def close(ws: WebSocket, code: int, reason: str) -> None:
+    try:
+        await ws.close(code, reason=reason)
+    except (RuntimeError, WebSocketDisconnect, OSError):
+        pass  # already closed by the client
+
+
+async def close_all(sockets: set[WebSocket]) -> None:
+    """Close every open socket with 1001, so that clients reconnect (elsewhere, if they can)."""
+    await asyncio.gather(
+        *(
+            close(ws, status.WS_1001_GOING_AWAY, "server restarting: reconnect")
+            for ws in list(sockets)
+        )
+    )
