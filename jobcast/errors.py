@@ -1,13 +1,14 @@
 """The one family of jobcast errors; each says what to do about it.
 
-API errors carry the HTTP status and the machine-readable code of the one error
-shape, ``{"error": {"code": ..., "message": ...}}``. Job errors are raised by job
-code to say whether a failure is worth retrying.
+These are domain errors: they say what went wrong and carry a readable message
+(quoting the offending value), field details where a value is at fault, and how
+long to wait where waiting helps. They know nothing of HTTP: the web process maps
+each class to a status and an error code at its edge (``server/errors.py``), as
+Starlette and httpx keep their exception trees apart from the answers they give.
+Job errors are raised by job code to say whether a failure is worth retrying.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 
 class JobcastError(Exception):
@@ -22,96 +23,73 @@ class ServiceUnavailable(JobcastError):
     """Postgres or Redis does not answer at the URL named: start it or fix the URL."""
 
 
-class ApiError(JobcastError):
-    """An answer to a client other than success; rendered in the one error shape."""
+class Refused(JobcastError):
+    """The service will not do what was asked; the message says why, for the caller to read.
 
-    status = 400
-    code = "bad_request"
+    ``details`` names the fields at fault (``[{"field", "message"}]``) where a value is;
+    ``retry_after_s`` says how long to wait where waiting helps.
+    """
 
-    def __init__(self, message: str, *, details: Any = None, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        details: list[dict[str, str]] | None = None,
+        retry_after_s: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details = details
-        self.headers = headers or {}
-
-    def body(self) -> dict[str, Any]:
-        error: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.details is not None:
-            error["details"] = self.details
-        return {"error": error}
+        self.retry_after_s = retry_after_s
 
 
-class BadRequest(ApiError):
+# the older name of Refused, still caught in a few places
+ApiError = Refused
+
+
+class BadRequest(Refused):
     """The request is malformed (not JSON, not an object, a bad parameter): fix the request."""
 
 
-class Unauthorized(ApiError):
+class Unauthorized(Refused):
     """No valid owner token: create a session (POST /api/sessions) and send its token."""
 
-    status = 401
-    code = "unauthorized"
+
+class Forbidden(Refused):
+    """The token is valid but may not do this: use a token that may (the admin token)."""
 
 
-class Forbidden(ApiError):
-    """The token is valid but may not do this."""
-
-    status = 403
-    code = "forbidden"
+class NotFound(Refused):
+    """No such job for this owner (another owner's job looks exactly the same): check the id."""
 
 
-class NotFound(ApiError):
-    """No such job for this owner (another owner's job looks exactly the same)."""
-
-    status = 404
-    code = "not_found"
-
-
-class Conflict(ApiError):
+class Conflict(Refused):
     """The job is not in a state that allows this (already finished, failed, cancelled)."""
 
-    status = 409
-    code = "conflict"
+
+class Gone(Refused):
+    """What was asked for existed but is no longer kept (an expired result): submit again."""
 
 
-class Gone(ApiError):
-    """What was asked for existed but is no longer kept (an expired result)."""
-
-    status = 410
-    code = "gone"
-
-
-class PayloadTooLarge(ApiError):
+class PayloadTooLarge(Refused):
     """The body is over the size limit: send less."""
 
-    status = 413
-    code = "payload_too_large"
+
+class InvalidInput(Refused):
+    """A value does not fit (the schema, a known job type, what can be stored): fix the fields
+    the details name."""
 
 
-class InvalidInput(ApiError):
-    """The body is JSON but does not fit the schema: the details name the fields."""
-
-    status = 422
-    code = "invalid_input"
+class TooManyRequests(Refused):
+    """A limit was reached: wait ``retry_after_s`` seconds, or finish or cancel a job first."""
 
 
-class TooManyRequests(ApiError):
-    """A limit was reached: wait for Retry-After seconds."""
-
-    status = 429
-    code = "too_many_requests"
-
-
-class StorageUnavailable(ApiError):
+class StorageUnavailable(Refused):
     """Postgres does not answer: nothing was stored; try again shortly."""
-
-    status = 503
-    code = "storage_unavailable"
 
 
 class JobError(JobcastError):
     """Raised by job code: the message is shown to the end user, so keep it readable."""
-
-    retryable = True
 
 
 class TransientError(JobError):
@@ -121,4 +99,24 @@ class TransientError(JobError):
 class PermanentError(JobError):
     """A failure that will not go away by retrying (bad input, auth failure): fails at once."""
 
-    retryable = False
+
+__all__ = [
+    "ApiError",
+    "BadRequest",
+    "ConfigError",
+    "Conflict",
+    "Forbidden",
+    "Gone",
+    "InvalidInput",
+    "JobError",
+    "JobcastError",
+    "NotFound",
+    "PayloadTooLarge",
+    "PermanentError",
+    "Refused",
+    "ServiceUnavailable",
+    "StorageUnavailable",
+    "TooManyRequests",
+    "TransientError",
+    "Unauthorized",
+]

@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 from typing import Any
-from uuid import UUID
 
 from pydantic import Field
 from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from jobcast.errors import BadRequest
 from jobcast.schemas import JobOut, Model
-from server.api import (
-    LIMIT_QUERY,
-    STATUS_QUERY,
-    TYPE_QUERY,
-    int_param,
-    job_view,
-    model_response,
-    services_of,
-    status_param,
-)
-from server.openapi import Query, endpoint, error_responses
+from server.jobs import job_view
+from server.openapi import endpoint, error_responses
+from server.params import AdminJobFilter, query_of, services_of
+from server.responses import model_response
 from server.security import require_admin
 
 
@@ -78,29 +69,20 @@ async def stats(request: Request) -> Response:
 
 @endpoint(
     "Every owner's jobs, newest first",
-    responses={200: AdminJobList, **error_responses(400, 401, 403, 503)},
-    query=(
-        STATUS_QUERY,
-        TYPE_QUERY,
-        LIMIT_QUERY,
-        Query("owner", {"type": "string", "format": "uuid"}),
-    ),
+    responses={200: AdminJobList, **error_responses(400, 401, 403, 422, 503)},
+    query=AdminJobFilter,
     auth="admin",
     tags=("admin",),
 )
 async def jobs(request: Request) -> Response:
     await require_admin(request)
     services = services_of(request)
-    owner = request.query_params.get("owner") or ""
-    try:
-        owner_id = UUID(owner) if owner else None
-    except ValueError:
-        raise BadRequest(f"query parameter owner must be an owner id, got {owner[:40]!r}") from None
+    wanted = query_of(request, AdminJobFilter)
     found = await services.store.admin_jobs(
-        owner_id=owner_id,
-        status=status_param(request),
-        type=request.query_params.get("type") or None,
-        limit=int_param(request, "limit", 50, 1, 200),
+        owner_id=wanted.owner,
+        status=wanted.status.value if wanted.status else None,
+        type=wanted.type,
+        limit=wanted.limit,
     )
     return model_response(
         AdminJobList(

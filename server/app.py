@@ -15,7 +15,6 @@ import redis.asyncio as aioredis
 from prometheus_client.multiprocess import mark_process_dead
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
@@ -26,7 +25,7 @@ from starlette.websockets import WebSocket
 
 from jobcast import __version__, metrics
 from jobcast.bus import Hub
-from jobcast.errors import ApiError, StorageUnavailable
+from jobcast.errors import StorageUnavailable
 from jobcast.eta import Estimator
 from jobcast.listener import Listener
 from jobcast.logs import setup_logging
@@ -35,11 +34,12 @@ from jobcast.registry import load_registry
 from jobcast.schemas import Health, Readiness
 from jobcast.settings import ROOT, Settings, load_settings
 from jobcast.store import Store
-from server import admin, api, sockets, uploads
+from server import admin, jobs, sessions, sockets, submit, uploads
 from server.access import Edge
 from server.limits import BodyLimit, RateLimiter
 from server.openapi import build, endpoint
-from server.responses import JSONResponse, api_error, http_error, server_error
+from server.errors import HANDLERS
+from server.responses import JSONResponse
 from server.state import Services
 
 log = logging.getLogger(__name__)
@@ -191,15 +191,15 @@ def routes() -> list[Any]:
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics_text),
-        Route("/api/sessions", api.create_session, methods=["POST"]),
-        Route("/api/job-types", api.job_types),
-        Route("/api/jobs", api.submit_job, methods=["POST"]),
-        Route("/api/jobs", api.list_jobs, methods=["GET"]),
-        Route("/api/jobs/{job_id}", api.get_job),
-        Route("/api/jobs/{job_id}/events", api.job_events),
-        Route("/api/jobs/{job_id}/result", api.job_result),
-        Route("/api/jobs/{job_id}/cancel", api.cancel_job, methods=["POST"]),
-        Route("/api/jobs/{job_id}/retry", api.retry_job, methods=["POST"]),
+        Route("/api/sessions", sessions.create_session, methods=["POST"]),
+        Route("/api/job-types", jobs.job_types),
+        Route("/api/jobs", submit.submit_job, methods=["POST"]),
+        Route("/api/jobs", jobs.list_jobs, methods=["GET"]),
+        Route("/api/jobs/{job_id}", jobs.get_job),
+        Route("/api/jobs/{job_id}/events", jobs.job_events),
+        Route("/api/jobs/{job_id}/result", jobs.job_result),
+        Route("/api/jobs/{job_id}/cancel", jobs.cancel_job, methods=["POST"]),
+        Route("/api/jobs/{job_id}/retry", submit.retry_job, methods=["POST"]),
         Route("/api/uploads", uploads.create_uploads, methods=["POST"]),
         Route("/api/admin/stats", admin.stats),
         Route("/api/admin/jobs", admin.jobs),
@@ -241,9 +241,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=routes(),
         middleware=middleware(settings),
         lifespan=lifespan_for(settings),
-        exception_handlers={
-            ApiError: api_error,
-            HTTPException: http_error,
-            Exception: server_error,
-        },
+        exception_handlers=HANDLERS,
     )

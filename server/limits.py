@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jobcast.errors import PayloadTooLarge, TooManyRequests
 from jobcast.model import dumps
+from server.errors import body_of
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class RateLimiter:
             retry_s = max(1, -(-wait_ms // 1000))
             raise TooManyRequests(
                 f"too many {what}: at most {per_min:g} a minute; try again in {retry_s} s",
-                headers={"Retry-After": str(retry_s)},
+                retry_after_s=retry_s,
             )
 
 
@@ -112,7 +113,7 @@ class BodyLimit:
 
     async def _refuse(self, send: Send, limit: int) -> None:
         error = PayloadTooLarge(f"the body is over {limit} bytes")
-        body = dumps(error.body())
+        body = dumps(body_of(error))
         await send(
             {
                 "type": "http.response.start",

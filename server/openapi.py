@@ -1,9 +1,9 @@
 """The OpenAPI document, generated from the route table and the pydantic models.
 
 Each handler declares its contract with ``@endpoint(...)``: the request model,
-its query parameters and the model of each answer. The document below is built
-from those declarations and ``jobcast.schemas``, the same models the handlers
-answer with, so the contract is written once.
+the model of its query parameters and the model of each answer. The document below
+is built from those declarations and ``jobcast.schemas``, the same models the
+handlers validate with and answer with, so the contract is written once.
 """
 
 from __future__ import annotations
@@ -40,18 +40,11 @@ _REASONS = {
 
 
 @dataclass(frozen=True)
-class Query:
-    name: str
-    schema: dict[str, Any]
-    description: str = ""
-
-
-@dataclass(frozen=True)
 class Operation:
     summary: str
     responses: dict[int, type[BaseModel] | None]
     body: type[BaseModel] | None = None
-    query: tuple[Query, ...] = ()
+    query: type[BaseModel] | None = None
     auth: str | None = "owner"  # "owner", "admin" or None
     tags: tuple[str, ...] = field(default=("jobs",))
 
@@ -61,7 +54,7 @@ def endpoint(
     *,
     responses: dict[int, type[BaseModel] | None],
     body: type[BaseModel] | None = None,
-    query: Iterable[Query] = (),
+    query: type[BaseModel] | None = None,
     auth: str | None = "owner",
     tags: tuple[str, ...] = ("jobs",),
 ) -> Callable[[F], F]:
@@ -69,7 +62,7 @@ def endpoint(
 
     def mark(handler: F) -> F:
         handler.__openapi__ = Operation(  # type: ignore[attr-defined]
-            summary, responses, body, tuple(query), auth, tags
+            summary, responses, body, query, auth, tags
         )
         return handler
 
@@ -109,16 +102,8 @@ def build(routes: Iterable[BaseRoute], *, title: str, version: str) -> dict[str,
             {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
             for name in route.param_convertors
         ]
-        parameters += [
-            {
-                "name": q.name,
-                "in": "query",
-                "required": False,
-                "schema": q.schema,
-                "description": q.description,
-            }
-            for q in op.query
-        ]
+        if op.query is not None:
+            parameters += query_parameters(op.query)
         responses: dict[str, Any] = {}
         for status, model in sorted(op.responses.items()):
             answer: dict[str, Any] = {"description": _REASONS.get(status, "")}
@@ -155,6 +140,44 @@ def build(routes: Iterable[BaseRoute], *, title: str, version: str) -> dict[str,
             },
         },
     }
+
+
+def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """The query parameters of a model of ``server.params``, each with its own schema.
+
+    An absent parameter is the field's default, so ``X | None`` is declared as ``X``;
+    references to shared definitions (an enum) are written out in place.
+    """
+    schema = model.model_json_schema()
+    definitions = schema.get("$defs", {})
+    parameters = []
+    for name, field_schema in schema["properties"].items():
+        inline = _inline(field_schema, definitions)
+        description = inline.pop("description", "")
+        inline.pop("title", None)
+        inline.pop("default", None)
+        parameters.append(
+            {
+                "name": name,
+                "in": "query",
+                "required": name in schema.get("required", ()),
+                "schema": inline,
+                "description": description,
+            }
+        )
+    return parameters
+
+
+def _inline(schema: dict[str, Any], definitions: dict[str, Any]) -> dict[str, Any]:
+    if "$ref" in schema:
+        found = dict(definitions[schema["$ref"].rsplit("/", 1)[-1]])
+        found.pop("title", None)
+        return found | {k: v for k, v in schema.items() if k != "$ref"}
+    options = [s for s in schema.get("anyOf", ()) if s.get("type") != "null"]
+    if "anyOf" in schema and len(options) == 1:
+        rest = {k: v for k, v in schema.items() if k != "anyOf"}
+        return _inline(options[0], definitions) | rest
+    return dict(schema)
 
 
 def _is_body(model: type[BaseModel], operations: list[tuple[str, str, Route, Operation]]) -> bool:

@@ -10,9 +10,10 @@ from starlette.responses import Response
 
 from jobcast.errors import BadRequest
 from jobcast.schemas import Model
-from server.api import model_response, services_of
 from server.auth import owner_of
 from server.openapi import endpoint, error_responses
+from server.params import services_of
+from server.responses import model_response
 
 _MAX_FILES = 10
 

@@ -1,0 +1,193 @@
+"""Creating jobs: ``POST /api/jobs`` and ``POST /api/jobs/{id}/retry``.
+
+Both check the owner's submit rate, store the job in one statement and queue it in
+one Redis call; where Redis does not answer, the job is still accepted and the sweep
+queues it later (the outbox).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from uuid import UUID
+
+from pydantic import ValidationError
+from redis.exceptions import RedisError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from jobcast import metrics
+from jobcast.errors import Conflict, InvalidInput, TooManyRequests
+from jobcast.logs import name_job
+from jobcast.model import JobStatus, SubmitRequest, dumps
+from jobcast.registry import JobType
+from jobcast.schemas import JobAccepted
+from jobcast.webhooks import check_target
+from server.auth import owner_of
+from server.jobs import owned_job
+from server.openapi import endpoint, error_responses
+from server.params import json_body, services_of, validation_details
+from server.responses import model_response
+from server.state import Services
+
+log = logging.getLogger(__name__)
+
+
+@endpoint(
+    "Submit a job: answered at once, the job runs in the background",
+    body=SubmitRequest,
+    responses={202: JobAccepted, 200: JobAccepted, **error_responses(400, 401, 413, 422, 429, 503)},
+)
+async def submit_job(request: Request) -> Response:
+    services = services_of(request)
+    settings = services.settings
+    owner_id = await owner_of(request)
+    body = await json_body(request)
+    try:
+        submit = SubmitRequest.model_validate(body)
+    except ValidationError as exc:
+        details = validation_details(exc)
+        raise InvalidInput(
+            f"{details[0]['field']}: {details[0]['message']}", details=details
+        ) from None
+    job_type = services.registry.get(submit.type)
+    params = job_type.parse_input(submit.input)
+    timeout_s = submit.timeout_seconds or job_type.timeout_s
+    if timeout_s > job_type.timeout_s:
+        raise InvalidInput(
+            f"timeout_seconds: at most {job_type.timeout_s:g} for {job_type.name} jobs, "
+            f"got {timeout_s:g}",
+            details=[{"field": "timeout_seconds", "message": "over the type's time limit"}],
+        )
+    callback_url = str(submit.callback_url) if submit.callback_url else None
+    if callback_url is not None:
+        check_target(callback_url, settings.webhook_host_set)
+    upload_ids = [_upload_id(raw) for raw in job_type.uploads(params)]
+    accepted, fresh = await _create(
+        services,
+        owner_id,
+        job_type,
+        params.model_dump(mode="json"),
+        priority=submit.priority,
+        delay_s=submit.start_delay_s(),
+        max_attempts=submit.max_attempts or job_type.max_attempts,
+        timeout_s=timeout_s,
+        upload_ids=upload_ids,
+        idempotency_key=submit.idempotency_key,
+        callback_url=callback_url,
+    )
+    if not fresh:
+        # the same idempotency_key within 24 h: the job that key made, not a second one
+        return model_response(accepted, 200, headers={"Location": accepted.status_url})
+    return model_response(accepted, 202, headers={"Location": accepted.status_url})
+
+
+@endpoint(
+    "Run a failed or cancelled job again: a new job with its type and input",
+    responses={202: JobAccepted, **error_responses(401, 404, 409, 422, 429, 503)},
+)
+async def retry_job(request: Request) -> Response:
+    services, owner_id, old = await owned_job(request)
+    if old.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+        raise Conflict(f"job {old.id} is {old.status}: only failed or cancelled jobs are retried")
+    job_type = services.registry.get(old.type)
+    params = job_type.parse_input(old.input)
+    accepted, _ = await _create(
+        services,
+        owner_id,
+        job_type,
+        params.model_dump(mode="json"),
+        priority=old.priority,
+        delay_s=0,
+        max_attempts=old.max_attempts,
+        timeout_s=old.timeout_s,
+        callback_url=old.callback_url,
+        retry_of=old.id,
+    )
+    return model_response(accepted, 202, headers={"Location": accepted.status_url})
+
+
+def _upload_id(raw: str) -> UUID:
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise InvalidInput(
+            f"input: {raw[:40]!r} is not an upload id",
+            details=[{"field": "input", "message": "not an upload id"}],
+        ) from None
+
+
+async def _create(
+    services: Services,
+    owner_id: UUID,
+    job_type: JobType,
+    params: dict[str, Any],
+    *,
+    priority: int,
+    delay_s: float,
+    max_attempts: int,
+    timeout_s: float,
+    upload_ids: list[UUID] | None = None,
+    idempotency_key: str | None = None,
+    callback_url: str | None = None,
+    retry_of: UUID | None = None,
+) -> tuple[JobAccepted, bool]:
+    """Check the owner's rate, store a job (one statement) and queue it (one Redis call).
+
+    False (with the job) when an idempotency key found the job it made before.
+    """
+    settings = services.settings
+    await services.limiter.check(
+        "submit",
+        str(owner_id),
+        per_min=settings.submit_rate_per_min,
+        burst=settings.submit_burst,
+        what="submits",
+    )
+    created = await services.store.create_job(
+        owner_id=owner_id,
+        job_type=job_type,
+        params=params,
+        priority=priority,
+        delay_s=delay_s,
+        estimated_s=await services.estimator.total(job_type, params),
+        max_attempts=max_attempts,
+        timeout_s=timeout_s,
+        max_active=settings.max_active_per_owner,
+        upload_ids=upload_ids,
+        idempotency_key=idempotency_key,
+        callback_url=callback_url,
+        retry_of=retry_of,
+    )
+    if created is None:
+        raise TooManyRequests(
+            f"at most {settings.max_active_per_owner} active jobs per owner: "
+            "wait for one to finish, or cancel one",
+            retry_after_s=5,
+        )
+    job, event = created.job, created.event
+    accepted = JobAccepted(
+        id=str(job.id),
+        status=job.status.value,
+        status_url=f"/api/jobs/{job.id}",
+        ws_url=f"/ws/jobs/{job.id}",
+        estimated_seconds=job.estimated_s,
+    )
+    if event is None:
+        return accepted, False
+    try:
+        await services.queue.enqueue(
+            job.id,
+            delay_s=delay_s,
+            priority=priority,
+            owner_id=owner_id,
+            announce=dumps(event.wire()),
+        )
+    except (RedisError, OSError) as exc:
+        # the job is committed: the sweep queues it once Redis answers again
+        log.warning("job %s: accepted but not queued yet (%s)", job.id, exc)
+    metrics.JOBS_SUBMITTED.labels(job.type).inc()
+    # the request's access line names the job; a line of its own would double the logging
+    name_job(job.id, job.type)
+    log.debug("job %s: %s submitted", job.id, job.type)
+    return accepted, True
