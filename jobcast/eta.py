@@ -78,18 +78,21 @@ class Estimator:
         if not steps:
             total = _declared(job_type, job.input)
             return round(total * (1 - job.progress / 100), 2), steps
-        weights = {s.name: s.weight for s in job_type.steps}
-        total_weight = sum(weights.values()) or 1.0
-        done_weight = sum(
-            weights.get(s.name, 0) for s in job.steps if s.status is StepState.COMPLETED
-        )
+        # the job's own steps, as they were when it was submitted: its type may have renamed,
+        # added or dropped steps since, and its progress was weighted by these
+        total_weight = sum(s.weight for s in job.steps) or 1.0
+        done_weight = sum(s.weight for s in job.steps if s.status is StepState.COMPLETED)
+        declared_total = _declared(job_type, job.input)
         left = 0.0
         for view in job.steps:
-            expected = steps.get(view.name, 0.0)
+            if view.name not in steps:  # a step the type no longer declares: its weight's share
+                steps[view.name] = declared_total * view.weight / total_weight
+            expected = steps[view.name]
             if view.status is StepState.COMPLETED:
                 continue
             if view.status is StepState.RUNNING and job.status is JobStatus.RUNNING:
-                step_share = (job.progress / 100 * total_weight - done_weight) / weights[view.name]
+                done_here = job.progress / 100 * total_weight - done_weight
+                step_share = done_here / view.weight if view.weight > 0 else 0.0
                 left += expected * (1 - min(max(step_share, 0.0), 1.0))
             else:
                 left += expected

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 
@@ -80,6 +81,51 @@ async def test_history_medians_scaled_by_the_input(store: Store) -> None:
     steps = await estimator.steps(demo, {"duration": 4})
     assert steps == pytest.approx({"validate": 2.0, "fetch": 4.0, "analyze": 6.0, "report": 8.0})
     assert await estimator.total(demo, {"duration": 4}) == pytest.approx(20.0)
+
+
+async def test_a_job_whose_type_renamed_its_steps_keeps_its_eta(store: Store) -> None:
+    """A job submitted before its type's steps were renamed: ETA from its own steps, no 500."""
+    demo = load_registry().get("demo")
+    owner = await store.create_owner(uuid.uuid4().hex)
+    created = await store.create_job(
+        owner_id=owner,
+        job_type=demo,
+        params={"duration": 4},
+        priority=0,
+        delay_s=0,
+        estimated_s=4,
+        max_attempts=3,
+        timeout_s=60,
+        max_active=10,
+    )
+    assert created is not None
+    first, second = demo.steps[0], demo.steps[1]
+    weight = sum(s.weight for s in demo.steps)
+    progress = (first.weight + second.weight / 2) / weight * 100  # halfway through the second
+    async with store.pool.acquire() as conn:
+        await conn.execute(
+            "UPDATE jobs SET status = 'running', started_at = now(), progress = $2 WHERE id = $1",
+            created.job.id,
+            progress,
+        )
+        for step, state in ((first, "completed"), (second, "running")):
+            await conn.execute(
+                "UPDATE job_steps SET status = $3 WHERE job_id = $1 AND name = $2",
+                created.job.id,
+                step.name,
+                state,
+            )
+    job = await store.get_job(created.job.id)
+    assert job is not None
+    renamed = dataclasses.replace(
+        demo, steps=tuple(dataclasses.replace(s, name=f"{s.name}-v2") for s in demo.steps)
+    )
+    eta_s, estimates = await Estimator(store).remaining(renamed, job)
+    # no history: each of the job's own steps gets its weight's share of the declared 4 s
+    declared = {s.name: 4 * s.weight / weight for s in demo.steps}
+    expected = declared[second.name] / 2 + sum(declared[s.name] for s in demo.steps[2:])
+    assert eta_s == pytest.approx(expected, abs=0.01)
+    assert {s.name: estimates[s.name] for s in demo.steps} == pytest.approx(declared)
 
 
 async def test_a_failed_or_cancelled_job_can_be_retried(stack: Stack) -> None:
