@@ -2,12 +2,18 @@
 
 Both processes load the same registry: the server to validate input and describe
 types, the workers to run them. Built-in types live in ``workers.jobs``; an app
-adds its own modules, each of which calls ``registry.register`` at import.
+adds its own modules (``JOBCAST_JOB_MODULES``), each exposing ``JOB_TYPES``.
+
+The web process never runs a job, so a type whose code needs heavy libraries
+(a crawler, a dataframe library) declares its run function by dotted path,
+``run=lazy("package.module:function")``: the declaration module stays light and
+the implementation is imported in the worker, on the first run.
 """
 
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -18,6 +24,8 @@ from pydantic import BaseModel, ValidationError
 from jobcast.errors import ConfigError, InvalidInput
 
 BUILTIN_MODULES = ("workers.jobs.builtin", "workers.jobs.site_audit", "workers.jobs.csv_insights")
+# importable names: "package.module:function"
+_RUN_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 
 
 class JobContext(Protocol):
@@ -67,6 +75,41 @@ class Step:
 
 
 RunFn = Callable[[JobContext, Any], Awaitable[Any]]
+
+
+class _LazyRun:
+    """A run function known by its dotted path, imported when it is first called."""
+
+    def __init__(self, path: str) -> None:
+        if not _RUN_PATH.match(path):
+            raise ValueError(f"run path {path!r} is not of the form 'package.module:function'")
+        self.path = path
+        self._fn: RunFn | None = None
+
+    def load(self) -> RunFn:
+        """The function itself, imported now if it was not; ConfigError when it cannot be."""
+        if self._fn is None:
+            module_name, _, name = self.path.partition(":")
+            try:
+                fn = getattr(importlib.import_module(module_name), name)
+            except (ImportError, AttributeError) as exc:
+                raise ConfigError(f"job code {self.path!r} cannot be imported: {exc}") from exc
+            if not callable(fn):
+                raise ConfigError(f"job code {self.path!r} is not a function")
+            self._fn = fn
+        return self._fn
+
+    def __call__(self, job: JobContext, params: Any) -> Awaitable[Any]:
+        return self.load()(job, params)
+
+    def __repr__(self) -> str:
+        return f"lazy({self.path!r})"
+
+
+def lazy(path: str) -> RunFn:
+    """A run function by dotted path (``"package.module:function"``), imported on its first
+    call: the process that only declares the type (the web process) never imports it."""
+    return _LazyRun(path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +202,13 @@ class Registry:
 
     def __contains__(self, name: object) -> bool:
         return name in self._types
+
+    def load_code(self) -> None:
+        """Import every type's run code now, so that a worker finds a broken import at start
+        (ConfigError naming it) rather than at a job's first run."""
+        for job_type in self._types.values():
+            if isinstance(job_type.run, _LazyRun):
+                job_type.run.load()
 
 
 def load_registry(modules: Iterable[str] = ()) -> Registry:

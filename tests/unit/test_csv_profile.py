@@ -26,14 +26,17 @@ def table(text: str, max_rows: int | None = None) -> pl.DataFrame:
     return read_table(Upload("u1", "t.csv", "text/csv", text.encode()), max_rows).frame
 
 
-@pytest.mark.parametrize(("text", "delimiter"), [
-    ("a,b,c\n1,2,3\n", ","),
-    ("a;b\n1,5;2\n", ";"),
-    ("a\tb\n1\t2\n", "\t"),
-    ("a|b|c\n1|2|3\n", "|"),
-    ('"x, y";z\n"1, 2";3\n', ";"),
-    ("single\n1\n2\n", ","),
-])
+@pytest.mark.parametrize(
+    ("text", "delimiter"),
+    [
+        ("a,b,c\n1,2,3\n", ","),
+        ("a;b\n1,5;2\n", ";"),
+        ("a\tb\n1\t2\n", "\t"),
+        ("a|b|c\n1|2|3\n", "|"),
+        ('"x, y";z\n"1, 2";3\n', ";"),
+        ("single\n1\n2\n", ","),
+    ],
+)
 def test_the_delimiter_is_the_one_that_gives_every_line_one_shape(
     text: str, delimiter: str
 ) -> None:
@@ -47,8 +50,11 @@ def test_a_bom_is_not_part_of_the_first_column_name() -> None:
 
 def test_rows_are_counted_and_a_ragged_line_is_named() -> None:
     assert count_rows("t.csv", 'a,b\n1,2\n\n"multi\nline",3\n', ",", None) == 2
-    with pytest.raises(PermanentError, match=r"^t\.csv: line 4 has 3 fields where the header "
-                                             r"has 2$"):
+    with pytest.raises(
+        PermanentError,
+        match=r"^t\.csv: line 4 has 3 fields where the header "
+        r"has 2$",
+    ):
         count_rows("t.csv", "a,b\n1,2\n3,4\n5,6,7\n", ",", None)
     with pytest.raises(PermanentError, match=r"more than 2 rows \(max_rows\)"):
         count_rows("t.csv", "a\n1\n2\n3\n", ",", 2)
@@ -97,7 +103,10 @@ def test_text_top_values_break_ties_by_value() -> None:
     profile = profile_column(pl.Series("s", ["b", "a", "c", "a", "b", "d", None]))
     assert profile["kind"] == "text" and profile["distinct"] == 4
     assert profile["top_values"][:3] == [
-        {"value": "a", "count": 2}, {"value": "b", "count": 2}, {"value": "c", "count": 1}]
+        {"value": "a", "count": 2},
+        {"value": "b", "count": 2},
+        {"value": "c", "count": 1},
+    ]
 
 
 def test_dates_and_booleans_get_their_own_kind() -> None:
@@ -109,19 +118,24 @@ def test_dates_and_booleans_get_their_own_kind() -> None:
 
 
 def test_correlations_skip_constant_columns_and_rank_strong_pairs() -> None:
-    frame = pl.DataFrame({
-        "x": [1.0, 2.0, 3.0, 4.0, 5.0],
-        "up": [2.0, 4.1, 5.9, 8.2, 9.9],
-        "down": [5, 4, 3, 2, 1],
-        "flat": [7, 7, 7, 7, 7],
-        "weak": [1.0, -1.0, 1.0, -1.0, 1.0],
-        "name": ["a", "b", "c", "d", "e"],
-    })
+    frame = pl.DataFrame(
+        {
+            "x": [1.0, 2.0, 3.0, 4.0, 5.0],
+            "up": [2.0, 4.1, 5.9, 8.2, 9.9],
+            "down": [5, 4, 3, 2, 1],
+            "flat": [7, 7, 7, 7, 7],
+            "weak": [1.0, -1.0, 1.0, -1.0, 1.0],
+            "name": ["a", "b", "c", "d", "e"],
+        }
+    )
     result = correlations(frame)
     assert result["columns"] == ["x", "up", "down", "weak"]
     assert [(p["a"], p["b"]) for p in result["strong"]][:1] == [("x", "down")]
     assert {(p["a"], p["b"]) for p in result["strong"]} == {
-        ("x", "up"), ("x", "down"), ("up", "down")}
+        ("x", "up"),
+        ("x", "down"),
+        ("up", "down"),
+    }
     assert result["strong"][0]["r"] == -1.0
     assert result["matrix"][0][2] == result["matrix"][2][0] == -1.0
     assert result["matrix"][3][0] == 0.0
@@ -138,7 +152,9 @@ def test_the_full_matrix_is_left_out_when_there_are_many_columns() -> None:
 def test_the_input_needs_one_to_five_distinct_uploads() -> None:
     insights = load_registry().get("csv_insights")
     bad_inputs: list[dict[str, Any]] = [
-        {"upload_ids": []}, {"upload_ids": ["a"] * 2}, {"upload_ids": list("abcdef")},
+        {"upload_ids": []},
+        {"upload_ids": ["a"] * 2},
+        {"upload_ids": list("abcdef")},
         {"upload_ids": ["a"], "max_rows": 0},
     ]
     for bad in bad_inputs:

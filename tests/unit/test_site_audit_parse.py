@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import socket
+from typing import Any
 from urllib.robotparser import RobotFileParser
 
 import pytest
 
+from jobcast.addresses import TargetRefused
 from jobcast.errors import InvalidInput, PermanentError
 from jobcast.registry import load_registry
 from workers.jobs.site_audit import (
@@ -14,8 +17,8 @@ from workers.jobs.site_audit import (
     Origin,
     Page,
     analyze,
+    audit_rule,
     audit_score,
-    ensure_public,
     literal_refusal,
     normalize,
     parse_page,
@@ -42,15 +45,16 @@ def test_a_page_gives_its_title_description_headings_and_links() -> None:
     assert content.description == "Everything we sell"
     assert content.h1 == ["Welcome in"] and content.h2 == ["New", "Old"]
     assert content.links == [
-        "http://shop.example/catalog/shoes", "http://shop.example/about?x=1",
-        "https://other.example/a", "http://shop.example/map-area",
+        "http://shop.example/catalog/shoes",
+        "http://shop.example/about?x=1",
+        "https://other.example/a",
+        "http://shop.example/map-area",
     ]
 
 
 def test_a_bare_page_has_no_title_or_description() -> None:
     content = parse_page("<p>hello</p>", "http://shop.example/")
-    assert (content.title, content.description, content.h1, content.links) == (
-        None, None, [], [])
+    assert (content.title, content.description, content.h1, content.links) == (None, None, [], [])
 
 
 def test_sitemaps_and_sitemap_indexes() -> None:
@@ -58,21 +62,26 @@ def test_sitemaps_and_sitemap_indexes() -> None:
     <url><loc> https://a.example/one?x=1&amp;y=2 </loc></url>
     <url><loc><![CDATA[https://a.example/two]]></loc></url></urlset>"""
     assert parse_sitemap(urlset) == (
-        ["https://a.example/one?x=1&y=2", "https://a.example/two"], False)
+        ["https://a.example/one?x=1&y=2", "https://a.example/two"],
+        False,
+    )
     index = "<sitemapindex><sitemap><loc>https://a.example/s1.xml</loc></sitemap></sitemapindex>"
     assert parse_sitemap(index) == (["https://a.example/s1.xml"], True)
     assert parse_sitemap("<html>not a sitemap</html>") == ([], False)
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    ("HTTP://Example.COM:80/a#frag", "http://example.com/a"),
-    ("https://user:pw@example.com:443", "https://example.com/"),
-    ("https://example.com:8443/a?q=1", "https://example.com:8443/a?q=1"),
-    ("http://[::1]:8080/x", "http://[::1]:8080/x"),
-    ("ftp://example.com/", None),
-    ("http://example.com:99999/", None),
-    ("/relative", None),
-])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("HTTP://Example.COM:80/a#frag", "http://example.com/a"),
+        ("https://user:pw@example.com:443", "https://example.com/"),
+        ("https://example.com:8443/a?q=1", "https://example.com:8443/a?q=1"),
+        ("http://[::1]:8080/x", "http://[::1]:8080/x"),
+        ("ftp://example.com/", None),
+        ("http://example.com:99999/", None),
+        ("/relative", None),
+    ],
+)
 def test_urls_are_compared_normalized(raw: str, expected: str | None) -> None:
     assert normalize(raw) == expected
 
@@ -87,10 +96,22 @@ def test_a_site_is_its_scheme_host_and_port() -> None:
     assert Origin.of("http://127.0.0.1:8123/").url("/x") == "http://127.0.0.1:8123/x"
 
 
-@pytest.mark.parametrize("host", [
-    "127.0.0.1", "10.1.2.3", "192.168.0.9", "172.16.5.4", "169.254.169.254", "0.0.0.0",
-    "[::1]", "fe80::1", "fd00::1", "localhost", "api.localhost",
-])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "192.168.0.9",
+        "172.16.5.4",
+        "169.254.169.254",
+        "0.0.0.0",
+        "[::1]",
+        "fe80::1",
+        "fd00::1",
+        "localhost",
+        "api.localhost",
+    ],
+)
 def test_non_public_hosts_are_refused_without_an_allowance(
     host: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -127,36 +148,70 @@ def test_the_input_model_refuses_a_private_host(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(InvalidInput, match="follow"):
         audit.parse_input({"url": "https://example.com/", "follow": True})
     params = audit.parse_input({"url": "https://example.com"}).model_dump(mode="json")
-    assert params == {"url": "https://example.com/", "max_pages": 50, "max_depth": 3,
-                      "concurrency": 4, "timeout_s": 10.0}
+    assert params == {
+        "url": "https://example.com/",
+        "max_pages": 50,
+        "max_depth": 3,
+        "concurrency": 4,
+        "timeout_s": 10.0,
+    }
 
 
-async def test_a_name_resolving_to_loopback_is_refused_at_crawl_start(
+async def test_a_name_resolving_to_loopback_is_refused_when_the_crawl_connects(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """The crawl's connections resolve through the audit's rule: a name not listed whose
+    address is loopback is refused, and a listed one is resolved to the address to dial."""
+    real = socket.getaddrinfo
+
+    def fake(host: Any, *args: Any, **kwargs: Any) -> Any:
+        return real("127.0.0.1" if host == "intranet.example" else host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
     monkeypatch.delenv("JOBCAST_AUDIT_HOSTS", raising=False)
-    with pytest.raises(PermanentError, match=r"localhost is not a public address \(it resolves"):
-        await ensure_public("localhost", 80)
-    monkeypatch.setenv("JOBCAST_AUDIT_HOSTS", "localhost")
-    await ensure_public("localhost", 80)
+    with pytest.raises(TargetRefused, match=r"intranet.example is not a public address \(it res"):
+        await audit_rule().resolve("intranet.example", 80)
+    assert issubclass(TargetRefused, PermanentError)  # the audit fails at once, not retried
+    monkeypatch.setenv("JOBCAST_AUDIT_HOSTS", "intranet.example")
+    assert await audit_rule().resolve("intranet.example", 80) == ["127.0.0.1"]
 
 
 def test_the_score_weighs_each_problem_by_the_share_of_pages_it_touches() -> None:
-    clean = dict(crawled=10, content_pages=10, with_broken_links=0, redirects=0, slow=0,
-                 missing_title=0, missing_description=0)
+    clean = dict(
+        crawled=10,
+        content_pages=10,
+        with_broken_links=0,
+        redirects=0,
+        slow=0,
+        missing_title=0,
+        missing_description=0,
+    )
     assert audit_score(**clean) == 100
     assert audit_score(**{**clean, "with_broken_links": 5}) == 80
     assert audit_score(**{**clean, "redirects": 1, "slow": 1, "missing_description": 10}) == 82
-    worst = dict(crawled=4, content_pages=4, with_broken_links=4, redirects=4, slow=4,
-                 missing_title=4, missing_description=4)
+    worst = dict(
+        crawled=4,
+        content_pages=4,
+        with_broken_links=4,
+        redirects=4,
+        slow=4,
+        missing_title=4,
+        missing_description=4,
+    )
     assert audit_score(**worst) == 0
     assert audit_score(**{k: 0 for k in clean}) == 100
 
 
-def _page(url: str, status: int | None = 200, location: str | None = None,
-          links: tuple[str, ...] = (), error: str | None = None) -> Page:
-    page = Page(url, 1, Answer(url, status=status, location=location, error=error,
-                               content_type="text/html"))
+def _page(
+    url: str,
+    status: int | None = 200,
+    location: str | None = None,
+    links: tuple[str, ...] = (),
+    error: str | None = None,
+) -> Page:
+    page = Page(
+        url, 1, Answer(url, status=status, location=location, error=error, content_type="text/html")
+    )
     if links:
         page.content = parse_page("".join(f'<a href="{u}"></a>' for u in links), url)
     return page
@@ -164,33 +219,48 @@ def _page(url: str, status: int | None = 200, location: str | None = None,
 
 def test_links_are_judged_by_where_their_redirects_end() -> None:
     base = "http://s.example"
-    pages = {p.url: p for p in (
-        _page(f"{base}/", links=("/moved", "/ok", "/loop-a", "/down", "/never-fetched")),
-        _page(f"{base}/moved", 301, "/gone"),
-        _page(f"{base}/gone", 410),
-        _page(f"{base}/ok"),
-        _page(f"{base}/loop-a", 302, "/loop-b"),
-        _page(f"{base}/loop-b", 302, "/loop-a"),
-        _page(f"{base}/down", None, error="timed out"),
-    )}
+    pages = {
+        p.url: p
+        for p in (
+            _page(f"{base}/", links=("/moved", "/ok", "/loop-a", "/down", "/never-fetched")),
+            _page(f"{base}/moved", 301, "/gone"),
+            _page(f"{base}/gone", 410),
+            _page(f"{base}/ok"),
+            _page(f"{base}/loop-a", 302, "/loop-b"),
+            _page(f"{base}/loop-b", 302, "/loop-a"),
+            _page(f"{base}/down", None, error="timed out"),
+        )
+    }
     findings = analyze(pages)
     broken = {(b["url"], b["status"], b["error"]) for b in findings.broken[f"{base}/"]}
-    assert broken == {(f"{base}/moved", 410, None), (f"{base}/loop-a", None, "redirect loop"),
-                      (f"{base}/down", None, "timed out")}
+    assert broken == {
+        (f"{base}/moved", 410, None),
+        (f"{base}/loop-a", None, "redirect loop"),
+        (f"{base}/down", None, "timed out"),
+    }
     assert findings.chains[f"{base}/moved"] == [
-        {"from": f"{base}/moved", "to": f"{base}/gone", "status": 301}]
+        {"from": f"{base}/moved", "to": f"{base}/gone", "status": 301}
+    ]
     assert set(findings.chains) == {f"{base}/moved", f"{base}/loop-a", f"{base}/loop-b"}
 
 
 def test_a_url_found_too_deep_is_crawled_when_a_shorter_path_turns_up() -> None:
     robots = RobotFileParser()
     robots.parse(["User-agent: *", "Disallow: /private/"])
-    crawl = Crawl(Origin.of("http://s.example/"), robots, fetcher=None,  # type: ignore[arg-type]
-                  max_pages=10, max_depth=1, concurrency=1)
+    crawl = Crawl(
+        Origin.of("http://s.example/"),
+        robots,
+        fetcher=None,  # type: ignore[arg-type]
+        max_pages=10,
+        max_depth=1,
+        concurrency=1,
+    )
     crawl.discover("http://s.example/far", 2)
     crawl.discover("http://s.example/private/x", 1)
-    assert crawl.skipped() == [{"url": "http://s.example/private/x", "reason": "robots"},
-                               {"url": "http://s.example/far", "reason": "depth"}]
+    assert crawl.skipped() == [
+        {"url": "http://s.example/private/x", "reason": "robots"},
+        {"url": "http://s.example/far", "reason": "depth"},
+    ]
     crawl.discover("http://s.example/far", 1)
     crawl.discover("http://s.example/far", 2)
     assert list(crawl.frontier) == [("http://s.example/far", 1)]
