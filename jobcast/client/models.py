@@ -1,0 +1,76 @@
+"""The answers of the API as the client hands them out: frozen, and lenient.
+
+They are the models of ``jobcast.schemas`` (the bodies the server builds its
+answers from), made lenient: fields a newer server adds are kept
+(``model_extra``), not refused.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from pydantic import ConfigDict
+
+from jobcast import schemas
+
+JobId = str | UUID
+
+FINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+
+_LENIENT = ConfigDict(frozen=True, extra="allow")
+
+# a job's step: name, title, weight, status, started_at, finished_at, duration_ms
+Step = schemas.StepOut
+
+
+class JobError(schemas.JobErrorOut):
+    """Why a job failed: a readable ``message``, its ``type`` and ``category``."""
+
+    model_config = _LENIENT
+    type: str = "Error"
+    category: str = "unknown"
+
+
+class Job(schemas.JobOut):
+    """A job as ``GET /api/jobs/{id}`` shows it."""
+
+    model_config = _LENIENT
+    error: JobError | None
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+
+class Event(schemas.EventOut):
+    """One change of a job. Which optional fields are set depends on ``kind``."""
+
+    model_config = _LENIENT
+    status: str | None = None
+    attempt: int | None = None
+    message: str | None = None
+    result: Any = None
+    error: JobError | None = None
+    progress: float | None = None
+    step: str | None = None
+    state: str | None = None
+    duration_ms: int | None = None
+    retry_in_s: float | None = None
+
+    @property
+    def final(self) -> bool:
+        """The job's last event: a status event with a final status."""
+        return self.kind == "status" and self.status in FINAL_STATUSES
+
+
+class Submitted(schemas.JobAccepted):
+    """The 202 answer to a submit: where to follow the job."""
+
+    model_config = _LENIENT
+
+
+class JobType(schemas.JobTypeOut):
+    """A job type the server runs: its steps and the input it takes."""
+
+    model_config = _LENIENT
