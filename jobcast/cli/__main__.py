@@ -1,0 +1,5 @@
+import sys
+
+from jobcast.cli.main import main
+
+sys.exit(main())

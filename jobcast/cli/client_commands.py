@@ -1,0 +1,233 @@
+"""The commands that are clients of a running server at ``--url``.
+
+``submit``, ``watch``, ``jobs``, ``show``, ``cancel``, ``types`` and ``stats``:
+each acts as the owner of ``owner_client`` (``stats`` with the admin token).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from jobcast.cli.console import CliError, Exit, note, stdout
+from jobcast.cli.progress import follow
+from jobcast.cli.target import ADMIN_TOKEN_ENV, Target, owner_client
+from jobcast.client import Client
+
+commands = typer.Typer()
+
+
+def parse_input(raw: str) -> dict[str, Any]:
+    """The --input value: a JSON object, given inline or as @path."""
+    text = raw
+    if raw.startswith("@"):
+        try:
+            text = Path(raw[1:]).read_text()
+        except OSError as exc:
+            raise typer.BadParameter(
+                f"cannot read {raw[1:]}: {exc.strerror}", param_hint="'--input'"
+            ) from exc
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise typer.BadParameter(
+            f"not valid JSON ({exc}): {raw[:60]!r}", param_hint="'--input'"
+        ) from exc
+    if not isinstance(value, dict):
+        raise typer.BadParameter(
+            f"must be a JSON object, got {type(value).__name__}", param_hint="'--input'"
+        )
+    return value
+
+
+@commands.command()
+def submit(
+    ctx: typer.Context,
+    job_type: Annotated[str, typer.Argument(metavar="TYPE", help="The job type (see `types`).")],
+    input_json: Annotated[
+        str, typer.Option("--input", "-i", help="The job's input: a JSON object, or @file.json.")
+    ] = "{}",
+    watch: Annotated[
+        bool,
+        typer.Option("--watch", "-w", help="Follow the job to its end, then print its result."),
+    ] = False,
+    priority: Annotated[int | None, typer.Option(help="-10 to 10; higher runs first.")] = None,
+    delay: Annotated[float | None, typer.Option(help="Seconds to wait before it runs.")] = None,
+    max_attempts: Annotated[int | None, typer.Option(help="Attempts before it fails.")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Seconds one attempt may take.")] = None,
+    key: Annotated[str | None, typer.Option(help="Idempotency key.")] = None,
+) -> None:
+    """Submit a job and print its id; with --watch, follow it and print its result."""
+    job_input = parse_input(input_json)
+    with owner_client(ctx) as client:
+        submitted = client.submit(
+            job_type,
+            job_input,
+            priority=priority,
+            delay_seconds=delay,
+            max_attempts=max_attempts,
+            timeout_seconds=timeout,
+            idempotency_key=key,
+        )
+        if not watch:
+            typer.echo(submitted.id)
+            return
+        note(f"job {submitted.id} submitted")
+        raise typer.Exit(follow(client, submitted.id))
+
+
+@commands.command("watch")
+def watch_job(ctx: typer.Context, job_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
+    """Follow a job to its end with a progress bar, then print its result."""
+    with owner_client(ctx, job_id) as client:
+        raise typer.Exit(follow(client, job_id))
+
+
+def local_time(moment: datetime | None) -> str:
+    return f"{moment.astimezone():%Y-%m-%d %H:%M:%S}" if moment else ""
+
+
+_STATUS_STYLE = {
+    "pending": "yellow",
+    "running": "cyan",
+    "completed": "green",
+    "failed": "red",
+    "cancelled": "magenta",
+}
+
+
+def status_text(status: str) -> str:
+    return f"[{_STATUS_STYLE.get(status, 'white')}]{escape(status)}[/]"
+
+
+@commands.command()
+def jobs(
+    ctx: typer.Context,
+    status: Annotated[str | None, typer.Option(help="Only jobs with this status.")] = None,
+    job_type: Annotated[str | None, typer.Option("--type", help="Only jobs of this type.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=200, help="At most this many.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
+) -> None:
+    """List your jobs, newest first."""
+    with owner_client(ctx) as client:
+        found = client.list(status=status, type=job_type, limit=limit)
+    if as_json:
+        stdout().print_json(data=[j.model_dump(mode="json") for j in found])
+        return
+    table = Table(box=None)
+    for name in ("id", "type", "status", "progress", "step", "created"):
+        table.add_column(name, no_wrap=name not in ("type", "step"))
+    for job in found:
+        table.add_row(
+            job.id,
+            escape(job.type),
+            status_text(job.status),
+            f"{job.progress:.0f}%",
+            escape(job.step or ""),
+            local_time(job.created_at),
+        )
+    stdout().print(table if found else "no jobs")
+
+
+@commands.command()
+def show(
+    ctx: typer.Context,
+    job_id: Annotated[str, typer.Argument(metavar="ID")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
+) -> None:
+    """Show one job: its status, steps, and result or error."""
+    with owner_client(ctx, job_id) as client:
+        job = client.get(job_id)
+    if as_json:
+        stdout().print_json(data=job.model_dump(mode="json"))
+        return
+    out = stdout()
+    facts = Table.grid(padding=(0, 2))
+    rows: list[tuple[str, str]] = [
+        ("id", job.id),
+        ("type", escape(job.type)),
+        ("status", status_text(job.status)),
+        ("progress", f"{job.progress:.0f}%"),
+        ("message", escape(job.message or "")),
+        ("attempts", f"{job.attempts} of {job.max_attempts}"),
+        ("created", local_time(job.created_at)),
+        ("finished", local_time(job.finished_at)),
+    ]
+    if job.error:
+        rows.append(("error", escape(f"{job.error.message} ({job.error.category})")))
+    for name, value in rows:
+        facts.add_row(f"[bold]{name}[/]", value)
+    out.print(facts)
+    if job.steps:
+        steps = Table("step", "status", "took", box=None)
+        for step in job.steps:
+            took = f"{step.duration_ms / 1000:.1f} s" if step.duration_ms is not None else ""
+            steps.add_row(escape(step.title or step.name), status_text(step.status), took)
+        out.print(steps)
+    if job.status == "completed":
+        out.print_json(data=job.result)
+
+
+@commands.command()
+def cancel(ctx: typer.Context, job_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
+    """Cancel a pending or running job."""
+    with owner_client(ctx, job_id) as client:
+        client.cancel(job_id)
+    typer.echo(f"cancelled {job_id}")
+
+
+@commands.command()
+def types(ctx: typer.Context) -> None:
+    """List the job types the server runs, with their steps."""
+    with owner_client(ctx) as client:
+        found = client.job_types()
+    table = Table("type", "title", "steps", box=None)
+    for job_type in found:
+        table.add_row(
+            escape(job_type.type),
+            escape(job_type.title),
+            escape(", ".join(s.name for s in job_type.steps)),
+        )
+    stdout().print(table)
+
+
+@commands.command()
+def stats(
+    ctx: typer.Context,
+    admin_token: Annotated[
+        str | None,
+        typer.Option(envvar=ADMIN_TOKEN_ENV, show_default=False, help="The admin token."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
+) -> None:
+    """The operator's numbers: jobs by status and type, queue depth, failure rates."""
+    if not admin_token:
+        raise CliError(
+            f"stats needs the admin token: --admin-token or {ADMIN_TOKEN_ENV}", Exit.USAGE
+        )
+    target: Target = ctx.obj
+    with Client(target.url, admin_token) as client:
+        numbers = client.stats()
+    if as_json:
+        stdout().print_json(data=numbers)
+        return
+    table = Table("name", "value", box=None)
+    for name, value in flatten(numbers):
+        table.add_row(escape(name), escape(value))
+    stdout().print(table)
+
+
+def flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """Nested JSON as (dotted.name, value) rows."""
+    if isinstance(value, Mapping) and value:
+        for key, inner in value.items():
+            yield from flatten(inner, f"{prefix}.{key}" if prefix else str(key))
+    else:
+        yield prefix, "-" if value is None else str(value)

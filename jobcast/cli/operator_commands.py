@@ -1,0 +1,128 @@
+"""The commands that act on this machine: run the service's processes, migrate, clean up.
+
+``dev``, ``web``, ``worker``, ``migrate``, ``cleanup`` and ``config`` read the
+service's settings from the environment, as the web and worker processes do;
+the client's own keys (``JOBCAST_URL``, ``JOBCAST_TOKEN``) are kept out of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from jobcast.cli.console import CliError, Exit, stdout
+from jobcast.cli.target import ADMIN_TOKEN_ENV, CLIENT_ENV_KEYS, TOKEN_ENV, URL_ENV, Target
+
+commands = typer.Typer()
+
+
+def service_settings() -> Any:
+    """The service's settings, read without the client's own environment keys.
+
+    They are also dropped from this process's environment, so the processes it
+    starts (dev, web, worker) do not meet keys they do not know.
+    """
+    from jobcast.settings import load_settings
+
+    for key in CLIENT_ENV_KEYS:
+        os.environ.pop(key, None)
+    return load_settings()
+
+
+@commands.command()
+def dev() -> None:
+    """Run web and worker together, finding or starting Postgres and Redis (`make run`)."""
+    service_settings()
+    from jobcast import dev as dev_mode
+
+    raise typer.Exit(dev_mode.main())
+
+
+@commands.command()
+def web() -> None:
+    """Run the web process (uvicorn) on HOST:PORT."""
+    from jobcast.dev import web_command
+
+    command = web_command(service_settings())
+    os.execv(command[0], command)
+
+
+@commands.command()
+def worker() -> None:
+    """Run a worker process."""
+    from jobcast.dev import worker_command
+
+    service_settings()
+    command = worker_command()
+    os.execv(command[0], command)
+
+
+@commands.command()
+def migrate() -> None:
+    """Apply schema.sql to DATABASE_URL; applying it twice is harmless."""
+    import asyncpg
+
+    from jobcast.settings import redact_url
+    from jobcast.store import apply_schema
+
+    settings = service_settings()
+    try:
+        asyncio.run(apply_schema(settings.database_dsn))
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise CliError(
+            f"cannot apply the schema at {redact_url(settings.database_dsn)}: {exc}",
+            Exit.UNAVAILABLE,
+        ) from exc
+    typer.echo(f"schema applied to {redact_url(settings.database_dsn)}")
+
+
+@commands.command()
+def cleanup() -> None:
+    """Delete finished jobs older than their retention (JOBCAST_RETENTION_*_DAYS)."""
+    from jobcast.store import Store
+
+    settings = service_settings()
+
+    async def delete() -> int:
+        async with Store.open(settings.database_dsn, max_size=1) as store:
+            return await store.delete_expired(
+                settings.retention_completed_days,
+                settings.retention_failed_days,
+                settings.retention_cancelled_days,
+            )
+
+    typer.echo(f"deleted {asyncio.run(delete())} finished jobs past their retention")
+
+
+@commands.command()
+def config(ctx: typer.Context) -> None:
+    """Show the effective settings, with passwords and tokens hidden."""
+    from pydantic import SecretStr
+
+    from jobcast.settings import env_key, load_settings
+
+    settings = load_settings({k: v for k, v in os.environ.items() if k not in CLIENT_ENV_KEYS})
+    table = Table("setting", "value", box=None)
+    # the repr's arguments are the redacted view: URLs without their passwords
+    for name, value in settings.__repr_args__():
+        key = env_key(str(name))
+        if isinstance(value, SecretStr) or key == ADMIN_TOKEN_ENV:
+            value = "set (hidden)" if value else "not set"
+        table.add_row(key, escape("not set" if value in (None, "") else str(value)))
+    target: Target = ctx.obj
+    table.add_row(URL_ENV, escape(target.url))
+    saved = target.tokens.get(target.url)
+    where = (
+        "given (hidden)"
+        if target.token
+        else f"saved in {target.tokens.path} (hidden)"
+        if saved
+        else "none yet"
+    )
+    table.add_row(TOKEN_ENV, escape(where))
+    stdout().print(table)
