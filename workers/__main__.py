@@ -12,74 +12,59 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import socket
 import sys
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 import uvloop
 from arq.worker import Worker
 from redis.exceptions import RedisError
 
-from jobcast.errors import JobcastError
 from jobcast.logs import setup_logging
-from jobcast.settings import Settings, load_settings
+from jobcast.settings import Settings, settings_or_exit
 from workers.heartbeat import alive_key
-from workers.settings import shutdown, startup, worker_options
-from workers.state import WorkerState
+from workers.settings import worker_options
+from workers.state import WorkerContext, WorkerState
 
 log = logging.getLogger("workers")
 
 _REDIS_RETRY_S = 1.0
 
 
-class ResilientWorker(Worker):
-    """arq's Worker that outlives a Redis outage instead of exiting."""
-
-    stopping = False
-
-    async def _poll_iteration(self) -> None:
-        try:
-            await super()._poll_iteration()
-        except (RedisError, OSError) as exc:
-            log.warning("redis unavailable (%s); waiting for it", exc)
-            await asyncio.sleep(_REDIS_RETRY_S)
-
-    def handle_sig(self, signum: signal.Signals) -> None:
-        self.stopping = True
-        super().handle_sig(signum)
-
-    def handle_sig_wait_for_completion(self, signum: signal.Signals) -> None:
-        self.stopping = True
-        super().handle_sig_wait_for_completion(signum)
-
-
 async def supervise(settings: Settings) -> None:
+    """Run arq's Worker until a signal stops it, through any Redis outage.
+
+    arq's poll loop (``Worker.main``) ends at the first Redis error, and arq has no public
+    hook inside it: its one loop step, ``_poll_iteration``, is private. Closing the worker
+    then would cancel the jobs it runs (``close`` stops every task), so it is not closed:
+    the supervisor calls ``async_run`` (public: "does not close connections") on the same
+    Worker again once Redis answers. The running jobs' tasks, arq's count of them and its
+    semaphore live on the Worker and carry on; ``main`` only makes again what it lacks
+    (the Redis pool, if it never had one). Jobs' own events are safe in Postgres.
+    """
     async with WorkerState.open(settings) as state:
         log.info("worker ready on queue %s", settings.queue_name)
-        while True:
-            ctx: dict[str, Any] = {"jobcast": state}
-            worker = ResilientWorker(
-                **worker_options(settings),
-                ctx=ctx,
-                on_startup=startup,
-                on_shutdown=shutdown,
-            )
-            try:
-                await worker.async_run()
-            except asyncio.CancelledError:
-                if not worker.stopping:
-                    raise
-            except (RedisError, OSError) as exc:
-                log.warning("redis unavailable at start (%s); trying again", exc)
+        ctx: WorkerContext = {"jobcast": state}
+        worker = Worker(**worker_options(settings), ctx=cast(dict[Any, Any], ctx))
+        stopping = asyncio.Event()  # set by a signal (arq's on_stop), never by a Redis error
+        worker.on_stop = lambda _signum: stopping.set()
+        try:
+            while not stopping.is_set():
+                try:
+                    await worker.async_run()
+                    return  # only a burst run ends by itself
+                except asyncio.CancelledError:
+                    if not stopping.is_set():
+                        raise
+                except (RedisError, OSError) as exc:
+                    log.warning("redis unavailable (%s); waiting for it", exc)
+                    await asyncio.sleep(_REDIS_RETRY_S)
+        finally:
             try:
                 await worker.close()
             except (RedisError, OSError) as exc:
                 log.warning("could not close the worker's redis connections cleanly: %s", exc)
-            if worker.stopping:
-                return
-            await asyncio.sleep(_REDIS_RETRY_S)
 
 
 async def check(settings: Settings, pid: int | None) -> int:
@@ -112,11 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--pid", type=int, help="with --check: that worker process")
     args = parser.parse_args(argv)
-    try:
-        settings = load_settings()
-    except JobcastError as exc:
-        print(f"jobcast worker: {exc}", file=sys.stderr)
-        return 2
+    settings = settings_or_exit("worker")
     if args.check:
         return asyncio.run(check(settings, args.pid))
     setup_logging(settings, "worker")

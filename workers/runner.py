@@ -30,7 +30,7 @@ from jobcast.model import Claim, JobStatus
 from jobcast.registry import JobType
 from jobcast.store import Capped
 from workers.context import AttemptLost, Reporter, persist
-from workers.state import WorkerState
+from workers.state import WorkerContext, WorkerState
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +85,8 @@ async def _run_code(
         raise
 
 
-async def run_job(ctx: dict[str, Any], job_id: str) -> None:
-    state: WorkerState = ctx["jobcast"]
+async def run_job(ctx: WorkerContext, job_id: str) -> None:
+    state = ctx["jobcast"]
     deadline_s = state.settings.persist_deadline_s
     claim = await persist(
         lambda: state.store.claim(UUID(job_id), state.caps),

@@ -1,52 +1,38 @@
-"""arq's ``WorkerSettings`` for jobcast.
+"""arq's ``WorkerSettings`` for jobcast, built from the settings when the worker starts.
 
 ``python -m workers`` (what the Procfile and ``make run`` start) runs these
-settings under a supervisor that survives Redis outages; ``arq
+options under a supervisor that survives Redis outages; ``arq
 workers.settings.WorkerSettings`` also works, but arq's own runner exits when
-Redis goes away.
+Redis goes away. Nothing is read from the environment at import: a bad setting
+is one line naming its key when the worker starts, never a traceback.
 """
 
 from __future__ import annotations
 
 import logging
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import Any, cast
 
 from arq import func
 from arq.connections import RedisSettings
+from arq.typing import StartupShutdown, WorkerCoroutine
 
 from jobcast.logs import setup_logging
 from jobcast.queue import ARQ_TIMEOUT_S
-from jobcast.settings import Settings, load_settings
+from jobcast.settings import Settings, settings_or_exit
 from workers.runner import run_job
-from workers.state import WorkerState
+from workers.state import WorkerContext, WorkerState
 
 log = logging.getLogger(__name__)
-
-SETTINGS: Settings = load_settings()
-
-
-async def startup(ctx: dict[str, Any]) -> None:
-    """Open the worker's resources, unless the supervisor already did."""
-    if "jobcast" in ctx:
-        return
-    setup_logging(SETTINGS, "worker")
-    stack = AsyncExitStack()
-    ctx["jobcast"] = await stack.enter_async_context(WorkerState.open(SETTINGS))
-    ctx["jobcast_exit"] = stack
-    log.info("worker ready on queue %s", SETTINGS.queue_name)
-
-
-async def shutdown(ctx: dict[str, Any]) -> None:
-    stack: AsyncExitStack | None = ctx.pop("jobcast_exit", None)
-    if stack is not None:
-        await stack.aclose()
 
 
 def worker_options(settings: Settings) -> dict[str, Any]:
     """arq Worker keyword arguments, shared by WorkerSettings and the supervisor."""
+    # arq types every ctx as dict[Any, Any]; jobcast's is a WorkerContext, so run_job is
+    # handed over as arq's own type.
+    run = cast(WorkerCoroutine, run_job)
     return {
-        "functions": [func(run_job, name="run_job", max_tries=1_000_000, timeout=ARQ_TIMEOUT_S)],
+        "functions": [func(run, name="run_job", max_tries=1_000_000, timeout=ARQ_TIMEOUT_S)],
         "redis_settings": RedisSettings.from_dsn(settings.redis_dsn),
         "queue_name": settings.queue_name,
         "max_jobs": settings.worker_concurrency,
@@ -58,9 +44,31 @@ def worker_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-# arq reads its settings from a class's attributes: the same options the supervisor uses.
-WorkerSettings = type(
-    "WorkerSettings",
-    (),
-    {**worker_options(SETTINGS), "on_startup": startup, "on_shutdown": shutdown},
-)
+def worker_settings(settings: Settings) -> type:
+    """The class arq's own runner reads its options from: what the supervisor uses, plus
+    a startup that opens the worker's resources (the supervisor opens them itself)."""
+
+    async def startup(ctx: WorkerContext) -> None:
+        setup_logging(settings, "worker")
+        stack = AsyncExitStack()
+        ctx["jobcast"] = await stack.enter_async_context(WorkerState.open(settings))
+        ctx["jobcast_exit"] = stack
+        log.info("worker ready on queue %s", settings.queue_name)
+
+    async def shutdown(ctx: WorkerContext) -> None:
+        stack = ctx.pop("jobcast_exit", None)
+        if stack is not None:
+            await stack.aclose()
+
+    hooks = {
+        "on_startup": cast(StartupShutdown, startup),
+        "on_shutdown": cast(StartupShutdown, shutdown),
+    }
+    return type("WorkerSettings", (), {**worker_options(settings), **hooks})
+
+
+def __getattr__(name: str) -> Any:
+    """``workers.settings.WorkerSettings``, made when arq's runner first asks for it."""
+    if name == "WorkerSettings":
+        return worker_settings(settings_or_exit("worker"))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

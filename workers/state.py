@@ -6,8 +6,11 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TypedDict
 
 import redis.asyncio as aioredis
+from arq.connections import ArqRedis
 
 from jobcast.bus import Publisher
 from jobcast.queue import Queue
@@ -67,3 +70,20 @@ class WorkerState:
                         await task
                 await state.publisher.close()
                 await redis.aclose()
+
+
+class WorkerContext(TypedDict, total=False):
+    """arq's ``ctx`` in jobcast's worker: what is opened at start, and what arq adds.
+
+    ``jobcast`` is put in by the supervisor (``python -m workers``) or by the startup of
+    ``WorkerSettings`` (arq's own runner), which also keeps ``jobcast_exit`` to close it.
+    arq sets ``redis`` at start and the job's fields for each job it runs.
+    """
+
+    jobcast: WorkerState
+    jobcast_exit: contextlib.AsyncExitStack
+    redis: ArqRedis
+    job_id: str
+    job_try: int
+    enqueue_time: datetime
+    score: int
