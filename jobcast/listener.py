@@ -26,7 +26,7 @@ import asyncpg
 
 from jobcast.bus import Hint, Hub, Resync
 from jobcast.settings import Settings
-from jobcast.sql import NOTIFY_CHANNEL, SQL_STOP_NOTIFY, SQL_WANT_NOTIFY
+from jobcast.sql import NOTIFY_CHANNEL, QUERIES
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,9 @@ class Listener:
         the next change of the hub's health or the next ping, whichever comes first."""
         changed = self._hub.healthy_changed
         if not self._hub.healthy:
-            await conn.execute(SQL_WANT_NOTIFY, self._holder, _ASK_FOR_S, timeout=_PING_DEADLINE_S)
+            await conn.execute(
+                QUERIES["want_notify"], self._holder, _ASK_FOR_S, timeout=_PING_DEADLINE_S
+            )
             if not self.asking:
                 self.asking = True
                 log.info("asked writers for NOTIFYs while redis pub/sub is down")
@@ -83,7 +85,7 @@ class Listener:
                 await asyncio.sleep(_SETTLE_S)
                 self._hub.deliver_all(Resync())
         elif self.asking:
-            await conn.execute(SQL_STOP_NOTIFY, self._holder, timeout=_PING_DEADLINE_S)
+            await conn.execute(QUERIES["stop_notify"], self._holder, timeout=_PING_DEADLINE_S)
             self.asking = False
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(changed.wait(), _PING_INTERVAL_S)
@@ -101,7 +103,7 @@ class Listener:
                 self._hub.deliver_all(Resync())
                 while True:
                     await self._follow_hub(conn)
-                    await conn.fetchval("SELECT 1", timeout=_PING_DEADLINE_S)
+                    await conn.fetchval(QUERIES["ping"], timeout=_PING_DEADLINE_S)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
                 if self.connected:
                     log.warning("postgres LISTEN connection lost: %s", exc)

@@ -1,0 +1,470 @@
+-- Every SQL statement of jobcast, by name; schema.sql holds the tables they work on.
+--
+-- `-- name: x` starts the statement the store runs as QUERIES["x"]; the comment lines
+-- under it say what it does and its parameters in order (asyncpg's $1, $2, ...).
+-- `-- part: x` starts a piece that statements share, pasted where a statement says
+-- `-- include: x`. Nothing else is ever pasted into a statement: no name of a table or
+-- column, no value, comes from Python (jobcast/sql.py reads this file once, at import).
+--
+-- Each state change of a job is one statement: a data-modifying CTE `j` that updates
+-- the jobs row (bumping its seq) and returns, besides the row, the kind and payload of
+-- the event it makes; the shared `event_tail` inserts that event with that seq and
+-- NOTIFYs jobcast_events with ids only, while a server process asks for it. One
+-- statement is one round trip and one implicit transaction, so an event exists exactly
+-- when the change it describes does, and seq has no gaps. A worker's writes are fenced
+-- by its attempt (WHERE attempts = $2 AND status = 'running').
+
+
+-- part: notify
+-- NOTIFY the fallback channel, but only while a server process asks for it (a row in
+-- fallback_listeners: its Redis pub/sub is down). A NOTIFY takes a cluster-wide lock
+-- through its transaction's commit, so when nobody needs it, it is skipped: the check
+-- is one look at an empty table. The payload: job id, seq, owner id and event kind.
+CASE WHEN EXISTS (SELECT 1 FROM fallback_listeners WHERE expires_at > now())
+     THEN pg_notify('jobcast_events',
+                    j.id || ' ' || j.seq || ' ' || j.owner_id || ' ' || j.event_kind)
+END AS notified
+
+-- part: event_tail
+-- The end of every state change: the event of `j` (its event_kind and event_payload),
+-- and `made`, the changed job with its event, announced.
+, e AS (
+    INSERT INTO job_events (job_id, seq, kind, payload)
+    SELECT j.id, j.seq, j.event_kind, j.event_payload FROM j
+    RETURNING at
+), made AS (
+    SELECT j.*, e.at AS event_at,
+-- include: notify
+    FROM j, e
+)
+
+-- part: webhook
+-- A final change also schedules the job's completion webhook, in the same statement.
+, w AS (
+    INSERT INTO webhook_deliveries (job_id, attempt, url)
+    SELECT id, 1, callback_url FROM j WHERE callback_url IS NOT NULL
+)
+
+-- part: job_columns
+-- The columns of a job as the API shows it (jobcast.store.rows.job reads them).
+j.id, j.owner_id, j.type, j.input, j.status, j.priority, j.progress, j.step, j.message,
+j.result, j.error, j.attempts, j.max_attempts, j.seq, j.estimated_s, j.timeout_s, j.run_at,
+j.created_at, j.started_at, j.finished_at, j.parent_id, j.callback_url, j.result_expired_at,
+j.retry_of
+
+-- part: steps_json
+-- The steps of job j, in order.
+COALESCE((SELECT json_agg(json_build_object(
+    'name', s.name, 'title', s.title, 'weight', s.weight, 'status', s.status,
+    'started_at', s.started_at, 'finished_at', s.finished_at, 'duration_ms', s.duration_ms
+) ORDER BY s.position) FROM job_steps s WHERE s.job_id = j.id), '[]'::json) AS steps
+
+
+-- owners
+
+-- name: create_owner
+-- A new owner. $1 id, $2 token hash, $3 webhook secret
+INSERT INTO owners (id, token_hash, webhook_secret) VALUES ($1, $2, $3)
+
+-- name: ensure_owner
+-- An owner no token opens (the one scheduled jobs belong to), unless it exists.
+-- $1 id, $2 random token hash, $3 webhook secret
+INSERT INTO owners (id, token_hash, webhook_secret) VALUES ($1, $2, $3)
+ON CONFLICT (id) DO NOTHING
+
+-- name: owner_for_token
+-- $1 token hash
+SELECT id FROM owners WHERE token_hash = $1
+
+-- name: webhook_secret
+-- $1 owner id
+SELECT webhook_secret FROM owners WHERE id = $1
+
+
+-- uploads
+
+-- name: create_upload
+-- $1 id, $2 owner id, $3 filename, $4 content type, $5 size in bytes, $6 data
+INSERT INTO uploads (id, owner_id, filename, content_type, size, data)
+VALUES ($1, $2, $3, $4, $5, $6)
+
+-- name: read_upload
+-- One upload of its owner. $1 upload id, $2 owner id
+SELECT id, filename, content_type, data FROM uploads WHERE id = $1 AND owner_id = $2
+
+-- name: claim_uploads
+-- Ties the owner's unclaimed uploads to a job: the ids tied.
+-- $1 upload ids, $2 owner id, $3 job id
+UPDATE uploads SET job_id = $3
+WHERE id = ANY($1::uuid[]) AND owner_id = $2 AND job_id IS NULL
+RETURNING id
+
+-- name: delete_unclaimed_uploads
+-- Uploads no job took. $1 seconds since they were made
+DELETE FROM uploads WHERE job_id IS NULL AND created_at < now() - $1 * interval '1 second'
+
+
+-- jobs: submit, read, cancel
+
+-- name: create_job
+-- A job, in one statement: the gate (jobcast_submit_gate in schema.sql), the job, its
+-- steps, its first event and the NOTIFY. It answers one row: the gate's verdict (the job
+-- an idempotency key made already, gate_existing), and the job with its event if made.
+-- $1 id, $2 owner id, $3 type, $4 input, $5 priority, $6 max_attempts, $7 delay_s,
+-- $8 estimated_s, $9 step names, $10 step titles, $11 step weights, $12 first event
+-- payload, $13 timeout_s, $14 parent id, $15 idempotency key, $16 callback url,
+-- $17 message, $18 retry_of, $19 the owner's cap on active jobs (NULL: none)
+WITH g AS (
+    SELECT * FROM jobcast_submit_gate($2, $15, $19)
+), j AS (
+    INSERT INTO jobs (id, owner_id, type, input, priority, max_attempts, run_at, estimated_s, seq,
+                      timeout_s, parent_id, idempotency_key, callback_url, message, retry_of)
+    SELECT $1, $2, $3, $4, $5, $6, now() + $7 * interval '1 second', $8, 1, $13, $14, $15, $16,
+           $17, $18
+    FROM g WHERE g.existing IS NULL AND ($19::bigint IS NULL OR g.active < $19)
+    ON CONFLICT (id) DO NOTHING
+    RETURNING *, 'status'::text AS event_kind, $12::jsonb AS event_payload
+), s AS (
+    INSERT INTO job_steps (job_id, position, name, title, weight)
+    SELECT j.id, t.position, t.name, t.title, t.weight
+    FROM j, unnest($9::text[], $10::text[], $11::real[]) WITH ORDINALITY
+         AS t(name, title, weight, position)
+)
+-- include: event_tail
+SELECT g.existing AS gate_existing, made.* FROM g LEFT JOIN made ON true
+
+-- name: get_job
+-- One job with its steps, its children and its webhook tries.
+-- $1 id, $2 owner id, or NULL for any owner
+SELECT
+-- include: job_columns
+,
+-- include: steps_json
+,   COALESCE((SELECT json_agg(json_build_object(
+        'id', c.id, 'type', c.type, 'status', c.status, 'progress', c.progress
+    ) ORDER BY c.created_at, c.id) FROM jobs c WHERE c.parent_id = j.id), '[]'::json)
+    AS children,
+    COALESCE((SELECT json_agg(json_build_object(
+        'attempt', d.attempt, 'status', d.status, 'status_code', d.status_code,
+        'error', d.error, 'at', COALESCE(d.delivered_at, d.next_at)
+    ) ORDER BY d.attempt) FROM webhook_deliveries d WHERE d.job_id = j.id), '[]'::json)
+    AS deliveries
+FROM jobs j WHERE j.id = $1 AND ($2::uuid IS NULL OR j.owner_id = $2)
+
+-- name: job_seq
+-- A job's seq, all a conditional GET needs to answer 304. $1 id, $2 owner id
+SELECT seq FROM jobs WHERE id = $1 AND owner_id = $2
+
+-- name: list_jobs
+-- An owner's jobs, newest first. $1 owner id, $2 status or NULL, $3 type or NULL, $4 limit
+SELECT
+-- include: job_columns
+,
+-- include: steps_json
+FROM jobs j
+WHERE j.owner_id = $1 AND ($2::text IS NULL OR j.status = $2) AND ($3::text IS NULL OR j.type = $3)
+ORDER BY j.created_at DESC, j.id
+LIMIT $4
+
+-- name: admin_jobs
+-- Any owner's jobs, newest first.
+-- $1 owner id or NULL, $2 status or NULL, $3 type or NULL, $4 limit
+SELECT
+-- include: job_columns
+,
+-- include: steps_json
+FROM jobs j
+WHERE ($1::uuid IS NULL OR j.owner_id = $1) AND ($2::text IS NULL OR j.status = $2)
+  AND ($3::text IS NULL OR j.type = $3)
+ORDER BY j.created_at DESC, j.id
+LIMIT $4
+
+-- name: children_state
+-- A parent's children, oldest first. $1 parent id
+SELECT id, type, status, progress, result, error FROM jobs WHERE parent_id = $1
+ORDER BY created_at, id
+
+-- name: events_after
+-- A job's events after a seq, in order. $1 job id, $2 after seq, $3 limit
+SELECT job_id, seq, kind, payload, at FROM job_events
+WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3
+
+-- name: cancel
+-- Cancel a pending or running job of the owner. $1 id, $2 owner id, $3 payload
+WITH j AS (
+    UPDATE jobs SET seq = seq + 1, status = 'cancelled', message = 'Cancelled',
+        finished_at = now(), heartbeat_at = NULL, updated_at = now()
+    WHERE id = $1 AND owner_id = $2 AND status IN ('pending', 'running')
+    RETURNING *, 'status'::text AS event_kind,
+              $3::jsonb || jsonb_build_object('attempt', attempts) AS event_payload
+)
+-- include: webhook
+-- include: event_tail
+SELECT * FROM made
+
+-- name: tree
+-- A job and all its descendants, parents first. $1 id, $2 owner id
+WITH RECURSIVE tree AS (
+    SELECT id, 0 AS depth FROM jobs WHERE id = $1 AND owner_id = $2
+    UNION ALL
+    SELECT c.id, t.depth + 1 FROM jobs c JOIN tree t ON c.parent_id = t.id
+)
+SELECT id FROM tree ORDER BY depth
+
+-- name: notify_event
+-- Announce an event whose publish on Redis failed.
+-- $1 the NOTIFY payload: job id, seq, owner id and kind, space-separated, as `notify` says
+SELECT pg_notify('jobcast_events', $1)
+
+
+-- attempts: the state changes a worker makes
+
+-- name: claim
+-- Start the next attempt of a pending job: steps are reset, progress starts again from
+-- 0. The gate (jobcast_claim_gate in schema.sql) says whether the job is pending and
+-- whether its type is under its cap; the answer row carries the verdict (gate_type,
+-- gate_cap), and the claimed job with its event when it was claimed.
+-- $1 id, $2 capped types, $3 their caps
+WITH g AS (
+    SELECT * FROM jobcast_claim_gate($1, $2::text[], $3::integer[])
+), j AS (
+    UPDATE jobs SET status = 'running', attempts = attempts + 1, seq = seq + 1,
+        progress = 0, step = NULL, message = NULL, error = NULL,
+        started_at = COALESCE(started_at, now()), heartbeat_at = now(), updated_at = now()
+    WHERE id = $1 AND status = 'pending'
+      AND EXISTS (SELECT 1 FROM g WHERE g.job_type IS NOT NULL
+                  AND (g.cap IS NULL OR g.running < g.cap))
+    RETURNING *, 'status'::text AS event_kind,
+              jsonb_build_object('status', 'running', 'attempt', attempts, 'progress', 0,
+                                 'message', NULL) AS event_payload
+), r AS (
+    UPDATE job_steps SET status = 'waiting', started_at = NULL, finished_at = NULL,
+        duration_ms = NULL
+    WHERE job_id = $1 AND status <> 'waiting' AND EXISTS (SELECT 1 FROM j)
+)
+-- include: event_tail
+SELECT g.job_type AS gate_type, g.cap AS gate_cap, made.* FROM g LEFT JOIN made ON true
+
+-- name: note_waiting
+-- Say why a pending job waits, once per reason. $1 id, $2 message, $3 payload
+WITH j AS (
+    UPDATE jobs SET seq = seq + 1, message = $2, updated_at = now()
+    WHERE id = $1 AND status = 'pending' AND message IS DISTINCT FROM $2
+    RETURNING *, 'status'::text AS event_kind,
+              $3::jsonb || jsonb_build_object('attempt', attempts) AS event_payload
+)
+-- include: event_tail
+SELECT * FROM made
+
+-- name: progress
+-- $1 id, $2 attempt, $3 progress, $4 step, $5 message, $6 payload
+WITH j AS (
+    UPDATE jobs SET seq = seq + 1, progress = $3, step = $4, message = $5,
+        heartbeat_at = now(), updated_at = now()
+    WHERE id = $1 AND attempts = $2 AND status = 'running'
+    RETURNING *, 'progress'::text AS event_kind, $6::jsonb AS event_payload
+)
+-- include: event_tail
+SELECT * FROM made
+
+-- name: step
+-- A step starts, completes or fails.
+-- $1 id, $2 attempt, $3 step name, $4 step state, $5 duration_ms, $6 progress,
+-- $7 payload, $8 message (when the step starts)
+WITH j AS (
+    UPDATE jobs SET seq = seq + 1, progress = $6, step = $3,
+        message = CASE WHEN $4 = 'running' THEN $8 ELSE message END,
+        heartbeat_at = now(), updated_at = now()
+    WHERE id = $1 AND attempts = $2 AND status = 'running'
+    RETURNING *, 'step'::text AS event_kind, $7::jsonb AS event_payload
+), s AS (
+    UPDATE job_steps SET status = $4,
+        started_at = CASE WHEN $4 = 'running' THEN now() ELSE started_at END,
+        finished_at = CASE WHEN $4 = 'running' THEN NULL ELSE now() END,
+        duration_ms = $5
+    WHERE job_id = $1 AND name = $3 AND EXISTS (SELECT 1 FROM j)
+)
+-- include: event_tail
+SELECT * FROM made
+
+-- name: finish
+-- $1 id, $2 attempt, $3 final status, $4 result, $5 error, $6 message, $7 payload
+WITH j AS (
+    UPDATE jobs SET seq = seq + 1, status = $3, result = $4, error = $5, message = $6,
+        progress = CASE WHEN $3 = 'completed' THEN 100 ELSE progress END,
+        finished_at = now(), heartbeat_at = NULL, updated_at = now()
+    WHERE id = $1 AND attempts = $2 AND status = 'running'
+    RETURNING *, 'status'::text AS event_kind, $7::jsonb AS event_payload
+)
+-- include: webhook
+-- include: event_tail
+SELECT * FROM made
+
+-- name: retry_later
+-- $1 id, $2 attempt, $3 delay_s, $4 message, $5 error, $6 payload
+WITH j AS (
+    UPDATE jobs SET seq = seq + 1, status = 'pending', message = $4, error = $5,
+        run_at = now() + $3 * interval '1 second', heartbeat_at = NULL, updated_at = now()
+    WHERE id = $1 AND attempts = $2 AND status = 'running'
+    RETURNING *, 'status'::text AS event_kind, $6::jsonb AS event_payload
+)
+-- include: event_tail
+SELECT * FROM made
+
+-- name: hand_back
+-- A worker that stops (SIGTERM) hands its attempt back: the job is pending again and
+-- the attempt is not counted. $1 id, $2 attempt, $3 message, $4 payload
+WITH j AS (
+    UPDATE jobs SET seq = seq + 1, status = 'pending', attempts = attempts - 1, message = $3,
+        run_at = now(), heartbeat_at = NULL, updated_at = now()
+    WHERE id = $1 AND attempts = $2 AND status = 'running'
+    RETURNING *, 'status'::text AS event_kind, $4::jsonb AS event_payload
+)
+-- include: event_tail
+SELECT * FROM made
+
+-- name: heartbeat
+-- Beat for running attempts: the ids whose attempt is still running.
+-- $1 job ids, $2 their attempts
+UPDATE jobs SET heartbeat_at = now()
+FROM unnest($1::uuid[], $2::int[]) AS beat(id, attempt)
+WHERE jobs.id = beat.id AND jobs.attempts = beat.attempt AND jobs.status = 'running'
+RETURNING jobs.id
+
+
+-- webhook deliveries
+
+-- name: due_deliveries
+-- Webhook tries that are due, with what they need to be sent. $1 limit
+SELECT d.job_id, d.attempt, d.url, j.owner_id, o.webhook_secret
+FROM webhook_deliveries d JOIN jobs j ON j.id = d.job_id JOIN owners o ON o.id = j.owner_id
+WHERE d.status = 'pending' AND d.next_at <= now()
+ORDER BY d.next_at LIMIT $1
+
+-- name: record_delivery
+-- The outcome of one try. $1 job id, $2 attempt, $3 status, $4 status_code, $5 error
+UPDATE webhook_deliveries SET status = $3, status_code = $4, error = $5,
+    delivered_at = CASE WHEN $3 = 'delivered' THEN now() END
+WHERE job_id = $1 AND attempt = $2
+
+-- name: next_delivery
+-- The next try after a failed one. $1 job id, $2 attempt, $3 seconds from now
+INSERT INTO webhook_deliveries (job_id, attempt, url, next_at)
+SELECT job_id, $2, url, now() + $3 * interval '1 second' FROM webhook_deliveries
+WHERE job_id = $1 AND attempt = $2 - 1
+ON CONFLICT DO NOTHING
+
+
+-- the sweep
+
+-- name: take_lease
+-- The lease is taken when free, expired, or ours. $1 lease name, $2 holder, $3 seconds
+INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, now() + $3 * interval '1 second')
+ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
+WHERE leases.expires_at < now() OR leases.holder = EXCLUDED.holder
+RETURNING holder
+
+-- name: stale_running
+-- Running jobs whose worker has not beaten for a while.
+-- $1 seconds without a heartbeat, $2 limit
+SELECT id, owner_id, attempts, max_attempts, priority FROM jobs
+WHERE status = 'running' AND heartbeat_at < now() - $1 * interval '1 second'
+ORDER BY heartbeat_at LIMIT $2
+
+-- name: pending
+-- Pending jobs unchanged for a while, which should be on the queue.
+-- $1 seconds since the last change, $2 limit
+SELECT id, priority, GREATEST(0, extract(epoch FROM run_at - now()))::float8 AS delay_s
+FROM jobs
+WHERE status = 'pending' AND updated_at < now() - $1 * interval '1 second'
+ORDER BY run_at LIMIT $2
+
+-- name: priorities
+-- The priorities of those of these jobs still pending. $1 job ids
+SELECT id, priority FROM jobs WHERE id = ANY($1::uuid[]) AND status = 'pending'
+
+-- name: expire_results
+-- Drop results older than their type's time to live. $1 types, $2 their result_ttl_s
+UPDATE jobs SET result = NULL, result_expired_at = now()
+FROM unnest($1::text[], $2::float8[]) AS t(type, ttl_s)
+WHERE jobs.type = t.type AND jobs.status = 'completed' AND jobs.result_expired_at IS NULL
+  AND jobs.finished_at < now() - t.ttl_s * interval '1 second'
+
+-- name: retention
+-- Delete finished jobs past their retention. $1 completed days, $2 failed days,
+-- $3 cancelled days
+DELETE FROM jobs WHERE finished_at IS NOT NULL AND (
+       (status = 'completed' AND finished_at < now() - $1 * interval '1 day')
+    OR (status = 'failed' AND finished_at < now() - $2 * interval '1 day')
+    OR (status = 'cancelled' AND finished_at < now() - $3 * interval '1 day'))
+
+
+-- stats
+
+-- name: counts
+-- Jobs by type and status.
+SELECT type, status, count(*)::int AS n FROM jobs GROUP BY type, status
+
+-- name: active_by_type
+-- Pending and running jobs by type.
+SELECT type, status, count(*)::int AS n FROM jobs
+WHERE status IN ('pending', 'running') GROUP BY type, status
+
+-- name: oldest_pending
+-- The wait in seconds of the longest-waiting job that is due to run.
+SELECT COALESCE(extract(epoch FROM now() - min(run_at)), 0)::float8 FROM jobs
+WHERE status = 'pending' AND run_at <= now()
+
+-- name: stuck
+-- Running jobs whose worker has not beaten for a while. $1 seconds without a heartbeat
+SELECT count(*)::int FROM jobs
+WHERE status = 'running' AND heartbeat_at < now() - $1 * interval '1 second'
+
+-- name: type_stats
+-- Per type: jobs finished and failed, and the p50 and p95 run time of those completed.
+-- $1 seconds of history
+SELECT type,
+       count(*) FILTER (WHERE finished_at IS NOT NULL)::int AS finished,
+       count(*) FILTER (WHERE status = 'failed')::int AS failed,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at))
+           FILTER (WHERE status = 'completed') AS p50_s,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at))
+           FILTER (WHERE status = 'completed') AS p95_s
+FROM jobs WHERE finished_at > now() - $1 * interval '1 second'
+GROUP BY type ORDER BY type
+
+-- name: step_history
+-- Inputs and step durations of a type's last completed jobs (the ETA's sample).
+-- $1 type, $2 how many recent jobs
+SELECT j.input, s.name, s.duration_ms
+FROM (SELECT id, input FROM jobs WHERE type = $1 AND status = 'completed'
+      ORDER BY finished_at DESC LIMIT $2) j
+JOIN job_steps s ON s.job_id = j.id
+WHERE s.status = 'completed'
+
+
+-- connections
+
+-- name: ping
+-- Is Postgres there?
+SELECT 1
+
+-- name: rollback
+-- A pooled connection given back inside a transaction.
+ROLLBACK
+
+-- name: schema_lock
+-- One session-level lock while schema.sql is applied, so two processes starting
+-- together do not race.
+SELECT pg_advisory_lock(7213400)
+
+-- name: want_notify
+-- This server process wants NOTIFYs for a while (renewed while its pub/sub is down);
+-- long-expired requests of processes that died are dropped. $1 holder, $2 seconds
+WITH gone AS (DELETE FROM fallback_listeners WHERE expires_at < now() - interval '1 minute')
+INSERT INTO fallback_listeners (holder, expires_at) VALUES ($1, now() + $2 * interval '1 second')
+ON CONFLICT (holder) DO UPDATE SET expires_at = EXCLUDED.expires_at
+
+-- name: stop_notify
+-- This server process's pub/sub is back. $1 holder
+DELETE FROM fallback_listeners WHERE holder = $1

@@ -1,0 +1,136 @@
+"""Attempts: the state changes a worker makes, each one statement fenced by its attempt."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from jobcast.model import Claim, Event, JobStatus, StepState
+from jobcast.sql import QUERIES
+from jobcast.store import rows
+from jobcast.store.base import StoreBase
+
+
+@dataclass(frozen=True, slots=True)
+class Capped:
+    """The job's type is at its concurrency cap: it waits."""
+
+    job_type: str
+    cap: int
+
+
+class Attempts(StoreBase):
+    async def claim(
+        self, job_id: UUID, caps: dict[str, int] | None = None
+    ) -> Claim | Capped | None:
+        """Start the next attempt of a pending job, in one statement.
+
+        None if it is not pending; Capped if its type is at its concurrency cap (``caps``
+        maps type to the most jobs of it that may run at once, across all workers).
+        """
+        caps = caps or {}
+        types = list(caps)
+        row = await self._run(
+            lambda: self.pool.fetchrow(QUERIES["claim"], job_id, types, [caps[t] for t in types])
+        )
+        if row is None or row["gate_type"] is None:
+            return None
+        if row["id"] is None:
+            return Capped(row["gate_type"], row["gate_cap"]) if row["gate_cap"] else None
+        job = rows.job(row)
+        return Claim(job=job, attempt=job.attempts, event=rows.event_of_change(row))
+
+    async def _change(self, query: str, *args: Any) -> Event | None:
+        """Run a state change; its event, or None when the fence (or state) refused it."""
+        row = await self._run(lambda: self.pool.fetchrow(QUERIES[query], *args))
+        return rows.event_of_change(row) if row is not None else None
+
+    async def note_waiting(self, job_id: UUID, message: str) -> Event | None:
+        """Say why a pending job waits (one event, not one per look)."""
+        payload = {"status": "pending", "message": message}
+        return await self._change("note_waiting", job_id, message, payload)
+
+    async def record_progress(
+        self,
+        job_id: UUID,
+        attempt: int,
+        *,
+        progress: float,
+        step: str | None,
+        message: str | None,
+    ) -> Event | None:
+        payload = {"progress": progress, "step": step, "message": message}
+        return await self._change("progress", job_id, attempt, progress, step, message, payload)
+
+    async def record_step(
+        self,
+        job_id: UUID,
+        attempt: int,
+        *,
+        step: str,
+        state: StepState,
+        duration_ms: int | None,
+        progress: float,
+        message: str | None = None,
+    ) -> Event | None:
+        """A step starts (``message`` then replaces the last step's), completes or fails."""
+        payload: dict[str, Any] = {"step": step, "state": str(state), "progress": progress}
+        if duration_ms is not None:
+            payload["duration_ms"] = duration_ms
+        if state is StepState.RUNNING:
+            payload["message"] = message
+        return await self._change(
+            "step", job_id, attempt, step, str(state), duration_ms, progress, payload, message
+        )
+
+    async def finish(
+        self,
+        job_id: UUID,
+        attempt: int,
+        *,
+        status: JobStatus,
+        result: Any = None,
+        error: dict[str, Any] | None = None,
+        message: str | None = None,
+    ) -> Event | None:
+        payload: dict[str, Any] = {"status": str(status), "attempt": attempt, "message": message}
+        if status is JobStatus.COMPLETED:
+            payload.update(result=result, progress=100)
+        if error is not None:
+            payload["error"] = error
+        return await self._change(
+            "finish", job_id, attempt, str(status), result, error, message, payload
+        )
+
+    async def retry_later(
+        self,
+        job_id: UUID,
+        attempt: int,
+        *,
+        delay_s: float,
+        message: str,
+        error: dict[str, Any],
+    ) -> Event | None:
+        payload = {
+            "status": "pending",
+            "attempt": attempt,
+            "message": message,
+            "error": error,
+            "retry_in_s": round(delay_s, 3),
+        }
+        return await self._change("retry_later", job_id, attempt, delay_s, message, error, payload)
+
+    async def hand_back(self, job_id: UUID, attempt: int, *, message: str) -> Event | None:
+        payload = {"status": "pending", "attempt": attempt - 1, "message": message}
+        return await self._change("hand_back", job_id, attempt, message, payload)
+
+    async def heartbeat(self, attempts: dict[UUID, int]) -> set[UUID]:
+        """Beat for these running attempts; returns the ids that are still theirs."""
+        if not attempts:
+            return set()
+        ids = list(attempts)
+        beaten = await self._run(
+            lambda: self.pool.fetch(QUERIES["heartbeat"], ids, [attempts[i] for i in ids])
+        )
+        return {r["id"] for r in beaten}

@@ -1,0 +1,223 @@
+"""Jobs as their owners see them: submit, read, list, cancel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+
+from jobcast.errors import InvalidInput
+from jobcast.model import Event, Job, StepState, StepView
+from jobcast.registry import JobType
+from jobcast.sql import QUERIES
+from jobcast.store import rows
+from jobcast.store.base import StoreBase
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """A submitted job; ``event`` is None when an idempotent resubmit found it."""
+
+    job: Job
+    event: Event | None
+
+
+def _made(row: asyncpg.Record | None) -> asyncpg.Record | UUID | None:
+    """The submit statement's verdict: the new job's row, the job a key made, or None."""
+    if row is None:
+        return None
+    if row["gate_existing"] is not None:
+        existing: UUID = row["gate_existing"]
+        return existing
+    return row if row["id"] is not None else None
+
+
+class Jobs(StoreBase):
+    async def create_job(
+        self,
+        *,
+        owner_id: UUID,
+        job_type: JobType,
+        params: dict[str, Any],
+        priority: int = 0,
+        delay_s: float = 0.0,
+        estimated_s: float | None = None,
+        max_attempts: int | None = None,
+        timeout_s: float | None = None,
+        max_active: int | None = None,
+        upload_ids: list[UUID] | None = None,
+        parent_id: UUID | None = None,
+        idempotency_key: str | None = None,
+        callback_url: str | None = None,
+        job_id: UUID | None = None,
+        retry_of: UUID | None = None,
+    ) -> Created | None:
+        """Insert a job and its first event; None when the owner is at ``max_active`` jobs
+        (None: no cap), or when a ``job_id`` given is taken already.
+
+        Unset attempts, time limit and estimate are the type's. ``upload_ids`` are tied to
+        the new job in the same transaction: each must be the owner's and not yet used by
+        another job, else InvalidInput and nothing is stored.
+        """
+        job_id = job_id or uuid4()
+        max_attempts = max_attempts or job_type.max_attempts
+        timeout_s = timeout_s or job_type.timeout_s
+        if estimated_s is None:
+            estimated_s = job_type.estimate(job_type.input_model.model_validate(params))
+        steps = job_type.steps
+        message = f"Scheduled to start in {delay_s:g} s" if delay_s > 0 else None
+        first = {"status": "pending", "attempt": 0, "message": message, "progress": 0}
+
+        args = (
+            job_id,
+            owner_id,
+            job_type.name,
+            params,
+            priority,
+            max_attempts,
+            delay_s,
+            estimated_s,
+            [s.name for s in steps],
+            [s.title for s in steps],
+            [s.weight for s in steps],
+            first,
+            timeout_s,
+            parent_id,
+            idempotency_key,
+            callback_url,
+            message,
+            retry_of,
+            max_active,
+        )
+
+        async def insert() -> asyncpg.Record | UUID | None:
+            if not upload_ids:
+                row: asyncpg.Record | None = await self.pool.fetchrow(QUERIES["create_job"], *args)
+                return _made(row)
+            async with self.pool.acquire() as conn, conn.transaction():
+                row = await conn.fetchrow(QUERIES["create_job"], *args)
+                made = _made(row)
+                if isinstance(made, asyncpg.Record):
+                    claimed = await conn.fetch(
+                        QUERIES["claim_uploads"], upload_ids, owner_id, job_id
+                    )
+                    missing = set(upload_ids) - {r["id"] for r in claimed}
+                    if missing:
+                        raise InvalidInput(
+                            f"input: no upload {sorted(map(str, missing))[0]} for this owner "
+                            "(or it is already used by another job)",
+                            details=[{"field": "input", "message": "unknown upload"}],
+                        )
+                return made
+
+        try:
+            row = await self._run(insert)
+        except (asyncpg.UntranslatableCharacterError, asyncpg.CharacterNotInRepertoireError) as exc:
+            # a \u0000 in a string, which Postgres cannot store in jsonb
+            raise InvalidInput(f"input: a value cannot be stored: {exc}") from None
+        if row is None:
+            return None
+        if isinstance(row, UUID):
+            job = await self.get_job(row, owner_id)
+            if job is None:  # deleted in between: very unlikely, and a new submit is right
+                return await self.create_job(
+                    owner_id=owner_id,
+                    job_type=job_type,
+                    params=params,
+                    priority=priority,
+                    delay_s=delay_s,
+                    estimated_s=estimated_s,
+                    max_attempts=max_attempts,
+                    timeout_s=timeout_s,
+                    max_active=max_active,
+                    upload_ids=upload_ids,
+                    parent_id=parent_id,
+                    callback_url=callback_url,
+                )
+            return Created(job=job, event=None)
+        # the new job's steps are all waiting: no need to read them back
+        job = replace(
+            rows.job(row),
+            steps=tuple(
+                StepView(s.name, s.title, s.weight, StepState.WAITING, None, None, None)
+                for s in steps
+            ),
+        )
+        return Created(job=job, event=rows.event_of_change(row))
+
+    async def get_job(self, job_id: UUID, owner_id: UUID | None = None) -> Job | None:
+        row = await self._run(lambda: self.pool.fetchrow(QUERIES["get_job"], job_id, owner_id))
+        return rows.job(row) if row is not None else None
+
+    async def job_seq(self, job_id: UUID, owner_id: UUID) -> int | None:
+        """The seq of the owner's job (None: no such job of theirs), without reading it."""
+        seq: int | None = await self._run(
+            lambda: self.pool.fetchval(QUERIES["job_seq"], job_id, owner_id)
+        )
+        return seq
+
+    async def list_jobs(
+        self,
+        owner_id: UUID,
+        *,
+        status: str | None = None,
+        type: str | None = None,
+        limit: int = 50,
+    ) -> list[Job]:
+        found = await self._run(
+            lambda: self.pool.fetch(QUERIES["list_jobs"], owner_id, status, type, limit)
+        )
+        return [rows.job(r) for r in found]
+
+    async def admin_jobs(
+        self, *, owner_id: UUID | None, status: str | None, type: str | None, limit: int
+    ) -> list[Job]:
+        found = await self._run(
+            lambda: self.pool.fetch(QUERIES["admin_jobs"], owner_id, status, type, limit)
+        )
+        return [rows.job(r) for r in found]
+
+    async def children_state(self, parent_id: UUID) -> list[asyncpg.Record]:
+        found: list[asyncpg.Record] = await self._run(
+            lambda: self.pool.fetch(QUERIES["children_state"], parent_id)
+        )
+        return found
+
+    async def events_after(self, job_id: UUID, after: int, limit: int = 1000) -> list[Event]:
+        found = await self._run(
+            lambda: self.pool.fetch(QUERIES["events_after"], job_id, after, limit)
+        )
+        return [rows.event(r) for r in found]
+
+    async def cancel(self, job_id: UUID, owner_id: UUID) -> list[Event] | None:
+        """Cancel a pending or running job and its active descendants; their events.
+
+        None if the job is not (or no longer) active.
+        """
+        payload = {"status": "cancelled", "message": "Cancelled"}
+        row = await self._cancel_one(job_id, owner_id, payload)
+        if row is None:
+            return None
+        events = [rows.event_of_change(row)]
+        child_payload = {"status": "cancelled", "message": "Cancelled with its parent job"}
+        tree = await self._run(lambda: self.pool.fetch(QUERIES["tree"], job_id, owner_id))
+        for child in tree[1:]:
+            child_row = await self._cancel_one(child["id"], owner_id, child_payload)
+            if child_row is not None:
+                events.append(rows.event_of_change(child_row))
+        return events
+
+    async def _cancel_one(
+        self, job_id: UUID, owner_id: UUID, payload: dict[str, Any]
+    ) -> asyncpg.Record | None:
+        row: asyncpg.Record | None = await self._run(
+            lambda: self.pool.fetchrow(QUERIES["cancel"], job_id, owner_id, payload)
+        )
+        return row
+
+    async def notify_event(self, event: Event) -> None:
+        """Tell every listening server process that this event exists (NOTIFY, ids only)."""
+        payload = f"{event.job_id} {event.seq} {event.owner_id} {event.kind}"
+        await self._run(lambda: self.pool.execute(QUERIES["notify_event"], payload))

@@ -1,0 +1,58 @@
+"""What the periodic sweep reads and deletes: its lease, stale and waiting jobs, and old data."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import asyncpg
+
+from jobcast.sql import QUERIES
+from jobcast.store.base import StoreBase, row_count
+
+
+class Sweep(StoreBase):
+    async def take_lease(self, name: str, holder: str, duration_s: float) -> bool:
+        """Hold (or keep holding) the named lease for duration_s; False if another holds it."""
+        got = await self._run(
+            lambda: self.pool.fetchval(QUERIES["take_lease"], name, holder, duration_s)
+        )
+        return got is not None
+
+    async def stale_running(self, stale_after_s: float, limit: int = 200) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = await self._run(
+            lambda: self.pool.fetch(QUERIES["stale_running"], stale_after_s, limit)
+        )
+        return rows
+
+    async def pending(self, older_than_s: float, limit: int = 1000) -> list[asyncpg.Record]:
+        """Pending jobs unchanged for a while: id, priority, delay_s."""
+        rows: list[asyncpg.Record] = await self._run(
+            lambda: self.pool.fetch(QUERIES["pending"], older_than_s, limit)
+        )
+        return rows
+
+    async def priorities(self, job_ids: list[UUID]) -> dict[UUID, int]:
+        rows = await self._run(lambda: self.pool.fetch(QUERIES["priorities"], job_ids))
+        return {r["id"]: r["priority"] for r in rows}
+
+    async def expire_results(self, ttl_by_type: dict[str, float]) -> int:
+        """Drop results older than their type's result_ttl_s; /result then answers 410."""
+        if not ttl_by_type:
+            return 0
+        types = list(ttl_by_type)
+        status = await self._run(
+            lambda: self.pool.execute(
+                QUERIES["expire_results"], types, [ttl_by_type[t] for t in types]
+            )
+        )
+        return row_count(status)
+
+    async def delete_expired(
+        self, completed_days: float, failed_days: float, cancelled_days: float
+    ) -> int:
+        status = await self._run(
+            lambda: self.pool.execute(
+                QUERIES["retention"], completed_days, failed_days, cancelled_days
+            )
+        )
+        return row_count(status)
