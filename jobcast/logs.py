@@ -4,13 +4,17 @@ Every line about a job carries its id, type and attempt, and every line written
 while serving a request carries the request's id (from ``X-Request-ID``, or a
 new one): both come from context variables that the runner and the request
 middleware set, so call sites need not repeat them. ``JOBCAST_LOG_FORMAT=json``
-writes one JSON object per line. Tokens are never logged.
+writes one JSON object per line. Tokens are never logged: jobcast's own lines
+never name them, and every line, uvicorn's included (its websocket line writes the
+whole query), has the value of any credential-like query parameter
+(``?token=``, ``key=``, ...) replaced by ``***`` before it is written.
 """
 
 from __future__ import annotations
 
 import contextvars
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -22,6 +26,13 @@ from jobcast.settings import Settings
 
 JOB: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("job", default=None)
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+
+# a credential in a URL's query: the name, then its value up to the next separator
+_CREDENTIAL_IN_URL = re.compile(
+    r"([?&;](?:token|access_token|api_key|apikey|key|secret|password|auth|signature|sig)=)"
+    r"[^&;\s\"'#]+",
+    re.IGNORECASE,
+)
 
 _TEXT = "%(asctime)s %(levelname)-7s {role} %(name)s: %(message)s%(context)s"
 
@@ -44,10 +55,20 @@ def job_context(job_id: object, job_type: str, attempt: int) -> Iterator[None]:
         JOB.reset(token)
 
 
+def redact(message: str) -> str:
+    """The message with the value of every credential in a URL query replaced by ***."""
+    return _CREDENTIAL_IN_URL.sub(r"\1***", message) if "=" in message else message
+
+
 class _Context(logging.Filter):
-    """Copies the job and request context onto each record."""
+    """Copies the job and request context onto each record, and redacts credentials."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if "=" in str(record.msg) or record.args:
+            message = record.getMessage()
+            redacted = redact(message)
+            if redacted != message:
+                record.msg, record.args = redacted, ()
         job = JOB.get()
         request_id = REQUEST_ID.get()
         record.job = job

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -220,6 +219,71 @@ class Settings(BaseSettings):
         le=100_000,
         description="Open websockets per owner, per web process.",
     )
+    max_sockets_per_address: int = Field(
+        1000,
+        ge=1,
+        le=1_000_000,
+        description="Open websockets per client address, per web process; beyond it, 429.",
+    )
+    max_sockets: int = Field(
+        20_000,
+        ge=1,
+        le=1_000_000,
+        description="Open websockets per web process; beyond it, 429.",
+    )
+    auth_failure_rate_per_min: float = Field(
+        30,
+        gt=0,
+        le=1_000_000,
+        description="Failed authentications (unknown tokens) per client address per minute; "
+        "beyond it, 429.",
+    )
+    auth_failure_burst: int = Field(
+        20,
+        ge=1,
+        le=1_000_000,
+        description="Failed authentications one address may make at once before the rate applies.",
+    )
+    max_header_bytes: int = Field(
+        32 * 1024,
+        ge=1024,
+        le=1 << 24,
+        description="Request line and headers together, in bytes; beyond it, 431.",
+    )
+    max_headers: int = Field(
+        100,
+        ge=10,
+        le=10_000,
+        description="Request headers at most; beyond it, 431.",
+    )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="A connection must send a request's headers whole within this time.",
+    )
+    body_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="A request body that sends nothing for this long is dropped.",
+    )
+    trusted_proxies: str = Field(
+        "127.0.0.1",
+        description="Comma-separated addresses (or networks, or *) whose X-Forwarded-For "
+        "and X-Forwarded-Proto are believed; empty: none.",
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="When set, GET /metrics needs Authorization: Bearer <this>.",
+    )
+    metrics_cache_s: float = Field(
+        5.0,
+        ge=0,
+        le=3600,
+        description="How long /metrics reuses the install-wide numbers it read from "
+        "Postgres and Redis.",
+    )
     webhook_hosts: str = Field(
         "",
         description="Comma-separated hosts completion webhooks may call. Unset: any host "
@@ -355,15 +419,6 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: Any) -> Se
         field = str(first["loc"][0]) if first["loc"] else "?"
         key = env_key(field) if field in Settings.model_fields else field
         raise ConfigError(f"{key}: {first['msg']} (got {first.get('input')!r})") from exc
-
-
-def settings_or_exit(process: str) -> Settings:
-    """The settings, or exit 2 with one line naming the bad key: what each process starts with."""
-    try:
-        return load_settings()
-    except ConfigError as exc:
-        print(f"jobcast {process}: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
 
 
 def markdown_table() -> str:

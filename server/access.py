@@ -2,7 +2,9 @@
 
 One middleware rather than three, since each wraps every message of every request:
 it takes ``X-Request-ID`` from the caller (or makes one) and echoes it, adds the
-security headers (docs/security.md), and logs one line per request.
+security headers (docs/security.md) to every answer, a websocket's refused
+handshake included, and logs one line per request. Over https (directly, or
+through a trusted proxy's ``X-Forwarded-Proto``) the answer also carries HSTS.
 """
 
 from __future__ import annotations
@@ -35,6 +37,12 @@ _SECURITY_HEADERS = [
     (b"x-frame-options", b"DENY"),
 ]
 
+# Browsers that once saw the service over https keep to https for a year. Not for
+# subdomains: jobcast often sits on one subdomain of an app that has others.
+_HSTS = (b"strict-transport-security", b"max-age=31536000")
+_SECURE_SCHEMES = frozenset({"https", "wss"})
+_STARTS = frozenset({"http.response.start", "websocket.http.response.start"})
+
 
 class Edge:
     """ASGI middleware: request ids, security headers and the access log."""
@@ -56,16 +64,15 @@ class Edge:
         token = REQUEST_ID.set(request_id)
         started = time.perf_counter()
         status = 0
+        added = [(b"x-request-id", request_id.encode()), *_SECURITY_HEADERS]
+        if scope.get("scheme") in _SECURE_SCHEMES:
+            added.append(_HSTS)
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
-            if message["type"] == "http.response.start":
+            if message["type"] in _STARTS:
                 status = message["status"]
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"x-request-id", request_id.encode()),
-                    *_SECURITY_HEADERS,
-                ]
+                message["headers"] = [*message.get("headers", []), *added]
             await send(message)
 
         try:

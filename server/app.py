@@ -23,7 +23,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
-from jobcast import __version__, metrics
+from jobcast import __version__
 from jobcast.bus import Hub
 from jobcast.errors import StorageUnavailable
 from jobcast.eta import Estimator
@@ -36,10 +36,12 @@ from jobcast.settings import ROOT, Settings, load_settings
 from jobcast.store import Store
 from server import admin, jobs, sessions, sockets, submit, uploads
 from server.access import Edge
-from server.limits import BodyLimit, RateLimiter
+from server.limits import BodyLimit, RateLimiter, SocketCaps
 from server.openapi import build, endpoint
 from server.errors import HANDLERS
 from server.responses import JSONResponse
+from server.scrape import metrics_text as scrape_metrics
+from server.security import CrossSiteGuard
 from server.state import Services
 
 log = logging.getLogger(__name__)
@@ -156,19 +158,8 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics_text(request: Request) -> Response:
-    """Prometheus text: every process's counters, and install-wide gauges read now."""
-    services: Services = request.state.services
-    install: dict[str, float | dict[str, float]] = {}
-    try:
-        install.update(await services.store.gauges(services.settings.stale_after_s))
-    except StorageUnavailable:
-        pass
-    try:
-        depth, due = await services.queue.depth()
-        install.update(queue_depth=float(depth), queue_due=float(due))
-    except (RedisError, OSError):
-        pass
-    return Response(metrics.render(install), media_type=metrics.CONTENT_TYPE)
+    """Prometheus text: behind JOBCAST_METRICS_TOKEN when set, gauges cached (server/scrape.py)."""
+    return await scrape_metrics(request)
 
 
 async def index(_request: Request) -> Response:
@@ -213,6 +204,12 @@ def routes() -> list[Any]:
 def middleware(settings: Settings) -> list[Middleware]:
     stack = [
         Middleware(Edge, access_log=settings.access_log),
+        Middleware(CrossSiteGuard, allowed=settings.origins),
+        Middleware(
+            SocketCaps,
+            per_address=settings.max_sockets_per_address,
+            total=settings.max_sockets,
+        ),
         Middleware(
             BodyLimit,
             max_bytes=settings.max_body_bytes,
@@ -222,7 +219,7 @@ def middleware(settings: Settings) -> list[Middleware]:
     if settings.origins:
         # pages of allowed origins (same-site subdomains) may call the API with the cookie
         stack.insert(
-            1,
+            3,
             Middleware(
                 CORSMiddleware,
                 allow_origins=sorted(settings.origins),

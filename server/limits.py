@@ -2,10 +2,14 @@
 
 - Request bodies over ``JOBCAST_MAX_BODY_BYTES`` are refused with 413 as soon as
   the declared length (or the bytes read so far) says so: never read whole.
-- Rates (submits per owner, sessions per client address) are kept in Redis, so
-  they hold across server processes: a GCRA token bucket in one Lua script.
-  Where Redis does not answer, the rate is not enforced (fail open): submits must
-  go on during a Redis outage, and the active-jobs cap in Postgres still holds.
+- A client that goes away before its body is read is a debug line, not an error.
+- Rates (submits per owner, sessions and failed authentications per client
+  address) are kept in Redis, so they hold across server processes: a GCRA token
+  bucket in one Lua script. Where Redis does not answer, the rate is not enforced
+  (fail open): submits must go on during a Redis outage, and the active-jobs cap
+  in Postgres still holds.
+- Open websockets per client address and in all are capped per process (429), on
+  top of the per-owner cap: sessions are free, so that one does not bound a client.
 """
 
 from __future__ import annotations
@@ -14,11 +18,12 @@ import logging
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jobcast.errors import PayloadTooLarge, TooManyRequests
 from jobcast.model import dumps
-from server.errors import body_of
+from server.errors import answer_of, body_of, headers_of
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +115,12 @@ class BodyLimit:
         except _TooLarge:
             if not started:
                 await self._refuse(send, limit)
+        except ClientDisconnect:
+            log.debug(
+                "%s %s: the client went away before its body was read",
+                scope["method"],
+                scope["path"],
+            )
 
     async def _refuse(self, send: Send, limit: int) -> None:
         error = PayloadTooLarge(f"the body is over {limit} bytes")
@@ -129,3 +140,56 @@ class BodyLimit:
 
 class _TooLarge(Exception):
     pass
+
+
+class SocketCaps:
+    """ASGI middleware: at most so many open websockets per client address, and in all."""
+
+    def __init__(self, app: ASGIApp, per_address: int, total: int) -> None:
+        self.app = app
+        self.per_address = per_address
+        self.total = total
+        self.open = 0
+        self.by_address: dict[str, int] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        address = client[0] if client else "unknown"
+        held = self.by_address.get(address, 0)
+        if self.open >= self.total:
+            reason = f"this server holds {self.total} open websockets, its most"
+        elif held >= self.per_address:
+            reason = f"at most {self.per_address} open websockets per client address"
+        else:
+            self.open += 1
+            self.by_address[address] = held + 1
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                self.open -= 1
+                left = self.by_address[address] - 1
+                if left:
+                    self.by_address[address] = left
+                else:
+                    del self.by_address[address]
+            return
+        log.info("websocket from %s refused: %s", address, reason)
+        await deny_socket(scope, receive, send, TooManyRequests(reason, retry_after_s=5))
+
+
+async def deny_socket(scope: Scope, receive: Receive, send: Send, error: TooManyRequests) -> None:
+    """Refuse a websocket handshake with the HTTP status and error body, where the server can."""
+    await receive()  # websocket.connect
+    if "websocket.http.response" not in scope.get("extensions", {}):
+        await send({"type": "websocket.close", "code": 1008})
+        return
+    body = dumps(body_of(error))
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(k.lower().encode(), v.encode()) for k, v in headers_of(error).items()]
+    await send(
+        {"type": "websocket.http.response.start", "status": answer_of(error)[0], "headers": headers}
+    )
+    await send({"type": "websocket.http.response.body", "body": body})

@@ -1,15 +1,41 @@
-"""Security at the edge: admin tokens, websocket origins, and headers on every answer."""
+"""Security at the edge: admin tokens, which pages may act with the session cookie.
+
+The session cookie comes with every request a browser makes to us, whichever page
+makes it. ``SameSite=Lax`` keeps it off cross-*site* POSTs, but a page of the same
+site (another port, a sibling subdomain) and old browsers still send it. So a
+state-changing request that does not carry a bearer token must show that a page
+of ours (or of an allowed origin) made it: browsers name the page's origin in
+``Origin`` on every POST, and say ``Sec-Fetch-Site`` where ``Origin`` is missing.
+Neither can be set by a page. A request naming neither is not from a current
+browser: it is refused when it carries the cookie. docs/security.md says why this
+and not a token the page echoes.
+"""
 
 from __future__ import annotations
 
 import hmac
 from urllib.parse import urlsplit
 
-from starlette.requests import HTTPConnection
+from starlette.datastructures import Headers
+from starlette.requests import HTTPConnection, cookie_parser
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from jobcast.errors import Forbidden, Unauthorized
-from server.auth import token_of
+from jobcast.errors import Forbidden, Refused, Unauthorized
+from server.auth import COOKIE_NAME, note_failure, token_of
+from server.errors import answers, response_of
 from server.state import Services
+
+# Methods that change state; GET, HEAD and OPTIONS never do here.
+_UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Endpoints whose bodies are not JSON. The others take only JSON from a cookie holder
+# (415 for a form's or text/plain body), so that a foreign page's fetch always needs a
+# CORS preflight, which only allowed origins pass.
+_NOT_JSON = frozenset({"/api/uploads"})
+
+
+@answers(415, "unsupported_media_type")
+class UnsupportedMediaType(Refused):
+    """The body's type is not the endpoint's: send ``Content-Type: application/json``."""
 
 
 async def require_admin(conn: HTTPConnection) -> None:
@@ -27,7 +53,17 @@ async def require_admin(conn: HTTPConnection) -> None:
         raise Forbidden("admin endpoints are off: set JOBCAST_ADMIN_TOKEN to turn them on")
     if len(token) <= 200 and await services.store.owner_for_token(token) is not None:
         raise Forbidden("this is an owner token; admin endpoints need the admin token")
+    await note_failure(conn)
     raise Unauthorized("this token is not known")
+
+
+def same_origin(origin: str, host: str, allowed: frozenset[str]) -> bool:
+    """Whether a page of this origin may act with the cookie: our own, or an allowed one."""
+    origin = origin.rstrip("/")
+    if origin in allowed:
+        return True
+    parts = urlsplit(origin)
+    return parts.scheme in ("http", "https") and bool(host) and parts.netloc == host
 
 
 def origin_allowed(conn: HTTPConnection, allowed: frozenset[str]) -> bool:
@@ -35,9 +71,69 @@ def origin_allowed(conn: HTTPConnection, allowed: frozenset[str]) -> bool:
     origin = conn.headers.get("origin")
     if origin is None:
         return False
-    origin = origin.rstrip("/")
-    if origin in allowed:
-        return True
-    host = conn.headers.get("host", "")
-    parts = urlsplit(origin)
-    return parts.scheme in ("http", "https") and parts.netloc == host
+    return same_origin(origin, conn.headers.get("host", ""), allowed)
+
+
+def cross_site_refusal(
+    method: str, path: str, headers: Headers, allowed: frozenset[str]
+) -> Refused | None:
+    """Why a foreign page may not have made this request, or None when it may go on."""
+    if method not in _UNSAFE:
+        return None
+    scheme, _, value = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return None  # a page cannot attach our bearer token to a request
+    origin = headers.get("origin")
+    site = headers.get("sec-fetch-site")
+    if origin is not None:
+        if not same_origin(origin, headers.get("host", ""), allowed):
+            return Forbidden(
+                f"a page of {origin[:100]!r} may not act with the session cookie; "
+                "list it in JOBCAST_ALLOWED_ORIGINS or send a bearer token"
+            )
+    elif site is not None:
+        if site not in ("same-origin", "none"):
+            return Forbidden(f"a {site[:20]} page may not act with the session cookie")
+    elif _has_session(headers):
+        return Forbidden(
+            "a request with the session cookie must say which page sent it (Origin); "
+            "other clients send Authorization: Bearer <token>"
+        )
+    content_type = headers.get("content-type")
+    has_body = headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
+    if (
+        content_type is not None
+        and has_body
+        and path.startswith("/api/")
+        and path not in _NOT_JSON
+        and _has_session(headers)
+        and not content_type.split(";", 1)[0].strip().lower().endswith(("/json", "+json"))
+    ):
+        return UnsupportedMediaType(
+            f"the body must be JSON (Content-Type: application/json), not {content_type[:60]!r}"
+        )
+    return None
+
+
+def _has_session(headers: Headers) -> bool:
+    raw = headers.get("cookie")
+    return raw is not None and COOKIE_NAME in raw and bool(cookie_parser(raw).get(COOKIE_NAME))
+
+
+class CrossSiteGuard:
+    """ASGI middleware: 403 for a state-changing request a foreign page made the browser send."""
+
+    def __init__(self, app: ASGIApp, allowed: frozenset[str]) -> None:
+        self.app = app
+        self.allowed = allowed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            refusal = cross_site_refusal(
+                scope["method"], scope["path"], Headers(scope=scope), self.allowed
+            )
+            if refusal is not None:
+                response = response_of(refusal)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

@@ -131,6 +131,9 @@ def stack_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str]
         JOBCAST_SUBMIT_RATE_PER_MIN="1000000",
         JOBCAST_SUBMIT_BURST="100000",
         JOBCAST_MAX_ACTIVE_PER_OWNER="100000",
+        JOBCAST_AUTH_FAILURE_BURST="100000",
+        # /metrics reads its install-wide gauges afresh: tests look for a change at once
+        JOBCAST_METRICS_CACHE_S="0",
         PYTHONUNBUFFERED="1",
     )
     env.update(extra)
@@ -218,3 +221,20 @@ async def submit(client: httpx.AsyncClient, job_type: str, **job_input: Any) -> 
     assert response.status_code == 202, response.text
     job_id: str = response.json()["id"]
     return job_id
+
+
+async def declared_steps(client: httpx.AsyncClient, job_type: str) -> list[str]:
+    """The step names the server declares for a job type (``GET /api/job-types``), in order."""
+    response = await client.get("/api/job-types")
+    assert response.status_code == 200, response.text
+    types = {t["type"]: t for t in response.json()["job_types"]}
+    return [step["name"] for step in types[job_type]["steps"]]
+
+
+def progress_by_step(events: list[dict[str, Any]]) -> dict[str, int]:
+    """How many progress events each step wrote, in the order the steps first reported."""
+    counts: dict[str, int] = {}
+    for event in events:
+        if event["kind"] == "progress":
+            counts[event["step"]] = counts.get(event["step"], 0) + 1
+    return counts

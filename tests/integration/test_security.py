@@ -72,7 +72,9 @@ async def test_session_token_is_returned_once_and_stored_only_hashed(guarded: St
 
 
 async def test_the_cookie_alone_authenticates_a_browser(guarded: Stack) -> None:
-    async with httpx.AsyncClient(base_url=guarded.base_url) as browser:
+    # a browser names the page on every POST (tests/integration/test_cross_site.py)
+    page = {"Origin": guarded.base_url}
+    async with httpx.AsyncClient(base_url=guarded.base_url, headers=page) as browser:
         await browser.post("/api/sessions")  # the cookie jar keeps the session
         job_id = await submit(browser, "noop")
         assert (await browser.get(f"/api/jobs/{job_id}")).status_code == 200
@@ -169,7 +171,8 @@ async def test_cancel_and_owner_feed_keep_owners_apart(guarded: Stack) -> None:
 
 
 async def test_cookie_websocket_from_a_foreign_origin_is_refused(guarded: Stack) -> None:
-    async with httpx.AsyncClient(base_url=guarded.base_url) as browser:
+    page = {"Origin": guarded.base_url}
+    async with httpx.AsyncClient(base_url=guarded.base_url, headers=page) as browser:
         token = (await browser.post("/api/sessions")).json()["token"]
         job_id = await submit(browser, "noop")
     url = f"{guarded.ws_base}/ws/jobs/{job_id}"
@@ -301,7 +304,8 @@ async def test_sessions_per_address_are_rate_limited(
         JOBCAST_SESSION_RATE_PER_MIN="10",
     )
     try:
-        async with httpx.AsyncClient(base_url=stack.base_url) as client:
+        page = {"Origin": stack.base_url}  # a browser's page: it may replace its session
+        async with httpx.AsyncClient(base_url=stack.base_url, headers=page) as client:
             answers = [await client.post("/api/sessions") for _ in range(5)]
     finally:
         stack.close()

@@ -1,0 +1,208 @@
+"""uvicorn's HTTP and websocket protocols with the bounds jobcast needs on the internet.
+
+uvicorn's httptools protocol reads a request's head whole, however large (one
+64 MiB header grew the process by 60 MiB), and waits for it, or for a body, as
+long as the client likes. Its websocket protocol answers every ping at once,
+whether or not the client reads the answers. The subclasses here bound each:
+
+- a request's line and headers together: ``JOBCAST_MAX_HEADER_BYTES`` and
+  ``JOBCAST_MAX_HEADERS``; beyond either, 431 and the connection is closed;
+- time: a head must arrive whole within ``JOBCAST_HEADER_TIMEOUT_S`` of its first
+  byte (or of the connection), and a body must not stall for
+  ``JOBCAST_BODY_TIMEOUT_S``; else 408 (when nothing was answered yet) and closed;
+- a websocket's unread output: pongs and data together may hold at most
+  ``WS_MAX_UNSENT_BYTES`` in the process; a socket over it is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from asyncio import TimerHandle
+from collections.abc import Callable
+from typing import Any
+
+import httptools
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+from jobcast.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# What one websocket may hold in its transport's buffer: the app's own sends wait at
+# 64 KiB (the transport's high-water mark), so only answers to a client that does not
+# read (pongs) can pass this.
+WS_MAX_UNSENT_BYTES = 256 * 1024
+
+
+class _Refused(Exception):
+    """Raised in a parser callback to stop parsing a request already answered."""
+
+
+class BoundedHttpProtocol(HttpToolsProtocol):
+    """httptools with a bounded request head and read timeouts."""
+
+    max_header_bytes = 32 * 1024
+    max_headers = 100
+    header_timeout_s = 10.0
+    body_timeout_s = 30.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_head = False  # between a request's first byte and its last header
+        self._head_bytes = 0  # bytes of the head read after the chunk it began in
+        self._head_count = 0
+        self._refused = False
+        self._timer: TimerHandle | None = None
+        self._last_read = 0.0
+
+    # the connection
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[arg-type]
+        self._arm(self.header_timeout_s, self._head_timed_out)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        # uvicorn's, but a request refused in a callback stays answered (431, not 400)
+        if self._refused:
+            return
+        head_under_way = self._in_head
+        self._unset_keepalive_if_required()
+        self._last_read = self.loop.time()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._disarm()
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return
+        except httptools.HttpParserError:
+            if not self._refused:
+                self.logger.warning("Invalid HTTP request received.")
+                self.send_400_response("Invalid HTTP request received.")
+            return
+        if self._in_head and head_under_way:
+            # counted from the chunk after the one the head began in (which may hold the
+            # end of an earlier request): over by at most one read, never a false 431
+            self._head_bytes += len(data)
+            if self._head_bytes > self.max_header_bytes:
+                self._refuse(431, f"the request head is over {self.max_header_bytes} bytes")
+
+    # parser callbacks
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head = True
+        self._head_bytes = 0
+        self._head_count = 0
+        if self._timer is None:
+            self._arm(self.header_timeout_s, self._head_timed_out)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_count += 1
+        if self._head_count > self.max_headers:
+            self._refuse(431, f"more than {self.max_headers} request headers")
+            raise _Refused
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._disarm()
+        super().on_headers_complete()
+        self._arm(self.body_timeout_s, self._body_timed_out)
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        super().on_message_complete()
+
+    # refusals and timers
+
+    def _refuse(self, status: int, message: str) -> None:
+        self._refused = True
+        self._disarm()
+        log.info("refused a request from %s: %s", _address(self.client), message)
+        if not self.transport.is_closing():
+            body = message.encode()
+            self.transport.write(
+                b"".join(
+                    [
+                        STATUS_LINE[status],
+                        b"content-type: text/plain; charset=utf-8\r\n",
+                        b"content-length: %d\r\n" % len(body),
+                        b"connection: close\r\n\r\n",
+                        body,
+                    ]
+                )
+            )
+            self.transport.close()
+
+    def _arm(self, delay_s: float, callback: Callable[[], None]) -> None:
+        self._disarm()
+        self._timer = self.loop.call_later(delay_s, callback)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _head_timed_out(self) -> None:
+        self._timer = None
+        if self._in_head:
+            self._refuse(408, f"the request head did not arrive within {self.header_timeout_s:g} s")
+        elif not self.transport.is_closing():
+            self.transport.close()  # connected, sent nothing
+
+    def _body_timed_out(self) -> None:
+        self._timer = None
+        idle_s = self.loop.time() - self._last_read
+        if self.flow.read_paused or idle_s < self.body_timeout_s:
+            # the app has not read what came (that is not the client stalling), or it came lately
+            self._arm(max(0.1, self.body_timeout_s - idle_s), self._body_timed_out)
+            return
+        if self.cycle is not None and self.cycle.response_started:
+            self.transport.close()
+        else:
+            self._refuse(408, f"the request body stalled for {self.body_timeout_s:g} s")
+
+
+class BoundedWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's websocket protocol, dropping a client whose unread answers pile up."""
+
+    def handle_ping(self) -> None:
+        # uvicorn writes each pong at once, without flow control: a client that sends
+        # pings and reads nothing would grow this buffer without end
+        if self.transport.get_write_buffer_size() > WS_MAX_UNSENT_BYTES:
+            log.info(
+                "websocket from %s dropped: over %d bytes of answers it does not read",
+                _address(self.client),
+                WS_MAX_UNSENT_BYTES,
+            )
+            self.conn.data_to_send()  # the pong, discarded
+            self.transport.abort()
+            return
+        super().handle_ping()
+
+
+def http_protocol(settings: Settings) -> type[BoundedHttpProtocol]:
+    """The HTTP protocol class with this install's limits."""
+    return type(
+        "HttpProtocol",
+        (BoundedHttpProtocol,),
+        {
+            "max_header_bytes": settings.max_header_bytes,
+            "max_headers": settings.max_headers,
+            "header_timeout_s": settings.header_timeout_s,
+            "body_timeout_s": settings.body_timeout_s,
+        },
+    )
+
+
+def _address(client: tuple[str, int] | None) -> str:
+    return client[0] if client else "unknown"
