@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -419,6 +420,15 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: Any) -> Se
         field = str(first["loc"][0]) if first["loc"] else "?"
         key = env_key(field) if field in Settings.model_fields else field
         raise ConfigError(f"{key}: {first['msg']} (got {first.get('input')!r})") from exc
+
+
+def settings_or_exit(process: str) -> Settings:
+    """The settings, or exit 2 with one line naming the bad key: what each process starts with."""
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        print(f"jobcast {process}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def markdown_table() -> str:

@@ -15,9 +15,8 @@ import sys
 
 import uvicorn
 
-from jobcast.errors import JobcastError
 from jobcast.logs import setup_logging
-from jobcast.settings import load_settings
+from jobcast.settings import settings_or_exit
 from server.protocols import BoundedWebSocketProtocol, http_protocol
 
 APP = "server.app:create_app"
@@ -31,11 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         "--app", default=APP, help="the ASGI app factory to serve (module:function)"
     )
     args = parser.parse_args(argv)
-    try:
-        settings = load_settings()
-    except JobcastError as exc:
-        print(f"jobcast web: {exc}", file=sys.stderr)
-        return 2
+    settings = settings_or_exit("web")
     setup_logging(settings, "web")
     uvicorn.run(
         args.app,
