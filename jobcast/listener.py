@@ -2,9 +2,10 @@
 
 NOTIFY payloads carry ids only (``job_id seq owner_id kind``): Postgres caps them
 near 8,000 bytes, and the event itself is read from ``job_events`` when needed.
-The connection is never a pooled one (a pool's reset runs ``UNLISTEN *``), and it
-is pinged with a deadline, since asyncpg sets no TCP keepalive and a silently
-dropped connection would otherwise go unnoticed.
+The connection is never a pooled one (a pool's reset runs ``UNLISTEN *``). It is
+opened with deadlines and TCP keepalive (``jobcast.links``) and pinged every 2 s
+with a deadline (``JOBCAST_LISTEN_PING_TIMEOUT_S``): a silently dropped connection
+sends nothing, and a LISTEN connection otherwise only reads.
 
 Writers NOTIFY only while some server process asks for it (``fallback_listeners``):
 this one asks as soon as its hub's Redis pub/sub is down, renews the ask while it
@@ -25,13 +26,13 @@ import uuid
 import asyncpg
 
 from jobcast.bus import Hint, Hub, Resync
+from jobcast.links import PgLink
 from jobcast.settings import Settings
 from jobcast.sql import NOTIFY_CHANNEL, QUERIES
 
 log = logging.getLogger(__name__)
 
 _PING_INTERVAL_S = 2.0
-_PING_DEADLINE_S = 3.0
 # how long one ask for NOTIFYs holds unless renewed (it is renewed every ping interval)
 _ASK_FOR_S = 10.0
 # the second catch-up after asking: longer than a write statement takes
@@ -45,6 +46,8 @@ class Listener:
         self._dsn = dsn
         self._hub = hub
         self._settings = settings
+        self._link = PgLink.of(settings)
+        self._ping_deadline_s = settings.listen_ping_timeout_s
         self._task: asyncio.Task[None] | None = None
         self._holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.connected = False
@@ -76,7 +79,7 @@ class Listener:
         changed = self._hub.healthy_changed
         if not self._hub.healthy:
             await conn.execute(
-                QUERIES["want_notify"], self._holder, _ASK_FOR_S, timeout=_PING_DEADLINE_S
+                QUERIES["want_notify"], self._holder, _ASK_FOR_S, timeout=self._ping_deadline_s
             )
             if not self.asking:
                 self.asking = True
@@ -85,7 +88,7 @@ class Listener:
                 await asyncio.sleep(_SETTLE_S)
                 self._hub.deliver_all(Resync())
         elif self.asking:
-            await conn.execute(QUERIES["stop_notify"], self._holder, timeout=_PING_DEADLINE_S)
+            await conn.execute(QUERIES["stop_notify"], self._holder, timeout=self._ping_deadline_s)
             self.asking = False
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(changed.wait(), _PING_INTERVAL_S)
@@ -95,7 +98,7 @@ class Listener:
         while True:
             conn: asyncpg.Connection | None = None
             try:
-                conn = await asyncpg.connect(self._dsn, timeout=_PING_DEADLINE_S)
+                conn = await self._link.connect(self._dsn, command_timeout_s=self._ping_deadline_s)
                 await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
                 self.connected = True
                 backoff_s = 0.1
@@ -103,7 +106,7 @@ class Listener:
                 self._hub.deliver_all(Resync())
                 while True:
                     await self._follow_hub(conn)
-                    await conn.fetchval(QUERIES["ping"], timeout=_PING_DEADLINE_S)
+                    await conn.fetchval(QUERIES["ping"], timeout=self._ping_deadline_s)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
                 if self.connected:
                     log.warning("postgres LISTEN connection lost: %s", exc)

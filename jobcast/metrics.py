@@ -60,6 +60,17 @@ OPEN_WEBSOCKETS = Gauge(
 BACKEND_ERRORS = Counter(
     "jobcast_backend_errors_total", "Failed calls to Postgres or Redis", ["backend"]
 )
+REDIS_CIRCUIT_OPEN = Gauge(
+    "jobcast_redis_circuit_open",
+    "1 while a process takes Redis for down (a call timed out) and probes it, by client",
+    ["client"],
+    multiprocess_mode="livemax",
+)
+REDIS_CIRCUIT_TRIPS = Counter(
+    "jobcast_redis_circuit_trips_total",
+    "Times a process took Redis for down after a call timed out or failed, by client",
+    ["client"],
+)
 
 
 def registry() -> CollectorRegistry:

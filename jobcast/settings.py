@@ -316,6 +316,67 @@ class Settings(BaseSettings):
         le=500,
         description="Postgres connections per process at most.",
     )
+    listen_database_url: str | None = Field(
+        None,
+        description="Postgres URL of the web process's LISTEN connection, when DATABASE_URL "
+        "goes through a pooler that cannot LISTEN. Unset: DATABASE_URL.",
+    )
+    pg_connect_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        le=300,
+        description="How long opening a Postgres connection may take.",
+    )
+    pg_command_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=86_400,
+        description="A Postgres statement without an answer for this long fails; the caller "
+        "takes Postgres for unavailable (a job's report is kept and written again).",
+    )
+    listen_ping_timeout_s: float = Field(
+        3.0,
+        gt=0,
+        le=300,
+        description="The LISTEN connection is pinged every 2 s; a ping unanswered for this "
+        "long drops it, and it is opened again.",
+    )
+    redis_connect_timeout_s: float = Field(
+        2.0,
+        gt=0,
+        le=300,
+        description="How long opening a Redis connection may take.",
+    )
+    redis_timeout_s: float = Field(
+        2.0,
+        gt=0,
+        le=300,
+        description="A Redis command without an answer for this long fails, and the process "
+        "takes Redis for down until a probe answers (see JOBCAST_REDIS_PROBE_INTERVAL_S).",
+    )
+    redis_publish_timeout_s: float = Field(
+        1.0,
+        gt=0,
+        le=300,
+        description="How long a batch of events may wait for Redis to take it; then NOTIFY "
+        "carries it and Redis is taken for down. Jobs never wait for it.",
+    )
+    redis_probe_interval_s: float = Field(
+        1.0,
+        gt=0,
+        le=300,
+        description="While Redis is taken for down, it is probed (PING) this often, each "
+        "probe given this long; the first answer ends the outage. Meanwhile Redis calls "
+        "fail at once and events go over NOTIFY.",
+    )
+    tcp_keepalive_s: int = Field(
+        30,
+        ge=1,
+        le=7200,
+        description="An idle Redis or Postgres connection is probed by TCP keepalive after "
+        "this many seconds, then every third of it; three unanswered probes close it, and so "
+        "does data left unacknowledged for twice this long.",
+    )
     log_format: str = Field(
         "text",
         pattern=r"^(text|json)$",
@@ -350,13 +411,17 @@ class Settings(BaseSettings):
 
     def __repr_args__(self) -> Any:
         for key, value in super().__repr_args__():
-            if key in ("database_url", "redis_url"):
+            if key in ("database_url", "listen_database_url", "redis_url"):
                 value = redact_url(value)
             yield key, value
 
     @property
     def database_dsn(self) -> str:
         return self.database_url or DEFAULT_DATABASE_URL
+
+    @property
+    def listen_dsn(self) -> str:
+        return self.listen_database_url or self.database_dsn
 
     @property
     def redis_dsn(self) -> str:

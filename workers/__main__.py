@@ -16,11 +16,11 @@ import socket
 import sys
 from typing import Any, cast
 
-import redis.asyncio as aioredis
 import uvloop
 from arq.worker import Worker
 from redis.exceptions import RedisError
 
+from jobcast.links import RedisLink
 from jobcast.logs import setup_logging
 from jobcast.settings import Settings, settings_or_exit
 from workers.heartbeat import alive_key
@@ -69,7 +69,7 @@ async def supervise(settings: Settings) -> None:
 
 async def check(settings: Settings, pid: int | None) -> int:
     """0 when a worker on this host (or the one with this pid) beat lately, else 1."""
-    client = aioredis.Redis.from_url(settings.redis_dsn, socket_connect_timeout=2)
+    client = RedisLink.of(settings).probe_client()  # deadlines, and no circuit: one check
     try:
         host = socket.gethostname()
         pattern = (

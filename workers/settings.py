@@ -14,9 +14,9 @@ from contextlib import AsyncExitStack
 from typing import Any, cast
 
 from arq import func
-from arq.connections import RedisSettings
 from arq.typing import StartupShutdown, WorkerCoroutine
 
+from jobcast.links import arq_pool
 from jobcast.logs import setup_logging
 from jobcast.queue import ARQ_TIMEOUT_S
 from jobcast.settings import Settings, settings_or_exit
@@ -33,7 +33,9 @@ def worker_options(settings: Settings) -> dict[str, Any]:
     run = cast(WorkerCoroutine, run_job)
     return {
         "functions": [func(run, name="run_job", max_tries=1_000_000, timeout=ARQ_TIMEOUT_S)],
-        "redis_settings": RedisSettings.from_dsn(settings.redis_dsn),
+        # arq's pool with jobcast's connect and read deadlines, keepalive and circuit (arq's
+        # RedisSettings has a connect timeout only, so a silent Redis would hang its poll)
+        "redis_pool": arq_pool(settings),
         "queue_name": settings.queue_name,
         "max_jobs": settings.worker_concurrency,
         "keep_result": 0,  # results live in Postgres; this also lets an id be queued again

@@ -1,9 +1,14 @@
 """The worker's side of the bus: publish persisted events on Redis, or announce them over NOTIFY.
 
 Every event is published (after it is persisted) on its job's channel, and status
-changes and step boundaries also on the owner's channel. When Redis refuses an event
-it is announced over Postgres NOTIFY instead, so server processes whose own pub/sub is
-healthy still learn of it.
+changes and step boundaries also on the owner's channel. When Redis refuses an event,
+or does not take it within ``JOBCAST_REDIS_PUBLISH_TIMEOUT_S``, it is announced over
+Postgres NOTIFY instead, so server processes whose own pub/sub is healthy still learn
+of it; and once a publish timed out the process takes Redis for down (its circuit,
+``jobcast.circuit``): until a probe gets an answer, events go over NOTIFY at once.
+
+Publishing never holds a job back: the event is already in Postgres, the job goes on,
+and the announcing happens beside it.
 """
 
 from __future__ import annotations
@@ -18,21 +23,42 @@ from redis.exceptions import RedisError
 from jobcast import metrics
 from jobcast.bus.message import channels, encode
 from jobcast.errors import StorageUnavailable
+from jobcast.links import circuit_of
 from jobcast.model import Event
 from jobcast.settings import Settings
 from jobcast.store import Store
 
 log = logging.getLogger(__name__)
 
+# Events waiting to be announced, at most: beyond it (Redis and Postgres both stalled)
+# the oldest announcements are dropped; the events stay in Postgres, where a watcher's
+# next catch-up finds them.
+_MAX_WAITING = 100_000
+
 
 async def _publish_all(redis: aioredis.Redis, settings: Settings, events: list[Event]) -> None:
-    """Send persisted events to every server process, in order: one round trip."""
-    async with redis.pipeline(transaction=False) as pipe:
-        for event in events:
-            text = encode(event)
-            for channel in channels(settings, event):
-                pipe.publish(channel, text)
-        await pipe.execute()
+    """Send persisted events to every server process, in order: one round trip, bounded."""
+
+    async def send() -> None:
+        async with redis.pipeline(transaction=False) as pipe:
+            for event in events:
+                try:
+                    text = encode(event)
+                except TypeError:  # a bug, not an outage: this one event is not sent
+                    log.exception("job %s: event %d cannot be encoded", event.job_id, event.seq)
+                    continue
+                for channel in channels(settings, event):
+                    pipe.publish(channel, text)
+            await pipe.execute()
+
+    try:
+        await asyncio.wait_for(send(), settings.redis_publish_timeout_s)
+    except TimeoutError:
+        circuit = circuit_of(redis)
+        reason = f"no answer to a publish within {settings.redis_publish_timeout_s} s"
+        if circuit is not None:
+            circuit.trip(reason)
+        raise TimeoutError(reason) from None
     for event in events:
         metrics.EVENTS_PUBLISHED.labels(event.kind.value).inc()
 
@@ -40,7 +66,7 @@ async def _publish_all(redis: aioredis.Redis, settings: Settings, events: list[E
 async def publish_quietly(
     redis: aioredis.Redis, settings: Settings, store: Store, event: Event
 ) -> None:
-    """Publish; when Redis fails, say over Postgres NOTIFY that the event exists.
+    """Publish; when Redis fails or is slow, say over Postgres NOTIFY that the event exists.
 
     The event is safe in Postgres either way. Writers NOTIFY on their own only while a
     server process asks (its pub/sub is down); a server whose pub/sub is up while this
@@ -48,88 +74,116 @@ async def publish_quietly(
     """
     try:
         await _publish_all(redis, settings, [event])
-    except (RedisError, OSError) as exc:
+    except (RedisError, OSError, TimeoutError) as exc:
         await _announce_instead(store, [event], exc)
 
 
-async def _announce_instead(store: Store, events: list[Event], exc: BaseException) -> None:
-    """Redis refused these events: NOTIFY each, in order."""
+async def _announce_instead(
+    store: Store, events: list[Event], reason: BaseException | str, *, quiet: bool = False
+) -> None:
+    """Redis refused these events, or is taken for down: NOTIFY each, in order. ``quiet``:
+    the outage was logged already (when the circuit opened)."""
     metrics.BACKEND_ERRORS.labels("redis").inc()
     for event in events:
-        log.warning(
-            "job %s: event %d not published (%s); NOTIFY carries it", event.job_id, event.seq, exc
+        log.debug(
+            "job %s: event %d not published (%s); NOTIFY carries it",
+            event.job_id,
+            event.seq,
+            reason,
         )
         try:
             await store.notify_event(event)
         except StorageUnavailable as pg_exc:
             log.warning("job %s: no NOTIFY either (%s)", event.job_id, pg_exc)
+    if not quiet:
+        log.warning(
+            "%d event(s) not published (%s); NOTIFY carries them (job %s first)",
+            len(events),
+            reason,
+            events[0].job_id if events else "-",
+        )
 
 
 class Publisher:
-    """Publishes a process's events, as many per Redis round trip as are waiting.
+    """Publishes a process's events beside its jobs, as many per Redis round trip as wait.
 
-    Events handed over while a send is in flight go out together in the next one, in
-    the order they came, so the events of one job keep their order. Each caller returns
-    once its event was sent, or, when Redis refused it, announced over NOTIFY
-    (``publish_quietly``). With one event at a time this is one round trip each, as
-    before; with many jobs reporting at once it is far fewer.
+    ``publish`` hands an event over and returns at once. One sender sends what waits,
+    in the order it came (so the events of one job keep their order): over Redis, in
+    one round trip, or over NOTIFY when Redis refuses it, does not take it in time, or
+    is taken for down. With one event at a time this is one round trip each; with many
+    jobs reporting at once it is far fewer.
     """
 
     def __init__(self, redis: aioredis.Redis, settings: Settings, store: Store) -> None:
         self._redis = redis
         self._settings = settings
         self._store = store
-        self._waiting: list[tuple[Event, asyncio.Future[None]]] = []
+        self._circuit = circuit_of(redis)
+        self._waiting: list[Event] = []
         self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._task: asyncio.Task[None] | None = None
 
     async def publish(self, event: Event) -> None:
+        """Hand a persisted event over to be announced; never waits for the announcing."""
         if self._task is None:
             self._task = asyncio.create_task(self._send_forever(), name="publisher")
-        sent = asyncio.get_running_loop().create_future()
-        self._waiting.append((event, sent))
+        if len(self._waiting) >= _MAX_WAITING:
+            dropped = self._waiting.pop(0)
+            log.warning(
+                "job %s: event %d not announced (%d waiting); it is in Postgres",
+                dropped.job_id,
+                dropped.seq,
+                len(self._waiting),
+            )
+        self._waiting.append(event)
+        self._idle.clear()
         self._wake.set()
-        await sent
+
+    async def flush(self, timeout_s: float) -> bool:
+        """Wait until everything handed over is sent or announced; False if not in time."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
 
     async def close(self) -> None:
-        """Send what is waiting, then stop."""
+        """Send what is waiting (within a deadline: one publish and one NOTIFY per event
+        at most), then stop."""
         if self._task is None:
             return
+        deadline_s = self._settings.redis_publish_timeout_s + self._settings.pg_command_timeout_s
+        if not await self.flush(deadline_s):
+            log.warning("%d event(s) not announced at shutdown", len(self._waiting))
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
-        if self._waiting:
-            await self._send(self._take())
-
-    def _take(self) -> list[tuple[Event, asyncio.Future[None]]]:
-        batch, self._waiting = self._waiting, []
-        return batch
 
     async def _send_forever(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
             while self._waiting:
-                await self._send(self._take())
+                batch, self._waiting = self._waiting, []
+                await self._send(batch)
+            self._idle.set()
 
-    async def _send(self, batch: list[tuple[Event, asyncio.Future[None]]]) -> None:
-        events = [event for event, _sent in batch]
-        fault: Exception | None = None
+    async def _send(self, events: list[Event]) -> None:
         try:
+            if self._circuit is not None and self._circuit.is_open:
+                reason = f"redis taken for down ({self._circuit.state})"
+                await _announce_instead(self._store, events, reason, quiet=True)
+                return
             try:
                 await _publish_all(self._redis, self._settings, events)
-            except (RedisError, OSError) as exc:
+            except (RedisError, OSError, TimeoutError) as exc:
                 await _announce_instead(self._store, events, exc)
         except asyncio.CancelledError:
-            self._waiting[:0] = batch  # closing: close() sends them
             raise
-        except Exception as exc:  # anything else: each caller hears of it, the sender goes on
-            fault = exc
-        for _event, sent in batch:
-            if sent.done():
-                continue
-            if fault is None:
-                sent.set_result(None)
-            else:
-                sent.set_exception(fault)
+        except Exception:  # an event that cannot be sent at all: logged, the sender goes on
+            log.exception(
+                "%d event(s) could not be announced (job %s first)", len(events), events[0].job_id
+            )

@@ -194,7 +194,7 @@ async def test_events_the_publisher_cannot_send_are_announced_over_postgres_in_o
         await dead.aclose()
 
 
-async def test_an_event_that_cannot_be_sent_fails_its_caller_and_the_publisher_goes_on(
+async def test_an_event_that_cannot_be_sent_is_dropped_and_the_publisher_goes_on(
     endpoints: Endpoints, new_database: DatabaseFactory
 ) -> None:
     settings = load_settings({"JOBCAST_REDIS_PREFIX": f"pf{uuid.uuid4().hex[:8]}"})
@@ -209,8 +209,7 @@ async def test_an_event_that_cannot_be_sent_fails_its_caller_and_the_publisher_g
             unwritable = Event(
                 job_id, 1, EventKind.PROGRESS, datetime.now(UTC), {"progress": object()}, owner
             )
-            with pytest.raises(TypeError):
-                await publisher.publish(unwritable)
+            await publisher.publish(unwritable)  # logged: a caller never waits for a publish
             await publisher.publish(progress(job_id, 2, owner))  # the next one still goes out
             await publisher.close()
         async with asyncio.timeout(5):
