@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
 
-from jobcast.errors import InvalidInput
+from jobcast.errors import Conflict, InvalidInput
 from jobcast.model import Event, Job, StepState, StepView
 from jobcast.registry import JobType
 from jobcast.sql import QUERIES
 from jobcast.store import rows
 from jobcast.store.base import StoreBase
+
+# how often a submit looks for the job its idempotency key made, if that job keeps vanishing
+_LOOKUPS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,40 +116,40 @@ class Jobs(StoreBase):
                         )
                 return made
 
-        try:
-            row = await self._run(insert)
-        except (asyncpg.UntranslatableCharacterError, asyncpg.CharacterNotInRepertoireError) as exc:
-            # a \u0000 in a string, which Postgres cannot store in jsonb
-            raise InvalidInput(f"input: a value cannot be stored: {exc}") from None
-        if row is None:
+        for _ in range(_LOOKUPS):
+            made = await self._insert(insert)
+            if not isinstance(made, UUID):
+                break
+            job = await self.get_job(made, owner_id)
+            if job is not None:
+                return Created(job=job, event=None)
+            # The job the key made was deleted after the statement found it: submit again,
+            # the same job (its id, key and what it retries), which the key then finds.
+        else:
+            raise Conflict(
+                f"idempotency_key {idempotency_key!r}: its job was deleted while being read, "
+                f"{_LOOKUPS} times; submit again"
+            )
+        if made is None:
             return None
-        if isinstance(row, UUID):
-            job = await self.get_job(row, owner_id)
-            if job is None:  # deleted in between: very unlikely, and a new submit is right
-                return await self.create_job(
-                    owner_id=owner_id,
-                    job_type=job_type,
-                    params=params,
-                    priority=priority,
-                    delay_s=delay_s,
-                    estimated_s=estimated_s,
-                    max_attempts=max_attempts,
-                    timeout_s=timeout_s,
-                    max_active=max_active,
-                    upload_ids=upload_ids,
-                    parent_id=parent_id,
-                    callback_url=callback_url,
-                )
-            return Created(job=job, event=None)
         # the new job's steps are all waiting: no need to read them back
         job = replace(
-            rows.job(row),
+            rows.job(made),
             steps=tuple(
                 StepView(s.name, s.title, s.weight, StepState.WAITING, None, None, None)
                 for s in steps
             ),
         )
-        return Created(job=job, event=rows.event_of_change(row))
+        return Created(job=job, event=rows.event_of_change(made))
+
+    async def _insert(
+        self, insert: Callable[[], Awaitable[asyncpg.Record | UUID | None]]
+    ) -> asyncpg.Record | UUID | None:
+        try:
+            return await self._run(insert)
+        except (asyncpg.UntranslatableCharacterError, asyncpg.CharacterNotInRepertoireError) as exc:
+            # a \u0000 in a string, which Postgres cannot store in jsonb
+            raise InvalidInput(f"input: a value cannot be stored: {exc}") from None
 
     async def get_job(self, job_id: UUID, owner_id: UUID | None = None) -> Job | None:
         row = await self._run(lambda: self.pool.fetchrow(QUERIES["get_job"], job_id, owner_id))
