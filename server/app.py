@@ -11,7 +11,6 @@ from contextlib import asynccontextmanager
 from types import FrameType
 from typing import Any
 
-import redis.asyncio as aioredis
 from prometheus_client.multiprocess import mark_process_dead
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
@@ -25,8 +24,10 @@ from starlette.websockets import WebSocket
 
 from jobcast import __version__
 from jobcast.bus import Hub
+from jobcast.circuit import Circuit
 from jobcast.errors import StorageUnavailable
 from jobcast.eta import Estimator
+from jobcast.links import PgLink, RedisLink, circuit_of
 from jobcast.listener import Listener
 from jobcast.logs import setup_logging
 from jobcast.queue import Queue
@@ -55,15 +56,14 @@ def lifespan_for(settings: Settings) -> Any:
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, Services]]:
         setup_logging(settings, "web")
-        async with Store.open(settings.database_dsn, max_size=settings.pg_pool_max) as store:
-            redis = aioredis.Redis.from_url(
-                settings.redis_dsn,
-                socket_timeout=5,
-                socket_connect_timeout=2,
-                health_check_interval=10,
-            )
+        pg_link, redis_link = PgLink.of(settings), RedisLink.of(settings)
+        circuit = Circuit(redis_link, "web")
+        async with Store.open(
+            settings.database_dsn, max_size=settings.pg_pool_max, link=pg_link
+        ) as store:
+            redis = redis_link.client(circuit, health_check_s=10)
             hub = Hub(redis, settings)
-            listener = Listener(settings.database_dsn, hub, settings)
+            listener = Listener(settings.listen_dsn, hub, settings)
             await hub.start()
             await listener.start()
             services = Services(
@@ -88,6 +88,7 @@ def lifespan_for(settings: Settings) -> Any:
                     mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
                 await listener.close()
                 await hub.close()
+                await circuit.close()
                 await redis.aclose()
 
     return lifespan
@@ -145,11 +146,16 @@ async def readyz(request: Request) -> Response:
         checks["postgres"] = "ok"
     except (StorageUnavailable, TimeoutError) as exc:
         checks["postgres"] = f"down: {exc}"
+    circuit = circuit_of(services.redis)
     try:
         await asyncio.wait_for(services.redis.ping(), _READY_TIMEOUT_S)
         checks["redis"] = "ok"
     except (RedisError, OSError, TimeoutError) as exc:
         checks["redis"] = f"down: {type(exc).__name__}"
+        if isinstance(exc, TimeoutError) and circuit is not None:
+            circuit.trip("no answer to /readyz's PING")
+    if circuit is not None:
+        checks["redis_circuit"] = circuit.state
     checks["pubsub"] = "ok" if services.hub.healthy else "down"
     checks["listen"] = "ok" if services.listener.connected else "down"
     ready = checks["postgres"] == "ok" and checks["redis"] == "ok"

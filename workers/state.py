@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypedDict
 
-import redis.asyncio as aioredis
 from arq.connections import ArqRedis
 
 from jobcast.bus import Publisher
+from jobcast.circuit import Circuit
+from jobcast.links import PgLink, RedisLink
 from jobcast.queue import Queue
 from jobcast.registry import Registry, load_registry
 from jobcast.settings import Settings
@@ -40,10 +41,12 @@ class WorkerState:
     @contextlib.asynccontextmanager
     async def open(cls, settings: Settings) -> AsyncIterator[WorkerState]:
         """Open Postgres and Redis, and run the heartbeat and the reaper beside the jobs."""
-        async with Store.open(settings.database_dsn, max_size=settings.pg_pool_max) as store:
-            redis = aioredis.Redis.from_url(
-                settings.redis_dsn, socket_timeout=5, socket_connect_timeout=2
-            )
+        redis_link = RedisLink.of(settings)
+        circuit = Circuit(redis_link, "worker")
+        async with Store.open(
+            settings.database_dsn, max_size=settings.pg_pool_max, link=PgLink.of(settings)
+        ) as store:
+            redis = redis_link.client(circuit)
             heartbeat = Heartbeat(store, settings.heartbeat_s, redis, settings.redis_prefix)
             queue = Queue(redis, settings)
             registry = load_registry(settings.job_module_list)
@@ -69,6 +72,7 @@ class WorkerState:
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
                 await state.publisher.close()
+                await circuit.close()
                 await redis.aclose()
 
 
