@@ -59,8 +59,11 @@ class CuttableProxy:
 
     def afters(self, path: str) -> list[int]:
         """The ``after`` of each request for the path, in the order they came."""
-        return [int(line.split("after=")[1].split()[0]) for line in self.request_lines
-                if f" {path}?after=" in line]
+        return [
+            int(line.split("after=")[1].split()[0])
+            for line in self.request_lines
+            if f" {path}?after=" in line
+        ]
 
     def cut_websockets(self) -> int:
         """Drop every open websocket at once, as a network failure would (no close frame)."""
@@ -96,7 +99,8 @@ class CuttableProxy:
             if websocket:
                 self._websockets.append(writer)
             await asyncio.gather(
-                self._pipe(reader, up_writer, first, note=True), self._pipe(up_reader, writer),
+                self._pipe(reader, up_writer, first, note=True),
+                self._pipe(up_reader, writer),
             )
         except OSError:
             pass
@@ -104,8 +108,13 @@ class CuttableProxy:
             writer.transport.abort()
             self._tasks.discard(task)
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    first: bytes = b"", note: bool = False) -> None:
+    async def _pipe(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        first: bytes = b"",
+        note: bool = False,
+    ) -> None:
         try:
             while chunk := first or await reader.read(65536):
                 first = b""
@@ -282,8 +291,9 @@ async def test_watch_falls_back_to_polling_when_websockets_keep_failing(
     owner: AsyncClient, proxy: CuttableProxy
 ) -> None:
     proxy.refuse_websockets = True
-    async with AsyncClient(proxy.base_url, owner.token, socket_failures_before_polling=2,
-                           **FAST) as client:
+    async with AsyncClient(
+        proxy.base_url, owner.token, socket_failures_before_polling=2, **FAST
+    ) as client:
         submitted = await client.submit("demo", {"duration": 0.5})
         async with aclosing(client.watch(submitted.id)) as stream:
             events = [e async for e in stream]
@@ -296,8 +306,9 @@ async def test_watch_falls_back_to_polling_when_websockets_keep_failing(
 async def test_polling_picks_up_where_the_socket_left_off(
     owner: AsyncClient, proxy: CuttableProxy
 ) -> None:
-    async with AsyncClient(proxy.base_url, owner.token, socket_failures_before_polling=2,
-                           **FAST) as client:
+    async with AsyncClient(
+        proxy.base_url, owner.token, socket_failures_before_polling=2, **FAST
+    ) as client:
         submitted = await client.submit("demo", {"duration": 1})
         events: list[Event] = []
         async with aclosing(client.watch(submitted.id)) as stream:

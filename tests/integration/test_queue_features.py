@@ -3,7 +3,6 @@ children, per-type caps, recurring jobs, webhooks, uploads, and job types of one
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import os
 import threading
@@ -22,7 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from jobcast.endpoints import Endpoints, free_port
-from jobcast.schedules import SCHEDULER_OWNER
+from jobcast.schedules import SCHEDULER_OWNER, Schedule
 from jobcast.webhooks import SIGNATURE_HEADER, verify
 from tests.conftest import DatabaseFactory
 from tests.integration.test_errors import assert_error
@@ -145,12 +144,22 @@ async def test_the_same_idempotency_key_returns_the_same_job(stack: Stack) -> No
     async with stack.client(alice) as a, stack.client(bob) as b:
         first = await a.post("/api/jobs", json=body)
         again = await a.post("/api/jobs", json=body)
+        assert first.status_code == 202 and again.status_code == 200
+        assert again.json() | {"status": first.json()["status"]} == first.json()
+        # the key is the owner's: the same key from another owner makes that owner's own job
         theirs = await b.post("/api/jobs", json=body)
-        listed = (await a.get("/api/jobs")).json()["jobs"]
-    assert first.status_code == 202 and again.status_code == 200
-    assert again.json() | {"status": first.json()["status"]} == first.json()
-    assert theirs.status_code == 202 and theirs.json()["id"] != first.json()["id"]
-    assert [j["id"] for j in listed] == [first.json()["id"]]
+        theirs_again = await b.post("/api/jobs", json=body)
+        # and the first owner's key still finds the first owner's job
+        mine_after = await a.post("/api/jobs", json=body)
+        listed_a = [j["id"] for j in (await a.get("/api/jobs")).json()["jobs"]]
+        listed_b = [j["id"] for j in (await b.get("/api/jobs")).json()["jobs"]]
+        crossed = await a.get(f"/api/jobs/{theirs.json()['id']}")
+    mine, their_id = first.json()["id"], theirs.json()["id"]
+    assert theirs.status_code == 202 and their_id != mine
+    assert theirs_again.status_code == 200 and theirs_again.json()["id"] == their_id
+    assert mine_after.status_code == 200 and mine_after.json()["id"] == mine
+    assert listed_a == [mine] and listed_b == [their_id]
+    assert crossed.status_code == 404
 
 
 async def test_an_idempotency_key_is_free_again_after_24_hours(stack: Stack) -> None:
@@ -258,6 +267,8 @@ async def test_a_type_capped_at_one_runs_one_at_a_time(featured: Stack) -> None:
 
 
 async def test_a_schedule_makes_one_job_per_tick_with_two_workers(featured: Stack) -> None:
+    schedule = Schedule.model_validate(orjson.loads(EXTRA["JOBCAST_SCHEDULES"])[0])
+    interval_s = float(EXTRA["JOBCAST_REAPER_INTERVAL_S"])
     conn = await asyncpg.connect(featured.database_url)
     try:
 
@@ -268,14 +279,29 @@ async def test_a_schedule_makes_one_job_per_tick_with_two_workers(featured: Stac
             return rows or None
 
         await eventually(scheduled, what="the scheduled job")
-        await asyncio.sleep(1.0)  # several more sweeps of both workers
-        rows = await conn.fetch("SELECT id, status FROM jobs WHERE owner_id = $1", SCHEDULER_OWNER)
+        # sweeps go on after the tick's job exists: each sweep takes the lease for three
+        # intervals from its start, so an expiry three intervals on means three more sweeps
+        lease_then = await conn.fetchval("SELECT max(expires_at) FROM leases")
+
+        async def three_more_sweeps() -> bool:
+            lease_now = await conn.fetchval("SELECT max(expires_at) FROM leases")
+            return bool((lease_now - lease_then).total_seconds() >= 3 * interval_s)
+
+        await eventually(three_more_sweeps, what="three more sweeps")
+        rows = await scheduled()
     finally:
         await conn.close()
-    minute = datetime.now(UTC).replace(second=0, microsecond=0)
-    assert 1 <= len(rows) <= 2, rows  # one per tick: at most two if a minute turned meanwhile
-    assert len({r["id"] for r in rows}) == len(rows)
-    assert minute  # the tick's job id is derived from the minute; see jobcast/schedules.py
+    assert rows
+    # every tick from a minute before the first scheduled job was made, to now
+    moments = [min(r["created_at"] for r in rows) - timedelta(minutes=1)]
+    now = datetime.now(UTC)
+    while moments[-1] < now:
+        moments.append(min(moments[-1] + timedelta(minutes=1), now))
+    ticks = {schedule.last_tick(moment) for moment in moments}
+    ids = [str(r["id"]) for r in rows]
+    assert len(ids) <= len(ticks), (rows, ticks)
+    # each job's id is its tick's, so however many workers see a tick, one job is made
+    assert set(ids) <= {str(schedule.job_id(tick)) for tick in ticks}, (ids, ticks)
 
 
 # webhooks
