@@ -155,7 +155,10 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
     CONSTRAINT webhook_deliveries_status_check
         CHECK (status IN ('pending', 'delivered', 'failed', 'retrying'))
 );
--- the sweep picks the deliveries that are due
+-- the worker sending a try holds it until then, so no other worker sends it too; a worker
+-- that dies mid-send leaves it to another once it passes (NULL: nobody holds it)
+ALTER TABLE webhook_deliveries ADD COLUMN IF NOT EXISTS claimed_until timestamptz;
+-- workers claim the deliveries that are due
 CREATE INDEX IF NOT EXISTS webhook_deliveries_due_idx ON webhook_deliveries (next_at)
     WHERE status = 'pending';
 

@@ -334,12 +334,22 @@ RETURNING jobs.id
 
 -- webhook deliveries
 
--- name: due_deliveries
--- Webhook tries that are due, with what they need to be sent. $1 limit
-SELECT d.job_id, d.attempt, d.url, j.owner_id, o.webhook_secret
-FROM webhook_deliveries d JOIN jobs j ON j.id = d.job_id JOIN owners o ON o.id = j.owner_id
-WHERE d.status = 'pending' AND d.next_at <= now()
-ORDER BY d.next_at LIMIT $1
+-- name: claim_deliveries
+-- Webhook tries that are due, each claimed by this worker alone until the claim passes
+-- (rows another worker is claiming are skipped; a claimed row is not due), with what they
+-- need to be sent. $1 limit, $2 seconds the claim lasts
+WITH due AS (
+    SELECT job_id, attempt FROM webhook_deliveries
+    WHERE status = 'pending' AND next_at <= now()
+      AND (claimed_until IS NULL OR claimed_until < now())
+    ORDER BY next_at LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE webhook_deliveries d SET claimed_until = now() + $2 * interval '1 second'
+FROM due, jobs j, owners o
+WHERE d.job_id = due.job_id AND d.attempt = due.attempt AND j.id = d.job_id
+  AND o.id = j.owner_id
+RETURNING d.job_id, d.attempt, d.url, j.owner_id, o.webhook_secret
 
 -- name: record_delivery
 -- The outcome of one try. $1 job id, $2 attempt, $3 status, $4 status_code, $5 error

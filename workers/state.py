@@ -9,17 +9,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypedDict
 
+import redis.asyncio as aioredis
 from arq.connections import ArqRedis
 
 from jobcast.bus import Publisher
-from jobcast.circuit import Circuit
-from jobcast.links import PgLink, RedisLink
 from jobcast.queue import Queue
 from jobcast.registry import Registry, load_registry
 from jobcast.settings import Settings
 from jobcast.store import Store
+from workers.deliveries import Deliveries
 from workers.heartbeat import Heartbeat
-from workers.reaper import Reaper
+from workers.sweep import worker_sweep
 
 
 @dataclass
@@ -40,28 +40,29 @@ class WorkerState:
     @classmethod
     @contextlib.asynccontextmanager
     async def open(cls, settings: Settings) -> AsyncIterator[WorkerState]:
-        """Open Postgres and Redis, and run the heartbeat and the reaper beside the jobs."""
-        redis_link = RedisLink.of(settings)
-        circuit = Circuit(redis_link, "worker")
-        async with Store.open(
-            settings.database_dsn, max_size=settings.pg_pool_max, link=PgLink.of(settings)
-        ) as store:
-            redis = redis_link.client(circuit)
+        """Open Postgres and Redis; run the heartbeat, the sweep and webhook deliveries beside
+        the jobs."""
+        async with Store.open(settings.database_dsn, max_size=settings.pg_pool_max) as store:
+            redis = aioredis.Redis.from_url(
+                settings.redis_dsn, socket_timeout=5, socket_connect_timeout=2
+            )
             heartbeat = Heartbeat(store, settings.heartbeat_s, redis, settings.redis_prefix)
             queue = Queue(redis, settings)
             registry = load_registry(settings.job_module_list)
-            reaper = Reaper(store, queue, redis, settings, heartbeat, registry)
+            publisher = Publisher(redis, settings, store)
+            sweep = worker_sweep(store, queue, redis, publisher, settings, heartbeat, registry)
             state = cls(
                 settings=settings,
                 store=store,
                 registry=registry,
                 queue=queue,
                 heartbeat=heartbeat,
-                publisher=Publisher(redis, settings, store),
+                publisher=publisher,
             )
             state.tasks = [
                 asyncio.create_task(heartbeat.run_forever(), name="heartbeat"),
-                asyncio.create_task(reaper.run_forever(), name="reaper"),
+                asyncio.create_task(sweep.run_forever(), name="sweep"),
+                asyncio.create_task(Deliveries(store, settings).run_forever(), name="webhooks"),
             ]
             try:
                 yield state
@@ -72,7 +73,6 @@ class WorkerState:
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
                 await state.publisher.close()
-                await circuit.close()
                 await redis.aclose()
 
 

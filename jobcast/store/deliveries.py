@@ -11,9 +11,10 @@ from jobcast.store.base import StoreBase
 
 
 class Deliveries(StoreBase):
-    async def due_deliveries(self, limit: int = 50) -> list[asyncpg.Record]:
+    async def claim_deliveries(self, limit: int, claim_s: float) -> list[asyncpg.Record]:
+        """Due webhook tries, each this worker's alone for claim_s: no other worker gets it."""
         rows: list[asyncpg.Record] = await self._run(
-            lambda: self.pool.fetch(QUERIES["due_deliveries"], limit)
+            lambda: self.pool.fetch(QUERIES["claim_deliveries"], limit, claim_s)
         )
         return rows
 

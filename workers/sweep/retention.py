@@ -1,0 +1,45 @@
+"""Retention: what has been kept long enough is dropped.
+
+Results past their type's keeping time (``/result`` then answers 410), uploads no
+job claimed within a day, and finished jobs past ``JOBCAST_RETENTION_*_DAYS``
+(their steps, events and deliveries with them). Postgres only.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from jobcast.registry import Registry
+from jobcast.settings import Settings
+from jobcast.store import Store
+from workers.sweep.sweeper import Turn
+
+log = logging.getLogger(__name__)
+
+UNCLAIMED_UPLOAD_S = 86_400
+
+
+class Retention:
+    name = "retention"
+    needs_redis = False
+
+    def __init__(self, store: Store, settings: Settings, registry: Registry) -> None:
+        self._store = store
+        self._settings = settings
+        self._registry = registry
+
+    async def run(self, turn: Turn) -> None:
+        expired = await self._store.expire_results({t.name: t.result_ttl_s for t in self._registry})
+        uploads = await self._store.delete_unclaimed_uploads(UNCLAIMED_UPLOAD_S)
+        deleted = await self._store.delete_expired(
+            self._settings.retention_completed_days,
+            self._settings.retention_failed_days,
+            self._settings.retention_cancelled_days,
+        )
+        if expired or uploads or deleted:
+            log.info(
+                "retention: %d results expired, %d unclaimed uploads and %d finished jobs deleted",
+                expired,
+                uploads,
+                deleted,
+            )
