@@ -16,6 +16,7 @@ connect and read timeouts, and the connect timeout covers the lookup.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import typing
 from typing import Any
 
@@ -73,10 +74,12 @@ class _CheckedTransport(httpx.AsyncHTTPTransport):
     one: the transport's request and response handling stay httpx's own.
     """
 
-    def __init__(self, rule: AddressRule, limits: httpx.Limits) -> None:
+    def __init__(
+        self, rule: AddressRule, limits: httpx.Limits, verify: ssl.SSLContext | bool
+    ) -> None:
         super().__init__(trust_env=False, limits=limits)
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            ssl_context=httpx.create_ssl_context(verify=verify, trust_env=False),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
@@ -89,16 +92,19 @@ def checked_client(
     *,
     timeout: httpx.Timeout,
     limits: httpx.Limits | None = None,
+    verify: ssl.SSLContext | bool = True,
     **options: Any,
 ) -> httpx.AsyncClient:
     """An ``httpx.AsyncClient`` that reaches only what ``rule`` allows, at the addresses it
-    checked. It follows no redirect by itself and ignores proxy settings from the
-    environment (a proxy would do the dialling instead). ``TargetRefused`` comes out of a
-    request to a refused host; other failures are httpx's own errors."""
+    checked. It follows no redirect unless told to (``follow_redirects=True``: each hop is
+    checked in turn) and ignores proxy settings from the environment (a proxy would do the
+    dialling instead). ``verify`` is httpx's: the certificates trusted for TLS, checked
+    against the URL's host name. ``TargetRefused`` comes out of a request to a refused host;
+    other failures are httpx's own errors."""
+    options.setdefault("follow_redirects", False)
     return httpx.AsyncClient(
-        transport=_CheckedTransport(rule, limits or httpx.Limits()),
+        transport=_CheckedTransport(rule, limits or httpx.Limits(), verify),
         timeout=timeout,
-        follow_redirects=False,
         trust_env=False,
         **options,
     )

@@ -4,12 +4,18 @@ When a job with a ``callback_url`` ends, jobcast POSTs the final job to it. The
 body is signed with the owner's secret: the header ``X-Jobcast-Signature:
 t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`` lets the receiver check
 both origin and freshness. Deliveries are rows in ``webhook_deliveries``, sent
-by the workers' sweep and retried with backoff; each try is visible on the job.
+by the workers and retried with backoff; each try is visible on the job.
 
-Targets are checked twice, at submit and before each call (DNS may change): a
-configured list (``JOBCAST_WEBHOOK_HOSTS``) is trusted as it is; without one,
-only hosts whose every address is public are called, so a job cannot be used to
-reach the service's own network.
+Targets are checked at submit, without DNS, and at each call on the addresses
+the call connects to (``jobcast.net``: the host is resolved once, every address
+checked, and exactly those dialled, so DNS cannot point the call elsewhere in
+between). A configured list (``JOBCAST_WEBHOOK_HOSTS``) names the only hosts
+called; without one, only hosts whose every address is public are called, so a
+job cannot be used to reach the service's own network. Redirects are not followed.
+
+Each call has explicit limits: ``CONNECT_TIMEOUT_S`` to connect (the lookup
+included), ``READ_TIMEOUT_S`` for each read, ``TRY_TIMEOUT_S`` for the whole try,
+so that a receiver that answers slowly, or not at all, cannot hold a delivery.
 """
 
 from __future__ import annotations
@@ -17,15 +23,22 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import ipaddress
-import socket
 import time
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from jobcast.addresses import AddressRule, TargetRefused
 from jobcast.errors import InvalidInput
 
+if TYPE_CHECKING:  # httpx is the worker's: the web process only checks targets
+    import httpx
+
 SIGNATURE_HEADER = "X-Jobcast-Signature"
+USER_AGENT = "jobcast-webhook"
 MAX_DELIVERY_ATTEMPTS = 8
+CONNECT_TIMEOUT_S = 5.0
+READ_TIMEOUT_S = 10.0
+TRY_TIMEOUT_S = 30.0
 
 
 def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
@@ -48,44 +61,76 @@ def verify(secret: str, body: bytes, header: str, *, tolerance_s: int = 300) -> 
     return hmac.compare_digest(expected, parts.get("v1", ""))
 
 
-def _public(address: str) -> bool:
-    ip = ipaddress.ip_address(address)
-    return ip.is_global and not ip.is_multicast
+def target_rule(allowed_hosts: frozenset[str]) -> AddressRule:
+    """The listed hosts only, when there is a list; else hosts whose addresses are public."""
+    return AddressRule(listed=allowed_hosts, only_listed=bool(allowed_hosts))
 
 
 def check_target(url: str, allowed_hosts: frozenset[str]) -> None:
     """InvalidInput when the URL may not be called (checked at submit, without DNS)."""
     host = (urlsplit(url).hostname or "").lower()
-    if allowed_hosts:
-        if host not in allowed_hosts:
-            raise InvalidInput(
-                f"callback_url: host {host!r} is not among the allowed webhook hosts",
-                details=[{"field": "callback_url", "message": "host not allowed"}],
-            )
+    if target_rule(allowed_hosts).refusal(host) is None:
         return
-    try:
-        literal = ipaddress.ip_address(host)
-    except ValueError:
-        literal = None
-    if host in ("localhost", "") or (literal is not None and not _public(host)):
+    if allowed_hosts:
         raise InvalidInput(
-            f"callback_url: {host!r} is not a public host",
-            details=[{"field": "callback_url", "message": "not a public host"}],
+            f"callback_url: host {host!r} is not among the allowed webhook hosts",
+            details=[{"field": "callback_url", "message": "host not allowed"}],
         )
+    raise InvalidInput(
+        f"callback_url: {host!r} is not a public host",
+        details=[{"field": "callback_url", "message": "not a public host"}],
+    )
 
 
 async def resolves_public(url: str, allowed_hosts: frozenset[str]) -> bool:
-    """Whether the target may be called now: listed, or every address it resolves to public."""
+    """Whether the target may be called now, by one lookup. A call made through
+    ``open_client`` checks the addresses it connects to, which makes this check redundant."""
     parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    if allowed_hosts:
-        return host in allowed_hosts
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError:
+        await target_rule(allowed_hosts).resolve(parts.hostname or "", port)
+    except (TargetRefused, OSError):
         return False
-    return bool(infos) and all(_public(str(info[4][0])) for info in infos)
+    return True
+
+
+def open_client(allowed_hosts: frozenset[str]) -> httpx.AsyncClient:
+    """The client deliveries are sent with: it reaches only what ``target_rule`` allows, at
+    the addresses it checked, within the timeouts above, following no redirect."""
+    import httpx
+
+    from jobcast.net import checked_client
+
+    return checked_client(
+        target_rule(allowed_hosts),
+        timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
+        headers={"User-Agent": USER_AGENT},
+    )
+
+
+async def call(
+    client: httpx.AsyncClient, url: str, body: bytes, secret: str
+) -> tuple[int | None, str | None]:
+    """POST the signed body to ``url``: the status code, and why the try failed (None when
+    the receiver answered 2xx)."""
+    import httpx
+
+    try:
+        async with asyncio.timeout(TRY_TIMEOUT_S):
+            response = await client.post(
+                url,
+                content=body,
+                headers={"Content-Type": "application/json", SIGNATURE_HEADER: sign(secret, body)},
+            )
+    except TargetRefused as exc:
+        return None, f"the target is not an allowed host: {exc}"
+    except TimeoutError:
+        return None, f"no answer within {TRY_TIMEOUT_S:g} s"
+    except httpx.HTTPError as exc:
+        return None, f"{type(exc).__name__}: {exc}"[:500]
+    if not 200 <= response.status_code < 300:
+        return response.status_code, f"answered {response.status_code}"
+    return response.status_code, None
 
 
 def next_delay_s(attempt: int, base_s: float) -> float:
