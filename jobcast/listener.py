@@ -29,6 +29,7 @@ from jobcast.bus import Hint, Hub, Resync
 from jobcast.links import PgLink
 from jobcast.settings import Settings
 from jobcast.sql import NOTIFY_CHANNEL, QUERIES
+from jobcast.tasks import Supervised
 
 log = logging.getLogger(__name__)
 
@@ -48,19 +49,20 @@ class Listener:
         self._settings = settings
         self._link = PgLink.of(settings)
         self._ping_deadline_s = settings.listen_ping_timeout_s
-        self._task: asyncio.Task[None] | None = None
+        self.task = Supervised("pg-listener", self._run_forever)
         self._holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.connected = False
         self.asking = False  # for NOTIFYs, because pub/sub is down
 
+    @property
+    def tasks(self) -> tuple[Supervised, ...]:
+        return (self.task,)
+
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run_forever(), name="pg-listener")
+        self.task.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+        await self.task.stop()
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
         try:

@@ -273,3 +273,5 @@ class Health(Model):
 class Readiness(Model):
     status: Literal["ready", "not ready"]
     checks: dict[str, str]
+    # each background task's state: running, restarting (it failed; 503 until it runs again)
+    tasks: dict[str, str] = {}

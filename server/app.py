@@ -35,6 +35,7 @@ from jobcast.registry import load_registry
 from jobcast.schemas import Health, Readiness
 from jobcast.settings import ROOT, Settings, load_settings
 from jobcast.store import Store
+from jobcast.tasks import TaskState, states
 from server import admin, jobs, sessions, sockets, submit, uploads
 from server.access import Edge
 from server.limits import BodyLimit, RateLimiter, SocketCaps
@@ -138,7 +139,8 @@ async def healthz(_request: Request) -> Response:
     tags=("health",),
 )
 async def readyz(request: Request) -> Response:
-    """200 only when Postgres and Redis both answer; the body says which does not."""
+    """200 only when Postgres and Redis both answer and every background task runs; the
+    body says which does not."""
     services: Services = request.state.services
     checks: dict[str, str] = {}
     try:
@@ -158,8 +160,13 @@ async def readyz(request: Request) -> Response:
         checks["redis_circuit"] = circuit.state
     checks["pubsub"] = "ok" if services.hub.healthy else "down"
     checks["listen"] = "ok" if services.listener.connected else "down"
-    ready = checks["postgres"] == "ok" and checks["redis"] == "ok"
-    body = {"status": "ready" if ready else "not ready", "checks": checks}
+    tasks = states([*services.hub.tasks, *services.listener.tasks])
+    ready = (
+        checks["postgres"] == "ok"
+        and checks["redis"] == "ok"
+        and all(state == TaskState.RUNNING for state in tasks.values())
+    )
+    body = {"status": "ready" if ready else "not ready", "checks": checks, "tasks": tasks}
     return JSONResponse(body, status_code=200 if ready else 503)
 
 

@@ -9,17 +9,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypedDict
 
-import redis.asyncio as aioredis
 from arq.connections import ArqRedis
 
 from jobcast.bus import Publisher
+from jobcast.circuit import Circuit
+from jobcast.links import PgLink, RedisLink
 from jobcast.queue import Queue
 from jobcast.registry import Registry, load_registry
 from jobcast.settings import Settings
 from jobcast.store import Store
-from workers.deliveries import Deliveries
+from jobcast.tasks import supervised
 from workers.heartbeat import Heartbeat
-from workers.sweep import worker_sweep
+from workers.reaper import Reaper
 
 
 @dataclass
@@ -40,29 +41,28 @@ class WorkerState:
     @classmethod
     @contextlib.asynccontextmanager
     async def open(cls, settings: Settings) -> AsyncIterator[WorkerState]:
-        """Open Postgres and Redis; run the heartbeat, the sweep and webhook deliveries beside
-        the jobs."""
-        async with Store.open(settings.database_dsn, max_size=settings.pg_pool_max) as store:
-            redis = aioredis.Redis.from_url(
-                settings.redis_dsn, socket_timeout=5, socket_connect_timeout=2
-            )
+        """Open Postgres and Redis, and run the heartbeat and the reaper beside the jobs."""
+        redis_link = RedisLink.of(settings)
+        circuit = Circuit(redis_link, "worker")
+        async with Store.open(
+            settings.database_dsn, max_size=settings.pg_pool_max, link=PgLink.of(settings)
+        ) as store:
+            redis = redis_link.client(circuit)
             heartbeat = Heartbeat(store, settings.heartbeat_s, redis, settings.redis_prefix)
             queue = Queue(redis, settings)
             registry = load_registry(settings.job_module_list)
-            publisher = Publisher(redis, settings, store)
-            sweep = worker_sweep(store, queue, redis, publisher, settings, heartbeat, registry)
+            reaper = Reaper(store, queue, redis, settings, heartbeat, registry)
             state = cls(
                 settings=settings,
                 store=store,
                 registry=registry,
                 queue=queue,
                 heartbeat=heartbeat,
-                publisher=publisher,
+                publisher=Publisher(redis, settings, store),
             )
             state.tasks = [
                 asyncio.create_task(heartbeat.run_forever(), name="heartbeat"),
-                asyncio.create_task(sweep.run_forever(), name="sweep"),
-                asyncio.create_task(Deliveries(store, settings).run_forever(), name="webhooks"),
+                asyncio.create_task(supervised("reaper", reaper.run_forever), name="reaper"),
             ]
             try:
                 yield state
@@ -73,6 +73,7 @@ class WorkerState:
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
                 await state.publisher.close()
+                await circuit.close()
                 await redis.aclose()
 
 

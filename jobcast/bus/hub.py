@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 from jobcast import metrics
 from jobcast.bus.message import Item, Resync, parse
 from jobcast.settings import Settings
+from jobcast.tasks import Supervised
 
 log = logging.getLogger(__name__)
 
@@ -77,22 +78,20 @@ class Hub:
         self._pubsub: Any = None
         self._control = f"{settings.redis_prefix}:hub-ping"
         self._last_pong = 0.0
-        self._tasks: list[asyncio.Task[None]] = []
         self.healthy = False
         self.healthy_changed = asyncio.Event()
+        self.tasks = (
+            Supervised("hub-reader", self._read_forever),
+            Supervised("hub-ping", self._ping_forever),
+        )
 
     async def start(self) -> None:
-        self._tasks = [
-            asyncio.create_task(self._read_forever(), name="hub-reader"),
-            asyncio.create_task(self._ping_forever(), name="hub-ping"),
-        ]
+        for task in self.tasks:
+            task.start()
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        for task in self.tasks:
+            await task.stop()
         await self._drop_pubsub()
 
     @property
@@ -152,17 +151,24 @@ class Hub:
             self.healthy_changed = asyncio.Event()
 
     async def _read_forever(self) -> None:
+        """Read pub/sub, connecting again whenever the connection is lost. Whatever ends
+        this loop (an error no connection loss explains) leaves the hub unhealthy first, so
+        the listener asks for NOTIFYs while the reader is restarted."""
         backoff_s = 0.1
-        while True:
-            try:
-                await self._read_once()
-            except (RedisError, OSError, TimeoutError) as exc:
-                metrics.BACKEND_ERRORS.labels("redis").inc()
-                log.debug("pub/sub connection lost: %s", exc)
+        try:
+            while True:
+                try:
+                    await self._read_once()
+                except (RedisError, OSError, TimeoutError) as exc:
+                    metrics.BACKEND_ERRORS.labels("redis").inc()
+                    log.debug("pub/sub connection lost: %s", exc)
+                self._set_healthy(False)
+                await self._drop_pubsub()
+                await asyncio.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, 2.0)
+        finally:
             self._set_healthy(False)
             await self._drop_pubsub()
-            await asyncio.sleep(backoff_s)
-            backoff_s = min(backoff_s * 2, 2.0)
 
     async def _read_once(self) -> None:
         pubsub = self._redis.pubsub()

@@ -1,0 +1,113 @@
+"""Background tasks that cannot die silently: each runs forever, restarted when it fails.
+
+A process's loops (the hub's pub/sub reader and pinger, the Postgres listener, the
+worker's sweep) handle the failures they expect (a connection lost) themselves. Any
+other exception would end the task where nobody looks: asyncio only mentions it when
+the task is collected, and the process would go on reporting healthy without it. A
+``Supervised`` task logs such an exception with its traceback and starts the coroutine
+again after a backoff (0.1 s, doubling to 5 s; back to 0.1 s once a run lasted a
+minute). Its ``state`` says where it is: ``running``, ``restarting`` (between a
+failure and the next start) or ``stopped``; the web process's ``/readyz`` shows every
+task's state and answers 503 while one is not running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from enum import StrEnum
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+FIRST_BACKOFF_S = 0.1
+MAX_BACKOFF_S = 5.0
+# a run at least this long was not a crash loop: the next failure starts from the first backoff
+_STEADY_S = 60.0
+
+
+class TaskState(StrEnum):
+    RUNNING = "running"
+    RESTARTING = "restarting"
+    STOPPED = "stopped"
+
+
+class Supervised:
+    """A named coroutine run forever: a failure is logged and the coroutine started again."""
+
+    def __init__(
+        self,
+        name: str,
+        run: Callable[[], Awaitable[None]],
+        *,
+        first_backoff_s: float = FIRST_BACKOFF_S,
+        max_backoff_s: float = MAX_BACKOFF_S,
+    ) -> None:
+        self.name = name
+        self._run = run
+        self._first_backoff_s = first_backoff_s
+        self._max_backoff_s = max_backoff_s
+        self._task: asyncio.Task[None] | None = None
+        self.state = TaskState.STOPPED
+        self.restarts = 0
+        self.last_error: str | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self.state = TaskState.RUNNING
+            self._task = asyncio.create_task(self._supervise(), name=self.name)
+            self._task.add_done_callback(self._ended)
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.state = TaskState.STOPPED
+
+    async def run_forever(self) -> None:
+        """Supervise in the caller's task rather than one of its own (``start``)."""
+        try:
+            await self._supervise()
+        finally:
+            self.state = TaskState.STOPPED
+
+    async def _supervise(self) -> None:
+        backoff_s = self._first_backoff_s
+        while True:
+            self.state = TaskState.RUNNING
+            started = time.monotonic()
+            try:
+                await self._run()
+                raise RuntimeError("it returned, though it should run until cancelled")
+            except Exception as exc:
+                if time.monotonic() - started >= _STEADY_S:
+                    backoff_s = self._first_backoff_s
+                self.state = TaskState.RESTARTING
+                self.restarts += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception(
+                    "background task %s failed; restarting in %.1f s", self.name, backoff_s
+                )
+            await asyncio.sleep(backoff_s)
+            backoff_s = min(backoff_s * 2, self._max_backoff_s)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        """The supervisor itself ends only when cancelled; say so if it ever does otherwise."""
+        self.state = TaskState.STOPPED
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task %s stopped for good", self.name, exc_info=task.exception())
+
+
+def supervised(name: str, run: Callable[[], Awaitable[None]]) -> Coroutine[Any, Any, None]:
+    """``run`` supervised, as a coroutine for a task the caller creates and holds."""
+    return Supervised(name, run).run_forever()
+
+
+def states(tasks: list[Supervised]) -> dict[str, str]:
+    """Each task's state by name, for a health check."""
+    return {task.name: task.state.value for task in tasks}
