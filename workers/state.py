@@ -19,8 +19,9 @@ from jobcast.registry import Registry, load_registry
 from jobcast.settings import Settings
 from jobcast.store import Store
 from jobcast.tasks import supervised
+from workers.deliveries import Deliveries
 from workers.heartbeat import Heartbeat
-from workers.reaper import Reaper
+from workers.sweep import worker_sweep
 
 
 @dataclass
@@ -41,7 +42,8 @@ class WorkerState:
     @classmethod
     @contextlib.asynccontextmanager
     async def open(cls, settings: Settings) -> AsyncIterator[WorkerState]:
-        """Open Postgres and Redis, and run the heartbeat and the reaper beside the jobs."""
+        """Open Postgres and Redis; run the heartbeat, the sweep and webhook deliveries beside
+        the jobs."""
         redis_link = RedisLink.of(settings)
         circuit = Circuit(redis_link, "worker")
         async with Store.open(
@@ -51,18 +53,20 @@ class WorkerState:
             heartbeat = Heartbeat(store, settings.heartbeat_s, redis, settings.redis_prefix)
             queue = Queue(redis, settings)
             registry = load_registry(settings.job_module_list)
-            reaper = Reaper(store, queue, redis, settings, heartbeat, registry)
+            publisher = Publisher(redis, settings, store)
+            sweep = worker_sweep(store, queue, redis, publisher, settings, heartbeat, registry)
             state = cls(
                 settings=settings,
                 store=store,
                 registry=registry,
                 queue=queue,
                 heartbeat=heartbeat,
-                publisher=Publisher(redis, settings, store),
+                publisher=publisher,
             )
             state.tasks = [
                 asyncio.create_task(heartbeat.run_forever(), name="heartbeat"),
-                asyncio.create_task(supervised("reaper", reaper.run_forever), name="reaper"),
+                asyncio.create_task(supervised("sweep", sweep.run_forever), name="sweep"),
+                asyncio.create_task(Deliveries(store, settings).run_forever(), name="webhooks"),
             ]
             try:
                 yield state
