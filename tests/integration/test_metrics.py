@@ -6,7 +6,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
-from tests.support import Stack, eventually, submit, watch
+from tests.support import Stack, declared_steps, eventually, progress_by_step, submit, watch
 
 
 async def scrape(stack: Stack) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -33,8 +33,8 @@ async def test_counters_move_as_jobs_run(stack: Stack) -> None:
     async with stack.client(token) as client:
         ok = await submit(client, "demo", duration=0.2)
         bad = await submit(client, "demo", duration=0.1, fail_step="report")
-        await watch(stack, token, ok)
-        await watch(stack, token, bad)
+        watched = [await watch(stack, token, ok), await watch(stack, token, bad)]
+        steps = await declared_steps(client, "demo")
 
     async def settled() -> dict | None:  # type: ignore[type-arg]
         now = await scrape(stack)
@@ -54,7 +54,12 @@ async def test_counters_move_as_jobs_run(stack: Stack) -> None:
     assert delta("jobcast_job_duration_seconds_count", type="demo") == 1
     assert delta("jobcast_step_duration_seconds_count", type="demo", step="fetch") == 2
     assert delta("jobcast_step_duration_seconds_count", type="demo", step="report") == 1
-    assert delta("jobcast_events_published_total", kind="progress") == 20 + 15
+    # every progress event of the two jobs was published once: every declared step of the
+    # one that completed, and those before "report" of the one that failed there
+    progress = [progress_by_step(w.events) for w in watched]
+    assert list(progress[0]) == steps and list(progress[1]) == steps[: steps.index("report")]
+    published = sum(sum(counts.values()) for counts in progress)
+    assert delta("jobcast_events_published_total", kind="progress") == published
     assert delta("jobcast_event_fanout_seconds_count") > 0
     assert ("jobcast_queue_depth", ()) in after and ("jobcast_stuck_jobs", ()) in after
 
