@@ -22,19 +22,12 @@ from jobcast.model import dumps
 from jobcast.schemas import JobOut
 from jobcast.settings import Settings
 from jobcast.store import Store
-from jobcast.webhooks import (
-    MAX_DELIVERY_ATTEMPTS,
-    SIGNATURE_HEADER,
-    next_delay_s,
-    resolves_public,
-    sign,
-)
+from jobcast.webhooks import MAX_DELIVERY_ATTEMPTS, call, next_delay_s, open_client
 
 log = logging.getLogger(__name__)
 
-_TIMEOUT_S = 5.0
 CONCURRENCY = 8  # sends in flight per worker
-# A claim outlives any try (the lookup and connect, then the read, each within _TIMEOUT_S,
+# A claim outlives any try (lookup, connect and read, all within webhooks.TRY_TIMEOUT_S,
 # then the record): only a worker that died or froze mid-send lets it run out.
 CLAIM_S = 60.0
 
@@ -56,7 +49,7 @@ class Deliveries:
 
     async def run_forever(self) -> None:
         sending: set[asyncio.Task[None]] = set()
-        async with httpx.AsyncClient(timeout=_TIMEOUT_S, follow_redirects=False) as client:
+        async with open_client(self._settings.webhook_host_set) as client:
             try:
                 while True:
                     free = self._concurrency - len(sending)
@@ -100,26 +93,8 @@ async def _deliver(
     if job is None:
         return
     body = dumps({"type": "job.finished", "job": JobOut.of(job).model_dump(mode="json")})
-    status_code: int | None = None
-    error: str | None = None
-    if not await resolves_public(url, settings.webhook_host_set):
-        error = "the target is not an allowed host"
-    else:
-        try:
-            response = await client.post(
-                url,
-                content=body,
-                headers={
-                    "Content-Type": "application/json",
-                    SIGNATURE_HEADER: sign(row["webhook_secret"], body),  # type: ignore[index]
-                    "User-Agent": "jobcast-webhook",
-                },
-            )
-            status_code = response.status_code
-            if not 200 <= status_code < 300:
-                error = f"answered {status_code}"
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"[:500]
+    # the target is checked on the addresses the call connects to (jobcast.net)
+    status_code, error = await call(client, url, body, row["webhook_secret"])  # type: ignore[index]
     delivered = error is None
     retry_in_s = (
         None
