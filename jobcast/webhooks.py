@@ -82,18 +82,6 @@ def check_target(url: str, allowed_hosts: frozenset[str]) -> None:
     )
 
 
-async def resolves_public(url: str, allowed_hosts: frozenset[str]) -> bool:
-    """Whether the target may be called now, by one lookup. A call made through
-    ``open_client`` checks the addresses it connects to, which makes this check redundant."""
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        await target_rule(allowed_hosts).resolve(parts.hostname or "", port)
-    except (TargetRefused, OSError):
-        return False
-    return True
-
-
 def open_client(allowed_hosts: frozenset[str]) -> httpx.AsyncClient:
     """The client deliveries are sent with: it reaches only what ``target_rule`` allows, at
     the addresses it checked, within the timeouts above, following no redirect."""
