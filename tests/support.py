@@ -62,15 +62,32 @@ class Stack:
     def ws_base(self) -> str:
         return self.base_url.replace("http://", "ws://", 1)
 
-    def start(self, name: str) -> None:
+    def start(self, name: str, **env: str) -> None:
+        """Start a process (``web``, ``worker``, ``worker-2``...), ``env`` over the stack's."""
         command = {
             "web": [sys.executable, "-m", "server"],
             "worker": [sys.executable, "-m", "workers"],
         }[name.split("-")[0]]
         with open(self.log_dir / f"{name}.log", "ab") as log:
             self.procs[name] = subprocess.Popen(
-                command, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+                command, env={**self.env, **env}, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
             )
+
+    async def add_web(self, name: str = "web-2") -> Stack:
+        """Another web process on this database and Redis prefix, on a port of its own: a
+        Stack whose URLs reach it. Its process is stopped with this stack."""
+        port = str(free_port())
+        other = Stack(
+            base_url=f"http://127.0.0.1:{port}",
+            database_url=self.database_url,
+            redis_url=self.redis_url,
+            env={**self.env, "PORT": port},
+            log_dir=self.log_dir,
+        )
+        other.start(name)
+        self.procs[name] = other.procs[name]
+        await other.wait_ready()
+        return other
 
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout_s: float = 15.0) -> None:
         proc = self.procs.pop(name)
