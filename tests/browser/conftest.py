@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, BrowserContext, async_playwright
+
+from tests.browser.pages import DESKTOP
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-quic", "--no-first-run", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-sync",
 ]
 
 
@@ -23,3 +32,30 @@ async def browser() -> AsyncIterator[Browser]:
         launched = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield launched
         await launched.close()
+
+
+NewContext = Callable[..., Awaitable[BrowserContext]]
+
+
+@pytest.fixture
+async def new_context(browser: Browser) -> AsyncIterator[NewContext]:
+    """Opens browser contexts (playwright's options) for one test; all are closed after it,
+    whether it passed or failed, so a failed test leaves no page running into the next."""
+    opened: list[BrowserContext] = []
+
+    async def open_context(**options: Any) -> BrowserContext:
+        context = await browser.new_context(**options)
+        opened.append(context)
+        return context
+
+    try:
+        yield open_context
+    finally:
+        for context in opened:
+            await context.close()
+
+
+@pytest.fixture
+async def context(new_context: NewContext) -> BrowserContext:
+    """A desktop-sized browser context of the test's own, closed after it."""
+    return await new_context(viewport=DESKTOP)

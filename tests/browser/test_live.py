@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import BrowserContext, Page, expect
 
+from tests.browser.conftest import NewContext
 from tests.browser.pages import (
-    DESKTOP,
     FAKE_NOTIFICATIONS,
     HIDE_TAB,
     RECORDER,
@@ -27,9 +27,10 @@ from tests.support import Stack, submit
 pytestmark = pytest.mark.browser
 
 
-async def test_two_tabs_of_one_visitor_both_get_the_toast(stack: Stack, browser: Browser) -> None:
+async def test_two_tabs_of_one_visitor_both_get_the_toast(
+    stack: Stack, context: BrowserContext
+) -> None:
     console = Console()
-    context = await browser.new_context(viewport=DESKTOP)
     first = await new_page(context, console)
     await open_home(first, stack.base_url)
     second = await new_page(context, console)
@@ -56,14 +57,12 @@ async def test_two_tabs_of_one_visitor_both_get_the_toast(stack: Stack, browser:
     await expect(second).to_have_url(f"{stack.base_url}/jobs/{job_id}")
     await expect(second.locator("#job-id")).to_have_text(job_id)
     assert console.errors == []
-    await context.close()
 
 
 async def test_my_jobs_lists_the_visitors_jobs_live(
-    stack: Stack, browser: Browser, artifacts: str
+    stack: Stack, context: BrowserContext, artifacts: str
 ) -> None:
     console = Console()
-    context = await browser.new_context(viewport=DESKTOP)
     page = await new_page(context, console)
     await open_home(page, stack.base_url)
     await expect(page.locator("#jobs-empty")).to_be_visible()
@@ -113,14 +112,12 @@ async def test_my_jobs_lists_the_visitors_jobs_live(
         "data-status", "cancelled", timeout=10_000
     )
     assert console.errors == []
-    await context.close()
 
 
 async def test_a_hidden_tab_shows_progress_in_its_title_and_notifies_the_end(
-    stack: Stack, browser: Browser
+    stack: Stack, context: BrowserContext
 ) -> None:
     console = Console()
-    context = await browser.new_context(viewport=DESKTOP)
     await context.add_init_script(FAKE_NOTIFICATIONS)
     page = await new_page(context, console)
     await open_home(page, stack.base_url)
@@ -141,14 +138,12 @@ async def test_a_hidden_tab_shows_progress_in_its_title_and_notifies_the_end(
     await page.evaluate(SHOW_TAB)
     await expect(page).to_have_title("jobcast")
     assert console.errors == []
-    await context.close()
 
 
 async def test_dropped_websockets_reconnect_from_the_last_event(
-    stack: Stack, browser: Browser
+    stack: Stack, context: BrowserContext
 ) -> None:
     console = Console()
-    context = await browser.new_context(viewport=DESKTOP)
     await context.add_init_script(SOCKET_TAP)
     await context.add_init_script(RECORDER)
     page = await new_page(context, console)
@@ -174,14 +169,13 @@ async def test_dropped_websockets_reconnect_from_the_last_event(
     assert all(job_id in u for u in urls)
     assert_never_decreases((await recorded(page))["progress"])
     assert console.errors == []
-    await context.close()
 
 
 async def test_the_job_progress_element_on_a_plain_page(
-    stack: Stack, browser: Browser, artifacts: str
+    stack: Stack, new_context: NewContext, artifacts: str
 ) -> None:
     console = Console()
-    context = await browser.new_context(viewport={"width": 900, "height": 700})
+    context = await new_context(viewport={"width": 900, "height": 700})
     page = await new_page(context, console)
     # the page a visitor is on made a job (with the visitor's cookie), then embeds its progress
     await open_home(page, stack.base_url)
@@ -223,7 +217,6 @@ async def test_the_job_progress_element_on_a_plain_page(
         "aria-valuenow", "100", timeout=20_000
     )
     assert console.errors == []
-    await context.close()
 
 
 async def submit_as_visitor(page: Page) -> str:
@@ -233,16 +226,16 @@ async def submit_as_visitor(page: Page) -> str:
     return job_id
 
 
-async def test_an_api_job_of_another_owner_is_not_shown(stack: Stack, browser: Browser) -> None:
+async def test_an_api_job_of_another_owner_is_not_shown(
+    stack: Stack, context: BrowserContext
+) -> None:
     # a job made with someone else's token is a plain "not found" to this visitor
     token = await stack.owner()
     async with stack.client(token) as client:
         other = await submit(client, "demo", duration=0.2)
     console = Console()
-    context = await browser.new_context(viewport=DESKTOP)
     page = await new_page(context, console)
     await open_home(page, stack.base_url, f"/jobs/{other}")
     await expect(page.locator("#panel-error")).to_contain_text("was not found")
     await expect(page.locator("#job-view")).to_be_hidden()
     assert console.errors == []
-    await context.close()

@@ -6,11 +6,10 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
-from playwright.async_api import Browser, Route, expect
+from playwright.async_api import BrowserContext, Route, expect
 
 from jobcast.endpoints import Endpoints
 from tests.browser.pages import (
-    DESKTOP,
     RECORDER,
     Console,
     assert_never_decreases,
@@ -46,7 +45,7 @@ async def ops_stack(
 
 
 async def test_the_admin_dashboard_shows_running_jobs_and_failures(
-    ops_stack: Stack, browser: Browser, artifacts: str
+    ops_stack: Stack, context: BrowserContext, artifacts: str
 ) -> None:
     token = await ops_stack.owner()
     async with ops_stack.client(token) as client:
@@ -55,7 +54,6 @@ async def test_the_admin_dashboard_shows_running_jobs_and_failures(
         await submit(client, "demo", duration=0.2)
 
     console = Console()
-    context = await browser.new_context(viewport=DESKTOP)
     page = await new_page(context, console)
     await page.goto(ops_stack.base_url + "/admin")
     token_field = page.get_by_label("Admin token")
@@ -111,14 +109,12 @@ async def test_the_admin_dashboard_shows_running_jobs_and_failures(
     async with ops_stack.client(token) as client:
         assert (await client.post(f"/api/jobs/{running}/cancel")).status_code == 202
     assert console.errors == []
-    await context.close()
 
 
 async def test_a_restart_of_the_web_process_does_not_freeze_the_page(
-    ops_stack: Stack, browser: Browser
+    ops_stack: Stack, context: BrowserContext
 ) -> None:
     console = Console()
-    context = await browser.new_context(viewport=DESKTOP)
     await context.add_init_script(RECORDER)
     page = await new_page(context, console)
     await open_home(page, ops_stack.base_url)
@@ -140,4 +136,3 @@ async def test_a_restart_of_the_web_process_does_not_freeze_the_page(
     await expect(page.locator("[aria-live] .toast")).to_contain_text("Job completed")
     assert_never_decreases((await recorded(page))["progress"])
     assert console.errors == []
-    await context.close()

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.async_api import Browser, Response, expect
+from playwright.async_api import BrowserContext, Response, expect
 
+from tests.browser.conftest import NewContext
 from tests.browser.pages import (
-    DESKTOP,
     PHONE,
     RECORDER,
     Console,
@@ -27,10 +27,9 @@ STEP_ORDER = ["waiting", "running", "completed"]
 
 
 async def test_start_a_demo_job_and_see_it_finish(
-    stack: Stack, browser: Browser, artifacts: str
+    stack: Stack, context: BrowserContext, artifacts: str
 ) -> None:
     console = Console()
-    context = await browser.new_context(viewport=DESKTOP)
     await context.add_init_script(RECORDER)
     page = await new_page(context, console)
 
@@ -94,14 +93,12 @@ async def test_start_a_demo_job_and_see_it_finish(
     # no toast for a job that had already ended when the page opened
     await expect(page.locator("[aria-live] .toast")).to_have_count(0)
     assert console.errors == []
-    await context.close()
 
 
 async def test_reload_halfway_and_the_bar_goes_on_from_where_it_was(
-    stack: Stack, browser: Browser
+    stack: Stack, context: BrowserContext
 ) -> None:
     console = Console()
-    context = await browser.new_context(viewport=DESKTOP)
     await context.add_init_script(RECORDER)
     page = await new_page(context, console)
     await open_home(page, stack.base_url)
@@ -120,12 +117,12 @@ async def test_reload_halfway_and_the_bar_goes_on_from_where_it_was(
     # the first value drawn after the reload is where the job stood, not 0
     assert after[0] >= before[-1] > 0, (before, after)
     assert console.errors == []
-    await context.close()
 
 
-async def test_without_websockets_the_page_polls_to_the_end(stack: Stack, browser: Browser) -> None:
+async def test_without_websockets_the_page_polls_to_the_end(
+    stack: Stack, context: BrowserContext
+) -> None:
     console = Console()
-    context = await browser.new_context(viewport=DESKTOP)
     # a browser (or proxy) without websockets: the page must fall back to polling
     await context.add_init_script("delete window.WebSocket;")
     await context.add_init_script(RECORDER)
@@ -150,14 +147,12 @@ async def test_without_websockets_the_page_polls_to_the_end(stack: Stack, browse
     # polls after the first carry the ETag they got, so an unchanged job costs a 304
     assert any(etag for _, etag, _ in polls), polls
     assert console.errors == []
-    await context.close()
 
 
 async def test_cancel_a_running_job_through_the_confirm_dialog(
-    stack: Stack, browser: Browser, artifacts: str
+    stack: Stack, context: BrowserContext, artifacts: str
 ) -> None:
     console = Console()
-    context = await browser.new_context(viewport=DESKTOP)
     page = await new_page(context, console)
     await open_home(page, stack.base_url)
     await start_demo(page, 30)
@@ -181,14 +176,12 @@ async def test_cancel_a_running_job_through_the_confirm_dialog(
     await expect(cancel).to_be_hidden()
     await expect(page.get_by_role("button", name="Retry")).to_be_visible()
     assert console.errors == []
-    await context.close()
 
 
 async def test_a_failed_job_shows_its_error_and_retry_starts_a_new_one(
-    stack: Stack, browser: Browser, artifacts: str
+    stack: Stack, context: BrowserContext, artifacts: str
 ) -> None:
     console = Console()
-    context = await browser.new_context(viewport=DESKTOP)
     page = await new_page(context, console)
     await open_home(page, stack.base_url)
     first = await start_demo(page, 1, fail_step="analyze")
@@ -221,12 +214,10 @@ async def test_a_failed_job_shows_its_error_and_retry_starts_a_new_one(
     await page.go_back()
     await expect(page.locator("#job-id")).to_have_text(first)
     assert console.errors == []
-    await context.close()
 
 
-async def test_a_flaky_job_shows_its_second_attempt(stack: Stack, browser: Browser) -> None:
+async def test_a_flaky_job_shows_its_second_attempt(stack: Stack, context: BrowserContext) -> None:
     console = Console()
-    context = await browser.new_context(viewport=DESKTOP)
     page = await new_page(context, console)
     await open_home(page, stack.base_url)
     await start_demo(page, 2, flaky=1)
@@ -234,12 +225,11 @@ async def test_a_flaky_job_shows_its_second_attempt(stack: Stack, browser: Brows
     await expect(page.locator("#job-status")).to_have_text("completed", timeout=15_000)
     await expect(page.locator("#result-summary")).to_contain_text("after 2 attempts")
     assert console.errors == []
-    await context.close()
 
 
-async def test_phone_width(stack: Stack, browser: Browser, artifacts: str) -> None:
+async def test_phone_width(stack: Stack, new_context: NewContext, artifacts: str) -> None:
     console = Console()
-    context = await browser.new_context(
+    context = await new_context(
         viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2
     )
     page = await new_page(context, console)
@@ -256,13 +246,12 @@ async def test_phone_width(stack: Stack, browser: Browser, artifacts: str) -> No
         "aria-valuenow", "100", timeout=20_000
     )
     assert console.errors == []
-    await context.close()
 
 
 async def test_the_eta_comes_from_step_estimates_and_never_goes_below_zero(
-    stack: Stack, browser: Browser
+    stack: Stack, new_context: NewContext
 ) -> None:
-    context = await browser.new_context()
+    context = await new_context()
     page = await context.new_page()
     await open_home(page, stack.base_url)
     answers = await page.evaluate("""() => {
@@ -294,4 +283,3 @@ async def test_the_eta_comes_from_step_estimates_and_never_goes_below_zero(
         "about 3 min left",
         "about 2.0 h left",
     ]
-    await context.close()

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import BrowserContext, expect
 
-from tests.browser.pages import DESKTOP, Console, new_page, open_home, shot
+from tests.browser.pages import Console, new_page, open_home, shot
 from tests.support import Stack
 
 pytestmark = pytest.mark.browser
 
 
-async def test_a_csv_job_from_the_file_picker(stack: Stack, browser: Browser,
-                                              artifacts: str) -> None:
-    context = await browser.new_context(viewport=DESKTOP)
+async def test_a_csv_job_from_the_file_picker(
+    stack: Stack, context: BrowserContext, artifacts: str
+) -> None:
     console = Console()
     page = await new_page(context, console)
     await open_home(page, stack.base_url)
@@ -26,9 +26,15 @@ async def test_a_csv_job_from_the_file_picker(stack: Stack, browser: Browser,
     await expect(page.locator("#form-error")).to_contain_text("CSV file")
 
     rows = "\n".join(f"{i},{i * 2},{'ab'[i % 2]}" for i in range(1, 101))
-    await picker.set_input_files([
-        {"name": "numbers.csv", "mimeType": "text/csv", "buffer": f"n,double,k\n{rows}\n".encode()},
-    ])
+    await picker.set_input_files(
+        [
+            {
+                "name": "numbers.csv",
+                "mimeType": "text/csv",
+                "buffer": f"n,double,k\n{rows}\n".encode(),
+            },
+        ]
+    )
     await page.get_by_role("button", name="Start", exact=True).click()
     await expect(page.locator("#job-status")).to_have_text("completed", timeout=30_000)
     await expect(page.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "100")
@@ -36,4 +42,3 @@ async def test_a_csv_job_from_the_file_picker(stack: Stack, browser: Browser,
     await expect(page.locator("#result-json")).to_contain_text("numbers.csv")
     await shot(page, artifacts, "csv-completed")
     assert console.errors == []
-    await context.close()
