@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from uuid import UUID
 
 from redis.exceptions import RedisError
 
@@ -56,13 +57,9 @@ class StaleJobs:
                 event = await self._store.retry_later(
                     job_id, attempt, delay_s=0, message=message, error=WORKER_LOST
                 )
-                if event is not None and turn.redis_up:
-                    try:
-                        await self._queue.requeue(job_id, priority=row["priority"])
-                    except (RedisError, OSError) as exc:
-                        turn.redis_up = False
-                        log.warning("job %s: not queued yet (%s); the outbox will", job_id, exc)
-                log.warning("job %s: attempt %d lost its worker; queued again", job_id, attempt)
+                log.warning("job %s: attempt %d lost its worker; pending again", job_id, attempt)
+                if event is not None:
+                    await self._queue_again(job_id, row["priority"], turn)
             else:
                 event = await self._store.finish(
                     job_id,
@@ -74,3 +71,13 @@ class StaleJobs:
                 log.warning("job %s: attempt %d lost its worker; no attempts left", job_id, attempt)
             if event is not None:
                 await self._publisher.publish(event)
+
+    async def _queue_again(self, job_id: UUID, priority: int, turn: Turn) -> None:
+        if not turn.redis_up:
+            log.info("job %s: Redis does not answer; the outbox queues it later", job_id)
+            return
+        try:
+            await self._queue.requeue(job_id, priority=priority)
+        except (RedisError, OSError) as exc:
+            turn.redis_up = False
+            log.warning("job %s: not queued (%s); the outbox queues it later", job_id, exc)

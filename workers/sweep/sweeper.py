@@ -66,6 +66,7 @@ class Sweeper:
         self._outages = list(outages)
         self.lease = Lease(store, LEASE_NAME, 3 * interval_s)
         self.last_storage_failure = 0.0
+        self._redis_was_up = True  # said once when it goes, and once when it is back
 
     async def run_forever(self) -> None:
         while True:
@@ -110,8 +111,13 @@ class Sweeper:
             async with asyncio.timeout(min(1.0, self._interval_s)):
                 await self._redis.ping()
         except (RedisError, OSError) as exc:  # TimeoutError is an OSError
-            log.warning("sweep: Redis does not answer (%s); its duties wait", exc)
+            if self._redis_was_up:
+                log.warning("sweep: Redis does not answer (%s); its duties wait", exc)
+            self._redis_was_up = False
             return False
+        if not self._redis_was_up:
+            log.info("sweep: Redis answers again; its duties run")
+        self._redis_was_up = True
         return True
 
 

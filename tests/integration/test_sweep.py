@@ -1,0 +1,107 @@
+"""The sweep: its Postgres duties run while Redis is unreachable, and two never run at once.
+
+The workers run in this process (``WorkerState``, as ``python -m workers`` opens it)
+on a database of their own; Redis is either real or a port where nothing listens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from jobcast.endpoints import Endpoints, free_port
+from jobcast.model import JobStatus
+from jobcast.store import Store
+from tests.conftest import DatabaseFactory
+from tests.integration.test_deliveries import finished_jobs, stale_job, worker_settings
+from tests.support import eventually
+from workers.state import WorkerState
+from workers.sweep import Sweeper, Turn
+
+
+@pytest.fixture
+async def database(new_database: DatabaseFactory) -> str:
+    return await new_database()
+
+
+@pytest.fixture
+async def store(database: str) -> AsyncIterator[Store]:
+    async with Store.open(database) as opened:
+        yield opened
+
+
+async def test_with_redis_unreachable_stale_jobs_and_retention_still_run(
+    endpoints: Endpoints, database: str, store: Store
+) -> None:
+    stale_id = await stale_job(store)
+    [old_id] = await finished_jobs(store, 1, "http://127.0.0.1:9/hook")
+    await store.pool.execute(
+        "UPDATE jobs SET finished_at = now() - interval '2 days' WHERE id = $1", old_id
+    )
+    settings = worker_settings(
+        endpoints,
+        database,
+        redis_url=f"redis://127.0.0.1:{free_port()}/0",  # nothing listens there
+        retention_completed_days=1,
+    )
+    async with WorkerState.open(settings):
+
+        async def retried() -> bool:
+            job = await store.get_job(stale_id)
+            return job is not None and job.status is JobStatus.PENDING
+
+        async def deleted() -> bool:
+            return await store.get_job(old_id) is None
+
+        await eventually(retried, what="the stale job retried")
+        await eventually(deleted, what="the expired job deleted")
+    job = await store.get_job(stale_id)
+    assert job is not None and job.error is not None
+    assert job.error["type"] == "WorkerLost"
+
+
+class SlowDuty:
+    """A duty that outlasts the lease many times over, noting when each run began and ended."""
+
+    name = "slow"
+    needs_redis = False
+
+    def __init__(self, runs: list[tuple[float, float]], seconds: float) -> None:
+        self._runs = runs
+        self._seconds = seconds
+
+    async def run(self, turn: Turn) -> None:
+        began = time.monotonic()
+        await asyncio.sleep(self._seconds)
+        self._runs.append((began, time.monotonic()))
+
+
+async def test_two_sweepers_never_sweep_at_once(endpoints: Endpoints, store: Store) -> None:
+    interval_s = 0.1  # a lease of 0.3 s, a sweep of 1 s
+    runs: list[tuple[float, float]] = []
+    redis = aioredis.Redis.from_url(endpoints.redis_url)
+    sweepers = [
+        Sweeper(store, redis, [SlowDuty(runs, 10 * interval_s)], interval_s=interval_s)
+        for _ in range(2)
+    ]
+    tasks = [asyncio.create_task(s.run_forever()) for s in sweepers]
+    try:
+
+        async def swept_often() -> bool:
+            return len(runs) >= 4
+
+        await eventually(swept_often, timeout_s=30, what="four sweeps")
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await redis.aclose()
+    ordered = sorted(runs)
+    overlaps = [(a, b) for a, b in itertools.pairwise(ordered) if b[0] < a[1]]
+    assert overlaps == [], f"{len(overlaps)} of {len(runs)} sweeps ran beside another"
+    assert len({s.lease.holder for s in sweepers}) == 2
