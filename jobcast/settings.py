@@ -169,8 +169,8 @@ class Settings(BaseSettings):
     )
     allowed_origins: str = Field(
         "",
-        description="Comma-separated origins (https://app.example.com) whose pages may open "
-        "cookie-authenticated websockets, besides the service's own.",
+        description="Comma-separated origins (https://app.example.com) whose pages may act with "
+        "the session cookie (state-changing requests, websockets), besides the service's own.",
     )
     max_body_bytes: int = Field(
         1_048_576,
