@@ -252,8 +252,14 @@ class Reporter:
         return str(created.job.id)
 
     async def wait_children(self, child_ids: list[str]) -> list[dict[str, Any]]:
-        """Wait until these children end; this step's progress follows theirs."""
+        """Wait until these children end; this step's progress follows theirs.
+
+        The children are looked at every ``_CHILD_POLL_S``, but a progress event is
+        written only when what it would say changed (their mean progress, or how many
+        are done): a parent waiting an hour on a quiet child writes one, not 7,200.
+        """
         wanted = set(child_ids)
+        reported: tuple[float, str] | None = None
         while True:
             rows = [
                 r
@@ -269,8 +275,9 @@ class Reporter:
             done = [r for r in rows if r["status"] in ("completed", "failed", "cancelled")]
             mean = sum(100.0 if r in done else r["progress"] for r in rows) / len(rows)
             message = f"{len(done)} of {len(rows)} child jobs done"
-            if mean > self._step_percent or not done:
+            if (mean, message) != reported:
                 await self.progress(mean, message)
+                reported = (mean, message)
             if len(done) == len(rows):
                 return [
                     {
