@@ -1,0 +1,128 @@
+"""A job's websocket with real processes: a bad ``after`` is refused with a clear close,
+and a socket that falls behind is closed with 1013 and resumes with ``after=`` without
+a gap."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import orjson
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from jobcast.endpoints import Endpoints
+from tests.conftest import DatabaseFactory
+from tests.support import Stack, eventually, launch, submit
+
+QUEUE = 8  # events buffered per socket: the least the setting allows
+
+
+@pytest.fixture(scope="module")
+async def chatty(
+    endpoints: Endpoints, new_database: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
+    stack = await launch(
+        await new_database(),
+        endpoints.redis_url,
+        tmp_path_factory.mktemp("sockets"),
+        JOBCAST_WS_QUEUE_SIZE=str(QUEUE),
+        JOBCAST_JOB_MODULES="tests.chatter",
+    )
+    try:
+        yield stack
+    finally:
+        stack.close()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def all_events(client: httpx.AsyncClient, job_id: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    while True:
+        after = events[-1]["seq"] if events else 0
+        response = await client.get(f"/api/jobs/{job_id}/events", params={"after": after})
+        assert response.status_code == 200, response.text
+        page = response.json()["events"]
+        if not page:
+            return events
+        events.extend(page)
+
+
+@pytest.mark.parametrize("after", ["abc", "-1", "1.5"])
+async def test_a_bad_after_is_refused_with_1008_and_the_error(chatty: Stack, after: str) -> None:
+    token = await chatty.owner()
+    async with chatty.client(token) as client:
+        job_id = await submit(client, "noop")
+    url = f"{chatty.ws_base}/ws/jobs/{job_id}?after={after}"
+    async with connect(url, additional_headers=bearer(token)) as ws:
+        body = orjson.loads(await ws.recv())
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+    assert ws.close_code == 1008
+    assert ws.close_reason == "bad_request"
+    assert body["error"]["code"] == "bad_request"
+    assert "after must be a whole number" in body["error"]["message"]
+
+
+def small_window_socket(base_url: str) -> socket.socket:
+    """A connected socket whose receive buffer is small, so that a client that stops
+    reading holds back the server's sends at once instead of after megabytes."""
+    parts = urlsplit(base_url)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((parts.hostname or "127.0.0.1", parts.port or 80))
+    sock.setblocking(False)
+    return sock
+
+
+async def test_a_socket_that_falls_behind_is_closed_1013_and_resumes_without_a_gap(
+    chatty: Stack,
+) -> None:
+    token = await chatty.owner()
+    received: list[dict[str, Any]] = []
+    closes: list[int | None] = []
+    async with chatty.client(token) as client:
+        job_id = await submit(client, "chatter", events=200, size=50_000)
+
+        async def finished() -> bool:
+            job = (await client.get(f"/api/jobs/{job_id}")).json()
+            return bool(job["status"] == "completed")
+
+        url = f"{chatty.ws_base}/ws/jobs/{job_id}"
+        async with connect(
+            url,
+            additional_headers=bearer(token),
+            sock=small_window_socket(chatty.base_url),
+            max_queue=1,
+        ) as ws:
+            snapshot = orjson.loads(await ws.recv())
+            assert snapshot["type"] == "snapshot"
+            # read nothing while the job talks: the server's sends wait, its queue fills
+            await eventually(finished, timeout_s=8, what="the chatter job finishing")
+            try:
+                async for raw in ws:
+                    received.append(orjson.loads(raw))
+            except ConnectionClosed:
+                pass
+            closes.append(ws.close_code)
+            reason = ws.close_reason
+        # resume where the socket left off
+        after = received[-1]["seq"] if received else 0
+        async with connect(f"{url}?after={after}", additional_headers=bearer(token)) as ws:
+            async for raw in ws:
+                message = orjson.loads(raw)
+                if message["type"] == "event":
+                    received.append(message)
+            closes.append(ws.close_code)
+        stored = await all_events(client, job_id)
+    assert closes == [1013, 1000]
+    assert reason is not None and "slow consumer" in reason
+    assert [e["seq"] for e in received] == list(range(1, len(stored) + 1))
+    assert received == stored
