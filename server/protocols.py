@@ -51,6 +51,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._in_head = False  # between a request's first byte and its last header
+        self._in_body = False  # between its last header and the end of its body
         self._head_bytes = 0  # bytes of the head read after the chunk it began in
         self._head_count = 0
         self._refused = False
@@ -94,6 +95,14 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             self._head_bytes += len(data)
             if self._head_bytes > self.max_header_bytes:
                 self._refuse(431, f"the request head is over {self.max_header_bytes} bytes")
+                return
+        # timers only for what this read left unfinished: a request that came whole in
+        # one read (most do) costs none
+        if self._timer is None:
+            if self._in_head:
+                self._arm(self.header_timeout_s, self._head_timed_out)
+            elif self._in_body:
+                self._arm(self.body_timeout_s, self._body_timed_out)
 
     # parser callbacks
 
@@ -102,8 +111,6 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._in_head = True
         self._head_bytes = 0
         self._head_count = 0
-        if self._timer is None:
-            self._arm(self.header_timeout_s, self._head_timed_out)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._head_count += 1
@@ -114,11 +121,12 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        self._in_body = True
         self._disarm()
         super().on_headers_complete()
-        self._arm(self.body_timeout_s, self._body_timed_out)
 
     def on_message_complete(self) -> None:
+        self._in_body = False
         self._disarm()
         super().on_message_complete()
 
