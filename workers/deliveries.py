@@ -22,14 +22,23 @@ from jobcast.model import dumps
 from jobcast.schemas import JobOut
 from jobcast.settings import Settings
 from jobcast.store import Store
-from jobcast.webhooks import MAX_DELIVERY_ATTEMPTS, call, next_delay_s, open_client
+from jobcast.webhooks import (
+    MAX_DELIVERY_ATTEMPTS,
+    TRY_TIMEOUT_S,
+    call,
+    next_delay_s,
+    open_client,
+)
 
 log = logging.getLogger(__name__)
 
 CONCURRENCY = 8  # sends in flight per worker
-# A claim outlives any try (lookup, connect and read, all within webhooks.TRY_TIMEOUT_S,
-# then the record): only a worker that died or froze mid-send lets it run out.
-CLAIM_S = 60.0
+# A claim outlives any try (lookup, connect and read, all within TRY_TIMEOUT_S, then the
+# record): only a worker that died or froze mid-send lets it run out.
+CLAIM_S = 2 * TRY_TIMEOUT_S
+# A stopping worker lets the sends on their way finish for this long: one cut short is
+# sent again by another worker once its claim runs out, and its receiver gets it twice.
+STOP_GRACE_S = 5.0
 
 
 class Deliveries:
@@ -63,6 +72,8 @@ class Deliveries:
                     else:  # every slot busy, or more may be due: claim when one frees
                         await asyncio.wait(sending, return_when=asyncio.FIRST_COMPLETED)
             finally:
+                if sending:
+                    await asyncio.wait(sending, timeout=STOP_GRACE_S)
                 for task in sending:
                     task.cancel()
                 await asyncio.gather(*sending, return_exceptions=True)

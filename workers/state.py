@@ -66,7 +66,10 @@ class WorkerState:
             state.tasks = [
                 asyncio.create_task(heartbeat.run_forever(), name="heartbeat"),
                 asyncio.create_task(supervised("sweep", sweep.run_forever), name="sweep"),
-                asyncio.create_task(Deliveries(store, settings).run_forever(), name="webhooks"),
+                asyncio.create_task(
+                    supervised("webhooks", Deliveries(store, settings).run_forever),
+                    name="webhooks",
+                ),
             ]
             try:
                 yield state
