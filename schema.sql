@@ -139,6 +139,8 @@ CREATE TABLE IF NOT EXISTS uploads (
 CREATE INDEX IF NOT EXISTS uploads_unclaimed_idx ON uploads (created_at) WHERE job_id IS NULL;
 -- uploads of a job, deleted with it
 CREATE INDEX IF NOT EXISTS uploads_job_idx ON uploads (job_id) WHERE job_id IS NOT NULL;
+-- an owner's quota sums the sizes of its uploads (read from the index alone)
+CREATE INDEX IF NOT EXISTS uploads_owner_idx ON uploads (owner_id) INCLUDE (size);
 
 CREATE TABLE IF NOT EXISTS webhook_deliveries (
     job_id        uuid NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,

@@ -88,6 +88,15 @@ SELECT webhook_secret FROM owners WHERE id = $1
 INSERT INTO uploads (id, owner_id, filename, content_type, size, data)
 VALUES ($1, $2, $3, $4, $5, $6)
 
+-- name: lock_owner_uploads
+-- Hold the owner's uploads still until the transaction ends, so that uploads made at once
+-- cannot pass the owner's quota together. $1 owner id
+SELECT pg_advisory_xact_lock(hashtextextended('uploads:' || $1::uuid::text, 0))
+
+-- name: owner_upload_bytes
+-- The bytes an owner keeps in uploads, claimed or not. $1 owner id
+SELECT COALESCE(sum(size), 0)::bigint FROM uploads WHERE owner_id = $1
+
 -- name: read_upload
 -- One upload of its owner. $1 upload id, $2 owner id
 SELECT id, filename, content_type, data FROM uploads WHERE id = $1 AND owner_id = $2

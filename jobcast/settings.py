@@ -184,6 +184,25 @@ class Settings(BaseSettings):
         le=1 << 31,
         description="Largest POST /api/uploads body (all its files together).",
     )
+    max_upload_bytes_per_owner: int = Field(
+        100 * 1_048_576,
+        ge=1024,
+        le=1 << 40,
+        description="Bytes of uploads one owner may keep; beyond it, 413. An upload is freed "
+        "with its job, or after a day when no job took it.",
+    )
+    upload_rate_per_min: float = Field(
+        30,
+        gt=0,
+        le=1_000_000,
+        description="Upload requests per owner per minute, kept in Redis across server processes.",
+    )
+    upload_burst: int = Field(
+        10,
+        ge=1,
+        le=1_000_000,
+        description="Upload requests one owner may make at once before the rate applies.",
+    )
     max_active_per_owner: int = Field(
         5,
         ge=1,

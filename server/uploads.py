@@ -1,4 +1,9 @@
-"""``POST /api/uploads``: files a job will read, kept in Postgres and scoped to their owner."""
+"""``POST /api/uploads``: files a job will read, kept in Postgres and scoped to their owner.
+
+Each owner has a rate of upload requests (``JOBCAST_UPLOAD_RATE_PER_MIN``, in Redis like
+the submit rate) and a quota of bytes kept (``JOBCAST_MAX_UPLOAD_BYTES_PER_OWNER``, counted
+in Postgres); a request's files are stored all or none.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from starlette.responses import Response
 
 from jobcast.errors import BadRequest
 from jobcast.schemas import Model
+from jobcast.store import NewUpload
 from server.auth import owner_of
 from server.openapi import endpoint, error_responses
 from server.params import services_of
@@ -31,12 +37,20 @@ class Uploaded(Model):
 
 @endpoint(
     "Upload files (multipart, field name `file`, up to 10) for a job to read",
-    responses={201: Uploaded, **error_responses(400, 401, 413, 503)},
+    responses={201: Uploaded, **error_responses(400, 401, 413, 429, 503)},
     tags=("uploads",),
 )
 async def create_uploads(request: Request) -> Response:
     services = services_of(request)
+    settings = services.settings
     owner_id = await owner_of(request)
+    await services.limiter.check(
+        "upload",
+        str(owner_id),
+        per_min=settings.upload_rate_per_min,
+        burst=settings.upload_burst,
+        what="uploads",
+    )
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise BadRequest("send the files as multipart/form-data, each in a field named file")
     try:
@@ -47,20 +61,23 @@ async def create_uploads(request: Request) -> Response:
         files = [f for f in form.getlist("file") if isinstance(f, UploadFile)]
         if not files:
             raise BadRequest("no file: send each file in a field named file")
-        stored = []
-        for upload in files:
-            data = await upload.read()
-            # Postgres text cannot hold NUL characters: drop them from the names
-            name = (upload.filename or "upload").replace("\x00", "")[:255] or "upload"
-            content_type = (upload.content_type or "application/octet-stream").replace("\x00", "")[
-                :100
-            ]
-            upload_id = await services.store.create_upload(owner_id, name, content_type, data)
-            stored.append(
-                UploadOut(
-                    id=str(upload_id), filename=name, content_type=content_type, size=len(data)
-                )
-            )
+        new = [await _read(upload) for upload in files]
     finally:
         await form.close()
+    ids = await services.store.create_uploads(
+        owner_id, new, quota_bytes=settings.max_upload_bytes_per_owner
+    )
+    stored = [
+        UploadOut(
+            id=str(upload_id), filename=f.filename, content_type=f.content_type, size=len(f.data)
+        )
+        for upload_id, f in zip(ids, new, strict=True)
+    ]
     return model_response(Uploaded(uploads=stored), 201)
+
+
+async def _read(upload: UploadFile) -> NewUpload:
+    # Postgres text cannot hold NUL characters: drop them from the names
+    name = (upload.filename or "upload").replace("\x00", "")[:255] or "upload"
+    content_type = (upload.content_type or "application/octet-stream").replace("\x00", "")
+    return NewUpload(name, content_type[:100], await upload.read())

@@ -147,6 +147,8 @@ def stack_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str]
         JOBCAST_SESSION_BURST="100000",
         JOBCAST_SUBMIT_RATE_PER_MIN="1000000",
         JOBCAST_SUBMIT_BURST="100000",
+        JOBCAST_UPLOAD_RATE_PER_MIN="1000000",
+        JOBCAST_UPLOAD_BURST="100000",
         JOBCAST_MAX_ACTIVE_PER_OWNER="100000",
         JOBCAST_AUTH_FAILURE_BURST="100000",
         # /metrics reads its install-wide gauges afresh: tests look for a change at once

@@ -17,11 +17,11 @@ from jobcast.store.owners import Owners, hash_token
 from jobcast.store.schema import apply_schema
 from jobcast.store.stats import Stats
 from jobcast.store.sweep import Sweep
-from jobcast.store.uploads import Uploads
+from jobcast.store.uploads import NewUpload, Uploads
 
 
 class Store(Owners, Uploads, Jobs, Attempts, Deliveries, Sweep, Stats):
     """jobcast's Postgres: the source of truth for owners, jobs, steps and events."""
 
 
-__all__ = ["Capped", "Created", "Store", "StoreBase", "apply_schema", "hash_token"]
+__all__ = ["Capped", "Created", "NewUpload", "Store", "StoreBase", "apply_schema", "hash_token"]
