@@ -47,6 +47,13 @@ async def test_missing_or_unknown_token_is_401(stack: Stack) -> None:
         (b'{"type": "noop", "priority": "high"}', 422, "invalid_input", "priority"),
         (b'{"type": "noop", "priority": 11}', 422, "invalid_input", "priority"),
         (b'{"type": "noop", "surprise": 1}', 422, "invalid_input", "surprise"),
+        (
+            b'{"type": "demo", "input": {"fail_step": "a\\u0000"}}',
+            422,
+            "invalid_input",
+            "input.fail_step",
+        ),
+        (b'{"type": "noop", "input": {"\\u0000": 1}}', 422, "invalid_input", "U+0000"),
     ],
 )
 async def test_bad_submit_gets_a_clear_4xx_and_stores_nothing(
