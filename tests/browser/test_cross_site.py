@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from playwright.async_api import Browser
 
-from jobcast.services import free_port
+from jobcast.endpoints import free_port
 from tests.browser.pages import open_home
 from tests.support import Stack
 

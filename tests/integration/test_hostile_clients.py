@@ -14,7 +14,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from jobcast.services import Endpoints
+from jobcast.endpoints import Endpoints
 from tests.conftest import DatabaseFactory
 from tests.integration.test_errors import assert_error
 from tests.support import Stack, eventually, launch

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from jobcast.services import Endpoints
+from jobcast.endpoints import Endpoints
 from tests.conftest import DatabaseFactory
 from tests.integration.test_errors import assert_error
 from tests.support import Stack, launch
