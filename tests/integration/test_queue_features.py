@@ -148,14 +148,15 @@ async def test_the_same_idempotency_key_returns_the_same_job(stack: Stack) -> No
         assert again.json() | {"status": first.json()["status"]} == first.json()
         # the key is the owner's: the same key from another owner makes that owner's own job
         theirs = await b.post("/api/jobs", json=body)
+        assert theirs.status_code == 202, theirs.text
+        mine, their_id = first.json()["id"], theirs.json()["id"]
         theirs_again = await b.post("/api/jobs", json=body)
         # and the first owner's key still finds the first owner's job
         mine_after = await a.post("/api/jobs", json=body)
         listed_a = [j["id"] for j in (await a.get("/api/jobs")).json()["jobs"]]
         listed_b = [j["id"] for j in (await b.get("/api/jobs")).json()["jobs"]]
-        crossed = await a.get(f"/api/jobs/{theirs.json()['id']}")
-    mine, their_id = first.json()["id"], theirs.json()["id"]
-    assert theirs.status_code == 202 and their_id != mine
+        crossed = await a.get(f"/api/jobs/{their_id}")
+    assert their_id != mine
     assert theirs_again.status_code == 200 and theirs_again.json()["id"] == their_id
     assert mine_after.status_code == 200 and mine_after.json()["id"] == mine
     assert listed_a == [mine] and listed_b == [their_id]
