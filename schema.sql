@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished_at   timestamptz,
     updated_at    timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT jobs_status_check
-        CHECK (status IN ('pending', 'running', 'completed', 'failed', 'cancelled')),
+        CHECK (status IN ('pending', 'running', 'completed', 'failed', 'cancelled',
+                          'waiting', 'paused', 'draft')),
     CONSTRAINT jobs_progress_check CHECK (progress >= 0 AND progress <= 100),
     CONSTRAINT jobs_priority_check CHECK (priority BETWEEN -10 AND 10)
 );
@@ -103,8 +104,63 @@ CREATE TABLE IF NOT EXISTS job_events (
     at       timestamptz NOT NULL DEFAULT clock_timestamp(),
     -- one event per (job, seq); also the index behind replay "events after N"
     PRIMARY KEY (job_id, seq),
-    CONSTRAINT job_events_kind_check CHECK (kind IN ('status', 'step', 'progress'))
+    CONSTRAINT job_events_kind_check
+        CHECK (kind IN ('status', 'step', 'progress', 'input_required', 'input', 'resumed',
+                        'metadata', 'stream'))
 );
+
+-- Durable jobs. A database from before them gains the statuses (waiting: a step waits for a
+-- person's answer; paused; draft: stored, not queued), the event kinds, a step's checkpoint
+-- and count of starts, and the owner's pause request; the rows it has stay as they are.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'jobs_status_check'
+                   AND pg_get_constraintdef(oid) LIKE '%draft%') THEN
+        ALTER TABLE jobs DROP CONSTRAINT IF EXISTS jobs_status_check;
+        ALTER TABLE jobs ADD CONSTRAINT jobs_status_check
+            CHECK (status IN ('pending', 'running', 'completed', 'failed', 'cancelled',
+                              'waiting', 'paused', 'draft'));
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'job_events_kind_check'
+                   AND pg_get_constraintdef(oid) LIKE '%input_required%') THEN
+        ALTER TABLE job_events DROP CONSTRAINT IF EXISTS job_events_kind_check;
+        ALTER TABLE job_events ADD CONSTRAINT job_events_kind_check
+            CHECK (kind IN ('status', 'step', 'progress', 'input_required', 'input', 'resumed',
+                            'metadata', 'stream'));
+    END IF;
+END
+$$;
+-- a running job whose owner asked for a pause: it stops at its next step boundary
+ALTER TABLE jobs ADD COLUMN IF NOT EXISTS pause_requested boolean NOT NULL DEFAULT false;
+-- a completed step's checkpoint: the value the job's code gave it, handed back to every later
+-- attempt, which skips the step (a claim keeps completed steps as they are)
+ALTER TABLE job_steps ADD COLUMN IF NOT EXISTS result jsonb;
+-- how many times the step was started, over all the job's attempts
+ALTER TABLE job_steps ADD COLUMN IF NOT EXISTS attempts integer NOT NULL DEFAULT 0;
+
+CREATE TABLE IF NOT EXISTS job_inputs (
+    job_id          uuid NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    -- the step that asks; one question per step of a job
+    step            text NOT NULL,
+    prompt          text NOT NULL,
+    -- JSON Schema of the answer, checked when the answer comes
+    schema          jsonb NOT NULL,
+    -- NULL: no time limit
+    expires_at      timestamptz,
+    -- what the time limit passing does: fail the job, or go on with default_answer
+    on_timeout      text NOT NULL DEFAULT 'fail',
+    default_answer  jsonb,
+    answer          jsonb,
+    -- the owner who answered; NULL when the time limit gave the default
+    answered_by     uuid,
+    answered_at     timestamptz,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (job_id, step),
+    CONSTRAINT job_inputs_on_timeout_check CHECK (on_timeout IN ('fail', 'default'))
+);
+-- the sweep finds the open questions whose time limit passed
+CREATE INDEX IF NOT EXISTS job_inputs_open_idx ON job_inputs (expires_at)
+    WHERE answered_at IS NULL AND expires_at IS NOT NULL;
 
 -- Server processes whose Redis pub/sub is down, for as long as it is: while any is here,
 -- every state change also NOTIFYs jobcast_events (the fallback channel); while none is,

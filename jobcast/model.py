@@ -30,6 +30,12 @@ class JobStatus(enum.StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    # a step waits for a person's answer: no worker slot, no arq job, no cap
+    WAITING = "waiting"
+    # stopped by its owner at a step boundary (or before it started); resumes from checkpoints
+    PAUSED = "paused"
+    # stored, its input still editable, not queued until started
+    DRAFT = "draft"
 
     @property
     def final(self) -> bool:
@@ -37,6 +43,8 @@ class JobStatus(enum.StrEnum):
 
 
 FINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+# not finished, and holding no worker: counted against no cap, never queued by the sweep
+PARKED_STATUSES = frozenset({JobStatus.WAITING, JobStatus.PAUSED, JobStatus.DRAFT})
 
 
 class StepState(enum.StrEnum):
@@ -50,6 +58,11 @@ class EventKind(enum.StrEnum):
     STATUS = "status"
     STEP = "step"
     PROGRESS = "progress"
+    INPUT_REQUIRED = "input_required"  # a step asks a person: step, prompt, schema, expires_at
+    INPUT = "input"  # the answer, and who gave it
+    RESUMED = "resumed"  # an attempt resumed from checkpoints: the step it resumed at
+    METADATA = "metadata"
+    STREAM = "stream"
 
 
 def dumps(value: Any) -> bytes:
@@ -101,6 +114,8 @@ class StepView:
     started_at: datetime | None
     finished_at: datetime | None
     duration_ms: int | None
+    # times started over all the job's attempts
+    attempts: int = 0
 
 
 def etag_of(job_id: UUID, seq: int) -> str:
@@ -136,6 +151,10 @@ class Job:
     callback_url: str | None = None
     result_expired_at: datetime | None = None
     retry_of: UUID | None = None
+    # a running job on its way to paused (at its next step boundary)
+    pause_requested: bool = False
+    # while waiting: the open question (step, prompt, schema, expires_at, on_timeout)
+    input_request: dict[str, Any] | None = None
     steps: tuple[StepView, ...] = field(default=())
     # read only where one job is shown: its children and its webhook tries
     children: tuple[dict[str, Any], ...] | None = None
@@ -181,6 +200,9 @@ class SubmitRequest(BaseModel):
     timeout_seconds: float | None = Field(None, gt=0, le=7 * 86_400)
     callback_url: HttpUrl | None = Field(
         None, description="POSTed the final job, signed, when the job ends."
+    )
+    draft: bool = Field(
+        False, description="Store the job as a draft: not queued until POST /api/jobs/{id}/start."
     )
 
     @model_validator(mode="after")

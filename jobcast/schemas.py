@@ -16,7 +16,9 @@ from pydantic_core import PydanticCustomError
 
 from jobcast.model import Job
 
-JobStatusName = Literal["pending", "running", "completed", "failed", "cancelled"]
+JobStatusName = Literal[
+    "pending", "running", "completed", "failed", "cancelled", "waiting", "paused", "draft"
+]
 
 # Postgres text and jsonb cannot hold NUL; a lone surrogate is not UTF-8 at all
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
