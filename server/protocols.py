@@ -10,8 +10,11 @@ whether or not the client reads the answers. The subclasses here bound each:
 - time: a head must arrive whole within ``JOBCAST_HEADER_TIMEOUT_S`` of its first
   byte (or of the connection), and a body must not stall for
   ``JOBCAST_BODY_TIMEOUT_S``; else 408 (when nothing was answered yet) and closed;
-- a websocket's unread output: pongs and data together may hold at most
-  ``WS_MAX_UNSENT_BYTES`` in the process; a socket over it is dropped.
+- a websocket's pings: each costs a pong the client may never read, and CPU; a
+  socket may send ``WS_PING_BURST`` at once and ``WS_PINGS_PER_S`` after that
+  (a browser sends none, a library one every 20 s or so), and pongs and data
+  together may hold at most ``WS_MAX_UNSENT_BYTES`` unsent; a socket over either
+  is dropped.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ log = logging.getLogger(__name__)
 # 64 KiB (the transport's high-water mark), so only answers to a client that does not
 # read (pongs) can pass this.
 WS_MAX_UNSENT_BYTES = 256 * 1024
+WS_PING_BURST = 50
+WS_PINGS_PER_S = 2.0
 
 
 class _Refused(Exception):
@@ -181,21 +186,41 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
 
 class BoundedWebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's websocket protocol, dropping a client whose unread answers pile up."""
+    """uvicorn's websocket protocol, dropping a client whose pings cost too much."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pings_left = float(WS_PING_BURST)
+        self._pinged_at = self.loop.time()
+        self._dropped = False
+
+    def data_received(self, data: bytes) -> None:
+        if not self._dropped:
+            super().data_received(data)
 
     def handle_ping(self) -> None:
         # uvicorn writes each pong at once, without flow control: a client that sends
         # pings and reads nothing would grow this buffer without end
-        if self.transport.get_write_buffer_size() > WS_MAX_UNSENT_BYTES:
-            log.info(
-                "websocket from %s dropped: over %d bytes of answers it does not read",
-                _address(self.client),
-                WS_MAX_UNSENT_BYTES,
-            )
-            self.conn.data_to_send()  # the pong, discarded
-            self.transport.abort()
+        if self._dropped:
             return
-        super().handle_ping()
+        now = self.loop.time()
+        self._pings_left = min(
+            float(WS_PING_BURST), self._pings_left + (now - self._pinged_at) * WS_PINGS_PER_S
+        )
+        self._pinged_at = now
+        self._pings_left -= 1
+        if self._pings_left < 0:
+            self._drop(f"over {WS_PINGS_PER_S:g} pings a second")
+        elif self.transport.get_write_buffer_size() > WS_MAX_UNSENT_BYTES:
+            self._drop(f"over {WS_MAX_UNSENT_BYTES} bytes of answers it does not read")
+        else:
+            super().handle_ping()
+
+    def _drop(self, why: str) -> None:
+        self._dropped = True
+        log.info("websocket from %s dropped: %s", _address(self.client), why)
+        self.conn.data_to_send()  # the pong, discarded
+        self.transport.abort()
 
 
 def http_protocol(settings: Settings) -> type[BoundedHttpProtocol]:
