@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -80,17 +80,16 @@ async def stored_events(client: httpx.AsyncClient, job_id: str) -> list[dict[str
 
 
 @pytest.fixture
-def private_redis() -> AsyncIterator[PrivateRedis]:
+def private_redis() -> Iterator[PrivateRedis]:
     server = PrivateRedis()
     server.start()
-    yield server  # type: ignore[misc]
+    yield server
     server.kill()
 
 
 @pytest.fixture
-async def stacks(
-    new_database: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[list[Stack]]:
+def stacks() -> Iterator[list[Stack]]:
+    """The stacks a test launches, closed after it."""
     made: list[Stack] = []
     yield made
     for stack in made:
@@ -136,9 +135,9 @@ async def test_the_feed_through_a_redis_outage_says_resync_and_keeps_the_toasts(
     tmp_path_factory: pytest.TempPathFactory,
     stacks: list[Stack],
 ) -> None:
-    stack = await launch(
-        await new_database(), private_redis.url, tmp_path_factory.mktemp("feed"), **chaos_env()
-    )
+    database_url = await new_database()
+    log_dir = tmp_path_factory.mktemp("feed")
+    stack = await launch(database_url, private_redis.url, log_dir, workers=1, **chaos_env())
     stacks.append(stack)
     token = await stack.owner()
     async with Feed(stack, token) as feed, stack.client(token) as client:

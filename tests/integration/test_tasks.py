@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from jobcast.endpoints import Endpoints
-from jobcast.tasks import Supervised, TaskState
+from jobcast.tasks import Supervised, states
 from tests.chaos import Watcher
 from tests.conftest import DatabaseFactory
 from tests.redis_proxy import RedisProxy
@@ -127,9 +127,9 @@ async def test_a_supervised_task_is_restarted_after_each_failure_until_it_runs()
     task.start()
     try:
         await asyncio.wait_for(running.wait(), 5)
-        assert task.state is TaskState.RUNNING
+        assert states([task]) == {"flaky": "running"}
         assert task.restarts == failures
         assert task.last_error == f"ValueError: failure {failures}"
     finally:
         await task.stop()
-    assert task.state is TaskState.STOPPED
+    assert states([task]) == {"flaky": "stopped"}
