@@ -128,7 +128,7 @@ class CrossSiteGuard:
         self.allowed = allowed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        if scope["type"] == "http" and scope["method"] in _UNSAFE:  # reads pass at once
             refusal = cross_site_refusal(
                 scope["method"], scope["path"], Headers(scope=scope), self.allowed
             )
