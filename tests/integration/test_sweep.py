@@ -19,6 +19,7 @@ from jobcast.model import JobStatus
 from jobcast.store import Store
 from tests.conftest import DatabaseFactory
 from tests.integration.test_deliveries import finished_jobs, stale_job, worker_settings
+from tests.silent import SilentProxy
 from tests.support import eventually
 from workers.state import WorkerState
 from workers.sweep import Sweeper, Turn
@@ -35,31 +36,41 @@ async def store(database: str) -> AsyncIterator[Store]:
         yield opened
 
 
+@pytest.mark.parametrize("link", ["refused", "silent"])
 async def test_with_redis_unreachable_stale_jobs_and_retention_still_run(
-    endpoints: Endpoints, database: str, store: Store
+    link: str, endpoints: Endpoints, database: str, store: Store
 ) -> None:
-    stale_id = await stale_job(store)
-    [old_id] = await finished_jobs(store, 1, "http://127.0.0.1:9/hook")
-    await store.pool.execute(
-        "UPDATE jobs SET finished_at = now() - interval '2 days' WHERE id = $1", old_id
-    )
-    settings = worker_settings(
-        endpoints,
-        database,
-        redis_url=f"redis://127.0.0.1:{free_port()}/0",  # nothing listens there
-        retention_completed_days=1,
-    )
-    async with WorkerState.open(settings):
+    """Redis refuses (nothing listens at its port), or its link goes silent mid-run."""
+    async with SilentProxy(endpoints.redis_url) as proxy:
+        settings = worker_settings(
+            endpoints,
+            database,
+            redis_url=proxy.url if link == "silent" else f"redis://127.0.0.1:{free_port()}/0",
+            retention_completed_days=1,
+        )
+        async with WorkerState.open(settings):
+            if link == "silent":
 
-        async def retried() -> bool:
-            job = await store.get_job(stale_id)
-            return job is not None and job.status is JobStatus.PENDING
+                async def connected() -> bool:
+                    return proxy.accepted > 0
 
-        async def deleted() -> bool:
-            return await store.get_job(old_id) is None
+                await eventually(connected, what="the worker's first Redis connection")
+                proxy.silence()
+            stale_id = await stale_job(store)
+            [old_id] = await finished_jobs(store, 1, "http://127.0.0.1:9/hook")
+            await store.pool.execute(
+                "UPDATE jobs SET finished_at = now() - interval '2 days' WHERE id = $1", old_id
+            )
 
-        await eventually(retried, what="the stale job retried")
-        await eventually(deleted, what="the expired job deleted")
+            async def retried() -> bool:
+                job = await store.get_job(stale_id)
+                return job is not None and job.status is JobStatus.PENDING
+
+            async def deleted() -> bool:
+                return await store.get_job(old_id) is None
+
+            await eventually(retried, timeout_s=30, what="the stale job retried")
+            await eventually(deleted, timeout_s=30, what="the expired job deleted")
     job = await store.get_job(stale_id)
     assert job is not None and job.error is not None
     assert job.error["type"] == "WorkerLost"
