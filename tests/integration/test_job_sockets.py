@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,6 +21,22 @@ from tests.conftest import DatabaseFactory
 from tests.support import Stack, eventually, launch, submit
 
 QUEUE = 8  # events buffered per socket: the least the setting allows
+SIZE = 60_000  # characters in each event the chatter job sends
+
+
+def unread_at_most() -> int:
+    """Bytes a connection can hold that its client has not read: the kernel's largest
+    send buffer (tcp_wmem), uvicorn's 64 KiB transport buffer, and a little on the
+    client's side (its 4 KiB window, one frame waiting to be read)."""
+    try:
+        kernel = int(Path("/proc/sys/net/ipv4/tcp_wmem").read_text().split()[2])
+    except (OSError, IndexError, ValueError):
+        kernel = 4 * 1024 * 1024
+    return kernel + 64 * 1024 + SIZE + 8 * 1024
+
+
+# a socket that stops reading falls behind once the job has sent this many events
+BEHIND = unread_at_most() // SIZE + QUEUE + 2
 
 
 @pytest.fixture(scope="module")
@@ -89,11 +106,11 @@ async def test_a_socket_that_falls_behind_is_closed_1013_and_resumes_without_a_g
     received: list[dict[str, Any]] = []
     closes: list[int | None] = []
     async with chatty.client(token) as client:
-        job_id = await submit(client, "chatter", events=200, size=50_000)
+        job_id = await submit(client, "chatter", events=2 * BEHIND, size=SIZE)
 
-        async def finished() -> bool:
+        async def past_what_buffers_hold() -> bool:
             job = (await client.get(f"/api/jobs/{job_id}")).json()
-            return bool(job["status"] == "completed")
+            return bool(job["seq"] > BEHIND + 3)  # pending, running, step start, progress...
 
         url = f"{chatty.ws_base}/ws/jobs/{job_id}"
         async with connect(
@@ -104,8 +121,9 @@ async def test_a_socket_that_falls_behind_is_closed_1013_and_resumes_without_a_g
         ) as ws:
             snapshot = orjson.loads(await ws.recv())
             assert snapshot["type"] == "snapshot"
-            # read nothing while the job talks: the server's sends wait, its queue fills
-            await eventually(finished, timeout_s=8, what="the chatter job finishing")
+            # read nothing while the job talks: the server's sends wait, its queue overflows.
+            # Not for long: a send that waits 10 s ends the socket without a word
+            await eventually(past_what_buffers_hold, timeout_s=9, what="the job outrunning us")
             try:
                 async for raw in ws:
                     received.append(orjson.loads(raw))
