@@ -60,11 +60,32 @@ async def supervise(settings: Settings) -> None:
                 except (RedisError, OSError) as exc:
                     log.warning("redis unavailable (%s); waiting for it", exc)
                     await asyncio.sleep(_REDIS_RETRY_S)
+                    release_lost_slots(worker)
         finally:
             try:
                 await worker.close()
             except (RedisError, OSError) as exc:
                 log.warning("could not close the worker's redis connections cleanly: %s", exc)
+
+
+def release_lost_slots(worker: Worker) -> int:
+    """Give back the job slots a Redis error took with it; how many there were.
+
+    arq counts a job as started (``job_counter`` up, a ``sem`` slot taken) before the
+    Redis transaction that marks it in progress, and gives the slot back when the job's
+    task ends. When Redis fails inside that transaction, no task is made and the slot is
+    never given back: each such outage would leave the worker one job short, until it took
+    none. Once arq's loop has stopped, every slot still counted should be a task still
+    running; the rest are given back.
+    """
+    running = sum(1 for task in worker.tasks.values() if not task.done())
+    lost = max(0, worker.job_counter - running)
+    for _ in range(lost):
+        worker.job_counter -= 1
+        worker.sem.release()
+    if lost:
+        log.warning("%d job slot(s) lost in a Redis error given back", lost)
+    return lost
 
 
 async def check(settings: Settings, pid: int | None) -> int:

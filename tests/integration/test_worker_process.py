@@ -1,14 +1,28 @@
-"""The worker process as an operator starts it: a bad setting is one clear line."""
+"""The worker process: a bad setting is one clear line, and Redis errors cost it no job slot."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import subprocess
 import sys
+import uuid
+from urllib.parse import urlsplit
 
 import pytest
+import redis.asyncio as aioredis
 
+from jobcast.endpoints import Endpoints
+from jobcast.model import JobStatus
+from jobcast.queue import Queue
+from jobcast.registry import load_registry
 from jobcast.settings import ROOT
+from jobcast.store import Store
+from tests.conftest import DatabaseFactory
+from tests.integration.test_deliveries import worker_settings
+from tests.support import eventually
+from workers.__main__ import supervise
 
 
 @pytest.mark.parametrize("args", [[], ["--check"]], ids=["run", "check"])
@@ -29,3 +43,86 @@ def test_a_bad_setting_stops_the_worker_with_one_line_naming_it(args: list[str])
     assert lines[0].startswith("jobcast worker: JOBCAST_HEARTBEAT_S:")
     assert "abc" in lines[0] and "Traceback" not in done.stderr
     assert done.stdout == ""
+
+
+class CutAtWatch:
+    """A TCP proxy in front of Redis that drops the first connections that send a WATCH.
+
+    arq sends WATCH when it starts a job it took from the queue, after counting the job
+    as started: dropping the connection there is a Redis outage at the worst moment.
+    """
+
+    def __init__(self, upstream_url: str, cuts: int) -> None:
+        parts = urlsplit(upstream_url)
+        self._upstream = (parts.hostname or "127.0.0.1", parts.port or 6379)
+        self._path = parts.path
+        self.cuts_left = cuts
+        self._server: asyncio.Server | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}{self._path}"
+
+    async def __aenter__(self) -> CutAtWatch:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        server_r, server_w = await asyncio.open_connection(*self._upstream)
+
+        async def pump(r: asyncio.StreamReader, w: asyncio.StreamWriter, upward: bool) -> None:
+            with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+                while chunk := await r.read(65_536):
+                    if upward and b"WATCH" in chunk.upper() and self.cuts_left > 0:
+                        self.cuts_left -= 1
+                        break
+                    w.write(chunk)
+                    await w.drain()
+            for writer in (client_w, server_w):
+                writer.close()
+
+        await asyncio.gather(pump(client_r, server_w, True), pump(server_r, client_w, False))
+
+
+# arq's Worker.close calls redis-py's deprecated close()
+@pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning")
+async def test_a_redis_error_as_a_job_starts_does_not_cost_the_worker_a_slot(
+    endpoints: Endpoints, new_database: DatabaseFactory
+) -> None:
+    """One job slot: a Redis error as arq starts a job must leave it free for the next."""
+    database = await new_database()
+    async with CutAtWatch(endpoints.redis_url, cuts=2) as proxy:
+        settings = worker_settings(endpoints, database, redis_url=proxy.url, worker_concurrency=1)
+        direct = worker_settings(
+            endpoints, database, redis_prefix=settings.redis_prefix, worker_concurrency=1
+        )
+        async with Store.open(database) as store:
+            owner = await store.create_owner(uuid.uuid4().hex)
+            created = await store.create_job(
+                owner_id=owner, job_type=load_registry().get("noop"), params={}
+            )
+            assert created is not None
+            client = aioredis.Redis.from_url(direct.redis_dsn)
+            try:
+                await Queue(client, direct).enqueue(created.job.id)
+            finally:
+                await client.aclose()
+            worker = asyncio.create_task(supervise(settings))
+            try:
+
+                async def completed() -> bool:
+                    job = await store.get_job(created.job.id)
+                    return job is not None and job.status is JobStatus.COMPLETED
+
+                await eventually(completed, timeout_s=20, what="the job run after the cuts")
+            finally:
+                worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
+    assert proxy.cuts_left == 0, "the proxy never cut a job's start: the test proves nothing"
