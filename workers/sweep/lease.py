@@ -17,6 +17,11 @@ froze), so the holder keeps to two rules:
   the end is never later than Postgres's: once another worker may have taken the lease
   over, the holder has stopped. A holder that froze past its lease finds it lapsed when
   it wakes, before its next step, and stops.
+
+What the rules cannot stop is a step already begun that stalls for more than a third
+of the lease (the process frozen in the middle of one job's retry): it ends after the
+lease does. Each step is fenced on its own (by attempt, or by a job id made once), so
+that one step done twice changes nothing.
 """
 
 from __future__ import annotations
