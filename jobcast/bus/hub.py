@@ -162,6 +162,8 @@ class Hub:
                 except (RedisError, OSError, TimeoutError) as exc:
                     metrics.BACKEND_ERRORS.labels("redis").inc()
                     log.debug("pub/sub connection lost: %s", exc)
+                if self.healthy:  # it was connected: this is a new outage, retry soon
+                    backoff_s = 0.1
                 self._set_healthy(False)
                 await self._drop_pubsub()
                 await asyncio.sleep(backoff_s)

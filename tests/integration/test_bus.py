@@ -1,10 +1,11 @@
-"""The hub with a real Redis: fan-out to local subscribers, and a slow one dropped; an
-event Redis refuses, announced over Postgres instead; and the publisher that sends many
-jobs' events per round trip, each job's in order."""
+"""The hub with a real Redis: fan-out to local subscribers, a slow one dropped, a quick
+reconnect after each cut; an event Redis refuses, announced over Postgres instead; and
+the publisher that sends many jobs' events per round trip, each job's in order."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from jobcast.registry import load_registry
 from jobcast.settings import load_settings
 from jobcast.sql import NOTIFY_CHANNEL
 from jobcast.store import Store
+from tests.chaos import PrivateRedis
 from tests.conftest import DatabaseFactory
 from tests.support import eventually
 
@@ -85,6 +87,31 @@ async def test_a_subscriber_that_falls_behind_is_dropped_not_the_others(
         with pytest.raises(SlowConsumer):
             await slow.get()
     assert received == list(range(1, 21))
+
+
+async def test_the_reader_reconnects_at_once_after_each_of_many_cuts() -> None:
+    """Each cut of the pub/sub connection is a new outage: the reader's wait before
+    connecting again starts from the shortest each time (it had grown to 2 s for good)."""
+    server = PrivateRedis()  # its pub/sub connections are all the hub's: cut them freely
+    server.start()
+    redis = aioredis.Redis.from_url(server.url)
+    running = Hub(redis, load_settings({"JOBCAST_REDIS_PREFIX": "cuts"}))
+    await running.start()
+    took: list[float] = []
+    try:
+        await eventually(lambda: _true(running.healthy), what="the hub connecting")
+        for _cut in range(6):
+            down = running.healthy_changed
+            cut_at = time.monotonic()
+            assert await redis.client_kill_filter(_type="pubsub") == 1
+            await asyncio.wait_for(down.wait(), 5)  # the reader noticed
+            await eventually(lambda: _true(running.healthy), what="the hub reconnecting")
+            took.append(time.monotonic() - cut_at)
+    finally:
+        await running.close()
+        await redis.aclose()
+        server.kill()
+    assert max(took) < 1.0, took
 
 
 async def test_an_event_redis_refuses_is_announced_over_postgres(
