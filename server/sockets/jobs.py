@@ -85,7 +85,7 @@ async def _job_socket(ws: WebSocket, owner_id: UUID) -> None:
     except ValueError:
         job_id = None
     raw_after = ws.query_params.get("after", "0") or "0"
-    if not raw_after.isdigit():
+    if not (raw_after.isascii() and raw_after.isdigit()):  # "²" is a digit int() cannot read
         await send_error(
             ws,
             BadRequest(f"after must be a whole number, got {raw_after[:40]!r}"),

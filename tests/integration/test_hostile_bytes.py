@@ -6,8 +6,9 @@ parameter, each query parameter (and one it does not know), each field of each J
 body (and each input field of each job type), each part of an upload, and the
 headers a client chooses (If-None-Match, Authorization, the session cookie,
 Content-Type, Origin). The values include NUL, lone surrogates, overlong UTF-8
-(``%C0%80``), invalid UTF-8 and invalid %-escapes. Every answer must be below 500,
-and the web process must log no unhandled error.
+(``%C0%80``), invalid UTF-8, invalid %-escapes and digits ``int()`` does not read
+(``²``). Every answer must be below 500, no websocket may close with 1011 or drop
+without a close, and the web process must log no unhandled error.
 
 The slots are read from the route table, the OpenAPI document and the registry, so a
 new route, parameter or job type is fuzzed without a change here. No worker runs:
@@ -38,7 +39,7 @@ from tests.conftest import DatabaseFactory
 from tests.integration.test_errors import assert_error
 from tests.support import Stack, launch
 
-EXAMPLES = int(os.environ.get("JOBCAST_FUZZ_EXAMPLES", "20"))
+EXAMPLES = int(os.environ.get("JOBCAST_FUZZ_EXAMPLES", "15"))
 ADMIN_TOKEN = uuid.uuid4().hex
 SPEC = build(routes(), title="jobcast", version="test")
 # headers a client sets itself; Host and the framing headers are the server's to parse
@@ -105,6 +106,7 @@ NUL = b"%00"
 OVERLONG_NUL = b"%C0%80"
 LONE_SURROGATE = b"%ED%A0%80"
 INVALID_ESCAPES = b"%zz%4%"
+UNICODE_DIGIT = b"%C2%B2"  # "²": str.isdigit() says yes, int() says no
 _LITERAL = st.sampled_from(
     [NUL, OVERLONG_NUL, LONE_SURROGATE, b"%", b"%zz", b"%0", b"%%", b"%FF%FE", b"+", b"%2F", b"%25"]
 )
@@ -287,7 +289,9 @@ async def target(
             assert made.status_code == 202, made.text
             port = int(stack.base_url.rsplit(":", 1)[1])
             yield Target(port=port, owner=owner, job_id=made.json()["id"])
-        assert "unhandled error" not in stack.logs("web"), stack.logs("web")[-5000:]
+        log = stack.logs("web")  # jobcast's line for a 500, and uvicorn's for an app that raised
+        assert "unhandled error" not in log, log[-5000:]
+        assert "Exception in ASGI application" not in log, log[-5000:]
     finally:
         stack.close()
 
@@ -313,11 +317,13 @@ def test_no_value_in_any_parameter_gets_a_5xx(target: Target, slot: Slot) -> Non
     @example(value=OVERLONG_NUL)
     @example(value=LONE_SURROGATE)
     @example(value=INVALID_ESCAPES)
+    @example(value=UNICODE_DIGIT)
     @given(value=_values_for(slot))
     def check(value: bytes) -> None:
         status, close_code = send(target, slot, value)
         assert status < 500, f"{slot} with {value!r} answered {status}"
-        assert close_code != 1011, f"{slot} with {value!r} closed with 1011 (internal error)"
+        # 1011: an error the server caught; 1006: the socket dropped without a close
+        assert close_code not in (1006, 1011), f"{slot} with {value!r} closed with {close_code}"
 
     check()
 
