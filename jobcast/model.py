@@ -217,3 +217,22 @@ class SubmitRequest(BaseModel):
         if self.run_at is None:
             return self.delay_seconds
         return max(0.0, (self.run_at - datetime.now(UTC)).total_seconds())
+
+
+class AnswerRequest(BaseModel):
+    """The body of ``POST /api/jobs/{id}/input``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    step: str | None = Field(
+        None, min_length=1, max_length=200, description="The step asking (default: the one)."
+    )
+    answer: Any = Field(description="The answer: checked against the question's JSON Schema.")
+
+
+class DraftEdit(BaseModel):
+    """The body of ``PATCH /api/jobs/{id}``: a draft's new input."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: dict[str, Any]

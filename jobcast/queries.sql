@@ -50,13 +50,18 @@ END AS notified
 j.id, j.owner_id, j.type, j.input, j.status, j.priority, j.progress, j.step, j.message,
 j.result, j.error, j.attempts, j.max_attempts, j.seq, j.estimated_s, j.timeout_s, j.run_at,
 j.created_at, j.started_at, j.finished_at, j.parent_id, j.callback_url, j.result_expired_at,
-j.retry_of
+j.retry_of, j.pause_requested,
+(SELECT json_build_object('step', i.step, 'prompt', i.prompt, 'schema', i.schema,
+                          'expires_at', i.expires_at, 'on_timeout', i.on_timeout)
+ FROM job_inputs i WHERE j.status = 'waiting' AND i.job_id = j.id AND i.answered_at IS NULL
+ ORDER BY i.created_at DESC LIMIT 1) AS input_request
 
 -- part: steps_json
 -- The steps of job j, in order.
 COALESCE((SELECT json_agg(json_build_object(
     'name', s.name, 'title', s.title, 'weight', s.weight, 'status', s.status,
-    'started_at', s.started_at, 'finished_at', s.finished_at, 'duration_ms', s.duration_ms
+    'started_at', s.started_at, 'finished_at', s.finished_at, 'duration_ms', s.duration_ms,
+    'attempts', s.attempts
 ) ORDER BY s.position) FROM job_steps s WHERE s.job_id = j.id), '[]'::json) AS steps
 
 
@@ -122,14 +127,16 @@ DELETE FROM uploads WHERE job_id IS NULL AND created_at < now() - $1 * interval 
 -- $1 id, $2 owner id, $3 type, $4 input, $5 priority, $6 max_attempts, $7 delay_s,
 -- $8 estimated_s, $9 step names, $10 step titles, $11 step weights, $12 first event
 -- payload, $13 timeout_s, $14 parent id, $15 idempotency key, $16 callback url,
--- $17 message, $18 retry_of, $19 the owner's cap on active jobs (NULL: none)
+-- $17 message, $18 retry_of, $19 the owner's cap on active jobs (NULL: none),
+-- $20 status ('pending', or 'draft': stored, not queued)
 WITH g AS (
     SELECT * FROM jobcast_submit_gate($2, $15, $19)
 ), j AS (
     INSERT INTO jobs (id, owner_id, type, input, priority, max_attempts, run_at, estimated_s, seq,
-                      timeout_s, parent_id, idempotency_key, callback_url, message, retry_of)
+                      timeout_s, parent_id, idempotency_key, callback_url, message, retry_of,
+                      status)
     SELECT $1, $2, $3, $4, $5, $6, now() + $7 * interval '1 second', $8, 1, $13, $14, $15, $16,
-           $17, $18
+           $17, $18, $20
     FROM g WHERE g.existing IS NULL AND ($19::bigint IS NULL OR g.active < $19)
     ON CONFLICT (id) DO NOTHING
     RETURNING *, 'status'::text AS event_kind, $12::jsonb AS event_payload
@@ -199,11 +206,13 @@ SELECT job_id, seq, kind, payload, at FROM job_events
 WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3
 
 -- name: cancel
--- Cancel a pending or running job of the owner. $1 id, $2 owner id, $3 payload
+-- Cancel an unfinished job of the owner (pending, running, waiting, paused or a draft).
+-- $1 id, $2 owner id, $3 payload
 WITH j AS (
     UPDATE jobs SET seq = seq + 1, status = 'cancelled', message = 'Cancelled',
-        finished_at = now(), heartbeat_at = NULL, updated_at = now()
-    WHERE id = $1 AND owner_id = $2 AND status IN ('pending', 'running')
+        finished_at = now(), heartbeat_at = NULL, pause_requested = false, updated_at = now()
+    WHERE id = $1 AND owner_id = $2
+      AND status IN ('pending', 'running', 'waiting', 'paused', 'draft')
     RETURNING *, 'status'::text AS event_kind,
               $3::jsonb || jsonb_build_object('attempt', attempts) AS event_payload
 )
@@ -229,8 +238,8 @@ SELECT pg_notify('jobcast_events', $1)
 -- attempts: the state changes a worker makes
 
 -- name: claim
--- Start the next attempt of a pending job: steps are reset, progress starts again from
--- 0. The gate (jobcast_claim_gate in schema.sql) says whether the job is pending and
+-- Start the next attempt of a pending job: steps that did not complete are reset (a
+-- completed step is a checkpoint the attempt skips), progress starts again from 0. The gate (jobcast_claim_gate in schema.sql) says whether the job is pending and
 -- whether its type is under its cap; the answer row carries the verdict (gate_type,
 -- gate_cap), and the claimed job with its event when it was claimed.
 -- $1 id, $2 capped types, $3 their caps
@@ -238,7 +247,7 @@ WITH g AS (
     SELECT * FROM jobcast_claim_gate($1, $2::text[], $3::integer[])
 ), j AS (
     UPDATE jobs SET status = 'running', attempts = attempts + 1, seq = seq + 1,
-        progress = 0, step = NULL, message = NULL, error = NULL,
+        progress = 0, step = NULL, message = NULL, error = NULL, pause_requested = false,
         started_at = COALESCE(started_at, now()), heartbeat_at = now(), updated_at = now()
     WHERE id = $1 AND status = 'pending'
       AND EXISTS (SELECT 1 FROM g WHERE g.job_type IS NOT NULL
@@ -249,7 +258,7 @@ WITH g AS (
 ), r AS (
     UPDATE job_steps SET status = 'waiting', started_at = NULL, finished_at = NULL,
         duration_ms = NULL
-    WHERE job_id = $1 AND status <> 'waiting' AND EXISTS (SELECT 1 FROM j)
+    WHERE job_id = $1 AND status NOT IN ('waiting', 'completed') AND EXISTS (SELECT 1 FROM j)
 )
 -- include: event_tail
 SELECT g.job_type AS gate_type, g.cap AS gate_cap, made.* FROM g LEFT JOIN made ON true
@@ -277,9 +286,10 @@ WITH j AS (
 SELECT * FROM made
 
 -- name: step
--- A step starts, completes or fails.
+-- A step starts (counted in its attempts), completes (its checkpoint, the result, stored
+-- in the same statement as its event) or fails.
 -- $1 id, $2 attempt, $3 step name, $4 step state, $5 duration_ms, $6 progress,
--- $7 payload, $8 message (when the step starts)
+-- $7 payload, $8 message (when the step starts), $9 the step's result (when it completes)
 WITH j AS (
     UPDATE jobs SET seq = seq + 1, progress = $6, step = $3,
         message = CASE WHEN $4 = 'running' THEN $8 ELSE message END,
@@ -290,7 +300,9 @@ WITH j AS (
     UPDATE job_steps SET status = $4,
         started_at = CASE WHEN $4 = 'running' THEN now() ELSE started_at END,
         finished_at = CASE WHEN $4 = 'running' THEN NULL ELSE now() END,
-        duration_ms = $5
+        duration_ms = $5,
+        result = CASE WHEN $4 = 'completed' THEN $9::jsonb END,
+        attempts = attempts + CASE WHEN $4 = 'running' THEN 1 ELSE 0 END
     WHERE job_id = $1 AND name = $3 AND EXISTS (SELECT 1 FROM j)
 )
 -- include: event_tail
@@ -339,6 +351,172 @@ UPDATE jobs SET heartbeat_at = now()
 FROM unnest($1::uuid[], $2::int[]) AS beat(id, attempt)
 WHERE jobs.id = beat.id AND jobs.attempts = beat.attempt AND jobs.status = 'running'
 RETURNING jobs.id
+
+
+-- durable jobs: checkpoints, a person in the loop, pause, drafts
+
+-- name: checkpoints
+-- Where an attempt starts from: each step of the job in order, whether it completed (and
+-- its stored result), and the answer a person gave to its question, if any. $1 job id
+SELECT s.name, s.status, s.result, i.answer, i.answered_at IS NOT NULL AS answered
+FROM job_steps s LEFT JOIN job_inputs i ON i.job_id = s.job_id AND i.step = s.name
+WHERE s.job_id = $1 ORDER BY s.position
+
+-- name: resumed
+-- An attempt resumes from checkpoints: progress starts at the completed steps' share.
+-- $1 id, $2 attempt, $3 progress, $4 step it resumes at, $5 payload
+WITH j AS (
+    UPDATE jobs SET seq = seq + 1, progress = $3, step = $4, heartbeat_at = now(),
+        updated_at = now()
+    WHERE id = $1 AND attempts = $2 AND status = 'running'
+    RETURNING *, 'resumed'::text AS event_kind, $5::jsonb AS event_payload
+)
+-- include: event_tail
+SELECT * FROM made
+
+-- name: wait_for_input
+-- A step asks a person: the job is waiting, its attempt ends uncounted and nothing holds
+-- it (no heartbeat). The question is stored once per step; the event says when it expires.
+-- $1 id, $2 attempt, $3 step, $4 prompt, $5 schema, $6 seconds it may wait (NULL: no
+-- limit), $7 on_timeout, $8 default answer, $9 payload
+WITH q AS (
+    INSERT INTO job_inputs (job_id, step, prompt, schema, expires_at, on_timeout,
+                            default_answer)
+    SELECT id, $3, $4, $5, now() + $6 * interval '1 second', $7, $8 FROM jobs
+    WHERE id = $1 AND attempts = $2 AND status = 'running'
+    ON CONFLICT (job_id, step) DO UPDATE SET prompt = EXCLUDED.prompt,
+        schema = EXCLUDED.schema, on_timeout = EXCLUDED.on_timeout,
+        default_answer = EXCLUDED.default_answer
+    WHERE job_inputs.answered_at IS NULL
+    RETURNING expires_at
+), j AS (
+    UPDATE jobs SET seq = seq + 1, status = 'waiting', attempts = attempts - 1, step = $3,
+        message = $4, heartbeat_at = NULL, updated_at = now()
+    FROM q
+    WHERE id = $1 AND attempts = $2 AND status = 'running'
+    RETURNING jobs.*, 'input_required'::text AS event_kind,
+              $9::jsonb || jsonb_build_object('expires_at', q.expires_at, 'attempt', $2)
+              AS event_payload
+)
+-- include: event_tail
+SELECT * FROM made
+
+-- name: answer_input
+-- A person (or the time limit, with the default) answers a waiting job's question: the
+-- answer is stored once, and the job is pending again, to go on at that step.
+-- $1 id, $2 owner id (NULL: the sweep, for an expired question), $3 step, $4 answer,
+-- $5 payload
+WITH a AS (
+    UPDATE job_inputs i SET answer = $4, answered_by = $2, answered_at = now()
+    FROM jobs
+    WHERE i.job_id = $1 AND i.step = $3 AND i.answered_at IS NULL
+      AND jobs.id = $1 AND jobs.status = 'waiting' AND ($2::uuid IS NULL OR jobs.owner_id = $2)
+    RETURNING i.step
+), j AS (
+    UPDATE jobs SET seq = seq + 1, status = 'pending', run_at = now(),
+        message = 'Answered; going on at ' || $3, updated_at = now()
+    WHERE id = $1 AND status = 'waiting' AND EXISTS (SELECT 1 FROM a)
+    RETURNING *, 'input'::text AS event_kind, $5::jsonb AS event_payload
+)
+-- include: event_tail
+SELECT * FROM made
+
+-- name: expired_inputs
+-- Waiting jobs whose question's time limit passed, with what to do about it. $1 limit
+SELECT i.job_id, i.step, i.on_timeout, i.default_answer, j.owner_id, j.priority
+FROM job_inputs i JOIN jobs j ON j.id = i.job_id
+WHERE i.answered_at IS NULL AND i.expires_at < now() AND j.status = 'waiting'
+ORDER BY i.expires_at LIMIT $1
+
+-- name: fail_waiting
+-- A waiting job's question went unanswered past its time limit: the job fails.
+-- $1 id, $2 error, $3 message, $4 payload
+WITH j AS (
+    UPDATE jobs SET seq = seq + 1, status = 'failed', error = $2, message = $3,
+        finished_at = now(), updated_at = now()
+    WHERE id = $1 AND status = 'waiting'
+    RETURNING *, 'status'::text AS event_kind, $4::jsonb AS event_payload
+)
+-- include: webhook
+-- include: event_tail
+SELECT * FROM made
+
+-- name: pause_pending
+-- The owner pauses a job that has not started: paused at once. $1 id, $2 owner id,
+-- $3 payload
+WITH j AS (
+    UPDATE jobs SET seq = seq + 1, status = 'paused', message = 'Paused', updated_at = now()
+    WHERE id = $1 AND owner_id = $2 AND status = 'pending'
+    RETURNING *, 'status'::text AS event_kind,
+              $3::jsonb || jsonb_build_object('attempt', attempts) AS event_payload
+)
+-- include: event_tail
+SELECT * FROM made
+
+-- name: request_pause
+-- The owner pauses a running job: it stops at its next step boundary (no event until
+-- then). $1 id, $2 owner id
+UPDATE jobs SET pause_requested = true, updated_at = now()
+WHERE id = $1 AND owner_id = $2 AND status = 'running'
+RETURNING id
+
+-- name: pause_at_boundary
+-- A running job whose owner asked for a pause reaches a step boundary: it is paused, its
+-- attempt ends uncounted. $1 id, $2 attempt, $3 payload
+WITH j AS (
+    UPDATE jobs SET seq = seq + 1, status = 'paused', attempts = attempts - 1,
+        pause_requested = false, message = 'Paused', heartbeat_at = NULL, updated_at = now()
+    WHERE id = $1 AND attempts = $2 AND status = 'running' AND pause_requested
+    RETURNING *, 'status'::text AS event_kind,
+              $3::jsonb || jsonb_build_object('attempt', attempts) AS event_payload
+)
+-- include: event_tail
+SELECT * FROM made
+
+-- name: resume
+-- The owner resumes a paused job: pending again, to resume from its checkpoints.
+-- $1 id, $2 owner id, $3 payload
+WITH j AS (
+    UPDATE jobs SET seq = seq + 1, status = 'pending', run_at = now(), message = 'Resumed',
+        updated_at = now()
+    WHERE id = $1 AND owner_id = $2 AND status = 'paused'
+    RETURNING *, 'status'::text AS event_kind,
+              $3::jsonb || jsonb_build_object('attempt', attempts) AS event_payload
+)
+-- include: event_tail
+SELECT * FROM made
+
+-- name: withdraw_pause
+-- The owner resumes a running job before it reached the boundary it was to pause at.
+-- $1 id, $2 owner id
+UPDATE jobs SET pause_requested = false, updated_at = now()
+WHERE id = $1 AND owner_id = $2 AND status = 'running' AND pause_requested
+RETURNING id
+
+-- name: edit_draft
+-- The owner replaces a draft's input (checked by its type first).
+-- $1 id, $2 owner id, $3 input, $4 estimated_s, $5 payload
+WITH j AS (
+    UPDATE jobs SET seq = seq + 1, input = $3, estimated_s = $4, message = 'Input changed',
+        updated_at = now()
+    WHERE id = $1 AND owner_id = $2 AND status = 'draft'
+    RETURNING *, 'status'::text AS event_kind, $5::jsonb AS event_payload
+)
+-- include: event_tail
+SELECT * FROM made
+
+-- name: start_draft
+-- The owner starts a draft: pending, to run now, unless the owner is at the cap on active
+-- jobs. $1 id, $2 owner id, $3 the cap (NULL: none), $4 payload
+WITH j AS (
+    UPDATE jobs SET seq = seq + 1, status = 'pending', run_at = now(), message = NULL,
+        updated_at = now()
+    WHERE id = $1 AND owner_id = $2 AND status = 'draft'
+      AND ($3::bigint IS NULL OR jobcast_active_jobs($2) < $3)
+    RETURNING *, 'status'::text AS event_kind, $4::jsonb AS event_payload
+)
+-- include: event_tail
+SELECT * FROM made
 
 
 -- webhook deliveries

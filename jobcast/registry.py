@@ -28,13 +28,59 @@ BUILTIN_MODULES = ("workers.jobs.builtin", "workers.jobs.site_audit", "workers.j
 _RUN_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 
 
+class StepHandle:
+    """What ``async with job.step(name) as step`` gives the body.
+
+    ``done`` is True when the step completed in an earlier attempt: its ``result`` is the
+    stored checkpoint, and the body should skip its work (no event is written for it).
+    Otherwise the body sets ``result`` (JSON-able) and it is stored, as the step's
+    checkpoint, in the same commit as the step's completed event.
+    """
+
+    __slots__ = ("done", "name", "result")
+
+    def __init__(self, name: str, *, done: bool = False, result: Any = None) -> None:
+        self.name = name
+        self.done = done
+        self.result = result
+
+    def __repr__(self) -> str:
+        return f"StepHandle({self.name!r}, done={self.done})"
+
+
 class JobContext(Protocol):
     """What job code gets to report through. Implemented by the worker."""
 
     attempt: int
 
-    def step(self, name: str) -> AbstractAsyncContextManager[None]:
-        """Run the body as the named step: it starts, then completes or fails."""
+    def step(self, name: str) -> AbstractAsyncContextManager[StepHandle]:
+        """Run the body as the named step: it starts, then completes (storing ``result``
+        as its checkpoint) or fails. A step completed in an earlier attempt writes nothing
+        and gives ``done=True`` with its stored result."""
+
+    async def run_step(
+        self, name: str, fn: Callable[[], Awaitable[Any]], *, max_attempts: int | None = None
+    ) -> Any:
+        """The step's result: its checkpoint when it completed in an earlier attempt, else
+        ``await fn()`` run as the step (tried up to ``max_attempts`` times, or the Step's,
+        on errors that are not permanent) and stored as its checkpoint."""
+
+    def checkpoint(self, name: str) -> Any:
+        """The stored result of a completed step; LookupError when it has not completed."""
+
+    async def ask(
+        self,
+        prompt: str,
+        schema: dict[str, Any],
+        *,
+        timeout_s: float | None = None,
+        on_timeout: str = "fail",
+        default: Any = None,
+    ) -> Any:
+        """Ask the job's owner for input in the current step: the answer (checked against
+        ``schema``, a JSON Schema) once given. Until then the job is ``waiting`` and holds
+        no worker: the attempt ends here, and the step runs again from its start when the
+        answer comes. ``on_timeout``: ``"fail"`` the job, or go on with ``default``."""
 
     async def progress(self, percent: float, message: str | None = None) -> None:
         """Percent done of the current step (or of the job, outside any step)."""
@@ -64,6 +110,9 @@ class Step:
     weight: float = 1.0
     # seconds this step is expected to take when there is no history to go by
     estimate_s: float | None = None
+    # tries of the step within one attempt of the job (``run_step``), on errors that are
+    # not permanent, before the job's own retry policy takes over (None: one try)
+    max_attempts: int | None = None
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -71,6 +120,7 @@ class Step:
             "title": self.title,
             "weight": self.weight,
             "estimate_s": self.estimate_s,
+            "max_attempts": self.max_attempts,
         }
 
 

@@ -83,6 +83,10 @@ class StepOut(Model):
     finished_at: datetime | None
     duration_ms: int | None
     estimate_s: float | None = Field(None, description="Expected seconds for the whole step.")
+    attempts: int = Field(0, description="Times the step was started, over all attempts.")
+    checkpointed: bool = Field(
+        False, description="It completed and its result is stored: later attempts skip it."
+    )
 
 
 class JobErrorOut(Model):
@@ -144,6 +148,14 @@ class JobOut(Model):
     eta_seconds: float | None = Field(
         None, description="Seconds left, from this type's history; null once final."
     )
+    input_request: dict[str, Any] | None = Field(
+        None,
+        description="While waiting: the question a step asks its owner: step, prompt, "
+        "schema (JSON Schema of the answer), expires_at, on_timeout (fail|default).",
+    )
+    pause_requested: bool = Field(
+        False, description="A running job on its way to paused, at its next step boundary."
+    )
 
     @classmethod
     def of(
@@ -167,6 +179,8 @@ class JobOut(Model):
                     finished_at=s.finished_at,
                     duration_ms=s.duration_ms,
                     estimate_s=estimates.get(s.name),
+                    attempts=s.attempts,
+                    checkpointed=s.status.value == "completed",
                 )
                 for s in job.steps
             ],
@@ -195,6 +209,8 @@ class JobOut(Model):
             result_expired_at=job.result_expired_at,
             retry_of=str(job.retry_of) if job.retry_of else None,
             eta_seconds=eta_s,
+            input_request=job.input_request,
+            pause_requested=job.pause_requested,
             webhook=None
             if job.callback_url is None
             else WebhookOut(
@@ -202,6 +218,15 @@ class JobOut(Model):
                 deliveries=[DeliveryOut.model_validate(d) for d in job.deliveries or ()],
             ),
         )
+
+
+class StatusChanged(Model):
+    """The answer to an input, a pause, a resume or a start: the job's status now."""
+
+    id: str
+    status: JobStatusName
+    step: str | None = Field(None, description="The step an answer was given to.")
+    pause_requested: bool = False
 
 
 class JobList(Model):
@@ -224,7 +249,9 @@ class EventOut(Model):
     type: Literal["event"]
     job_id: str
     seq: int = Field(ge=1)
-    kind: Literal["status", "step", "progress"]
+    kind: Literal[
+        "status", "step", "progress", "input_required", "input", "resumed", "metadata", "stream"
+    ]
     # kept as the text the event was sent with, so every channel carries the same bytes
     at: str = Field(json_schema_extra={"format": "date-time"})
 
@@ -241,7 +268,7 @@ class ResultOut(Model):
 
 class NotFinished(Model):
     id: str
-    status: Literal["pending", "running"]
+    status: Literal["pending", "running", "waiting", "paused", "draft"]
     progress: float
 
 
@@ -255,6 +282,7 @@ class StepDescription(Model):
     title: str
     weight: float
     estimate_s: float | None = None
+    max_attempts: int | None = None
 
 
 class JobTypeOut(Model):

@@ -36,7 +36,7 @@ from jobcast.schemas import Health, Readiness
 from jobcast.settings import ROOT, Settings, load_settings
 from jobcast.store import Store
 from jobcast.tasks import TaskState, states
-from server import admin, jobs, sessions, sockets, submit, uploads
+from server import admin, interaction, jobs, sessions, sockets, submit, uploads
 from server.access import Edge
 from server.limits import BodyLimit, RateLimiter, SocketCaps
 from server.openapi import build, endpoint
@@ -204,6 +204,11 @@ def routes() -> list[Any]:
         Route("/api/jobs/{job_id}/result", jobs.job_result),
         Route("/api/jobs/{job_id}/cancel", jobs.cancel_job, methods=["POST"]),
         Route("/api/jobs/{job_id}/retry", submit.retry_job, methods=["POST"]),
+        Route("/api/jobs/{job_id}", interaction.edit_draft, methods=["PATCH"]),
+        Route("/api/jobs/{job_id}/input", interaction.answer_input, methods=["POST"]),
+        Route("/api/jobs/{job_id}/pause", interaction.pause_job, methods=["POST"]),
+        Route("/api/jobs/{job_id}/resume", interaction.resume_job, methods=["POST"]),
+        Route("/api/jobs/{job_id}/start", interaction.start_draft, methods=["POST"]),
         Route("/api/uploads", uploads.create_uploads, methods=["POST"]),
         Route("/api/admin/stats", admin.stats),
         Route("/api/admin/jobs", admin.jobs),

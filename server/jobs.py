@@ -131,7 +131,7 @@ async def job_result(request: Request) -> Response:
         NotFinished(
             id=str(job.id),
             progress=job.progress,
-            status="running" if job.status is JobStatus.RUNNING else "pending",
+            status=job.status.value,  # type: ignore[arg-type]  # not final here
         ),
         202,
     )

@@ -36,7 +36,12 @@ log = logging.getLogger(__name__)
 @endpoint(
     "Submit a job: answered at once, the job runs in the background",
     body=SubmitRequest,
-    responses={202: JobAccepted, 200: JobAccepted, **error_responses(400, 401, 413, 422, 429, 503)},
+    responses={
+        202: JobAccepted,
+        200: JobAccepted,
+        201: JobAccepted,
+        **error_responses(400, 401, 413, 422, 429, 503),
+    },
 )
 async def submit_job(request: Request) -> Response:
     services = services_of(request)
@@ -75,11 +80,14 @@ async def submit_job(request: Request) -> Response:
         upload_ids=upload_ids,
         idempotency_key=submit.idempotency_key,
         callback_url=callback_url,
+        draft=submit.draft,
     )
     if not fresh:
         # the same idempotency_key within 24 h: the job that key made, not a second one
         return model_response(accepted, 200, headers={"Location": accepted.status_url})
-    return model_response(accepted, 202, headers={"Location": accepted.status_url})
+    # a draft is stored (201), not queued; any other job is accepted to run (202)
+    status_code = 201 if submit.draft else 202
+    return model_response(accepted, status_code, headers={"Location": accepted.status_url})
 
 
 @endpoint(
@@ -131,6 +139,7 @@ async def _create(
     idempotency_key: str | None = None,
     callback_url: str | None = None,
     retry_of: UUID | None = None,
+    draft: bool = False,
 ) -> tuple[JobAccepted, bool]:
     """Check the owner's rate, store a job (one statement) and queue it (one Redis call).
 
@@ -158,6 +167,7 @@ async def _create(
         idempotency_key=idempotency_key,
         callback_url=callback_url,
         retry_of=retry_of,
+        draft=draft,
     )
     if created is None:
         raise TooManyRequests(
@@ -175,6 +185,10 @@ async def _create(
     )
     if event is None:
         return accepted, False
+    if draft:  # stored and shown, not queued until started
+        metrics.JOBS_SUBMITTED.labels(job.type).inc()
+        name_job(job.id, job.type)
+        return accepted, True
     try:
         await services.queue.enqueue(
             job.id,

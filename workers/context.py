@@ -24,7 +24,9 @@ from redis.exceptions import RedisError
 from jobcast import metrics
 from jobcast.errors import InvalidInput, PermanentError, StorageUnavailable, TransientError
 from jobcast.model import Event, StepState
-from jobcast.registry import JobType, Upload
+from jobcast.registry import JobType, StepHandle, Upload
+from workers import waiting
+from workers.checkpoints import Checkpoints, run_step
 
 if TYPE_CHECKING:
     from jobcast.store import Store
@@ -100,6 +102,7 @@ class Reporter:
         priority: int,
         job_type: JobType,
         state: WorkerState,
+        checkpoints: Checkpoints | None = None,
     ) -> None:
         self.job_id = job_id
         self.owner_id = owner_id
@@ -113,14 +116,29 @@ class Reporter:
         self._weights = {s.name: s.weight for s in job_type.steps}
         self._titles = {s.name: s.title for s in job_type.steps}
         self._total_weight = sum(self._weights.values()) or 1.0
-        self._done_weight = 0.0
+        # the steps completed in earlier attempts: skipped, their share already done
+        self.checkpoints = checkpoints or Checkpoints()
+        self._done_weight = sum(self._weights.get(n, 0.0) for n in self.checkpoints.completed)
         self._step: str | None = None
         self._step_percent = 0.0
         self.overall = 0.0
         self._seq = 0  # the job's last event this attempt knows of
 
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    @property
+    def current_step(self) -> str | None:
+        return self._step
+
     async def write(self, call: Callable[[], Awaitable[Event | None]]) -> None:
         """Persist an event (fenced by attempt), then publish it."""
+        if not await self.write_if(call):
+            raise AttemptLost(f"job {self.job_id} attempt {self.attempt} is no longer running")
+
+    async def write_if(self, call: Callable[[], Awaitable[Event | None]]) -> bool:
+        """``write`` for a change that may rightly not apply (None): whether it did."""
         event = await persist_event(
             self._store,
             self.job_id,
@@ -129,9 +147,12 @@ class Reporter:
             deadline_s=self._settings.persist_deadline_s,
             what=f"job {self.job_id}",
         )
-        if event is not None and event.owner_id is None:  # read back: say whose it is
+        if event is None:
+            return False
+        if event.owner_id is None:  # read back: say whose it is
             event = replace(event, owner_id=self.owner_id, job_type=self.job_type_name)
         await self.emit(event)
+        return True
 
     async def emit(self, event: Event | None) -> None:
         """Publish a persisted event; None means the write was fenced off."""
@@ -139,6 +160,10 @@ class Reporter:
             raise AttemptLost(f"job {self.job_id} attempt {self.attempt} is no longer running")
         self._seq = max(self._seq, event.seq)
         await self._state.publisher.publish(event)
+
+    def current_progress(self) -> float:
+        """Overall progress now (never below what this attempt reported)."""
+        return self._advance()
 
     def _advance(self) -> float:
         if self._weights:
@@ -149,7 +174,9 @@ class Reporter:
         self.overall = round(max(self.overall, min(computed, 100.0)), 2)
         return self.overall
 
-    async def _step_event(self, name: str, state: StepState, duration_ms: int | None) -> None:
+    async def _step_event(
+        self, name: str, state: StepState, duration_ms: int | None, result: Any = None
+    ) -> None:
         progress = self._advance()
         await self.write(
             lambda: self._store.record_step(
@@ -160,18 +187,24 @@ class Reporter:
                 duration_ms=duration_ms,
                 progress=progress,
                 message=f"{self._titles[name]}…" if state is StepState.RUNNING else None,
+                result=result,
             )
         )
 
     @asynccontextmanager
-    async def step(self, name: str) -> AsyncIterator[None]:
+    async def step(self, name: str) -> AsyncIterator[StepHandle]:
         if name not in self._weights:
             raise ValueError(f"job type {self._job_type.name!r} has no step {name!r}")
+        if self.checkpoints.done(name):  # completed in an earlier attempt: nothing to write
+            yield StepHandle(name, done=True, result=self.checkpoints.result(name))
+            return
+        await waiting.pause_if_asked(self)  # a step boundary
+        handle = StepHandle(name)
         self._step, self._step_percent = name, 0.0
         started = time.monotonic()
         await self._step_event(name, StepState.RUNNING, None)
         try:
-            yield
+            yield handle
         except (Exception, asyncio.CancelledError) as exc:
             if not isinstance(exc, AttemptLost | asyncio.CancelledError):
                 duration_ms = int((time.monotonic() - started) * 1000)
@@ -184,7 +217,31 @@ class Reporter:
         metrics.STEP_DURATION.labels(self._job_type.name, name).observe(duration_ms / 1000)
         self._done_weight += self._weights[name]
         self._step, self._step_percent = None, 0.0
-        await self._step_event(name, StepState.COMPLETED, duration_ms)
+        await self._step_event(name, StepState.COMPLETED, duration_ms, handle.result)
+        self.checkpoints.keep(name, handle.result)
+
+    async def run_step(
+        self, name: str, fn: Callable[[], Awaitable[Any]], *, max_attempts: int | None = None
+    ) -> Any:
+        declared = next((s for s in self._job_type.steps if s.name == name), None)
+        tries = max_attempts or (declared.max_attempts if declared else None)
+        return await run_step(self, name, fn, max_attempts=tries)
+
+    def checkpoint(self, name: str) -> Any:
+        return self.checkpoints.result(name)
+
+    async def ask(
+        self,
+        prompt: str,
+        schema: dict[str, Any],
+        *,
+        timeout_s: float | None = None,
+        on_timeout: str = "fail",
+        default: Any = None,
+    ) -> Any:
+        return await waiting.ask(
+            self, prompt, schema, timeout_s=timeout_s, on_timeout=on_timeout, default=default
+        )
 
     async def progress(self, percent: float, message: str | None = None) -> None:
         self._step_percent = max(0.0, min(float(percent), 100.0))

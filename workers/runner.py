@@ -9,6 +9,12 @@ The job's code runs in a task of its own, which the heartbeat cancels when the
 attempt is no longer this worker's (cancelled by its owner, or handed to another
 worker). When the worker itself is stopping, the attempt is handed back: the
 job is pending again and the attempt does not count.
+
+An attempt starts from the job's checkpoints: the steps completed before are
+skipped (a ``resumed`` event names the step it resumes at). It may also end
+without failing or completing (``Suspended``): a step waits for a person's answer
+(``waiting``) or the owner paused the job at a step boundary (``paused``); the
+attempt is not counted and the arq job simply ends, so nothing holds a worker.
 """
 
 from __future__ import annotations
@@ -29,8 +35,10 @@ from jobcast.logs import job_context
 from jobcast.model import Claim, JobStatus
 from jobcast.registry import JobType
 from jobcast.store import Capped
+from workers.checkpoints import Checkpoints
 from workers.context import AttemptLost, Reporter, persist
 from workers.state import WorkerContext, WorkerState
+from workers.waiting import Suspended
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +122,13 @@ async def _run_claimed(state: WorkerState, claim: Claim) -> None:
     job, attempt = claim.job, claim.attempt
     log.debug("job %s: %s attempt %d of %d started", job.id, job.type, attempt, job.max_attempts)
     job_type = state.registry.get(job.type) if job.type in state.registry else None
+    checkpoints = Checkpoints(
+        await persist(
+            lambda: state.store.checkpoints(job.id),
+            deadline_s=state.settings.persist_deadline_s,
+            what=f"job {job.id}",
+        )
+    )
     reporter = Reporter(
         job_id=job.id,
         owner_id=job.owner_id,
@@ -121,9 +136,12 @@ async def _run_claimed(state: WorkerState, claim: Claim) -> None:
         priority=job.priority,
         job_type=job_type or JobType(job.type, job.type, BaseModel, _no_code),
         state=state,
+        checkpoints=checkpoints,
     )
     try:
         await reporter.emit(claim.event)
+        if checkpoints.resumes:
+            await _resumed(state, reporter, checkpoints)
         if job_type is None:
             unknown = PermanentError(f"this worker does not know job type {job.type!r}")
             await _finish_failed(state, reporter, unknown, "permanent")
@@ -131,6 +149,18 @@ async def _run_claimed(state: WorkerState, claim: Claim) -> None:
         await _attempt(state, reporter, job_type, claim)
     except AttemptLost:
         log.info("job %s: attempt %d is no longer ours; stopping", job.id, attempt)
+
+
+async def _resumed(state: WorkerState, reporter: Reporter, checkpoints: Checkpoints) -> None:
+    """The attempt resumes from checkpoints: say at which step, and start at their share."""
+    step, skipped = checkpoints.resume_point(), checkpoints.completed
+    progress = reporter.current_progress()
+    await reporter.write(
+        lambda: state.store.record_resumed(
+            reporter.job_id, reporter.attempt, step=step, skipped=skipped, progress=progress
+        )
+    )
+    log.info("job %s: attempt %d resumes at step %s", reporter.job_id, reporter.attempt, step)
 
 
 async def _no_code(_job: Any, _params: Any) -> None:
@@ -146,6 +176,9 @@ async def _attempt(state: WorkerState, reporter: Reporter, job_type: JobType, cl
     running = state.heartbeat.track(job.id, attempt, task)
     try:
         result = await task
+    except Suspended as stop:  # waiting for input, or paused: written already, not a failure
+        log.info("job %s: attempt %d stops: %s", job.id, attempt, stop)
+        return
     except asyncio.CancelledError:
         if running.lost:
             log.info("job %s: attempt %d stopped: cancelled or taken over", job.id, attempt)

@@ -1,7 +1,7 @@
 """The job store: every Postgres verb of jobcast, over one asyncpg pool.
 
 ``Store`` is the one entry point; each aggregate's verbs live in their own module
-(owners, uploads, jobs, attempts, deliveries, the sweep, stats) and run the named
+(owners, uploads, jobs, attempts, interaction, deliveries, the sweep, stats) and run the named
 statements of ``jobcast/queries.sql``. Answers are the frozen dataclasses of
 ``jobcast/model.py`` (``rows`` maps them); driver errors that mean "Postgres is
 not there" become ``StorageUnavailable`` (``base``).
@@ -12,6 +12,7 @@ from __future__ import annotations
 from jobcast.store.attempts import Attempts, Capped
 from jobcast.store.base import StoreBase
 from jobcast.store.deliveries import Deliveries
+from jobcast.store.interaction import ExpiredInput, Interaction, StepCheckpoint
 from jobcast.store.jobs import Created, Jobs
 from jobcast.store.owners import Owners, hash_token
 from jobcast.store.schema import apply_schema
@@ -20,8 +21,18 @@ from jobcast.store.sweep import Sweep
 from jobcast.store.uploads import NewUpload, Uploads
 
 
-class Store(Owners, Uploads, Jobs, Attempts, Deliveries, Sweep, Stats):
+class Store(Owners, Uploads, Jobs, Interaction, Attempts, Deliveries, Sweep, Stats):
     """jobcast's Postgres: the source of truth for owners, jobs, steps and events."""
 
 
-__all__ = ["Capped", "Created", "NewUpload", "Store", "StoreBase", "apply_schema", "hash_token"]
+__all__ = [
+    "Capped",
+    "Created",
+    "ExpiredInput",
+    "NewUpload",
+    "StepCheckpoint",
+    "Store",
+    "StoreBase",
+    "apply_schema",
+    "hash_token",
+]

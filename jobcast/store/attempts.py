@@ -73,15 +73,26 @@ class Attempts(StoreBase):
         duration_ms: int | None,
         progress: float,
         message: str | None = None,
+        result: Any = None,
     ) -> Event | None:
-        """A step starts (``message`` then replaces the last step's), completes or fails."""
+        """A step starts (``message`` then replaces the last step's), completes (``result``,
+        its checkpoint, stored with its event) or fails."""
         payload: dict[str, Any] = {"step": step, "state": str(state), "progress": progress}
         if duration_ms is not None:
             payload["duration_ms"] = duration_ms
         if state is StepState.RUNNING:
             payload["message"] = message
         return await self._change(
-            "step", job_id, attempt, step, str(state), duration_ms, progress, payload, message
+            "step",
+            job_id,
+            attempt,
+            step,
+            str(state),
+            duration_ms,
+            progress,
+            payload,
+            message,
+            result,
         )
 
     async def finish(

@@ -57,6 +57,7 @@ class Jobs(StoreBase):
         callback_url: str | None = None,
         job_id: UUID | None = None,
         retry_of: UUID | None = None,
+        draft: bool = False,
     ) -> Created | None:
         """Insert a job and its first event; None when the owner is at ``max_active`` jobs
         (None: no cap), or when a ``job_id`` given is taken already.
@@ -72,7 +73,10 @@ class Jobs(StoreBase):
             estimated_s = job_type.estimate(job_type.input_model.model_validate(params))
         steps = job_type.steps
         message = f"Scheduled to start in {delay_s:g} s" if delay_s > 0 else None
-        first = {"status": "pending", "attempt": 0, "message": message, "progress": 0}
+        status = "draft" if draft else "pending"
+        if draft:
+            message = "Draft: not started"
+        first = {"status": status, "attempt": 0, "message": message, "progress": 0}
 
         args = (
             job_id,
@@ -94,6 +98,7 @@ class Jobs(StoreBase):
             message,
             retry_of,
             max_active,
+            status,
         )
 
         async def insert() -> asyncpg.Record | UUID | None:

@@ -33,6 +33,8 @@ def job(row: asyncpg.Record) -> Job:
         callback_url=row["callback_url"],
         result_expired_at=row["result_expired_at"],
         retry_of=row["retry_of"],
+        pause_requested=row["pause_requested"],
+        input_request=row["input_request"] if "input_request" in row.keys() else None,
         run_at=row["run_at"],
         created_at=row["created_at"],
         started_at=row["started_at"],
@@ -54,6 +56,7 @@ def steps(raw: Any) -> tuple[StepView, ...]:
             started_at=_timestamp(s["started_at"]),
             finished_at=_timestamp(s["finished_at"]),
             duration_ms=s["duration_ms"],
+            attempts=s.get("attempts", 0),
         )
         for s in raw or ()
     )

@@ -17,7 +17,7 @@ def test_builtin_types_are_registered() -> None:
     assert "noop" in registry and "demo" in registry
     demo = registry.get("demo").describe()
     assert [s["name"] for s in demo["steps"]] == ["validate", "fetch", "analyze", "report"]
-    assert set(demo["input_schema"]["properties"]) == {"duration", "fail_step", "flaky"}
+    assert {"duration", "fail_step", "flaky", "ask"} <= set(demo["input_schema"]["properties"])
 
 
 def test_unknown_type_names_the_known_ones() -> None:
@@ -31,7 +31,8 @@ def test_input_errors_name_the_field() -> None:
         demo.parse_input({"duration": 2, "fail_step": "teleport"})
     assert error.value.message.startswith("input.fail_step")
     assert error.value.details[0]["field"] == "fail_step"
-    assert demo.parse_input({}).model_dump() == {"duration": 3.0, "fail_step": None, "flaky": 0}
+    defaults = {"duration": 3.0, "fail_step": None, "flaky": 0, "ask": False}
+    assert demo.parse_input({}).model_dump().items() >= defaults.items()
 
 
 def test_a_type_cannot_declare_a_step_twice_or_register_twice() -> None:

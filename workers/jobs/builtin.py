@@ -2,7 +2,8 @@
 
 Tests and benchmarks rely on them: ``noop`` completes at once (or after ``sleep_s``,
 without a single progress event: a bare job, as arq alone would run it); ``demo`` walks
-through four steps in about ``duration`` seconds and can be told to fail.
+through four steps in about ``duration`` seconds and can be told to fail, or (``ask``)
+to have its analyze step ask its owner for approval.
 """
 
 from __future__ import annotations
@@ -37,6 +38,27 @@ class DemoInput(BaseModel):
     duration: float = Field(3.0, ge=0, le=3600, description="Seconds the whole job takes.")
     fail_step: DemoStep | None = Field(None, description="Fail permanently at this step.")
     flaky: int = Field(0, ge=0, le=100, description="Fail transiently this many attempts first.")
+    ask: bool = Field(
+        False,
+        description="The analyze step asks {approve, note} and fails when not approved.",
+    )
+    ask_timeout_s: float | None = Field(
+        None, gt=0, le=30 * 86_400, description="How long the question waits for an answer."
+    )
+    ask_on_timeout: Literal["fail", "approve", "reject"] = Field(
+        "fail", description="When the time passes: fail, or go on as if approved or rejected."
+    )
+
+
+APPROVAL_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "approve": {"type": "boolean", "title": "Approve the analysis"},
+        "note": {"type": "string", "title": "Note", "maxLength": 1000},
+    },
+    "required": ["approve"],
+    "additionalProperties": False,
+}
 
 
 DEMO_STEPS = (
@@ -51,7 +73,11 @@ _TICKS_PER_STEP = 5
 async def run_demo(job: JobContext, params: DemoInput) -> dict[str, Any]:
     total_weight = sum(s.weight for s in DEMO_STEPS)
     for step in DEMO_STEPS:
-        async with job.step(step.name):
+        async with job.step(step.name) as done:
+            if done.done:  # completed in an earlier attempt: its checkpoint stands
+                continue
+            if step.name == "analyze" and params.ask:
+                await _approval(job, params)
             if step.name == params.fail_step:
                 raise PermanentError(f"the {step.title.lower()} step failed, as asked")
             if step.name == "fetch" and job.attempt <= params.flaky:
@@ -65,6 +91,20 @@ async def run_demo(job: JobContext, params: DemoInput) -> dict[str, Any]:
                     100 * tick / _TICKS_PER_STEP, f"{step.title}: {tick} of {_TICKS_PER_STEP}"
                 )
     return {"summary": f"Demo finished its {len(DEMO_STEPS)} steps", "duration": params.duration}
+
+
+async def _approval(job: JobContext, params: DemoInput) -> None:
+    on_timeout = "fail" if params.ask_on_timeout == "fail" else "default"
+    answer = await job.ask(
+        "Approve the analysis?",
+        APPROVAL_SCHEMA,
+        timeout_s=params.ask_timeout_s,
+        on_timeout=on_timeout,
+        default={"approve": params.ask_on_timeout == "approve", "note": "no answer in time"},
+    )
+    if not answer.get("approve"):
+        note = answer.get("note")
+        raise PermanentError(f"the analysis was not approved{f': {note}' if note else ''}")
 
 
 JOB_TYPES = (

@@ -5,6 +5,8 @@ sweep at a time and never two at once. Each sweep runs these duties, in order:
 
 - ``stale_jobs``: a running job whose worker stopped beating is retried, or failed;
 - ``outbox``: a pending job that Redis does not have is queued (Redis needed);
+- ``input_expiry``: a waiting job's question past its time limit fails the job, or
+  gives the default answer and queues it;
 - ``priority_bands``: due delayed and retried jobs are ranked by priority (Redis needed);
 - ``schedules``: recurring schedules start the job of each tick that has come;
 - ``retention``: expired results, unclaimed uploads and old finished jobs are dropped.
@@ -25,6 +27,7 @@ from jobcast.registry import Registry
 from jobcast.settings import Settings
 from jobcast.store import Store
 from workers.heartbeat import Heartbeat
+from workers.sweep.input_expiry import InputExpiry
 from workers.sweep.outbox import Outbox
 from workers.sweep.priority_bands import PriorityBands
 from workers.sweep.retention import Retention
@@ -48,6 +51,7 @@ def worker_sweep(
     duties: list[Duty] = [
         StaleJobs(store, queue, publisher, settings),
         Outbox(store, queue, settings),
+        InputExpiry(store, queue, publisher),
         PriorityBands(store, queue),
         Schedules(store, queue, publisher, settings, registry),
         Retention(store, settings, registry),
