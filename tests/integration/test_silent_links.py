@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import signal
 import subprocess
 import sys
 import time
@@ -348,34 +349,39 @@ async def test_web_redis_silent_watchers_go_on_over_notify_and_submits_are_accep
 
 
 async def test_worker_postgres_silent_its_jobs_are_taken_over_and_complete_once(
-    make_rig: MakeRig, endpoints: Endpoints
+    make_rig: MakeRig,
 ) -> None:
     rig = await make_rig("worker-postgres")
     stack = rig.stack
     token = await stack.owner()
+    # a second worker, on a healthy link, to take the jobs over: started now (a process
+    # takes seconds to start), and stopped while the jobs go to the first one
+    start_worker(stack, "worker-1", DATABASE_URL=rig.database_url, REDIS_URL=stack.redis_url)
+
+    async def second_ready() -> bool:
+        return "worker ready" in stack.logs("worker-1")
+
+    await eventually(second_ready, timeout_s=30, what="the second worker ready")
+    stack.procs["worker-1"].send_signal(signal.SIGSTOP)
     async with stack.client(token) as client:
-        ids, watchers, tasks = await watch_jobs(stack, client, token, 3, 6.0)
-        # a second worker, on a healthy link, to take the jobs over
-        start_worker(
-            stack,
-            "worker-1",
-            DATABASE_URL=rig.database_url,
-            REDIS_URL=stack.redis_url,
-            JOBCAST_LOG_LEVEL="DEBUG",
-        )
-
-        async def second_ready() -> bool:
-            return "worker ready" in stack.logs("worker-1")
-
-        await eventually(second_ready, timeout_s=20, what="the second worker ready")
+        ids, watchers, tasks = await watch_jobs(stack, client, token, 3, 8.0)
+        stack.procs["worker-1"].send_signal(signal.SIGCONT)
+        assert await all_running(client, ids, 0)
         rig.proxy.silence()
         silenced = time.time()
+
+        async def reaped() -> bool:
+            jobs = [await job_of(client, j) for j in ids]
+            return any(j["status"] == "pending" or j["attempts"] >= 2 for j in jobs)
+
+        await eventually(reaped, timeout_s=20, what="a job found without its worker")
+        noticed_s = time.time() - silenced
 
         async def retried() -> bool:
             jobs = [await job_of(client, j) for j in ids]
             return all(j["attempts"] >= 2 for j in jobs)
 
-        await eventually(retried, timeout_s=30, what="the jobs taken over")
+        await eventually(retried, timeout_s=40, what="the jobs taken over")
         taken_over_s = time.time() - silenced
         await asyncio.wait_for(asyncio.gather(*tasks), 60)
         done_s = time.time() - silenced
@@ -394,6 +400,7 @@ async def test_worker_postgres_silent_its_jobs_are_taken_over_and_complete_once(
         assert [e["seq"] for e in watcher.events] == [e["seq"] for e in events[watcher.job_id]]
     report(
         "worker postgres",
+        noticed_s=noticed_s,
         taken_over_s=taken_over_s,
         completed_s=done_s,
         longest_watcher_wait_s=max(
