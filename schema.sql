@@ -343,3 +343,31 @@ BEGIN
     END IF;
 END
 $$;
+
+-- Live data of a running job: steps its code adds while it runs, metadata it sets, and the
+-- streams of text it writes. A database from before them gains the columns; its rows stay.
+-- the app's live key-value data about the job (job code sets keys; a child may set its
+-- parent's); capped in size by JOBCAST_METADATA_MAX_BYTES, checked as it is written
+ALTER TABLE jobs ADD COLUMN IF NOT EXISTS metadata jsonb NOT NULL DEFAULT '{}'::jsonb;
+-- a step added at run time: the declared step it belongs to (NULL: a declared step)
+ALTER TABLE job_steps ADD COLUMN IF NOT EXISTS parent text;
+-- a run-time step's share of its parent's weight, a fraction in (0, 1]
+ALTER TABLE job_steps ADD COLUMN IF NOT EXISTS share real;
+-- its counters ({"done": n, "total": m}), its metadata, and its own error when it failed
+-- while the job went on
+ALTER TABLE job_steps ADD COLUMN IF NOT EXISTS counters jsonb;
+ALTER TABLE job_steps ADD COLUMN IF NOT EXISTS metadata jsonb;
+ALTER TABLE job_steps ADD COLUMN IF NOT EXISTS error jsonb;
+
+-- A job's named streams of text. The text itself is in its `stream` events (each a flush
+-- of the worker's buffer: name, offset, text), so it is stored once; this row keeps each
+-- stream's length, the offset its next flush starts at, taken under the row's lock.
+CREATE TABLE IF NOT EXISTS job_streams (
+    job_id      uuid NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    name        text NOT NULL,
+    -- characters (Unicode code points) written so far
+    length      bigint NOT NULL DEFAULT 0,
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    -- one row per stream of a job
+    PRIMARY KEY (job_id, name)
+);

@@ -100,6 +100,12 @@ class PermanentError(JobError):
     """A failure that will not go away by retrying (bad input, auth failure): fails at once."""
 
 
+class LimitExceeded(PermanentError):
+    """Job code wrote more than a limit allows (metadata over its cap, a stream chunk or a
+    stream over its size, too many steps added at run time): write less, or raise the
+    setting the message names. Uncaught, it fails the job, never the worker."""
+
+
 __all__ = [
     "ApiError",
     "BadRequest",
@@ -110,6 +116,7 @@ __all__ = [
     "InvalidInput",
     "JobError",
     "JobcastError",
+    "LimitExceeded",
     "NotFound",
     "PayloadTooLarge",
     "PermanentError",

@@ -116,6 +116,13 @@ class StepView:
     duration_ms: int | None
     # times started over all the job's attempts
     attempts: int = 0
+    # a step added at run time: the declared step it belongs to, its share of that step's
+    # weight, its counters ({"done", "total"}), metadata, and its own error
+    parent: str | None = None
+    share: float | None = None
+    counters: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
 
 
 def etag_of(job_id: UUID, seq: int) -> str:
@@ -155,6 +162,10 @@ class Job:
     pause_requested: bool = False
     # while waiting: the open question (step, prompt, schema, expires_at, on_timeout)
     input_request: dict[str, Any] | None = None
+    # the app's live key-value data about the job, set by its code
+    metadata: dict[str, Any] = field(default_factory=dict)
+    # read only where one job is shown: each stream's text so far
+    streams: dict[str, str] | None = None
     steps: tuple[StepView, ...] = field(default=())
     # read only where one job is shown: its children and its webhook tries
     children: tuple[dict[str, Any], ...] | None = None

@@ -50,7 +50,7 @@ END AS notified
 j.id, j.owner_id, j.type, j.input, j.status, j.priority, j.progress, j.step, j.message,
 j.result, j.error, j.attempts, j.max_attempts, j.seq, j.estimated_s, j.timeout_s, j.run_at,
 j.created_at, j.started_at, j.finished_at, j.parent_id, j.callback_url, j.result_expired_at,
-j.retry_of, j.pause_requested,
+j.retry_of, j.pause_requested, j.metadata,
 (SELECT json_build_object('step', i.step, 'prompt', i.prompt, 'schema', i.schema,
                           'expires_at', i.expires_at, 'on_timeout', i.on_timeout)
  FROM job_inputs i WHERE j.status = 'waiting' AND i.job_id = j.id AND i.answered_at IS NULL
@@ -61,8 +61,12 @@ j.retry_of, j.pause_requested,
 COALESCE((SELECT json_agg(json_build_object(
     'name', s.name, 'title', s.title, 'weight', s.weight, 'status', s.status,
     'started_at', s.started_at, 'finished_at', s.finished_at, 'duration_ms', s.duration_ms,
-    'attempts', s.attempts
-) ORDER BY s.position) FROM job_steps s WHERE s.job_id = j.id), '[]'::json) AS steps
+    'attempts', s.attempts, 'parent', s.parent, 'share', s.share, 'counters', s.counters,
+    'metadata', s.metadata, 'error', s.error
+-- a step added at run time comes after its parent and the parent's earlier ones
+) ORDER BY COALESCE((SELECT p.position FROM job_steps p
+                     WHERE p.job_id = s.job_id AND p.name = s.parent), s.position),
+           s.parent IS NOT NULL, s.position) FROM job_steps s WHERE s.job_id = j.id), '[]'::json) AS steps
 
 
 -- owners
@@ -150,7 +154,7 @@ WITH g AS (
 SELECT g.existing AS gate_existing, made.* FROM g LEFT JOIN made ON true
 
 -- name: get_job
--- One job with its steps, its children and its webhook tries.
+-- One job with its steps, its children, its webhook tries and its streams.
 -- $1 id, $2 owner id, or NULL for any owner
 SELECT
 -- include: job_columns
@@ -164,7 +168,12 @@ SELECT
         'attempt', d.attempt, 'status', d.status, 'status_code', d.status_code,
         'error', d.error, 'at', COALESCE(d.delivered_at, d.next_at)
     ) ORDER BY d.attempt) FROM webhook_deliveries d WHERE d.job_id = j.id), '[]'::json)
-    AS deliveries
+    AS deliveries,
+    -- each stream's text so far, joined from its stream events
+    COALESCE((SELECT json_object_agg(x.name, x.text) FROM (
+        SELECT e.payload->>'name' AS name, string_agg(e.payload->>'text', '' ORDER BY e.seq) AS text
+        FROM job_events e WHERE e.job_id = j.id AND e.kind = 'stream' GROUP BY 1
+    ) x), '{}'::json) AS streams
 FROM jobs j WHERE j.id = $1 AND ($2::uuid IS NULL OR j.owner_id = $2)
 
 -- name: job_seq
@@ -397,6 +406,11 @@ WITH q AS (
     RETURNING jobs.*, 'input_required'::text AS event_kind,
               $9::jsonb || jsonb_build_object('expires_at', q.expires_at, 'attempt', $2)
               AS event_payload
+), s AS (
+    -- the step runs again from its start once answered: until then it has not started
+    UPDATE job_steps SET status = 'waiting', started_at = NULL, finished_at = NULL,
+        duration_ms = NULL
+    WHERE job_id = $1 AND name = $3 AND EXISTS (SELECT 1 FROM j)
 )
 -- include: event_tail
 SELECT * FROM made
@@ -665,3 +679,111 @@ ON CONFLICT (holder) DO UPDATE SET expires_at = EXCLUDED.expires_at
 -- name: stop_notify
 -- This server process's pub/sub is back. $1 holder
 DELETE FROM fallback_listeners WHERE holder = $1
+
+
+-- live data: steps added at run time, metadata, streams
+
+-- name: add_run_step
+-- Job code adds a step while it runs (one per item found): a row after every other step,
+-- and a step event. The same name added again (a later attempt runs the code again) starts
+-- that step afresh; a declared step's name is refused by the caller.
+-- $1 id, $2 attempt, $3 name, $4 title, $5 parent (the declared step), $6 share of its
+-- weight, $7 weight, $8 counters, $9 metadata, $10 payload
+WITH j AS (
+    UPDATE jobs SET seq = seq + 1, heartbeat_at = now(), updated_at = now()
+    WHERE id = $1 AND attempts = $2 AND status = 'running'
+    RETURNING *, 'step'::text AS event_kind, $10::jsonb AS event_payload
+), s AS (
+    INSERT INTO job_steps AS s (job_id, position, name, title, weight, parent, share, counters,
+                                metadata)
+    SELECT j.id, (SELECT COALESCE(max(position), 0) + 1 FROM job_steps WHERE job_id = $1),
+           $3, $4, $7, $5, $6, $8, $9
+    FROM j
+    ON CONFLICT (job_id, name) DO UPDATE SET title = EXCLUDED.title, weight = EXCLUDED.weight,
+        parent = EXCLUDED.parent, share = EXCLUDED.share, counters = EXCLUDED.counters,
+        metadata = EXCLUDED.metadata, error = NULL, status = 'waiting', started_at = NULL,
+        finished_at = NULL, duration_ms = NULL
+    WHERE s.parent IS NOT NULL
+)
+-- include: event_tail
+SELECT * FROM made
+
+-- name: update_run_step
+-- A step added at run time starts, counts, gains metadata, completes or fails (with its own
+-- error, while the job goes on). NULL leaves a field as it is; metadata keys are merged.
+-- $1 id, $2 attempt, $3 name, $4 new state or NULL, $5 overall progress, $6 counters or
+-- NULL, $7 metadata keys or NULL, $8 error (when it fails), $9 duration_ms, $10 payload
+WITH j AS (
+    UPDATE jobs SET seq = seq + 1, progress = $5, heartbeat_at = now(), updated_at = now()
+    WHERE id = $1 AND attempts = $2 AND status = 'running'
+    RETURNING *, 'step'::text AS event_kind, $10::jsonb AS event_payload
+), s AS (
+    UPDATE job_steps SET status = COALESCE($4, status),
+        started_at = CASE WHEN $4 = 'running' THEN now() ELSE started_at END,
+        finished_at = CASE WHEN $4 = 'running' THEN NULL
+                           WHEN $4 IN ('completed', 'failed') THEN now() ELSE finished_at END,
+        duration_ms = COALESCE($9, duration_ms),
+        attempts = attempts + CASE WHEN $4 = 'running' THEN 1 ELSE 0 END,
+        counters = COALESCE($6::jsonb, counters),
+        metadata = CASE WHEN $7::jsonb IS NULL THEN metadata
+                        ELSE COALESCE(metadata, '{}'::jsonb) || $7::jsonb END,
+        error = CASE WHEN $4 = 'failed' THEN $8::jsonb WHEN $4 = 'running' THEN NULL
+                     ELSE error END
+    WHERE job_id = $1 AND name = $3 AND parent IS NOT NULL AND EXISTS (SELECT 1 FROM j)
+)
+-- include: event_tail
+SELECT * FROM made
+
+-- name: set_metadata
+-- Merge keys into a job's metadata, within the cap, and say so in a metadata event. The
+-- job's own running attempt sets its own; a child sets its parent's while that is not
+-- finished. $1 the job setting it, $2 its attempt, $3 whether it sets its parent's,
+-- $4 keys, $5 cap in bytes of the merged JSON, $6 payload
+WITH j AS (
+    UPDATE jobs SET seq = seq + 1, metadata = metadata || $4::jsonb, updated_at = now()
+    WHERE octet_length((metadata || $4::jsonb)::text) <= $5
+      AND CASE WHEN $3 THEN id = (SELECT c.parent_id FROM jobs c
+                                  WHERE c.id = $1 AND c.attempts = $2 AND c.status = 'running')
+                            AND status NOT IN ('completed', 'failed', 'cancelled')
+               ELSE id = $1 AND attempts = $2 AND status = 'running' END
+    RETURNING *, 'metadata'::text AS event_kind, $6::jsonb AS event_payload
+)
+-- include: event_tail
+SELECT * FROM made
+
+-- name: metadata_size
+-- Why a metadata write was refused: the size the merge would have, of the job or of its
+-- parent. $1 job id, $2 whether its parent's, $3 keys
+SELECT octet_length((metadata || $3::jsonb)::text) AS size FROM jobs
+WHERE id = CASE WHEN $2 THEN (SELECT parent_id FROM jobs WHERE id = $1) ELSE $1 END
+
+-- name: append_stream
+-- A flush of a stream's buffer: the text joins the stream (within its cap) and is its
+-- stream event, with the offset of its first character. The job's row is locked first,
+-- so a fenced-off attempt moves neither the stream's length nor the job's seq.
+-- $1 id, $2 attempt, $3 stream name, $4 text, $5 the stream's cap in characters
+WITH l AS (
+    SELECT id FROM jobs WHERE id = $1 AND attempts = $2 AND status = 'running' FOR UPDATE
+), s AS (
+    INSERT INTO job_streams AS s (job_id, name, length)
+    SELECT l.id, $3, length($4) FROM l WHERE length($4) <= $5
+    ON CONFLICT (job_id, name) DO UPDATE SET length = s.length + EXCLUDED.length,
+        updated_at = now()
+    WHERE s.length + EXCLUDED.length <= $5
+    RETURNING s.length - length($4) AS start
+), j AS (
+    UPDATE jobs SET seq = seq + 1, heartbeat_at = now(), updated_at = now()
+    WHERE id IN (SELECT id FROM l) AND EXISTS (SELECT 1 FROM s)
+    RETURNING *, 'stream'::text AS event_kind,
+              jsonb_build_object('name', $3::text, 'offset', (SELECT start FROM s),
+                                 'text', $4::text) AS event_payload
+)
+-- include: event_tail
+SELECT * FROM made
+
+-- name: stream_length
+-- Why a flush was refused: the stream's length now (NULL: none yet), and whether the
+-- attempt still runs. $1 id, $2 attempt, $3 stream name
+SELECT (SELECT length FROM job_streams WHERE job_id = $1 AND name = $3) AS length,
+       EXISTS (SELECT 1 FROM jobs WHERE id = $1 AND attempts = $2 AND status = 'running')
+       AS running

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -46,6 +46,42 @@ class StepHandle:
 
     def __repr__(self) -> str:
         return f"StepHandle({self.name!r}, done={self.done})"
+
+
+class StreamWriter(Protocol):
+    """A named stream of the job's (``job.stream(name)``): text watchers see as it comes."""
+
+    async def write(self, chunk: str) -> None:
+        """Append text; watchers get it within ``JOBCAST_STREAM_FLUSH_MS``."""
+
+    async def write_json(self, value: Any) -> None:
+        """Append a JSON value as one line."""
+
+    async def flush(self) -> None:
+        """Store and send what is buffered, now."""
+
+
+class RunStepHandle(Protocol):
+    """A step added at run time; ``async with step:`` runs it (failed, with its own
+    error, when an error leaves the block)."""
+
+    name: str
+
+    async def __aenter__(self) -> RunStepHandle: ...
+
+    async def __aexit__(self, *exc: Any) -> None: ...
+
+    async def start(self) -> None: ...
+
+    async def count(self, done: int, total: int | None = None) -> None:
+        """Its counters: ``done`` of ``total``."""
+
+    async def set_metadata(self, keys: dict[str, Any] | None = None, /, **more: Any) -> None: ...
+
+    async def complete(self) -> None: ...
+
+    async def fail(self, error: BaseException | str) -> None:
+        """Failed, with its own error; the job goes on."""
 
 
 class JobContext(Protocol):
@@ -84,6 +120,30 @@ class JobContext(Protocol):
 
     async def progress(self, percent: float, message: str | None = None) -> None:
         """Percent done of the current step (or of the job, outside any step)."""
+
+    def stream(self, name: str = "output") -> StreamWriter:
+        """The job's stream of that name; its writes are batched, stored and sent live."""
+
+    async def add_step(
+        self,
+        title: str,
+        *,
+        share: float | None = None,
+        counters: dict[str, int] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> RunStepHandle:
+        """Add a step to the current one at run time, with ``share`` (0-1) of its weight
+        (default: all that is left of it)."""
+
+    async def add_steps(
+        self, titles: list[str], *, counters: dict[str, int] | None = None
+    ) -> Sequence[RunStepHandle]:
+        """Add several, splitting what is left of the current step's weight equally."""
+
+    async def set_metadata(
+        self, keys: dict[str, Any] | None = None, /, *, parent: bool = False, **more: Any
+    ) -> None:
+        """Merge keys into the job's metadata (``parent``: its parent's); capped."""
 
     async def read_upload(self, upload_id: str) -> Upload:
         """A file the job's owner uploaded (``POST /api/uploads``)."""

@@ -87,6 +87,19 @@ class StepOut(Model):
     checkpointed: bool = Field(
         False, description="It completed and its result is stored: later attempts skip it."
     )
+    parent: str | None = Field(
+        None, description="Added at run time: the declared step it belongs to (else null)."
+    )
+    share: float | None = Field(
+        None, description="Added at run time: its share (0-1) of its parent step's weight."
+    )
+    counters: dict[str, Any] | None = Field(
+        None, description='Added at run time: {"done": n, "total": m} as its code counts.'
+    )
+    metadata: dict[str, Any] | None = Field(None, description="The step's own metadata.")
+    error: dict[str, Any] | None = Field(
+        None, description="Its own error (type, message) when it failed while the job went on."
+    )
 
 
 class JobErrorOut(Model):
@@ -156,6 +169,13 @@ class JobOut(Model):
     pause_requested: bool = Field(
         False, description="A running job on its way to paused, at its next step boundary."
     )
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description="The job's live metadata, as its code set it."
+    )
+    streams: dict[str, str] | None = Field(
+        None,
+        description="Each named stream's text so far (in the view of one job; null in lists).",
+    )
 
     @classmethod
     def of(
@@ -180,7 +200,12 @@ class JobOut(Model):
                     duration_ms=s.duration_ms,
                     estimate_s=estimates.get(s.name),
                     attempts=s.attempts,
-                    checkpointed=s.status.value == "completed",
+                    checkpointed=s.status.value == "completed" and s.parent is None,
+                    parent=s.parent,
+                    share=s.share,
+                    counters=s.counters,
+                    metadata=s.metadata,
+                    error=s.error,
                 )
                 for s in job.steps
             ],
@@ -211,6 +236,8 @@ class JobOut(Model):
             eta_seconds=eta_s,
             input_request=job.input_request,
             pause_requested=job.pause_requested,
+            metadata=job.metadata,
+            streams=job.streams,
             webhook=None
             if job.callback_url is None
             else WebhookOut(

@@ -152,6 +152,44 @@ class Settings(BaseSettings):
         le=86_400,
         description="How long a worker keeps retrying an event Postgres would not take.",
     )
+    metadata_max_bytes: int = Field(
+        65_536,
+        ge=256,
+        le=16 * 1_048_576,
+        description="A job's metadata, as JSON, at most; job code setting more gets an error.",
+    )
+    stream_chunk_max_bytes: int = Field(
+        65_536,
+        ge=256,
+        le=16 * 1_048_576,
+        description="One write to a job's stream (UTF-8) at most; more is an error to job code.",
+    )
+    stream_max_chars: int = Field(
+        16 * 1_048_576,
+        ge=1024,
+        le=1 << 30,
+        description="A job's stream, over all its writes, at most (characters); more is an "
+        "error to job code.",
+    )
+    stream_flush_ms: float = Field(
+        50.0,
+        gt=0,
+        le=60_000,
+        description="A stream's writes are stored and sent together, one event, at most this "
+        "long after the first of them (a worker killed loses at most this window).",
+    )
+    stream_flush_bytes: int = Field(
+        16_384,
+        ge=1,
+        le=16 * 1_048_576,
+        description="A stream's buffer is flushed at once when it holds this many bytes.",
+    )
+    run_steps_max: int = Field(
+        1000,
+        ge=1,
+        le=10_000,
+        description="Steps job code may add at run time, per attempt.",
+    )
     retention_completed_days: float = Field(
         30.0,
         gt=0,

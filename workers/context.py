@@ -25,10 +25,13 @@ from jobcast import metrics
 from jobcast.errors import InvalidInput, PermanentError, StorageUnavailable, TransientError
 from jobcast.model import Event, StepState
 from jobcast.registry import JobType, StepHandle, Upload
-from workers import waiting
+from workers import metadata, waiting
 from workers.checkpoints import Checkpoints, run_step
+from workers.run_steps import RunStep, RunSteps
+from workers.streams import Stream, Streams
 
 if TYPE_CHECKING:
+    from jobcast.settings import Settings
     from jobcast.store import Store
     from workers.state import WorkerState
 
@@ -123,14 +126,36 @@ class Reporter:
         self._step_percent = 0.0
         self.overall = 0.0
         self._seq = 0  # the job's last event this attempt knows of
+        # live data: the streams it writes, the steps it adds at run time
+        self.streams = Streams(self)
+        self.run_steps = RunSteps(self, self._weights)
 
     @property
     def store(self) -> Store:
         return self._store
 
     @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    @property
     def current_step(self) -> str | None:
         return self._step
+
+    async def persist(self, call: Callable[[], Awaitable[T]]) -> T:
+        """A Postgres call, retried while Postgres is away (``persist``)."""
+        return await persist(
+            call, deadline_s=self._settings.persist_deadline_s, what=f"job {self.job_id}"
+        )
+
+    async def publish(self, event: Event) -> None:
+        """Publish a persisted event of another job (a parent's metadata)."""
+        await self._state.publisher.publish(event)
+
+    def lift_step_percent(self, percent: float) -> float:
+        """The current step is at least ``percent`` done; overall progress now."""
+        self._step_percent = max(self._step_percent, min(float(percent), 100.0))
+        return self._advance()
 
     async def write(self, call: Callable[[], Awaitable[Event | None]]) -> None:
         """Persist an event (fenced by attempt), then publish it."""
@@ -215,6 +240,7 @@ class Reporter:
             raise
         duration_ms = int((time.monotonic() - started) * 1000)
         metrics.STEP_DURATION.labels(self._job_type.name, name).observe(duration_ms / 1000)
+        await self.streams.flush()  # what the step wrote comes before its end
         self._done_weight += self._weights[name]
         self._step, self._step_percent = None, 0.0
         await self._step_event(name, StepState.COMPLETED, duration_ms, handle.result)
@@ -242,6 +268,33 @@ class Reporter:
         return await waiting.ask(
             self, prompt, schema, timeout_s=timeout_s, on_timeout=on_timeout, default=default
         )
+
+    def stream(self, name: str = "output") -> Stream:
+        return self.streams.get(name)
+
+    async def add_step(
+        self,
+        title: str,
+        *,
+        share: float | None = None,
+        counters: dict[str, int] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> RunStep:
+        shares = None if share is None else [share]
+        steps = await self.run_steps.add_many(
+            [title], shares=shares, counters=counters, metadata=metadata
+        )
+        return steps[0]
+
+    async def add_steps(
+        self, titles: list[str], *, counters: dict[str, int] | None = None
+    ) -> list[RunStep]:
+        return await self.run_steps.add_many(titles, counters=counters)
+
+    async def set_metadata(
+        self, keys: dict[str, Any] | None = None, /, *, parent: bool = False, **more: Any
+    ) -> None:
+        await metadata.set_metadata(self, {**(keys or {}), **more}, parent=parent)
 
     async def progress(self, percent: float, message: str | None = None) -> None:
         self._step_percent = max(0.0, min(float(percent), 100.0))

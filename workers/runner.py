@@ -85,7 +85,7 @@ async def _run_code(
     params = job_type.parse_input(raw_input)
     scope = asyncio.timeout(timeout_s)
     try:
-        async with scope:
+        async with scope, reporter.streams:  # streams are flushed before the job ends
             return await job_type.run(reporter, params)
     except TimeoutError as exc:
         if scope.expired():  # ours, not a timeout inside the job's own code

@@ -1,10 +1,10 @@
 """The job store: every Postgres verb of jobcast, over one asyncpg pool.
 
 ``Store`` is the one entry point; each aggregate's verbs live in their own module
-(owners, uploads, jobs, attempts, interaction, deliveries, the sweep, stats) and run the named
-statements of ``jobcast/queries.sql``. Answers are the frozen dataclasses of
-``jobcast/model.py`` (``rows`` maps them); driver errors that mean "Postgres is
-not there" become ``StorageUnavailable`` (``base``).
+(owners, uploads, jobs, attempts, interaction, live data, deliveries, the sweep,
+stats) and run the named statements of ``jobcast/queries.sql``. Answers are the frozen
+dataclasses of ``jobcast/model.py`` (``rows`` maps them); driver errors that mean
+"Postgres is not there" become ``StorageUnavailable`` (``base``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from jobcast.store.base import StoreBase
 from jobcast.store.deliveries import Deliveries
 from jobcast.store.interaction import ExpiredInput, Interaction, StepCheckpoint
 from jobcast.store.jobs import Created, Jobs
+from jobcast.store.live import LiveData, RunStepChange
 from jobcast.store.owners import Owners, hash_token
 from jobcast.store.schema import apply_schema
 from jobcast.store.stats import Stats
@@ -21,7 +22,7 @@ from jobcast.store.sweep import Sweep
 from jobcast.store.uploads import NewUpload, Uploads
 
 
-class Store(Owners, Uploads, Jobs, Interaction, Attempts, Deliveries, Sweep, Stats):
+class Store(Owners, Uploads, Jobs, Interaction, Attempts, LiveData, Deliveries, Sweep, Stats):
     """jobcast's Postgres: the source of truth for owners, jobs, steps and events."""
 
 
@@ -29,7 +30,9 @@ __all__ = [
     "Capped",
     "Created",
     "ExpiredInput",
+    "LiveData",
     "NewUpload",
+    "RunStepChange",
     "StepCheckpoint",
     "Store",
     "StoreBase",

@@ -35,6 +35,8 @@ def job(row: asyncpg.Record) -> Job:
         retry_of=row["retry_of"],
         pause_requested=row["pause_requested"],
         input_request=row["input_request"] if "input_request" in row.keys() else None,
+        metadata=row["metadata"] if "metadata" in row.keys() else {},
+        streams=row["streams"] if "streams" in row.keys() else None,
         run_at=row["run_at"],
         created_at=row["created_at"],
         started_at=row["started_at"],
@@ -57,6 +59,11 @@ def steps(raw: Any) -> tuple[StepView, ...]:
             finished_at=_timestamp(s["finished_at"]),
             duration_ms=s["duration_ms"],
             attempts=s.get("attempts", 0),
+            parent=s.get("parent"),
+            share=s.get("share"),
+            counters=s.get("counters"),
+            metadata=s.get("metadata"),
+            error=s.get("error"),
         )
         for s in raw or ()
     )

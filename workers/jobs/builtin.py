@@ -2,8 +2,9 @@
 
 Tests and benchmarks rely on them: ``noop`` completes at once (or after ``sleep_s``,
 without a single progress event: a bare job, as arq alone would run it); ``demo`` walks
-through four steps in about ``duration`` seconds and can be told to fail, or (``ask``)
-to have its analyze step ask its owner for approval.
+through four steps in about ``duration`` seconds and can be told to fail, (``ask``)
+to have its analyze step ask its owner for approval, (``items``) to have its fetch step
+add a step per item found at run time, or (``stream``) to stream its report word by word.
 """
 
 from __future__ import annotations
@@ -48,6 +49,13 @@ class DemoInput(BaseModel):
     ask_on_timeout: Literal["fail", "approve", "reject"] = Field(
         "fail", description="When the time passes: fail, or go on as if approved or rejected."
     )
+    stream: bool = Field(False, description="The report step streams its text word by word.")
+    items: int = Field(
+        0,
+        ge=0,
+        le=100,
+        description="The fetch step finds this many items and adds a step for each at run time.",
+    )
 
 
 APPROVAL_SCHEMA = {
@@ -84,13 +92,48 @@ async def run_demo(job: JobContext, params: DemoInput) -> dict[str, Any]:
                 raise TransientError(
                     f"connection reset while fetching (attempt {job.attempt} of a flaky run)"
                 )
-            tick_s = params.duration * step.weight / total_weight / _TICKS_PER_STEP
+            step_s = params.duration * step.weight / total_weight
+            if step.name == "fetch" and params.items:
+                await _fetch_items(job, params.items, step_s)
+                continue
+            if step.name == "report" and params.stream:
+                await _stream_report(job, step_s)
+                continue
+            tick_s = step_s / _TICKS_PER_STEP
             for tick in range(1, _TICKS_PER_STEP + 1):
                 await asyncio.sleep(tick_s)
                 await job.progress(
                     100 * tick / _TICKS_PER_STEP, f"{step.title}: {tick} of {_TICKS_PER_STEP}"
                 )
     return {"summary": f"Demo finished its {len(DEMO_STEPS)} steps", "duration": params.duration}
+
+
+REPORT_TEXT = (
+    "The demo fetched its data, analyzed it and found nothing out of the ordinary. "
+    "Every step ran in turn, each reported its progress, and this report was written "
+    "word by word while you watched."
+)
+
+
+async def _fetch_items(job: JobContext, count: int, step_s: float) -> None:
+    """One step per item found, each counting its pages; the job's metadata counts them."""
+    await job.set_metadata(items_found=count, items_done=0)
+    items = await job.add_steps([f"Fetch item {i}" for i in range(1, count + 1)])
+    pages = 2
+    for done, item in enumerate(items, start=1):
+        async with item:
+            for page in range(1, pages + 1):
+                await asyncio.sleep(step_s / count / pages)
+                await item.count(page, pages)
+        await job.set_metadata(items_done=done)
+
+
+async def _stream_report(job: JobContext, step_s: float) -> None:
+    words = REPORT_TEXT.split(" ")
+    out = job.stream("report")
+    for i, word in enumerate(words):
+        await asyncio.sleep(step_s / len(words))
+        await out.write(word if i == 0 else f" {word}")
 
 
 async def _approval(job: JobContext, params: DemoInput) -> None:
