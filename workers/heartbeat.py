@@ -2,7 +2,7 @@
 
 One batched UPDATE per interval confirms every attempt this worker runs. An
 attempt missing from the answer was cancelled, or handed to another worker by
-the reaper: its task is cancelled at once, so a cancel reaches a running job
+the sweep: its task is cancelled at once, so a cancel reaches a running job
 within one interval, and a worker that was frozen stops as soon as it wakes.
 """
 

@@ -221,7 +221,7 @@ async def _hand_back(state: WorkerState, reporter: Reporter) -> None:
             )
         )
         log.info("job %s: attempt %d handed back", reporter.job_id, reporter.attempt)
-    except (AttemptLost, Exception) as exc:  # the reaper recovers it from a stale heartbeat
+    except (AttemptLost, Exception) as exc:  # the sweep recovers it from a stale heartbeat
         log.warning(
             "job %s: could not hand back attempt %d: %s", reporter.job_id, reporter.attempt, exc
         )
