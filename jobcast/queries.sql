@@ -50,7 +50,7 @@ END AS notified
 j.id, j.owner_id, j.type, j.input, j.status, j.priority, j.progress, j.step, j.message,
 j.result, j.error, j.attempts, j.max_attempts, j.seq, j.estimated_s, j.timeout_s, j.run_at,
 j.created_at, j.started_at, j.finished_at, j.parent_id, j.callback_url, j.result_expired_at,
-j.retry_of, j.pause_requested, j.metadata,
+j.retry_of, j.pause_requested, j.metadata, j.subject, j.tenant, j.tags,
 (SELECT json_build_object('step', i.step, 'prompt', i.prompt, 'schema', i.schema,
                           'expires_at', i.expires_at, 'on_timeout', i.on_timeout)
  FROM job_inputs i WHERE j.status = 'waiting' AND i.job_id = j.id AND i.answered_at IS NULL
@@ -132,15 +132,16 @@ DELETE FROM uploads WHERE job_id IS NULL AND created_at < now() - $1 * interval 
 -- $8 estimated_s, $9 step names, $10 step titles, $11 step weights, $12 first event
 -- payload, $13 timeout_s, $14 parent id, $15 idempotency key, $16 callback url,
 -- $17 message, $18 retry_of, $19 the owner's cap on active jobs (NULL: none),
--- $20 status ('pending', or 'draft': stored, not queued)
+-- $20 status ('pending', or 'draft': stored, not queued), $21 subject, $22 tenant,
+-- $23 tags, $24 the app's metadata
 WITH g AS (
     SELECT * FROM jobcast_submit_gate($2, $15, $19)
 ), j AS (
     INSERT INTO jobs (id, owner_id, type, input, priority, max_attempts, run_at, estimated_s, seq,
                       timeout_s, parent_id, idempotency_key, callback_url, message, retry_of,
-                      status)
+                      status, subject, tenant, tags, metadata)
     SELECT $1, $2, $3, $4, $5, $6, now() + $7 * interval '1 second', $8, 1, $13, $14, $15, $16,
-           $17, $18, $20
+           $17, $18, $20, $21, $22, COALESCE($23::text[], '{}'), COALESCE($24::jsonb, '{}')
     FROM g WHERE g.existing IS NULL AND ($19::bigint IS NULL OR g.active < $19)
     ON CONFLICT (id) DO NOTHING
     RETURNING *, 'status'::text AS event_kind, $12::jsonb AS event_payload
@@ -787,3 +788,42 @@ SELECT * FROM made
 SELECT (SELECT length FROM job_streams WHERE job_id = $1 AND name = $3) AS length,
        EXISTS (SELECT 1 FROM jobs WHERE id = $1 AND attempts = $2 AND status = 'running')
        AS running
+
+
+-- app keys and the scope of browser tokens
+
+-- name: create_app_key
+-- A key and the owner its jobs belong to (no token opens that owner), in one statement.
+-- $1 key id, $2 name, $3 owner id, $4 key hash, $5 signing secret, $6 random owner token
+-- hash, $7 the owner's webhook secret
+WITH o AS (
+    INSERT INTO owners (id, token_hash, webhook_secret) VALUES ($3, $6, $7)
+)
+INSERT INTO app_keys (id, name, owner_id, key_hash, signing_secret)
+VALUES ($1, $2, $3, $4, $5)
+RETURNING id, name, owner_id, created_at, revoked_at
+
+-- name: app_key_for_hash
+-- The key a bearer key hashes to, revoked or not. $1 key hash
+SELECT id, name, owner_id, signing_secret, created_at, revoked_at FROM app_keys
+WHERE key_hash = $1
+
+-- name: app_key_by_id
+-- A key by its id (a token's kid), revoked or not. $1 key id
+SELECT id, name, owner_id, signing_secret, created_at, revoked_at FROM app_keys WHERE id = $1
+
+-- name: list_app_keys
+-- Every key, oldest first, without secrets.
+SELECT id, name, owner_id, '' AS signing_secret, created_at, revoked_at FROM app_keys
+ORDER BY created_at, id
+
+-- name: revoke_app_key
+-- Revoke a key (once: revoking it again keeps the first time); the key, or no row.
+-- $1 key id
+UPDATE app_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1
+RETURNING id, name, owner_id, '' AS signing_secret, created_at, revoked_at
+
+-- name: job_scope
+-- What a browser token's scope is checked against: a job's subject, tenant and tags.
+-- $1 job id, $2 owner id
+SELECT subject, tenant, tags FROM jobs WHERE id = $1 AND owner_id = $2

@@ -52,7 +52,7 @@ async def _queue(services: Services, job: Job, event: Event) -> None:
     Redis does not answer)."""
     await _announce(services, event)
     try:
-        await services.queue.enqueue(job.id, priority=job.priority)
+        await services.queue.requeue(job.id, priority=job.priority)
     except (RedisError, OSError) as exc:
         log.warning("job %s: pending again but not queued yet (%s); the sweep will", job.id, exc)
 
