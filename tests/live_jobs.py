@@ -52,6 +52,11 @@ async def limits(job: JobContext, params: LimitsInput) -> dict[str, Any]:
             await job.set_metadata(blob="x" * 100_000)
         except LimitExceeded as exc:
             refused["metadata"] = str(exc)
+        try:  # each small enough, but the third merged in goes over the cap
+            for i in range(4):
+                await job.set_metadata({f"part{i}": "z" * 1500})
+        except LimitExceeded as exc:
+            refused["merged"] = str(exc)
         try:
             await job.stream("out").write("y" * 100_000)
         except LimitExceeded as exc:

@@ -223,6 +223,7 @@ class Reporter:
         if self.checkpoints.done(name):  # completed in an earlier attempt: nothing to write
             yield StepHandle(name, done=True, result=self.checkpoints.result(name))
             return
+        await self.streams.flush()  # a pause here would fence off a later flush
         await waiting.pause_if_asked(self)  # a step boundary
         handle = StepHandle(name)
         self._step, self._step_percent = name, 0.0
@@ -265,6 +266,7 @@ class Reporter:
         on_timeout: str = "fail",
         default: Any = None,
     ) -> Any:
+        await self.streams.flush()  # once it waits, the attempt may write nothing more
         return await waiting.ask(
             self, prompt, schema, timeout_s=timeout_s, on_timeout=on_timeout, default=default
         )

@@ -23,10 +23,13 @@ async def set_metadata(reporter: Reporter, keys: dict[str, Any], *, parent: bool
     if not keys:
         return
     try:
-        dumps(keys)
+        size = len(dumps(keys))
     except TypeError as exc:
         raise PermanentError(f"metadata must be JSON: {exc}") from None
     cap = reporter.settings.metadata_max_bytes
+    whose = "its parent's" if parent else "the job's"
+    if size > cap:  # the merge holds every key given: over the cap without asking Postgres
+        raise _over(whose, size, cap)
     store, job_id, attempt = reporter.store, reporter.job_id, reporter.attempt
     if not parent:
         if await reporter.write_if(
@@ -41,12 +44,15 @@ async def set_metadata(reporter: Reporter, keys: dict[str, Any], *, parent: bool
             await reporter.publish(event)
             return
     size = await store.metadata_size(job_id, keys, parent=parent)
-    whose = "its parent's" if parent else "the job's"
     if size > cap:
-        raise LimitExceeded(
-            f"{whose} metadata would be {size} bytes, over the limit of {cap} "
-            "(JOBCAST_METADATA_MAX_BYTES); nothing was changed"
-        )
+        raise _over(whose, size, cap)
     if parent:
         raise PermanentError("this job has no parent, or its parent has finished")
     await reporter.emit(None)  # fenced off: AttemptLost
+
+
+def _over(whose: str, size: int, cap: int) -> LimitExceeded:
+    return LimitExceeded(
+        f"{whose} metadata would be at least {size} bytes, over the limit of {cap} "
+        "(JOBCAST_METADATA_MAX_BYTES); nothing was changed"
+    )

@@ -173,7 +173,8 @@ async def test_limits_are_clear_errors_to_job_code_and_a_run_time_step_fails_on_
         assert "JOBCAST_METADATA_MAX_BYTES" in refused["metadata"]
         assert "JOBCAST_STREAM_CHUNK_MAX_BYTES" in refused["chunk"]
         # nothing of the refused writes was kept
-        assert view["metadata"] == {"stage": "done"}
+        assert "JOBCAST_METADATA_MAX_BYTES" in refused["merged"]
+        assert view["metadata"] == {"stage": "done", "part0": "z" * 1500, "part1": "z" * 1500}
         assert view["streams"] == {}
         good, bad = (s for s in view["steps"] if s["parent"] == "work")
         assert good["status"] == "completed" and good["error"] is None
