@@ -28,7 +28,7 @@ import asyncpg
 import redis.asyncio as aioredis
 import uvloop
 
-from bench import connections, events, polling, scaleout, submit, throughput, watched
+from bench import connections, events, polling, scaleout, streams, submit, throughput, watched
 from bench.cpu import CpuMeter
 from bench.harness import (
     FULL,
@@ -62,6 +62,7 @@ BENCHMARKS: tuple[tuple[int, str, Benchmark], ...] = (
     (5, "Polling", polling.run),
     (6, "Scale-out", scaleout.run),
     (7, "A watched job runs as fast", watched.run),
+    (8, "Streamed output", streams.run),
 )
 
 
@@ -83,7 +84,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     except ValueError:
         parser.error(f"--only takes numbers like 1,3; got {args.only!r}")
     if not args.only <= known:
-        parser.error(f"--only: no benchmark {sorted(args.only - known)}; there are 1 to 6")
+        parser.error(f"--only: no benchmark {sorted(args.only - known)}; "
+                     f"there are 1 to {max(known)}")
     return args
 
 

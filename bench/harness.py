@@ -311,7 +311,7 @@ class Cluster:
         return path.read_text(errors="replace")[-chars:] if path.exists() else ""
 
     async def start_web(self, name: str, *, app: str = WEB_APP, ready_path: str = "/readyz",
-                        redis_url: str | None = None) -> str:
+                        redis_url: str | None = None, env: dict[str, str] | None = None) -> str:
         """Start a web process (or the bare baseline app) and wait until it is ready."""
         port = free_port()
         command = web_command(self.settings)
@@ -320,7 +320,7 @@ class Cluster:
         extra = {"PORT": str(port), "HOST": "127.0.0.1", "JOBCAST_ACCESS_LOG": "false"}
         if redis_url is not None:
             extra["REDIS_URL"] = redis_url
-        self._spawn(name, command, self.env(**extra))
+        self._spawn(name, command, self.env(**extra, **(env or {})))
         url = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient(base_url=url, timeout=2.0) as client:
 
@@ -337,13 +337,13 @@ class Cluster:
         return url
 
     async def start_worker(self, name: str, *, command: list[str] | None = None,
-                           queue: str | None = None) -> None:
+                           queue: str | None = None, env: dict[str, str] | None = None) -> None:
         """Start an arq worker and wait until it polls its queue (its health key appears)."""
         key = (queue or self.settings.queue_name) + health_check_key_suffix
         redis = aioredis.Redis.from_url(self.endpoints.redis_url)
         try:
             await redis.delete(key)
-            self._spawn(name, command or worker_command(), self.env())
+            self._spawn(name, command or worker_command(), self.env(**(env or {})))
 
             async def polling() -> bool:
                 self._alive(name)
