@@ -297,7 +297,8 @@ SELECT * FROM made
 
 -- name: step
 -- A step starts (counted in its attempts), completes (its checkpoint, the result, stored
--- in the same statement as its event) or fails.
+-- in the same statement as its event) or fails. A start is refused while the owner asks
+-- for a pause: the step boundary is where the job pauses (pause_at_boundary).
 -- $1 id, $2 attempt, $3 step name, $4 step state, $5 duration_ms, $6 progress,
 -- $7 payload, $8 message (when the step starts), $9 the step's result (when it completes)
 WITH j AS (
@@ -305,6 +306,7 @@ WITH j AS (
         message = CASE WHEN $4 = 'running' THEN $8 ELSE message END,
         heartbeat_at = now(), updated_at = now()
     WHERE id = $1 AND attempts = $2 AND status = 'running'
+      AND NOT (pause_requested AND $4 = 'running')
     RETURNING *, 'step'::text AS event_kind, $7::jsonb AS event_payload
 ), s AS (
     UPDATE job_steps SET status = $4,
@@ -666,9 +668,10 @@ SELECT 1
 ROLLBACK
 
 -- name: schema_lock
--- One session-level lock while schema.sql is applied, so two processes starting
--- together do not race.
-SELECT pg_advisory_lock(7213400)
+-- One lock while schema.sql is applied, so two processes starting together do not race;
+-- held by the transaction, not the session, so that behind PgBouncer in transaction
+-- mode it is released with the transaction instead of staying on a server connection.
+SELECT pg_advisory_xact_lock(7213400)
 
 -- name: want_notify
 -- This server process wants NOTIFYs for a while (renewed while its pub/sub is down);

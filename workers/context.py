@@ -224,11 +224,14 @@ class Reporter:
             yield StepHandle(name, done=True, result=self.checkpoints.result(name))
             return
         await self.streams.flush()  # a pause here would fence off a later flush
-        await waiting.pause_if_asked(self)  # a step boundary
         handle = StepHandle(name)
         self._step, self._step_percent = name, 0.0
         started = time.monotonic()
-        await self._step_event(name, StepState.RUNNING, None)
+        try:
+            await self._step_event(name, StepState.RUNNING, None)
+        except AttemptLost:  # a step boundary: the start is refused while a pause is asked
+            await waiting.pause_if_asked(self)
+            raise
         try:
             yield handle
         except (Exception, asyncio.CancelledError) as exc:

@@ -73,7 +73,8 @@ async def ask(
 
 
 async def pause_if_asked(reporter: Reporter) -> None:
-    """At a step boundary: if the owner asked for a pause, pause here and stop."""
+    """At a step boundary whose start was refused: if the owner asked for a pause, pause
+    here and stop (else the attempt was lost, and the caller says so)."""
     paused = await reporter.write_if(
         lambda: reporter.store.pause_at_boundary(reporter.job_id, reporter.attempt)
     )
