@@ -4,11 +4,14 @@
  * Uses window.jobcast (jobcast.js, loaded before this module).
  */
 
+import { AnswerForm } from "./ui/answerform.js";
 import { Attention } from "./ui/attention.js";
+import { JobControls } from "./ui/controls.js";
 import { shortId, typeTitle } from "./ui/format.js";
 import { InputForm } from "./ui/inputform.js";
 import { JobList } from "./ui/joblist.js";
 import { JobView } from "./ui/jobview.js";
+import { LivePanel } from "./ui/livepanel.js";
 import { Toasts } from "./ui/toasts.js";
 
 const jc = window.jobcast;
@@ -22,6 +25,7 @@ const el = {
   type: $("job-type"),
   typeHint: $("type-hint"),
   start: $("start-button"),
+  draft: $("draft-button"),
   formError: $("form-error"),
 };
 
@@ -66,6 +70,27 @@ const view = new JobView({
   },
 });
 const list = new JobList({ clock: view.clock, onEnded: (job) => announceEnd(job) });
+const live = new LivePanel();
+const answerForm = new AnswerForm({ onAnswer: (id, answer, step) => jc.answer(id, answer, step) });
+const controls = new JobControls({
+  api: jc,
+  onError: (message) => view.showPanelError(message),
+  onChanged: (job) => {
+    if (job && current && current.id === job.id) {
+      current.job = job;
+      view.snapshot(job);
+      renderExtras(job);
+    }
+  },
+});
+
+/** The parts of the panel beside JobView's: the question, the controls, streams and metadata. */
+function renderExtras(job, full) {
+  answerForm.render(job);
+  controls.render(job);
+  if (full) live.reset(job);
+  else live.steps(job);
+}
 
 function errorMessage(err) {
   if (!err) return "Something went wrong.";
@@ -104,6 +129,29 @@ function announceEnd(job) {
     jobId: job.id,
   });
   attention.notify({ title, body: detail, href, tag: "jobcast-" + job.id });
+}
+
+// Job id → its "needs your input" toast, closed once the question is answered anywhere.
+const questions = new Map();
+
+function answered(jobId) {
+  const node = questions.get(jobId);
+  questions.delete(jobId);
+  if (node) node.dismiss();
+}
+
+/** A toast in every tab of the owner when one of its jobs asks for input. */
+function announceInput(ev) {
+  if (!ev || !ev.job_id || !toasts.once(ev.job_id + ":input:" + ev.seq)) return;
+  const known = (current && current.id === ev.job_id && current.job) || (list.rows.get(ev.job_id) || {}).job || {};
+  const name = typeTitle(jobTypes, known.type) + " " + shortId(ev.job_id);
+  const href = "/jobs/" + encodeURIComponent(ev.job_id);
+  const detail = name + (ev.prompt ? ": " + ev.prompt : "");
+  const node = toasts.show({
+    kind: "info", title: "Needs your input", detail, href, linkLabel: "Answer", jobId: ev.job_id, sticky: true,
+  });
+  questions.set(ev.job_id, node);
+  attention.notify({ title: "Needs your input", body: detail, href, tag: "jobcast-input-" + ev.job_id });
 }
 
 // -------------------------------------------------------------- routing
@@ -186,6 +234,7 @@ function showJob(job, { seed, eta }) {
   storage.set(LAST_JOB_KEY, job.id);
   list.setCurrent(job.id);
   view.show(job, eta);
+  renderExtras(job, true);
   attention.setJob(job);
   const isCurrent = () => current === entry;
   const update = (j) => {
@@ -205,16 +254,28 @@ function showJob(job, { seed, eta }) {
       if (!jc.isFinal(j.status)) entry.sawActive = true;
       update(j);
       view.snapshot(j);
+      renderExtras(j, true);
     },
     onEvent(event, j) {
       if (!isCurrent()) return;
       update(j);
       view.event(event, j);
+      renderExtras(j);
+    },
+    onInput(request) {
+      if (!request) answered(entry.id);
+    },
+    onStream(chunk, text) {
+      if (isCurrent()) live.append(chunk, text);
+    },
+    onMetadata(_changed, metadata) {
+      if (isCurrent()) live.metadata(metadata);
     },
     onDone(j) {
       if (!isCurrent()) return;
       update(j);
       view.snapshot(j);
+      renderExtras(j);
       if (entry.sawActive) announceEnd(j);
     },
     onError(err) {
@@ -247,6 +308,7 @@ async function openJob(id, from) {
       current = null;
       attention.setJob(null);
       view.clear();
+      renderExtras(null, true);
       list.setCurrent(null);
       // A job remembered by this browser that is gone is not worth an error.
       if (from !== "storage") view.showPanelError(notFoundText(id));
@@ -285,9 +347,10 @@ async function loadJobTypes() {
   for (const t of jobTypes) el.type.appendChild(new Option(t.title || t.type, t.type));
   if (!jobTypes.length) el.type.appendChild(new Option("No job types", ""));
   if (jobTypes.some((t) => t.type === "demo")) el.type.value = "demo";
-  el.start.disabled = !jobTypes.length;
+  el.start.disabled = el.draft.disabled = !jobTypes.length;
   updateTypeFields();
   view.setTypes(jobTypes);
+  controls.setTypes(jobTypes);
   list.setTypes(jobTypes);
 }
 
@@ -308,11 +371,12 @@ async function onSubmit(ev) {
     return;
   }
 
+  const asDraft = Boolean(ev.submitter && ev.submitter.value === "draft");
   submitting = true;
-  el.start.disabled = true;
+  el.start.disabled = el.draft.disabled = true;
   el.form.setAttribute("aria-busy", "true");
   try {
-    const created = await jc.submit(type, input);
+    const created = await jc.submit(type, input, asDraft ? { draft: true } : undefined);
     if (!created || !created.id) throw new Error("The server did not return a job id.");
     goTo(created.id, { created, type });
   } catch (err) {
@@ -322,7 +386,7 @@ async function onSubmit(ev) {
     showFormError(err);
   } finally {
     submitting = false;
-    el.start.disabled = !jobTypes.length;
+    el.start.disabled = el.draft.disabled = !jobTypes.length;
     el.form.removeAttribute("aria-busy");
   }
 }
@@ -333,6 +397,8 @@ function startFeed() {
   jc.feed({
     onEvent(ev) {
       list.applyEvent(ev);
+      if (ev.kind === "input_required") announceInput(ev);
+      else if (ev.kind === "input" || (ev.kind === "status" && ev.status !== "waiting")) answered(ev.job_id);
       if (ev.kind === "status" && jc.isFinal(ev.status)) {
         announceEnd({ id: ev.job_id, status: ev.status, error: ev.error || null });
       }

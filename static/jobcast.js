@@ -11,7 +11,9 @@
  *   const watcher = jobcast.watch(created.id, {
  *     onSnapshot(job) {}, onEvent(event, job) {}, onState(state) {},
  *     onDone(job) {}, onError(error) {},
+ *     onInput(request, job) {}, onStream(chunk, text, job) {}, onMetadata(changed, metadata, job) {},
  *   });
+ *   await jobcast.answer(created.id, { approve: true });   // a waiting job's question
  *   watcher.close();
  *
  *   <job-progress job-id="…"></job-progress>            same origin
@@ -360,6 +362,42 @@
       return r.data;
     }
 
+    /**
+     * POST /api/jobs/{id}/input: answer the question a waiting job asks.
+     * ApiError 409 when it is not waiting (or already answered), 422 when the answer
+     * does not fit the question's schema (its details name the field, e.g. answer.approve).
+     */
+    async function answer(id, value, step) {
+      var body = { answer: value };
+      if (step != null) body.step = step;
+      var r = await request("POST", jobPath(id) + "/input", { body: body });
+      return r.data;
+    }
+
+    /** POST /api/jobs/{id}/pause: a running job stops at its next step boundary. */
+    async function pause(id) {
+      var r = await request("POST", jobPath(id) + "/pause");
+      return r.data;
+    }
+
+    /** POST /api/jobs/{id}/resume: a paused job is queued again, from its checkpoint. */
+    async function resume(id) {
+      var r = await request("POST", jobPath(id) + "/resume");
+      return r.data;
+    }
+
+    /** POST /api/jobs/{id}/start: a draft is queued. */
+    async function start(id) {
+      var r = await request("POST", jobPath(id) + "/start");
+      return r.data;
+    }
+
+    /** PATCH /api/jobs/{id} {input}: replace a draft's input; the job as it stands. */
+    async function updateDraft(id, input) {
+      var r = await request("PATCH", jobPath(id), { body: { input: input || {} } });
+      return r.data;
+    }
+
     // -------------------------------------------------------------- watch
 
     /**
@@ -374,6 +412,11 @@
      *   onState(state)         "connecting" | "live" | "reconnecting" | "polling" | "closed"
      *   onDone(job)            once, when the job reaches a final status
      *   onError({code, message, status})  fatal problems (job not found, not authenticated)
+     *   onInput(request, job)  the job asks a person (request: {step, prompt, schema,
+     *                          expires_at, on_timeout}), or null once it was answered
+     *   onStream({name, offset, text}, fullText, job)  new text of a named stream, once
+     *                          each and in order, also across reconnects
+     *   onMetadata(changed, metadata, job)  keys of the job's metadata that changed
      *
      * Progress never goes down within an attempt; a new attempt starts from 0.
      * Returns {close(), job(), state()}.
@@ -439,9 +482,70 @@
 
       function applySnapshot(next) {
         if (!next || typeof next !== "object") return;
+        var before = job;
         adopt(next);
         emit("onSnapshot", clone(job));
+        liveDifferences(before, job);
         checkDone();
+      }
+
+      /** What a snapshot brings that the last state lacked: stream text, metadata, a question. */
+      function liveDifferences(before, after) {
+        var old = (before && before.streams) || {};
+        var streams = after.streams || {};
+        Object.keys(streams).forEach(function (name) {
+          var had = typeof old[name] === "string" ? old[name] : "";
+          var now = String(streams[name] || "");
+          if (now.length > had.length) {
+            emit("onStream", { name: name, offset: had.length, text: now.slice(had.length) }, now, clone(job));
+          }
+        });
+        var meta = after.metadata || {};
+        var oldMeta = (before && before.metadata) || {};
+        var changed = {};
+        Object.keys(meta).forEach(function (key) {
+          if (JSON.stringify(meta[key]) !== JSON.stringify(oldMeta[key])) changed[key] = meta[key];
+        });
+        if (Object.keys(changed).length) emit("onMetadata", changed, clone(meta), clone(job));
+        var asked = after.status === "waiting" ? after.input_request || null : null;
+        var wasAsked = before && before.status === "waiting" ? before.input_request || null : null;
+        if (JSON.stringify(asked) !== JSON.stringify(wasAsked)) emit("onInput", clone(asked), clone(job));
+      }
+
+      function stepIndex(name) {
+        for (var i = 0; i < job.steps.length; i++) if (job.steps[i].name === name) return i;
+        return -1;
+      }
+
+      /** A step added at run time goes after its parent and the parent's other added steps. */
+      function addRunStep(ev) {
+        var step = {
+          name: ev.step, title: ev.title || ev.step, parent: ev.parent || null, share: ev.share,
+          status: "waiting", counters: ev.counters || null, metadata: ev.metadata || null, error: null,
+          started_at: null, finished_at: null, duration_ms: null, attempts: 0,
+        };
+        var at = job.steps.length;
+        var parentAt = ev.parent ? stepIndex(ev.parent) : -1;
+        if (parentAt !== -1) {
+          at = parentAt + 1;
+          while (at < job.steps.length && job.steps[at].parent === ev.parent) at += 1;
+        }
+        job.steps.splice(at, 0, step);
+        return step;
+      }
+
+      function applyStream(ev) {
+        if (!job.streams) job.streams = {};
+        var name = String(ev.name || "output");
+        var had = job.streams[name] || "";
+        var text = String(ev.text || "");
+        var offset = Number(ev.offset);
+        if (!isFinite(offset)) offset = had.length;
+        // Keep only the text past what is held: a snapshot and a replay may overlap.
+        var fresh = text.slice(Math.max(0, had.length - offset));
+        if (!fresh) return null;
+        job.streams[name] = had + fresh;
+        return { name: name, offset: had.length, text: fresh };
       }
 
       function resetForRetry() {
@@ -450,6 +554,8 @@
         job.result = null;
         job.finished_at = null;
         job.steps.forEach(function (s) {
+          // A completed step's checkpoint is kept: the next attempt skips it.
+          if (s.checkpointed && s.status === "completed") return;
           s.status = "waiting";
           s.started_at = null;
           s.finished_at = null;
@@ -461,6 +567,7 @@
         var seq = Number(ev.seq);
         // Already seen, or already reflected in the snapshot.
         if (!isFinite(seq) || seq <= lastSeq) return;
+        var callbacks = []; // callbacks of the new kinds, called after onEvent with the job after it
         lastSeq = seq;
         if (!job) {
           job = { id: jobId, status: "pending", progress: 0, step: null, message: null, steps: [] };
@@ -490,11 +597,14 @@
             job.eta_seconds = null;
           }
         } else if (ev.kind === "step") {
-          var step = null;
-          for (var i = 0; i < job.steps.length; i++) {
-            if (job.steps[i].name === ev.step) step = job.steps[i];
-          }
+          var at = stepIndex(ev.step);
+          var step = at === -1 ? null : job.steps[at];
+          if (!step && ev.parent !== undefined) step = addRunStep(ev);
           if (step) {
+            if (has(ev, "counters") && ev.counters) step.counters = ev.counters;
+            if (ev.metadata) step.metadata = Object.assign({}, step.metadata || {}, ev.metadata);
+            if (ev.error) step.error = ev.error;
+            if (ev.state === "completed" && !step.parent) step.checkpointed = true;
             if (ev.state) step.status = ev.state;
             if (ev.state === "running") {
               step.started_at = ev.at || step.started_at || null;
@@ -505,12 +615,34 @@
               step.finished_at = ev.at || step.finished_at || null;
             }
           }
-          if (ev.state === "running") job.step = ev.step;
+          if (ev.state === "running" && !(step && step.parent)) job.step = ev.step;
           if (ev.progress != null) job.progress = ev.progress;
         } else if (ev.kind === "progress") {
           if (ev.progress != null) job.progress = ev.progress;
           if (ev.step != null) job.step = ev.step;
           if (has(ev, "message")) job.message = ev.message;
+        } else if (ev.kind === "input_required") {
+          job.status = ev.status || "waiting";
+          job.step = ev.step || job.step;
+          job.input_request = {
+            step: ev.step, prompt: ev.prompt, schema: ev.schema,
+            expires_at: ev.expires_at || null, on_timeout: ev.on_timeout || "fail",
+          };
+          callbacks.push(["onInput", clone(job.input_request)]);
+        } else if (ev.kind === "input") {
+          job.status = ev.status || "pending";
+          job.input_request = null;
+          callbacks.push(["onInput", null]);
+        } else if (ev.kind === "resumed") {
+          job.resumed = { step: ev.step, skipped: ev.skipped || [], attempt: ev.attempt };
+          if (ev.progress != null) job.progress = ev.progress;
+        } else if (ev.kind === "metadata") {
+          var changed = ev.metadata || {};
+          job.metadata = Object.assign({}, job.metadata || {}, changed);
+          callbacks.push(["onMetadata", clone(changed), clone(job.metadata)]);
+        } else if (ev.kind === "stream") {
+          var chunk = applyStream(ev);
+          if (chunk) callbacks.push(["onStream", chunk, job.streams[chunk.name]]);
         }
 
         job.seq = seq;
@@ -518,6 +650,9 @@
         var reportedEvent = Object.assign({}, ev);
         if (ev.progress != null || ev.kind === "progress") reportedEvent.progress = job.progress;
         emit("onEvent", reportedEvent, clone(job));
+        callbacks.forEach(function (call) {
+          emit.apply(null, call.concat([clone(job)]));
+        });
         checkDone();
       }
 
@@ -832,6 +967,11 @@
       listJobs: listJobs,
       cancel: cancel,
       retry: retry,
+      answer: answer,
+      pause: pause,
+      resume: resume,
+      start: start,
+      updateDraft: updateDraft,
       watch: watch,
       feed: feed,
     };
@@ -880,8 +1020,10 @@
 
     /**
      * <job-progress job-id="…" server="…">: a compact live view of one job.
-     * Fires `job-progress:event` ({event, job}), `job-progress:state` ({state})
-     * and, once, `job-progress:done` ({job}); all bubble and cross shadow roots.
+     * Fires `job-progress:event` ({event, job}), `job-progress:state` ({state}),
+     * `job-progress:input` ({request, job}: null once answered), `job-progress:stream`
+     * ({chunk, text, job}), `job-progress:metadata` ({changed, metadata, job}) and, once,
+     * `job-progress:done` ({job}); all bubble and cross shadow roots.
      */
     class JobProgressElement extends HTMLElement {
       static get observedAttributes() {
@@ -993,6 +1135,15 @@
             self._render();
             self._fire("job-progress:done", { job: job });
           },
+          onInput: function (request, job) {
+            self._fire("job-progress:input", { request: request, job: job });
+          },
+          onStream: function (chunk, text, job) {
+            self._fire("job-progress:stream", { chunk: chunk, text: text, job: job });
+          },
+          onMetadata: function (changed, metadata, job) {
+            self._fire("job-progress:metadata", { changed: changed, metadata: metadata, job: job });
+          },
           onError: function (err) {
             clearInterval(self._ticker);
             self._ticker = null;
@@ -1037,12 +1188,16 @@
         else if (status === "failed") headline = "Failed";
         else if (status === "cancelled") headline = "Cancelled";
         else if (status === "pending") headline = job.attempts > 0 ? "Waiting to retry" : "Waiting to start";
+        else if (status === "waiting") headline = "Needs your input";
+        else if (status === "paused") headline = "Paused";
+        else if (status === "draft") headline = "Draft";
         else headline = stepName || "Running";
         el.step.textContent = headline;
 
         var message = job.message || "";
         if (status === "failed" && job.error && job.error.message) message = job.error.message;
         if (status === "completed" && job.result && typeof job.result.summary === "string") message = job.result.summary;
+        if (status === "waiting" && job.input_request && job.input_request.prompt) message = job.input_request.prompt;
         el.message.textContent = message;
         this._renderEta();
       }

@@ -84,3 +84,9 @@ export function typeTitle(types, type) {
   const info = (types || []).find((t) => t.type === type);
   return info ? info.title || info.type : type || "Job";
 }
+
+/** A property name as a label: "fail_step" → "Fail step". */
+export function humanize(name) {
+  const s = String(name).replace(/_/g, " ");
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}

@@ -53,8 +53,10 @@ function humanize(name) {
 }
 
 export class InputForm {
-  constructor(container) {
+  /** `prefix` keeps ids apart when a page holds two forms (the draft editor: "draft-"). */
+  constructor(container, prefix) {
     this.container = container;
+    this.prefix = prefix || "";
     this.fields = [];
     this.json = null;
   }
@@ -96,7 +98,7 @@ export class InputForm {
 
   field(name, schema, isRequired) {
     const kind = kindOf(schema, name);
-    const id = "input-" + name;
+    const id = this.prefix + "input-" + name;
     const wrap = document.createElement("div");
     wrap.className = kind === "boolean" ? "field field-check" : "field";
     const label = document.createElement("label");
@@ -176,10 +178,10 @@ export class InputForm {
     const wrap = document.createElement("div");
     wrap.className = "field";
     const label = document.createElement("label");
-    label.htmlFor = "input-json";
+    label.htmlFor = this.prefix + "input-json";
     label.textContent = "Input (JSON)";
     const area = document.createElement("textarea");
-    area.id = "input-json";
+    area.id = this.prefix + "input-json";
     area.name = "input";
     area.rows = 5;
     area.spellcheck = false;
@@ -191,6 +193,20 @@ export class InputForm {
     wrap.append(label, area);
     this.container.appendChild(wrap);
     this.json = area;
+  }
+
+  /** Put values into the fields (a draft's input). */
+  fill(values) {
+    if (this.json) {
+      this.json.value = JSON.stringify(values || {}, null, 2);
+      return;
+    }
+    for (const f of this.fields) {
+      if (!values || !(f.name in values) || f.kind === "files") continue;
+      const v = values[f.name];
+      if (f.kind === "boolean") f.input.checked = v === true;
+      else f.input.value = v == null ? "" : String(v);
+    }
   }
 
   /** The input object (files uploaded first), or throws an Error naming the field at fault. */

@@ -152,6 +152,8 @@ export class JobList {
       return;
     }
     const update = {};
+    // input_required and input events carry the job's new status too (waiting, pending)
+    if (ev.status && ev.kind !== "status") update.status = ev.status;
     if (ev.kind === "status") {
       if (ev.status) update.status = ev.status;
       if (ev.attempt != null) {

@@ -19,7 +19,8 @@ const CATEGORY_TEXT = {
   unknown: "unexpected error",
 };
 
-const ACTIVE = new Set(["pending", "running"]);
+// Jobs that may still be cancelled.
+const ACTIVE = new Set(["pending", "running", "waiting", "paused", "draft"]);
 
 function $(id) {
   return document.getElementById(id);
@@ -238,6 +239,9 @@ export class JobView {
     if (job.status === "completed") return "All steps done";
     if (job.status === "cancelled") return "Cancelled";
     if (job.status === "pending") return job.attempts > 0 ? "Waiting to retry" : "Waiting to start";
+    if (job.status === "waiting") return "Waiting for your input";
+    if (job.status === "paused") return "Paused";
+    if (job.status === "draft") return "Draft: not started";
     const step = (job.steps || []).find((s) => s.name === job.step);
     if (step) return step.title || step.name;
     return job.step || (job.status === "running" ? "Running" : "—");
@@ -416,6 +420,8 @@ export class JobView {
         eta = "waiting for a worker";
       }
       if (ms != null) elapsed = "Queued " + formatDuration(Math.max(1000, ms)) + " ago";
+    } else if (job.status === "waiting" || job.status === "paused" || job.status === "draft") {
+      eta = job.status === "waiting" ? "waiting for an answer" : job.status === "paused" ? "paused" : "not started";
     } else {
       const ms = elapsedMs(job.started_at || job.created_at, job.finished_at);
       if (ms != null) elapsed = (job.status === "completed" ? "Took " : "Ended after ") + formatDuration(ms);

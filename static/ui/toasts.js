@@ -21,7 +21,8 @@ export class Toasts {
   }
 
   /**
-   * show({kind: "success"|"error"|"info", title, detail?, href?, linkLabel?, jobId?})
+   * show({kind: "success"|"error"|"info", title, detail?, href?, linkLabel?, jobId?, sticky?})
+   * A sticky toast stays until closed (or dismiss() is called): a question waits for a person.
    * Returns the toast element.
    */
   show(options) {
@@ -66,6 +67,7 @@ export class Toasts {
     };
     const arm = () => {
       clearTimeout(timer);
+      if (options.sticky) return;
       timer = setTimeout(dismiss, options.timeoutMs || TOAST_MS);
     };
     close.addEventListener("click", dismiss);
