@@ -10,6 +10,7 @@ closes normally after the job's final event.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from uuid import UUID
 
 from starlette import status
@@ -133,6 +134,7 @@ async def _send_snapshot(
     job = await services.store.get_job(job_id, owner_id)
     if job is None:
         return None
-    view = await job_view(services, job)
+    # without the streams' text: their stream events, replayed after N, carry it once
+    view = await job_view(services, replace(job, streams=None))
     await ws.send_text(dumps({"type": "snapshot", "job": view.model_dump(mode="json")}).decode())
     return job.seq, job.status.final

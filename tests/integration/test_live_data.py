@@ -149,6 +149,8 @@ async def test_metadata_run_time_steps_and_a_stream_are_seen_live_and_in_the_api
     # the report streamed word by word, in several events, whole
     assert join_stream(events, "report") == REPORT_TEXT
     assert view["streams"] == {"report": REPORT_TEXT}
+    # the socket's snapshot leaves the text to the stream events: none comes twice
+    assert watched.snapshot["job"]["streams"] is None
     assert sum(e["kind"] == "stream" for e in events) > 1
     # and the report's text came before its step ended
     last_stream = max(e["seq"] for e in events if e["kind"] == "stream")
