@@ -23,6 +23,7 @@ import redis.asyncio as aioredis
 from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
 
 from jobcast.endpoints import Endpoints
+from jobcast.store import apply_schema
 from tests.chaos import chaos_env
 from tests.conftest import DatabaseFactory
 from tests.support import Stack, eventually, launch
@@ -492,3 +493,74 @@ async def test_a_thousand_waiting_jobs_hold_no_worker_and_survive_a_redis_wipe_a
     assert all(j["status"] == "completed" for j in others_done)
     assert [j["status"] for j in finished] == ["completed"] * len(answered)
     assert after == {"waiting": waiting_n - len(answered), "completed": running_n + len(answered)}
+
+
+# caps and the schema
+
+
+async def test_waiting_paused_and_drafts_count_against_no_cap(make_stack: MakeStack) -> None:
+    stack = await make_stack(JOBCAST_MAX_ACTIVE_PER_OWNER="2")
+    token = await stack.owner()
+    async with stack.client(token) as client:
+        asking = [await ask_job(client) for _ in range(2)]
+        delayed = await create(client, "demo", input={}, delay_seconds=60)
+        paused = await client.post(f"/api/jobs/{delayed}/pause")
+        drafts = [await create(client, "noop", input={}, draft=True) for _ in range(3)]
+        # two waiting, one paused and three drafts: the owner still has room for two
+        running = [await create(client, "demo", input={"duration": 30}) for _ in range(2)]
+        full = await client.post("/api/jobs", json={"type": "noop", "input": {}})
+        start_at_cap = await client.post(f"/api/jobs/{drafts[0]}/start")
+        draft_now = await job_of(client, drafts[0])
+        # an answer and a resume go on at the cap: that work was admitted already
+        answer = await client.post(
+            f"/api/jobs/{asking[0]['id']}/input", json={"answer": {"approve": False}}
+        )
+        resume = await client.post(f"/api/jobs/{delayed}/resume")
+        for job_id in running:
+            assert (await client.post(f"/api/jobs/{job_id}/cancel")).status_code == 202
+    assert paused.status_code == 202
+    assert full.status_code == 429 and full.headers["Retry-After"]
+    assert start_at_cap.status_code == 429 and draft_now["status"] == "draft"
+    assert answer.status_code == 202 and resume.status_code == 202
+
+
+async def test_the_schema_upgrades_an_older_database_keeping_its_rows(
+    new_database: DatabaseFactory,
+) -> None:
+    dsn = await new_database()
+    conn = await asyncpg.connect(dsn)
+    try:  # as a database made before durable jobs
+        await conn.execute(
+            """
+            DROP TABLE job_inputs;
+            ALTER TABLE jobs DROP COLUMN pause_requested;
+            ALTER TABLE job_steps DROP COLUMN result, DROP COLUMN attempts;
+            ALTER TABLE jobs DROP CONSTRAINT jobs_status_check;
+            ALTER TABLE jobs ADD CONSTRAINT jobs_status_check
+                CHECK (status IN ('pending', 'running', 'completed', 'failed', 'cancelled'));
+            ALTER TABLE job_events DROP CONSTRAINT job_events_kind_check;
+            ALTER TABLE job_events ADD CONSTRAINT job_events_kind_check
+                CHECK (kind IN ('status', 'step', 'progress'));
+            INSERT INTO owners (id, token_hash, webhook_secret)
+                VALUES ('00000000-0000-0000-0000-000000000001', '\\x00', 's');
+            INSERT INTO jobs (id, owner_id, type, status)
+                VALUES ('00000000-0000-0000-0000-0000000000aa',
+                        '00000000-0000-0000-0000-000000000001', 'demo', 'completed');
+            INSERT INTO job_steps (job_id, position, name, title, weight, status)
+                VALUES ('00000000-0000-0000-0000-0000000000aa', 1, 'fetch', 'Fetch', 1,
+                        'completed');
+            """
+        )
+        for _ in range(2):  # applying it twice is harmless
+            await apply_schema(dsn)
+        job = await conn.fetchrow("SELECT status, pause_requested FROM jobs")
+        step = await conn.fetchrow("SELECT status, result, attempts FROM job_steps")
+        await conn.execute("UPDATE jobs SET status = 'waiting'")  # the new statuses fit
+        await conn.execute(
+            "INSERT INTO job_events (job_id, seq, kind, payload) "
+            "SELECT id, 1, 'input_required', '{}' FROM jobs"
+        )
+    finally:
+        await conn.close()
+    assert dict(job) == {"status": "completed", "pause_requested": False}
+    assert dict(step) == {"status": "completed", "result": None, "attempts": 0}
