@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Self, TypeVar
@@ -86,7 +87,11 @@ class StoreBase:
         try:
             yield cls(pool)
         finally:
-            await pool.close()
+            try:
+                # a graceful close waits for each connection's goodbye: not forever
+                await asyncio.wait_for(pool.close(), link.command_timeout_s)
+            except TimeoutError:
+                pool.terminate()
 
     async def _run(self, call: Callable[[], Awaitable[T]]) -> T:
         try:

@@ -15,6 +15,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from jobcast.bus import Publisher
 from jobcast.circuit import Circuit, CircuitOpen
 from jobcast.endpoints import Endpoints
+from jobcast.errors import StorageUnavailable
 from jobcast.links import PgLink, RedisLink
 from jobcast.model import Event, EventKind
 from jobcast.settings import load_settings
@@ -144,3 +145,18 @@ async def test_the_publisher_never_waits_for_a_silent_redis_and_notify_carries_e
             await listener.close()
             await circuit.close()
             await redis.aclose()
+
+
+async def test_a_store_whose_postgres_went_silent_still_closes_within_its_deadline(
+    new_database: DatabaseFactory,
+) -> None:
+    async with SilentProxy(await new_database(), max_silence_s=20) as proxy:
+        link = PgLink(connect_timeout_s=1, command_timeout_s=1, keepalive_s=30)
+        started = 0.0
+        with pytest.raises(StorageUnavailable):
+            async with Store.open(proxy.url, link=link) as store:
+                await asyncio.gather(store.ping(), store.ping())  # two idle connections
+                proxy.silence()
+                started = time.monotonic()
+                await store.ping()  # waits out its statement deadline, then says so
+        assert time.monotonic() - started < 1 + 1 + 1.5  # the statement, then the close
