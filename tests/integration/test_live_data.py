@@ -5,6 +5,7 @@ the limits' errors, and a child setting its parent's metadata."""
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -221,3 +222,42 @@ async def test_a_child_sets_its_parents_metadata_and_the_parents_watchers_see_it
         child_id = view["result"]["child_id"]
         child = (await client.get(f"/api/jobs/{child_id}")).json()
         assert child["metadata"] == {}
+
+
+async def test_a_worker_killed_mid_stream_loses_nothing_a_watcher_saw(
+    endpoints: Endpoints, new_database: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    stack = await launch(
+        await new_database(),
+        endpoints.redis_url,
+        Path(tmp_path_factory.mktemp("killed")),
+        JOBCAST_JOB_MODULES="tests.live_jobs",
+        JOBCAST_STREAM_FLUSH_MS=str(FLUSH_MS),
+        JOBCAST_STALE_AFTER_S="2",
+        JOBCAST_REAPER_INTERVAL_S="0.5",
+    )
+    try:
+        token = await stack.owner()
+        async with stack.client(token) as client:
+            count = 4000
+            job_id = await submit(client, "live_chunks", chunks=count, pace_every=10)
+            before = await read_some(stack, token, job_id, 0, count=12)
+            seen = join_stream(before, "out")
+            assert sum(e["kind"] == "stream" for e in before) >= 5, before
+            stack.stop("worker-0", sig=signal.SIGKILL)  # its buffer, unflushed, is lost
+            stack.start("worker-0")
+            rest = await watch(stack, token, job_id, after=before[-1]["seq"], timeout_s=90)
+            assert rest.events[-1]["status"] == "completed"
+            events = before + rest.events
+            assert any(e.get("kind") == "status" and e.get("attempt") == 2 for e in events)
+            # one stream over both attempts: each event starts where the last ended
+            text = join_stream(events, "out")
+            whole = "".join(chunk(i) for i in range(count))
+            assert text.startswith(seen) and text.endswith(whole)
+            # what the first attempt stored is whole chunks, in order, from the first
+            first = text[: len(text) - len(whole)]
+            assert whole.startswith(first)
+            view = (await client.get(f"/api/jobs/{job_id}")).json()
+            assert view["streams"] == {"out": text}
+    finally:
+        stack.close()
