@@ -26,6 +26,8 @@ class FiveInput(BaseModel):
     hold_in: str | None = None
     flaky_in: str | None = None
     step_s: float = Field(0.0, ge=0, le=10)
+    # step five asks with a schema that is not JSON Schema
+    bad_question: bool = False
 
 
 def _ran(log_path: Path) -> list[str]:
@@ -53,6 +55,9 @@ async def five_steps(job: JobContext, params: FiveInput) -> dict[str, Any]:
             step.result = await _work(params, "three", 3)
     three = step.result
     four = await job.run_step("four", lambda: _work(params, "four", 4))
+    if params.bad_question:
+        async with job.step("five"):
+            await job.ask("Which?", {"type": "a colour"})
     five = await job.run_step("five", lambda: _work(params, "five", 5))
     return {
         "values": [one, two, three, four, five],
@@ -66,7 +71,13 @@ JOB_TYPES = (
         title="Five checkpointed steps",
         input_model=FiveInput,
         run=five_steps,
-        steps=tuple(Step(n, n.title()) for n in ("one", "two", "three", "four", "five")),
+        steps=(
+            Step("one", "One"),
+            Step("two", "Two", max_attempts=2),  # tried twice within an attempt
+            Step("three", "Three"),
+            Step("four", "Four"),
+            Step("five", "Five"),
+        ),
         max_attempts=3,
     ),
 )

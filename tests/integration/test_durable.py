@@ -564,3 +564,41 @@ async def test_the_schema_upgrades_an_older_database_keeping_its_rows(
         await conn.close()
     assert dict(job) == {"status": "completed", "pause_requested": False}
     assert dict(step) == {"status": "completed", "result": None, "attempts": 0}
+
+
+async def test_a_step_with_its_own_attempts_is_tried_again_within_the_attempt(
+    shared: Stack, tmp_path: Path
+) -> None:
+    log_path = tmp_path / "ran.log"
+    token = await shared.owner()
+    async with shared.client(token) as client:
+        job_id = await create(
+            client, "five_steps", input={"log_path": str(log_path), "flaky_in": "two"}
+        )
+        job = await wait_status(client, job_id, "completed", "failed")
+        events = await events_of(client, job_id)
+    assert job["status"] == "completed" and job["attempts"] == 1, job
+    assert ran(log_path) == Counter(one=1, two=2, three=1, four=1, five=1)
+    assert {s["name"]: s["attempts"] for s in job["steps"]}["two"] == 2
+    states = [e["state"] for e in events if e["kind"] == "step" and e["step"] == "two"]
+    assert states == ["running", "failed", "running", "completed"]
+    assert not any(e["kind"] == "resumed" for e in events)
+
+
+async def test_a_question_with_a_wrong_schema_fails_the_job_not_the_worker(
+    shared: Stack, tmp_path: Path
+) -> None:
+    token = await shared.owner()
+    async with shared.client(token) as client:
+        job_id = await create(
+            client,
+            "five_steps",
+            input={"log_path": str(tmp_path / "a.log"), "bad_question": True},
+        )
+        job = await wait_status(client, job_id, "completed", "failed")
+        after = await create(client, "five_steps", input={"log_path": str(tmp_path / "b.log")})
+        fine = await wait_status(client, after, "completed", "failed")
+    assert job["status"] == "failed" and job["error"]["category"] == "permanent"
+    assert "wrong answer schema" in job["error"]["message"]
+    assert "a colour" in job["error"]["message"]
+    assert fine["status"] == "completed"
