@@ -192,11 +192,14 @@ def arq_pool(settings: Settings) -> ArqRedis:
 
 @dataclass(frozen=True)
 class PgLink:
-    """How this process talks to Postgres: the deadlines and TCP keepalive."""
+    """How this process talks to Postgres: the deadlines, TCP keepalive, and how many
+    prepared statements each connection keeps (none behind PgBouncer in transaction mode,
+    where a connection's next transaction may run on another server connection)."""
 
     connect_timeout_s: float
     command_timeout_s: float
     keepalive_s: int
+    statement_cache_size: int = 100
 
     @classmethod
     def of(cls, settings: Settings) -> PgLink:
@@ -204,11 +207,16 @@ class PgLink:
             connect_timeout_s=settings.pg_connect_timeout_s,
             command_timeout_s=settings.pg_command_timeout_s,
             keepalive_s=settings.tcp_keepalive_s,
+            statement_cache_size=settings.pg_statement_cache_size,
         )
 
     def pool_options(self) -> dict[str, Any]:
         """asyncpg.create_pool keyword arguments (call ``keep_alive`` in the pool's init)."""
-        return {"timeout": self.connect_timeout_s, "command_timeout": self.command_timeout_s}
+        return {
+            "timeout": self.connect_timeout_s,
+            "command_timeout": self.command_timeout_s,
+            "statement_cache_size": self.statement_cache_size,
+        }
 
     def keep_alive(self, conn: asyncpg.Connection) -> None:
         # asyncpg offers no keepalive option: set it on the connection's socket
@@ -223,6 +231,7 @@ class PgLink:
             dsn,
             timeout=self.connect_timeout_s,
             command_timeout=command_timeout_s or self.command_timeout_s,
+            statement_cache_size=self.statement_cache_size,
         )
         self.keep_alive(conn)
         return conn

@@ -378,6 +378,13 @@ class Settings(BaseSettings):
         description="Postgres URL of the web process's LISTEN connection, when DATABASE_URL "
         "goes through a pooler that cannot LISTEN. Unset: DATABASE_URL.",
     )
+    pg_statement_cache_size: int = Field(
+        100,
+        ge=0,
+        le=10_000,
+        description="Prepared statements asyncpg keeps per Postgres connection. 0 behind "
+        "PgBouncer in transaction mode (before 1.21, it does not carry prepared statements).",
+    )
     pg_connect_timeout_s: float = Field(
         5.0,
         gt=0,

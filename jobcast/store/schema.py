@@ -12,8 +12,9 @@ async def apply_schema(dsn: str) -> None:
     """Apply schema.sql; harmless when it has been applied before."""
     conn = await asyncpg.connect(dsn)
     try:
-        # one session-level lock, so two processes starting together do not race
-        await conn.execute(QUERIES["schema_lock"])
-        await conn.execute(SCHEMA_PATH.read_text())
+        # one transaction-level lock, so two processes starting together do not race
+        async with conn.transaction():
+            await conn.execute(QUERIES["schema_lock"])
+            await conn.execute(SCHEMA_PATH.read_text())
     finally:
         await conn.close()

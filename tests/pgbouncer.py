@@ -1,0 +1,113 @@
+"""A real PgBouncer in transaction mode, in front of the suite's Postgres.
+
+Debian's ``pgbouncer`` (1.18: no prepared statements across transactions) on a free
+loopback port, its configuration in a directory of its own, trust auth. PgBouncer will
+not run as root: as root it is started with ``-u`` as the ``postgres`` user.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from jobcast.endpoints import free_port
+
+_BINARY = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+
+
+def pgbouncer_or_skip() -> str:
+    if not Path(_BINARY).exists():
+        pytest.skip("pgbouncer is not installed: `make test` installs it as root (apt-get)")
+    return _BINARY
+
+
+class PgBouncer:
+    """One pgbouncer process, pooling every database of ``dsn``'s server."""
+
+    def __init__(self, dsn: str, *, pool_size: int = 20) -> None:
+        self.binary = pgbouncer_or_skip()
+        parts = urlsplit(dsn)
+        self.upstream = parts
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="jobcast-pgbouncer-"))
+        self.dir.chmod(0o755)  # read by the unprivileged user it runs as
+        user = parts.username or "postgres"
+        (self.dir / "userlist.txt").write_text(f'"{user}" ""\n')
+        (self.dir / "pgbouncer.ini").write_text(
+            "[databases]\n"
+            f"* = host={parts.hostname or '127.0.0.1'} port={parts.port or 5432}\n"
+            "[pgbouncer]\n"
+            "listen_addr = 127.0.0.1\n"
+            f"listen_port = {self.port}\n"
+            "unix_socket_dir =\n"
+            "auth_type = trust\n"
+            f"auth_file = {self.dir / 'userlist.txt'}\n"
+            "pool_mode = transaction\n"
+            f"default_pool_size = {pool_size}\n"
+            "max_client_conn = 1000\n"
+            "ignore_startup_parameters = extra_float_digits,options\n"
+            "server_reset_query =\n"
+        )
+        for path in self.dir.iterdir():
+            path.chmod(0o644)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def url(self, dsn: str) -> str:
+        """``dsn`` (a database on the upstream server) reached through this pgbouncer."""
+        parts = urlsplit(dsn)
+        netloc = f"{parts.username or 'postgres'}@127.0.0.1:{self.port}"
+        return urlunsplit(parts._replace(netloc=netloc))
+
+    def start(self) -> None:
+        command = [self.binary]
+        if os.geteuid() == 0:
+            command += ["-u", _unprivileged_user()]
+        command.append(str(self.dir / "pgbouncer.ini"))
+        with open(self.dir / "pgbouncer.log", "ab") as log:
+            self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while not _accepts(self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"pgbouncer did not start:\n{self.log()[-2000:]}")
+            time.sleep(0.05)
+
+    def log(self) -> str:
+        path = self.dir / "pgbouncer.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _unprivileged_user() -> str:
+    for name in ("postgres", "nobody"):
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            continue
+        return name
+    raise AssertionError("no unprivileged user to run pgbouncer as")
+
+
+def _accepts(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
