@@ -93,20 +93,21 @@ class SlowDuty:
 
 
 async def test_two_sweepers_never_sweep_at_once(endpoints: Endpoints, store: Store) -> None:
-    interval_s = 0.1  # a lease of 0.3 s, a sweep of 1 s
+    # a lease of 1.2 s, renewed every 0.4 s (the slack lets a renewal take 0.8 s on a busy
+    # machine); each sweep is one step of 2.5 s, twice the lease
+    interval_s = 0.4
     runs: list[tuple[float, float]] = []
     redis = aioredis.Redis.from_url(endpoints.redis_url)
     sweepers = [
-        Sweeper(store, redis, [SlowDuty(runs, 10 * interval_s)], interval_s=interval_s)
-        for _ in range(2)
+        Sweeper(store, redis, [SlowDuty(runs, 2.5)], interval_s=interval_s) for _ in range(2)
     ]
     tasks = [asyncio.create_task(s.run_forever()) for s in sweepers]
     try:
 
         async def swept_often() -> bool:
-            return len(runs) >= 4
+            return len(runs) >= 3
 
-        await eventually(swept_often, timeout_s=30, what="four sweeps")
+        await eventually(swept_often, timeout_s=30, what="three sweeps")
     finally:
         for task in tasks:
             task.cancel()
