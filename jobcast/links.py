@@ -31,10 +31,12 @@ from redis.asyncio.connection import (
     UnixDomainSocketConnection,
     parse_url,
 )
+from redis.asyncio.sentinel import SentinelManagedConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from jobcast.circuit import Circuit
+from jobcast.sentinels import SentinelSet
 
 if TYPE_CHECKING:
     from jobcast.settings import Settings
@@ -119,6 +121,10 @@ class GatedUnixConnection(_Gated, UnixDomainSocketConnection):
     pass
 
 
+class GatedSentinelConnection(_Gated, SentinelManagedConnection):  # type: ignore[misc]
+    """To the primary a Sentinel set names (asked again on each new connection)."""
+
+
 _GATED: dict[type[AbstractConnection], type[AbstractConnection]] = {
     Connection: GatedConnection,
     SSLConnection: GatedSSLConnection,
@@ -153,7 +159,7 @@ class RedisLink:
         )
 
     def _pool_options(self) -> dict[str, Any]:
-        options: dict[str, Any] = dict(parse_url(self.url))
+        options: dict[str, Any] = {} if SentinelSet.parse(self.url) else dict(parse_url(self.url))
         options["socket_connect_timeout"] = self.connect_timeout_s
         options["socket_timeout"] = self.timeout_s
         if options.get("connection_class", Connection) is not UnixDomainSocketConnection:
@@ -161,10 +167,17 @@ class RedisLink:
             options["socket_keepalive_options"] = keepalive_options(self.keepalive_s)
         return options
 
+    def _pool(self, options: dict[str, Any]) -> ConnectionPool:
+        sentinels = SentinelSet.parse(self.url)
+        return sentinels.pool(options) if sentinels else ConnectionPool(**options)
+
     def gated_pool(self, circuit: Circuit) -> ConnectionPool:
         options = self._pool_options()
-        options["connection_class"] = _GATED[options.get("connection_class", Connection)]
-        return ConnectionPool(circuit=circuit, **options)
+        if SentinelSet.parse(self.url):
+            options["connection_class"] = GatedSentinelConnection
+        else:
+            options["connection_class"] = _GATED[options.get("connection_class", Connection)]
+        return self._pool({**options, "circuit": circuit})
 
     def client(self, circuit: Circuit, *, health_check_s: float = 0) -> aioredis.Redis:
         """The process's Redis client, every connection of it through the circuit; with
@@ -176,7 +189,7 @@ class RedisLink:
 
     def probe_client(self) -> aioredis.Redis:
         """A client outside the circuit, for the circuit's own probes."""
-        return aioredis.Redis.from_pool(ConnectionPool(**self._pool_options()))
+        return aioredis.Redis.from_pool(self._pool(self._pool_options()))
 
 
 def arq_pool(settings: Settings) -> ArqRedis:
