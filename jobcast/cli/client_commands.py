@@ -1,7 +1,8 @@
 """The commands that are clients of a running server at ``--url``.
 
 ``submit``, ``watch``, ``jobs``, ``show``, ``cancel``, ``types`` and ``stats``:
-each acts as the owner of ``owner_client`` (``stats`` with the admin token).
+each acts as the owner of ``owner_client`` (``stats`` with the admin token); and, from
+``control_commands``, ``answer``, ``pause``, ``resume`` and ``start``.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from jobcast.cli import control_commands
 from jobcast.cli.console import CliError, Exit, note, stdout
 from jobcast.cli.progress import follow
 from jobcast.cli.target import ADMIN_TOKEN_ENV, Target, owner_client
 from jobcast.client import Client
 
 commands = typer.Typer()
+commands.add_typer(control_commands.commands)
 
 
 def parse_input(raw: str) -> dict[str, Any]:
@@ -63,9 +66,14 @@ def submit(
     max_attempts: Annotated[int | None, typer.Option(help="Attempts before it fails.")] = None,
     timeout: Annotated[float | None, typer.Option(help="Seconds one attempt may take.")] = None,
     key: Annotated[str | None, typer.Option(help="Idempotency key.")] = None,
+    draft: Annotated[
+        bool, typer.Option("--draft", help="Store it as a draft: not queued until `start`.")
+    ] = False,
 ) -> None:
     """Submit a job and print its id; with --watch, follow it and print its result."""
     job_input = parse_input(input_json)
+    if draft and watch:
+        raise CliError("a draft does not run until started: --draft takes no --watch", Exit.USAGE)
     with owner_client(ctx) as client:
         submitted = client.submit(
             job_type,
@@ -75,6 +83,7 @@ def submit(
             max_attempts=max_attempts,
             timeout_seconds=timeout,
             idempotency_key=key,
+            draft=draft or None,
         )
         if not watch:
             typer.echo(submitted.id)
@@ -84,10 +93,17 @@ def submit(
 
 
 @commands.command("watch")
-def watch_job(ctx: typer.Context, job_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
+def watch_job(
+    ctx: typer.Context,
+    job_id: Annotated[str, typer.Argument(metavar="ID")],
+    streams: Annotated[
+        bool,
+        typer.Option("--stream/--no-stream", help="Print the job's streamed output as it comes."),
+    ] = True,
+) -> None:
     """Follow a job to its end with a progress bar, then print its result."""
     with owner_client(ctx, job_id) as client:
-        raise typer.Exit(follow(client, job_id))
+        raise typer.Exit(follow(client, job_id, streams=streams))
 
 
 def local_time(moment: datetime | None) -> str:
@@ -95,6 +111,9 @@ def local_time(moment: datetime | None) -> str:
 
 
 _STATUS_STYLE = {
+    "draft": "white",
+    "waiting": "bright_blue",
+    "paused": "yellow",
     "pending": "yellow",
     "running": "cyan",
     "completed": "green",

@@ -1,7 +1,13 @@
-"""Following a job on the terminal: a live progress bar on stderr, then how it ended."""
+"""Following a job on the terminal: a live progress bar on stderr, then how it ended.
+
+Text the job streams goes to stdout as it arrives (each stream's name first on stderr
+when there are several), before the result; a question the job asks is a line on
+stderr saying how to answer it (``jobcast answer``), and the watch waits on.
+"""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from rich.markup import escape
@@ -18,7 +24,7 @@ from jobcast.cli.console import Exit, fail, note, stderr, stdout
 from jobcast.client import Client, Event, Job
 
 
-def follow(client: Client, job_id: str) -> Exit:
+def follow(client: Client, job_id: str, *, streams: bool = True) -> Exit:
     """Show the job's progress live on stderr; print how it ended; the exit code for it."""
     columns = (
         SpinnerColumn(),
@@ -31,11 +37,18 @@ def follow(client: Client, job_id: str) -> Exit:
     try:
         with Progress(*columns, console=stderr()) as progress:
             task = progress.add_task("job", total=100, step="", message="")
+            printer = StreamPrinter(progress.console.print) if streams else None
             for event in client.watch(job_id):
+                if event.kind == "stream":
+                    if printer is not None:
+                        printer.write(event)
+                    continue
                 progress.update(task, **changes(event))
-                line = milestone(event)
+                line = milestone(event, job_id)
                 if line:
                     progress.console.print(escape(line), highlight=False)
+            if printer is not None:
+                printer.end()
     except KeyboardInterrupt:
         note(f"stopped watching; the job goes on: jobcast watch {job_id}")
         return Exit.INTERRUPTED
@@ -56,11 +69,59 @@ def changes(event: Event) -> dict[str, Any]:
     return update
 
 
-def milestone(event: Event) -> str | None:
-    """A line worth keeping above the bar: a step that ended, a retry."""
+class StreamPrinter:
+    """Streamed text to stdout as it arrives, once each piece (a watch yields each event once)."""
+
+    def __init__(self, say: Any) -> None:
+        self._say = say
+        self._current: str | None = None
+        self._ends_line = True
+
+    def write(self, event: Event) -> None:
+        text = event.text or ""
+        if not text:
+            return
+        if event.name != self._current:
+            self.end()
+            if self._current is not None or event.name not in (None, "output"):
+                self._say(escape(f"── {event.name} ──"), highlight=False)
+            self._current = event.name
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        self._ends_line = text.endswith("\n")
+
+    def end(self) -> None:
+        if not self._ends_line:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+            self._ends_line = True
+
+
+def milestone(event: Event, job_id: str = "ID") -> str | None:
+    """A line worth keeping above the bar: a step that ended, a retry, a question, a pause."""
+    if event.kind == "input_required":
+        return (
+            f"? {event.prompt or 'the job asks for input'} (step {event.step}); answer with: "
+            f"jobcast answer {job_id} --json '{{...}}'"
+        )
+    if event.kind == "input":
+        return "✓ answered" + (
+            " (the time limit gave the default)"
+            if event.model_extra and event.model_extra.get("expired")
+            else ""
+        )
+    if event.kind == "resumed":
+        skipped = ", ".join(event.skipped or [])
+        return f"↻ resumed at step {event.step}" + (
+            f" (from checkpoints: {skipped})" if skipped else ""
+        )
+    if event.kind == "status" and event.status == "paused":
+        return f"⏸ paused; go on with: jobcast resume {job_id}"
+    if event.kind == "step" and event.state == "failed" and event.error is not None:
+        return f"✗ {event.title or event.step}: {event.error.message}"
     if event.kind == "step" and event.state in ("completed", "failed"):
         took = f" in {event.duration_ms / 1000:.1f} s" if event.duration_ms is not None else ""
-        return f"{'✓' if event.state == 'completed' else '✗'} {event.step}{took}"
+        return f"{'✓' if event.state == 'completed' else '✗'} {event.title or event.step}{took}"
     if event.kind == "status" and event.status == "pending" and event.error is not None:
         return f"↻ {event.message or 'retrying'}"
     return None

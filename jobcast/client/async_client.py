@@ -136,6 +136,30 @@ class AsyncClient:
         """Cancel a pending or running job; Conflict when it has already finished."""
         await self.send(calls.cancel(job_id))
 
+    async def answer(self, job_id: JobId, answer: Any, step: str | None = None) -> dict[str, Any]:
+        """Answer the question a waiting job asks (``step``: which, when it matters).
+
+        Conflict when the job does not wait or the question was answered; BadRequest
+        (422) when the answer does not fit its schema, ``details`` naming the field.
+        """
+        return await self.send(calls.answer(job_id, answer, step))
+
+    async def pause(self, job_id: JobId) -> dict[str, Any]:
+        """Pause a job: at once while pending, at its next step boundary while running."""
+        return await self.send(calls.pause(job_id))
+
+    async def resume(self, job_id: JobId) -> dict[str, Any]:
+        """Queue a paused job again; it resumes from its checkpoint."""
+        return await self.send(calls.resume(job_id))
+
+    async def start(self, job_id: JobId) -> dict[str, Any]:
+        """Queue a draft (``submit(..., draft=True)``)."""
+        return await self.send(calls.start(job_id))
+
+    async def update_draft(self, job_id: JobId, input: dict[str, Any]) -> Job:
+        """Replace a draft's input (checked by its type); the job as it stands."""
+        return await self.send(calls.update_draft(job_id, input))
+
     async def list(
         self, status: str | None = None, type: str | None = None, limit: int | None = None
     ) -> builtins.list[Job]:

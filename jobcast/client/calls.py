@@ -30,6 +30,8 @@ class SubmitOptions(TypedDict, total=False):
     max_attempts: int | None
     timeout_seconds: float | None
     idempotency_key: str | None
+    # stored and shown, not queued until ``start``
+    draft: bool | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +93,41 @@ def result(job_id: JobId) -> Call[Any]:
 
 def cancel(job_id: JobId) -> Call[None]:
     return Call("POST", f"/api/jobs/{quoted(job_id)}/cancel", lambda _response: None)
+
+
+def answer(job_id: JobId, answer: Any, step: str | None) -> Call[dict[str, Any]]:
+    """Answer a waiting job's question: 409 when it does not wait (or it was answered),
+    422 when the answer does not fit the question's schema (``details`` name the field)."""
+    body: dict[str, Any] = {"answer": answer}
+    if step is not None:
+        body["step"] = step
+    return Call("POST", f"/api/jobs/{quoted(job_id)}/input", _body, json=body)
+
+
+def pause(job_id: JobId) -> Call[dict[str, Any]]:
+    return Call("POST", f"/api/jobs/{quoted(job_id)}/pause", _body)
+
+
+def resume(job_id: JobId) -> Call[dict[str, Any]]:
+    return Call("POST", f"/api/jobs/{quoted(job_id)}/resume", _body)
+
+
+def start(job_id: JobId) -> Call[dict[str, Any]]:
+    return Call("POST", f"/api/jobs/{quoted(job_id)}/start", _body)
+
+
+def update_draft(job_id: JobId, input: dict[str, Any]) -> Call[Job]:
+    return Call(
+        "PATCH",
+        f"/api/jobs/{quoted(job_id)}",
+        lambda r: Job.model_validate(r.json()),
+        json={"input": input},
+    )
+
+
+def _body(response: httpx.Response) -> dict[str, Any]:
+    body: dict[str, Any] = response.json()
+    return body
 
 
 def list_jobs(status: str | None, type: str | None, limit: int | None) -> Call[list[Job]]:

@@ -57,11 +57,36 @@ class Event(schemas.EventOut):
     state: str | None = None
     duration_ms: int | None = None
     retry_in_s: float | None = None
+    # input_required: the question (its schema: ``question_schema``); input: the answer
+    prompt: str | None = None
+    expires_at: str | None = None
+    on_timeout: str | None = None
+    answer: Any = None
+    answered_by: str | None = None
+    # resumed: the completed steps the attempt skips
+    skipped: list[str] | None = None
+    # metadata: the keys that changed
+    metadata: dict[str, Any] | None = None
+    # stream: its name, the offset of the text's first character, the text
+    name: str | None = None
+    offset: int | None = None
+    text: str | None = None
+    # step, of a step added at run time
+    parent: str | None = None
+    title: str | None = None
+    counters: dict[str, Any] | None = None
 
     @property
     def final(self) -> bool:
         """The job's last event: a status event with a final status."""
         return self.kind == "status" and self.status in FINAL_STATUSES
+
+    @property
+    def question_schema(self) -> dict[str, Any] | None:
+        """An input_required event's JSON Schema of the answer (sent as ``schema``)."""
+        extra = self.model_extra or {}
+        value = extra.get("schema")
+        return value if isinstance(value, dict) else None
 
 
 class Submitted(schemas.JobAccepted):

@@ -92,6 +92,21 @@ class Client:
     def cancel(self, job_id: JobId) -> None:
         self._run(self._client.cancel(job_id))
 
+    def answer(self, job_id: JobId, answer: Any, step: str | None = None) -> dict[str, Any]:
+        return self._run(self._client.answer(job_id, answer, step))
+
+    def pause(self, job_id: JobId) -> dict[str, Any]:
+        return self._run(self._client.pause(job_id))
+
+    def resume(self, job_id: JobId) -> dict[str, Any]:
+        return self._run(self._client.resume(job_id))
+
+    def start(self, job_id: JobId) -> dict[str, Any]:
+        return self._run(self._client.start(job_id))
+
+    def update_draft(self, job_id: JobId, input: dict[str, Any]) -> Job:
+        return self._run(self._client.update_draft(job_id, input))
+
     def list(
         self, status: str | None = None, type: str | None = None, limit: int | None = None
     ) -> builtins.list[Job]:
