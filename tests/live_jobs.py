@@ -61,6 +61,11 @@ async def limits(job: JobContext, params: LimitsInput) -> dict[str, Any]:
             await job.stream("out").write("y" * 100_000)
         except LimitExceeded as exc:
             refused["chunk"] = str(exc)
+        try:  # each write within its limit, the stream past its own
+            for _ in range(100):
+                await job.stream("big").write("w" * 4000)
+        except LimitExceeded as exc:
+            refused["stream"] = str(exc)
         good, bad = await job.add_steps(["Good item", "Bad item"])
         async with good:
             await good.count(1, 1)

@@ -27,6 +27,7 @@ pytestmark = pytest.mark.timeout(180)
 CHUNKS = 10_000
 RECONNECTS = 5
 FLUSH_MS = 50
+STREAM_MAX_CHARS = 60_000  # room for the 10,000 chunks' 48,890 characters
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +42,7 @@ async def live(
         JOBCAST_METADATA_MAX_BYTES="4096",
         JOBCAST_STREAM_CHUNK_MAX_BYTES="4096",
         JOBCAST_STREAM_FLUSH_MS=str(FLUSH_MS),
+        JOBCAST_STREAM_MAX_CHARS=str(STREAM_MAX_CHARS),
     )
     try:
         yield running
@@ -178,7 +180,11 @@ async def test_limits_are_clear_errors_to_job_code_and_a_run_time_step_fails_on_
         # nothing of the refused writes was kept
         assert "JOBCAST_METADATA_MAX_BYTES" in refused["merged"]
         assert view["metadata"] == {"stage": "done", "part0": "z" * 1500, "part1": "z" * 1500}
-        assert view["streams"] == {}
+        assert "JOBCAST_STREAM_MAX_CHARS" in refused["stream"]
+        # of the big stream, what fit: whole flushes, never past the cap
+        assert set(view["streams"]) == {"big"}
+        assert 0 < len(view["streams"]["big"]) <= STREAM_MAX_CHARS
+        assert set(view["streams"]["big"]) == {"w"}
         good, bad = (s for s in view["steps"] if s["parent"] == "work")
         assert good["status"] == "completed" and good["error"] is None
         assert good["metadata"] == {"url": "https://example.com/good"}
