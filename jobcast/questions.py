@@ -36,16 +36,13 @@ def answer_problems(schema: dict[str, Any], answer: Any) -> list[dict[str, str]]
     problems = []
     for error in sorted(validator.iter_errors(answer), key=lambda e: list(map(str, e.path))):
         path = [str(p) for p in error.path]
-        if error.validator == "required" and isinstance(error.validator_value, list):
-            # "'x' is a required property": name the missing field itself
-            missing = [k for k in error.validator_value if isinstance(answer, dict)]
-            missing = [k for k in missing if k not in answer]
-            if missing:
-                path.append(str(missing[0]))
-        elif error.validator == "additionalProperties" and isinstance(answer, dict):
+        # a missing or unexpected key is reported on its object: name the key itself
+        if error.validator == "required" and isinstance(error.instance, dict):
+            missing = [k for k in error.validator_value if k not in error.instance]
+            path.extend(str(k) for k in missing[:1])
+        elif error.validator == "additionalProperties" and isinstance(error.instance, dict):
             allowed = set(error.schema.get("properties", {}))
             extra = sorted(k for k in error.instance if k not in allowed)
-            if extra:
-                path.append(str(extra[0]))
+            path.extend(str(k) for k in extra[:1])
         problems.append({"field": ".".join(["answer", *path]), "message": error.message})
     return problems
