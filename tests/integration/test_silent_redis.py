@@ -1,0 +1,156 @@
+"""Silent links to Redis: one connection stops answering, without closing, mid-job.
+
+A ``SilentProxy`` stands in front of one link while jobs run and browsers watch; the
+rest of the service talks to Postgres and Redis directly. For every link: no job is
+lost, none completes twice, and every watcher gets every event, in order, without a
+gap. Each test prints what it measured (how long until the service noticed, what a
+watcher saw meanwhile): docs/reliability.md quotes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from jobcast.endpoints import Endpoints
+from tests.conftest import DatabaseFactory
+from tests.silent_rig import (
+    Rig,
+    assert_done_once,
+    job_of,
+    metric,
+    readyz,
+    report,
+    rigs,
+    run_time_s,
+    stored_events,
+    wait_status,
+    watch_jobs,
+)
+from tests.support import eventually, submit
+
+MakeRig = Callable[..., Awaitable[Rig]]
+
+
+@pytest.fixture
+async def make_rig(
+    endpoints: Endpoints, new_database: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[MakeRig]:
+    async with rigs(
+        endpoints.redis_url, new_database, lambda: tmp_path_factory.mktemp("silent")
+    ) as make:
+        yield make
+
+
+# the worker's Redis
+
+
+async def test_worker_redis_silent_mid_job_holds_no_job_back_and_watchers_get_each_event_in_2_s(
+    make_rig: MakeRig,
+) -> None:
+    rig = await make_rig("worker-redis")
+    stack, duration_s = rig.stack, 5.0
+    token = await stack.owner()
+    async with stack.client(token) as client:
+        # the same three jobs with the link flowing: the run time to hold to
+        baseline_ids = [await submit(client, "demo", duration=duration_s) for _ in range(3)]
+        baseline = [await wait_status(client, j, "completed") for j in baseline_ids]
+        baseline_s = max(run_time_s(j) for j in baseline)
+
+        ids, watchers, tasks = await watch_jobs(stack, client, token, 3, duration_s)
+        rig.proxy.silence()
+        silenced = time.time()
+        open_line = 'jobcast_redis_circuit_open{client="worker"}'
+
+        async def circuit_open() -> bool:
+            return await metric(client, open_line) == 1.0
+
+        await eventually(circuit_open, timeout_s=5, what="the worker's circuit open in /metrics")
+        noticed_s = time.time() - silenced
+        await asyncio.wait_for(asyncio.gather(*tasks), 40)
+        jobs = [await job_of(client, j) for j in ids]
+        events = {j: await stored_events(client, j) for j in ids}
+        rig.proxy.resume()
+
+        async def circuit_closed() -> bool:
+            return await metric(client, open_line) == 0.0
+
+        await eventually(circuit_closed, timeout_s=10, what="the worker's circuit closed again")
+        # and the worker takes jobs from Redis again
+        await wait_status(client, await submit(client, "noop"), "completed", timeout_s=15)
+
+    assert_done_once(jobs, events)
+    for job in jobs:
+        assert job["attempts"] == 1, job
+        assert run_time_s(job) <= 1.10 * baseline_s, (run_time_s(job), baseline_s)
+    late = [s for w in watchers for s in w.lateness_s(silenced)]
+    for watcher in watchers:
+        watcher.assert_gap_free_and_final()
+        assert [e["seq"] for e in watcher.events] == [e["seq"] for e in events[watcher.job_id]]
+    assert late and max(late) <= 2.0, sorted(late)[-5:]
+    report(
+        "worker redis",
+        noticed_s=noticed_s,
+        baseline_run_s=baseline_s,
+        worst_run_s=max(run_time_s(j) for j in jobs),
+        events_after_silence=len(late),
+        worst_event_lateness_s=max(late),
+        longest_watcher_wait_s=max(w.longest_wait_s(silenced, silenced + 3) for w in watchers),
+    )
+
+
+# the web process's Redis: its pub/sub connection and its commands
+
+
+async def test_web_redis_silent_watchers_go_on_over_notify_and_submits_are_accepted(
+    make_rig: MakeRig,
+) -> None:
+    rig = await make_rig("web-redis")
+    stack = rig.stack
+    token = await stack.owner()
+    async with stack.client(token) as client:
+        ids, watchers, tasks = await watch_jobs(stack, client, token, 3, 6.0)
+        rig.proxy.silence()
+        silenced = time.time()
+
+        async def pubsub_down() -> bool:
+            return (await readyz(client))["checks"]["pubsub"] == "down"
+
+        await eventually(pubsub_down, timeout_s=10, what="/readyz: pubsub down")
+        pubsub_noticed_s = time.time() - silenced
+        started = time.monotonic()
+        late_id = await submit(client, "demo", duration=1)  # Redis cannot queue it now
+        submit_s = time.monotonic() - started
+        checks = (await readyz(client))["checks"]
+        await asyncio.wait_for(asyncio.gather(*tasks), 40)
+        late_job = await wait_status(client, late_id, "completed", timeout_s=20)
+        jobs = [await job_of(client, j) for j in ids]
+        events = {j: await stored_events(client, j) for j in [*ids, late_id]}
+        rig.proxy.resume()
+        resumed = time.time()
+
+        async def ready_again() -> bool:
+            body = await readyz(client)
+            return body["status"] == "ready" and body["checks"]["pubsub"] == "ok"
+
+        await eventually(ready_again, timeout_s=15, what="/readyz ready again")
+        back_s = time.time() - resumed
+
+    assert checks["redis"].startswith("down") and checks["redis_circuit"].startswith("open")
+    assert submit_s < 3, submit_s  # one Redis timeout at most, then the circuit answers
+    assert_done_once([*jobs, late_job], events)
+    for watcher in watchers:
+        watcher.assert_gap_free_and_final()
+    late = [s for w in watchers for s in w.lateness_s(silenced)]
+    longest = max(w.longest_wait_s(silenced, silenced + 4) for w in watchers)
+    report(
+        "web redis",
+        pubsub_noticed_s=pubsub_noticed_s,
+        submit_s=submit_s,
+        longest_watcher_wait_s=longest,
+        worst_event_lateness_s=max(late),
+        ready_after_resume_s=back_s,
+    )
