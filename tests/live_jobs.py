@@ -75,6 +75,10 @@ async def limits(job: JobContext, params: LimitsInput) -> dict[str, Any]:
                 raise TransientError("the item's server answered 503")
         except TransientError:
             pass
+        try:  # past the most steps an attempt may add: none of them is added
+            await job.add_steps([f"Extra {i}" for i in range(10)])
+        except LimitExceeded as exc:
+            refused["steps"] = str(exc)
         await job.set_metadata(stage="done")
     return {"refused": refused}
 

@@ -43,6 +43,7 @@ async def live(
         JOBCAST_STREAM_CHUNK_MAX_BYTES="4096",
         JOBCAST_STREAM_FLUSH_MS=str(FLUSH_MS),
         JOBCAST_STREAM_MAX_CHARS=str(STREAM_MAX_CHARS),
+        JOBCAST_RUN_STEPS_MAX="5",
     )
     try:
         yield running
@@ -185,6 +186,7 @@ async def test_limits_are_clear_errors_to_job_code_and_a_run_time_step_fails_on_
         assert set(view["streams"]) == {"big"}
         assert 0 < len(view["streams"]["big"]) <= STREAM_MAX_CHARS
         assert set(view["streams"]["big"]) == {"w"}
+        assert "JOBCAST_RUN_STEPS_MAX" in refused["steps"]
         good, bad = (s for s in view["steps"] if s["parent"] == "work")
         assert good["status"] == "completed" and good["error"] is None
         assert good["metadata"] == {"url": "https://example.com/good"}
