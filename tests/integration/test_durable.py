@@ -18,9 +18,11 @@ from typing import Any
 
 import asyncpg
 import httpx
+import orjson
 import pytest
 import redis.asyncio as aioredis
 from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
+from websockets.asyncio.client import connect
 
 from jobcast.endpoints import Endpoints
 from jobcast.store import apply_schema
@@ -602,3 +604,22 @@ async def test_a_question_with_a_wrong_schema_fails_the_job_not_the_worker(
     assert "wrong answer schema" in job["error"]["message"]
     assert "a colour" in job["error"]["message"]
     assert fine["status"] == "completed"
+
+
+async def test_the_owners_feed_says_when_a_job_needs_input(shared: Stack) -> None:
+    """What a toast in every tab of the owner is made from: the feed carries the question."""
+    token = await shared.owner()
+    url = f"{shared.ws_base}/ws"
+    async with connect(url, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+        async with shared.client(token) as client:
+            job = await ask_job(client)
+            await client.post(f"/api/jobs/{job['id']}/input", json={"answer": {"approve": True}})
+        seen: list[dict[str, Any]] = []
+        async with asyncio.timeout(20):
+            while not any(m.get("kind") == "input" for m in seen):
+                message = orjson.loads(await ws.recv())
+                if message.get("job_id") == job["id"]:
+                    seen.append(message)
+    asked = next(m for m in seen if m.get("kind") == "input_required")
+    assert asked["status"] == "waiting" and asked["prompt"] == "Approve the analysis?"
+    assert asked["schema"]["required"] == ["approve"]
