@@ -193,7 +193,8 @@ class RunSteps:
         progress = self._reporter.lift_step_percent(100 * self.fraction(step.parent))
         payload = self._payload(
             step,
-            state=step.state,
+            # only a change of state says one: a count is not a new start
+            state=change.state,
             counters=change.counters,
             metadata=change.metadata,
             error=change.error,
@@ -216,12 +217,13 @@ class RunSteps:
         """How far the parent is along, from its run-time steps alone."""
         return sum(s.share * s.fraction() for s in self._steps.values() if s.parent == parent)
 
-    def _payload(self, step: RunStep, *, state: StepState, **fields: Any) -> dict[str, Any]:
+    def _payload(self, step: RunStep, *, state: StepState | None, **fields: Any) -> dict[str, Any]:
         payload: dict[str, Any] = {
             "step": step.name,
-            "state": str(state),
             "parent": step.parent,
             "progress": self._reporter.overall,
         }
+        if state is not None:
+            payload["state"] = str(state)
         payload.update({k: v for k, v in fields.items() if v is not None})
         return payload
