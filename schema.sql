@@ -371,3 +371,38 @@ CREATE TABLE IF NOT EXISTS job_streams (
     -- one row per stream of a job
     PRIMARY KEY (job_id, name)
 );
+
+-- App keys: server-to-server credentials an operator makes (`jobcast keys create`). A
+-- request with a key acts as the key's own owner (an owners row no token opens), so every
+-- job it submits, on behalf of any subject and tenant, is its to read, cancel and answer.
+-- Browser tokens minted from a key are JWTs (HS256 over signing_secret, the key's id as
+-- `kid`): revoking the key ends all of them at once.
+CREATE TABLE IF NOT EXISTS app_keys (
+    -- public: names the key in `kid` and in `jobcast keys list`
+    id              text PRIMARY KEY,
+    name            text NOT NULL,
+    owner_id        uuid NOT NULL REFERENCES owners (id) ON DELETE CASCADE,
+    -- sha256 of the bearer key; the key itself is never stored
+    key_hash        bytea NOT NULL,
+    -- HS256 secret of the browser tokens minted from the key: verifying needs it as is
+    signing_secret  text NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    -- set once: a revoked key and its tokens are refused
+    revoked_at      timestamptz
+);
+-- key lookup on every request that brings one
+CREATE UNIQUE INDEX IF NOT EXISTS app_keys_key_hash_key ON app_keys (key_hash);
+
+-- Who a job is for, in the app's words: the app's user (subject) and organisation
+-- (tenant), given with an app key, and the app's tags (at most 10). A database from
+-- before them gains the columns; its rows stay (no subject, no tenant, no tags).
+ALTER TABLE jobs ADD COLUMN IF NOT EXISTS subject text;
+ALTER TABLE jobs ADD COLUMN IF NOT EXISTS tenant text;
+ALTER TABLE jobs ADD COLUMN IF NOT EXISTS tags text[] NOT NULL DEFAULT '{}';
+-- a list by tag (GET /api/jobs?tag=, a token scoped to a tag)
+CREATE INDEX IF NOT EXISTS jobs_tags_idx ON jobs USING gin (tags);
+-- a list by subject or tenant, newest first
+CREATE INDEX IF NOT EXISTS jobs_owner_subject_idx ON jobs (owner_id, subject, created_at DESC)
+    WHERE subject IS NOT NULL;
+CREATE INDEX IF NOT EXISTS jobs_owner_tenant_idx ON jobs (owner_id, tenant, created_at DESC)
+    WHERE tenant IS NOT NULL;

@@ -55,6 +55,10 @@ class Unauthorized(Refused):
     """No valid owner token: create a session (POST /api/sessions) and send its token."""
 
 
+class TokenExpired(Unauthorized):
+    """The browser token's ``exp`` has passed: mint a new one from the app key and reconnect."""
+
+
 class Forbidden(Refused):
     """The token is valid but may not do this: use a token that may (the admin token)."""
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 import orjson
@@ -166,6 +166,10 @@ class Job:
     metadata: dict[str, Any] = field(default_factory=dict)
     # read only where one job is shown: each stream's text so far
     streams: dict[str, str] | None = None
+    # whom the job is for, in the app's words (given with an app key), and the app's tags
+    subject: str | None = None
+    tenant: str | None = None
+    tags: tuple[str, ...] = ()
     steps: tuple[StepView, ...] = field(default=())
     # read only where one job is shown: its children and its webhook tries
     children: tuple[dict[str, Any], ...] | None = None
@@ -186,6 +190,15 @@ class Claim:
 
 
 MAX_DELAY_S = 30 * 86_400
+
+
+# a job's tags and the app's names for whom it is (subject and tenant): caps at submit,
+# and in the scope of a browser token
+MAX_TAGS = 10
+MAX_TAG_CHARS = 100
+MAX_NAME_CHARS = 200
+
+Tag = Annotated[str, Field(min_length=1, max_length=MAX_TAG_CHARS)]
 
 
 class SubmitRequest(BaseModel):
@@ -214,6 +227,21 @@ class SubmitRequest(BaseModel):
     )
     draft: bool = Field(
         False, description="Store the job as a draft: not queued until POST /api/jobs/{id}/start."
+    )
+    tags: list[Tag] = Field(
+        default_factory=list, max_length=MAX_TAGS, description="The app's labels (org:42)."
+    )
+    metadata: dict[str, Any] | None = Field(
+        None, description="The app's own data about the job (capped in size)."
+    )
+    subject: str | None = Field(
+        None, min_length=1, max_length=MAX_NAME_CHARS, description="The app's user (app keys)."
+    )
+    tenant: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_NAME_CHARS,
+        description="The app's organisation (app keys).",
     )
 
     @model_validator(mode="after")

@@ -176,6 +176,9 @@ class JobOut(Model):
         None,
         description="Each named stream's text so far (in the view of one job; null in lists).",
     )
+    subject: str | None = Field(None, description="The app's user the job is for (app keys).")
+    tenant: str | None = Field(None, description="The app's organisation (app keys).")
+    tags: list[str] = Field(default_factory=list, description="The app's labels of the job.")
 
     @classmethod
     def of(
@@ -238,6 +241,9 @@ class JobOut(Model):
             pause_requested=job.pause_requested,
             metadata=job.metadata,
             streams=job.streams,
+            subject=job.subject,
+            tenant=job.tenant,
+            tags=list(job.tags),
             webhook=None
             if job.callback_url is None
             else WebhookOut(

@@ -76,6 +76,10 @@ class Settings(BaseSettings):
         None,
         description="Opens the admin endpoints and /admin; unset, they are off.",
     )
+    operator_token: SecretStr | None = Field(
+        None,
+        description="A read-only admin token: sees every admin page and endpoint, acts on none.",
+    )
     redis_prefix: str = Field(
         "jobcast",
         pattern=r"^[A-Za-z0-9_.-]{1,64}$",
@@ -246,6 +250,20 @@ class Settings(BaseSettings):
         ge=1,
         le=1_000_000,
         description="Pending plus running jobs one owner may have; beyond it, 429.",
+    )
+    app_key_max_active: int = Field(
+        10_000,
+        ge=1,
+        le=10_000_000,
+        description="Pending plus running jobs one app key may have (its jobs for all its "
+        "users together); beyond it, 429.",
+    )
+    token_max_ttl_s: float = Field(
+        86_400,
+        gt=0,
+        le=30 * 86_400,
+        description="The longest a browser token minted from an app key may live (its exp "
+        "from now); a token meant to live longer is refused.",
     )
     submit_rate_per_min: float = Field(
         120,

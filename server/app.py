@@ -36,7 +36,7 @@ from jobcast.schemas import Health, Readiness
 from jobcast.settings import ROOT, Settings, load_settings
 from jobcast.store import Store
 from jobcast.tasks import TaskState, states
-from server import admin, interaction, jobs, sessions, sockets, submit, uploads
+from server import admin, interaction, jobs, sessions, sockets, submit, tokens, uploads
 from server.access import Edge
 from server.limits import BodyLimit, RateLimiter, SocketCaps
 from server.openapi import build, endpoint
@@ -196,6 +196,7 @@ def routes() -> list[Any]:
         Route("/readyz", readyz),
         Route("/metrics", metrics_text),
         Route("/api/sessions", sessions.create_session, methods=["POST"]),
+        Route("/api/tokens", tokens.create_token, methods=["POST"]),
         Route("/api/job-types", jobs.job_types),
         Route("/api/jobs", submit.submit_job, methods=["POST"]),
         Route("/api/jobs", jobs.list_jobs, methods=["GET"]),

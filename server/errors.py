@@ -26,6 +26,7 @@ from jobcast.errors import (
     PayloadTooLarge,
     Refused,
     StorageUnavailable,
+    TokenExpired,
     TooManyRequests,
     Unauthorized,
 )
@@ -40,6 +41,7 @@ ANSWERS: dict[type[Refused], tuple[int, str]] = {
     Refused: (400, "bad_request"),
     BadRequest: (400, "bad_request"),
     Unauthorized: (401, "unauthorized"),
+    TokenExpired: (401, "token_expired"),
     Forbidden: (403, "forbidden"),
     NotFound: (404, "not_found"),
     Conflict: (409, "conflict"),

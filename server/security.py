@@ -21,7 +21,7 @@ from starlette.requests import HTTPConnection, cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from jobcast.errors import Forbidden, Refused, Unauthorized
-from server.auth import COOKIE_NAME, note_failure, token_of
+from server.auth import COOKIE_NAME, caller_of, token_of
 from server.errors import answers, response_of
 from server.state import Services
 
@@ -51,10 +51,11 @@ async def require_admin(conn: HTTPConnection) -> None:
         return
     if expected is None:
         raise Forbidden("admin endpoints are off: set JOBCAST_ADMIN_TOKEN to turn them on")
-    if len(token) <= 200 and await services.store.owner_for_token(token) is not None:
-        raise Forbidden("this is an owner token; admin endpoints need the admin token")
-    await note_failure(conn)
-    raise Unauthorized("this token is not known")
+    try:
+        await caller_of(conn)  # counts a failure when the token is not known
+    except Unauthorized:
+        raise Unauthorized("this token is not known") from None
+    raise Forbidden("this is an owner token or app key; admin endpoints need the admin token")
 
 
 def same_origin(origin: str, host: str, allowed: frozenset[str]) -> bool:

@@ -8,6 +8,7 @@ queues it later (the outbox).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -17,13 +18,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from jobcast import metrics
-from jobcast.errors import Conflict, InvalidInput, TooManyRequests
+from jobcast.errors import Conflict, Forbidden, InvalidInput, TooManyRequests
 from jobcast.logs import name_job
 from jobcast.model import JobStatus, SubmitRequest, dumps
 from jobcast.registry import JobType
 from jobcast.schemas import JobAccepted
 from jobcast.webhooks import check_target
-from server.auth import owner_of
+from server.auth import caller_of, owner_of
 from server.jobs import owned_job
 from server.openapi import endpoint, error_responses
 from server.params import json_body, services_of, validation_details
@@ -40,13 +41,14 @@ log = logging.getLogger(__name__)
         202: JobAccepted,
         200: JobAccepted,
         201: JobAccepted,
-        **error_responses(400, 401, 413, 422, 429, 503),
+        **error_responses(400, 401, 403, 413, 422, 429, 503),
     },
 )
 async def submit_job(request: Request) -> Response:
     services = services_of(request)
     settings = services.settings
     owner_id = await owner_of(request)
+    caller = await caller_of(request)
     body = await json_body(request)
     try:
         submit = SubmitRequest.model_validate(body)
@@ -55,6 +57,13 @@ async def submit_job(request: Request) -> Response:
         raise InvalidInput(
             f"{details[0]['field']}: {details[0]['message']}", details=details
         ) from None
+    if (submit.subject is not None or submit.tenant is not None) and not caller.is_app:
+        raise Forbidden("subject and tenant are given with an app key, not an owner token")
+    if submit.metadata is not None and len(dumps(submit.metadata)) > settings.metadata_max_bytes:
+        raise InvalidInput(
+            f"metadata: at most {settings.metadata_max_bytes} bytes as JSON",
+            details=[{"field": "metadata", "message": "too large"}],
+        )
     job_type = services.registry.get(submit.type)
     params = job_type.parse_input(submit.input)
     timeout_s = submit.timeout_seconds or job_type.timeout_s
@@ -81,6 +90,8 @@ async def submit_job(request: Request) -> Response:
         idempotency_key=submit.idempotency_key,
         callback_url=callback_url,
         draft=submit.draft,
+        about=About(submit.subject, submit.tenant, submit.tags, submit.metadata),
+        app=caller.is_app,
     )
     if not fresh:
         # the same idempotency_key within 24 h: the job that key made, not a second one
@@ -111,8 +122,20 @@ async def retry_job(request: Request) -> Response:
         timeout_s=old.timeout_s,
         callback_url=old.callback_url,
         retry_of=old.id,
+        about=About(old.subject, old.tenant, list(old.tags), None),
+        app=(await caller_of(request)).is_app,
     )
     return model_response(accepted, 202, headers={"Location": accepted.status_url})
+
+
+@dataclass(frozen=True)
+class About:
+    """Whom a job is for and the app's own data about it, as given at submit."""
+
+    subject: str | None = None
+    tenant: str | None = None
+    tags: list[str] | None = None
+    metadata: dict[str, Any] | None = None
 
 
 def _upload_id(raw: str) -> UUID:
@@ -140,19 +163,26 @@ async def _create(
     callback_url: str | None = None,
     retry_of: UUID | None = None,
     draft: bool = False,
+    about: About | None = None,
+    app: bool = False,
 ) -> tuple[JobAccepted, bool]:
     """Check the owner's rate, store a job (one statement) and queue it (one Redis call).
 
-    False (with the job) when an idempotency key found the job it made before.
+    False (with the job) when an idempotency key found the job it made before. An app
+    key (``app``) submits for all its users: its cap on active jobs is its own, and its
+    rate is not limited (the operator who made the key trusts the backend that holds it).
     """
     settings = services.settings
-    await services.limiter.check(
-        "submit",
-        str(owner_id),
-        per_min=settings.submit_rate_per_min,
-        burst=settings.submit_burst,
-        what="submits",
-    )
+    about = about or About()
+    if not app:
+        await services.limiter.check(
+            "submit",
+            str(owner_id),
+            per_min=settings.submit_rate_per_min,
+            burst=settings.submit_burst,
+            what="submits",
+        )
+    max_active = settings.app_key_max_active if app else settings.max_active_per_owner
     created = await services.store.create_job(
         owner_id=owner_id,
         job_type=job_type,
@@ -162,16 +192,20 @@ async def _create(
         estimated_s=await services.estimator.total(job_type, params),
         max_attempts=max_attempts,
         timeout_s=timeout_s,
-        max_active=settings.max_active_per_owner,
+        max_active=max_active,
         upload_ids=upload_ids,
         idempotency_key=idempotency_key,
         callback_url=callback_url,
         retry_of=retry_of,
         draft=draft,
+        subject=about.subject,
+        tenant=about.tenant,
+        tags=about.tags,
+        metadata=about.metadata,
     )
     if created is None:
         raise TooManyRequests(
-            f"at most {settings.max_active_per_owner} active jobs per owner: "
+            f"at most {max_active} active jobs per {'app key' if app else 'owner'}: "
             "wait for one to finish, or cancel one",
             retry_after_s=5,
         )

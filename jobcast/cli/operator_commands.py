@@ -126,3 +126,59 @@ def config(ctx: typer.Context) -> None:
     )
     table.add_row(TOKEN_ENV, escape(where))
     stdout().print(table)
+
+
+keys = typer.Typer(help="App keys: server-to-server credentials for a web app's backend.")
+commands.add_typer(keys, name="keys")
+
+
+def _with_store(action: Any) -> Any:
+    """Run ``action(store)`` against the service's database (DATABASE_URL)."""
+    from jobcast.store import Store
+
+    settings = service_settings()
+
+    async def run() -> Any:
+        async with Store.open(settings.database_dsn, max_size=1) as store:
+            return await action(store)
+
+    return asyncio.run(run())
+
+
+@keys.command("create")
+def keys_create(
+    name: str = typer.Option(..., "--name", help="What the key is for (the app's name)."),
+) -> None:
+    """Make an app key; its key and signing secret are shown once, never again."""
+    if not name.strip() or len(name) > 100:
+        raise CliError("--name: 1 to 100 characters", Exit.USAGE)
+    made = _with_store(lambda store: store.create_app_key(name.strip()))
+    typer.echo(f"id:             {made.key.id}")
+    typer.echo(f"name:           {made.key.name}")
+    typer.echo(f"key:            {made.bearer}")
+    typer.echo(f"signing secret: {made.signing_secret}")
+    typer.echo(
+        "Keep both secret, on the app's backend: the key as `Authorization: Bearer` on its "
+        "calls, the signing secret to mint browser tokens (HS256, kid = the id)."
+    )
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """The app keys, oldest first (never their secrets)."""
+    table = Table("id", "name", "created", "revoked", box=None)
+    for key in _with_store(lambda store: store.app_keys()):
+        revoked = key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else ""
+        table.add_row(
+            key.id, escape(key.name), key.created_at.isoformat(timespec="seconds"), revoked
+        )
+    stdout().print(table)
+
+
+@keys.command("revoke")
+def keys_revoke(key_id: str = typer.Argument(..., help="The key's id (ak_...).")) -> None:
+    """Revoke an app key: it, and every browser token minted from it, is refused at once."""
+    key = _with_store(lambda store: store.revoke_app_key(key_id))
+    if key is None:
+        raise CliError(f"no app key {key_id!r} (see: jobcast keys list)", Exit.USAGE)
+    typer.echo(f"revoked {key.id} ({key.name})")

@@ -2,18 +2,20 @@
 
 ``Store`` is the one entry point; each aggregate's verbs live in their own module
 (owners, uploads, jobs, attempts, interaction, live data, deliveries, the sweep,
-stats) and run the named statements of ``jobcast/queries.sql``. Answers are the frozen
+stats, admin) and run the named statements of ``jobcast/queries.sql``. Answers are the frozen
 dataclasses of ``jobcast/model.py`` (``rows`` maps them); driver errors that mean
 "Postgres is not there" become ``StorageUnavailable`` (``base``).
 """
 
 from __future__ import annotations
 
+from jobcast.store.admin import Admin, JobQuery, PausedType
 from jobcast.store.attempts import Attempts, Capped
 from jobcast.store.base import StoreBase
 from jobcast.store.deliveries import Deliveries
 from jobcast.store.interaction import ExpiredInput, Interaction, StepCheckpoint
 from jobcast.store.jobs import Created, Jobs
+from jobcast.store.keys import AppKey, JobScope, Keys, NewAppKey
 from jobcast.store.live import LiveData, RunStepChange
 from jobcast.store.owners import Owners, hash_token
 from jobcast.store.schema import apply_schema
@@ -22,16 +24,23 @@ from jobcast.store.sweep import Sweep
 from jobcast.store.uploads import NewUpload, Uploads
 
 
-class Store(Owners, Uploads, Jobs, Interaction, Attempts, LiveData, Deliveries, Sweep, Stats):
+class Store(
+    Owners, Keys, Uploads, Jobs, Interaction, Attempts, LiveData, Deliveries, Sweep, Stats, Admin
+):
     """jobcast's Postgres: the source of truth for owners, jobs, steps and events."""
 
 
 __all__ = [
+    "AppKey",
     "Capped",
     "Created",
     "ExpiredInput",
+    "JobQuery",
+    "JobScope",
     "LiveData",
+    "NewAppKey",
     "NewUpload",
+    "PausedType",
     "RunStepChange",
     "StepCheckpoint",
     "Store",

@@ -58,6 +58,10 @@ class Jobs(StoreBase):
         job_id: UUID | None = None,
         retry_of: UUID | None = None,
         draft: bool = False,
+        subject: str | None = None,
+        tenant: str | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> Created | None:
         """Insert a job and its first event; None when the owner is at ``max_active`` jobs
         (None: no cap), or when a ``job_id`` given is taken already.
@@ -99,6 +103,10 @@ class Jobs(StoreBase):
             retry_of,
             max_active,
             status,
+            subject,
+            tenant,
+            tags,
+            metadata,
         )
 
         async def insert() -> asyncpg.Record | UUID | None:
@@ -177,14 +185,6 @@ class Jobs(StoreBase):
     ) -> list[Job]:
         found = await self._run(
             lambda: self.pool.fetch(QUERIES["list_jobs"], owner_id, status, type, limit)
-        )
-        return [rows.job(r) for r in found]
-
-    async def admin_jobs(
-        self, *, owner_id: UUID | None, status: str | None, type: str | None, limit: int
-    ) -> list[Job]:
-        found = await self._run(
-            lambda: self.pool.fetch(QUERIES["admin_jobs"], owner_id, status, type, limit)
         )
         return [rows.job(r) for r in found]
 

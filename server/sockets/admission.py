@@ -17,9 +17,10 @@ from starlette.websockets import WebSocket
 
 from jobcast import metrics
 from jobcast.errors import ApiError, Forbidden, TooManyRequests
-from server.auth import owner_of, token_of
+from server.auth import caller_of, owner_of, token_of
 from server.errors import response_of
 from server.security import origin_allowed
+from server.sockets.expiry import expiring
 from server.state import Services
 
 
@@ -48,10 +49,14 @@ async def admitted(ws: WebSocket) -> AsyncIterator[UUID | None]:
     services = services_of(ws)
     try:
         owner_id = await owner_of(ws)
+        caller = await caller_of(ws)
         _, by_cookie = token_of(ws)
         if by_cookie and not origin_allowed(ws, services.settings.origins):
             raise Forbidden("this origin may not open websockets with the session cookie")
-        if services.sockets.get(owner_id, 0) >= services.settings.max_sockets_per_owner:
+        # an app's browsers share its key's owner: the app's minting of tokens bounds them,
+        # and the caps per address and per process still hold
+        capped = caller.scope is None
+        if capped and services.sockets.get(owner_id, 0) >= services.settings.max_sockets_per_owner:
             raise TooManyRequests(
                 f"at most {services.settings.max_sockets_per_owner} open websockets per owner",
                 retry_after_s=5,
@@ -60,18 +65,24 @@ async def admitted(ws: WebSocket) -> AsyncIterator[UUID | None]:
         await _deny(ws, exc)
         yield None
         return
-    services.sockets[owner_id] = services.sockets.get(owner_id, 0) + 1
+    if capped:
+        services.sockets[owner_id] = services.sockets.get(owner_id, 0) + 1
     services.open_sockets.add(ws)
     gauge = metrics.OPEN_WEBSOCKETS.labels("job" if "job_id" in ws.path_params else "owner")
     gauge.inc()
     try:
         await ws.accept()
-        yield owner_id
+        if caller.scope is None:
+            yield owner_id
+        else:
+            async with expiring(ws, caller.scope.expires_at):
+                yield owner_id
     finally:
         gauge.dec()
         services.open_sockets.discard(ws)
-        left = services.sockets[owner_id] - 1
-        if left:
-            services.sockets[owner_id] = left
-        else:
-            del services.sockets[owner_id]
+        if capped:
+            left = services.sockets[owner_id] - 1
+            if left:
+                services.sockets[owner_id] = left
+            else:
+                del services.sockets[owner_id]

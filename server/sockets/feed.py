@@ -8,6 +8,7 @@ missed while the live channel was interrupted cannot be named here: it sends
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from uuid import UUID
 
 from starlette import status
@@ -16,7 +17,9 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from jobcast.bus import Live, SlowConsumer
 from jobcast.errors import StorageUnavailable
 from jobcast.model import dumps
+from server.auth import caller_of
 from server.sockets.admission import admitted, services_of
+from server.sockets.scope import ScopeFilter
 from server.sockets.stream import Key, Stream, close, run_pair
 from server.state import Services
 
@@ -27,15 +30,18 @@ RESYNC = '{"type":"resync"}'
 class FeedStream(Stream):
     """The sending side of an owner's feed: the events recently sent, oldest first."""
 
-    def __init__(self, ws: WebSocket, services: Services) -> None:
+    def __init__(
+        self, ws: WebSocket, services: Services, scope: Callable[[str], Awaitable[bool]]
+    ) -> None:
         super().__init__(ws, services)
         self._sent: dict[Key, None] = {}
+        self._in_scope = scope  # whether a job's events are this socket's to see
 
     def has_sent(self, key: Key) -> bool:
         return key in self._sent
 
     async def _send_once(self, key: Key, text: str) -> None:
-        if key in self._sent:
+        if key in self._sent or not await self._in_scope(key[0]):
             return
         self._sent[key] = None
         if len(self._sent) > _REMEMBER:
@@ -62,7 +68,8 @@ async def owner_socket(ws: WebSocket) -> None:
 
 async def _owner_socket(ws: WebSocket, owner_id: UUID) -> None:
     services = services_of(ws)
-    stream = FeedStream(ws, services)
+    caller = await caller_of(ws)
+    stream = FeedStream(ws, services, ScopeFilter(ws, caller))
     try:
         async with services.hub.subscribe(services.settings.owner_channel(owner_id)) as sub:
             await run_pair(ws, lambda: stream.follow(sub))
