@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from jobcast.errors import JobError, LimitExceeded
+from jobcast.errors import LimitExceeded
 from jobcast.model import StepState
 from jobcast.store import RunStepChange
 
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from workers.context import Reporter
 
 _TITLE_MAX = 200
+_MESSAGE_MAX = 1000
 
 
 class RunStep:
@@ -77,14 +78,15 @@ class RunStep:
         )
 
     async def fail(self, error: BaseException | str) -> None:
-        """Mark it failed with its own error; the job goes on."""
+        """Mark it failed with its own error (shown as a job's is); the job goes on."""
         if isinstance(error, BaseException):
-            shown = {
-                "type": type(error).__name__,
-                "message": str(error)[:1000] or type(error).__name__,
-            }
+            # late: the runner imports the context, which imports this module
+            from workers.runner import classify, describe_error
+
+            shown = describe_error(error, classify(error))
         else:
-            shown = {"type": "StepError", "message": str(error)[:1000]}
+            shown = {"type": "StepError", "category": "unknown", "message": error}
+        shown["message"] = str(shown["message"])[:_MESSAGE_MAX]
         change = RunStepChange(state=StepState.FAILED, error=shown, duration_ms=self._ms())
         await self._steps.change(self, change)
 
@@ -104,7 +106,7 @@ class RunStep:
         if exc is None:
             await self.complete()
         elif isinstance(exc, Exception):
-            await self.fail(exc if isinstance(exc, JobError) else RuntimeError(type(exc).__name__))
+            await self.fail(exc)
 
 
 class RunSteps:

@@ -198,6 +198,7 @@ async def test_limits_are_clear_errors_to_job_code_and_a_run_time_step_fails_on_
         assert bad["status"] == "failed"
         assert bad["error"] == {
             "type": "TransientError",
+            "category": "transient",
             "message": "the item's server answered 503",
         }
         failed = [e for e in watched.events if e["kind"] == "step" and e.get("state") == "failed"]
