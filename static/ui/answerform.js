@@ -193,7 +193,15 @@ export class AnswerForm {
   /** The answer the fields hold; throws an Error naming the field at fault. */
   value() {
     const read = (f) => {
-      if (f.kind === "choices") return f.boxes.filter((b) => b.checked).map((b) => JSON.parse(b.value));
+      if (f.kind === "choices") {
+        const picked = f.boxes.filter((b) => b.checked).map((b) => JSON.parse(b.value));
+        const least = Number(f.schema.minItems) || 0;
+        if (picked.length < least) throw this.fieldError(f, "Pick at least " + least + ".");
+        if (f.schema.maxItems != null && picked.length > f.schema.maxItems) {
+          throw this.fieldError(f, "Pick at most " + f.schema.maxItems + ".");
+        }
+        return picked;
+      }
       if (f.kind === "boolean") return f.input.checked;
       const raw = f.input.value.trim();
       if (f.kind === "choice") return raw === "" ? undefined : choicesOf(f.schema)[Number(raw)].value;
