@@ -406,3 +406,27 @@ CREATE INDEX IF NOT EXISTS jobs_owner_subject_idx ON jobs (owner_id, subject, cr
     WHERE subject IS NOT NULL;
 CREATE INDEX IF NOT EXISTS jobs_owner_tenant_idx ON jobs (owner_id, tenant, created_at DESC)
     WHERE tenant IS NOT NULL;
+
+-- Operating: job types whose queue an operator paused (workers claim none of their jobs;
+-- running ones finish), and the log of the admin's bulk actions with their progress.
+CREATE TABLE IF NOT EXISTS paused_types (
+    type       text PRIMARY KEY,
+    paused_at  timestamptz NOT NULL DEFAULT now(),
+    -- the role that paused it (admin), for the console
+    paused_by  text NOT NULL
+);
+CREATE TABLE IF NOT EXISTS admin_actions (
+    id           uuid PRIMARY KEY,
+    action       text NOT NULL,
+    -- the role and address that asked
+    actor        text NOT NULL,
+    -- the ids or the filter, as given
+    target       jsonb NOT NULL,
+    matched      integer NOT NULL,
+    done         integer NOT NULL DEFAULT 0,
+    started_at   timestamptz NOT NULL DEFAULT now(),
+    finished_at  timestamptz,
+    CONSTRAINT admin_actions_action_check CHECK (action IN ('retry', 'cancel', 'delete'))
+);
+-- a bulk retry retries a job once: its retry is found by retry_of
+CREATE INDEX IF NOT EXISTS jobs_retry_of_idx ON jobs (retry_of) WHERE retry_of IS NOT NULL;

@@ -192,19 +192,6 @@ WHERE j.owner_id = $1 AND ($2::text IS NULL OR j.status = $2) AND ($3::text IS N
 ORDER BY j.created_at DESC, j.id
 LIMIT $4
 
--- name: admin_jobs
--- Any owner's jobs, newest first.
--- $1 owner id or NULL, $2 status or NULL, $3 type or NULL, $4 limit
-SELECT
--- include: job_columns
-,
--- include: steps_json
-FROM jobs j
-WHERE ($1::uuid IS NULL OR j.owner_id = $1) AND ($2::text IS NULL OR j.status = $2)
-  AND ($3::text IS NULL OR j.type = $3)
-ORDER BY j.created_at DESC, j.id
-LIMIT $4
-
 -- name: children_state
 -- A parent's children, oldest first. $1 parent id
 SELECT id, type, status, progress, result, error FROM jobs WHERE parent_id = $1
@@ -251,7 +238,8 @@ SELECT pg_notify('jobcast_events', $1)
 -- Start the next attempt of a pending job: steps that did not complete are reset (a
 -- completed step is a checkpoint the attempt skips), progress starts again from 0. The gate (jobcast_claim_gate in schema.sql) says whether the job is pending and
 -- whether its type is under its cap; the answer row carries the verdict (gate_type,
--- gate_cap), and the claimed job with its event when it was claimed.
+-- gate_cap), and the claimed job with its event when it was claimed. A job of a paused
+-- type (paused_types) is not claimed: it stays pending until its type is resumed.
 -- $1 id, $2 capped types, $3 their caps
 WITH g AS (
     SELECT * FROM jobcast_claim_gate($1, $2::text[], $3::integer[])
@@ -260,6 +248,7 @@ WITH g AS (
         progress = 0, step = NULL, message = NULL, error = NULL, pause_requested = false,
         started_at = COALESCE(started_at, now()), heartbeat_at = now(), updated_at = now()
     WHERE id = $1 AND status = 'pending'
+      AND NOT EXISTS (SELECT 1 FROM paused_types p WHERE p.type = jobs.type)
       AND EXISTS (SELECT 1 FROM g WHERE g.job_type IS NOT NULL
                   AND (g.cap IS NULL OR g.running < g.cap))
     RETURNING *, 'status'::text AS event_kind,
@@ -830,3 +819,132 @@ RETURNING id, name, owner_id, '' AS signing_secret, created_at, revoked_at
 -- What a browser token's scope is checked against: a job's subject, tenant and tags.
 -- $1 job id, $2 owner id
 SELECT subject, tenant, tags FROM jobs WHERE id = $1 AND owner_id = $2
+
+
+-- admin: search every owner's jobs, act on many at once, pause a type's queue
+
+-- part: admin_filter
+-- The admin's filter over jobs j, every clause off when its parameter is NULL:
+-- $1 owner id, $2 status, $3 type, $4 tag, $5 tenant, $6 subject, $7 error class,
+-- $8 created at or after, $9 created before, $10 text in the error's message
+    ($1::uuid IS NULL OR j.owner_id = $1) AND ($2::text IS NULL OR j.status = $2)
+AND ($3::text IS NULL OR j.type = $3) AND ($4::text IS NULL OR j.tags @> ARRAY[$4::text])
+AND ($5::text IS NULL OR j.tenant = $5) AND ($6::text IS NULL OR j.subject = $6)
+AND ($7::text IS NULL OR j.error ->> 'type' = $7)
+AND ($8::timestamptz IS NULL OR j.created_at >= $8)
+AND ($9::timestamptz IS NULL OR j.created_at < $9)
+AND ($10::text IS NULL OR strpos(lower(j.error ->> 'message'), lower($10)) > 0)
+
+-- name: admin_jobs
+-- Any owner's jobs the filter matches, newest first, after a cursor.
+-- $1 owner id, $2 status, $3 type, $4 tag, $5 tenant, $6 subject, $7 error class,
+-- $8 created at or after, $9 created before, $10 text in the error (each NULL: any),
+-- $11 the cursor's created_at and $12 its id (NULL: from the newest), $13 limit
+SELECT
+-- include: job_columns
+,
+-- include: steps_json
+FROM jobs j
+WHERE
+-- include: admin_filter
+  AND ($11::timestamptz IS NULL OR (j.created_at, j.id) < ($11, $12::uuid))
+ORDER BY j.created_at DESC, j.id DESC
+LIMIT $13
+
+-- name: admin_count
+-- How many jobs the filter matches among those in the statuses an action applies to.
+-- $1 owner id, $2 status, $3 type, $4 tag, $5 tenant, $6 subject, $7 error class,
+-- $8 created at or after, $9 created before, $10 text in the error, $11 action statuses
+SELECT count(*)::int FROM jobs j
+WHERE
+-- include: admin_filter
+  AND j.status = ANY($11::text[])
+
+-- name: admin_batch
+-- The next batch of ids the filter matches among the action's statuses, by id.
+-- $1 owner id, $2 status, $3 type, $4 tag, $5 tenant, $6 subject, $7 error class,
+-- $8 created at or after, $9 created before, $10 text in the error, $11 action statuses,
+-- $12 the last id of the batch before (NULL: from the start), $13 batch size
+SELECT j.id FROM jobs j
+WHERE
+-- include: admin_filter
+  AND j.status = ANY($11::text[]) AND ($12::uuid IS NULL OR j.id > $12)
+ORDER BY j.id
+LIMIT $13
+
+-- name: admin_cancel
+-- Cancel a batch of unfinished jobs in one statement: all of them or, on a crash, none.
+-- $1 ids, $2 event payload
+WITH j AS (
+    UPDATE jobs SET seq = seq + 1, status = 'cancelled', message = 'Cancelled',
+        finished_at = now(), heartbeat_at = NULL, pause_requested = false, updated_at = now()
+    WHERE id = ANY($1::uuid[]) AND status IN ('pending', 'running', 'waiting', 'paused', 'draft')
+    RETURNING *, 'status'::text AS event_kind,
+              $2::jsonb || jsonb_build_object('attempt', attempts) AS event_payload
+)
+-- include: webhook
+-- include: admin_events
+
+-- part: admin_events
+-- The events of a batch change `j`, one per job, and the changed jobs with their event.
+, e AS (
+    INSERT INTO job_events (job_id, seq, kind, payload)
+    SELECT j.id, j.seq, j.event_kind, j.event_payload FROM j
+    RETURNING job_id, at
+)
+SELECT j.*, e.at AS event_at,
+-- include: notify
+FROM j JOIN e ON e.job_id = j.id
+
+-- name: admin_retry
+-- Retry a batch of failed or cancelled jobs, each once (a job with a retry already has
+-- its retry): a new pending job per job, with its input, settings and declared steps,
+-- and its first event. $1 ids, $2 event payload
+WITH j AS (
+    INSERT INTO jobs (id, owner_id, type, input, priority, max_attempts, estimated_s, seq,
+                      timeout_s, callback_url, message, retry_of, subject, tenant, tags,
+                      metadata)
+    SELECT gen_random_uuid(), o.owner_id, o.type, o.input, o.priority, o.max_attempts,
+           o.estimated_s, 1, o.timeout_s, o.callback_url, 'Queued', o.id, o.subject, o.tenant,
+           o.tags, o.metadata
+    FROM jobs o
+    WHERE o.id = ANY($1::uuid[]) AND o.status IN ('failed', 'cancelled')
+      AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.retry_of = o.id)
+    RETURNING *, 'status'::text AS event_kind, $2::jsonb AS event_payload
+), s AS (
+    INSERT INTO job_steps (job_id, position, name, title, weight)
+    SELECT j.id, st.position, st.name, st.title, st.weight
+    FROM j JOIN job_steps st ON st.job_id = j.retry_of AND st.parent IS NULL
+)
+-- include: admin_events
+
+-- name: admin_delete
+-- Delete a batch of finished jobs with their steps and events. $1 ids
+DELETE FROM jobs WHERE id = ANY($1::uuid[]) AND status IN ('completed', 'failed', 'cancelled')
+
+-- name: start_action
+-- Log a bulk action as it starts. $1 id, $2 action, $3 actor, $4 ids or filter, $5 matched
+INSERT INTO admin_actions (id, action, actor, target, matched) VALUES ($1, $2, $3, $4, $5)
+
+-- name: action_progress
+-- How far a bulk action got; finished when it is done. $1 id, $2 jobs done, $3 finished
+UPDATE admin_actions SET done = $2, finished_at = CASE WHEN $3 THEN now() END WHERE id = $1
+
+-- name: recent_actions
+-- The latest bulk actions, newest first. $1 limit
+SELECT id, action, actor, target, matched, done, started_at, finished_at FROM admin_actions
+ORDER BY started_at DESC LIMIT $1
+
+-- name: pause_type
+-- Pause a type's queue (pausing it again keeps the first time). $1 type, $2 who paused it
+INSERT INTO paused_types (type, paused_by) VALUES ($1, $2) ON CONFLICT (type) DO NOTHING
+
+-- name: resume_type
+-- Resume a type's queue; its pending jobs, to queue again. $1 type
+WITH gone AS (DELETE FROM paused_types WHERE type = $1)
+SELECT id, priority, GREATEST(0, extract(epoch FROM run_at - now()))::float8 AS delay_s
+FROM jobs WHERE type = $1 AND status = 'pending'
+
+-- name: paused_types
+-- The paused types, with since when and by whom.
+SELECT type, paused_at, paused_by FROM paused_types ORDER BY type

@@ -1,7 +1,13 @@
-"""Admin endpoints: every owner's jobs and the numbers an operator watches."""
+"""Admin endpoints: every owner's jobs, the numbers an operator watches, and actions.
+
+Reading needs the admin or the read-only operator token; acting (bulk retry, cancel,
+delete; pausing a type's queue) needs the admin token (``server/admin_access.py``).
+The actions themselves run in ``server/admin_actions.py``.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import Field
@@ -9,12 +15,23 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from jobcast.schemas import JobOut, Model
+from jobcast.errors import NotFound
+from jobcast.schemas import EventOut, JobOut, Model
+from jobcast.store import AdminQuery
+from server import admin_actions
+from server.admin_access import require_actor, require_admin_role
+from server.admin_filters import (
+    AdminJobSearch,
+    BulkAction,
+    decode_cursor,
+    encode_cursor,
+    parse_bulk,
+    parse_search,
+)
 from server.jobs import job_view
 from server.openapi import endpoint, error_responses
-from server.params import AdminJobFilter, query_of, services_of
+from server.params import json_body, parse_job_id, services_of
 from server.responses import model_response
-from server.security import require_admin
 
 
 class AdminJobOut(JobOut):
@@ -23,6 +40,12 @@ class AdminJobOut(JobOut):
 
 class AdminJobList(Model):
     jobs: list[AdminJobOut]
+    next_cursor: str | None = Field(description="Pass as cursor for the next page; null: none.")
+
+
+class AdminJobDetail(Model):
+    job: AdminJobOut
+    events: list[EventOut]
 
 
 class TypeWindow(Model):
@@ -38,6 +61,12 @@ class QueueStats(Model):
     due: int | None = Field(description="Jobs on the queue whose time has come.")
 
 
+class PausedOut(Model):
+    type: str
+    paused_at: datetime
+    paused_by: str
+
+
 class AdminStats(Model):
     by_status: dict[str, int]
     by_type: dict[str, dict[str, int]]
@@ -46,6 +75,18 @@ class AdminStats(Model):
     stuck_running: int = Field(description="Running jobs whose worker stopped beating.")
     last_hour: dict[str, TypeWindow]
     last_day: dict[str, TypeWindow]
+    paused: list[PausedOut] = Field(default_factory=list)
+    role: str = Field("admin", description="The caller's role: admin, or operator (read-only).")
+
+
+class Accepted(Model):
+    matched: int
+    action_id: str | None = None
+
+
+async def _view(request: Request, job: Any) -> AdminJobOut:
+    shown = await job_view(services_of(request), job)
+    return AdminJobOut(**shown.model_dump(), owner_id=str(job.owner_id))
 
 
 @endpoint(
@@ -55,40 +96,120 @@ class AdminStats(Model):
     tags=("admin",),
 )
 async def stats(request: Request) -> Response:
-    await require_admin(request)
+    role = await require_admin_role(request)
     services = services_of(request)
     numbers: dict[str, Any] = await services.store.stats(services.settings.stale_after_s)
+    paused = await services.store.paused_types()
     depth: int | None
     due: int | None
     try:
         depth, due = await services.queue.depth()
     except (RedisError, OSError):
         depth = due = None
-    return model_response(AdminStats(**numbers, queue=QueueStats(depth=depth, due=due)))
+    return model_response(
+        AdminStats(
+            **numbers,
+            queue=QueueStats(depth=depth, due=due),
+            paused=[
+                PausedOut(type=p.type, paused_at=p.paused_at, paused_by=p.paused_by) for p in paused
+            ],
+            role=role.value,
+        )
+    )
 
 
 @endpoint(
-    "Every owner's jobs, newest first",
+    "Every owner's jobs a filter matches, newest first, a page at a time",
     responses={200: AdminJobList, **error_responses(400, 401, 403, 422, 503)},
-    query=AdminJobFilter,
+    query=AdminJobSearch,
     auth="admin",
     tags=("admin",),
 )
 async def jobs(request: Request) -> Response:
-    await require_admin(request)
+    await require_admin_role(request)
     services = services_of(request)
-    wanted = query_of(request, AdminJobFilter)
-    found = await services.store.admin_jobs(
-        owner_id=wanted.owner,
-        status=wanted.status.value if wanted.status else None,
-        type=wanted.type,
-        limit=wanted.limit,
-    )
+    raw = {k: v for k, v in request.query_params.items() if v != ""}
+    wanted = parse_search(raw)
+    after = decode_cursor(wanted.cursor) if wanted.cursor else None
+    found = await services.store.admin_jobs(wanted.query(), after=after, limit=wanted.limit)
+    last = found[-1] if len(found) == wanted.limit else None
     return model_response(
         AdminJobList(
-            jobs=[
-                AdminJobOut(**(await job_view(services, j)).model_dump(), owner_id=str(j.owner_id))
-                for j in found
-            ]
+            jobs=[await _view(request, j) for j in found],
+            next_cursor=encode_cursor(last.created_at, last.id) if last else None,
         )
     )
+
+
+@endpoint(
+    "Any owner's job with every event, for the operator's job page",
+    responses={200: AdminJobDetail, **error_responses(401, 403, 404, 503)},
+    auth="admin",
+    tags=("admin",),
+)
+async def job(request: Request) -> Response:
+    await require_admin_role(request)
+    services = services_of(request)
+    job_id = parse_job_id(request.path_params["job_id"])
+    found = await services.store.get_job(job_id, None)
+    if found is None:
+        raise NotFound("no such job")
+    events = await services.store.events_after(job_id, 0, 1000)
+    return model_response(
+        AdminJobDetail(
+            job=await _view(request, found),
+            events=[EventOut.model_validate(e.wire()) for e in events],
+        )
+    )
+
+
+@endpoint(
+    "Retry, cancel or delete the jobs given by id or matched by a filter, in the background",
+    responses={202: Accepted, **error_responses(400, 401, 403, 404, 422, 503)},
+    body=BulkAction,
+    auth="admin",
+    tags=("admin",),
+)
+async def bulk(request: Request) -> Response:
+    action = request.path_params["action"]
+    if action not in admin_actions.ACTIONS:
+        raise NotFound(
+            f"no admin action {action[:40]!r}; there are {', '.join(admin_actions.ACTIONS)}"
+        )
+    actor = await require_actor(request)
+    body = await json_body(request)
+    wanted = parse_bulk(body)
+    services = services_of(request)
+    query = None
+    if wanted.filter == "all":
+        query = AdminQuery()
+    elif wanted.filter is not None:
+        query = wanted.filter.query()
+    started = await admin_actions.start_bulk(
+        request, services, action, actor, wanted.ids, query, body
+    )
+    return model_response(Accepted(matched=started.matched, action_id=str(started.id)), 202)
+
+
+@endpoint(
+    "Pause a job type's queue: workers take none of its jobs; running ones finish",
+    responses={202: None, **error_responses(401, 403, 404, 503)},
+    auth="admin",
+    tags=("admin",),
+)
+async def pause_type(request: Request) -> Response:
+    actor = await require_actor(request)
+    await admin_actions.pause(services_of(request), request.path_params["type"], actor)
+    return model_response(Accepted(matched=0), 202)
+
+
+@endpoint(
+    "Resume a paused job type's queue; its pending jobs are queued again",
+    responses={202: Accepted, **error_responses(401, 403, 404, 503)},
+    auth="admin",
+    tags=("admin",),
+)
+async def resume_type(request: Request) -> Response:
+    actor = await require_actor(request)
+    queued = await admin_actions.resume(services_of(request), request.path_params["type"], actor)
+    return model_response(Accepted(matched=queued), 202)

@@ -9,7 +9,7 @@ dataclasses of ``jobcast/model.py`` (``rows`` maps them); driver errors that mea
 
 from __future__ import annotations
 
-from jobcast.store.admin import Admin, JobQuery, PausedType
+from jobcast.store.admin import Admin, AdminQuery, PausedType
 from jobcast.store.attempts import Attempts, Capped
 from jobcast.store.base import StoreBase
 from jobcast.store.deliveries import Deliveries
@@ -31,11 +31,11 @@ class Store(
 
 
 __all__ = [
+    "AdminQuery",
     "AppKey",
     "Capped",
     "Created",
     "ExpiredInput",
-    "JobQuery",
     "JobScope",
     "LiveData",
     "NewAppKey",

@@ -1,0 +1,145 @@
+"""The operator's verbs: search every owner's jobs, act on many at once, pause a type.
+
+A bulk action runs in batches, each one statement (``admin_cancel``, ``admin_retry``,
+``admin_delete``): a crash between batches leaves each job done or untouched, never half,
+and the web process answers other requests between them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import astuple, dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from jobcast.model import Event, Job
+from jobcast.sql import QUERIES
+from jobcast.store import rows
+from jobcast.store.base import StoreBase, row_count
+
+# the statuses each action applies to
+ACTION_STATUSES: dict[str, list[str]] = {
+    "cancel": ["pending", "running", "waiting", "paused", "draft"],
+    "retry": ["failed", "cancelled"],
+    "delete": ["completed", "failed", "cancelled"],
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AdminQuery:
+    """The admin's filter over every owner's jobs; None: any."""
+
+    owner: UUID | None = None
+    status: str | None = None
+    type: str | None = None
+    tag: str | None = None
+    tenant: str | None = None
+    subject: str | None = None
+    error_class: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    error_text: str | None = None
+
+    def args(self) -> tuple[Any, ...]:
+        """The filter's parameters, $1 to $10 of ``admin_filter``."""
+        return astuple(self)
+
+
+@dataclass(frozen=True, slots=True)
+class PausedType:
+    type: str
+    paused_at: datetime
+    paused_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class Requeue:
+    """A pending job to put on the queue again."""
+
+    id: UUID
+    priority: int
+    delay_s: float
+
+
+class Admin(StoreBase):
+    async def admin_jobs(
+        self, query: AdminQuery, *, after: tuple[datetime, UUID] | None, limit: int
+    ) -> list[Job]:
+        """Jobs the query matches, newest first, after the cursor (created_at, id)."""
+        at, job_id = after if after else (None, None)
+        found = await self._run(
+            lambda: self.pool.fetch(QUERIES["admin_jobs"], *query.args(), at, job_id, limit)
+        )
+        return [rows.job(r) for r in found]
+
+    async def admin_count(self, query: AdminQuery, action: str) -> int:
+        """How many jobs an action on this query would touch now."""
+        n: int = await self._run(
+            lambda: self.pool.fetchval(
+                QUERIES["admin_count"], *query.args(), ACTION_STATUSES[action]
+            )
+        )
+        return n
+
+    async def admin_batch(
+        self, query: AdminQuery, action: str, after: UUID | None, size: int
+    ) -> list[UUID]:
+        """The next ids (by id, after ``after``) an action on this query applies to."""
+        found = await self._run(
+            lambda: self.pool.fetch(
+                QUERIES["admin_batch"], *query.args(), ACTION_STATUSES[action], after, size
+            )
+        )
+        return [r["id"] for r in found]
+
+    async def cancel_many(self, ids: list[UUID]) -> list[Event]:
+        """Cancel those of the jobs still unfinished, all in one statement; their events."""
+        payload = {"status": "cancelled", "message": "Cancelled by an operator"}
+        found = await self._run(lambda: self.pool.fetch(QUERIES["admin_cancel"], ids, payload))
+        return [rows.event_of_change(r) for r in found]
+
+    async def retry_many(self, ids: list[UUID]) -> list[tuple[Event, int]]:
+        """Retry those of the jobs failed or cancelled and not yet retried, in one
+        statement; each retry's first event and priority."""
+        payload = {"status": "pending", "progress": 0, "message": "Queued"}
+        found = await self._run(lambda: self.pool.fetch(QUERIES["admin_retry"], ids, payload))
+        return [(rows.event_of_change(r), r["priority"]) for r in found]
+
+    async def delete_many(self, ids: list[UUID]) -> int:
+        """Delete those of the jobs that are finished; how many were."""
+        status: str = await self._run(lambda: self.pool.execute(QUERIES["admin_delete"], ids))
+        return row_count(status)
+
+    async def start_action(
+        self, action_id: UUID, action: str, actor: str, target: Any, matched: int
+    ) -> None:
+        await self._run(
+            lambda: self.pool.execute(
+                QUERIES["start_action"], action_id, action, actor, target, matched
+            )
+        )
+
+    async def action_progress(self, action_id: UUID, done: int, finished: bool) -> None:
+        await self._run(
+            lambda: self.pool.execute(QUERIES["action_progress"], action_id, done, finished)
+        )
+
+    async def recent_actions(self, limit: int = 20) -> list[asyncpg.Record]:
+        found: list[asyncpg.Record] = await self._run(
+            lambda: self.pool.fetch(QUERIES["recent_actions"], limit)
+        )
+        return found
+
+    async def pause_type(self, job_type: str, actor: str) -> None:
+        await self._run(lambda: self.pool.execute(QUERIES["pause_type"], job_type, actor))
+
+    async def resume_type(self, job_type: str) -> list[Requeue]:
+        """Resume a type's queue; its pending jobs, to put on the queue again."""
+        found = await self._run(lambda: self.pool.fetch(QUERIES["resume_type"], job_type))
+        return [Requeue(r["id"], r["priority"], r["delay_s"]) for r in found]
+
+    async def paused_types(self) -> list[PausedType]:
+        found = await self._run(lambda: self.pool.fetch(QUERIES["paused_types"]))
+        return [PausedType(r["type"], r["paused_at"], r["paused_by"]) for r in found]
