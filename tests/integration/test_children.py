@@ -16,7 +16,7 @@ from jobcast.model import Claim, JobStatus
 from jobcast.registry import load_registry
 from jobcast.store import Store
 from tests.conftest import DatabaseFactory
-from tests.integration.test_deliveries import worker_settings
+from tests.in_process import worker_settings
 from tests.support import eventually
 from workers.context import Reporter
 from workers.state import WorkerState

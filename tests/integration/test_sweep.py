@@ -18,7 +18,7 @@ from jobcast.endpoints import Endpoints, free_port
 from jobcast.model import JobStatus
 from jobcast.store import Store
 from tests.conftest import DatabaseFactory
-from tests.integration.test_deliveries import finished_jobs, stale_job, worker_settings
+from tests.in_process import finished_jobs, stale_job, worker_settings
 from tests.silent import SilentProxy
 from tests.support import eventually
 from workers.state import WorkerState

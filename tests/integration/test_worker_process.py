@@ -20,7 +20,7 @@ from jobcast.registry import load_registry
 from jobcast.settings import ROOT
 from jobcast.store import Store
 from tests.conftest import DatabaseFactory
-from tests.integration.test_deliveries import worker_settings
+from tests.in_process import worker_settings
 from tests.support import eventually
 from workers.__main__ import supervise
 
