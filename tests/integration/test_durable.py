@@ -357,9 +357,18 @@ async def test_a_pending_job_pauses_at_once(shared: Stack) -> None:
         job = await job_of(client, job_id)
         resumed = await client.post(f"/api/jobs/{job_id}/resume")
         done = await wait_status(client, job_id, "completed")
+        other = await create(client, "demo", input={}, delay_seconds=30)
+        await client.post(f"/api/jobs/{other}/pause")
+        cancelled = await client.post(f"/api/jobs/{other}/cancel")
+        draft = await create(client, "noop", input={}, draft=True)
+        pause_draft = await client.post(f"/api/jobs/{draft}/pause")
+        waiting = await ask_job(client)
+        pause_waiting = await client.post(f"/api/jobs/{waiting['id']}/pause")
     assert paused.status_code == 202 and paused.json()["status"] == "paused"
     assert job["status"] == "paused"
     assert resumed.status_code == 202 and done["attempts"] == 1
+    assert cancelled.status_code == 202
+    assert pause_draft.status_code == 409 and pause_waiting.status_code == 409
 
 
 async def test_drafts_are_stored_edited_and_started(shared: Stack) -> None:
