@@ -236,6 +236,9 @@ class JobType:
     timeout_s: float = 3600.0
     # whether an attempt that runs out of time is retried (else the job fails at once)
     retry_on_timeout: bool = False
+    # more exception classes that are transient (retried with backoff) for this type, besides
+    # TransientError, OSError, TimeoutError and httpx's timeouts and transport errors
+    retry_on: tuple[type[BaseException], ...] = ()
     # at most this many jobs of this type run at once, across all workers (None: no cap)
     concurrency: int | None = None
     # how long a completed job's result is kept; after that /result answers 410
@@ -255,6 +258,10 @@ class JobType:
             raise ValueError(f"job type {self.name!r}: step weights must be positive")
         if self.concurrency is not None and self.concurrency < 1:
             raise ValueError(f"job type {self.name!r}: concurrency must be at least 1")
+        retry_on = tuple(self.retry_on)
+        if not all(isinstance(c, type) and issubclass(c, BaseException) for c in retry_on):
+            raise ValueError(f"job type {self.name!r}: retry_on takes exception classes")
+        object.__setattr__(self, "retry_on", retry_on)
 
     def parse_input(self, raw: dict[str, Any]) -> BaseModel:
         """The validated input, or InvalidInput naming the fields at fault."""

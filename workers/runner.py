@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+import httpx
 from arq.worker import Retry
 from pydantic import BaseModel
 
@@ -45,8 +46,23 @@ log = logging.getLogger(__name__)
 # How soon a job held back by its type's concurrency cap looks again.
 _CAPPED_RETRY_S = 1.0
 
-# Exceptions from job code that are worth retrying, besides TransientError.
-_TRANSIENT = (TransientError, TimeoutError, ConnectionError, OSError)
+# Exceptions from job code that are worth retrying, besides TransientError: timeouts and
+# failures to reach a host, the standard library's and those of httpx, the HTTP client
+# jobcast ships (its timeouts, network and proxy errors, a connection the server dropped).
+_TRANSIENT = (
+    TransientError,
+    TimeoutError,
+    ConnectionError,
+    OSError,
+    httpx.TimeoutException,
+    httpx.NetworkError,
+    httpx.RemoteProtocolError,
+    httpx.ProxyError,
+)
+# A URL httpx cannot use fails the same way on every try.
+_PERMANENT = (PermanentError, InvalidInput, httpx.UnsupportedProtocol, httpx.InvalidURL)
+# Answers worth asking again: a timeout, a rate limit, a server error.
+_TRANSIENT_STATUS = frozenset({408, 425, 429})
 
 
 class JobTimeout(JobError):
@@ -54,13 +70,21 @@ class JobTimeout(JobError):
 
 
 def classify(exc: BaseException, job_type: JobType | None = None) -> str:
-    """transient, permanent or unknown: decides whether a failure is retried."""
+    """transient, permanent or unknown: decides whether a failure is retried.
+
+    The job type's ``retry_on`` classes are transient whatever else they are.
+    """
     if isinstance(exc, JobTimeout):
         return "transient" if job_type is not None and job_type.retry_on_timeout else "permanent"
-    if isinstance(exc, PermanentError | InvalidInput):
+    if job_type is not None and isinstance(exc, job_type.retry_on):
+        return "transient"
+    if isinstance(exc, _PERMANENT):
         return "permanent"
     if isinstance(exc, _TRANSIENT):
         return "transient"
+    if isinstance(exc, httpx.HTTPStatusError):  # from response.raise_for_status()
+        code = exc.response.status_code
+        return "transient" if code >= 500 or code in _TRANSIENT_STATUS else "unknown"
     return "unknown"
 
 
