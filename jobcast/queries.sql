@@ -392,7 +392,7 @@ WITH q AS (
     RETURNING expires_at
 ), j AS (
     UPDATE jobs SET seq = seq + 1, status = 'waiting', attempts = attempts - 1, step = $3,
-        message = $4, heartbeat_at = NULL, updated_at = now()
+        message = $4, heartbeat_at = NULL, pause_requested = false, updated_at = now()
     FROM q
     WHERE id = $1 AND attempts = $2 AND status = 'running'
     RETURNING jobs.*, 'input_required'::text AS event_kind,
