@@ -206,3 +206,42 @@ async def test_a_draft_is_edited_then_started(stack: Stack, context: BrowserCont
     view = await page.evaluate("(id) => jobcast.getJob(id)", job_id)
     assert view["input"]["duration"] == 0.5
     assert console.errors == []
+
+
+async def test_the_element_fires_input_stream_and_metadata_events(
+    stack: Stack, context: BrowserContext
+) -> None:
+    console = Console()
+    page = await new_page(context, console)
+    await open_home(page, stack.base_url)
+    created = await page.evaluate(
+        "() => jobcast.submit('demo', {duration: 1, ask: true, stream: true, items: 2})"
+    )
+    # listening before the page's element connects: no event can come before the listeners
+    await page.add_init_script("""(() => {
+      window.__seen = { input: [], text: "", pieces: 0, metadata: {} };
+      document.addEventListener("job-progress:input", (e) => {
+        window.__seen.input.push(e.detail.request ? e.detail.request.step : null);
+      });
+      document.addEventListener("job-progress:stream", (e) => {
+        window.__seen.text += e.detail.chunk.text;
+        window.__seen.pieces += 1;
+      });
+      document.addEventListener("job-progress:metadata", (e) => {
+        Object.assign(window.__seen.metadata, e.detail.changed);
+      });
+    })()""")
+    await page.goto(f"{stack.base_url}/static/embed-demo.html?job={created['id']}")
+    element = page.locator("job-progress")
+    await expect(element.locator(".jp-step")).to_have_text("Needs your input", timeout=15_000)
+    await expect(element.locator(".jp-message")).to_have_text("Approve the analysis?")
+    status = await page.evaluate(
+        "(id) => jobcast.answer(id, {approve: true}).then((r) => r.status)", created["id"]
+    )
+    assert status == "pending"
+    await expect(element.locator(".jp-step")).to_have_text("Completed", timeout=30_000)
+    seen = await page.evaluate("() => window.__seen")
+    assert seen["input"] == ["analyze", None]
+    assert seen["text"] == REPORT_TEXT and seen["pieces"] >= 1
+    assert seen["metadata"] == {"items_found": 2, "items_done": 2}
+    assert console.errors == []
