@@ -25,7 +25,8 @@ from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_pre
 from websockets.asyncio.client import connect
 
 from jobcast.endpoints import Endpoints
-from jobcast.store import apply_schema
+from jobcast.registry import load_registry
+from jobcast.store import Capped, Store, apply_schema
 from tests.chaos import chaos_env
 from tests.conftest import DatabaseFactory
 from tests.support import Stack, eventually, launch
@@ -632,3 +633,38 @@ async def test_the_owners_feed_says_when_a_job_needs_input(shared: Stack) -> Non
     asked = next(m for m in seen if m.get("kind") == "input_required")
     assert asked["status"] == "waiting" and asked["prompt"] == "Approve the analysis?"
     assert asked["schema"]["required"] == ["approve"]
+
+
+async def test_the_sweep_neither_queues_nor_deletes_waiting_paused_or_draft_jobs(
+    new_database: DatabaseFactory,
+) -> None:
+    registry = load_registry(["tests.durable"])
+    demo = registry.get("demo")
+    async with Store.open(await new_database()) as store:
+        owner = await store.create_owner(uuid.uuid4().hex)
+        made = [
+            await store.create_job(owner_id=owner, job_type=demo, params={}, draft=draft)
+            for draft in (False, False, True)
+        ]
+        waiting, paused, draft = (m.job.id for m in made if m is not None)
+        claim = await store.claim(waiting)
+        assert claim is not None and not isinstance(claim, Capped)
+        asked = await store.wait_for_input(
+            waiting,
+            claim.attempt,
+            step="analyze",
+            prompt="?",
+            schema={"type": "object"},
+            timeout_s=None,
+            on_timeout="fail",
+            default=None,
+        )
+        assert await store.pause(paused, owner) is not False
+        await store.pool.execute("UPDATE jobs SET updated_at = now() - interval '30 days'")
+        pending = await store.pending(0)
+        deleted = await store.delete_expired(0, 0, 0)
+        left = {j.id: j.status.value for j in await store.list_jobs(owner)}
+    assert asked is not None and asked.kind.value == "input_required"
+    assert pending == []
+    assert deleted == 0
+    assert left == {waiting: "waiting", paused: "paused", draft: "draft"}
