@@ -10,6 +10,9 @@ const TITLE_MARK = {
   completed: "done",
   failed: "failed",
   cancelled: "cancelled",
+  waiting: "needs input",
+  paused: "paused",
+  draft: "draft",
 };
 
 export class Attention {

@@ -13,7 +13,7 @@ import re
 import pytest
 from playwright.async_api import BrowserContext, Page, Route, expect
 
-from tests.browser.pages import SOCKET_TAP, Console, new_page, open_home, shot
+from tests.browser.pages import HIDE_TAB, SHOW_TAB, SOCKET_TAP, Console, new_page, open_home, shot
 from tests.support import ROOT, Stack
 
 pytestmark = pytest.mark.browser
@@ -106,6 +106,10 @@ async def test_a_wrong_answer_is_marked_on_its_field_and_a_second_answer_is_refu
     job_id = await start_with(page, 0.5, ask=True)
     form = page.locator("#job-input")
     await expect(form).to_be_visible(timeout=15_000)
+    # a hidden tab says so in its title
+    await page.evaluate(HIDE_TAB)
+    await expect(page).to_have_title("[needs input] jobcast")
+    await page.evaluate(SHOW_TAB)
     # a note over the schema's 1000 characters: the server's 422 names answer.note
     await form.get_by_label("Note").evaluate("(el) => el.removeAttribute('maxlength')")
     await form.get_by_label("Note").fill("x" * 1001)
