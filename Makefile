@@ -4,13 +4,22 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .jobcast/venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# the exact versions tested; pyproject.toml holds the ranges (make lock remakes this)
+LOCK := requirements.lock
+PIP_INSTALL := -m pip install --quiet --disable-pip-version-check
+# the other supported Pythons, whose unit suite make test-matrix runs
+MATRIX ?= 3.12 3.13
+# Debian packages the suite drives (command:package): the browser tests, and the
+# topology tests (PgBouncer, nginx); Sentinel runs on redis-server --sentinel
+SYSTEM_PACKAGES := chromium:chromium pgbouncer:pgbouncer nginx:nginx-light
 
-.PHONY: run test check install browser clean
+.PHONY: run test check install browser tools lock test-matrix clean
 
-$(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "jobcast needs Python 3.11")'
+$(STAMP): pyproject.toml $(LOCK)
+	@$(PYTHON) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13) and "jobcast needs Python 3.11, 3.12 or 3.13")'
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PY) $(PIP_INSTALL) -r $(LOCK)
+	$(PY) $(PIP_INSTALL) --no-deps -e '.[dev]'
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -19,15 +28,44 @@ install: $(STAMP)
 run: install
 	$(PY) -m jobcast.dev
 
-## Debian's chromium drives the browser tests (playwright cannot download its own here)
-browser:
-	@command -v chromium >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
-	  else echo "browser tests need chromium: sudo apt-get install chromium"; fi; }
+## Debian's chromium drives the browser tests (playwright cannot download its own here);
+## pgbouncer and nginx the topology tests. Installed as root when missing; otherwise the
+## browser tests fail and the topology tests skip, each saying what to install.
+tools:
+	@missing=""; for pair in $(SYSTEM_PACKAGES); do cmd=$${pair%%:*}; \
+	  command -v $$cmd >/dev/null || [ -x /usr/sbin/$$cmd ] || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    { apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; } \
+	      || echo "apt-get could not install$$missing: the tests that need them skip"; \
+	  else echo "some tests need:$$missing (sudo apt-get install$$missing)"; fi; fi
+
+browser: tools
 
 ## make test: the whole suite against real Postgres and Redis (found or started)
-test: install browser
+test: install tools
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## make lock: remake requirements.lock, the newest versions pyproject.toml's ranges allow
+lock: install
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
+	  --upgrade --quiet -o $(LOCK)
+
+## make test-matrix: the unit suite on each other supported Python, in a venv of its own
+## (.jobcast/venv-3.12 ...) installed from the same lock
+test-matrix:
+	@for v in $(MATRIX); do \
+	  py=""; for p in python$$v $$HOME/.pyenv/versions/$$v*/bin/python$$v; do \
+	    $$p -c '' 2>/dev/null && { py=$$p; break; }; done; \
+	  [ -n "$$py" ] || { echo "python$$v is not installed"; exit 1; }; \
+	  venv=.jobcast/venv-$$v; \
+	  if [ ! $$venv/.installed -nt $(LOCK) ] || [ ! $$venv/.installed -nt pyproject.toml ]; then \
+	    $$py -m venv $$venv && $$venv/bin/python $(PIP_INSTALL) -r $(LOCK) \
+	      && $$venv/bin/python $(PIP_INSTALL) --no-deps -e '.[dev]' && touch $$venv/.installed \
+	      || exit 1; fi; \
+	  echo "== Python $$v: unit suite"; \
+	  $$venv/bin/python -m pytest -q -p no:cacheprovider tests/unit || exit 1; \
+	done
 
 clean:
 	rm -rf .jobcast test-artifacts
