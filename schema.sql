@@ -430,3 +430,5 @@ CREATE TABLE IF NOT EXISTS admin_actions (
 );
 -- a bulk retry retries a job once: its retry is found by retry_of
 CREATE INDEX IF NOT EXISTS jobs_retry_of_idx ON jobs (retry_of) WHERE retry_of IS NOT NULL;
+-- the admin feed follows status changes of every job by time
+CREATE INDEX IF NOT EXISTS job_events_status_at_idx ON job_events (at) WHERE kind = 'status';

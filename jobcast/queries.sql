@@ -948,3 +948,11 @@ FROM jobs WHERE type = $1 AND status = 'pending'
 -- name: paused_types
 -- The paused types, with since when and by whom.
 SELECT type, paused_at, paused_by FROM paused_types ORDER BY type
+
+-- name: status_changes
+-- Status changes of any job after a time, oldest first (the admin feed, and its resume).
+-- $1 after this time, $2 limit
+SELECT e.job_id, e.seq, e.payload ->> 'status' AS status, j.type, e.at
+FROM job_events e JOIN jobs j ON j.id = e.job_id
+WHERE e.kind = 'status' AND e.at > $1
+ORDER BY e.at LIMIT $2

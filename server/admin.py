@@ -32,6 +32,7 @@ from server.jobs import job_view
 from server.openapi import endpoint, error_responses
 from server.params import json_body, parse_job_id, services_of
 from server.responses import model_response
+from server.state import Services
 
 
 class AdminJobOut(JobOut):
@@ -97,7 +98,11 @@ async def _view(request: Request, job: Any) -> AdminJobOut:
 )
 async def stats(request: Request) -> Response:
     role = await require_admin_role(request)
-    services = services_of(request)
+    return model_response(await current_stats(services_of(request), role.value))
+
+
+async def current_stats(services: Services, role: str) -> AdminStats:
+    """The numbers of the stats endpoint, also the admin feed's snapshot."""
     numbers: dict[str, Any] = await services.store.stats(services.settings.stale_after_s)
     paused = await services.store.paused_types()
     depth: int | None
@@ -106,15 +111,13 @@ async def stats(request: Request) -> Response:
         depth, due = await services.queue.depth()
     except (RedisError, OSError):
         depth = due = None
-    return model_response(
-        AdminStats(
-            **numbers,
-            queue=QueueStats(depth=depth, due=due),
-            paused=[
-                PausedOut(type=p.type, paused_at=p.paused_at, paused_by=p.paused_by) for p in paused
-            ],
-            role=role.value,
-        )
+    return AdminStats(
+        **numbers,
+        queue=QueueStats(depth=depth, due=due),
+        paused=[
+            PausedOut(type=p.type, paused_at=p.paused_at, paused_by=p.paused_by) for p in paused
+        ],
+        role=role,
     )
 
 

@@ -38,6 +38,7 @@ from jobcast.store import Store
 from jobcast.tasks import TaskState, states
 from server import admin, interaction, jobs, sessions, sockets, submit, tokens, uploads
 from server.access import Edge
+from server.admin_feed import admin_socket
 from server.limits import BodyLimit, RateLimiter, SocketCaps
 from server.openapi import build, endpoint
 from server.errors import HANDLERS
@@ -219,6 +220,7 @@ def routes() -> list[Any]:
         Route("/api/admin/types/{type}/resume", admin.resume_type, methods=["POST"]),
         Route("/openapi.json", openapi),
         WebSocketRoute("/ws", sockets.owner_socket),
+        WebSocketRoute("/ws/admin", admin_socket),
         WebSocketRoute("/ws/jobs/{job_id}", sockets.job_socket),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]

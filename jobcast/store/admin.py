@@ -143,3 +143,10 @@ class Admin(StoreBase):
     async def paused_types(self) -> list[PausedType]:
         found = await self._run(lambda: self.pool.fetch(QUERIES["paused_types"]))
         return [PausedType(r["type"], r["paused_at"], r["paused_by"]) for r in found]
+
+    async def status_changes(self, after: datetime, limit: int = 500) -> list[asyncpg.Record]:
+        """Status changes of any job after a time, oldest first."""
+        found: list[asyncpg.Record] = await self._run(
+            lambda: self.pool.fetch(QUERIES["status_changes"], after, limit)
+        )
+        return found
