@@ -4,9 +4,11 @@ For each step, the median duration over the type's last completed jobs. Where th
 type says how its work grows with its input (``JobType.scale``, e.g. the demo's
 ``duration``), durations are divided by each job's scale before the median and
 multiplied by the new job's scale after it. With too little history for a step,
-the step's declared ``estimate_s`` is used, else the type's ``estimate`` split
-by step weight. Each process keeps the medians for a short while, so the submit
-path does not query history on every request.
+the step's declared ``estimate_s`` is used, else its weight's share of what the
+declared steps leave of the type's ``estimate`` (or, when they leave nothing, the
+declared steps' seconds per weight): a type's first job is estimated from its
+steps' estimates, before any history. Each process keeps the medians for a short
+while, so the submit path does not query history on every request.
 """
 
 from __future__ import annotations
@@ -52,15 +54,14 @@ class Estimator:
         """Expected seconds for each step of a job with this input."""
         per_unit = await self._per_unit(job_type)
         scale = _scale_of(job_type, job_input) or 1.0
-        total_weight = sum(s.weight for s in job_type.steps) or 1.0
-        declared_total = _declared(job_type, job_input)
+        fallback = _undeclared_rate(job_type, _declared(job_type, job_input))
         return {
             s.name: (
                 per_unit[s.name] * scale
                 if s.name in per_unit
                 else s.estimate_s
                 if s.estimate_s is not None
-                else declared_total * s.weight / total_weight
+                else fallback * s.weight
             )
             for s in job_type.steps
         }
@@ -97,6 +98,23 @@ class Estimator:
             else:
                 left += expected
         return round(left, 2), steps
+
+
+def _undeclared_rate(job_type: JobType, declared_total: float) -> float:
+    """Seconds per unit of weight for a step with neither history nor ``estimate_s``.
+
+    The type's estimate is the whole job: such steps share what the declared steps'
+    estimates leave of it, by weight. When they leave nothing (the type kept its default
+    estimate of a second, its steps declare more), they go at the declared steps' pace.
+    """
+    declared = [s for s in job_type.steps if s.estimate_s is not None]
+    others = sum(s.weight for s in job_type.steps if s.estimate_s is None)
+    if not declared:
+        return declared_total / (others or 1.0)
+    declared_s = sum(s.estimate_s or 0.0 for s in declared)
+    if declared_total > declared_s and others:
+        return (declared_total - declared_s) / others
+    return declared_s / sum(s.weight for s in declared)
 
 
 def _scale_of(job_type: JobType, job_input: Any) -> float | None:
