@@ -87,9 +87,10 @@ async def test_a_question_answered_in_a_second_tab_resumes_the_job_in_both(
     await second.locator("#job-input").get_by_label("Note").fill("looks right")
     await second.get_by_role("button", name="Send answer").click()
 
-    # both tabs see it go on, its report stream arrive, and the job complete
+    # both tabs see it go on (the question's toast goes away), its stream, and the end
     for page in (first, second):
         await expect(page.locator("#job-input")).to_be_hidden(timeout=10_000)
+        await expect(page.locator(".toast", has_text="Needs your input")).to_have_count(0)
         await expect(page.locator("#job-status")).to_have_text("completed", timeout=30_000)
         await expect(page.locator(".stream[data-stream='report'] .stream-text")).to_have_text(
             REPORT_TEXT
