@@ -24,7 +24,7 @@ from jobcast.links import RedisLink
 from jobcast.logs import setup_logging
 from jobcast.settings import Settings, settings_or_exit
 from workers.heartbeat import alive_key
-from workers.settings import worker_options
+from workers.settings import log_ready, worker_options
 from workers.state import WorkerContext, WorkerState
 
 log = logging.getLogger("workers")
@@ -44,7 +44,7 @@ async def supervise(settings: Settings) -> None:
     (the Redis pool, if it never had one). Jobs' own events are safe in Postgres.
     """
     async with WorkerState.open(settings) as state:
-        log.info("worker ready on queue %s", settings.queue_name)
+        log_ready(state, settings)
         ctx: WorkerContext = {"jobcast": state}
         worker = Worker(**worker_options(settings), ctx=cast(dict[Any, Any], ctx))
         stopping = asyncio.Event()  # set by a signal (arq's on_stop), never by a Redis error

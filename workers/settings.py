@@ -46,6 +46,19 @@ def worker_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+def log_ready(state: WorkerState, settings: Settings) -> None:
+    """One line at start: the queue, and the job types this worker runs (with the modules
+    of JOBCAST_JOB_MODULES, so a module that was not picked up shows at once)."""
+    names = [t.name for t in state.registry]
+    log.info(
+        "worker ready on queue %s; %d job types: %s (JOBCAST_JOB_MODULES: %s)",
+        settings.queue_name,
+        len(names),
+        ", ".join(names),
+        ", ".join(settings.job_module_list) or "none",
+    )
+
+
 def worker_settings(settings: Settings) -> type:
     """The class arq's own runner reads its options from: what the supervisor uses, plus
     a startup that opens the worker's resources (the supervisor opens them itself)."""
@@ -55,7 +68,7 @@ def worker_settings(settings: Settings) -> type:
         stack = AsyncExitStack()
         ctx["jobcast"] = await stack.enter_async_context(WorkerState.open(settings))
         ctx["jobcast_exit"] = stack
-        log.info("worker ready on queue %s", settings.queue_name)
+        log_ready(ctx["jobcast"], settings)
 
     async def shutdown(ctx: WorkerContext) -> None:
         stack = ctx.pop("jobcast_exit", None)
