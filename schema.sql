@@ -89,7 +89,7 @@ CREATE TABLE IF NOT EXISTS job_steps (
     -- one row per step of a job, in the order the job type declares them
     PRIMARY KEY (job_id, position),
     CONSTRAINT job_steps_status_check
-        CHECK (status IN ('waiting', 'running', 'completed', 'failed')),
+        CHECK (status IN ('waiting', 'running', 'completed', 'failed', 'cancelled')),
     CONSTRAINT job_steps_name_key UNIQUE (job_id, name)
 );
 
@@ -127,6 +127,18 @@ BEGIN
         ALTER TABLE job_events ADD CONSTRAINT job_events_kind_check
             CHECK (kind IN ('status', 'step', 'progress', 'input_required', 'input', 'resumed',
                             'metadata', 'stream'));
+    END IF;
+END
+$$;
+-- A step open when its job ended (cancelled, or failed while it ran) is closed as the job
+-- ended: a database from before that gains the step state 'cancelled'.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'job_steps_status_check'
+                   AND pg_get_constraintdef(oid) LIKE '%cancelled%') THEN
+        ALTER TABLE job_steps DROP CONSTRAINT IF EXISTS job_steps_status_check;
+        ALTER TABLE job_steps ADD CONSTRAINT job_steps_status_check
+            CHECK (status IN ('waiting', 'running', 'completed', 'failed', 'cancelled'));
     END IF;
 END
 $$;

@@ -52,6 +52,7 @@ class StepState(enum.StrEnum):
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELLED = "cancelled"  # open when its job was cancelled
 
 
 class EventKind(enum.StrEnum):

@@ -45,6 +45,34 @@ END AS notified
     SELECT id, 1, callback_url FROM j WHERE callback_url IS NOT NULL
 )
 
+-- part: close_steps
+-- A final change `j` closes the steps it found open in `o` (a step running, or the step a
+-- waiting job asked from): each ends as the job did (cancelled; failed when the job failed)
+-- with its duration, and gets its `step` event. `j` counted `o` in its seq, so these events
+-- come just before the change's own, in step order, and seq stays gap-free. A step another
+-- statement ended meanwhile keeps its state (its event then repeats it).
+, c AS (
+    UPDATE job_steps s SET
+        status = CASE WHEN s.status IN ('completed', 'failed', 'cancelled') THEN s.status
+                      WHEN j.status = 'cancelled' THEN 'cancelled' ELSE 'failed' END,
+        finished_at = CASE WHEN s.status IN ('running', 'waiting') THEN now()
+                           ELSE s.finished_at END,
+        duration_ms = CASE WHEN s.status = 'running'
+                           THEN (extract(epoch FROM now() - s.started_at) * 1000)::integer
+                           ELSE s.duration_ms END
+    FROM j, o
+    WHERE s.job_id = j.id AND o.job_id = j.id AND s.position = o.position
+    RETURNING s.job_id, s.position, s.name, s.status, s.duration_ms
+), ce AS (
+    INSERT INTO job_events (job_id, seq, kind, payload)
+    SELECT c.job_id,
+           j.seq - row_number() OVER (PARTITION BY c.job_id ORDER BY c.position DESC), 'step',
+           jsonb_strip_nulls(jsonb_build_object('step', c.name, 'state', c.status,
+                                                'duration_ms', c.duration_ms,
+                                                'progress', j.progress))
+    FROM c JOIN j ON j.id = c.job_id
+)
+
 -- part: job_columns
 -- The columns of a job as the API shows it (jobcast.store.rows.job reads them).
 j.id, j.owner_id, j.type, j.input, j.status, j.priority, j.progress, j.step, j.message,
@@ -205,14 +233,21 @@ WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3
 -- name: cancel
 -- Cancel an unfinished job of the owner (pending, running, waiting, paused or a draft).
 -- $1 id, $2 owner id, $3 payload
-WITH j AS (
-    UPDATE jobs SET seq = seq + 1, status = 'cancelled', message = 'Cancelled',
+WITH o AS (
+    -- the job's open steps (close_steps)
+    SELECT s.job_id, s.position FROM job_steps s JOIN jobs jb ON jb.id = s.job_id
+    WHERE s.job_id = $1
+      AND (s.status = 'running' OR (jb.status = 'waiting' AND s.name = jb.step))
+), j AS (
+    UPDATE jobs SET seq = seq + 1 + (SELECT count(*) FROM o WHERE o.job_id = jobs.id),
+        status = 'cancelled', message = 'Cancelled',
         finished_at = now(), heartbeat_at = NULL, pause_requested = false, updated_at = now()
     WHERE id = $1 AND owner_id = $2
       AND status IN ('pending', 'running', 'waiting', 'paused', 'draft')
     RETURNING *, 'status'::text AS event_kind,
               $3::jsonb || jsonb_build_object('attempt', attempts) AS event_payload
 )
+-- include: close_steps
 -- include: webhook
 -- include: event_tail
 SELECT * FROM made
@@ -311,13 +346,20 @@ SELECT * FROM made
 
 -- name: finish
 -- $1 id, $2 attempt, $3 final status, $4 result, $5 error, $6 message, $7 payload
-WITH j AS (
-    UPDATE jobs SET seq = seq + 1, status = $3, result = $4, error = $5, message = $6,
+WITH o AS (
+    -- the job's open steps (close_steps)
+    SELECT s.job_id, s.position FROM job_steps s JOIN jobs jb ON jb.id = s.job_id
+    WHERE s.job_id = $1
+      AND (s.status = 'running' OR (jb.status = 'waiting' AND s.name = jb.step))
+), j AS (
+    UPDATE jobs SET seq = seq + 1 + (SELECT count(*) FROM o WHERE o.job_id = jobs.id),
+        status = $3, result = $4, error = $5, message = $6,
         progress = CASE WHEN $3 = 'completed' THEN 100 ELSE progress END,
         finished_at = now(), heartbeat_at = NULL, updated_at = now()
     WHERE id = $1 AND attempts = $2 AND status = 'running'
     RETURNING *, 'status'::text AS event_kind, $7::jsonb AS event_payload
 )
+-- include: close_steps
 -- include: webhook
 -- include: event_tail
 SELECT * FROM made
@@ -437,12 +479,19 @@ ORDER BY i.expires_at LIMIT $1
 -- name: fail_waiting
 -- A waiting job's question went unanswered past its time limit: the job fails.
 -- $1 id, $2 error, $3 message, $4 payload
-WITH j AS (
-    UPDATE jobs SET seq = seq + 1, status = 'failed', error = $2, message = $3,
+WITH o AS (
+    -- the job's open steps (close_steps)
+    SELECT s.job_id, s.position FROM job_steps s JOIN jobs jb ON jb.id = s.job_id
+    WHERE s.job_id = $1
+      AND (s.status = 'running' OR (jb.status = 'waiting' AND s.name = jb.step))
+), j AS (
+    UPDATE jobs SET seq = seq + 1 + (SELECT count(*) FROM o WHERE o.job_id = jobs.id),
+        status = 'failed', error = $2, message = $3,
         finished_at = now(), updated_at = now()
     WHERE id = $1 AND status = 'waiting'
     RETURNING *, 'status'::text AS event_kind, $4::jsonb AS event_payload
 )
+-- include: close_steps
 -- include: webhook
 -- include: event_tail
 SELECT * FROM made
@@ -875,13 +924,20 @@ LIMIT $13
 -- name: admin_cancel
 -- Cancel a batch of unfinished jobs in one statement: all of them or, on a crash, none.
 -- $1 ids, $2 event payload
-WITH j AS (
-    UPDATE jobs SET seq = seq + 1, status = 'cancelled', message = 'Cancelled',
+WITH o AS (
+    -- the job's open steps (close_steps)
+    SELECT s.job_id, s.position FROM job_steps s JOIN jobs jb ON jb.id = s.job_id
+    WHERE s.job_id = ANY($1::uuid[])
+      AND (s.status = 'running' OR (jb.status = 'waiting' AND s.name = jb.step))
+), j AS (
+    UPDATE jobs SET seq = seq + 1 + (SELECT count(*) FROM o WHERE o.job_id = jobs.id),
+        status = 'cancelled', message = 'Cancelled',
         finished_at = now(), heartbeat_at = NULL, pause_requested = false, updated_at = now()
     WHERE id = ANY($1::uuid[]) AND status IN ('pending', 'running', 'waiting', 'paused', 'draft')
     RETURNING *, 'status'::text AS event_kind,
               $2::jsonb || jsonb_build_object('attempt', attempts) AS event_payload
 )
+-- include: close_steps
 -- include: webhook
 -- include: admin_events
 

@@ -78,7 +78,7 @@ class StepOut(Model):
     name: str
     title: str
     weight: float
-    status: Literal["waiting", "running", "completed", "failed"]
+    status: Literal["waiting", "running", "completed", "failed", "cancelled"]
     started_at: datetime | None
     finished_at: datetime | None
     duration_ms: int | None
