@@ -1,13 +1,18 @@
 /*
  * admin.js: the operator dashboard (/admin). Asks for the admin token (kept in
  * sessionStorage, sent as a bearer token, never as the visitor cookie), then
- * shows queue, running jobs, throughput and failures, refreshed every 2 s.
+ * shows queue, running jobs, throughput and failures. The admin feed (/ws/admin)
+ * says when to refresh; while it is down, the page polls every 2 s instead.
+ * admin.console.js draws the charts, the search, the job page and the actions.
  */
 
 import { clampProgress, formatAgo, formatDuration, formatWait, shortId } from "./ui/format.js";
+import { createConsole } from "./admin.console.js";
 
 const TOKEN_KEY = "jobcast.adminToken";
 const REFRESH_MS = 2000;
+const FEED_REFRESH_MS = 30000; // with the feed open, polling is only a safety net
+const FEED_RETRY_MS = 3000;
 const PENDING_WARN_S = 60;
 const FAILURE_WARN_RATE = 0.2;
 
@@ -71,6 +76,11 @@ let token = null;
 let timer = null;
 let lastOk = 0;
 let generation = 0; // bumps on sign-in/out, so stale answers are dropped
+let consoleParts = null;
+let feed = null;
+let feedOpen = false;
+let feedTimer = null;
+let refreshQueued = null;
 
 class AuthError extends Error {
   constructor(status, message) {
@@ -79,14 +89,15 @@ class AuthError extends Error {
   }
 }
 
-async function api(path) {
+async function api(path, init) {
   let res;
   try {
     // The visitor cookie is not an admin credential: leave it out.
     res = await fetch(path, {
-      headers: { Authorization: "Bearer " + token, Accept: "application/json" },
+      headers: { Authorization: "Bearer " + token, Accept: "application/json", "Content-Type": "application/json" },
       credentials: "omit",
       cache: "no-store",
+      ...(init || {}),
     });
   } catch (_) {
     throw new Error("The server does not answer.");
@@ -128,8 +139,12 @@ async function signIn(candidate) {
   generation += 1;
   el.loginButton.disabled = true;
   try {
-    await refresh(generation);
+    const stats = await refresh(generation);
     session.set(token);
+    if (!consoleParts) consoleParts = createConsole({ api, post, role: stats.role });
+    consoleParts.stats(stats);
+    document.documentElement.dataset.role = stats.role;
+    openFeed(generation);
     el.login.hidden = true;
     el.dashboard.hidden = false;
     el.signOut.hidden = false;
@@ -142,7 +157,72 @@ async function signIn(candidate) {
   }
 }
 
+function post(path, body) {
+  return api(path, { method: "POST", body: JSON.stringify(body) });
+}
+
+// ---------------------------------------------------------------- feed
+
+function openFeed(gen) {
+  clearTimeout(feedTimer);
+  if (gen !== generation || !token) return;
+  const url = new URL("/ws/admin", window.location.href);
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  url.searchParams.set("token", token);
+  if (feed && feed.cursor) url.searchParams.set("since", feed.cursor);
+  const ws = new WebSocket(url);
+  feed = { ws, cursor: feed ? feed.cursor : null };
+  const mine = feed;
+  ws.addEventListener("message", (ev) => {
+    if (gen !== generation) return;
+    let message;
+    try {
+      message = JSON.parse(ev.data);
+    } catch (_) {
+      return;
+    }
+    if (message.cursor) mine.cursor = message.cursor;
+    feedOpen = true;
+    setFeedState();
+    if (consoleParts) consoleParts.onFeed(message);
+    if (message.type !== "action") queueRefresh(gen);
+  });
+  ws.addEventListener("close", () => {
+    if (feed !== mine) return;
+    feedOpen = false;
+    setFeedState();
+    if (gen === generation) {
+      schedule(gen); // poll again while the feed is down
+      feedTimer = setTimeout(() => openFeed(gen), FEED_RETRY_MS);
+    }
+  });
+}
+
+function closeFeed() {
+  clearTimeout(feedTimer);
+  const open = feed;
+  feed = null;
+  feedOpen = false;
+  if (open) open.ws.close();
+}
+
+function setFeedState() {
+  const label = document.getElementById("feed-state");
+  if (label) label.textContent = feedOpen ? "live" : "polling every 2 s";
+  document.documentElement.dataset.feed = feedOpen ? "live" : "polling";
+}
+
+function queueRefresh(gen) {
+  if (refreshQueued) return;
+  refreshQueued = setTimeout(() => {
+    refreshQueued = null;
+    if (gen === generation) refresh(gen).catch(() => schedule(gen));
+  }, 250);
+}
+
 function signOut() {
+  closeFeed();
+  consoleParts = null;
   token = null;
   session.clear();
   showLogin("");
@@ -156,12 +236,14 @@ async function refresh(gen) {
     api("/api/admin/jobs?status=running&limit=50"),
     api("/api/admin/jobs?status=failed&limit=10"),
   ]);
-  if (gen !== generation) return;
+  if (gen !== generation) return stats;
   render(stats, running.jobs || [], failed.jobs || []);
+  if (consoleParts) consoleParts.stats(stats);
   lastOk = Date.now();
   el.refreshState.textContent = "Updated " + new Date(lastOk).toLocaleTimeString();
   el.refreshState.dataset.state = "ok";
   schedule(gen);
+  return stats;
 }
 
 function schedule(gen) {
@@ -185,7 +267,7 @@ function schedule(gen) {
       el.refreshState.dataset.state = "error";
       schedule(gen);
     }
-  }, REFRESH_MS);
+  }, feedOpen ? FEED_REFRESH_MS : REFRESH_MS);
 }
 
 // -------------------------------------------------------------- render
@@ -219,7 +301,11 @@ function render(stats, running, failed) {
   el.queueDepth.textContent = queue.depth == null ? "—" : String(queue.depth);
   el.queueDue.textContent = queue.depth == null ? "Redis does not answer" : (queue.due || 0) + " due now";
   el.oldestPending.textContent = byStatus.pending ? formatWait(stats.oldest_pending_s) : "—";
-  el.pendingCount.textContent = (byStatus.pending || 0) + " pending";
+  // Jobs off the queue's line: they hold no worker and count against no cap.
+  const aside = [["waiting", "waiting for input"], ["paused", "paused"], ["draft", "drafts"]]
+    .filter(([status]) => byStatus[status])
+    .map(([status, label]) => byStatus[status] + " " + label);
+  el.pendingCount.textContent = [(byStatus.pending || 0) + " pending", ...aside].join(" · ");
   el.runningCount.textContent = String(byStatus.running || 0);
   el.stuckCount.textContent = stats.stuck_running ? stats.stuck_running + " stuck" : "none stuck";
 
