@@ -11,6 +11,7 @@ const STEP_LABELS = {
   running: "Running",
   completed: "Done",
   failed: "Failed",
+  cancelled: "Cancelled",
 };
 
 const CATEGORY_TEXT = {
