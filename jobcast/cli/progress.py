@@ -49,10 +49,12 @@ def follow(client: Client, job_id: str, *, streams: bool = True) -> Exit:
                     progress.console.print(escape(line), highlight=False)
             if printer is not None:
                 printer.end()
+            job = client.get(job_id)
+            progress.update(task, **final_changes(job))  # the bar ends where the job did
     except KeyboardInterrupt:
         note(f"stopped watching; the job goes on: jobcast watch {job_id}")
         return Exit.INTERRUPTED
-    return outcome(client.get(job_id))
+    return outcome(job)
 
 
 def changes(event: Event) -> dict[str, Any]:
@@ -64,9 +66,26 @@ def changes(event: Event) -> dict[str, Any]:
         update["step"] = event.step
     if event.kind == "status":
         update["message"] = event.message or event.status
+        if event.status == "completed":
+            update["completed"] = 100
     elif event.message:
         update["message"] = event.message
     return update
+
+
+def final_changes(job: Job) -> dict[str, Any]:
+    """The bar as the job ended: its final progress (all of it once completed), the step it
+    ended at (the last that ran when the job names none), and its status."""
+    ran = [
+        s.name
+        for s in job.steps
+        if s.status in ("completed", "failed", "running") and getattr(s, "parent", None) is None
+    ]
+    return {
+        "completed": 100 if job.status == "completed" else job.progress,
+        "step": job.step or (ran[-1] if ran else ""),
+        "message": job.message or job.status,
+    }
 
 
 class StreamPrinter:
