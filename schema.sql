@@ -444,3 +444,13 @@ CREATE TABLE IF NOT EXISTS admin_actions (
 CREATE INDEX IF NOT EXISTS jobs_retry_of_idx ON jobs (retry_of) WHERE retry_of IS NOT NULL;
 -- the admin feed follows status changes of every job by time
 CREATE INDEX IF NOT EXISTS job_events_status_at_idx ON job_events (at) WHERE kind = 'status';
+
+-- Batches: up to 1,000 jobs submitted in one request (POST /api/jobs/batch), in one
+-- transaction. The batch keeps its jobs' ids in the order given, a job an idempotency key
+-- had made before included, so its view lists each job where the request had it.
+CREATE TABLE IF NOT EXISTS batches (
+    id          uuid PRIMARY KEY,
+    owner_id    uuid NOT NULL REFERENCES owners (id) ON DELETE CASCADE,
+    job_ids     uuid[] NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);

@@ -1012,3 +1012,43 @@ SELECT e.job_id, e.seq, e.payload ->> 'status' AS status, j.type, e.at
 FROM job_events e JOIN jobs j ON j.id = e.job_id
 WHERE e.kind = 'status' AND e.at > $1
 ORDER BY e.at LIMIT $2
+
+-- name: find_jobs
+-- A page of an owner's jobs, newest first, by the list's filters and within a browser
+-- token's scope (NULLs: no filter). $1 owner id, $2 status, $3 type, $4 tag, $5 subject,
+-- $6 tenant, $7 created at or after, $8 and $9 the cursor (created_at and id of the last
+-- job of the page before), $10 limit, $11 scope's job ids, $12 scope's tags (one of them),
+-- $13 scope's subject, $14 scope's tenant
+SELECT
+-- include: job_columns
+,
+-- include: steps_json
+FROM jobs j
+WHERE j.owner_id = $1
+  AND ($2::text IS NULL OR j.status = $2) AND ($3::text IS NULL OR j.type = $3)
+  AND ($4::text IS NULL OR j.tags @> ARRAY[$4::text])
+  AND ($5::text IS NULL OR j.subject = $5) AND ($6::text IS NULL OR j.tenant = $6)
+  AND ($7::timestamptz IS NULL OR j.created_at >= $7)
+  AND ($8::timestamptz IS NULL OR (j.created_at, j.id) < ($8, $9::uuid))
+  AND ($11::uuid[] IS NULL OR j.id = ANY($11::uuid[]))
+  AND ($12::text[] IS NULL OR j.tags && $12::text[])
+  AND ($13::text IS NULL OR j.subject = $13) AND ($14::text IS NULL OR j.tenant = $14)
+ORDER BY j.created_at DESC, j.id DESC
+LIMIT $10
+
+
+-- batches
+
+-- name: create_batch
+-- $1 batch id, $2 owner id, $3 job ids in the order given
+INSERT INTO batches (id, owner_id, job_ids) VALUES ($1, $2, $3)
+
+-- name: batch_jobs
+-- A batch's jobs in the order given, each as it stands (a job deleted since: NULL columns
+-- but its id). $1 batch id, $2 owner id
+SELECT t.job_id AS id, j.type, j.status, j.progress, j.step, j.message, j.error
+FROM batches b
+CROSS JOIN LATERAL unnest(b.job_ids) WITH ORDINALITY AS t(job_id, n)
+LEFT JOIN jobs j ON j.id = t.job_id
+WHERE b.id = $1 AND b.owner_id = $2
+ORDER BY t.n

@@ -9,6 +9,8 @@ as score, and publishes the job's first event to its owner's feed.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 import redis.asyncio as aioredis
@@ -68,6 +70,17 @@ return 1
 """
 
 
+@dataclass(frozen=True)
+class Queued:
+    """One job to queue with ``Queue.enqueue_many``."""
+
+    job_id: UUID
+    delay_s: float = 0.0
+    priority: int = 0
+    owner_id: UUID | None = None
+    announce: bytes = b""
+
+
 class Queue:
     """The arq queue of this install."""
 
@@ -87,26 +100,38 @@ class Queue:
         announce: bytes = b"",
     ) -> bool:
         """Queue ``run_job(job_id)`` under arq job id ``job_id``; False if already queued."""
+        keys, args = self._enqueue_call(job_id, delay_s, priority, owner_id, announce)
+        return bool(await self._script(keys=keys, args=args))
+
+    async def enqueue_many(self, jobs: list[Queued]) -> None:
+        """Queue many jobs in one round trip (a pipeline of the enqueue script)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for job in jobs:
+                keys, args = self._enqueue_call(
+                    job.job_id, job.delay_s, job.priority, job.owner_id, job.announce
+                )
+                await self._script(keys=keys, args=args, client=pipe)
+            await pipe.execute()
+
+    def _enqueue_call(
+        self,
+        job_id: UUID,
+        delay_s: float,
+        priority: int,
+        owner_id: UUID | None,
+        announce: bytes,
+    ) -> tuple[list[str], list[Any]]:
         now_ms = int(time.time() * 1000)
         score = score_for(now_ms + int(delay_s * 1000), priority, now_ms)
         job = serialize_job(RUN_JOB, (str(job_id),), {}, None, now_ms)
         channel = self._settings.owner_channel(owner_id) if owner_id else ""
-        queued = await self._script(
-            keys=[
-                job_key_prefix + str(job_id),
-                result_key_prefix + str(job_id),
-                self._settings.queue_name,
-            ],
-            args=[
-                max(0, score - now_ms) + expires_extra_ms,
-                job,
-                score,
-                str(job_id),
-                channel,
-                announce,
-            ],
-        )
-        return bool(queued)
+        keys = [
+            job_key_prefix + str(job_id),
+            result_key_prefix + str(job_id),
+            self._settings.queue_name,
+        ]
+        args = [max(0, score - now_ms) + expires_extra_ms, job, score, str(job_id), channel]
+        return keys, [*args, announce]
 
     async def requeue(self, job_id: UUID, *, delay_s: float = 0.0, priority: int = 0) -> None:
         """Queue ``run_job(job_id)`` again, even where arq believes it is queued or running."""

@@ -264,6 +264,9 @@ class StatusChanged(Model):
 
 class JobList(Model):
     jobs: list[JobOut]
+    next_cursor: str | None = Field(
+        None, description="Give it as cursor= for the next page; null on the last."
+    )
 
 
 class JobAccepted(Model):

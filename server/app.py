@@ -17,9 +17,8 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import Response
 from starlette.routing import Mount, Route, WebSocketRoute
-from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
 from jobcast import __version__
@@ -36,8 +35,9 @@ from jobcast.schemas import Health, Readiness
 from jobcast.settings import ROOT, Settings, load_settings
 from jobcast.store import Store
 from jobcast.tasks import TaskState, states
-from server import admin, interaction, jobs, sessions, sockets, submit, tokens, uploads
+from server import admin, batches, interaction, jobs, sessions, sockets, submit, tokens, uploads
 from server.access import Edge
+from server import admin_series
 from server.admin_feed import admin_socket
 from server.limits import BodyLimit, RateLimiter, SocketCaps
 from server.openapi import build, endpoint
@@ -46,6 +46,7 @@ from server.responses import JSONResponse
 from server.scrape import metrics_text as scrape_metrics
 from server.security import CrossSiteGuard
 from server.state import Services
+from server.static_files import StaticSite, page
 
 log = logging.getLogger(__name__)
 
@@ -176,23 +177,16 @@ async def metrics_text(request: Request) -> Response:
     return await scrape_metrics(request)
 
 
-async def index(_request: Request) -> Response:
-    return FileResponse(STATIC_DIR / "index.html")
-
-
-async def admin_page(_request: Request) -> Response:
-    return FileResponse(STATIC_DIR / "admin.html")
-
-
 async def openapi(request: Request) -> Response:
     return JSONResponse(build(request.app.routes, title="jobcast", version=__version__))
 
 
 def routes() -> list[Any]:
+    site = StaticSite(STATIC_DIR)  # versioned, cached and gzipped files (server/static_files.py)
     return [
-        Route("/", index),
-        Route("/jobs/{job_id}", index),
-        Route("/admin", admin_page),
+        Route("/", page(site, "index.html")),
+        Route("/jobs/{job_id}", page(site, "index.html")),
+        Route("/admin", page(site, "admin.html")),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics_text),
@@ -200,6 +194,8 @@ def routes() -> list[Any]:
         Route("/api/tokens", tokens.create_token, methods=["POST"]),
         Route("/api/job-types", jobs.job_types),
         Route("/api/jobs", submit.submit_job, methods=["POST"]),
+        Route("/api/jobs/batch", batches.submit_batch, methods=["POST"]),
+        Route("/api/batches/{batch_id}", batches.get_batch),
         Route("/api/jobs", jobs.list_jobs, methods=["GET"]),
         Route("/api/jobs/{job_id}", jobs.get_job),
         Route("/api/jobs/{job_id}/events", jobs.job_events),
@@ -213,6 +209,8 @@ def routes() -> list[Any]:
         Route("/api/jobs/{job_id}/start", interaction.start_draft, methods=["POST"]),
         Route("/api/uploads", uploads.create_uploads, methods=["POST"]),
         Route("/api/admin/stats", admin.stats),
+        Route("/api/admin/series", admin_series.series),
+        Route("/api/admin/count", admin.count),
         Route("/api/admin/jobs", admin.jobs),
         Route("/api/admin/jobs/{job_id}", admin.job),
         Route("/api/admin/jobs/{action}", admin.bulk, methods=["POST"]),
@@ -222,7 +220,8 @@ def routes() -> list[Any]:
         WebSocketRoute("/ws", sockets.owner_socket),
         WebSocketRoute("/ws/admin", admin_socket),
         WebSocketRoute("/ws/jobs/{job_id}", sockets.job_socket),
-        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+        WebSocketRoute("/ws/batches/{batch_id}", sockets.batch_socket),
+        Mount("/static", app=site, name="static"),
     ]
 
 

@@ -29,6 +29,8 @@ from server.state import Services
 COOKIE_NAME = "jobcast_session"
 TOKEN_PARAM = "token"
 _MAX_OWNER_TOKEN_CHARS = 200
+# the reads a browser token may make besides one job's: the list applies its scope
+_TOKEN_READS = frozenset({"/api/job-types", "/api/jobs"})
 
 
 @dataclass(frozen=True)
@@ -164,8 +166,8 @@ async def admit(conn: HTTPConnection, caller: Caller) -> None:
     if raw_id is not None:
         if not await in_scope(conn, caller, raw_id):
             raise NotFound("no such job")
-    elif conn.scope["type"] == "http" and conn.url.path != "/api/job-types":
-        raise Forbidden("a browser token reads the jobs of its scope, one at a time or on /ws")
+    elif conn.scope["type"] == "http" and conn.url.path not in _TOKEN_READS:
+        raise Forbidden("a browser token reads the jobs of its scope: each, the list, or on /ws")
 
 
 async def in_scope(conn: HTTPConnection, caller: Caller, raw_id: str) -> bool:

@@ -29,9 +29,10 @@ from jobcast.schemas import (
     NotFinished,
     ResultOut,
 )
-from server.auth import owner_of
+from server.auth import caller_of, owner_of
+from server.lists import list_query
 from server.openapi import endpoint, error_responses
-from server.params import EventWindow, JobFilter, parse_job_id, query_of, services_of
+from server.params import EventWindow, JobListQuery, parse_job_id, query_of, services_of
 from server.responses import model_response
 from server.state import Services
 
@@ -168,18 +169,20 @@ async def cancel_job(request: Request) -> Response:
 
 
 @endpoint(
-    "The owner's jobs, newest first",
-    responses={200: JobList, **error_responses(400, 401, 422, 503)},
-    query=JobFilter,
+    "The caller's jobs (an app key's; a browser token's scope), newest first, by page",
+    responses={200: JobList, **error_responses(400, 401, 403, 422, 503)},
+    query=JobListQuery,
 )
 async def list_jobs(request: Request) -> Response:
     services = services_of(request)
     owner_id = await owner_of(request)
-    found = query_of(request, JobFilter)
-    jobs = await services.store.list_jobs(
-        owner_id,
-        status=found.status.value if found.status else None,
-        type=found.type,
-        limit=found.limit,
+    asked = query_of(request, JobListQuery)
+    jobs, after = await services.store.find_jobs(
+        owner_id, list_query(asked, (await caller_of(request)).scope)
     )
-    return model_response(JobList(jobs=[await job_view(services, j) for j in jobs]))
+    return model_response(
+        JobList(
+            jobs=[await job_view(services, j) for j in jobs],
+            next_cursor=after.encode() if after else None,
+        )
+    )

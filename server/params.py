@@ -13,11 +13,11 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 
 from jobcast.errors import BadRequest, InvalidInput, NotFound
-from jobcast.model import JobStatus
+from jobcast.model import MAX_NAME_CHARS, MAX_TAG_CHARS, JobStatus
 from jobcast.schemas import UNSTORABLE_TEXT, Text, unstorable
 from server.state import Services
 
@@ -34,6 +34,21 @@ class JobFilter(QueryModel):
     status: JobStatus | None = Field(None, description="Only jobs in this status.")
     type: Text | None = Field(None, max_length=100, description="Only jobs of this type.")
     limit: int = Field(50, ge=1, le=200, description="At most this many jobs.")
+
+
+class JobListQuery(JobFilter):
+    """``GET /api/jobs``: the caller's jobs (an app key's, a browser token's scope), a page
+    at a time; ``cursor`` is the ``next_cursor`` of the page before."""
+
+    tag: Text | None = Field(None, max_length=MAX_TAG_CHARS, description="Only jobs with this tag.")
+    subject: Text | None = Field(
+        None, max_length=MAX_NAME_CHARS, description="Only jobs for this subject."
+    )
+    tenant: Text | None = Field(
+        None, max_length=MAX_NAME_CHARS, description="Only jobs for this tenant."
+    )
+    since: AwareDatetime | None = Field(None, description="Only jobs created at or after.")
+    cursor: Text | None = Field(None, max_length=200, description="The page after this cursor.")
 
 
 class AdminJobFilter(JobFilter):

@@ -12,10 +12,12 @@ from __future__ import annotations
 from jobcast.store.admin import Admin, AdminQuery, PausedType
 from jobcast.store.attempts import Attempts, Capped
 from jobcast.store.base import StoreBase
+from jobcast.store.batches import Batches, BatchJob, BatchJobState
 from jobcast.store.deliveries import Deliveries
 from jobcast.store.interaction import ExpiredInput, Interaction, StepCheckpoint
 from jobcast.store.jobs import Created, Jobs
 from jobcast.store.keys import AppKey, JobScope, Keys, NewAppKey
+from jobcast.store.lists import Cursor, ListQuery, Lists
 from jobcast.store.live import LiveData, RunStepChange
 from jobcast.store.owners import Owners, hash_token
 from jobcast.store.schema import apply_schema
@@ -25,7 +27,19 @@ from jobcast.store.uploads import NewUpload, Uploads
 
 
 class Store(
-    Owners, Keys, Uploads, Jobs, Interaction, Attempts, LiveData, Deliveries, Sweep, Stats, Admin
+    Owners,
+    Keys,
+    Uploads,
+    Batches,
+    Jobs,
+    Lists,
+    Interaction,
+    Attempts,
+    LiveData,
+    Deliveries,
+    Sweep,
+    Stats,
+    Admin,
 ):
     """jobcast's Postgres: the source of truth for owners, jobs, steps and events."""
 
@@ -33,10 +47,14 @@ class Store(
 __all__ = [
     "AdminQuery",
     "AppKey",
+    "BatchJob",
+    "BatchJobState",
     "Capped",
     "Created",
+    "Cursor",
     "ExpiredInput",
     "JobScope",
+    "ListQuery",
     "LiveData",
     "NewAppKey",
     "NewUpload",

@@ -62,9 +62,11 @@ class Jobs(StoreBase):
         tenant: str | None = None,
         tags: list[str] | None = None,
         metadata: dict[str, Any] | None = None,
+        within: asyncpg.pool.PoolConnectionProxy | None = None,
     ) -> Created | None:
         """Insert a job and its first event; None when the owner is at ``max_active`` jobs
-        (None: no cap), or when a ``job_id`` given is taken already.
+        (None: no cap), or when a ``job_id`` given is taken already. With ``within``, in the
+        transaction open on that connection (a batch's).
 
         Unset attempts, time limit and estimate are the type's. ``upload_ids`` are tied to
         the new job in the same transaction: each must be the owner's and not yet used by
@@ -111,7 +113,8 @@ class Jobs(StoreBase):
 
         async def insert() -> asyncpg.Record | UUID | None:
             if not upload_ids:
-                row: asyncpg.Record | None = await self.pool.fetchrow(QUERIES["create_job"], *args)
+                on = within if within is not None else self.pool
+                row: asyncpg.Record | None = await on.fetchrow(QUERIES["create_job"], *args)
                 return _made(row)
             async with self.pool.acquire() as conn, conn.transaction():
                 row = await conn.fetchrow(QUERIES["create_job"], *args)

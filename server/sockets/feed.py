@@ -15,12 +15,13 @@ from starlette import status
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from jobcast.bus import Live, SlowConsumer
-from jobcast.errors import StorageUnavailable
-from jobcast.model import dumps
+from jobcast.errors import BadRequest, StorageUnavailable
+from jobcast.model import MAX_TAG_CHARS, dumps
+from jobcast.schemas import unstorable
 from server.auth import caller_of
 from server.sockets.admission import admitted, services_of
-from server.sockets.scope import ScopeFilter
-from server.sockets.stream import Key, Stream, close, run_pair
+from server.sockets.scope import ScopeFilter, send_snapshot
+from server.sockets.stream import Key, Stream, close, run_pair, send_error
 from server.state import Services
 
 _REMEMBER = 1000
@@ -69,9 +70,17 @@ async def owner_socket(ws: WebSocket) -> None:
 async def _owner_socket(ws: WebSocket, owner_id: UUID) -> None:
     services = services_of(ws)
     caller = await caller_of(ws)
-    stream = FeedStream(ws, services, ScopeFilter(ws, caller))
+    tag = ws.query_params.get("tag") or None
+    if tag is not None and (len(tag) > MAX_TAG_CHARS or unstorable(tag) is not None):
+        error = BadRequest(f"tag: 1 to {MAX_TAG_CHARS} characters that can be stored")
+        await send_error(ws, error, status.WS_1008_POLICY_VIOLATION)
+        return
+    in_scope = ScopeFilter(ws, caller, tag)
+    stream = FeedStream(ws, services, in_scope)
     try:
         async with services.hub.subscribe(services.settings.owner_channel(owner_id)) as sub:
+            if in_scope.narrowed:  # a feed over a scope starts with the jobs in it
+                await send_snapshot(ws, services, owner_id, caller, tag)
             await run_pair(ws, lambda: stream.follow(sub))
     except SlowConsumer:
         await close(ws, status.WS_1013_TRY_AGAIN_LATER, "slow consumer: reconnect")

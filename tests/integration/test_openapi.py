@@ -47,7 +47,7 @@ def test_every_http_route_is_described() -> None:
 @pytest.mark.parametrize(
     ("path", "names"),
     [
-        ("/api/jobs", {"status", "type", "limit"}),
+        ("/api/jobs", {"status", "type", "limit", "tag", "subject", "tenant", "since", "cursor"}),
         ("/api/admin/jobs", {"status", "type", "limit", "owner"}),
         ("/api/jobs/{job_id}/events", {"after", "limit"}),
     ],
