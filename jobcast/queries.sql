@@ -1052,3 +1052,44 @@ CROSS JOIN LATERAL unnest(b.job_ids) WITH ORDINALITY AS t(job_id, n)
 LEFT JOIN jobs j ON j.id = t.job_id
 WHERE b.id = $1 AND b.owner_id = $2
 ORDER BY t.n
+
+-- name: series_jobs
+-- Per time bucket and type (and, with type NULL, for all types): jobs finished and
+-- failed, and the p50 and p95 run time (start to end) and wait (submit to first start).
+-- $1 seconds of history, $2 bucket seconds
+SELECT date_bin($2 * interval '1 second', finished_at, timestamptz 'epoch') AS t, type,
+       count(*)::int AS finished, count(*) FILTER (WHERE status = 'failed')::int AS failed,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at))
+           AS run_p50,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at))
+           AS run_p95,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM started_at - created_at))
+           AS wait_p50,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM started_at - created_at))
+           AS wait_p95
+FROM jobs
+WHERE finished_at > now() - $1 * interval '1 second'
+GROUP BY GROUPING SETS ((1, type), (1))
+ORDER BY 1
+
+-- name: series_depth
+-- Jobs waiting to start at the end of each bucket: submitted, not started, not finished.
+-- $1 seconds of history, $2 bucket seconds
+WITH b AS (
+    SELECT generate_series(
+        date_bin($2 * interval '1 second', now() - $1 * interval '1 second', timestamptz 'epoch'),
+        now(), $2 * interval '1 second') AS t
+)
+SELECT b.t, count(j.id)::int AS depth
+FROM b LEFT JOIN jobs j
+  ON j.status <> 'draft' AND j.created_at <= b.t + $2 * interval '1 second'
+ AND (j.started_at IS NULL OR j.started_at > b.t + $2 * interval '1 second')
+ AND (j.finished_at IS NULL OR j.finished_at > b.t + $2 * interval '1 second')
+ AND (j.finished_at IS NULL OR j.finished_at > now() - $1 * interval '1 second')
+GROUP BY b.t ORDER BY b.t
+
+-- name: series_events
+-- Status changes per bucket, of every job. $1 seconds of history, $2 bucket seconds
+SELECT date_bin($2 * interval '1 second', at, timestamptz 'epoch') AS t, count(*)::int AS n
+FROM job_events WHERE kind = 'status' AND at > now() - $1 * interval '1 second'
+GROUP BY 1 ORDER BY 1

@@ -21,11 +21,13 @@ from jobcast.store import AdminQuery
 from server import admin_actions
 from server.admin_access import require_actor, require_admin_role
 from server.admin_filters import (
+    AdminFilter,
     AdminJobSearch,
     BulkAction,
     decode_cursor,
     encode_cursor,
     parse_bulk,
+    parse_model,
     parse_search,
 )
 from server.jobs import job_view
@@ -216,3 +218,23 @@ async def resume_type(request: Request) -> Response:
     actor = await require_actor(request)
     queued = await admin_actions.resume(services_of(request), request.path_params["type"], actor)
     return model_response(Accepted(matched=queued), 202)
+
+
+@endpoint(
+    "How many jobs a bulk action on this filter would touch now (the console's confirm)",
+    responses={200: Accepted, **error_responses(400, 401, 403, 404, 422, 503)},
+    query=AdminFilter,
+    auth="admin",
+    tags=("admin",),
+)
+async def count(request: Request) -> Response:
+    await require_admin_role(request)
+    raw = {k: v for k, v in request.query_params.items() if v != ""}
+    action = raw.pop("action", "")
+    if action not in admin_actions.ACTIONS:
+        raise NotFound(
+            f"no admin action {action[:40]!r}; there are {', '.join(admin_actions.ACTIONS)}"
+        )
+    wanted = parse_model(AdminFilter, raw, "query parameter ")
+    matched = await services_of(request).store.admin_count(wanted.query(), action)
+    return model_response(Accepted(matched=matched))

@@ -96,14 +96,14 @@ class BulkAction(BaseModel):
 def parse_search(raw: dict[str, str]) -> AdminJobSearch:
     """Query parameters as a search: 422 for an unknown field, unstorable text or a
     backwards range; 400 for a value of the wrong kind."""
-    return _parse(AdminJobSearch, raw, "query parameter ")
+    return parse_model(AdminJobSearch, raw, "query parameter ")
 
 
 def parse_bulk(body: dict[str, Any]) -> BulkAction:
-    return _parse(BulkAction, body, "")
+    return parse_model(BulkAction, body, "")
 
 
-def _parse(model: type[M], raw: dict[str, Any], prefix: str) -> M:
+def parse_model(model: type[M], raw: dict[str, Any], prefix: str) -> M:
     try:
         return model.model_validate(raw)
     except ValidationError as exc:

@@ -38,6 +38,7 @@ from jobcast.tasks import TaskState, states
 from server import admin, batches, interaction, jobs, sessions, sockets, submit, tokens, uploads
 from server.access import Edge
 from server import admin_series
+from server import admin_series
 from server.admin_feed import admin_socket
 from server.limits import BodyLimit, RateLimiter, SocketCaps
 from server.openapi import build, endpoint
@@ -209,6 +210,8 @@ def routes() -> list[Any]:
         Route("/api/jobs/{job_id}/start", interaction.start_draft, methods=["POST"]),
         Route("/api/uploads", uploads.create_uploads, methods=["POST"]),
         Route("/api/admin/stats", admin.stats),
+        Route("/api/admin/series", admin_series.series),
+        Route("/api/admin/count", admin.count),
         Route("/api/admin/series", admin_series.series),
         Route("/api/admin/count", admin.count),
         Route("/api/admin/jobs", admin.jobs),

@@ -150,3 +150,16 @@ class Admin(StoreBase):
             lambda: self.pool.fetch(QUERIES["status_changes"], after, limit)
         )
         return found
+
+    async def series(self, window_s: int, bucket_s: int) -> dict[str, list[asyncpg.Record]]:
+        """The console's charts: jobs by bucket and type, queue depth and status changes."""
+
+        async def read() -> dict[str, list[asyncpg.Record]]:
+            async with self.pool.acquire() as conn:
+                return {
+                    "jobs": await conn.fetch(QUERIES["series_jobs"], window_s, bucket_s),
+                    "depth": await conn.fetch(QUERIES["series_depth"], window_s, bucket_s),
+                    "events": await conn.fetch(QUERIES["series_events"], window_s, bucket_s),
+                }
+
+        return await self._run(read)

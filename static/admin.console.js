@@ -1,0 +1,365 @@
+/*
+ * admin.console.js: the operator console's live parts: charts (uPlot, vendored in
+ * static/vendor/uplot), the queues with pause and resume, the job search whose filter
+ * lives in the URL, a job's page for operators, and bulk actions with a confirm that
+ * shows the count and progress from the admin feed (/ws/admin).
+ */
+
+import { formatAgo, shortId } from "./ui/format.js";
+
+export const FAILURE_THRESHOLD = 0.1; // deploy/prometheus/alerts.yml alerts at the same rate
+const FILTER_FIELDS = ["type", "status", "tag", "tenant", "subject", "owner", "error_class", "q", "since", "until"];
+const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#65a30d"];
+
+const $ = (id) => document.getElementById(id);
+
+export function createConsole({ api, post, role }) {
+  const canAct = role === "admin";
+  const state = { window: "hour", charts: {}, series: null, cursor: null, stats: null, panelJob: null };
+
+  document.querySelectorAll(".act").forEach((b) => {
+    b.hidden = !canAct;
+  });
+
+  // ------------------------------------------------------------- charts
+
+  function chart(id, series, data, opts = {}) {
+    const host = $(id);
+    if (!host || typeof window.uPlot !== "function") return;
+    const width = Math.max(240, host.clientWidth || 320);
+    const options = {
+      width,
+      height: 150,
+      legend: { show: true, live: false },
+      cursor: { drag: { x: false, y: false } },
+      scales: { x: { time: true }, y: opts.y || {} },
+      axes: [{ stroke: "#888", grid: { stroke: "#8883" } }, { stroke: "#888", grid: { stroke: "#8883" }, size: 44 }],
+      series: [{}, ...series],
+    };
+    if (state.charts[id]) state.charts[id].destroy();
+    host.textContent = "";
+    state.charts[id] = new window.uPlot(options, data, host);
+    host.dataset.points = String(data[0].length);
+  }
+
+  function line(label, i, dash) {
+    const stroke = COLORS[i % COLORS.length];
+    return { label, stroke, width: 1.5, spanGaps: true, dash, points: { show: true, size: 5, fill: stroke } };
+  }
+
+  function drawCharts(s) {
+    state.series = s;
+    const types = Object.keys(s.types).sort();
+    const t = s.t;
+    const byType = (key) => [t, ...types.map((name) => s.types[name][key])];
+    chart("chart-finished", types.map((n, i) => line(n, i)), byType("finished_per_min"));
+    chart("chart-failure", types.map((n, i) => line(n, i)), byType("failure_rate"), { y: { range: [0, 1] } });
+    chart("chart-depth", [line("queued", 0)], [t, s.queue_depth]);
+    const all = s.all || { run_p50: t.map(() => null), run_p95: t.map(() => null), wait_p50: t.map(() => null), wait_p95: t.map(() => null) };
+    chart("chart-run", [line("p50", 0), line("p95", 1, [4, 2])], [t, all.run_p50, all.run_p95]);
+    chart("chart-wait", [line("p50", 2), line("p95", 3, [4, 2])], [t, all.wait_p50, all.wait_p95]);
+    chart("chart-events", [line("per s", 4)], [t, s.events_per_s]);
+    renderQueues();
+  }
+
+  async function loadCharts() {
+    drawCharts(await api("/api/admin/series?window=" + state.window));
+  }
+
+  document.querySelectorAll("#charts [data-window]").forEach((b) => {
+    b.addEventListener("click", () => {
+      state.window = b.dataset.window;
+      document.querySelectorAll("#charts [data-window]").forEach((o) => o.setAttribute("aria-pressed", String(o === b)));
+      $("charts-window-name").textContent = state.window;
+      loadCharts().catch(() => {});
+    });
+  });
+
+  // ------------------------------------------------------ queues, pauses
+
+  /** Since when a type's failure rate is over the threshold (the current run of buckets). */
+  function failingSince(name) {
+    const s = state.series;
+    if (!s || !s.types[name]) return null;
+    const rates = s.types[name].failure_rate;
+    let since = null;
+    for (let i = rates.length - 1; i >= 0; i -= 1) {
+      if (rates[i] === null) continue;
+      if (rates[i] > FAILURE_THRESHOLD) since = s.t[i];
+      else break;
+    }
+    return since;
+  }
+
+  function renderQueues() {
+    const list = $("queue-list");
+    const stats = state.stats;
+    if (!list || !stats) return;
+    const paused = new Map((stats.paused || []).map((p) => [p.type, p]));
+    const names = [...new Set([...Object.keys(stats.by_type || {}), ...paused.keys()])].sort();
+    list.textContent = "";
+    for (const name of names) {
+      const li = document.createElement("li");
+      li.className = "queue";
+      li.dataset.type = name;
+      const title = document.createElement("strong");
+      title.textContent = name;
+      const counts = stats.by_type[name] || {};
+      const note = document.createElement("span");
+      note.className = "muted";
+      note.textContent = (counts.pending || 0) + " pending · " + (counts.running || 0) + " running";
+      li.append(title, note);
+      const since = failingSince(name);
+      if (since !== null) {
+        const badge = document.createElement("span");
+        badge.className = "badge over-threshold";
+        badge.dataset.status = "failed";
+        badge.textContent = "failure rate over " + FAILURE_THRESHOLD * 100 + " % since " + new Date(since * 1000).toLocaleTimeString();
+        li.append(badge);
+      }
+      const p = paused.get(name);
+      if (p) {
+        const badge = document.createElement("span");
+        badge.className = "badge paused-badge";
+        badge.dataset.status = "paused";
+        badge.textContent = "paused " + formatAgo(Date.now() - Date.parse(p.paused_at)) + " ago";
+        li.append(badge);
+      }
+      if (canAct) {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.className = "button button-small";
+        button.textContent = p ? "Resume" : "Pause";
+        button.addEventListener("click", async () => {
+          button.disabled = true;
+          await post("/api/admin/types/" + encodeURIComponent(name) + (p ? "/resume" : "/pause"), {});
+          state.stats.paused = p ? state.stats.paused.filter((x) => x.type !== name)
+            : [...(state.stats.paused || []), { type: name, paused_at: new Date().toISOString() }];
+          renderQueues();
+        });
+        li.append(button);
+      }
+      list.append(li);
+    }
+  }
+
+  // --------------------------------------------------- search and filters
+
+  const form = $("filter-form");
+
+  function filterFromUrl() {
+    const params = new URLSearchParams(window.location.search);
+    const filter = {};
+    for (const key of FILTER_FIELDS) {
+      const value = params.get(key);
+      if (value) filter[key] = value;
+    }
+    return filter;
+  }
+
+  function filterToForm(filter) {
+    for (const key of FILTER_FIELDS) {
+      const input = form.elements[key];
+      if (!input) continue;
+      const value = filter[key] || "";
+      input.value = (key === "since" || key === "until") && value ? value.slice(0, 16) : value;
+    }
+  }
+
+  function filterFromForm() {
+    const filter = {};
+    for (const key of FILTER_FIELDS) {
+      const value = (form.elements[key].value || "").trim();
+      if (!value) continue;
+      filter[key] = key === "since" || key === "until" ? new Date(value).toISOString() : value;
+    }
+    return filter;
+  }
+
+  function cell(text) {
+    const td = document.createElement("td");
+    td.textContent = text;
+    return td;
+  }
+
+  async function search(filter, cursor) {
+    const params = new URLSearchParams({ ...filter, limit: "50" });
+    if (cursor) params.set("cursor", cursor);
+    $("search-error").hidden = true;
+    let page;
+    try {
+      page = await api("/api/admin/jobs?" + params.toString());
+    } catch (err) {
+      $("search-error").textContent = err.message;
+      $("search-error").hidden = false;
+      return;
+    }
+    const body = $("search-body");
+    if (!cursor) body.textContent = "";
+    for (const job of page.jobs) {
+      const tr = document.createElement("tr");
+      tr.dataset.jobId = job.id;
+      const link = document.createElement("td");
+      const a = document.createElement("a");
+      a.href = "#job=" + job.id;
+      a.textContent = shortId(job.id);
+      a.addEventListener("click", (ev) => {
+        ev.preventDefault();
+        openJob(job.id);
+      });
+      link.append(a);
+      const err = job.error ? (job.error.type || "") + ": " + (job.error.message || "") : "";
+      tr.append(link, cell(job.type), cell(job.status), cell((job.tags || []).join(", ")),
+        cell(new Date(job.created_at).toLocaleString()), cell(err));
+      tr.children[2].dataset.status = job.status;
+      body.append(tr);
+    }
+    state.cursor = page.next_cursor;
+    $("search-more").hidden = !page.next_cursor;
+    $("search-table").dataset.count = String(body.children.length);
+  }
+
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const filter = filterFromForm();
+    const url = new URL(window.location.href);
+    url.search = new URLSearchParams(filter).toString();
+    window.history.pushState(null, "", url);
+    search(filter);
+  });
+  $("search-more").addEventListener("click", () => search(filterFromUrl(), state.cursor));
+  window.addEventListener("popstate", () => {
+    filterToForm(filterFromUrl());
+    search(filterFromUrl());
+  });
+
+  // ------------------------------------------------------------- actions
+
+  async function bulk(action, target) {
+    const note = $("action-progress");
+    let count;
+    if (target.ids) count = target.ids.length;
+    else {
+      const params = new URLSearchParams({ ...target.filter, action });
+      count = (await api("/api/admin/count?" + params.toString())).matched;
+    }
+    const what = count + " job" + (count === 1 ? "" : "s") +
+      (target.ids ? "" : " matching " + (Object.keys(target.filter).length ? JSON.stringify(target.filter) : "no filter: every job"));
+    if (!window.confirm(action[0].toUpperCase() + action.slice(1) + " " + what + "?")) return;
+    const accepted = await post("/api/admin/jobs/" + action, target.filter && Object.keys(target.filter).length === 0
+      ? { filter: "all" } : target);
+    note.dataset.actionId = accepted.action_id;
+    note.dataset.state = "running";
+    note.textContent = action + ": 0 of " + accepted.matched + " job(s)…";
+  }
+
+  document.querySelectorAll("[data-bulk]").forEach((b) => {
+    b.addEventListener("click", () => bulk(b.dataset.bulk, { filter: filterFromUrl() }).catch((err) => {
+      $("search-error").textContent = err.message;
+      $("search-error").hidden = false;
+    }));
+  });
+  document.querySelectorAll("[data-one]").forEach((b) => {
+    b.addEventListener("click", () => state.panelJob && bulk(b.dataset.one, { ids: [state.panelJob] }));
+  });
+
+  function onAction(message) {
+    const note = $("action-progress");
+    if (note.dataset.actionId !== message.id) return;
+    note.textContent = message.action + ": " + message.done + " of " + message.matched + " job(s)" +
+      (message.finished ? ", done." : "…");
+    note.dataset.state = message.finished ? "done" : "running";
+    if (message.finished) search(filterFromUrl());
+  }
+
+  // ---------------------------------------------------------- job page
+
+  function section(title, value) {
+    const wrap = document.createElement("section");
+    const h = document.createElement("h3");
+    h.textContent = title;
+    const pre = document.createElement("pre");
+    pre.textContent = typeof value === "string" ? value : JSON.stringify(value, null, 2);
+    wrap.append(h, pre);
+    return wrap;
+  }
+
+  async function openJob(jobId) {
+    const detail = await api("/api/admin/jobs/" + encodeURIComponent(jobId));
+    const job = detail.job;
+    state.panelJob = job.id;
+    $("job-panel-title").textContent = job.type + " · " + job.id + " · " + job.status;
+    const body = $("job-panel-body");
+    body.textContent = "";
+    const timeline = document.createElement("ol");
+    timeline.className = "timeline";
+    let attempt = null;
+    let last = null;
+    for (const e of detail.events) {
+      if (e.attempt !== undefined && e.attempt !== attempt) {
+        attempt = e.attempt;
+        const head = document.createElement("li");
+        head.className = "timeline-attempt";
+        head.textContent = "Attempt " + attempt;
+        timeline.append(head);
+      }
+      const li = document.createElement("li");
+      const at = Date.parse(e.at);
+      const took = last === null ? "" : " (+" + ((at - last) / 1000).toFixed(2) + " s)";
+      last = at;
+      li.dataset.kind = e.kind;
+      const what = e.kind === "status" ? e.status + (e.message ? " — " + e.message : "")
+        : e.kind === "step" ? (e.step || "") + " " + (e.step_status || e.status || "")
+          : e.kind + " " + (e.progress !== undefined ? e.progress + " %" : "");
+      li.textContent = new Date(at).toLocaleTimeString() + took + " · " + e.kind + " · " + what +
+        (e.worker ? " · worker " + e.worker : "");
+      timeline.append(li);
+    }
+    const events = document.createElement("section");
+    const h = document.createElement("h3");
+    h.textContent = "Timeline (" + detail.events.length + " events)";
+    events.append(h, timeline);
+    body.append(events, section("Input", job.input), section("Metadata", job.metadata || {}),
+      job.error ? section("Error", job.error) : section("Result", job.result === undefined ? null : job.result),
+      section("Steps", job.steps.map((s) => s.name + ": " + s.status + (s.duration_ms ? " in " + s.duration_ms + " ms" : "")).join("\n")),
+      section("Webhook deliveries", job.webhook || "none"),
+      section("Children", job.children || []),
+      section("Owner · subject · tenant · tags", [job.owner_id, job.subject, job.tenant, (job.tags || []).join(", ")].join(" · ")));
+    const url = new URL(window.location.href);
+    url.hash = "job=" + job.id;
+    window.history.replaceState(null, "", url);
+    const panel = $("job-panel");
+    if (!panel.open) panel.showModal();
+  }
+
+  $("job-panel-close").addEventListener("click", () => {
+    $("job-panel").close();
+    state.panelJob = null;
+    const url = new URL(window.location.href);
+    url.hash = "";
+    window.history.replaceState(null, "", url);
+  });
+
+  // ------------------------------------------------------------- start
+
+  filterToForm(filterFromUrl());
+  search(filterFromUrl());
+  loadCharts().catch(() => {});
+  const hash = /job=([0-9a-f-]{36})/.exec(window.location.hash);
+  if (hash) openJob(hash[1]).catch(() => {});
+
+  return {
+    stats(stats) {
+      state.stats = stats;
+      renderQueues();
+    },
+    onFeed(message) {
+      if (message.type === "action") onAction(message);
+      if (message.type === "stats") loadCharts().catch(() => {});
+      if (message.type === "jobs" && state.panelJob && message.changes.some((c) => c.job_id === state.panelJob)) {
+        openJob(state.panelJob).catch(() => {});
+      }
+    },
+    refreshCharts: loadCharts,
+  };
+}
