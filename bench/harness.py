@@ -70,6 +70,10 @@ _OUT_OF_REACH = {
     "session_rate_per_min": ("JOBCAST_SESSION_RATE_PER_MIN", "1000000"),
     "session_burst": ("JOBCAST_SESSION_BURST", "1000000"),
     "max_sockets_per_owner": ("JOBCAST_MAX_SOCKETS_PER_OWNER", "100000"),
+    # every benchmark socket comes from one address, past the per-address cap
+    "max_sockets_per_address": ("JOBCAST_MAX_SOCKETS_PER_ADDRESS", "1000000"),
+    "max_sockets": ("JOBCAST_MAX_SOCKETS", "1000000"),
+    "auth_failure_burst": ("JOBCAST_AUTH_FAILURE_BURST", "1000000"),
 }
 
 

@@ -39,7 +39,7 @@ from tests.conftest import DatabaseFactory
 from tests.integration.test_errors import assert_error
 from tests.support import Stack, launch
 
-EXAMPLES = int(os.environ.get("JOBCAST_FUZZ_EXAMPLES", "15"))
+EXAMPLES = int(os.environ.get("JOBCAST_FUZZ_EXAMPLES", "6"))
 ADMIN_TOKEN = uuid.uuid4().hex
 SPEC = build(routes(), title="jobcast", version="test")
 # headers a client sets itself; Host and the framing headers are the server's to parse
