@@ -10,8 +10,9 @@ PIP_INSTALL := -m pip install --quiet --disable-pip-version-check
 # the other supported Pythons, whose unit suite make test-matrix runs
 MATRIX ?= 3.12 3.13
 # Debian packages the suite drives (command:package): the browser tests, and the
-# topology tests (PgBouncer, nginx); Sentinel runs on redis-server --sentinel
-SYSTEM_PACKAGES := chromium:chromium pgbouncer:pgbouncer nginx:nginx-light
+# topology tests (PgBouncer, nginx), promtool the alert rules; Sentinel runs on
+# redis-server --sentinel
+SYSTEM_PACKAGES := chromium:chromium pgbouncer:pgbouncer nginx:nginx-light promtool:prometheus
 
 .PHONY: run test check install browser tools lock test-matrix clean
 

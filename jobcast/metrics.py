@@ -66,6 +66,10 @@ REDIS_CIRCUIT_OPEN = Gauge(
     ["client"],
     multiprocess_mode="livemax",
 )
+SLOW_CONSUMER_DROPS = Counter(
+    "jobcast_slow_consumer_drops_total",
+    "Websocket subscribers dropped for falling behind (their queue filled)",
+)
 REDIS_CIRCUIT_TRIPS = Counter(
     "jobcast_redis_circuit_trips_total",
     "Times a process took Redis for down after a call timed out or failed, by client",
@@ -118,4 +122,8 @@ _INSTALL_DOCS = {
     "running_jobs": "Running jobs, by type",
     "pending_jobs": "Pending jobs, by type",
     "stuck_jobs": "Running jobs whose worker stopped beating",
+    "workers_alive": "Worker processes that beat within their last few intervals",
+    "sweep_overdue_seconds": "How long the sweep's lease has been expired (0: a sweep holds it)",
+    "notify_fallback_listeners": "Server processes whose Redis pub/sub is down, on NOTIFY",
+    "pubsub_up": "1 while the scraped web process's Redis pub/sub is connected",
 }

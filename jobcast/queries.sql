@@ -1093,3 +1093,12 @@ GROUP BY b.t ORDER BY b.t
 SELECT date_bin($2 * interval '1 second', at, timestamptz 'epoch') AS t, count(*)::int AS n
 FROM job_events WHERE kind = 'status' AND at > now() - $1 * interval '1 second'
 GROUP BY 1 ORDER BY 1
+
+-- name: operating_gauges
+-- What the alerts watch beside the jobs: for how long the sweep's lease has been expired
+-- (0 while a sweep holds it; NULL before any sweep ran), and how many server processes ask
+-- for NOTIFYs because their Redis pub/sub is down. $1 the sweep's lease name
+SELECT (SELECT GREATEST(0, extract(epoch FROM now() - expires_at))::float8 FROM leases
+        WHERE name = $1) AS sweep_overdue_s,
+       (SELECT count(*)::float8 FROM fallback_listeners WHERE expires_at > now())
+           AS notify_fallback

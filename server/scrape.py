@@ -19,6 +19,7 @@ from starlette.responses import Response
 
 from jobcast import metrics
 from jobcast.errors import StorageUnavailable, Unauthorized
+from server.admin_gauges import operating_gauges
 from server.auth import note_failure
 from server.state import Services
 
@@ -58,6 +59,7 @@ async def _read(services: Services) -> Gauges:
         values.update(queue_depth=float(depth), queue_due=float(due))
     except (RedisError, OSError):
         pass
+    values.update(await operating_gauges(services))
     return values
 
 

@@ -50,6 +50,7 @@ class Subscription:
         except asyncio.QueueFull:
             # drop the subscriber rather than the event: it resumes from its last seq
             self.overflowed = True
+            metrics.SLOW_CONSUMER_DROPS.inc()
             self._queue = asyncio.Queue(1)
             self._queue.put_nowait(Resync())
 

@@ -163,3 +163,11 @@ class Admin(StoreBase):
                 }
 
         return await self._run(read)
+
+    async def operating_gauges(self, lease_name: str) -> asyncpg.Record:
+        """The sweep's lease overdue (seconds) and the processes on the NOTIFY fallback."""
+        row: asyncpg.Record | None = await self._run(
+            lambda: self.pool.fetchrow(QUERIES["operating_gauges"], lease_name)
+        )
+        assert row is not None  # one row, always
+        return row

@@ -208,3 +208,24 @@ async def test_a_paused_type_waits_and_resumes(admined: Stack) -> None:
         assert resumed.status_code == 202
         assert await eventually(lambda: _finished(mine, held), what="the held job running")
         assert (await admin.get("/api/admin/stats")).json()["paused"] == []
+
+
+async def test_metrics_give_what_the_alerts_watch(admined: Stack) -> None:
+    """The gauges deploy/prometheus/alerts.yml reads, as a healthy stack shows them."""
+
+    async def scraped() -> dict[str, float] | None:
+        async with admined.client() as client:
+            text = (await client.get("/metrics")).text
+        values = {
+            line.split()[0]: float(line.split()[1])
+            for line in text.splitlines()
+            if line.startswith("jobcast_") and " " in line
+        }
+        wanted = ("jobcast_workers_alive", "jobcast_pubsub_up", "jobcast_sweep_overdue_seconds")
+        return values if all(name in values for name in wanted) else None
+
+    values = await eventually(scraped, timeout_s=30, what="the operating gauges")
+    assert values["jobcast_workers_alive"] >= 1
+    assert values["jobcast_pubsub_up"] == 1
+    assert values["jobcast_sweep_overdue_seconds"] == 0
+    assert values["jobcast_notify_fallback_listeners"] == 0
