@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
@@ -42,7 +43,13 @@ class Circuit:
         self._probe: asyncio.Task[None] | None = None
         self.opened_at: float | None = None  # monotonic time of the trip, while open
         self.trips = 0
+        self._on_trip: list[Callable[[], None]] = []
         metrics.REDIS_CIRCUIT_OPEN.labels(client).set(0)
+
+    def on_trip(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` each time the circuit opens, at once (the hub takes its
+        pub/sub for down on the first timeout of any Redis call of the process)."""
+        self._on_trip.append(callback)
 
     @property
     def is_open(self) -> bool:
@@ -76,6 +83,11 @@ class Circuit:
         self._probe = asyncio.get_running_loop().create_task(
             self._probe_until_answered(), name="redis-probe"
         )
+        for callback in self._on_trip:
+            try:
+                callback()
+            except Exception:
+                log.exception("a callback on the redis circuit's trip failed")
 
     async def close(self) -> None:
         if self._probe is not None:

@@ -4,6 +4,11 @@ Each server process holds one Redis pub/sub connection in a ``Hub``: local webso
 subscribe to channels through it, each with its own bounded queue, so one slow browser
 never delays another. The Postgres NOTIFY listener feeds the same hub with ``Hint``s, so
 a subscriber learns of every event even while Redis pub/sub is down.
+
+A silent link is not seen by pub/sub itself: a SUBSCRIBE seems to succeed and a read
+just waits. So besides its own ping, the hub follows the process's Redis circuit: once
+any Redis call of the process times out, pub/sub is taken for down at once (the
+listener asks for NOTIFYs) and the reader connects again when the circuit closes.
 """
 
 from __future__ import annotations
@@ -17,10 +22,12 @@ from datetime import datetime
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from jobcast import metrics
 from jobcast.bus.message import Item, Resync, parse
+from jobcast.links import circuit_of
 from jobcast.settings import Settings
 from jobcast.tasks import Supervised
 
@@ -79,6 +86,10 @@ class Hub:
         self._pubsub: Any = None
         self._control = f"{settings.redis_prefix}:hub-ping"
         self._last_pong = 0.0
+        self._connected_at = 0.0  # monotonic time the reader last subscribed
+        self._circuit = circuit_of(redis)
+        if self._circuit is not None:
+            self._circuit.on_trip(lambda: self._set_healthy(False))
         self.healthy = False
         self.healthy_changed = asyncio.Event()
         self.tasks = (
@@ -158,12 +169,13 @@ class Hub:
         backoff_s = 0.1
         try:
             while True:
+                tried_at = time.monotonic()
                 try:
                     await self._read_once()
                 except (RedisError, OSError, TimeoutError) as exc:
                     metrics.BACKEND_ERRORS.labels("redis").inc()
                     log.debug("pub/sub connection lost: %s", exc)
-                if self.healthy:  # it was connected: this is a new outage, retry soon
+                if self._connected_at >= tried_at:  # it was connected: a new outage, retry soon
                     backoff_s = 0.1
                 self._set_healthy(False)
                 await self._drop_pubsub()
@@ -177,11 +189,13 @@ class Hub:
         pubsub = self._redis.pubsub()
         self._pubsub = pubsub
         await pubsub.subscribe(self._control, *self._subs)
-        self._last_pong = time.monotonic()
+        self._last_pong = self._connected_at = time.monotonic()
         self._set_healthy(True)
         # whatever was published while we were away is lost to pub/sub: catch up from Postgres
         self.deliver_all(Resync())
         while self._pubsub is pubsub:
+            if self._circuit is not None and self._circuit.is_open:
+                raise RedisConnectionError("a redis call of this process timed out")
             if time.monotonic() - self._last_pong > _PING_DEADLINE_S:
                 raise TimeoutError("no answer to the pub/sub ping: the connection is half-open")
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)

@@ -13,6 +13,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import asyncpg
 import pytest
 
 from jobcast.endpoints import Endpoints
@@ -154,3 +155,42 @@ async def test_web_redis_silent_watchers_go_on_over_notify_and_submits_are_accep
         worst_event_lateness_s=max(late),
         ready_after_resume_s=back_s,
     )
+
+
+async def test_web_redis_silent_one_timed_out_call_takes_pubsub_for_down_at_once(
+    make_rig: MakeRig,
+) -> None:
+    """A SUBSCRIBE on a silent link seems to succeed, and pub/sub's own ping misses its
+    pong only after 3 s. The first Redis call of the web process that times out (a
+    submit's enqueue here) opens its circuit, and the hub takes pub/sub for down with
+    it: NOTIFYs are asked for at once, not at the ping's deadline."""
+    rig = await make_rig("web-redis")
+    stack = rig.stack
+    token = await stack.owner()
+    conn = await asyncpg.connect(rig.database_url)
+    asked_at: list[float] = []
+
+    async def asking() -> bool:
+        query = "SELECT count(*) FROM fallback_listeners WHERE expires_at > now()"
+        return bool(await conn.fetchval(query))
+
+    async def watch_asking() -> None:
+        await eventually(asking, timeout_s=15, interval_s=0.02, what="NOTIFYs asked for")
+        asked_at.append(time.monotonic())
+
+    try:
+        async with stack.client(token) as client:
+            await wait_status(client, await submit(client, "noop"), "completed")
+            rig.proxy.silence()
+            silenced = time.monotonic()
+            watching = asyncio.create_task(watch_asking())
+            await submit(client, "noop")  # its enqueue waits out JOBCAST_REDIS_TIMEOUT_S
+            submit_s = time.monotonic() - silenced
+            await asyncio.wait_for(watching, 15)
+    finally:
+        await conn.close()
+    asked_s = asked_at[0] - silenced
+    report("web redis circuit", submit_s=submit_s, notify_asked_s=asked_s)
+    # the submit's timeout (1 s here) opened the circuit: NOTIFYs are asked for then,
+    # not when the hub's ping would have noticed (3 s after its last pong)
+    assert asked_s < submit_s + 0.5, (asked_s, submit_s)
