@@ -20,6 +20,7 @@ import uvloop
 from arq.worker import Worker
 from redis.exceptions import RedisError
 
+from jobcast.errors import ConfigError
 from jobcast.links import RedisLink
 from jobcast.logs import setup_logging
 from jobcast.settings import Settings, settings_or_exit
@@ -122,7 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         return asyncio.run(check(settings, args.pid))
     setup_logging(settings, "worker")
-    uvloop.run(supervise(settings))
+    try:
+        uvloop.run(supervise(settings))
+    except ConfigError as exc:  # a job type's code that cannot be imported: one line
+        print(f"jobcast worker: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -44,6 +44,11 @@ class WorkerState:
     async def open(cls, settings: Settings) -> AsyncIterator[WorkerState]:
         """Open Postgres and Redis; run the heartbeat, the sweep and webhook deliveries beside
         the jobs."""
+        # every type's code imported now, before any connection: a broken import is one
+        # ConfigError at start, not a failure at a job's first run, and a heavy import
+        # (polars) does not hold the event loop up mid-run
+        registry = load_registry(settings.job_module_list)
+        registry.load_code()
         redis_link = RedisLink.of(settings)
         circuit = Circuit(redis_link, "worker")
         async with Store.open(
@@ -52,7 +57,6 @@ class WorkerState:
             redis = redis_link.client(circuit)
             heartbeat = Heartbeat(store, settings.heartbeat_s, redis, settings.redis_prefix)
             queue = Queue(redis, settings)
-            registry = load_registry(settings.job_module_list)
             publisher = Publisher(redis, settings, store)
             sweep = worker_sweep(store, queue, redis, publisher, settings, heartbeat, registry)
             state = cls(

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -126,3 +127,32 @@ async def test_a_redis_error_as_a_job_starts_does_not_cost_the_worker_a_slot(
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker
     assert proxy.cuts_left == 0, "the proxy never cut a job's start: the test proves nothing"
+
+
+def test_a_job_type_whose_code_cannot_be_imported_stops_the_worker_at_start(
+    tmp_path: Path,
+) -> None:
+    """Every type's code is imported as the worker starts: a broken run path is one line
+    naming it, not a traceback, and not a failure at the type's first job."""
+    path = "jobcast_no_such_package.steps:run"
+    module = f"broken_types_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{module}.py").write_text(
+        "from pydantic import BaseModel\n"
+        "from jobcast.registry import JobType, lazy\n"
+        "class Params(BaseModel):\n"
+        "    pass\n"
+        f"JOB_TYPES = [JobType('broken', 'Broken', Params, lazy({path!r}))]\n"
+    )
+    env = {**os.environ, "JOBCAST_JOB_MODULES": module, "PYTHONPATH": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "workers"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode != 0, done.stderr
+    assert len(lines) == 1, done.stderr
+    assert path in lines[0] and "Traceback" not in done.stderr
