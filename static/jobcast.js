@@ -447,6 +447,8 @@
       var pendingError = null; // {type:"error"} message received before a close
       // Progress already reported for the current attempt: it never goes down.
       var reported = { attempt: undefined, progress: 0 };
+      // The seq up to which job.streams holds every stream's text.
+      var streamSeq = 0;
 
       function emit(name) {
         var fn = opts[name];
@@ -476,7 +478,15 @@
       }
 
       function adopt(next) {
+        var had = job && job.streams;
         job = clone(next);
+        if (job.streams == null) {
+          // A websocket snapshot carries no stream text: the stream events after `after`
+          // are replayed for it (see applyEvent), so the text held so far stays.
+          job.streams = had || {};
+        } else if (typeof job.seq === "number") {
+          streamSeq = Math.max(streamSeq, job.seq); // a polled view holds every stream whole
+        }
         if (!Array.isArray(job.steps)) job.steps = [];
         if (job.id == null) job.id = jobId;
         guardProgress(job);
@@ -568,8 +578,16 @@
 
       function applyEvent(ev) {
         var seq = Number(ev.seq);
-        // Already seen, or already reflected in the snapshot.
-        if (!isFinite(seq) || seq <= lastSeq) return;
+        if (!isFinite(seq)) return;
+        if (seq <= lastSeq) {
+          // Reflected in the snapshot, except a stream's text: the snapshot leaves it out.
+          if (ev.kind === "stream" && seq > streamSeq && job) {
+            streamSeq = seq;
+            var missed = applyStream(ev);
+            if (missed) emit("onStream", missed, job.streams[missed.name], clone(job));
+          }
+          return;
+        }
         var callbacks = []; // callbacks of the new kinds, called after onEvent with the job after it
         lastSeq = seq;
         if (!job) {
@@ -649,6 +667,7 @@
         }
 
         job.seq = seq;
+        streamSeq = seq;
         guardProgress(job);
         var reportedEvent = Object.assign({}, ev);
         if (ev.progress != null || ev.kind === "progress") reportedEvent.progress = job.progress;

@@ -152,7 +152,7 @@ async def test_streamed_output_resumes_after_a_dropped_socket_without_gap_or_rep
     await context.add_init_script(SOCKET_TAP)
     page = await new_page(context, console)
     await open_home(page, stack.base_url)
-    await start_with(page, 16, stream=True, items=4)
+    await start_with(page, 24, stream=True, items=4)
 
     # run-time steps: one per item, nested under fetch, with their counters
     items = page.locator("#steps li[data-parent='fetch']")
@@ -164,15 +164,17 @@ async def test_streamed_output_resumes_after_a_dropped_socket_without_gap_or_rep
     )
 
     text = page.locator(".stream[data-stream='report'] .stream-text")
-    await expect(text).to_contain_text("The demo", timeout=15_000)
-    dropped = await page.evaluate("() => window.__dropJobSockets()")
-    assert dropped == 1
-    await expect(text).to_contain_text("fetched its data, analyzed")
+    conn = page.locator("#conn-state")
+    # dropped twice while the report streams, each time once the page is live again
+    for words in ("The demo", "analyzed it"):
+        await expect(text).to_contain_text(words, timeout=20_000)
+        await expect(conn).to_have_attribute("data-state", "live")
+        assert await page.evaluate("() => window.__dropJobSockets()") == 1
+    await expect(text).to_contain_text("Every step")
     await shot(page, artifacts, "job-streaming", full_page=True)
     await page.locator("#job-panel").screenshot(
         path=str(SCREENSHOTS / "job-streaming.png"), animations="disabled"
     )
-    assert await page.evaluate("() => window.__dropJobSockets()") == 1
     await expect(page.locator("#job-status")).to_have_text("completed", timeout=30_000)
     assert await text.text_content() == REPORT_TEXT
     assert console.errors == []
@@ -220,8 +222,9 @@ async def test_the_element_fires_input_stream_and_metadata_events(
     page = await new_page(context, console)
     await open_home(page, stack.base_url)
     created = await page.evaluate(
-        "() => jobcast.submit('demo', {duration: 1, ask: true, stream: true, items: 2})"
+        "() => jobcast.submit('demo', {duration: 12, ask: true, stream: true, items: 2})"
     )
+    await page.add_init_script(SOCKET_TAP)
     # listening before the page's element connects: no event can come before the listeners
     await page.add_init_script("""(() => {
       window.__seen = { input: [], text: "", pieces: 0, metadata: {} };
@@ -244,6 +247,12 @@ async def test_the_element_fires_input_stream_and_metadata_events(
         "(id) => jobcast.answer(id, {approve: true}).then((r) => r.status)", created["id"]
     )
     assert status == "pending"
+    # dropped twice while the report streams: each reconnect resumes the text where it was
+    for chars in (20, 100):
+        await page.wait_for_function(
+            "(n) => window.__seen.text.length > n", arg=chars, timeout=30_000
+        )
+        assert await page.evaluate("() => window.__dropJobSockets()") == 1
     await expect(element.locator(".jp-step")).to_have_text("Completed", timeout=30_000)
     seen = await page.evaluate("() => window.__seen")
     assert seen["input"] == ["analyze", None]
