@@ -420,6 +420,7 @@
      *   onStream({name, offset, text}, fullText, job)  new text of a named stream, once
      *                          each and in order, also across reconnects
      *   onMetadata(changed, metadata, job)  keys of the job's metadata that changed
+     *   noSession   true: a 401 while polling is an error, never a new anonymous session
      *
      * Progress never goes down within an attempt; a new attempt starts from 0.
      * Returns {close(), job(), state()}.
@@ -825,6 +826,7 @@
         try {
           var r = await request("GET", jobPath(jobId), {
             headers: etag ? { "If-None-Match": etag } : {},
+            noAuthRetry: !!opts.noSession,
           });
           if (stopped || !polling) return;
           if (r.status !== 304) {
@@ -1035,6 +1037,101 @@
     '<span class="jp-state-text"></span></span></div>' +
     "</div>";
 
+  function originOf(client) {
+    try {
+      return new URL(client.server || "/", global.location.href).origin;
+    } catch (_) {
+      return global.location.origin;
+    }
+  }
+
+  /**
+   * Why the element cannot follow a job, as {code, status, title, message}: the message
+   * says what to fix (the page's credential, jobcast's allowed origins, the job id).
+   */
+  function explainFailure(client, jobId, err) {
+    var status = err.status || 0;
+    var here = global.location.origin;
+    var there = originOf(client);
+    if (status === 0 && err.code === "network_error") {
+      var refused = there !== here;
+      return {
+        code: refused ? "unreachable_or_refused" : "unreachable",
+        status: 0,
+        title: "Cannot reach jobcast",
+        message: refused
+          ? "jobcast at " + there + " did not answer this page: it is down, or it does not allow " +
+            "this page's origin. Add " + here + " to JOBCAST_ALLOWED_ORIGINS on the jobcast server."
+          : "jobcast at " + there + " did not answer: check that it is running and that the " +
+            "element's server attribute points at it.",
+      };
+    }
+    if (status === 401) {
+      return {
+        code: "no_credential",
+        status: 401,
+        title: "Not signed in to jobcast",
+        message: "This page has no jobcast credential (or it expired): the app must set jobcast's " +
+          "session cookie when its user signs in (docs/embedding.md), or add the create-session " +
+          "attribute to make an anonymous session.",
+      };
+    }
+    if (status === 403) {
+      return {
+        code: err.code === "forbidden" || !err.code ? "origin_refused" : err.code,
+        status: 403,
+        title: "Refused by jobcast",
+        message: "jobcast refused this page (" + (err.message || "forbidden") + "). If the page is on " +
+          "another origin, add " + here + " to JOBCAST_ALLOWED_ORIGINS on the jobcast server.",
+      };
+    }
+    if (status === 404) {
+      return {
+        code: "not_found",
+        status: 404,
+        title: "Job not found",
+        message: "No job " + jobId + " for this page's credential: the id is wrong, the job was " +
+          "deleted, or it belongs to another user.",
+      };
+    }
+    return {
+      code: err.code || "http_" + status,
+      status: status,
+      title: "Cannot follow the job",
+      message: err.message || "The server answered HTTP " + status + ".",
+    };
+  }
+
+  /**
+   * The job's first view, fetched without making a session (unless createSession): {job}
+   * or {error} (explainFailure). A 5xx or a network error goes on to the watch, which
+   * retries, once the server was reached; a server never reached is an error.
+   */
+  async function openJob(client, jobId, createSession) {
+    var path = client.server + "/api/jobs/" + encodeURIComponent(jobId);
+    var init = { credentials: "include", cache: "no-store", headers: { Accept: "application/json" } };
+    for (var tries = 0; tries < 2; tries++) {
+      var res;
+      try {
+        res = await fetch(path, init);
+      } catch (_) {
+        return { error: explainFailure(client, jobId, { status: 0, code: "network_error" }) };
+      }
+      if (res.ok) return { job: await readJson(res) };
+      if (res.status === 401 && createSession && tries === 0) {
+        try {
+          await client.createSession();
+        } catch (err) {
+          return { error: explainFailure(client, jobId, err) };
+        }
+        continue;
+      }
+      if (res.status >= 500) return { job: null }; // the watch waits for it to recover
+      return { error: explainFailure(client, jobId, await toError(res)) };
+    }
+    return { error: explainFailure(client, jobId, { status: 401 }) };
+  }
+
   function defineElement() {
     if (typeof HTMLElement === "undefined" || !global.customElements || global.customElements.get("job-progress")) {
       return;
@@ -1045,11 +1142,14 @@
      * Fires `job-progress:event` ({event, job}), `job-progress:state` ({state}),
      * `job-progress:input` ({request, job}: null once answered), `job-progress:stream`
      * ({chunk, text, job}), `job-progress:metadata` ({changed, metadata, job}) and, once,
-     * `job-progress:done` ({job}); all bubble and cross shadow roots.
+     * `job-progress:done` ({job, already_ended}: true when the job had ended before the
+     * element opened it) or `job-progress:error` ({code, status, title, message}: why it
+     * cannot follow the job and what to fix); all bubble and cross shadow roots.
+     * It never makes an anonymous session unless it has the `create-session` attribute.
      */
     class JobProgressElement extends HTMLElement {
       static get observedAttributes() {
-        return ["job-id", "server"];
+        return ["job-id", "server", "create-session"];
       }
 
       constructor() {
@@ -1131,7 +1231,28 @@
         this._ticker = setInterval(function () {
           self._renderEta();
         }, 1000);
-        this._watcher = clientFor(server).watch(id, {
+        var client = clientFor(server);
+        openJob(client, id, this.hasAttribute("create-session")).then(function (opened) {
+          if (self._key !== key) return; // the element moved on meanwhile
+          if (opened.error) {
+            self._fail(opened.error);
+          } else if (opened.job && isFinal(opened.job.status)) {
+            self._ended(opened.job, true);
+          } else {
+            self._watch(client, id, opened.job);
+          }
+        });
+      }
+
+      _watch(client, id, first) {
+        var self = this;
+        if (first) {
+          this._job = first;
+          this._render();
+        }
+        this._watcher = client.watch(id, {
+          job: first || undefined,
+          noSession: !this.hasAttribute("create-session"),
           onSnapshot: function (job) {
             self._job = job;
             self._eta.set(typeof job.eta_seconds === "number" ? job.eta_seconds : estimateRemaining(job));
@@ -1150,12 +1271,7 @@
             self._fire("job-progress:state", { state: state });
           },
           onDone: function (job) {
-            self._job = job;
-            self._eta.set(null);
-            clearInterval(self._ticker);
-            self._ticker = null;
-            self._render();
-            self._fire("job-progress:done", { job: job });
+            self._ended(job, false);
           },
           onInput: function (request, job) {
             self._fire("job-progress:input", { request: request, job: job });
@@ -1167,11 +1283,27 @@
             self._fire("job-progress:metadata", { changed: changed, metadata: metadata, job: job });
           },
           onError: function (err) {
-            clearInterval(self._ticker);
-            self._ticker = null;
-            self._renderMessage(err.status === 404 ? "Job not found." : err.message || "Could not follow the job.", "error");
+            self._fail(explainFailure(client, id, err));
           },
         });
+      }
+
+      /** The job ended: before the page opened (alreadyEnded) or while it watched. */
+      _ended(job, alreadyEnded) {
+        this._job = job;
+        this._eta.set(null);
+        clearInterval(this._ticker);
+        this._ticker = null;
+        this._render();
+        this._fire("job-progress:done", { job: job, already_ended: alreadyEnded });
+      }
+
+      /** A failure to reach the job: shown, and told to the page with what to fix. */
+      _fail(error) {
+        this._stop();
+        this._renderMessage(error.title, "error");
+        this._el.message.textContent = error.message;
+        this._fire("job-progress:error", error);
       }
 
       _fire(name, detail) {
