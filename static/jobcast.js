@@ -1089,7 +1089,7 @@
       return {
         code: "not_found",
         status: 404,
-        title: "Job not found",
+        title: "Job not found.",
         message: "No job " + jobId + " for this page's credential: the id is wrong, the job was " +
           "deleted, or it belongs to another user.",
       };
