@@ -70,7 +70,7 @@ class AdminJobSearch(AdminFilter):
     """GET /api/admin/jobs: the filter, a page size and the cursor of the page before."""
 
     limit: int = Field(50, ge=1, le=200, description="At most this many jobs.")
-    cursor: str | None = Field(
+    cursor: Text | None = Field(
         None, max_length=200, description="The next_cursor of the page before."
     )
 

@@ -48,7 +48,11 @@ def test_every_http_route_is_described() -> None:
     ("path", "names"),
     [
         ("/api/jobs", {"status", "type", "limit", "tag", "subject", "tenant", "since", "cursor"}),
-        ("/api/admin/jobs", {"status", "type", "limit", "owner"}),
+        (
+            "/api/admin/jobs",
+            {"status", "type", "limit", "owner", "tag", "tenant", "subject", "error_class"}
+            | {"since", "until", "q", "cursor"},
+        ),
         ("/api/jobs/{job_id}/events", {"after", "limit"}),
     ],
 )
