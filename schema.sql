@@ -454,3 +454,12 @@ CREATE TABLE IF NOT EXISTS batches (
     job_ids     uuid[] NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT now()
 );
+
+-- Retries: the policy a job was submitted with (its type's, changed by the submit's
+-- "retry"), and the error classes its type retries at most once that it has spent that
+-- retry on. No row: the type's policy, nothing spent. Removed with its job.
+CREATE TABLE IF NOT EXISTS job_retries (
+    job_id      uuid PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
+    policy      jsonb,
+    once_spent  text[] NOT NULL DEFAULT '{}'
+);

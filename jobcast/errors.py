@@ -97,7 +97,24 @@ class JobError(JobcastError):
 
 
 class TransientError(JobError):
-    """A failure that may go away (timeout, connection reset, rate limit): retried with backoff."""
+    """A failure that may go away (timeout, connection reset, rate limit): retried with backoff.
+
+    ``retry_after_s``: the next attempt starts no earlier than this many seconds from now
+    (an upstream's 429 or 503 said ``Retry-After``), instead of the type's backoff.
+    """
+
+    def __init__(self, *args: object, retry_after_s: float | None = None) -> None:
+        super().__init__(*args)
+        self.retry_after_s = retry_after_s
+
+
+class RetryAfter(TransientError):
+    """The service asked us to wait ``seconds`` (``Retry-After``): try again then."""
+
+    def __init__(self, seconds: float, message: str = "") -> None:
+        super().__init__(
+            message or f"the service asked us to wait {seconds:g} s", retry_after_s=seconds
+        )
 
 
 class PermanentError(JobError):
@@ -125,6 +142,7 @@ __all__ = [
     "PayloadTooLarge",
     "PermanentError",
     "Refused",
+    "RetryAfter",
     "ServiceUnavailable",
     "StorageUnavailable",
     "TooManyRequests",

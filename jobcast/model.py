@@ -23,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from jobcast.retry import RetryPolicy
+
 
 class JobStatus(enum.StrEnum):
     PENDING = "pending"
@@ -222,6 +224,9 @@ class SubmitRequest(BaseModel):
         description="Resubmitting with the same key within 24 h returns the same job.",
     )
     max_attempts: StrictInt | None = Field(None, ge=1, le=20)
+    retry: RetryPolicy | None = Field(
+        None, description="The wait between attempts, within the type's bounds."
+    )
     timeout_seconds: float | None = Field(None, gt=0, le=7 * 86_400)
     callback_url: HttpUrl | None = Field(
         None, description="POSTed the final job, signed, when the job ends."

@@ -1102,3 +1102,24 @@ SELECT (SELECT GREATEST(0, extract(epoch FROM now() - expires_at))::float8 FROM 
         WHERE name = $1) AS sweep_overdue_s,
        (SELECT count(*)::float8 FROM fallback_listeners WHERE expires_at > now())
            AS notify_fallback
+
+-- name: set_retry_policy
+-- The retry policy a job was submitted with. $1 job id, $2 policy
+INSERT INTO job_retries (job_id, policy) VALUES ($1, $2)
+ON CONFLICT (job_id) DO UPDATE SET policy = EXCLUDED.policy
+
+-- name: retry_policy
+-- The retry policy a job was submitted with (no row, or NULL: its type's). $1 job id
+SELECT policy FROM job_retries WHERE job_id = $1
+
+-- name: spend_retry_once
+-- Spend a job's one retry of an error class: true when it was spent already (fail the
+-- job), false when this call spent it (retry once). $1 job id, $2 error class name
+WITH old AS (
+    SELECT $2 = ANY (once_spent) AS spent FROM job_retries WHERE job_id = $1
+), up AS (
+    INSERT INTO job_retries (job_id, once_spent) VALUES ($1, ARRAY[$2::text])
+    ON CONFLICT (job_id) DO UPDATE SET once_spent = job_retries.once_spent || $2::text
+    WHERE NOT ($2 = ANY (job_retries.once_spent))
+)
+SELECT COALESCE((SELECT spent FROM old), false) AS spent

@@ -17,11 +17,12 @@ import re
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ValidationError
 
 from jobcast.errors import ConfigError, InvalidInput
+from jobcast.retry import RetryBounds, RetryPolicy
 
 BUILTIN_MODULES = ("workers.jobs.builtin", "workers.jobs.site_audit", "workers.jobs.csv_insights")
 # importable names: "package.module:function"
@@ -239,6 +240,14 @@ class JobType:
     # more exception classes that are transient (retried with backoff) for this type, besides
     # TransientError, OSError, TimeoutError and httpx's timeouts and transport errors
     retry_on: tuple[type[BaseException], ...] = ()
+    # the wait between attempts (None: exponential, JOBCAST_RETRY_BASE_S/MAX_S), and the
+    # bounds within which a submit's "retry" may change it (jobcast/retry.py)
+    retry: RetryPolicy | None = None
+    retry_bounds: RetryBounds = field(default_factory=RetryBounds)
+    # exception classes retried at most once per job, whatever the attempts left
+    retry_once: tuple[type[BaseException], ...] = ()
+    # who may submit it: "anyone" with a token, or "app" (app keys only: an owner's 403)
+    access: Literal["anyone", "app"] = "anyone"
     # at most this many jobs of this type run at once, across all workers (None: no cap)
     concurrency: int | None = None
     # how long a completed job's result is kept; after that /result answers 410
@@ -258,10 +267,13 @@ class JobType:
             raise ValueError(f"job type {self.name!r}: step weights must be positive")
         if self.concurrency is not None and self.concurrency < 1:
             raise ValueError(f"job type {self.name!r}: concurrency must be at least 1")
-        retry_on = tuple(self.retry_on)
-        if not all(isinstance(c, type) and issubclass(c, BaseException) for c in retry_on):
-            raise ValueError(f"job type {self.name!r}: retry_on takes exception classes")
-        object.__setattr__(self, "retry_on", retry_on)
+        for option in ("retry_on", "retry_once"):
+            classes = tuple(getattr(self, option))
+            if not all(isinstance(c, type) and issubclass(c, BaseException) for c in classes):
+                raise ValueError(f"job type {self.name!r}: {option} takes exception classes")
+            object.__setattr__(self, option, classes)
+        if self.access not in ("anyone", "app"):
+            raise ValueError(f"job type {self.name!r}: access is 'anyone' or 'app'")
 
     def parse_input(self, raw: dict[str, Any]) -> BaseModel:
         """The validated input, or InvalidInput naming the fields at fault."""
@@ -287,6 +299,8 @@ class JobType:
             "timeout_s": self.timeout_s,
             "concurrency": self.concurrency,
             "result_ttl_s": self.result_ttl_s,
+            "access": self.access,
+            "retry": None if self.retry is None else self.retry.model_dump(),
         }
 
 

@@ -330,6 +330,12 @@ class JobTypeOut(Model):
     timeout_s: float
     concurrency: int | None = Field(None, description="At most this many run at once.")
     result_ttl_s: float = Field(description="How long a result is kept.")
+    access: Literal["anyone", "app"] = Field(
+        "anyone", description="Who may submit it: anyone, or app keys only."
+    )
+    retry: dict[str, Any] | None = Field(
+        None, description="The wait between attempts (null: the install's default)."
+    )
 
 
 class JobTypes(Model):

@@ -30,6 +30,7 @@ from jobcast.schemas import (
     ResultOut,
 )
 from server.auth import caller_of, owner_of
+from server.job_access import may_submit
 from server.lists import list_query
 from server.openapi import endpoint, error_responses
 from server.params import EventWindow, JobListQuery, parse_job_id, query_of, services_of
@@ -64,9 +65,10 @@ async def job_view(services: Services, job: Job) -> JobOut:
 )
 async def job_types(request: Request) -> Response:
     await owner_of(request)
-    registry = services_of(request).registry
+    caller = await caller_of(request)
+    allowed = [t for t in services_of(request).registry if may_submit(t, caller)]
     return model_response(
-        JobTypes(job_types=[JobTypeOut.model_validate(t.describe()) for t in registry])
+        JobTypes(job_types=[JobTypeOut.model_validate(t.describe()) for t in allowed])
     )
 
 

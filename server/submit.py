@@ -22,9 +22,11 @@ from jobcast.errors import Conflict, Forbidden, InvalidInput, TooManyRequests
 from jobcast.logs import name_job
 from jobcast.model import JobStatus, SubmitRequest, dumps
 from jobcast.registry import JobType
+from jobcast.retry import RetryPolicy, install_default
 from jobcast.schemas import JobAccepted
 from jobcast.webhooks import check_target
 from server.auth import caller_of, owner_of
+from server.job_access import check_access, retry_policy_of
 from server.jobs import owned_job
 from server.openapi import endpoint, error_responses
 from server.params import json_body, services_of, validation_details
@@ -65,7 +67,10 @@ async def submit_job(request: Request) -> Response:
             details=[{"field": "metadata", "message": "too large"}],
         )
     job_type = services.registry.get(submit.type)
+    check_access(job_type, caller)
     params = job_type.parse_input(submit.input)
+    default_retry = install_default(settings.retry_base_s, settings.retry_max_s)
+    retry = retry_policy_of(job_type, submit.retry, default_retry)
     timeout_s = submit.timeout_seconds or job_type.timeout_s
     if timeout_s > job_type.timeout_s:
         raise InvalidInput(
@@ -84,9 +89,12 @@ async def submit_job(request: Request) -> Response:
         params.model_dump(mode="json"),
         priority=submit.priority,
         delay_s=submit.start_delay_s(),
-        max_attempts=submit.max_attempts or job_type.max_attempts,
+        max_attempts=submit.max_attempts
+        or (retry.max_attempts if retry else None)
+        or job_type.max_attempts,
         timeout_s=timeout_s,
         upload_ids=upload_ids,
+        retry=retry,
         idempotency_key=submit.idempotency_key,
         callback_url=callback_url,
         draft=submit.draft,
@@ -110,6 +118,8 @@ async def retry_job(request: Request) -> Response:
     if old.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
         raise Conflict(f"job {old.id} is {old.status}: only failed or cancelled jobs are retried")
     job_type = services.registry.get(old.type)
+    caller = await caller_of(request)
+    check_access(job_type, caller)
     params = job_type.parse_input(old.input)
     accepted, _ = await _create(
         services,
@@ -123,7 +133,8 @@ async def retry_job(request: Request) -> Response:
         callback_url=old.callback_url,
         retry_of=old.id,
         about=About(old.subject, old.tenant, list(old.tags), None),
-        app=(await caller_of(request)).is_app,
+        app=caller.is_app,
+        retry=await services.store.retry_policy(old.id),
     )
     return model_response(accepted, 202, headers={"Location": accepted.status_url})
 
@@ -165,6 +176,7 @@ async def _create(
     draft: bool = False,
     about: About | None = None,
     app: bool = False,
+    retry: RetryPolicy | None = None,
 ) -> tuple[JobAccepted, bool]:
     """Check the owner's rate, store a job (one statement) and queue it (one Redis call).
 
@@ -210,6 +222,8 @@ async def _create(
             retry_after_s=5,
         )
     job, event = created.job, created.event
+    if retry is not None and event is not None:  # stored before the job is queued
+        await services.store.set_retry_policy(job.id, retry)
     accepted = JobAccepted(
         id=str(job.id),
         status=job.status.value,

@@ -38,6 +38,7 @@ from jobcast.registry import JobType
 from jobcast.store import Capped
 from workers.checkpoints import Checkpoints
 from workers.context import AttemptLost, Reporter, persist
+from workers.retries import next_try
 from workers.state import WorkerContext, WorkerState
 from workers.waiting import Suspended
 
@@ -257,12 +258,11 @@ async def _failed(
     category = classify(exc, job_type)
     error = describe_error(exc, category)
     job_id, attempt = reporter.job_id, reporter.attempt
+    plan = None
     if category != "permanent" and attempt < max_attempts:
-        delay_s = backoff_s(attempt, state.settings.retry_base_s, state.settings.retry_max_s)
-        message = (
-            f"Retrying in {max(1, round(delay_s))} s (attempt {attempt + 1} of {max_attempts}): "
-            f"{error['message']}"
-        )
+        plan = await next_try(state, job_type, job_id, attempt, max_attempts, exc, error["message"])
+    if plan is not None:
+        delay_s, message = plan.delay_s, plan.message
         log.warning(
             "job %s: attempt %d failed (%s); retry in %.1f s", job_id, attempt, category, delay_s
         )

@@ -20,6 +20,7 @@ from jobcast.store.keys import AppKey, JobScope, Keys, NewAppKey
 from jobcast.store.lists import Cursor, ListQuery, Lists
 from jobcast.store.live import LiveData, RunStepChange
 from jobcast.store.owners import Owners, hash_token
+from jobcast.store.retries import Retries
 from jobcast.store.schema import apply_schema
 from jobcast.store.stats import Stats
 from jobcast.store.sweep import Sweep
@@ -35,6 +36,7 @@ class Store(
     Lists,
     Interaction,
     Attempts,
+    Retries,
     LiveData,
     Deliveries,
     Sweep,
