@@ -15,7 +15,7 @@ const $ = (id) => document.getElementById(id);
 
 export function createConsole({ api, post, role }) {
   const canAct = role === "admin";
-  const state = { window: "hour", charts: {}, series: null, cursor: null, stats: null, panelJob: null };
+  const state = { window: "hour", charts: {}, series: null, cursor: null, stats: null, panelJob: null, actions: new Map() };
 
   document.querySelectorAll(".act").forEach((b) => {
     b.hidden = !canAct;
@@ -251,6 +251,8 @@ export function createConsole({ api, post, role }) {
     note.dataset.actionId = accepted.action_id;
     note.dataset.state = "running";
     note.textContent = action + ": 0 of " + accepted.matched + " job(s)…";
+    const known = state.actions.get(accepted.action_id);
+    if (known) onAction(known); // the feed may tell of it before the answer came
   }
 
   document.querySelectorAll("[data-bulk]").forEach((b) => {
@@ -264,6 +266,7 @@ export function createConsole({ api, post, role }) {
   });
 
   function onAction(message) {
+    state.actions.set(message.id, message);
     const note = $("action-progress");
     if (note.dataset.actionId !== message.id) return;
     note.textContent = message.action + ": " + message.done + " of " + message.matched + " job(s)" +

@@ -50,6 +50,15 @@ async def _finished(client: httpx.AsyncClient, ids: list[str]) -> bool:
     return True
 
 
+async def _tagged(client: httpx.AsyncClient, tag: str, **job_input: object) -> str:
+    job_type = "demo" if job_input else "noop"
+    body = {"type": job_type, "input": job_input, "tags": [tag]}
+    response = await client.post("/api/jobs", json=body)
+    assert response.status_code == 202, response.text
+    job_id: str = response.json()["id"]
+    return job_id
+
+
 async def _sign_in(page: Page, base_url: str, token: str, path: str = "/admin") -> None:
     await page.goto(base_url + path)
     await page.get_by_label("Admin token").fill(token)
@@ -62,9 +71,11 @@ async def test_the_console_charts_filters_retries_and_pauses(
 ) -> None:
     owner = await console_stack.owner()
     async with console_stack.client(owner) as mine:
-        failed = [await submit(mine, "demo", duration=0.05, fail_step="fetch") for _ in range(3)]
+        failed = [
+            await _tagged(mine, "nightly", duration=0.05, fail_step="fetch") for _ in range(3)
+        ]
         fine = [await submit(mine, "demo", duration=0.05) for _ in range(3)]
-        others = [await submit(mine, "noop") for _ in range(4)]
+        others = [await submit(mine, "noop") for _ in range(3)] + [await _tagged(mine, "other")]
         await eventually(lambda: _finished(mine, failed + fine + others), what="jobs finishing")
 
     console = Console()
@@ -82,11 +93,10 @@ async def test_the_console_charts_filters_retries_and_pauses(
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     await page.locator("#charts").screenshot(path=str(SCREENSHOTS / "admin-charts.png"))
 
-    # a filter: the URL holds it, and opening that URL shows the same jobs
-    await page.locator("#filter-form [name=type]").fill("demo")
-    await page.locator("#filter-form [name=status]").select_option("failed")
+    # a filter by tag: the URL holds it, and opening that URL shows the same jobs
+    await page.locator("#filter-form [name=tag]").fill("nightly")
     await page.get_by_role("button", name="Search", exact=True).click()
-    await expect(page).to_have_url(re.compile(r"[?&]type=demo&status=failed"))
+    await expect(page).to_have_url(re.compile(r"[?&]tag=nightly"))
     rows = page.locator("#search-body tr")
     await expect(rows).to_have_count(len(failed))
     shown = {await r.get_attribute("data-job-id") for r in await rows.all()}
@@ -97,8 +107,16 @@ async def test_the_console_charts_filters_retries_and_pauses(
     await other.get_by_label("Admin token").fill(ADMIN)
     await other.get_by_role("button", name="Show dashboard").click()
     await expect(other.locator("#search-body tr")).to_have_count(len(failed))
-    await expect(other.locator("#filter-form [name=type]")).to_have_value("demo")
+    await expect(other.locator("#filter-form [name=tag]")).to_have_value("nightly")
     await other.close()
+
+    # the failed jobs of one type
+    await page.locator("#filter-form [name=tag]").fill("")
+    await page.locator("#filter-form [name=type]").fill("demo")
+    await page.locator("#filter-form [name=status]").select_option("failed")
+    await page.get_by_role("button", name="Search", exact=True).click()
+    await expect(page).to_have_url(re.compile(r"[?&]type=demo&status=failed"))
+    await expect(rows).to_have_count(len(failed))
 
     # bulk retry of the failed demo jobs: the confirm names the count; progress is live
     messages: list[str] = []
