@@ -1,8 +1,8 @@
 """axe-core over the page's states, at a phone's width and a desktop's, light and dark.
 
 Each state is checked whole; ``CLEAN`` lists the states that have no violation left,
-and those must stay clean. The others are still run, and what axe finds there is
-written to test-artifacts/axe.txt, so the remaining work is in view.
+and those must stay clean; the others may break only the rules in ``LEFT`` (and are
+skipped, saying which). What axe finds is written to test-artifacts/axe.txt.
 """
 
 from __future__ import annotations
@@ -28,7 +28,10 @@ JOBS = {
     "failed": ({"duration": 0.4, "fail_step": "analyze"}, "failed"),
     "cancelled": ({"duration": 60}, "cancelled"),
 }
-# the states without a violation (the rest are reported, not yet asserted)
+# rules some states still break: a My-jobs row's aria-label does not contain its visible
+# text (static/ui/joblist.js builds both)
+LEFT = {"label-content-name-mismatch"}
+# the states without any violation
 CLEAN: set[tuple[str, str, str]] = {
     ("home", width, scheme) for width in WIDTHS for scheme in SCHEMES
 }
@@ -84,5 +87,8 @@ async def test_axe_finds_no_violation(
         out.write(f"== {state} {width} {scheme}: {len(found)} rules\n{summary(found)}\n")
     if key in CLEAN:
         assert found == [], summary(found)
-    elif found:
+        return
+    # elsewhere nothing but the rules still left may appear: contrast is clean everywhere
+    assert [v for v in found if v["id"] not in LEFT] == [], summary(found)
+    if found:
         pytest.skip(f"not clean yet ({len(found)} rules): {summary(found)}")
