@@ -1030,7 +1030,8 @@
     '<div class="jp" part="root" data-status="pending" hidden>' +
     '<div class="jp-head"><span class="jp-step" part="step"></span>' +
     '<span class="jp-pct" part="percent">0%</span></div>' +
-    '<div class="jp-bar" part="bar" role="progressbar" aria-valuemin="0" aria-valuemax="100" ' +
+    '<div class="jp-bar" part="bar" role="progressbar" aria-label="Job progress" ' +
+    'aria-valuemin="0" aria-valuemax="100" ' +
     'aria-valuenow="0" aria-valuetext="0%"><div class="jp-fill" part="fill"></div></div>' +
     '<div class="jp-foot"><span class="jp-message" part="message"></span>' +
     '<span class="jp-state" part="state"><span class="jp-dot" aria-hidden="true"></span>' +
