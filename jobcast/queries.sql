@@ -624,11 +624,12 @@ WHERE status = 'running' AND heartbeat_at < now() - $1 * interval '1 second'
 ORDER BY heartbeat_at LIMIT $2
 
 -- name: pending
--- Pending jobs unchanged for a while, which should be on the queue.
--- $1 seconds since the last change, $2 limit
+-- Pending jobs unchanged for a while, which should be on the queue (not those of a paused
+-- type: resuming it queues them). $1 seconds since the last change, $2 limit
 SELECT id, priority, GREATEST(0, extract(epoch FROM run_at - now()))::float8 AS delay_s
 FROM jobs
 WHERE status = 'pending' AND updated_at < now() - $1 * interval '1 second'
+  AND NOT EXISTS (SELECT 1 FROM paused_types p WHERE p.type = jobs.type)
 ORDER BY run_at LIMIT $2
 
 -- name: priorities
@@ -663,9 +664,11 @@ SELECT type, status, count(*)::int AS n FROM jobs
 WHERE status IN ('pending', 'running') GROUP BY type, status
 
 -- name: oldest_pending
--- The wait in seconds of the longest-waiting job that is due to run.
+-- The wait in seconds of the longest-waiting job that is due to run (a paused type's jobs
+-- wait on purpose: they are left out).
 SELECT COALESCE(extract(epoch FROM now() - min(run_at)), 0)::float8 FROM jobs
 WHERE status = 'pending' AND run_at <= now()
+  AND NOT EXISTS (SELECT 1 FROM paused_types p WHERE p.type = jobs.type)
 
 -- name: stuck
 -- Running jobs whose worker has not beaten for a while. $1 seconds without a heartbeat
