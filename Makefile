@@ -14,7 +14,7 @@ MATRIX ?= 3.12 3.13
 # redis-server --sentinel
 SYSTEM_PACKAGES := chromium:chromium pgbouncer:pgbouncer nginx:nginx-light promtool:prometheus
 
-.PHONY: run test check install browser tools lock test-matrix clean
+.PHONY: run test check install browser tools lock test-matrix test-install clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13) and "jobcast needs Python 3.11, 3.12 or 3.13")'
@@ -43,9 +43,15 @@ tools:
 
 browser: tools
 
-## make test: the whole suite against real Postgres and Redis (found or started)
+## make test: the whole suite against real Postgres and Redis (found or started), but
+## the install tests (make test-install: each extra in a fresh venv, a minute or more)
+PYTEST_ARGS ?= -m "not install"
 test: install tools
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## make test-install: build the package and install each extra in a fresh venv
+test-install: install
+	$(PY) -m pytest -q -m install tests/integration/test_install.py
 
 ## make lock: remake requirements.lock, the newest versions pyproject.toml's ranges allow
 lock: install
