@@ -50,13 +50,14 @@ def axe_source() -> str:
     return AXE_JS.read_text()
 
 
-async def violations(page: Page, *, exclude: list[str] | None = None) -> list[dict[str, Any]]:
-    """axe's violations on the page as it is now: rule, impact and the nodes' selectors."""
+async def violations(page: Page, *, include: list[str] | None = None) -> list[dict[str, Any]]:
+    """axe's violations on the page as it is now (or within the ``include`` selectors):
+    rule, impact and the nodes' selectors."""
     if not await page.evaluate("() => typeof window.axe === 'object'"):
         await page.add_script_tag(content=axe_source())
     found: list[dict[str, Any]] = await page.evaluate(
-        """async ([tags, exclude]) => {
-            const context = exclude.length ? { exclude: exclude.map((s) => [s]) } : document;
+        """async ([tags, include]) => {
+            const context = include.length ? { include: include.map((s) => [s]) } : document;
             const result = await axe.run(context, {
                 runOnly: { type: "tag", values: tags }, resultTypes: ["violations"],
                 // experimental in axe, and named by the issue: a label that hides the text
@@ -67,7 +68,7 @@ async def violations(page: Page, *, exclude: list[str] | None = None) -> list[di
                 nodes: v.nodes.map((n) => n.target.join(" ")),
             }));
         }""",
-        [TAGS, exclude or []],
+        [TAGS, include or []],
     )
     return found
 
