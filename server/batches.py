@@ -27,6 +27,7 @@ from jobcast.queue import Queued
 from jobcast.store import BatchJob, BatchJobState
 from jobcast.webhooks import check_target
 from server.auth import Caller, caller_of, owner_of
+from server.job_access import check_access
 from server.openapi import endpoint, error_responses
 from server.params import json_body, services_of, validation_details
 from server.responses import model_response
@@ -110,6 +111,12 @@ def _checked(services: Services, caller: Caller, index: int, raw: Any) -> BatchJ
                 details=[{"field": "metadata", "message": "too large"}],
             )
         job_type = services.registry.get(submit.type)
+        check_access(job_type, caller)
+        if submit.retry is not None:
+            raise InvalidInput(
+                "a batch's jobs take their type's retry policy; submit one at a time to change it",
+                details=[{"field": "retry", "message": "not in a batch"}],
+            )
         try:
             params = job_type.parse_input(submit.input)
         except InvalidInput as exc:  # its fields are the input's own
@@ -136,7 +143,9 @@ def _checked(services: Services, caller: Caller, index: int, raw: Any) -> BatchJ
         params=params.model_dump(mode="json"),
         priority=submit.priority,
         delay_s=submit.start_delay_s(),
-        max_attempts=submit.max_attempts or job_type.max_attempts,
+        max_attempts=submit.max_attempts
+        or (job_type.retry.max_attempts if job_type.retry else None)
+        or job_type.max_attempts,
         timeout_s=timeout_s,
         idempotency_key=submit.idempotency_key,
         callback_url=callback_url,

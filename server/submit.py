@@ -90,7 +90,7 @@ async def submit_job(request: Request) -> Response:
         priority=submit.priority,
         delay_s=submit.start_delay_s(),
         max_attempts=submit.max_attempts
-        or (retry.max_attempts if retry else None)
+        or (retry or job_type.retry or default_retry).max_attempts
         or job_type.max_attempts,
         timeout_s=timeout_s,
         upload_ids=upload_ids,

@@ -50,7 +50,9 @@ JOB_TYPES = (
         Empty,
         always_fails,
         max_attempts=4,
-        retry=RetryPolicy.model_validate({"backoff": "linear", "base_s": 0.4, "max_s": 5, "jitter": 0}),
+        retry=RetryPolicy.model_validate(
+            {"backoff": "linear", "base_s": 0.4, "max_s": 5, "jitter": 0}
+        ),
         retry_bounds=RetryBounds(
             backoffs=("fixed", "linear", "exponential"),
             min_base_s=0.2,
@@ -74,6 +76,15 @@ JOB_TYPES = (
         max_attempts=5,
         retry_once=(ParseError,),
         retry=RetryPolicy.model_validate({"backoff": "fixed", "base_s": 0.2, "jitter": 0}),
+    ),
+    JobType(
+        "two_tries",
+        "Its policy gives it two attempts",
+        Empty,
+        always_fails,
+        retry=RetryPolicy.model_validate(
+            {"backoff": "fixed", "base_s": 0.2, "jitter": 0, "max_attempts": 2}
+        ),
     ),
     JobType("reindex", "Re-index (app keys only)", Empty, noop, access="app"),
 )

@@ -206,3 +206,28 @@ async def test_a_type_for_app_keys_is_refused_to_an_owner_and_hidden_from_its_li
         reindex = next(t for t in types if t["type"] == "reindex")
         assert reindex["access"] == "app"
         await wait_status(app, response.json()["id"], "completed")
+
+
+async def test_the_types_policy_gives_its_attempts_alone_and_in_a_batch(
+    retry_stack: Stack,
+) -> None:
+    token = await retry_stack.owner()
+    job_id = await _submit(retry_stack, token, {"type": "two_tries"})  # JobType default: 3
+    async with retry_stack.client(token) as client:
+        job = (await client.get(f"/api/jobs/{job_id}")).json()
+        assert (job["status"], job["attempts"], job["max_attempts"]) == ("failed", 2, 2)
+        response = await client.post("/api/jobs/batch", json={"jobs": [{"type": "two_tries"}]})
+        assert response.status_code == 202, response.text
+        batch = (await client.get("/api/jobs", params={"type": "two_tries"})).json()["jobs"]
+        assert sorted(j["max_attempts"] for j in batch) == [2, 2]
+
+
+async def test_a_batch_neither_bypasses_access_nor_changes_the_policy(retry_stack: Stack) -> None:
+    token = await retry_stack.owner()
+    async with retry_stack.client(token) as client:
+        response = await client.post("/api/jobs/batch", json={"jobs": [{"type": "reindex"}]})
+        assert "app key" in assert_error(response, 403, "forbidden")["message"]
+        body = {"jobs": [{"type": "always_fails", "retry": {"base_s": 0.5}}]}
+        error = assert_error(await client.post("/api/jobs/batch", json=body), 422, "invalid_input")
+        assert error["details"][0]["field"] == "jobs.0.retry"
+        assert (await client.get("/api/jobs")).json()["jobs"] == []
