@@ -24,13 +24,14 @@ from jobcast.errors import ConfigError
 from jobcast.links import RedisLink
 from jobcast.logs import setup_logging
 from jobcast.settings import Settings, settings_or_exit
-from workers.heartbeat import alive_key
+from workers.heartbeat import Heartbeat, alive_key
 from workers.settings import log_ready, worker_options
 from workers.state import WorkerContext, WorkerState
 
 log = logging.getLogger("workers")
 
 _REDIS_RETRY_S = 1.0
+_PICK_CHECK_S = 0.05  # arq's own poll delay
 
 
 async def supervise(settings: Settings) -> None:
@@ -50,6 +51,9 @@ async def supervise(settings: Settings) -> None:
         worker = Worker(**worker_options(settings), ctx=cast(dict[Any, Any], ctx))
         stopping = asyncio.Event()  # set by a signal (arq's on_stop), never by a Redis error
         worker.on_stop = lambda _signum: stopping.set()
+        pauser = asyncio.create_task(
+            pick_while_postgres_answers(worker, state.heartbeat, stopping), name="pauser"
+        )
         try:
             while not stopping.is_set():
                 try:
@@ -63,10 +67,31 @@ async def supervise(settings: Settings) -> None:
                     await asyncio.sleep(_REDIS_RETRY_S)
                     release_lost_slots(worker)
         finally:
+            pauser.cancel()
             try:
                 await worker.close()
             except (RedisError, OSError) as exc:
                 log.warning("could not close the worker's redis connections cleanly: %s", exc)
+
+
+async def pick_while_postgres_answers(
+    worker: Worker, heartbeat: Heartbeat, stopping: asyncio.Event
+) -> None:
+    """arq takes jobs for this worker only while its Postgres answers (the heartbeat says).
+
+    A job it cannot claim would be kept from every other worker; ``run_job`` hands such
+    a job straight back, and this stops arq offering them at all, through its public
+    ``allow_pick_jobs`` (which arq itself clears on SIGTERM). Should Postgres come back
+    during a shutdown's grace, jobs taken then are handed back when the grace ends.
+    """
+    paused = False
+    while not stopping.is_set():
+        down = heartbeat.storage_down
+        if down and not paused and worker.allow_pick_jobs:
+            worker.allow_pick_jobs, paused = False, True
+        elif paused and not down:
+            worker.allow_pick_jobs, paused = True, False
+        await asyncio.sleep(_PICK_CHECK_S)
 
 
 def release_lost_slots(worker: Worker) -> int:

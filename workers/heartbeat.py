@@ -4,6 +4,12 @@ One batched UPDATE per interval confirms every attempt this worker runs. An
 attempt missing from the answer was cancelled, or handed to another worker by
 the sweep: its task is cancelled at once, so a cancel reaches a running job
 within one interval, and a worker that was frozen stops as soon as it wakes.
+
+A beat Postgres does not take (refused, or not through within half the stale
+threshold, or the command timeout if that is sooner) marks Postgres down for this
+worker until a beat goes through: meanwhile the worker hands back at once each job
+arq gives it, so that another worker starts it rather than the sweep finding it
+stale. An idle worker pings Postgres instead of beating.
 """
 
 from __future__ import annotations
@@ -38,13 +44,24 @@ def alive_key(prefix: str, host: str, pid: int) -> str:
 
 
 class Heartbeat:
-    def __init__(self, store: Store, interval_s: float, redis: aioredis.Redis, prefix: str) -> None:
+    def __init__(
+        self,
+        store: Store,
+        interval_s: float,
+        redis: aioredis.Redis,
+        prefix: str,
+        *,
+        deadline_s: float = 5.0,
+    ) -> None:
         self._store = store
         self._interval_s = interval_s
+        self._deadline_s = deadline_s  # a beat not through by then: Postgres is down
         self._redis = redis
         self._alive_key = alive_key(prefix, socket.gethostname(), os.getpid())
         self._running: dict[UUID, Running] = {}
         self.last_storage_failure = 0.0  # monotonic time Postgres last refused a beat
+        # from a failed beat until one goes through: the worker takes no new job meanwhile
+        self.storage_down = False
 
     def track(self, job_id: UUID, attempt: int, task: asyncio.Task[object]) -> Running:
         running = Running(attempt, task)
@@ -68,14 +85,31 @@ class Heartbeat:
         except (RedisError, OSError):
             pass  # a health check reports the worker unhealthy, as it should
 
+    def storage_failed(self) -> None:
+        """Postgres failed this worker elsewhere (a claim): take no new job until a beat
+        goes through."""
+        if not self.storage_down:
+            log.warning("postgres does not answer; taking no new job until it does")
+        self.storage_down = True
+        self.last_storage_failure = time.monotonic()
+
     async def beat(self) -> None:
         running = dict(self._running)
         try:
-            ours = await self._store.heartbeat({j: r.attempt for j, r in running.items()})
-        except StorageUnavailable as exc:
-            self.last_storage_failure = time.monotonic()
+            # the deadline covers waiting for a connection too, which a silent link holds up
+            async with asyncio.timeout(self._deadline_s):
+                if running:
+                    ours = await self._store.heartbeat({j: r.attempt for j, r in running.items()})
+                else:  # nothing to beat for: whether Postgres answers all the same
+                    await self._store.ping()
+                    ours = set()
+        except (StorageUnavailable, TimeoutError) as exc:
+            self.storage_failed()
             log.warning("heartbeat of %d jobs failed: %s", len(running), exc)
             return
+        if self.storage_down:
+            log.info("postgres answers again; taking jobs")
+        self.storage_down = False
         for job_id, state in running.items():
             if job_id not in ours and self._running.get(job_id) is state:
                 log.info(

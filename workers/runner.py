@@ -31,7 +31,13 @@ from arq.worker import Retry
 from pydantic import BaseModel
 
 from jobcast import metrics
-from jobcast.errors import InvalidInput, JobError, PermanentError, TransientError
+from jobcast.errors import (
+    InvalidInput,
+    JobError,
+    PermanentError,
+    StorageUnavailable,
+    TransientError,
+)
 from jobcast.logs import job_context
 from jobcast.model import Claim, JobStatus
 from jobcast.registry import JobType
@@ -46,6 +52,9 @@ log = logging.getLogger(__name__)
 
 # How soon a job held back by its type's concurrency cap looks again.
 _CAPPED_RETRY_S = 1.0
+# How soon a job handed back by a worker that cannot reach Postgres is looked at again
+# (by any worker: the others can start it).
+_STORAGE_DOWN_RETRY_S = 0.5
 
 # Exceptions from job code that are worth retrying, besides TransientError: timeouts and
 # failures to reach a host, the standard library's and those of httpx, the HTTP client
@@ -120,12 +129,18 @@ async def _run_code(
 
 async def run_job(ctx: WorkerContext, job_id: str) -> None:
     state = ctx["jobcast"]
-    deadline_s = state.settings.persist_deadline_s
-    claim = await persist(
-        lambda: state.store.claim(UUID(job_id), state.caps),
-        deadline_s=deadline_s,
-        what=f"job {job_id}",
-    )
+    # A job not started yet is handed straight back to the queue while this worker's
+    # Postgres does not answer (known from a beat or from this claim), for a worker that
+    # reaches it: holding it would keep it from every worker until the sweep found it.
+    if state.heartbeat.storage_down:
+        log.info("job %s: postgres does not answer this worker; handed back", job_id)
+        raise Retry(defer=_STORAGE_DOWN_RETRY_S)
+    try:
+        claim = await state.store.claim(UUID(job_id), state.caps)
+    except StorageUnavailable as exc:
+        state.heartbeat.storage_failed()
+        log.info("job %s: could not claim it (%s); handed back", job_id, exc)
+        raise Retry(defer=_STORAGE_DOWN_RETRY_S) from exc
     if claim is None:
         log.info("job %s: not pending, nothing to run", job_id)
         return

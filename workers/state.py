@@ -55,7 +55,14 @@ class WorkerState:
             settings.database_dsn, max_size=settings.pg_pool_max, link=PgLink.of(settings)
         ) as store:
             redis = redis_link.client(circuit)
-            heartbeat = Heartbeat(store, settings.heartbeat_s, redis, settings.redis_prefix)
+            heartbeat = Heartbeat(
+                store,
+                settings.heartbeat_s,
+                redis,
+                settings.redis_prefix,
+                # before the sweep would find this worker's jobs stale
+                deadline_s=min(settings.pg_command_timeout_s, settings.stale_after_s / 2),
+            )
             queue = Queue(redis, settings)
             publisher = Publisher(redis, settings, store)
             sweep = worker_sweep(store, queue, redis, publisher, settings, heartbeat, registry)

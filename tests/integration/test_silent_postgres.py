@@ -204,3 +204,37 @@ async def test_web_postgres_silent_answers_503_in_bounded_time_and_recovers(
         ready_after_resume_s=back_s,
         longest_watcher_wait_s=max(w.longest_wait_s(silenced, resumed + back_s) for w in watchers),
     )
+
+
+async def test_worker_postgres_silent_it_hands_new_jobs_straight_back(make_rig: MakeRig) -> None:
+    """A worker whose Postgres does not answer takes no job from the queue it cannot
+    start: one arq gives it goes straight back, and a healthy worker runs it. (It used
+    to hold each, its claim waiting on Postgres, until the sweep queued it again after
+    JOBCAST_STALE_AFTER_S: 3 s here, for about every other job.)"""
+    rig = await make_rig("worker-postgres")
+    stack = rig.stack
+    token = await stack.owner()
+    start_worker(stack, "worker-1", DATABASE_URL=rig.database_url, REDIS_URL=stack.redis_url)
+
+    async def second_ready() -> bool:
+        return "worker ready" in stack.logs("worker-1")
+
+    await eventually(second_ready, timeout_s=30, what="the second worker ready")
+    rig.proxy.silence()
+
+    async def noticed() -> bool:
+        return "postgres does not answer" in stack.logs("worker-0")
+
+    await eventually(noticed, timeout_s=15, what="the silent worker noticing")
+    async with stack.client(token) as client:
+        started = time.monotonic()
+        ids = [await submit(client, "noop") for _ in range(6)]
+        for job_id in ids:
+            await wait_status(client, job_id, "completed", timeout_s=30)
+        all_done_s = time.monotonic() - started
+        jobs = [await job_of(client, j) for j in ids]
+        rig.proxy.resume()
+    report("worker postgres, new jobs", all_done_s=all_done_s)
+    assert all(j["attempts"] == 1 for j in jobs), jobs
+    # each taken by the silent worker would wait out the stale threshold (3 s)
+    assert all_done_s < 3.0, all_done_s
