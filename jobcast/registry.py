@@ -274,6 +274,13 @@ class JobType:
             object.__setattr__(self, option, classes)
         if self.access not in ("anyone", "app"):
             raise ValueError(f"job type {self.name!r}: access is 'anyone' or 'app'")
+        if self.retry is not None:
+            try:
+                self.retry_bounds.check(self.retry)
+            except InvalidInput as exc:
+                raise ValueError(
+                    f"job type {self.name!r}: outside its own retry bounds: {exc}"
+                ) from None
 
     def parse_input(self, raw: dict[str, Any]) -> BaseModel:
         """The validated input, or InvalidInput naming the fields at fault."""
