@@ -10,6 +10,7 @@ it, numbered before the final ``status`` event with no gap in ``seq``.
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -20,7 +21,7 @@ import pytest
 from jobcast.endpoints import Endpoints
 from tests.chaos import chaos_env
 from tests.conftest import DatabaseFactory
-from tests.support import Stack, eventually, launch
+from tests.support import Stack, eventually, launch, watch
 
 MakeStack = Callable[..., Awaitable[Stack]]
 ADMIN_TOKEN = "final-steps-admin-token-0123456789"
@@ -95,12 +96,32 @@ async def assert_closed(
 
 
 async def test_cancelling_a_running_job_cancels_its_step(stack: Stack) -> None:
-    async with stack.client(await stack.owner()) as client:
+    token = await stack.owner()
+    async with stack.client(token) as client:
         job_id = await start(client, input={"duration": 30})
         await running_step(client, job_id, "fetch")
+        # a socket open before the cancel gets the step's end live, then the final event
+        watching = asyncio.create_task(watch(stack, token, job_id, after=0))
+        await eventually(lambda: stack_has_socket(stack), what="the socket open")
         response = await client.post(f"/api/jobs/{job_id}/cancel")
         assert response.status_code == 202, response.text
         await assert_closed(client, job_id, "cancelled", "fetch", "cancelled")
+        live = await watching
+        last_two = [
+            (e["kind"], e.get("step"), e.get("state") or e.get("status")) for e in live.events[-2:]
+        ]
+        assert last_two == [("step", "fetch", "cancelled"), ("status", None, "cancelled")]
+        assert live.close_code == 1000
+
+
+async def stack_has_socket(stack: Stack) -> bool:
+    """Whether the web process holds a job socket (its /metrics count)."""
+    async with httpx.AsyncClient(base_url=stack.base_url) as client:
+        text = (await client.get("/metrics")).text
+    return any(
+        line.startswith('jobcast_open_websockets{kind="job"}') and float(line.split()[-1]) > 0
+        for line in text.splitlines()
+    )
 
 
 async def test_an_operator_cancel_cancels_the_running_step(stack: Stack) -> None:
