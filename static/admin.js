@@ -8,11 +8,11 @@
 
 import { clampProgress, formatAgo, formatDuration, formatWait, shortId } from "./ui/format.js";
 import { createConsole } from "./admin.console.js";
+import { openAdminFeed } from "./admin.feed.js";
 
 const TOKEN_KEY = "jobcast.adminToken";
 const REFRESH_MS = 2000;
 const FEED_REFRESH_MS = 30000; // with the feed open, polling is only a safety net
-const FEED_RETRY_MS = 3000;
 const PENDING_WARN_S = 60;
 const FAILURE_WARN_RATE = 0.2;
 
@@ -78,8 +78,6 @@ let lastOk = 0;
 let generation = 0; // bumps on sign-in/out, so stale answers are dropped
 let consoleParts = null;
 let feed = null;
-let feedOpen = false;
-let feedTimer = null;
 let refreshQueued = null;
 
 class AuthError extends Error {
@@ -161,55 +159,19 @@ function post(path, body) {
   return api(path, { method: "POST", body: JSON.stringify(body) });
 }
 
-// ---------------------------------------------------------------- feed
-
 function openFeed(gen) {
-  clearTimeout(feedTimer);
-  if (gen !== generation || !token) return;
-  const url = new URL("/ws/admin", window.location.href);
-  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-  url.searchParams.set("token", token);
-  if (feed && feed.cursor) url.searchParams.set("since", feed.cursor);
-  const ws = new WebSocket(url);
-  feed = { ws, cursor: feed ? feed.cursor : null };
-  const mine = feed;
-  ws.addEventListener("message", (ev) => {
-    if (gen !== generation) return;
-    let message;
-    try {
-      message = JSON.parse(ev.data);
-    } catch (_) {
-      return;
-    }
-    if (message.cursor) mine.cursor = message.cursor;
-    feedOpen = true;
-    setFeedState();
-    if (consoleParts) consoleParts.onFeed(message);
-    if (message.type !== "action") queueRefresh(gen);
+  if (feed) feed.close();
+  feed = openAdminFeed({
+    token,
+    onMessage(message) {
+      if (gen !== generation) return;
+      if (consoleParts) consoleParts.onFeed(message);
+      if (message.type !== "action") queueRefresh(gen);
+    },
+    onLive(live) {
+      if (!live && gen === generation) schedule(gen); // poll again while the feed is down
+    },
   });
-  ws.addEventListener("close", () => {
-    if (feed !== mine) return;
-    feedOpen = false;
-    setFeedState();
-    if (gen === generation) {
-      schedule(gen); // poll again while the feed is down
-      feedTimer = setTimeout(() => openFeed(gen), FEED_RETRY_MS);
-    }
-  });
-}
-
-function closeFeed() {
-  clearTimeout(feedTimer);
-  const open = feed;
-  feed = null;
-  feedOpen = false;
-  if (open) open.ws.close();
-}
-
-function setFeedState() {
-  const label = document.getElementById("feed-state");
-  if (label) label.textContent = feedOpen ? "live" : "polling every 2 s";
-  document.documentElement.dataset.feed = feedOpen ? "live" : "polling";
 }
 
 function queueRefresh(gen) {
@@ -221,7 +183,8 @@ function queueRefresh(gen) {
 }
 
 function signOut() {
-  closeFeed();
+  if (feed) feed.close();
+  feed = null;
   consoleParts = null;
   token = null;
   session.clear();
@@ -267,7 +230,7 @@ function schedule(gen) {
       el.refreshState.dataset.state = "error";
       schedule(gen);
     }
-  }, feedOpen ? FEED_REFRESH_MS : REFRESH_MS);
+  }, feed && feed.live ? FEED_REFRESH_MS : REFRESH_MS);
 }
 
 // -------------------------------------------------------------- render
