@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from jobcast.errors import InvalidInput, PermanentError
 from jobcast.store import StepCheckpoint
+from workers.persistence import AttemptLost
 
 if TYPE_CHECKING:
     from workers.context import Reporter
@@ -92,8 +93,6 @@ async def run_step(
 ) -> T | Any:
     """The step's checkpoint if it completed before; else ``fn`` run as the step, tried up
     to ``max_attempts`` times on errors that are not permanent, its result stored."""
-    from workers.context import AttemptLost  # the context imports this module
-
     if reporter.checkpoints.done(name):
         return reporter.checkpoints.result(name)
     tries = max(1, max_attempts or 1)

@@ -19,14 +19,12 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
-from redis.exceptions import RedisError
-
 from jobcast import metrics
-from jobcast.errors import InvalidInput, PermanentError, StorageUnavailable, TransientError
 from jobcast.model import Event, StepState
 from jobcast.registry import JobType, StepHandle, Upload
-from workers import metadata, waiting
+from workers import family, metadata, waiting
 from workers.checkpoints import Checkpoints, run_step
+from workers.persistence import AttemptLost, persist, persist_event
 from workers.run_steps import RunStep, RunSteps
 from workers.streams import Stream, Streams
 
@@ -37,60 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-_CHILD_POLL_S = 0.5
-
-
-class AttemptLost(Exception):
-    """This attempt no longer owns the job (cancelled, or handed to another worker)."""
-
-
-async def persist(call: Callable[[], Awaitable[T]], *, deadline_s: float, what: str) -> T:
-    """Run a Postgres write, retrying it while Postgres is unavailable, up to a deadline."""
-    delay_s = 0.1
-    give_up = time.monotonic() + deadline_s
-    while True:
-        try:
-            return await call()
-        except StorageUnavailable:
-            if time.monotonic() >= give_up:
-                raise
-            log.warning(
-                "%s: Postgres unavailable; keeping it and trying again in %.1f s", what, delay_s
-            )
-            await asyncio.sleep(delay_s)
-            delay_s = min(delay_s * 2, 2.0)
-
-
-async def persist_event(
-    store: Store,
-    job_id: UUID,
-    last_seq: int,
-    call: Callable[[], Awaitable[Event | None]],
-    *,
-    deadline_s: float,
-    what: str,
-) -> Event | None:
-    """``persist`` for a write that adds the job's next event, made at most once.
-
-    A write whose commit reached Postgres but whose answer never came back (Postgres
-    stopped, or the connection dropped, in between) must not be made again: that would
-    store the event twice. So before trying again, look for an event after
-    ``last_seq``, the last one this attempt knows of: if there is one, the write landed,
-    and that is its event.
-    """
-    tried = False
-
-    async def once() -> Event | None:
-        nonlocal tried
-        if tried:
-            landed = await store.events_after(job_id, last_seq, 1)
-            if landed:
-                return landed[0]
-        tried = True
-        return await call()
-
-    return await persist(once, deadline_s=deadline_s, what=what)
 
 
 class Reporter:
@@ -133,6 +77,10 @@ class Reporter:
     @property
     def store(self) -> Store:
         return self._store
+
+    @property
+    def state(self) -> WorkerState:
+        return self._state
 
     @property
     def settings(self) -> Settings:
@@ -315,93 +263,12 @@ class Reporter:
         )
 
     async def read_upload(self, upload_id: str) -> Upload:
-        try:
-            key = UUID(upload_id)
-        except ValueError:
-            raise PermanentError(f"{upload_id[:40]!r} is not an upload id") from None
-        row = await persist(
-            lambda: self._store.read_upload(key, self.owner_id),
-            deadline_s=self._settings.persist_deadline_s,
-            what=f"job {self.job_id}",
-        )
-        if row is None:
-            raise PermanentError(f"upload {upload_id} is gone")
-        return Upload(
-            id=str(row["id"]),
-            filename=row["filename"],
-            content_type=row["content_type"],
-            data=row["data"],
-        )
+        return await family.read_upload(self, upload_id)
 
     async def spawn(self, job_type: str, job_input: dict[str, Any]) -> str:
         """Start a child job; it inherits this job's owner and priority."""
-        registry = self._state.registry
-        try:
-            child_type = registry.get(job_type)
-            params = child_type.parse_input(job_input)
-        except InvalidInput as exc:
-            raise PermanentError(f"cannot start a {job_type} child: {exc.message}") from None
-        created = await persist(
-            lambda: self._store.create_job(
-                owner_id=self.owner_id,
-                job_type=child_type,
-                params=params.model_dump(mode="json"),
-                priority=self.priority,
-                parent_id=self.job_id,  # no cap: children are bounded by their parent's code
-            ),
-            deadline_s=self._settings.persist_deadline_s,
-            what=f"job {self.job_id}",
-        )
-        if created is None or created.event is None:
-            raise TransientError("the child job could not be created")
-        await self._state.publisher.publish(created.event)
-        try:
-            await self._state.queue.enqueue(created.job.id, priority=self.priority)
-        except (RedisError, OSError) as exc:
-            log.warning(
-                "job %s: child %s not queued yet (%s); the sweep will",
-                self.job_id,
-                created.job.id,
-                exc,
-            )
-        return str(created.job.id)
+        return await family.spawn(self, job_type, job_input)
 
     async def wait_children(self, child_ids: list[str]) -> list[dict[str, Any]]:
-        """Wait until these children end; this step's progress follows theirs.
-
-        The children are looked at every ``_CHILD_POLL_S``, but a progress event is
-        written only when what it would say changed (their mean progress, or how many
-        are done): a parent waiting an hour on a quiet child writes one, not 7,200.
-        """
-        wanted = set(child_ids)
-        reported: tuple[float, str] | None = None
-        while True:
-            rows = [
-                r
-                for r in await persist(
-                    lambda: self._store.children_state(self.job_id),
-                    deadline_s=self._settings.persist_deadline_s,
-                    what=f"job {self.job_id}",
-                )
-                if str(r["id"]) in wanted
-            ]
-            if len(rows) < len(wanted):
-                raise PermanentError("a child job is gone")
-            done = [r for r in rows if r["status"] in ("completed", "failed", "cancelled")]
-            mean = sum(100.0 if r in done else r["progress"] for r in rows) / len(rows)
-            message = f"{len(done)} of {len(rows)} child jobs done"
-            if (mean, message) != reported:
-                await self.progress(mean, message)
-                reported = (mean, message)
-            if len(done) == len(rows):
-                return [
-                    {
-                        "id": str(r["id"]),
-                        "type": r["type"],
-                        "status": r["status"],
-                        "result": r["result"],
-                        "error": r["error"],
-                    }
-                    for r in rows
-                ]
-            await asyncio.sleep(_CHILD_POLL_S)
+        """Wait until these children end; this step's progress follows theirs."""
+        return await family.wait_children(self, child_ids)

@@ -43,7 +43,8 @@ from jobcast.model import Claim, JobStatus
 from jobcast.registry import JobType
 from jobcast.store import Capped
 from workers.checkpoints import Checkpoints
-from workers.context import AttemptLost, Reporter, persist
+from workers.context import Reporter
+from workers.persistence import AttemptLost, persist
 from workers.retries import next_try
 from workers.state import WorkerContext, WorkerState
 from workers.waiting import Suspended

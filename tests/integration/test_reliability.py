@@ -37,7 +37,7 @@ from tests.support import (
     progress_by_step,
     submit,
 )
-from workers.context import persist_event
+from workers.persistence import persist_event
 
 MakeStack = Callable[..., Awaitable[Stack]]
 
