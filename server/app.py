@@ -35,14 +35,23 @@ from jobcast.schemas import Health, Readiness
 from jobcast.settings import ROOT, Settings, load_settings
 from jobcast.store import Store
 from jobcast.tasks import TaskState, states
-from server import admin, batches, interaction, jobs, sessions, sockets, submit, tokens, uploads
+from server import (
+    admin,
+    admin_series,
+    batches,
+    interaction,
+    jobs,
+    sessions,
+    sockets,
+    submit,
+    tokens,
+    uploads,
+)
 from server.access import Edge
-from server import admin_series
-from server import admin_series
 from server.admin_feed import admin_socket
+from server.errors import HANDLERS
 from server.limits import BodyLimit, RateLimiter, SocketCaps
 from server.openapi import build, endpoint
-from server.errors import HANDLERS
 from server.responses import JSONResponse
 from server.scrape import metrics_text as scrape_metrics
 from server.security import CrossSiteGuard
@@ -210,8 +219,6 @@ def routes() -> list[Any]:
         Route("/api/jobs/{job_id}/start", interaction.start_draft, methods=["POST"]),
         Route("/api/uploads", uploads.create_uploads, methods=["POST"]),
         Route("/api/admin/stats", admin.stats),
-        Route("/api/admin/series", admin_series.series),
-        Route("/api/admin/count", admin.count),
         Route("/api/admin/series", admin_series.series),
         Route("/api/admin/count", admin.count),
         Route("/api/admin/jobs", admin.jobs),
