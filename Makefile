@@ -84,5 +84,5 @@ include bench/bench.mk
 ## make check: lint and types
 check: install
 	$(VENV)/bin/ruff check jobcast server workers tests examples bench
-	$(VENV)/bin/ruff format --check jobcast server workers examples
+	$(VENV)/bin/ruff format --check jobcast server workers tests examples bench
 	$(VENV)/bin/mypy

@@ -71,12 +71,18 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         prog="python -m bench",
         description="Measure jobcast next to its raw parts and write docs/benchmarks.md.",
     )
-    parser.add_argument("--quick", action="store_true",
-                        help="smaller counts: the whole run takes under two minutes")
-    parser.add_argument("--only", default="",
-                        help="comma-separated benchmark numbers to run (default: all)")
-    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md",
-                        help="where to write the table (default: docs/benchmarks.md)")
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller counts: the whole run takes under two minutes"
+    )
+    parser.add_argument(
+        "--only", default="", help="comma-separated benchmark numbers to run (default: all)"
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=ROOT / "docs" / "benchmarks.md",
+        help="where to write the table (default: docs/benchmarks.md)",
+    )
     args = parser.parse_args(argv)
     known = {number for number, _title, _run in BENCHMARKS}
     try:
@@ -84,8 +90,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     except ValueError:
         parser.error(f"--only takes numbers like 1,3; got {args.only!r}")
     if not args.only <= known:
-        parser.error(f"--only: no benchmark {sorted(args.only - known)}; "
-                     f"there are 1 to {max(known)}")
+        parser.error(
+            f"--only: no benchmark {sorted(args.only - known)}; there are 1 to {max(known)}"
+        )
     return args
 
 
@@ -108,20 +115,24 @@ async def run_one(run: Run, number: int, title: str, benchmark: Benchmark) -> Se
     return section
 
 
-async def run_all(settings: Settings, endpoints: Endpoints, scale: Scale, only: set[int],
-                  log_dir: Path) -> tuple[list[Section], dict[str, str]]:
+async def run_all(
+    settings: Settings, endpoints: Endpoints, scale: Scale, only: set[int], log_dir: Path
+) -> tuple[list[Section], dict[str, str]]:
     main_task = asyncio.current_task()
     if main_task is not None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     prefix = log_dir.name
-    for key, url in (("DATABASE_URL", endpoints.database_url),
-                     ("REDIS_URL", endpoints.redis_url)):
+    for key, url in (("DATABASE_URL", endpoints.database_url), ("REDIS_URL", endpoints.redis_url)):
         require_loopback(key, url)
     async with scratch_database(endpoints.database_url) as database_url:
-        ours = settings.model_copy(update={
-            "database_url": database_url, "redis_url": endpoints.redis_url,
-            "redis_prefix": prefix, "host": "127.0.0.1",
-        })
+        ours = settings.model_copy(
+            update={
+                "database_url": database_url,
+                "redis_url": endpoints.redis_url,
+                "redis_prefix": prefix,
+                "host": "127.0.0.1",
+            }
+        )
         cluster = Cluster(ours, with_endpoints(endpoints, database_url), log_dir)
         db = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
         redis = aioredis.Redis.from_url(endpoints.redis_url)
@@ -166,10 +177,15 @@ def describe_services(endpoints: Endpoints) -> str:
             where = f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname
         return f"{name} at {where} ({'embedded, started for the run' if embedded else 'found'})"
 
-    return "; ".join([
-        one("Postgres", endpoints.database_url, endpoints.embedded_postgres),
-        one("Redis", endpoints.redis_url, endpoints.embedded_redis),
-    ]) + "; a fresh database and Redis prefix for the run, removed afterwards"
+    return (
+        "; ".join(
+            [
+                one("Postgres", endpoints.database_url, endpoints.embedded_postgres),
+                one("Redis", endpoints.redis_url, endpoints.embedded_redis),
+            ]
+        )
+        + "; a fresh database and Redis prefix for the run, removed afterwards"
+    )
 
 
 def shown_command(args: argparse.Namespace) -> str:
@@ -187,8 +203,9 @@ def shown_command(args: argparse.Namespace) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s bench: %(message)s",
-                        datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s bench: %(message)s", datefmt="%H:%M:%S"
+    )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
     scale = QUICK if args.quick else FULL
     started = datetime.now(UTC)
@@ -203,12 +220,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     log_dir.mkdir(parents=True, exist_ok=True)
     try:
         raise_file_limit()  # before any process starts: they inherit it
-        with provide(settings) as endpoints, asyncio.Runner(
-            loop_factory=uvloop.new_event_loop
-        ) as runner:
-            sections, machine = runner.run(
-                run_all(settings, endpoints, scale, args.only, log_dir)
-            )
+        with (
+            provide(settings) as endpoints,
+            asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
+        ):
+            sections, machine = runner.run(run_all(settings, endpoints, scale, args.only, log_dir))
             services = describe_services(endpoints)
     except (JobcastError, BenchError) as exc:
         print(f"bench: {exc}", file=sys.stderr)
@@ -219,16 +235,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         remove_logs(log_dir)
         return 130
     text = render(
-        sections=sections, machine=machine, services=services, command=shown_command(args),
-        mode=scale.name, started=started, elapsed_s=time.monotonic() - clock,
+        sections=sections,
+        machine=machine,
+        services=services,
+        command=shown_command(args),
+        mode=scale.name,
+        started=started,
+        elapsed_s=time.monotonic() - clock,
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text)
     print(text)
     failed = [s for s in sections if s.error is not None]
     if failed:
-        print(f"bench: {len(failed)} benchmark(s) not measured; logs in {log_dir}",
-              file=sys.stderr)
+        print(f"bench: {len(failed)} benchmark(s) not measured; logs in {log_dir}", file=sys.stderr)
         return 1
     remove_logs(log_dir)
     return 0

@@ -64,10 +64,12 @@ async def create_job(request: Request) -> Response:
     arq: ArqRedis = request.state.arq
     job_input = orjson.dumps(body["input"]).decode()
     await pool.execute(SQL_INSERT, job_id, OWNER, body["type"], job_input)
-    await arq.enqueue_job(body["type"], str(job_id), _job_id=f"bare-{job_id}",
-                          _queue_name=request.state.queue)
-    return Response(orjson.dumps({"id": str(job_id)}), status_code=202,
-                    media_type="application/json")
+    await arq.enqueue_job(
+        body["type"], str(job_id), _job_id=f"bare-{job_id}", _queue_name=request.state.queue
+    )
+    return Response(
+        orjson.dumps({"id": str(job_id)}), status_code=202, media_type="application/json"
+    )
 
 
 async def get_job(request: Request) -> Response:

@@ -92,8 +92,9 @@ async def run(ctx: Run, section: Section) -> None:
     base = ws_base(ctx.web_url)
     ours = await hold(ctx, "web", [f"{base}/ws/jobs/{j}" for j in job_ids], token)
 
-    bare_url = await ctx.cluster.start_web("bare", app="bench.bare:create_app",
-                                           ready_path="/healthz")
+    bare_url = await ctx.cluster.start_web(
+        "bare", app="bench.bare:create_app", ready_path="/healthz"
+    )
     try:
         raw = await hold(ctx, "bare", [f"{ws_base(bare_url)}/ws"] * count, None)
     finally:
@@ -102,14 +103,23 @@ async def run(ctx: Run, section: Section) -> None:
     what = "bare Starlette websocket"
     section.figures = [
         Figure("websockets held by one web process", "sockets", ours.sockets, raw.sockets, what),
-        Figure("memory per websocket (RSS)", "KiB", ours.kib_per_socket, raw.kib_per_socket,
-               what, False),
+        Figure(
+            "memory per websocket (RSS)",
+            "KiB",
+            ours.kib_per_socket,
+            raw.kib_per_socket,
+            what,
+            False,
+        ),
         Figure("new websockets per second", "conn/s", ours.connect_rate, raw.connect_rate, what),
     ]
     section.notes = [
         f"{count} sockets, one per idle job (pending, due in {IDLE_DELAY_S} s)"
-        + (f", fewer than the {wanted} aimed at because of the open-file limit of {limit}"
-           if count < wanted else "")
+        + (
+            f", fewer than the {wanted} aimed at because of the open-file limit of {limit}"
+            if count < wanted
+            else ""
+        )
         + f"; {HANDSHAKES_AT_ONCE} handshakes in flight at a time. The open-file limit of the "
         f"benchmark and of the processes it starts is raised to the hard limit ({limit}).",
         f"RSS of the web process before and after: {ours.rss_before / 2**20:.1f} MiB to "

@@ -96,8 +96,12 @@ async def watched_run(ctx: Run, submit_url: str, watch_url: str) -> list[Watcher
 
         async def one(i: int) -> None:
             due_s = first_due_s + i * start_spacing_s(ctx) - (time.monotonic() - started)
-            job_ids[i] = await submit(client, "demo", {"duration": demo_duration_s(ctx)},
-                                      delay_seconds=round(max(due_s, 0.0), 3))
+            job_ids[i] = await submit(
+                client,
+                "demo",
+                {"duration": demo_duration_s(ctx)},
+                delay_seconds=round(max(due_s, 0.0), 3),
+            )
 
         await hammer(one, concurrency=20, count=count)
     watchers = [Watcher(ws_base(watch_url), token, job_id) for job_id in job_ids if job_id]
@@ -105,8 +109,9 @@ async def watched_run(ctx: Run, submit_url: str, watch_url: str) -> list[Watcher
     try:
         await watch_all(watchers)
         if time.monotonic() - started > first_due_s:
-            raise BenchError("the sockets opened after the first job was due: its events are "
-                             "not all live")
+            raise BenchError(
+                "the sockets opened after the first job was due: its events are not all live"
+            )
         follows = [asyncio.create_task(w.follow()) for w in watchers]
         await asyncio.wait_for(asyncio.gather(*follows), ctx.scale.budget_s)
     finally:
@@ -118,10 +123,18 @@ async def watched_run(ctx: Run, submit_url: str, watch_url: str) -> list[Watcher
 
 def event_text(i: int) -> bytes:
     """A message shaped and sized like a progress event, stamped now."""
-    return orjson.dumps({
-        "type": "event", "progress": 37.5, "step": "fetch", "message": "Fetch data: 3 of 5",
-        "job_id": str(uuid.UUID(int=i)), "seq": i, "kind": "progress", "at": time.time(),
-    })
+    return orjson.dumps(
+        {
+            "type": "event",
+            "progress": 37.5,
+            "step": "fetch",
+            "message": "Fetch data: 3 of 5",
+            "job_id": str(uuid.UUID(int=i)),
+            "seq": i,
+            "kind": "progress",
+            "at": time.time(),
+        }
+    )
 
 
 async def redis_baseline(ctx: Run, channels: int, count: int, rate: float) -> list[float]:
@@ -177,8 +190,9 @@ async def notify_baseline(ctx: Run, count: int, rate: float) -> list[float]:
         await listener.add_listener(BASELINE_CHANNEL, on_notify)
 
         async def send(i: int) -> None:
-            await publisher.execute("SELECT pg_notify($1, $2)", BASELINE_CHANNEL,
-                                    event_text(i).decode())
+            await publisher.execute(
+                "SELECT pg_notify($1, $2)", BASELINE_CHANNEL, event_text(i).decode()
+            )
 
         await paced(count, rate, send)
         await asyncio.wait_for(received.wait(), 10.0)
@@ -228,14 +242,38 @@ async def run(ctx: Run, section: Section) -> None:
     what_pubsub, what_notify = "raw Redis pub/sub", "raw Postgres LISTEN/NOTIFY"
     ms = 1000
     section.figures = [
-        Figure("event latency p50, via Redis pub/sub", "ms", via_pubsub.ms(50),
-               ms * percentile(raw_pubsub, 50), what_pubsub, False),
-        Figure("event latency p99, via Redis pub/sub", "ms", via_pubsub.ms(99),
-               ms * percentile(raw_pubsub, 99), what_pubsub, False),
-        Figure("event latency p50, pub/sub down (NOTIFY)", "ms", via_notify.ms(50),
-               ms * percentile(raw_notify, 50), what_notify, False),
-        Figure("event latency p99, pub/sub down (NOTIFY)", "ms", via_notify.ms(99),
-               ms * percentile(raw_notify, 99), what_notify, False),
+        Figure(
+            "event latency p50, via Redis pub/sub",
+            "ms",
+            via_pubsub.ms(50),
+            ms * percentile(raw_pubsub, 50),
+            what_pubsub,
+            False,
+        ),
+        Figure(
+            "event latency p99, via Redis pub/sub",
+            "ms",
+            via_pubsub.ms(99),
+            ms * percentile(raw_pubsub, 99),
+            what_pubsub,
+            False,
+        ),
+        Figure(
+            "event latency p50, pub/sub down (NOTIFY)",
+            "ms",
+            via_notify.ms(50),
+            ms * percentile(raw_notify, 50),
+            what_notify,
+            False,
+        ),
+        Figure(
+            "event latency p99, pub/sub down (NOTIFY)",
+            "ms",
+            via_notify.ms(99),
+            ms * percentile(raw_notify, 99),
+            what_notify,
+            False,
+        ),
     ]
     section.notes = [
         f"{channels} watched demo jobs per phase, one websocket each, {demo_duration_s(ctx):g} s "

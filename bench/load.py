@@ -45,8 +45,9 @@ class LoadClient:
             skip_auto_headers=("User-Agent",),
         )
 
-    async def request(self, method: str, path: str, *, json: Any = None,
-                      headers: dict[str, str] | None = None) -> Answer:
+    async def request(
+        self, method: str, path: str, *, json: Any = None, headers: dict[str, str] | None = None
+    ) -> Answer:
         async with self._session.request(method, path, json=json, headers=headers) as response:
             body = await response.read()
             lowered = {k.lower(): v for k, v in response.headers.items()}
@@ -64,6 +65,7 @@ class LoadClient:
     async def __aenter__(self) -> LoadClient:
         return self
 
-    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.aclose()

@@ -26,8 +26,9 @@ from bench.load import LoadClient
 CLIENTS = 10
 
 
-async def poll(client: LoadClient, path: str, etag: str | None, expect: int,
-               duration_s: float) -> Load:
+async def poll(
+    client: LoadClient, path: str, etag: str | None, expect: int, duration_s: float
+) -> Load:
     headers = {"If-None-Match": etag} if etag else {}
 
     async def one(_i: int) -> None:
@@ -57,8 +58,9 @@ async def run(ctx: Run, section: Section) -> None:
         await wait_completed(ctx.db, owner_id, 1, timeout_s=30)
         plain, cached = await both_ways(client, f"/api/jobs/{job_id}", duration_s)
 
-    bare_url = await ctx.cluster.start_web("bare", app="bench.bare:create_app",
-                                           ready_path="/healthz")
+    bare_url = await ctx.cluster.start_web(
+        "bare", app="bench.bare:create_app", ready_path="/healthz"
+    )
     try:
         async with http(bare_url, None, CLIENTS) as client:
             raw_plain, raw_cached = await both_ways(client, f"/jobs/{job_id}", duration_s)
@@ -68,8 +70,9 @@ async def run(ctx: Run, section: Section) -> None:
     what = "bare Starlette + asyncpg"
     section.figures = [
         Figure("GET /api/jobs/{id}, 200", "req/s", plain.rate, raw_plain.rate, what),
-        Figure("GET /api/jobs/{id}, If-None-Match → 304", "req/s", cached.rate, raw_cached.rate,
-               what),
+        Figure(
+            "GET /api/jobs/{id}, If-None-Match → 304", "req/s", cached.rate, raw_cached.rate, what
+        ),
         Figure("GET /api/jobs/{id} p50, 200", "ms", plain.ms(50), raw_plain.ms(50), what, False),
     ]
     section.notes = [

@@ -46,8 +46,10 @@ def table(sections: Sequence[Section]) -> list[str]:
     ]
     for section in sections:
         if section.error is not None:
-            lines.append(f"| {section.number} | {_cell(section.title)} | — | "
-                         f"not measured: {_cell(section.error[:200])} | — | — | — |")
+            lines.append(
+                f"| {section.number} | {_cell(section.title)} | — | "
+                f"not measured: {_cell(section.error[:200])} | — | — | — |"
+            )
             continue
         for figure in section.figures:
             lines.append(
@@ -58,8 +60,16 @@ def table(sections: Sequence[Section]) -> list[str]:
     return lines
 
 
-def render(*, sections: Sequence[Section], machine: dict[str, str], services: str,
-           command: str, mode: str, started: datetime, elapsed_s: float) -> str:
+def render(
+    *,
+    sections: Sequence[Section],
+    machine: dict[str, str],
+    services: str,
+    command: str,
+    mode: str,
+    started: datetime,
+    elapsed_s: float,
+) -> str:
     limits = ", ".join(f"`{key}`" for key in raised_limits()) or "none"
     lines = [
         "# Benchmarks",

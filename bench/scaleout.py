@@ -39,8 +39,9 @@ async def fan_out(ctx: Run, web_urls: list[str]) -> list[Watcher]:
     async with http(web_urls[0], token, 20) as client:
 
         async def one(_i: int) -> None:
-            job_ids.append(await submit(client, "demo", {"duration": FANOUT_JOB_S},
-                                        delay_seconds=delay_s))
+            job_ids.append(
+                await submit(client, "demo", {"duration": FANOUT_JOB_S}, delay_seconds=delay_s)
+            )
 
         await hammer(one, concurrency=20, count=count)
     watchers = [Watcher(ws_base(url), token, job_id) for job_id in job_ids for url in web_urls]
@@ -79,13 +80,25 @@ async def run(ctx: Run, section: Section) -> None:
     per_web = {url: [w for w in watchers if w.url == ws_base(url)] for url in web_urls}
     events = {url: sum(len(w.seqs) for w in ws) for url, ws in per_web.items()}
     everyone = len(complete) == len(watchers)
-    verdict = (f"{'yes' if everyone else 'no'}: {len(complete)} of {len(watchers)} sockets, "
-               + ", ".join(f"{events[u]} events on web {i + 1}" for i, u in enumerate(web_urls)))
+    verdict = (
+        f"{'yes' if everyone else 'no'}: {len(complete)} of {len(watchers)} sockets, "
+        + ", ".join(f"{events[u]} events on web {i + 1}" for i, u in enumerate(web_urls))
+    )
     section.figures = [
-        Figure("every watcher gets every event, on either web process", "", verdict, None,
-               "— (a check, not a speed)"),
-        Figure(f"noop throughput ({count} jobs), 2 web + 2 workers", "jobs/s", two_each,
-               one_each, "1 web + 1 worker"),
+        Figure(
+            "every watcher gets every event, on either web process",
+            "",
+            verdict,
+            None,
+            "— (a check, not a speed)",
+        ),
+        Figure(
+            f"noop throughput ({count} jobs), 2 web + 2 workers",
+            "jobs/s",
+            two_each,
+            one_each,
+            "1 web + 1 worker",
+        ),
     ]
     section.notes = [
         f"{ctx.scale.scaleout_jobs} demo jobs of {FANOUT_JOB_S:g} s, each watched by one socket "

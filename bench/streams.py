@@ -71,7 +71,9 @@ class StreamWatcher:
                         self.chunks += 1
                         self.latencies_s.append(now - orjson.loads(line)["t"])
                 elif message.get("kind") == "status" and message["status"] in (
-                    "completed", "failed", "cancelled"
+                    "completed",
+                    "failed",
+                    "cancelled",
                 ):
                     self.final = message["status"]
         finally:
@@ -88,8 +90,7 @@ async def commits(ctx: Run) -> int:
 async def run(ctx: Run, section: Section) -> None:
     seconds = 2.0 if ctx.scale.name == "quick" else 20.0
     chunks_per_job = int(RATE * seconds)
-    env = {"JOBCAST_JOB_MODULES": "bench.streamer",
-           "JOBCAST_WORKER_CONCURRENCY": str(JOBS + 10)}
+    env = {"JOBCAST_JOB_MODULES": "bench.streamer", "JOBCAST_WORKER_CONCURRENCY": str(JOBS + 10)}
     # the usual worker does not know the type: only this pair may take its jobs
     await ctx.cluster.stop("worker")
     url = await ctx.cluster.start_web(WEB, env=env)
@@ -102,14 +103,22 @@ async def run(ctx: Run, section: Section) -> None:
 
         async def one(_i: int) -> None:
             due_s = max(first_due_s - (time.monotonic() - started), 0.5)
-            job_ids.append(await submit(client, "bench_stream",
-                                        {"chunks": chunks_per_job, "rate": RATE},
-                                        delay_seconds=round(due_s, 3)))
+            job_ids.append(
+                await submit(
+                    client,
+                    "bench_stream",
+                    {"chunks": chunks_per_job, "rate": RATE},
+                    delay_seconds=round(due_s, 3),
+                )
+            )
 
         await hammer(one, concurrency=20, count=JOBS)
     watchers = [StreamWatcher(job_id) for job_id in job_ids]
-    log.info("streams: %d jobs submitted, due in %.1f s", len(job_ids),
-             first_due_s - (time.monotonic() - started))
+    log.info(
+        "streams: %d jobs submitted, due in %.1f s",
+        len(job_ids),
+        first_due_s - (time.monotonic() - started),
+    )
     before = await commits(ctx)
     follows = [asyncio.create_task(w.follow(ws_base(url), token)) for w in watchers]
     try:
@@ -117,8 +126,10 @@ async def run(ctx: Run, section: Section) -> None:
     finally:
         for task in follows:
             task.cancel()
-    log.info("streams: every socket closed, %.1f s after the jobs were due",
-             time.monotonic() - started - first_due_s)
+    log.info(
+        "streams: every socket closed, %.1f s after the jobs were due",
+        time.monotonic() - started - first_due_s,
+    )
     if time.monotonic() - started < first_due_s:
         raise BenchError("the jobs ended before they were due")
 
@@ -136,20 +147,36 @@ async def run(ctx: Run, section: Section) -> None:
     latencies = [x for w in watchers for x in w.latencies_s]
     total = JOBS * chunks_per_job
     received = sum(w.chunks for w in watchers)
-    whole = sum(w.whole and w.chunks == chunks_per_job and w.final == "completed"
-                for w in watchers)
+    whole = sum(w.whole and w.chunks == chunks_per_job and w.final == "completed" for w in watchers)
     count = min(total, int(JOBS * RATE))  # one second of it: enough for its percentiles
     raw = await redis_baseline(ctx, JOBS, count, JOBS * RATE)
     ms = 1000
     baseline = "raw Redis pub/sub, a message per chunk"
     section.figures = [
-        Figure("stream chunk latency p50, write to watcher", "ms",
-               ms * percentile(latencies, 50), ms * percentile(raw, 50), baseline, False),
-        Figure("stream chunk latency p99, write to watcher", "ms",
-               ms * percentile(latencies, 99), ms * percentile(raw, 99), baseline, False),
-        Figure("Postgres commits per stream chunk", "commits",
-               round((after - before) / max(received, 1), 4), 0.0,
-               "raw Redis pub/sub (stores nothing)", False),
+        Figure(
+            "stream chunk latency p50, write to watcher",
+            "ms",
+            ms * percentile(latencies, 50),
+            ms * percentile(raw, 50),
+            baseline,
+            False,
+        ),
+        Figure(
+            "stream chunk latency p99, write to watcher",
+            "ms",
+            ms * percentile(latencies, 99),
+            ms * percentile(raw, 99),
+            baseline,
+            False,
+        ),
+        Figure(
+            "Postgres commits per stream chunk",
+            "commits",
+            round((after - before) / max(received, 1), 4),
+            0.0,
+            "raw Redis pub/sub (stores nothing)",
+            False,
+        ),
     ]
     section.notes = [
         f"{JOBS} `bench_stream` jobs (bench/streamer.py) running at once, each writing "

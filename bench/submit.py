@@ -35,7 +35,6 @@ HALF = "half"  # the open-loop run at half of each side's own peak rate
 OPEN_LOOP_CONNECTIONS = 64
 
 
-
 async def jobcast_loads(ctx: Run) -> dict[int | str, Load]:
     token = await new_owner(ctx.web_url)
     loads: dict[int | str, Load] = {}
@@ -52,8 +51,9 @@ async def jobcast_loads(ctx: Run) -> dict[int | str, Load]:
         async def paced(_i: int) -> None:
             await submit(client, "noop", {})
 
-        loads[HALF] = await open_loop(paced, rate_per_s=half_peak(loads),
-                                      count=ctx.scale.submit_requests)
+        loads[HALF] = await open_loop(
+            paced, rate_per_s=half_peak(loads), count=ctx.scale.submit_requests
+        )
     return loads
 
 
@@ -64,8 +64,9 @@ def half_peak(loads: dict[int | str, Load]) -> float:
 async def baseline_loads(ctx: Run) -> dict[int | str, Load]:
     await ctx.db.execute(SQL_SCRATCH)
     size = ctx.settings.pg_pool_max
-    pool = await asyncpg.create_pool(ctx.settings.database_dsn, min_size=size, max_size=size,
-                                     reset=keep_as_is)
+    pool = await asyncpg.create_pool(
+        ctx.settings.database_dsn, min_size=size, max_size=size, reset=keep_as_is
+    )
     arq = await create_pool(RedisSettings.from_dsn(ctx.settings.redis_dsn))
     queue = f"{ctx.settings.redis_prefix}:raw-submit"
     owner = uuid.uuid4()
@@ -83,8 +84,9 @@ async def baseline_loads(ctx: Run) -> dict[int | str, Load]:
         for level in LEVELS:
             await hammer(one, concurrency=level, count=WARMUP)
             loads[level] = await hammer(one, concurrency=level, count=ctx.scale.submit_requests)
-        loads[HALF] = await open_loop(one, rate_per_s=half_peak(loads),
-                                      count=ctx.scale.submit_requests)
+        loads[HALF] = await open_loop(
+            one, rate_per_s=half_peak(loads), count=ctx.scale.submit_requests
+        )
     finally:
         await arq.aclose()
         await pool.close()
@@ -106,12 +108,25 @@ async def run(ctx: Run, section: Section) -> None:
         ]
     ours, raw = jobcast[HALF], baseline[HALF]
     section.figures += [
-        Figure("submit p50 at half the peak rate (open loop)", "ms", ours.ms(50), raw.ms(50),
-               what, False),
-        Figure("submit p99 at half the peak rate (open loop)", "ms", ours.ms(99), raw.ms(99),
-               what, False),
-        Figure("half the peak rate, as sent", "req/s", half_peak(jobcast), half_peak(baseline),
-               what),
+        Figure(
+            "submit p50 at half the peak rate (open loop)",
+            "ms",
+            ours.ms(50),
+            raw.ms(50),
+            what,
+            False,
+        ),
+        Figure(
+            "submit p99 at half the peak rate (open loop)",
+            "ms",
+            ours.ms(99),
+            raw.ms(99),
+            what,
+            False,
+        ),
+        Figure(
+            "half the peak rate, as sent", "req/s", half_peak(jobcast), half_peak(baseline), what
+        ),
     ]
     section.notes = [
         f"{ctx.scale.submit_requests} noop submits per level after {WARMUP} unmeasured ones; "

@@ -51,8 +51,9 @@ SLEEP_INPUT = {"sleep_s": 0.01}
 DEMO_INPUT = {"duration": 0.01}
 
 
-async def jobcast_rate(run: Run, web_urls: list[str], job_type: str, job_input: dict[str, Any],
-                       count: int) -> float:
+async def jobcast_rate(
+    run: Run, web_urls: list[str], job_type: str, job_input: dict[str, Any], count: int
+) -> float:
     """Jobs per second through the given web processes, from first submit to last completion."""
     token = await new_owner(web_urls[0])
     clients = [http(url, token, SUBMITTERS) for url in web_urls]
@@ -109,8 +110,9 @@ async def arq_rate(run: Run, function: str, count: int, bare_url: str | None = N
     try:
         started = time.time()
         await asyncio.gather(*(enqueuer() for _ in range(SUBMITTERS)))
-        await until(drained, timeout_s=run.scale.budget_s, what="raw arq queue empty",
-                    interval_s=0.01)
+        await until(
+            drained, timeout_s=run.scale.budget_s, what="raw arq queue empty", interval_s=0.01
+        )
         return count / (time.time() - started)
     finally:
         if client is not None:
@@ -136,8 +138,9 @@ async def run(ctx: Run, section: Section) -> None:
         with metered(ctx) as cpu_raw:
             raw_noop = await arq_rate(ctx, "noop", scale.noop_jobs)
         raw_sleep = await arq_rate(ctx, "sleep_10ms", scale.sleep_jobs)
-        bare_url = await ctx.cluster.start_web("bare", app="bench.bare:create_app",
-                                               ready_path="/healthz")
+        bare_url = await ctx.cluster.start_web(
+            "bare", app="bench.bare:create_app", ready_path="/healthz"
+        )
         try:
             with metered(ctx) as cpu_floor:
                 floor_noop = await arq_rate(ctx, "noop", scale.noop_jobs, bare_url)
@@ -152,15 +155,29 @@ async def run(ctx: Run, section: Section) -> None:
     kinds = await event_kinds(ctx.db, "demo")
     section.figures = [
         Figure(f"noop jobs ({scale.noop_jobs})", "jobs/s", noop, raw_noop, "raw arq, noop"),
-        Figure(f"10 ms jobs ({scale.sleep_jobs}): noop, sleep_s 0.01", "jobs/s", sleep,
-               raw_sleep, "raw arq, sleep 10 ms"),
-        Figure(f"10 ms jobs ({scale.sleep_jobs}): demo, with its {kinds} events", "jobs/s", demo,
-               raw_sleep, "raw arq, sleep 10 ms"),
+        Figure(
+            f"10 ms jobs ({scale.sleep_jobs}): noop, sleep_s 0.01",
+            "jobs/s",
+            sleep,
+            raw_sleep,
+            "raw arq, sleep 10 ms",
+        ),
+        Figure(
+            f"10 ms jobs ({scale.sleep_jobs}): demo, with its {kinds} events",
+            "jobs/s",
+            demo,
+            raw_sleep,
+            "raw arq, sleep 10 ms",
+        ),
         Figure(f"noop jobs ({scale.noop_jobs})", "jobs/s", noop, floor_noop, FLOOR + ", noop"),
-        Figure(f"noop jobs ({scale.noop_jobs})", "jobs/s", noop, rolled_noop,
-               ROLLED + ", noop"),
-        Figure(f"10 ms jobs ({scale.sleep_jobs}): noop, sleep_s 0.01", "jobs/s", sleep,
-               rolled_sleep, ROLLED + ", sleep 10 ms"),
+        Figure(f"noop jobs ({scale.noop_jobs})", "jobs/s", noop, rolled_noop, ROLLED + ", noop"),
+        Figure(
+            f"10 ms jobs ({scale.sleep_jobs}): noop, sleep_s 0.01",
+            "jobs/s",
+            sleep,
+            rolled_sleep,
+            ROLLED + ", sleep 10 ms",
+        ),
     ]
     section.notes = [
         f"{SUBMITTERS} concurrent submitters; one web process and one worker "
@@ -189,8 +206,15 @@ async def run(ctx: Run, section: Section) -> None:
     if cpu_noop and cpu_rolled and cpu_raw and cpu_floor:
         n, cores = scale.noop_jobs, os.cpu_count() or 1
         section.figures.append(
-            Figure("CPU per noop job, all processes", "ms", 1000 * cpu_noop.total / n,
-                   1000 * cpu_rolled.total / n, ROLLED + ", noop", higher_is_better=False))
+            Figure(
+                "CPU per noop job, all processes",
+                "ms",
+                1000 * cpu_noop.total / n,
+                1000 * cpu_rolled.total / n,
+                ROLLED + ", noop",
+                higher_is_better=False,
+            )
+        )
         section.notes.append(
             "Where the time goes: the CPU every process spent (psutil: the load generator, the "
             "web and worker processes, every process of the Postgres and Redis servers) during "

@@ -94,12 +94,29 @@ async def run(ctx: Run, section: Section) -> None:
             complete += seen_all
     what = "the same job, unwatched"
     section.figures = [
-        Figure(f"demo job run time, median of {rounds}, watched by {sockets} sockets", "ms",
-               1000 * statistics.median(crowded), 1000 * statistics.median(alone), what, False),
-        Figure(f"demo job run time, slowest of {rounds}, watched by {sockets} sockets", "ms",
-               1000 * max(crowded), 1000 * max(alone), what, False),
-        Figure("watchers that got every event, in order", "", f"{complete} of {sockets * rounds}",
-               None, "— (a check, not a speed)"),
+        Figure(
+            f"demo job run time, median of {rounds}, watched by {sockets} sockets",
+            "ms",
+            1000 * statistics.median(crowded),
+            1000 * statistics.median(alone),
+            what,
+            False,
+        ),
+        Figure(
+            f"demo job run time, slowest of {rounds}, watched by {sockets} sockets",
+            "ms",
+            1000 * max(crowded),
+            1000 * max(alone),
+            what,
+            False,
+        ),
+        Figure(
+            "watchers that got every event, in order",
+            "",
+            f"{complete} of {sockets * rounds}",
+            None,
+            "— (a check, not a speed)",
+        ),
     ]
     section.notes = [
         f"The built-in `demo` job with `duration` {JOB['duration']:g} (4 steps, 31 events), "

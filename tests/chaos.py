@@ -177,4 +177,3 @@ def chaos_env(**overrides: str) -> dict[str, str]:
     }
     env.update(overrides)
     return env
-

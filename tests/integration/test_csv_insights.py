@@ -44,8 +44,11 @@ async def upload(client: httpx.AsyncClient, name: str, data: bytes) -> str:
     return upload_id
 
 
-async def profile(stack: Stack, files: dict[str, bytes], **job_input: Any,
-                  ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+async def profile(
+    stack: Stack,
+    files: dict[str, bytes],
+    **job_input: Any,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Upload the files, run csv_insights on them; the final job and the events seen."""
     token = await stack.owner()
     async with stack.client(token) as client:
@@ -61,14 +64,19 @@ def columns_of(result: dict[str, Any], file_index: int = 0) -> dict[str, dict[st
 
 
 async def test_profiles_match_numbers_computed_by_hand(stack: Stack) -> None:
-    job, events = await profile(stack, {"sales.csv": sales_csv(),
-                                        "scores.csv": b"team;points\nred;3\nblue;5\ngreen;4\n"})
+    job, events = await profile(
+        stack, {"sales.csv": sales_csv(), "scores.csv": b"team;points\nred;3\nblue;5\ngreen;4\n"}
+    )
     assert job["status"] == "completed", job["error"]
     result = job["result"]
     assert result["summary"] == {"files": 2, "rows": 103, "columns": 8, "strong_correlations": 3}
     sales, scores = result["files"]
     assert (sales["filename"], sales["rows"], sales["column_count"], sales["delimiter"]) == (
-        "sales.csv", 100, 6, ",")
+        "sales.csv",
+        100,
+        6,
+        ",",
+    )
     assert (scores["delimiter"], scores["rows"]) == (";", 3)
 
     columns = columns_of(result)
@@ -115,16 +123,28 @@ async def test_profiles_match_numbers_computed_by_hand(stack: Stack) -> None:
 
 
 BAD_FILES = [
-    pytest.param("image.csv", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4,
-                 "image.csv is not a CSV file: it holds binary data, not text", id="binary"),
-    pytest.param("latin.csv", "name,city\nJosé,Zürich\n".encode("latin-1"),
-                 "latin.csv is not UTF-8 text (byte 0xe9 on line 2): save it as UTF-8 and "
-                 "upload it again", id="latin-1"),
-    pytest.param("ragged.csv", b"a,b,c\n1,2,3\n4,5\n6,7,8\n",
-                 "ragged.csv: line 3 has 2 fields where the header has 3", id="ragged"),
+    pytest.param(
+        "image.csv",
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4,
+        "image.csv is not a CSV file: it holds binary data, not text",
+        id="binary",
+    ),
+    pytest.param(
+        "latin.csv",
+        "name,city\nJosé,Zürich\n".encode("latin-1"),
+        "latin.csv is not UTF-8 text (byte 0xe9 on line 2): save it as UTF-8 and upload it again",
+        id="latin-1",
+    ),
+    pytest.param(
+        "ragged.csv",
+        b"a,b,c\n1,2,3\n4,5\n6,7,8\n",
+        "ragged.csv: line 3 has 2 fields where the header has 3",
+        id="ragged",
+    ),
     pytest.param("empty.csv", b"", "empty.csv is empty", id="empty"),
-    pytest.param("header.csv", b"a,b\n", "header.csv has a header but no data rows",
-                 id="header-only"),
+    pytest.param(
+        "header.csv", b"a,b\n", "header.csv has a header but no data rows", id="header-only"
+    ),
 ]
 
 
@@ -134,14 +154,14 @@ async def test_a_bad_file_fails_at_once_saying_what_is_wrong(
 ) -> None:
     job, _ = await profile(stack, {name: data})
     assert job["status"] == "failed" and job["attempts"] == 1
-    assert job["error"] == {"type": "PermanentError", "category": "permanent",
-                            "message": message}
+    assert job["error"] == {"type": "PermanentError", "category": "permanent", "message": message}
     assert [s["status"] for s in job["steps"]] == ["failed", "waiting", "waiting", "waiting"]
 
 
 async def test_more_rows_than_max_rows_is_refused(stack: Stack) -> None:
-    job, _ = await profile(stack, {"long.csv": b"n\n" + b"".join(b"%d\n" % i for i in range(10))},
-                           max_rows=5)
+    job, _ = await profile(
+        stack, {"long.csv": b"n\n" + b"".join(b"%d\n" % i for i in range(10))}, max_rows=5
+    )
     assert job["status"] == "failed" and job["error"]["category"] == "permanent"
     assert job["error"]["message"] == "long.csv has more than 5 rows (max_rows)"
 
@@ -151,8 +171,9 @@ async def test_only_the_owners_own_uploads_can_be_profiled(stack: Stack) -> None
     async with stack.client(alice) as as_alice, stack.client(bob) as as_bob:
         alices = await upload(as_alice, "mine.csv", b"a\n1\n")
         answers = [
-            await as_bob.post("/api/jobs", json={"type": "csv_insights",
-                                                 "input": {"upload_ids": ids}})
+            await as_bob.post(
+                "/api/jobs", json={"type": "csv_insights", "input": {"upload_ids": ids}}
+            )
             for ids in ([alices], [str(uuid.uuid4())], ["not-an-id"], [], [alices, alices])
         ]
         bobs_jobs = (await as_bob.get("/api/jobs")).json()["jobs"]

@@ -291,8 +291,9 @@ async def test_submits_per_owner_are_rate_limited_across_processes(guarded: Stac
             statuses.append(response.status_code)
             if response.status_code == 202:  # keep under the active-jobs cap
                 job_id = response.json()["id"]
-                await eventually(functools.partial(_finished, client, job_id),
-                                 what="noop finishing")
+                await eventually(
+                    functools.partial(_finished, client, job_id), what="noop finishing"
+                )
         limited = response
         count = len((await client.get("/api/jobs")).json()["jobs"])
     assert statuses[:4] == [202] * 4 and 429 in statuses[4:]

@@ -30,19 +30,45 @@ def _links(*paths: str) -> str:
 
 # path -> (status, content type, body, extra headers); "{base}" is the site's own URL
 PAGES: dict[str, tuple[int, str, str, dict[str, str]]] = {
-    "/robots.txt": (200, "text/plain", "User-agent: *\nDisallow: /private/\n"
-                    "Sitemap: {base}/sitemap.xml\n", {}),
-    "/sitemap.xml": (200, "application/xml", (
-        '<?xml version="1.0" encoding="UTF-8"?>'
-        '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
-        "<url><loc>{base}/</loc></url><url><loc>{base}/about</loc></url>"
-        "<url><loc>{base}/from-sitemap</loc></url>"
-        "<url><loc>https://elsewhere.example/page</loc></url></urlset>"), {}),
-    "/": (200, "text/html; charset=utf-8", _html(
-        "Home", "<h1>Welcome</h1><h2>News</h2><h2>Links</h2>" + _links(
-            "/about", "/about#team", "/old", "/missing", "/slow", "/private/secret", "/deep/1",
-            "https://elsewhere.example/", "mailto:someone@example.com"),
-        description="The home page"), {}),
+    "/robots.txt": (
+        200,
+        "text/plain",
+        "User-agent: *\nDisallow: /private/\nSitemap: {base}/sitemap.xml\n",
+        {},
+    ),
+    "/sitemap.xml": (
+        200,
+        "application/xml",
+        (
+            '<?xml version="1.0" encoding="UTF-8"?>'
+            '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+            "<url><loc>{base}/</loc></url><url><loc>{base}/about</loc></url>"
+            "<url><loc>{base}/from-sitemap</loc></url>"
+            "<url><loc>https://elsewhere.example/page</loc></url></urlset>"
+        ),
+        {},
+    ),
+    "/": (
+        200,
+        "text/html; charset=utf-8",
+        _html(
+            "Home",
+            "<h1>Welcome</h1><h2>News</h2><h2>Links</h2>"
+            + _links(
+                "/about",
+                "/about#team",
+                "/old",
+                "/missing",
+                "/slow",
+                "/private/secret",
+                "/deep/1",
+                "https://elsewhere.example/",
+                "mailto:someone@example.com",
+            ),
+            description="The home page",
+        ),
+        {},
+    ),
     "/about": (200, "text/html", _html("About us", "<h1>About</h1>" + _links("/")), {}),
     "/old": (301, "text/html", "", {"Location": "/new"}),
     "/new": (200, "text/html", _html("New", _links("/"), description="Moved here"), {}),
@@ -52,8 +78,7 @@ PAGES: dict[str, tuple[int, str, str, dict[str, str]]] = {
     "/deep/1": (200, "text/html", _html("Deep 1", _links("/deep/2")), {}),
     "/deep/2": (200, "text/html", _html("Deep 2", _links("/deep/3")), {}),
     "/deep/3": (200, "text/html", _html("Deep 3", _links("/deep/4")), {}),
-    "/from-sitemap": (200, "text/html", _html("Listed", "", description="Only in the sitemap"),
-                      {}),
+    "/from-sitemap": (200, "text/html", _html("Listed", "", description="Only in the sitemap"), {}),
     "/data.json": (200, "application/json", '{"not": "html"}', {}),
 }
 
@@ -86,7 +111,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path == "/slow":
             time.sleep(SLOW_S)  # a thread of its own: the other requests go on meanwhile
         status, content_type, body, headers = PAGES.get(
-            self.path, (404, "text/html", _html("Not found", ""), {}))
+            self.path, (404, "text/html", _html("Not found", ""), {})
+        )
         data = body.replace("{base}", self.server.base).encode()
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -118,8 +144,12 @@ async def auditor(
     endpoints: Endpoints, new_database: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Stack]:
     """A service that may audit loopback, which a default install refuses."""
-    stack = await launch(await new_database(), endpoints.redis_url,
-                         tmp_path_factory.mktemp("auditor"), JOBCAST_AUDIT_HOSTS="127.0.0.1")
+    stack = await launch(
+        await new_database(),
+        endpoints.redis_url,
+        tmp_path_factory.mktemp("auditor"),
+        JOBCAST_AUDIT_HOSTS="127.0.0.1",
+    )
     try:
         yield stack
     finally:
@@ -142,16 +172,26 @@ def _by_url(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 async def test_an_audit_finds_what_a_visitor_would_trip_over(auditor: Stack, site: Site) -> None:
     before = len(site.paths())
-    job, events = await _audit(auditor, url=f"{site.base}/", max_pages=20, max_depth=2,
-                               concurrency=3, timeout_s=5)
+    job, events = await _audit(
+        auditor, url=f"{site.base}/", max_pages=20, max_depth=2, concurrency=3, timeout_s=5
+    )
     requested = site.paths()[before:]
     assert job["status"] == "completed", job["error"]
     report, base = job["result"], site.base
     pages, summary = _by_url(report), report["summary"]
 
     assert requested[:2] == ["/robots.txt", "/sitemap.xml"]
-    crawled = {"/", "/about", "/old", "/new", "/missing", "/slow", "/deep/1", "/deep/2",
-               "/from-sitemap"}
+    crawled = {
+        "/",
+        "/about",
+        "/old",
+        "/new",
+        "/missing",
+        "/slow",
+        "/deep/1",
+        "/deep/2",
+        "/from-sitemap",
+    }
     assert set(pages) == {base + p for p in crawled}
     assert sorted(requested[2:]) == sorted(crawled), "each page is fetched exactly once"
     assert summary["pages_crawled"] == len(crawled)
@@ -164,7 +204,8 @@ async def test_an_audit_finds_what_a_visitor_would_trip_over(auditor: Stack, sit
     assert home["size_bytes"] > 0 and home["response_ms"] >= 0 and home["depth"] == 0
 
     assert report["broken_links"] == [
-        {"page": f"{base}/", "url": f"{base}/missing", "status": 404, "error": None}]
+        {"page": f"{base}/", "url": f"{base}/missing", "status": 404, "error": None}
+    ]
     assert home["broken_links"] == [{"url": f"{base}/missing", "status": 404, "error": None}]
     assert summary["broken_links"] == 1
 
@@ -187,8 +228,9 @@ async def test_an_audit_finds_what_a_visitor_would_trip_over(auditor: Stack, sit
 
     steps = [e["step"] for e in events if e["kind"] == "step" and e["state"] == "completed"]
     assert steps == ["robots", "crawl", "analyze", "report"]
-    crawled_messages = [e["message"] for e in events
-                        if e["kind"] == "progress" and e["step"] == "crawl"]
+    crawled_messages = [
+        e["message"] for e in events if e["kind"] == "progress" and e["step"] == "crawl"
+    ]
     assert crawled_messages == [f"Crawled {n}/20 pages" for n in range(1, len(crawled) + 1)]
     progress = [e["progress"] for e in events if e["kind"] == "progress"]
     assert progress == sorted(progress)
@@ -209,7 +251,8 @@ async def test_a_start_url_that_answers_404_fails_at_once(auditor: Stack, site: 
     assert job["status"] == "failed" and job["attempts"] == 1
     assert job["error"]["category"] == "permanent"
     assert job["error"]["message"] == (
-        f"{site.base}/gone answered 404 Not Found: there is no page to audit there")
+        f"{site.base}/gone answered 404 Not Found: there is no page to audit there"
+    )
     assert [s["status"] for s in job["steps"]] == ["completed", "failed", "waiting", "waiting"]
 
 
@@ -225,8 +268,14 @@ async def test_an_unreachable_site_is_retried_as_transient(auditor: Stack) -> No
     token = await auditor.owner()
     closed = f"http://127.0.0.1:{free_port()}/"
     async with auditor.client(token) as client:
-        response = await client.post("/api/jobs", json={
-            "type": "site_audit", "input": {"url": closed, "timeout_s": 2}, "max_attempts": 2})
+        response = await client.post(
+            "/api/jobs",
+            json={
+                "type": "site_audit",
+                "input": {"url": closed, "timeout_s": 2},
+                "max_attempts": 2,
+            },
+        )
         assert response.status_code == 202, response.text
         job_id = response.json()["id"]
 
@@ -243,8 +292,10 @@ async def test_an_unreachable_site_is_retried_as_transient(auditor: Stack) -> No
 async def test_a_private_host_is_refused_at_submit(auditor: Stack) -> None:
     token = await auditor.owner()
     async with auditor.client(token) as client:
-        answers = [await client.post("/api/jobs", json={"type": "site_audit", "input": {"url": u}})
-                   for u in ("http://10.1.2.3/", "http://localhost:8080/", "http://[::1]/")]
+        answers = [
+            await client.post("/api/jobs", json={"type": "site_audit", "input": {"url": u}})
+            for u in ("http://10.1.2.3/", "http://localhost:8080/", "http://[::1]/")
+        ]
         types = {t["type"]: t for t in (await client.get("/api/job-types")).json()["job_types"]}
     for answer in answers:
         assert answer.status_code == 422, answer.text
