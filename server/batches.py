@@ -29,7 +29,7 @@ from jobcast.webhooks import check_target
 from server.auth import Caller, caller_of, owner_of
 from server.job_access import check_access
 from server.openapi import endpoint, error_responses
-from server.params import json_body, services_of, validation_details
+from server.params import body_model, json_body, services_of, validation_details
 from server.responses import model_response
 from server.state import Services
 
@@ -168,13 +168,7 @@ async def submit_batch(request: Request) -> Response:
     owner_id = await owner_of(request)
     caller = await caller_of(request)
     body = await json_body(request)
-    try:
-        asked = BatchRequest.model_validate(body)
-    except ValidationError as exc:
-        details = validation_details(exc)
-        raise InvalidInput(
-            f"{details[0]['field']}: {details[0]['message']}", details=details
-        ) from None
+    asked = body_model(BatchRequest, body)
     jobs = [_checked(services, caller, i, raw) for i, raw in enumerate(asked.jobs)]
     keys: dict[str, int] = {}
     for i, job in enumerate(jobs):

@@ -14,7 +14,6 @@ import logging
 from typing import Any
 from uuid import UUID
 
-from pydantic import ValidationError
 from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -26,7 +25,7 @@ from jobcast.questions import answer_problems
 from jobcast.schemas import JobOut, StatusChanged
 from server.jobs import job_view, owned_job
 from server.openapi import endpoint, error_responses
-from server.params import json_body, validation_details
+from server.params import body_model, json_body
 from server.responses import model_response
 from server.state import Services
 
@@ -34,13 +33,7 @@ log = logging.getLogger(__name__)
 
 
 def _body_of(raw: dict[str, Any], model: type[AnswerRequest] | type[DraftEdit]) -> Any:
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        details = validation_details(exc)
-        raise InvalidInput(
-            f"{details[0]['field']}: {details[0]['message']}", details=details
-        ) from None
+    return body_model(model, raw)
 
 
 async def _announce(services: Services, event: Event) -> None:

@@ -22,6 +22,7 @@ from jobcast.schemas import UNSTORABLE_TEXT, Text, unstorable
 from server.state import Services
 
 Q = TypeVar("Q", bound=BaseModel)
+M = TypeVar("M", bound=BaseModel)
 
 
 class QueryModel(BaseModel):
@@ -121,6 +122,17 @@ def check_text(value: Any, field: str) -> None:
 def _refuse_text(field: str, char: str) -> None:
     message = f"contains U+{ord(char):04X}, which cannot be stored"
     raise InvalidInput(f"{field}: {message}", details=[{"field": field, "message": message}])
+
+
+def body_model(model: type[M], raw: Any) -> M:
+    """A JSON body read into its model; InvalidInput naming the first bad field."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        details = validation_details(exc)
+        raise InvalidInput(
+            f"{details[0]['field']}: {details[0]['message']}", details=details
+        ) from None
 
 
 def validation_details(exc: ValidationError) -> list[dict[str, str]]:

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from pydantic import ValidationError
 from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -29,7 +28,7 @@ from server.auth import caller_of, owner_of
 from server.job_access import check_access, retry_policy_of
 from server.jobs import owned_job
 from server.openapi import endpoint, error_responses
-from server.params import json_body, services_of, validation_details
+from server.params import body_model, json_body, services_of
 from server.responses import model_response
 from server.state import Services
 
@@ -52,13 +51,7 @@ async def submit_job(request: Request) -> Response:
     owner_id = await owner_of(request)
     caller = await caller_of(request)
     body = await json_body(request)
-    try:
-        submit = SubmitRequest.model_validate(body)
-    except ValidationError as exc:
-        details = validation_details(exc)
-        raise InvalidInput(
-            f"{details[0]['field']}: {details[0]['message']}", details=details
-        ) from None
+    submit = body_model(SubmitRequest, body)
     if (submit.subject is not None or submit.tenant is not None) and not caller.is_app:
         raise Forbidden("subject and tenant are given with an app key, not an owner token")
     if submit.metadata is not None and len(dumps(submit.metadata)) > settings.metadata_max_bytes:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -19,7 +19,7 @@ from jobcast.errors import Forbidden, InvalidInput, Unauthorized
 from jobcast.model import MAX_NAME_CHARS, MAX_TAGS, Tag
 from server.auth import caller_of
 from server.openapi import endpoint, error_responses
-from server.params import json_body, services_of, validation_details
+from server.params import body_model, json_body, services_of
 from server.responses import model_response
 
 Action = Literal["read", "input", "cancel"]
@@ -58,13 +58,7 @@ async def create_token(request: Request) -> Response:
     caller = await caller_of(request)
     if not caller.is_app or caller.key_id is None:
         raise Forbidden("only an app key mints browser tokens (jobcast keys create)")
-    try:
-        asked = TokenRequest.model_validate(await json_body(request))
-    except ValidationError as exc:
-        details = validation_details(exc)
-        raise InvalidInput(
-            f"{details[0]['field']}: {details[0]['message']}", details=details
-        ) from None
+    asked = body_model(TokenRequest, await json_body(request))
     claims: dict[str, Any] = {"exp": int(time.time() + asked.expires_in), "can": asked.can}
     for name, value in (("jobs", asked.jobs), ("tags", asked.tags)):
         if value:
