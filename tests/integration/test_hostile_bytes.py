@@ -46,7 +46,12 @@ SPEC = build(routes(), title="jobcast", version="test")
 HEADERS = ("if-none-match", "authorization", "cookie", "content-type", "origin")
 WS_HEADERS = ("authorization", "cookie", "origin", "sec-websocket-protocol")
 # the query parameters websockets read (the OpenAPI document does not describe sockets)
-WS_QUERY = {"/ws/jobs/{job_id}": ("after",), "/ws": ()}
+WS_QUERY = {
+    "/ws/jobs/{job_id}": ("after", "token"),
+    "/ws": ("tag",),
+    "/ws/admin": ("since",),
+    "/ws/batches/{batch_id}": (),
+}
 
 
 @dataclass(frozen=True)
@@ -232,7 +237,7 @@ def raw_websocket(port: int, target: bytes, headers: dict[bytes, bytes]) -> tupl
 
 def send(target: Target, slot: Slot, value: bytes) -> tuple[int, int | None]:
     """The answer's status, and a websocket's close code."""
-    token = ADMIN_TOKEN if "/admin/" in slot.path else target.owner
+    token = ADMIN_TOKEN if "/admin" in slot.path else target.owner
     headers = {b"authorization": b"Bearer " + token.encode()}
     path = slot.path.replace("{job_id}", target.job_id).encode()
     if slot.where == "path":
@@ -344,7 +349,7 @@ def test_every_route_is_fuzzed() -> None:
 
 @pytest.mark.parametrize("path", ["/api/jobs", "/api/admin/jobs"])
 def test_a_nul_in_a_list_filter_is_a_422_naming_it(target: Target, path: str) -> None:
-    token = ADMIN_TOKEN if "/admin/" in path else target.owner
+    token = ADMIN_TOKEN if "/admin" in path else target.owner
     response = httpx.get(
         f"http://127.0.0.1:{target.port}{path}?type=%00",
         headers={"Authorization": f"Bearer {token}"},
