@@ -19,7 +19,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from jobcast.bus import Live, SlowConsumer
 from jobcast.errors import BadRequest, NotFound, StorageUnavailable
 from jobcast.model import dumps
-from server.api import job_view
+from server.jobs import job_view
 from server.sockets.admission import admitted, services_of
 from server.sockets.stream import Key, Stream, close, run_pair, send_error
 from server.state import Services

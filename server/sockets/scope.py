@@ -17,8 +17,8 @@ from starlette.websockets import WebSocket
 
 from jobcast.model import dumps
 from jobcast.store import ListQuery
-from server.api import job_view
 from server.auth import Caller, in_scope
+from server.jobs import job_view
 from server.lists import within
 from server.state import Services
 
