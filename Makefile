@@ -19,10 +19,11 @@ SYSTEM_PACKAGES := chromium:chromium pgbouncer:pgbouncer nginx:nginx-light promt
 $(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13) and "jobcast needs Python 3.11, 3.12 or 3.13")'
 	$(PYTHON) -m venv $(VENV)
-	@# uv (a wheel from PyPI, the version the lock names) installs the lock in seconds, pip in minutes
+	@# uv (a wheel from PyPI, the version the lock names) installs the lock in seconds, pip in
+	@# minutes; pip is the fallback where uv cannot reach the index
 	$(PY) $(PIP_INSTALL) "$$(grep '^uv==' $(LOCK))"
-	$(VENV)/bin/uv pip install --quiet --python $(PY) -r $(LOCK)
-	$(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps -e '.[dev]'
+	$(VENV)/bin/uv pip install --quiet --python $(PY) -r $(LOCK) || $(PY) $(PIP_INSTALL) -r $(LOCK)
+	$(PY) $(PIP_INSTALL) --no-deps -e '.[dev]'
 	@touch $(STAMP)
 
 install: $(STAMP)
