@@ -45,6 +45,19 @@ END AS notified
     SELECT id, 1, callback_url FROM j WHERE callback_url IS NOT NULL
 )
 
+-- part: open_steps
+-- The start of a final change: `o`, the open steps of the jobs it closes (a step running,
+-- or the step a waiting job asked from), for close_steps. The statement goes on with its
+-- condition on the job (`AND s.job_id = ...`), then includes close_jobs.
+WITH o AS (
+    SELECT s.job_id, s.position FROM job_steps s JOIN jobs jb ON jb.id = s.job_id
+    WHERE (s.status = 'running' OR (jb.status = 'waiting' AND s.name = jb.step))
+
+-- part: close_jobs
+-- The final change `j` after open_steps: it counts the steps it closes in its seq.
+), j AS (
+    UPDATE jobs SET seq = seq + 1 + (SELECT count(*) FROM o WHERE o.job_id = jobs.id),
+
 -- part: close_steps
 -- A final change `j` closes the steps it found open in `o` (a step running, or the step a
 -- waiting job asked from): each ends as the job did (cancelled; failed when the job failed)
@@ -233,13 +246,9 @@ WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3
 -- name: cancel
 -- Cancel an unfinished job of the owner (pending, running, waiting, paused or a draft).
 -- $1 id, $2 owner id, $3 payload
-WITH o AS (
-    -- the job's open steps (close_steps)
-    SELECT s.job_id, s.position FROM job_steps s JOIN jobs jb ON jb.id = s.job_id
-    WHERE s.job_id = $1
-      AND (s.status = 'running' OR (jb.status = 'waiting' AND s.name = jb.step))
-), j AS (
-    UPDATE jobs SET seq = seq + 1 + (SELECT count(*) FROM o WHERE o.job_id = jobs.id),
+-- include: open_steps
+      AND s.job_id = $1
+-- include: close_jobs
         status = 'cancelled', message = 'Cancelled',
         finished_at = now(), heartbeat_at = NULL, pause_requested = false, updated_at = now()
     WHERE id = $1 AND owner_id = $2
@@ -346,13 +355,9 @@ SELECT * FROM made
 
 -- name: finish
 -- $1 id, $2 attempt, $3 final status, $4 result, $5 error, $6 message, $7 payload
-WITH o AS (
-    -- the job's open steps (close_steps)
-    SELECT s.job_id, s.position FROM job_steps s JOIN jobs jb ON jb.id = s.job_id
-    WHERE s.job_id = $1
-      AND (s.status = 'running' OR (jb.status = 'waiting' AND s.name = jb.step))
-), j AS (
-    UPDATE jobs SET seq = seq + 1 + (SELECT count(*) FROM o WHERE o.job_id = jobs.id),
+-- include: open_steps
+      AND s.job_id = $1
+-- include: close_jobs
         status = $3, result = $4, error = $5, message = $6,
         progress = CASE WHEN $3 = 'completed' THEN 100 ELSE progress END,
         finished_at = now(), heartbeat_at = NULL, updated_at = now()
@@ -479,13 +484,9 @@ ORDER BY i.expires_at LIMIT $1
 -- name: fail_waiting
 -- A waiting job's question went unanswered past its time limit: the job fails.
 -- $1 id, $2 error, $3 message, $4 payload
-WITH o AS (
-    -- the job's open steps (close_steps)
-    SELECT s.job_id, s.position FROM job_steps s JOIN jobs jb ON jb.id = s.job_id
-    WHERE s.job_id = $1
-      AND (s.status = 'running' OR (jb.status = 'waiting' AND s.name = jb.step))
-), j AS (
-    UPDATE jobs SET seq = seq + 1 + (SELECT count(*) FROM o WHERE o.job_id = jobs.id),
+-- include: open_steps
+      AND s.job_id = $1
+-- include: close_jobs
         status = 'failed', error = $2, message = $3,
         finished_at = now(), updated_at = now()
     WHERE id = $1 AND status = 'waiting'
@@ -927,13 +928,9 @@ LIMIT $13
 -- name: admin_cancel
 -- Cancel a batch of unfinished jobs in one statement: all of them or, on a crash, none.
 -- $1 ids, $2 event payload
-WITH o AS (
-    -- the job's open steps (close_steps)
-    SELECT s.job_id, s.position FROM job_steps s JOIN jobs jb ON jb.id = s.job_id
-    WHERE s.job_id = ANY($1::uuid[])
-      AND (s.status = 'running' OR (jb.status = 'waiting' AND s.name = jb.step))
-), j AS (
-    UPDATE jobs SET seq = seq + 1 + (SELECT count(*) FROM o WHERE o.job_id = jobs.id),
+-- include: open_steps
+      AND s.job_id = ANY($1::uuid[])
+-- include: close_jobs
         status = 'cancelled', message = 'Cancelled',
         finished_at = now(), heartbeat_at = NULL, pause_requested = false, updated_at = now()
     WHERE id = ANY($1::uuid[]) AND status IN ('pending', 'running', 'waiting', 'paused', 'draft')
