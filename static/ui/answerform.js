@@ -6,12 +6,8 @@
  * ("answer.picks"), a 409 says the question was answered already or is gone.
  */
 
+import { plainInput, typeOf } from "./fields.js";
 import { humanize } from "./format.js";
-
-function typeOf(schema) {
-  const type = Array.isArray(schema.type) ? schema.type.find((t) => t !== "null") : schema.type;
-  return type || (Array.isArray(schema.enum) ? "enum" : null);
-}
 
 /** The choices of a schema: enum values, or oneOf/anyOf of consts (with titles). */
 function choicesOf(schema) {
@@ -158,19 +154,7 @@ export class AnswerForm {
         input.rows = kind === "json" ? 4 : 3;
         if (kind === "json") input.spellcheck = false;
       } else {
-        input = document.createElement("input");
-        if (kind === "boolean") {
-          input.type = "checkbox";
-          input.checked = schema.default === true;
-        } else if (kind === "number" || kind === "integer") {
-          input.type = "number";
-          input.step = kind === "integer" ? "1" : "any";
-          if (schema.minimum != null) input.min = String(schema.minimum);
-          if (schema.maximum != null) input.max = String(schema.maximum);
-        } else {
-          input.type = "text";
-          if (schema.maxLength != null) input.maxLength = schema.maxLength;
-        }
+        input = plainInput(kind, schema);
       }
       if (kind !== "boolean" && kind !== "choice" && schema.default !== undefined && schema.default !== null) {
         input.value = kind === "json" ? JSON.stringify(schema.default) : kind === "lines" ? schema.default.join("\n") : String(schema.default);

@@ -7,6 +7,9 @@
  * files are sent to POST /api/uploads when the form is submitted, and their ids used.
  */
 
+import { plainInput, typeOf } from "./fields.js";
+import { humanize } from "./format.js";
+
 function enumOf(schema) {
   if (Array.isArray(schema.enum)) return { values: schema.enum, nullable: false };
   const variants = schema.anyOf || schema.oneOf;
@@ -20,7 +23,7 @@ function enumOf(schema) {
 function kindOf(schema, name) {
   if (name === "upload_ids") return "files";
   if (enumOf(schema)) return "enum";
-  const type = Array.isArray(schema.type) ? schema.type.find((t) => t !== "null") : schema.type;
+  const type = typeOf(schema);
   if (type === "number" || type === "integer" || type === "boolean" || type === "string") return type;
   const variants = schema.anyOf || schema.oneOf;
   if (Array.isArray(variants)) {
@@ -45,11 +48,6 @@ async function uploadFiles(files) {
     throw new Error("Upload: " + message);
   }
   return body.uploads.map((u) => u.id);
-}
-
-function humanize(name) {
-  const s = String(name).replace(/_/g, " ");
-  return s.charAt(0).toUpperCase() + s.slice(1);
 }
 
 export class InputForm {
@@ -136,22 +134,9 @@ export class InputForm {
       }
       if (schema.default != null) input.value = String(schema.default);
     } else {
-      input = document.createElement("input");
-      if (kind === "boolean") {
-        input.type = "checkbox";
-        input.checked = schema.default === true;
-      } else if (kind === "number" || kind === "integer") {
-        input.type = "number";
-        input.inputMode = kind === "integer" ? "numeric" : "decimal";
-        input.step = kind === "integer" ? "1" : "any";
-        if (schema.minimum != null) input.min = String(schema.minimum);
-        if (schema.maximum != null) input.max = String(schema.maximum);
-        if (schema.default != null) input.value = String(schema.default);
-      } else {
-        input.type = schema.format === "uri" ? "url" : "text";
-        if (schema.default != null) input.value = String(schema.default);
-        if (schema.maxLength != null) input.maxLength = schema.maxLength;
-      }
+      input = plainInput(kind, schema);
+      if (kind === "string" && schema.format === "uri") input.type = "url";
+      if (kind !== "boolean" && schema.default != null) input.value = String(schema.default);
     }
     input.id = id;
     input.name = name;
