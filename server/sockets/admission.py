@@ -8,8 +8,9 @@ and the error body where the server can send them.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import wraps
 from uuid import UUID
 
 from starlette import status
@@ -86,3 +87,18 @@ async def admitted(ws: WebSocket) -> AsyncIterator[UUID | None]:
                 services.sockets[owner_id] = left
             else:
                 del services.sockets[owner_id]
+
+
+def owned(
+    serve: Callable[[WebSocket, UUID], Awaitable[None]],
+) -> Callable[[WebSocket], Awaitable[None]]:
+    """A websocket endpoint that serves each admitted socket with its owner's id (a refused
+    one has had its answer at the handshake)."""
+
+    @wraps(serve)
+    async def endpoint(ws: WebSocket) -> None:
+        async with admitted(ws) as owner_id:
+            if owner_id is not None:
+                await serve(ws, owner_id)
+
+    return endpoint

@@ -18,7 +18,7 @@ from jobcast.errors import ApiError, Forbidden, NotFound, StorageUnavailable
 from jobcast.model import JobStatus, dumps
 from server.auth import caller_of
 from server.batches import batch_states, batch_view
-from server.sockets.admission import admitted, services_of
+from server.sockets.admission import owned, services_of
 from server.sockets.feed import FeedStream
 from server.sockets.jobs import WS_4404_NOT_FOUND
 from server.sockets.stream import Key, close, run_pair, send_error
@@ -66,13 +66,8 @@ class BatchStream(FeedStream):
         self.done = not self.open
 
 
-async def batch_socket(ws: WebSocket) -> None:
-    async with admitted(ws) as owner_id:
-        if owner_id is not None:
-            await _batch_socket(ws, owner_id)
-
-
-async def _batch_socket(ws: WebSocket, owner_id: UUID) -> None:
+@owned
+async def batch_socket(ws: WebSocket, owner_id: UUID) -> None:
     services = services_of(ws)
     try:
         if (await caller_of(ws)).scope is not None:

@@ -19,7 +19,7 @@ from jobcast.errors import BadRequest, StorageUnavailable
 from jobcast.model import MAX_TAG_CHARS, dumps
 from jobcast.schemas import unstorable
 from server.auth import caller_of
-from server.sockets.admission import admitted, services_of
+from server.sockets.admission import owned, services_of
 from server.sockets.scope import ScopeFilter, send_snapshot
 from server.sockets.stream import Key, Stream, close, run_pair, send_error
 from server.state import Services
@@ -61,13 +61,8 @@ class FeedStream(Stream):
         await self.send_text(RESYNC)
 
 
-async def owner_socket(ws: WebSocket) -> None:
-    async with admitted(ws) as owner_id:
-        if owner_id is not None:
-            await _owner_socket(ws, owner_id)
-
-
-async def _owner_socket(ws: WebSocket, owner_id: UUID) -> None:
+@owned
+async def owner_socket(ws: WebSocket, owner_id: UUID) -> None:
     services = services_of(ws)
     caller = await caller_of(ws)
     tag = ws.query_params.get("tag") or None

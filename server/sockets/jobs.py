@@ -20,7 +20,7 @@ from jobcast.bus import Live, SlowConsumer
 from jobcast.errors import BadRequest, NotFound, StorageUnavailable
 from jobcast.model import dumps
 from server.jobs import job_view
-from server.sockets.admission import admitted, services_of
+from server.sockets.admission import owned, services_of
 from server.sockets.stream import Key, Stream, close, run_pair, send_error
 from server.state import Services
 
@@ -73,13 +73,8 @@ class JobStream(Stream):
         await self.catch_up()
 
 
-async def job_socket(ws: WebSocket) -> None:
-    async with admitted(ws) as owner_id:
-        if owner_id is not None:
-            await _job_socket(ws, owner_id)
-
-
-async def _job_socket(ws: WebSocket, owner_id: UUID) -> None:
+@owned
+async def job_socket(ws: WebSocket, owner_id: UUID) -> None:
     services = services_of(ws)
     try:
         job_id = UUID(ws.path_params["job_id"])
