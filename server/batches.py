@@ -26,10 +26,10 @@ from jobcast.model import JobStatus, SubmitRequest, dumps
 from jobcast.queue import Queued
 from jobcast.store import BatchJob, BatchJobState
 from jobcast.webhooks import check_target
-from server.auth import Caller, caller_of, owner_of
-from server.job_access import check_access
+from server.auth import Caller, owner_of
+from server.job_access import check_about, check_access, check_submit_rate, timeout_of
 from server.openapi import endpoint, error_responses
-from server.params import body_model, json_body, services_of, validation_details
+from server.params import posted, services_of, validation_details
 from server.responses import model_response
 from server.state import Services
 
@@ -94,21 +94,12 @@ def _checked(services: Services, caller: Caller, index: int, raw: Any) -> BatchJ
     except ValidationError as exc:
         details = validation_details(exc)
         raise _at(index, InvalidInput(details[0]["message"], details=details)) from None
-    if (submit.subject is not None or submit.tenant is not None) and not caller.is_app:
-        raise Forbidden(f"jobs.{index}: subject and tenant are given with an app key")
     try:
+        check_about(submit, caller, settings.metadata_max_bytes)
         if submit.draft:
             raise InvalidInput(
                 "a batch's jobs are queued; submit drafts one at a time",
                 details=[{"field": "draft", "message": "not in a batch"}],
-            )
-        if (
-            submit.metadata is not None
-            and len(dumps(submit.metadata)) > settings.metadata_max_bytes
-        ):
-            raise InvalidInput(
-                f"metadata: at most {settings.metadata_max_bytes} bytes as JSON",
-                details=[{"field": "metadata", "message": "too large"}],
             )
         job_type = services.registry.get(submit.type)
         check_access(job_type, caller)
@@ -127,17 +118,14 @@ def _checked(services: Services, caller: Caller, index: int, raw: Any) -> BatchJ
                 "jobs with uploads are submitted one at a time",
                 details=[{"field": "input", "message": "uploads are not taken in a batch"}],
             )
-        timeout_s = submit.timeout_seconds or job_type.timeout_s
-        if timeout_s > job_type.timeout_s:
-            raise InvalidInput(
-                f"timeout_seconds: at most {job_type.timeout_s:g} for {job_type.name} jobs",
-                details=[{"field": "timeout_seconds", "message": "over the type's time limit"}],
-            )
+        timeout_s = timeout_of(job_type, submit)
         callback_url = str(submit.callback_url) if submit.callback_url else None
         if callback_url is not None:
             check_target(callback_url, settings.webhook_host_set)
     except InvalidInput as exc:
         raise _at(index, exc) from None
+    except Forbidden as exc:
+        raise Forbidden(f"jobs.{index}: {exc.message}") from None
     return BatchJob(
         job_type=job_type,
         params=params.model_dump(mode="json"),
@@ -163,12 +151,8 @@ def _checked(services: Services, caller: Caller, index: int, raw: Any) -> BatchJ
     tags=("batches",),
 )
 async def submit_batch(request: Request) -> Response:
-    services = services_of(request)
+    services, owner_id, caller, asked = await posted(request, BatchRequest)
     settings = services.settings
-    owner_id = await owner_of(request)
-    caller = await caller_of(request)
-    body = await json_body(request)
-    asked = body_model(BatchRequest, body)
     jobs = [_checked(services, caller, i, raw) for i, raw in enumerate(asked.jobs)]
     keys: dict[str, int] = {}
     for i, job in enumerate(jobs):
@@ -180,14 +164,7 @@ async def submit_batch(request: Request) -> Response:
                     details=[{"field": "idempotency_key", "message": "repeated in the batch"}],
                 ),
             )
-    if not caller.is_app:
-        await services.limiter.check(
-            "submit",
-            str(owner_id),
-            per_min=settings.submit_rate_per_min,
-            burst=settings.submit_burst,
-            what="submits",
-        )
+    await check_submit_rate(services, owner_id, caller.is_app)
     estimates: dict[str, float] = {}  # by type and input, the estimator reads history once
     for i, job in enumerate(jobs):
         key = f"{job.job_type.name}:{dumps(job.params).decode()}"

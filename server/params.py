@@ -19,6 +19,7 @@ from starlette.requests import Request
 from jobcast.errors import BadRequest, InvalidInput, NotFound
 from jobcast.model import MAX_NAME_CHARS, MAX_TAG_CHARS, JobStatus
 from jobcast.schemas import UNSTORABLE_TEXT, Text, unstorable
+from server.auth import Caller, caller_of, owner_of
 from server.state import Services
 
 Q = TypeVar("Q", bound=BaseModel)
@@ -133,6 +134,15 @@ def body_model(model: type[M], raw: Any) -> M:
         raise InvalidInput(
             f"{details[0]['field']}: {details[0]['message']}", details=details
         ) from None
+
+
+async def posted(request: Request, model: type[M]) -> tuple[Services, UUID, Caller, M]:
+    """A POST's services, owner and caller (Unauthorized first), and its JSON body as
+    ``model``."""
+    services = services_of(request)
+    owner_id = await owner_of(request)
+    caller = await caller_of(request)
+    return services, owner_id, caller, body_model(model, await json_body(request))
 
 
 def validation_details(exc: ValidationError) -> list[dict[str, str]]:

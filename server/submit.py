@@ -17,18 +17,24 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from jobcast import metrics
-from jobcast.errors import Conflict, Forbidden, InvalidInput, TooManyRequests
+from jobcast.errors import Conflict, InvalidInput, TooManyRequests
 from jobcast.logs import name_job
 from jobcast.model import JobStatus, SubmitRequest, dumps
 from jobcast.registry import JobType
 from jobcast.retry import RetryPolicy, install_default
 from jobcast.schemas import JobAccepted
 from jobcast.webhooks import check_target
-from server.auth import caller_of, owner_of
-from server.job_access import check_access, retry_policy_of
+from server.auth import caller_of
+from server.job_access import (
+    check_about,
+    check_access,
+    check_submit_rate,
+    retry_policy_of,
+    timeout_of,
+)
 from server.jobs import owned_job
 from server.openapi import endpoint, error_responses
-from server.params import body_model, json_body, services_of
+from server.params import posted
 from server.responses import model_response
 from server.state import Services
 
@@ -46,31 +52,15 @@ log = logging.getLogger(__name__)
     },
 )
 async def submit_job(request: Request) -> Response:
-    services = services_of(request)
+    services, owner_id, caller, submit = await posted(request, SubmitRequest)
     settings = services.settings
-    owner_id = await owner_of(request)
-    caller = await caller_of(request)
-    body = await json_body(request)
-    submit = body_model(SubmitRequest, body)
-    if (submit.subject is not None or submit.tenant is not None) and not caller.is_app:
-        raise Forbidden("subject and tenant are given with an app key, not an owner token")
-    if submit.metadata is not None and len(dumps(submit.metadata)) > settings.metadata_max_bytes:
-        raise InvalidInput(
-            f"metadata: at most {settings.metadata_max_bytes} bytes as JSON",
-            details=[{"field": "metadata", "message": "too large"}],
-        )
+    check_about(submit, caller, settings.metadata_max_bytes)
     job_type = services.registry.get(submit.type)
     check_access(job_type, caller)
     params = job_type.parse_input(submit.input)
     default_retry = install_default(settings.retry_base_s, settings.retry_max_s)
     retry = retry_policy_of(job_type, submit.retry, default_retry)
-    timeout_s = submit.timeout_seconds or job_type.timeout_s
-    if timeout_s > job_type.timeout_s:
-        raise InvalidInput(
-            f"timeout_seconds: at most {job_type.timeout_s:g} for {job_type.name} jobs, "
-            f"got {timeout_s:g}",
-            details=[{"field": "timeout_seconds", "message": "over the type's time limit"}],
-        )
+    timeout_s = timeout_of(job_type, submit)
     callback_url = str(submit.callback_url) if submit.callback_url else None
     if callback_url is not None:
         check_target(callback_url, settings.webhook_host_set)
@@ -179,14 +169,7 @@ async def _create(
     """
     settings = services.settings
     about = about or About()
-    if not app:
-        await services.limiter.check(
-            "submit",
-            str(owner_id),
-            per_min=settings.submit_rate_per_min,
-            burst=settings.submit_burst,
-            what="submits",
-        )
+    await check_submit_rate(services, owner_id, app)
     max_active = settings.app_key_max_active if app else settings.max_active_per_owner
     created = await services.store.create_job(
         owner_id=owner_id,
