@@ -9,44 +9,30 @@ import asyncpg
 
 from jobcast.model import Event, EventKind, Job, JobStatus, StepState, StepView
 
+# the columns of job_columns a Job takes as they are
+_AS_THEY_ARE = (
+    "id", "owner_id", "type", "input", "priority", "progress", "step", "message", "result",
+    "error", "attempts", "max_attempts", "seq", "estimated_s", "timeout_s", "parent_id",
+    "callback_url", "result_expired_at", "retry_of", "pause_requested", "run_at",
+    "created_at", "started_at", "finished_at"
+)  # fmt: skip
+# columns a statement may leave out: None in the Job then
+_IF_READ = ("input_request", "streams", "subject", "tenant")
+
 
 def job(row: asyncpg.Record) -> Job:
     """A job from a row of its columns (``job_columns``), with what else the row holds."""
+    given: dict[str, Any] = {name: row[name] for name in _AS_THEY_ARE}
+    given.update((name, row.get(name)) for name in _IF_READ)
+    children, deliveries = row.get("children"), row.get("deliveries")
     return Job(
-        id=row["id"],
-        owner_id=row["owner_id"],
-        type=row["type"],
-        input=row["input"],
+        **given,
         status=JobStatus(row["status"]),
-        priority=row["priority"],
-        progress=row["progress"],
-        step=row["step"],
-        message=row["message"],
-        result=row["result"],
-        error=row["error"],
-        attempts=row["attempts"],
-        max_attempts=row["max_attempts"],
-        seq=row["seq"],
-        estimated_s=row["estimated_s"],
-        timeout_s=row["timeout_s"],
-        parent_id=row["parent_id"],
-        callback_url=row["callback_url"],
-        result_expired_at=row["result_expired_at"],
-        retry_of=row["retry_of"],
-        pause_requested=row["pause_requested"],
-        input_request=row["input_request"] if "input_request" in row.keys() else None,
         metadata=row["metadata"] if "metadata" in row.keys() else {},
-        streams=row["streams"] if "streams" in row.keys() else None,
-        subject=row["subject"] if "subject" in row.keys() else None,
-        tenant=row["tenant"] if "tenant" in row.keys() else None,
-        tags=tuple(row["tags"] or ()) if "tags" in row.keys() else (),
-        run_at=row["run_at"],
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        steps=steps(row["steps"]) if "steps" in row.keys() else (),
-        children=tuple(row["children"]) if "children" in row.keys() else None,
-        deliveries=tuple(row["deliveries"]) if "deliveries" in row.keys() else None,
+        tags=tuple(row.get("tags") or ()),
+        steps=steps(row.get("steps")),
+        children=None if children is None else tuple(children),
+        deliveries=None if deliveries is None else tuple(deliveries),
     )
 
 
