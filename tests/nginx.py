@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
-import subprocess
-import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
-from jobcast.endpoints import free_port
 from jobcast.settings import ROOT
+from tests.daemon import Daemon
 
 _BINARY = shutil.which("nginx") or "/usr/sbin/nginx"
 _TEMPS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
@@ -38,15 +34,13 @@ def location_lines(block: str) -> list[str]:
     return [line for line in lines if line and not line.startswith("proxy_pass")]
 
 
-class Nginx:
+class Nginx(Daemon):
     """docs/deploy.md's nginx in front of ``web_ports``."""
 
     def __init__(self, web_ports: list[int]) -> None:
         if not Path(_BINARY).exists():
             pytest.skip("nginx is not installed: `make test` installs it as root (apt-get)")
-        self.port = free_port()
-        self.dir = Path(tempfile.mkdtemp(prefix="jobcast-nginx-"))
-        self.dir.chmod(0o755)
+        super().__init__("nginx")
         (self.dir / "html").mkdir()
         for name in _TEMPS:
             (self.dir / name).mkdir(mode=0o777)
@@ -73,7 +67,6 @@ class Nginx:
             "http {\n"
             f"    access_log {self.dir / 'access.log'};\n{temps}{block}\n}}\n"
         )
-        self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -85,31 +78,7 @@ class Nginx:
     def start(self) -> None:
         command = [_BINARY, "-p", str(self.dir), "-e", str(self.dir / "error.log")]
         command += ["-c", str(self.dir / "nginx.conf")]
-        with open(self.dir / "stderr.log", "ab") as out:
-            self.proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while not _accepts(self.port):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"nginx did not start:\n{self.log('error.log')}")
-            time.sleep(0.05)
+        self.launch(command, "stderr.log", "error.log")
 
     def log(self, name: str = "access.log") -> str:
-        path = self.dir / name
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def _accepts(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+        return super().log(name)

@@ -10,15 +10,12 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import subprocess
-import tempfile
-import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from jobcast.endpoints import free_port
+from tests.daemon import Daemon
 
 _BINARY = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
 
@@ -29,16 +26,14 @@ def pgbouncer_or_skip() -> str:
     return _BINARY
 
 
-class PgBouncer:
+class PgBouncer(Daemon):
     """One pgbouncer process, pooling every database of ``dsn``'s server."""
 
     def __init__(self, dsn: str, *, pool_size: int = 20) -> None:
         self.binary = pgbouncer_or_skip()
+        super().__init__("pgbouncer")
         parts = urlsplit(dsn)
         self.upstream = parts
-        self.port = free_port()
-        self.dir = Path(tempfile.mkdtemp(prefix="jobcast-pgbouncer-"))
-        self.dir.chmod(0o755)  # read by the unprivileged user it runs as
         user = parts.username or "postgres"
         (self.dir / "userlist.txt").write_text(f'"{user}" ""\n')
         (self.dir / "pgbouncer.ini").write_text(
@@ -58,7 +53,6 @@ class PgBouncer:
         )
         for path in self.dir.iterdir():
             path.chmod(0o644)
-        self.proc: subprocess.Popen[bytes] | None = None
 
     def url(self, dsn: str) -> str:
         """``dsn`` (a database on the upstream server) reached through this pgbouncer."""
@@ -71,28 +65,10 @@ class PgBouncer:
         if os.geteuid() == 0:
             command += ["-u", _unprivileged_user()]
         command.append(str(self.dir / "pgbouncer.ini"))
-        with open(self.dir / "pgbouncer.log", "ab") as log:
-            self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while not _accepts(self.port):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"pgbouncer did not start:\n{self.log()[-2000:]}")
-            time.sleep(0.05)
+        self.launch(command, "pgbouncer.log", "pgbouncer.log")
 
-    def log(self) -> str:
-        path = self.dir / "pgbouncer.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
-        shutil.rmtree(self.dir, ignore_errors=True)
+    def log(self, name: str = "pgbouncer.log") -> str:
+        return super().log(name)
 
 
 def _unprivileged_user() -> str:
@@ -103,11 +79,3 @@ def _unprivileged_user() -> str:
             continue
         return name
     raise AssertionError("no unprivileged user to run pgbouncer as")
-
-
-def _accepts(port: int) -> bool:
-    import socket
-
-    with socket.socket() as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
