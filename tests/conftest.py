@@ -15,6 +15,7 @@ import pytest
 from jobcast.endpoints import Endpoints, provide
 from jobcast.settings import load_settings
 from jobcast.store import apply_schema
+from tests.silent_rig import MakeRig, rigs
 from tests.support import ARTIFACTS, Stack, create_database, drop_database, launch
 
 # The suite picks its own prefixes, ports and databases: settings from the caller's shell
@@ -74,3 +75,13 @@ async def stack(
 def artifacts() -> Iterator[str]:
     ARTIFACTS.mkdir(exist_ok=True)
     yield str(ARTIFACTS)
+
+
+@pytest.fixture
+async def make_rig(
+    endpoints: Endpoints, new_database: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[MakeRig]:
+    async with rigs(
+        endpoints.redis_url, new_database, lambda: tmp_path_factory.mktemp("silent")
+    ) as make:
+        yield make

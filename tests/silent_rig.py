@@ -50,6 +50,9 @@ class Rig:
     database_url: str  # direct, not through the proxy
 
 
+MakeRig = Callable[..., Awaitable[Rig]]  # make_rig(link, **env), the fixture in conftest
+
+
 def start_worker(stack: Stack, name: str, **env: str) -> None:
     with open(stack.log_dir / f"{name}.log", "ab") as log:
         stack.procs[name] = subprocess.Popen(
@@ -59,6 +62,17 @@ def start_worker(stack: Stack, name: str, **env: str) -> None:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+
+
+async def second_worker(rig: Rig) -> None:
+    """Start ``worker-1`` beside the rig's, on healthy links, and wait until it is ready."""
+    stack = rig.stack
+    start_worker(stack, "worker-1", DATABASE_URL=rig.database_url, REDIS_URL=stack.redis_url)
+
+    async def ready() -> bool:
+        return "worker ready" in stack.logs("worker-1")
+
+    await eventually(ready, timeout_s=30, what="the second worker ready")
 
 
 @asynccontextmanager

@@ -12,40 +12,21 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import pytest
-
-from jobcast.endpoints import Endpoints
-from tests.conftest import DatabaseFactory
 from tests.silent_rig import (
-    Rig,
+    MakeRig,
     all_running,
     assert_done_once,
     job_of,
     readyz,
     report,
-    rigs,
-    start_worker,
+    second_worker,
     stored_events,
     wait_status,
     watch_jobs,
 )
 from tests.support import eventually, submit
-
-MakeRig = Callable[..., Awaitable[Rig]]
-
-
-@pytest.fixture
-async def make_rig(
-    endpoints: Endpoints, new_database: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[MakeRig]:
-    async with rigs(
-        endpoints.redis_url, new_database, lambda: tmp_path_factory.mktemp("silent")
-    ) as make:
-        yield make
-
 
 # the worker's Postgres
 
@@ -58,12 +39,7 @@ async def test_worker_postgres_silent_its_jobs_are_taken_over_and_complete_once(
     token = await stack.owner()
     # a second worker, on a healthy link, to take the jobs over: started now (a process
     # takes seconds to start), and stopped while the jobs go to the first one
-    start_worker(stack, "worker-1", DATABASE_URL=rig.database_url, REDIS_URL=stack.redis_url)
-
-    async def second_ready() -> bool:
-        return "worker ready" in stack.logs("worker-1")
-
-    await eventually(second_ready, timeout_s=30, what="the second worker ready")
+    await second_worker(rig)
     stack.procs["worker-1"].send_signal(signal.SIGSTOP)
     async with stack.client(token) as client:
         ids, watchers, tasks = await watch_jobs(stack, client, token, 3, 8.0)
@@ -218,12 +194,7 @@ async def test_worker_postgres_silent_it_hands_new_jobs_straight_back(make_rig: 
     rig = await make_rig("worker-postgres")
     stack = rig.stack
     token = await stack.owner()
-    start_worker(stack, "worker-1", DATABASE_URL=rig.database_url, REDIS_URL=stack.redis_url)
-
-    async def second_ready() -> bool:
-        return "worker ready" in stack.logs("worker-1")
-
-    await eventually(second_ready, timeout_s=30, what="the second worker ready")
+    await second_worker(rig)
     rig.proxy.silence()
 
     async def noticed() -> bool:

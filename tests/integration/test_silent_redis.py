@@ -1,50 +1,29 @@
 """Silent links to Redis: one connection stops answering, without closing, mid-job.
 
-A ``SilentProxy`` stands in front of one link while jobs run and browsers watch; the
-rest of the service talks to Postgres and Redis directly. For every link: no job is
-lost, none completes twice, and every watcher gets every event, in order, without a
-gap. Each test prints what it measured (how long until the service noticed, what a
-watcher saw meanwhile): docs/reliability.md quotes them.
+The rig and the promises are test_silent_postgres.py's, for the links to Redis; each
+test prints what it measured, for docs/reliability.md.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
-import pytest
 
-from jobcast.endpoints import Endpoints
-from tests.conftest import DatabaseFactory
 from tests.silent_rig import (
-    Rig,
+    MakeRig,
     assert_done_once,
     job_of,
     metric,
     readyz,
     report,
-    rigs,
     run_time_s,
     stored_events,
     wait_status,
     watch_jobs,
 )
 from tests.support import eventually, submit
-
-MakeRig = Callable[..., Awaitable[Rig]]
-
-
-@pytest.fixture
-async def make_rig(
-    endpoints: Endpoints, new_database: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[MakeRig]:
-    async with rigs(
-        endpoints.redis_url, new_database, lambda: tmp_path_factory.mktemp("silent")
-    ) as make:
-        yield make
-
 
 # the worker's Redis
 
