@@ -47,8 +47,12 @@ tools:
 browser: tools
 
 ## make test: the whole suite against real Postgres and Redis (found or started), but
-## the install tests (make test-install: each extra in a fresh venv, a minute or more)
-PYTEST_ARGS ?= -m "not install"
+## the install tests (make test-install: each extra in a fresh venv, a minute or more).
+## In TEST_WORKERS processes (pytest-xdist): most of a test's time is processes starting
+## and waiting, so more workers than cores pay; each module runs whole on one worker
+## (loadgroup, tests/conftest.py), so its stack is launched once. TEST_WORKERS=0: serial.
+TEST_WORKERS ?= 4
+PYTEST_ARGS ?= -m "not install" -n $(TEST_WORKERS) --dist loadgroup
 test: install tools
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -74,7 +78,7 @@ test-matrix: install
 	      && $(VENV)/bin/uv pip install -q --python $$venv/bin/python --no-deps -e '.[dev]' \
 	      && touch $$venv/.installed || exit 1; fi; \
 	  echo "== Python $$v: unit suite"; \
-	  $$venv/bin/python -m pytest -q -p no:cacheprovider tests/unit || exit 1; \
+	  $$venv/bin/python -m pytest -q -p no:cacheprovider -n auto tests/unit || exit 1; \
 	done
 
 clean:

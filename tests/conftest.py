@@ -2,6 +2,12 @@
 
 A template database is built once from schema.sql; each test module that needs
 a database clones its own from it.
+
+The suite runs in parallel (``make test``: pytest-xdist, ``--dist loadgroup``): each
+module is a group that one worker runs whole, so a module's stack is launched once; a
+test marked ``xdist_group("name")`` runs with the others of that name. Every worker
+has its own template database, databases, Redis prefixes, ports (from the OS) and, where
+no server answers, its own embedded Postgres and Redis.
 """
 
 from __future__ import annotations
@@ -24,9 +30,21 @@ for _key in [k for k in os.environ if k.startswith("JOBCAST_") and k != "JOBCAST
     del os.environ[_key]
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test with no xdist_group of its own is in its module's (before xdist reads them)."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+
+
 @pytest.fixture(scope="session")
 def endpoints() -> Iterator[Endpoints]:
-    with provide(load_settings()) as found:
+    settings = load_settings()
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:  # embedded servers, where they are needed, one per worker
+        settings = settings.model_copy(update={"data_dir": settings.data_dir / worker})
+    with provide(settings) as found:
         yield found
 
 

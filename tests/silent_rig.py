@@ -28,7 +28,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from jobcast.settings import ROOT
 from tests.chaos import chaos_env
 from tests.silent import SilentProxy
-from tests.support import Stack, eventually, launch, submit
+from tests.support import READY_S, Stack, eventually, launch, submit
 
 # short deadlines, so that a silent link is noticed in about a second
 LINK_ENV = {
@@ -72,7 +72,7 @@ async def second_worker(rig: Rig) -> None:
     async def ready() -> bool:
         return "worker ready" in stack.logs("worker-1")
 
-    await eventually(ready, timeout_s=30, what="the second worker ready")
+    await eventually(ready, timeout_s=READY_S, what="the second worker ready")
 
 
 @asynccontextmanager

@@ -23,6 +23,9 @@ from jobcast.settings import ROOT
 
 T = TypeVar("T")
 ARTIFACTS = ROOT / "test-artifacts"
+PORT_TAKEN = "address already in use"  # what a web process says when its port is taken
+# a process starts in about a second on an idle machine, in tens of seconds on a loaded one
+READY_S = 90.0
 
 
 def with_database(dsn: str, name: str) -> str:
@@ -103,7 +106,7 @@ class Stack:
         path = self.log_dir / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    async def wait_ready(self, timeout_s: float = 30.0) -> None:
+    async def wait_ready(self, timeout_s: float = READY_S) -> None:
         async with httpx.AsyncClient(base_url=self.base_url) as client:
 
             async def ready() -> bool:
@@ -162,27 +165,34 @@ def stack_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str]
 async def launch(
     database_url: str, redis_url: str, log_dir: Path, *, workers: int = 1, **env: str
 ) -> Stack:
-    """Start a web process and workers on this database and Redis; ready when it returns."""
+    """Start a web process and workers on this database and Redis; ready when it returns.
+
+    The web port comes from the OS, free when asked; a process of a parallel test that
+    takes it before the web process binds it makes the launch start again on another."""
     metrics_dir = log_dir / "metrics"
     metrics_dir.mkdir(exist_ok=True)
     env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
-    stack = Stack(
-        base_url="",
-        database_url=database_url,
-        redis_url=redis_url,
-        env=stack_env(database_url, redis_url, **env),
-        log_dir=log_dir,
-    )
-    stack.base_url = f"http://127.0.0.1:{stack.env['PORT']}"
-    stack.start("web")
-    for i in range(workers):
-        stack.start(f"worker-{i}")
-    try:
-        await stack.wait_ready()
-    except BaseException:
-        stack.close()
-        raise
-    return stack
+    for attempt in range(3):
+        stack = Stack(
+            base_url="",
+            database_url=database_url,
+            redis_url=redis_url,
+            env=stack_env(database_url, redis_url, **env),
+            log_dir=log_dir,
+        )
+        stack.base_url = f"http://127.0.0.1:{stack.env['PORT']}"
+        stack.start("web")
+        for i in range(workers):
+            stack.start(f"worker-{i}")
+        try:
+            await stack.wait_ready()
+        except BaseException:
+            stack.close()
+            if attempt < 2 and PORT_TAKEN in stack.logs("web"):
+                continue
+            raise
+        return stack
+    raise AssertionError("unreachable")
 
 
 async def create_database(admin_dsn: str, name: str, template: str | None = None) -> str:

@@ -8,6 +8,7 @@ CSP that refuses inline scripts: contexts for axe are opened with ``bypass_csp``
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 import subprocess
 import tarfile
@@ -27,27 +28,37 @@ TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]
 
 
 def axe_source() -> str:
-    """The text of axe.min.js, packed from npm the first time."""
+    """The text of axe.min.js, packed from npm the first time (by one process at a time:
+    the suite's parallel workers wait on a lock while one of them packs it)."""
     if not AXE_JS.exists():
-        npm = shutil.which("npm")
-        if npm is None:
-            pytest.skip("axe-core needs npm to fetch it (apt-get install npm); not found")
         AXE_DIR.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run(
-            [npm, "pack", f"axe-core@{AXE_VERSION}", "--pack-destination", str(AXE_DIR)],
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
-        tarball = AXE_DIR / f"axe-core-{AXE_VERSION}.tgz"
-        if done.returncode != 0 or not tarball.exists():
-            pytest.skip(f"npm pack axe-core@{AXE_VERSION} failed: {done.stderr.strip()[-500:]}")
-        with tarfile.open(tarball) as packed:
-            member = packed.extractfile("package/axe.min.js")
-            assert member is not None
-            AXE_JS.parent.mkdir(parents=True, exist_ok=True)
-            AXE_JS.write_bytes(member.read())
+        with open(AXE_DIR / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not AXE_JS.exists():
+                _pack()
     return AXE_JS.read_text()
+
+
+def _pack() -> None:
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.skip("axe-core needs npm to fetch it (apt-get install npm); not found")
+    done = subprocess.run(
+        [npm, "pack", f"axe-core@{AXE_VERSION}", "--pack-destination", str(AXE_DIR)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    tarball = AXE_DIR / f"axe-core-{AXE_VERSION}.tgz"
+    if done.returncode != 0 or not tarball.exists():
+        pytest.skip(f"npm pack axe-core@{AXE_VERSION} failed: {done.stderr.strip()[-500:]}")
+    with tarfile.open(tarball) as packed:
+        member = packed.extractfile("package/axe.min.js")
+        assert member is not None
+        AXE_JS.parent.mkdir(parents=True, exist_ok=True)
+        partial = AXE_JS.with_suffix(".part")  # renamed whole: a reader never sees half
+        partial.write_bytes(member.read())
+        partial.replace(AXE_JS)
 
 
 async def violations(page: Page, *, include: list[str] | None = None) -> list[dict[str, Any]]:

@@ -89,6 +89,7 @@ def test_an_expired_token_is_its_own_refusal() -> None:
         (token(headers={"typ": "JWT"}, sub="u"), "kid"),
         ("eyJ" + "a" * 9000 + ".b.c", "at most"),
     ],
+    ids=["alg-none", "hs384", "no-kid", "too-long"],  # the same on every xdist worker
 )
 def test_only_hs256_tokens_naming_their_key_are_read(raw: str, says: str) -> None:
     with pytest.raises(Unauthorized) as refused:
