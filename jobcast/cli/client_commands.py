@@ -85,10 +85,12 @@ def submit(
             idempotency_key=key,
             draft=draft or None,
         )
+        page = ctx.obj.page_of(submitted.id)
         if not watch:
             typer.echo(submitted.id)
+            note(f"its page: {page}")
             return
-        note(f"job {submitted.id} submitted")
+        note(f"job {submitted.id} submitted; its page: {page}")
         raise typer.Exit(follow(client, submitted.id))
 
 
@@ -171,6 +173,7 @@ def show(
     facts = Table.grid(padding=(0, 2))
     rows: list[tuple[str, str]] = [
         ("id", job.id),
+        ("page", escape(ctx.obj.page_of(job.id))),
         ("type", escape(job.type)),
         ("status", status_text(job.status)),
         ("progress", f"{job.progress:.0f}%"),

@@ -157,6 +157,24 @@ def test_jobs_show_cancel_and_watch_of_a_cancelled_job(stack: Stack, config_home
     )
 
 
+def test_submit_and_show_print_the_job_page(stack: Stack, config_home: Path) -> None:
+    submitted = jobcast(stack, config_home, "submit", "demo", "--delay", "600")
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = submitted.stdout.strip()  # stdout stays the id alone, for scripts
+    page = f"{stack.base_url}/jobs/{job_id}"
+    assert f"its page: {page}" in submitted.stderr
+    served = httpx.get(page, timeout=10)
+    assert served.status_code == 200 and "text/html" in served.headers["content-type"]
+
+    shown = jobcast(stack, config_home, "show", job_id)
+    assert shown.returncode == 0 and page in shown.stdout
+    public = "https://jobs.example.com/"
+    behind = jobcast(stack, config_home, "show", job_id, JOBCAST_PUBLIC_URL=public)
+    assert f"https://jobs.example.com/jobs/{job_id}" in behind.stdout, behind.stdout
+    flag = jobcast(stack, config_home, "--public-url", "http://proxy:8080", "submit", "noop", "-w")
+    assert flag.returncode == 0 and "its page: http://proxy:8080/jobs/" in flag.stderr, flag.stderr
+
+
 def test_unknown_job_and_unknown_type_are_refused_with_4(stack: Stack, config_home: Path) -> None:
     unknown_id = str(uuid.uuid4())
     missing = jobcast(stack, config_home, "show", unknown_id)
