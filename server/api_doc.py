@@ -70,7 +70,9 @@ def model_table(doc: dict[str, Any], name: str) -> str:
     if name not in bodies(doc):  # an answer: every field is always there, maybe null
         lines = ["| field | type | what |", "|---|---|---|"]
         for field, spec in schema.get("properties", {}).items():
-            lines.append(f"| `{field}` | {_cell(type_of(spec))} | {_cell(spec.get('description', ''))} |")
+            lines.append(
+                f"| `{field}` | {_cell(type_of(spec))} | {_cell(spec.get('description', ''))} |"
+            )
         return "\n".join(lines) + "\n"
     required = set(schema.get("required", ()))
     lines = ["| field | type | required | what |", "|---|---|---|---|"]
@@ -135,7 +137,9 @@ def calls_table(doc: dict[str, Any]) -> str:
 def render(text: str, doc: dict[str, Any] | None = None) -> str:
     """The page with every marked table written afresh."""
     doc = doc or document()
-    tabled = {m.group(2).split()[1] for m in _BLOCK.finditer(text) if m.group(2).startswith("model ")}
+    tabled = {
+        m.group(2).split()[1] for m in _BLOCK.finditer(text) if m.group(2).startswith("model ")
+    }
 
     def table(match: re.Match[str]) -> str:
         what = match.group(2).split()
