@@ -16,18 +16,16 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
-from jobcast.endpoints import Endpoints
 from jobcast.model import SubmitRequest
 from jobcast.settings import ROOT, load_settings
 from jobcast.store import Store
 from tests.doc_snippets import Snippet, every_snippet
-from tests.support import Stack, eventually, launch
+from tests.support import Stack, eventually
 
 SNIPPETS = every_snippet()
 DOC_PORT = "8000"  # the port the docs' examples name
@@ -38,21 +36,6 @@ SALES_CSV = "month,units,revenue\n" + "".join(
 
 def ids(snippet: Snippet) -> str:
     return snippet.where
-
-
-@pytest.fixture(scope="module")
-async def stack(
-    endpoints: Endpoints,
-    new_database: Callable[[], Awaitable[str]],
-    tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[Stack]:
-    running = await launch(
-        await new_database(), endpoints.redis_url, tmp_path_factory.mktemp("docs")
-    )
-    try:
-        yield running
-    finally:
-        running.close()
 
 
 @pytest.fixture(scope="module")
@@ -139,14 +122,14 @@ def on_stack(code: str, stack: Stack) -> str:
 
 
 def run_bash(script: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return run(["bash", "-euo", "pipefail", "-c", script], env, cwd)
+
+
+def run(
+    command: list[str], env: dict[str, str], cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", script],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
+        command, env=env, cwd=cwd, capture_output=True, text=True, timeout=180, check=False
     )
 
 
@@ -216,15 +199,7 @@ async def run_python(
         SIGNING_SECRET=app_key[1],
         PYTHONPATH=str(ROOT),
     )
-    done = subprocess.run(
-        [sys.executable, "-c", as_script(code)],
-        env=env,
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    done = run([sys.executable, "-c", as_script(code)], env, workdir)
     assert done.returncode == 0, f"{snippet.where}:\n{done.stdout}\n{done.stderr}"
 
 
@@ -248,19 +223,9 @@ async def run_js(snippet: Snippet, stack: Stack, app_key: tuple[str, str, str]) 
             "/api/tokens", json={"jobs": [job_id], "can": ["read"], "expires_in": 600}
         )
         assert minted.status_code == 201, minted.text
-    done = subprocess.run(
-        [
-            "node",
-            "--experimental-websocket",
-            "-e",
-            NODE_PRELUDE + on_stack(snippet.code, stack) + NODE_EPILOGUE,
-        ],
-        env={**os.environ, "JOB_ID": job_id, "BROWSER_TOKEN": minted.json()["token"]},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    script = NODE_PRELUDE + on_stack(snippet.code, stack) + NODE_EPILOGUE
+    env = {**os.environ, "JOB_ID": job_id, "BROWSER_TOKEN": minted.json()["token"]}
+    done = run(["node", "--experimental-websocket", "-e", script], env)
     assert done.returncode == 0, f"{snippet.where}:\n{done.stdout}\n{done.stderr}"
 
 

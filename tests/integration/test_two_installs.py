@@ -10,30 +10,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
-from jobcast.endpoints import Endpoints
 from jobcast.settings import ROOT
-from tests.support import Stack, eventually, launch, prefix_for, stack_env
-
-
-@pytest.fixture(scope="module")
-async def stack(
-    endpoints: Endpoints,
-    new_database: Callable[[], Awaitable[str]],
-    tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[Stack]:
-    running = await launch(
-        await new_database(), endpoints.redis_url, tmp_path_factory.mktemp("install")
-    )
-    try:
-        yield running
-    finally:
-        running.close()
+from tests.support import Stack, eventually, prefix_for, stack_env
 
 
 def run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
