@@ -85,7 +85,7 @@ def submit(
             idempotency_key=key,
             draft=draft or None,
         )
-        page = ctx.obj.page_of(submitted.id)
+        page = ctx.obj.link_to(client, submitted.id)
         if not watch:
             typer.echo(submitted.id)
             note(f"its page: {page}")
@@ -166,6 +166,7 @@ def show(
     """Show one job: its status, steps, and result or error."""
     with owner_client(ctx, job_id) as client:
         job = client.get(job_id)
+        page = ctx.obj.link_to(client, job.id) if not as_json else ""
     if as_json:
         stdout().print_json(data=job.model_dump(mode="json"))
         return
@@ -173,7 +174,7 @@ def show(
     facts = Table.grid(padding=(0, 2))
     rows: list[tuple[str, str]] = [
         ("id", job.id),
-        ("page", escape(ctx.obj.page_of(job.id))),
+        ("page", escape(page)),
         ("type", escape(job.type)),
         ("status", status_text(job.status)),
         ("progress", f"{job.progress:.0f}%"),
