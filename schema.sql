@@ -463,3 +463,16 @@ CREATE TABLE IF NOT EXISTS job_retries (
     policy      jsonb,
     once_spent  text[] NOT NULL DEFAULT '{}'
 );
+
+-- The install this database belongs to: one row, written by the first web or worker
+-- process to start, naming the Redis prefix (JOBCAST_REDIS_PREFIX) its queue and
+-- channels live under. A process of another install (another prefix) pointed at this
+-- database refuses to start: two installs on one database would take each other's
+-- jobs for lost and queue them again on their own Redis (docs/deploy.md).
+CREATE TABLE IF NOT EXISTS install (
+    only_row      boolean PRIMARY KEY DEFAULT true,
+    redis_prefix  text NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    -- one install per database: the row cannot be doubled
+    CONSTRAINT install_one_row CHECK (only_row)
+);

@@ -19,6 +19,13 @@ class ConfigError(JobcastError):
     """A setting is missing or wrong: fix the environment key the message names."""
 
 
+class OtherInstall(ConfigError):
+    """The database belongs to another install (another ``JOBCAST_REDIS_PREFIX``): give
+    each install its own database, or this process the prefix of the install it is part
+    of; an install that moved to a new prefix says so once with
+    ``jobcast migrate --redis-prefix-moved``."""
+
+
 class ServiceUnavailable(JobcastError):
     """Postgres or Redis does not answer at the URL named: start it or fix the URL."""
 

@@ -1123,3 +1123,25 @@ WITH old AS (
     WHERE NOT ($2 = ANY (job_retries.once_spent))
 )
 SELECT COALESCE((SELECT spent FROM old), false) AS spent
+
+-- install
+
+-- name: claim_install
+-- The Redis prefix of the install this database belongs to: $1 (the caller's prefix)
+-- when it is the first to ask, else the one recorded by the first. One statement, so
+-- two processes starting together record one prefix.
+WITH claimed AS (
+    INSERT INTO install (redis_prefix) VALUES ($1)
+    ON CONFLICT (only_row) DO NOTHING
+    RETURNING redis_prefix
+)
+SELECT redis_prefix FROM claimed
+UNION ALL
+SELECT redis_prefix FROM install
+LIMIT 1
+
+-- name: move_install
+-- The install moves to another Redis prefix (jobcast migrate --redis-prefix-moved).
+-- $1 the new prefix
+INSERT INTO install (redis_prefix) VALUES ($1)
+ON CONFLICT (only_row) DO UPDATE SET redis_prefix = EXCLUDED.redis_prefix

@@ -55,14 +55,14 @@ class Model(BaseModel):
 
 
 class ErrorDetail(Model):
-    field: str
+    field: str = Field(description="The field at fault, dotted: input.duration, jobs.2.type.")
     message: str
 
 
 class ErrorInfo(Model):
     code: str = Field(description="Machine-readable: bad_request, unauthorized, not_found, ...")
     message: str = Field(description="Readable; quotes the offending value or field.")
-    details: list[ErrorDetail] | None = None
+    details: list[ErrorDetail] | None = Field(None, description="The fields at fault (a 422).")
 
 
 class ErrorBody(Model):
@@ -75,13 +75,15 @@ class SessionCreated(Model):
 
 
 class StepOut(Model):
-    name: str
-    title: str
-    weight: float
-    status: Literal["waiting", "running", "completed", "failed", "cancelled"]
+    name: str = Field(description="As the job type declares it (run-time steps: parent.n).")
+    title: str = Field(description="What people see.")
+    weight: float = Field(description="Its share of the job's progress, relative to the others.")
+    status: Literal["waiting", "running", "completed", "failed", "cancelled"] = Field(
+        description="A step still open when its job ends is closed with it (cancelled, failed)."
+    )
     started_at: datetime | None
     finished_at: datetime | None
-    duration_ms: int | None
+    duration_ms: int | None = Field(description="Once it ended: how long it ran.")
     estimate_s: float | None = Field(None, description="Expected seconds for the whole step.")
     attempts: int = Field(0, description="Times the step was started, over all attempts.")
     checkpointed: bool = Field(
@@ -103,11 +105,13 @@ class StepOut(Model):
 
 
 class JobErrorOut(Model):
+    """Why a job failed (or why its last attempt did): readable, never a traceback."""
+
     model_config = ConfigDict(frozen=True, extra="allow")
 
-    type: str
-    category: str
-    message: str
+    type: str = Field(description="The exception's class name, e.g. ConnectError.")
+    category: str = Field(description="transient, permanent or unknown: whether it is retried.")
+    message: str = Field(description="Readable; says where and what went wrong.")
 
 
 class ChildOut(Model):
@@ -131,35 +135,47 @@ class WebhookOut(Model):
 
 
 class JobOut(Model):
+    """A job as it stands: ``GET /api/jobs/{id}``, lists, and the websocket's snapshot."""
+
     id: str
-    type: str
+    type: str = Field(description="Its job type.")
     status: JobStatusName
-    progress: float = Field(ge=0, le=100)
-    step: str | None
-    message: str | None
+    progress: float = Field(
+        ge=0, le=100, description="Percent, the weighted sum of its steps'; never goes back."
+    )
+    step: str | None = Field(description="The step running now, or the last one.")
+    message: str | None = Field(description="The last message its code gave.")
     steps: list[StepOut]
-    result: Any = None
-    error: JobErrorOut | None
-    attempts: int
-    max_attempts: int
+    result: Any = Field(None, description="Once completed: what its code returned.")
+    error: JobErrorOut | None = Field(description="Once failed, or while waiting for a retry.")
+    attempts: int = Field(description="Attempts started so far.")
+    max_attempts: int = Field(description="Attempts before it fails.")
     seq: int = Field(description="The seq of the job's last event.")
-    priority: int
-    input: dict[str, Any]
-    estimated_seconds: float | None
-    timeout_seconds: float
-    run_at: datetime
+    priority: int = Field(description="-10 to 10; higher runs first.")
+    input: dict[str, Any] = Field(description="As submitted, checked by its type.")
+    estimated_seconds: float | None = Field(description="At submit: the seconds it should take.")
+    timeout_seconds: float = Field(description="Seconds one attempt may take.")
+    run_at: datetime = Field(description="When it runs (or ran) at the earliest.")
     created_at: datetime
     started_at: datetime | None
-    finished_at: datetime | None
-    parent_id: str | None = None
+    finished_at: datetime | None = Field(description="Null until completed, failed or cancelled.")
+    parent_id: str | None = Field(None, description="The job whose code spawned this one.")
     children: list[ChildOut] | None = Field(
         None, description="Jobs this one spawned (in the view of one job; null in lists)."
     )
-    result_expired_at: datetime | None = None
-    webhook: WebhookOut | None = None
-    retry_of: str | None = None
+    result_expired_at: datetime | None = Field(
+        None, description="When its result was dropped (the type's result_ttl_s passed)."
+    )
+    webhook: WebhookOut | None = Field(
+        None, description="With a callback_url: the URL and each delivery's attempt and outcome."
+    )
+    retry_of: str | None = Field(
+        None, description="The job this one retries (POST /api/jobs/{id}/retry), else null."
+    )
     eta_seconds: float | None = Field(
-        None, description="Seconds left, from this type's history; null once final."
+        None,
+        description="Seconds left, from this type's history (before any, its steps' "
+        "declared estimates); null once final.",
     )
     input_request: dict[str, Any] | None = Field(
         None,
@@ -270,11 +286,13 @@ class JobList(Model):
 
 
 class JobAccepted(Model):
+    """The answer to a submit (and to a retry): where to follow the job."""
+
     id: str
-    status: JobStatusName
-    status_url: str
-    ws_url: str
-    estimated_seconds: float | None
+    status: JobStatusName = Field(description="pending; draft for a draft.")
+    status_url: str = Field(description="Its GET /api/jobs/{id}, also the Location header.")
+    ws_url: str = Field(description="Its websocket: the snapshot, then every event.")
+    estimated_seconds: float | None = Field(description="From its type's history, or null.")
 
 
 class EventOut(Model):

@@ -11,17 +11,29 @@ covers uvicorn's own lines too; each request is logged once by jobcast.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 
 import uvicorn
 
+from jobcast.errors import ConfigError
+from jobcast.install import check_install
+from jobcast.links import PgLink
 from jobcast.logs import setup_logging
-from jobcast.settings import settings_or_exit
+from jobcast.settings import Settings, settings_or_exit
+from jobcast.store import Store
 from server.protocols import BoundedWebSocketProtocol, http_protocol
 
 APP = "server.app:create_app"
 WS_MAX_SIZE = 16 * 1024
 WS_MAX_QUEUE = 4
+
+
+async def refuse_other_install(settings: Settings) -> None:
+    """Before uvicorn starts: a database of another install is one line, not a traceback
+    (the lifespan checks again, for an app served some other way)."""
+    async with Store.open(settings.database_dsn, max_size=1, link=PgLink.of(settings)) as store:
+        await check_install(store, settings)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = settings_or_exit("web")
     setup_logging(settings, "web")
+    try:
+        asyncio.run(refuse_other_install(settings))
+    except ConfigError as exc:
+        print(f"jobcast web: {exc}", file=sys.stderr)
+        return 2
     uvicorn.run(
         args.app,
         factory=True,

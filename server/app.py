@@ -26,6 +26,7 @@ from jobcast.bus import Hub
 from jobcast.circuit import Circuit
 from jobcast.errors import StorageUnavailable
 from jobcast.eta import Estimator
+from jobcast.install import check_install
 from jobcast.links import PgLink, RedisLink, circuit_of
 from jobcast.listener import Listener
 from jobcast.logs import setup_logging
@@ -74,6 +75,7 @@ def lifespan_for(settings: Settings) -> Any:
         async with Store.open(
             settings.database_dsn, max_size=settings.pg_pool_max, link=pg_link
         ) as store:
+            await check_install(store, settings)
             redis = redis_link.client(circuit, health_check_s=10)
             hub = Hub(redis, settings)
             listener = Listener(settings.listen_dsn, hub, settings)

@@ -16,6 +16,7 @@ import { Toasts } from "./ui/toasts.js";
 
 const jc = window.jobcast;
 const LAST_JOB_KEY = "jobcast.lastJob";
+const TOKEN_KEY = "jobcast.token";
 const BASE_TITLE = "jobcast";
 
 const $ = (id) => document.getElementById(id);
@@ -415,7 +416,25 @@ function startFeed() {
 
 // ------------------------------------------------------------------ init
 
+/**
+ * A link with "#token=<browser token>" (jobcast submit prints one when it acts with an
+ * app key) opens the job with that token, in this tab only: the token is kept in
+ * sessionStorage, not in the address bar (nor its history), and never becomes a cookie.
+ */
+function adoptLinkToken() {
+  const fromLink = new URLSearchParams(window.location.hash.slice(1)).get("token");
+  try {
+    if (fromLink) window.sessionStorage.setItem(TOKEN_KEY, fromLink);
+    const kept = fromLink || window.sessionStorage.getItem(TOKEN_KEY);
+    if (kept) jc.useToken(kept);
+  } catch (_) {
+    if (fromLink) jc.useToken(fromLink); // storage disabled: this page view only
+  }
+  if (fromLink) history.replaceState(history.state, "", window.location.pathname + window.location.search);
+}
+
 async function init() {
+  adoptLinkToken();
   el.form.addEventListener("submit", onSubmit);
   el.type.addEventListener("change", updateTypeFields);
   document.addEventListener("click", onLinkClick);

@@ -218,6 +218,7 @@
    */
   function makeClient(server) {
     var base = String(server || "").replace(/\/+$/, "");
+    var token = null; // a browser token (useToken): sent instead of the cookie
 
     function url(path) {
       return base + path;
@@ -226,6 +227,7 @@
     function wsUrl(path) {
       var u = new URL(base + path, global.location.href);
       u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
+      if (token) u.searchParams.set("token", token); // a page cannot set a websocket's headers
       return u.href;
     }
 
@@ -233,12 +235,13 @@
       var init = {
         method: method,
         // "include" so that a same-site jobcast origin gets its cookie too.
-        credentials: "include",
+        credentials: token ? "omit" : "include",
         // The browser cache must not answer for us: polling sends its own
         // If-None-Match and wants to see the 304 itself.
         cache: "no-store",
         headers: Object.assign({ Accept: "application/json" }, headers || {}),
       };
+      if (token) init.headers.Authorization = "Bearer " + token;
       if (body !== undefined) {
         init.headers["Content-Type"] = "application/json";
         init.body = JSON.stringify(body);
@@ -257,7 +260,7 @@
     async function request(method, path, options) {
       var opts = options || {};
       var res = await rawFetch(method, path, opts.body, opts.headers);
-      if (res.status === 401 && !opts.noAuthRetry) {
+      if (res.status === 401 && !opts.noAuthRetry && !token) {
         await createSession();
         res = await rawFetch(method, path, opts.body, opts.headers);
       }
@@ -291,6 +294,7 @@
 
     /** Make sure the browser holds a session cookie, creating one if the API says 401. */
     function ensureSession() {
+      if (token) return Promise.resolve(true); // the token is the credential: no session
       if (!ensured) {
         ensured = (async function () {
           // a page served without a session cookie says so: make one, no 401 to learn it
@@ -981,8 +985,18 @@
       };
     }
 
+    /**
+     * Act with a browser token (a JWT an app key minted, e.g. the one in a link that
+     * `jobcast submit` prints) instead of the cookie: a bearer on HTTP, ?token= on
+     * websockets; no session is ever made. null goes back to the cookie.
+     */
+    function useToken(value) {
+      token = value || null;
+    }
+
     return {
       server: base,
+      useToken: useToken,
       ensureSession: ensureSession,
       createSession: createSession,
       jobTypes: jobTypes,

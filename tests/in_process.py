@@ -15,6 +15,7 @@ from jobcast.model import Claim, JobStatus
 from jobcast.registry import load_registry
 from jobcast.settings import Settings, load_settings
 from jobcast.store import Store
+from tests.support import prefix_for
 
 INTERVAL_S = 0.2  # the sweep's interval, and the webhook loop's
 
@@ -23,7 +24,7 @@ def worker_settings(endpoints: Endpoints, database: str, **overrides: Any) -> Se
     values: dict[str, Any] = {
         "database_url": database,
         "redis_url": endpoints.redis_url,
-        "redis_prefix": f"t{uuid.uuid4().hex[:12]}",
+        "redis_prefix": prefix_for(database),
         "reaper_interval_s": INTERVAL_S,
         "stale_after_s": 1.0,
         "webhook_hosts": "127.0.0.1",

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,6 +136,12 @@ class Stack:
             self.stop(name)
 
 
+def prefix_for(database_url: str) -> str:
+    """The Redis prefix of the install on this database: one per database (a database
+    belongs to one install, and refuses a process with another prefix)."""
+    return "t" + hashlib.sha256(database_url.encode()).hexdigest()[:12]
+
+
 def stack_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOBCAST_")}
     env.update(
@@ -143,7 +149,7 @@ def stack_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str]
         REDIS_URL=redis_url,
         PORT=str(free_port()),
         HOST="127.0.0.1",
-        JOBCAST_REDIS_PREFIX=f"t{uuid.uuid4().hex[:12]}",
+        JOBCAST_REDIS_PREFIX=prefix_for(database_url),
         JOBCAST_RETRY_BASE_S="0.2",
         # the suite makes many owners and jobs from one address: limits are tested on their own
         JOBCAST_SESSION_RATE_PER_MIN="1000000",

@@ -13,6 +13,7 @@ from arq.connections import ArqRedis
 
 from jobcast.bus import Publisher
 from jobcast.circuit import Circuit
+from jobcast.install import check_install
 from jobcast.links import PgLink, RedisLink
 from jobcast.queue import Queue
 from jobcast.registry import Registry, load_registry
@@ -54,6 +55,7 @@ class WorkerState:
         async with Store.open(
             settings.database_dsn, max_size=settings.pg_pool_max, link=PgLink.of(settings)
         ) as store:
+            await check_install(store, settings)
             redis = redis_link.client(circuit)
             heartbeat = Heartbeat(
                 store,

@@ -85,10 +85,12 @@ def submit(
             idempotency_key=key,
             draft=draft or None,
         )
+        page = ctx.obj.link_to(client, submitted.id)
         if not watch:
             typer.echo(submitted.id)
+            note(f"its page: {page}")
             return
-        note(f"job {submitted.id} submitted")
+        note(f"job {submitted.id} submitted; its page: {page}")
         raise typer.Exit(follow(client, submitted.id))
 
 
@@ -164,6 +166,7 @@ def show(
     """Show one job: its status, steps, and result or error."""
     with owner_client(ctx, job_id) as client:
         job = client.get(job_id)
+        page = ctx.obj.link_to(client, job.id) if not as_json else ""
     if as_json:
         stdout().print_json(data=job.model_dump(mode="json"))
         return
@@ -171,6 +174,7 @@ def show(
     facts = Table.grid(padding=(0, 2))
     rows: list[tuple[str, str]] = [
         ("id", job.id),
+        ("page", escape(page)),
         ("type", escape(job.type)),
         ("status", status_text(job.status)),
         ("progress", f"{job.progress:.0f}%"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -63,22 +63,40 @@ def worker() -> None:
 
 
 @commands.command()
-def migrate() -> None:
+def migrate(
+    prefix_moved: Annotated[
+        bool,
+        typer.Option(
+            "--redis-prefix-moved",
+            help="This install now uses JOBCAST_REDIS_PREFIX: record it as the database's "
+            "(stop every process with the old prefix first).",
+        ),
+    ] = False,
+) -> None:
     """Apply schema.sql to DATABASE_URL; applying it twice is harmless."""
     import asyncpg
 
     from jobcast.settings import redact_url
-    from jobcast.store import apply_schema
+    from jobcast.store import Store, apply_schema
 
     settings = service_settings()
+
+    async def apply() -> None:
+        await apply_schema(settings.database_dsn)
+        if prefix_moved:
+            async with Store.open(settings.database_dsn, max_size=1) as store:
+                await store.move_install(settings.redis_prefix)
+
     try:
-        asyncio.run(apply_schema(settings.database_dsn))
+        asyncio.run(apply())
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise CliError(
             f"cannot apply the schema at {redact_url(settings.database_dsn)}: {exc}",
             Exit.UNAVAILABLE,
         ) from exc
     typer.echo(f"schema applied to {redact_url(settings.database_dsn)}")
+    if prefix_moved:
+        typer.echo(f"the install's Redis prefix is now {settings.redis_prefix!r}")
 
 
 @commands.command()

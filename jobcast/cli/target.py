@@ -9,18 +9,22 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import quote
 
 import typer
 
 from jobcast.cli.console import CliError, Exit, note
-from jobcast.client import Client, NotFound, Unauthorized
+from jobcast.client import ApiError, Client, NotFound, Unauthorized
 
 URL_ENV = "JOBCAST_URL"
 TOKEN_ENV = "JOBCAST_TOKEN"
+PUBLIC_URL_ENV = "JOBCAST_PUBLIC_URL"
 ADMIN_TOKEN_ENV = "JOBCAST_ADMIN_TOKEN"
 # the client's own keys: the service's settings do not know them
-CLIENT_ENV_KEYS = (URL_ENV, TOKEN_ENV)
+CLIENT_ENV_KEYS = (URL_ENV, TOKEN_ENV, PUBLIC_URL_ENV)
 DEFAULT_URL = "http://127.0.0.1:8000"
+APP_KEY_PREFIX = "jck_"  # an app key, as `jobcast keys create` prints it
+LINK_TOKEN_TTL_S = 3600  # how long the browser token of a printed link opens the job
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,24 @@ class Target:
     url: str
     token: str | None
     tokens: TokenFile
+    public_url: str | None = None
+
+    def page_of(self, job_id: str) -> str:
+        """The job's page in a browser: under the public URL, else under the server's."""
+        return f"{self.public_url or self.url}/jobs/{quote(job_id, safe='')}"
+
+    def link_to(self, client: Client, job_id: str) -> str:
+        """The job's page; acting with an app key, with a read-only browser token for this
+        job alone in its fragment (``#token=``), so that any browser opens it for an hour."""
+        page = self.page_of(job_id)
+        if not (client.token or "").startswith(APP_KEY_PREFIX):
+            return page
+        try:
+            token = client.browser_token([job_id], ["read"], LINK_TOKEN_TTL_S)
+        except ApiError as exc:
+            note(f"the link has no browser token: {exc}")
+            return page
+        return f"{page}#token={token}"
 
 
 def options(
@@ -83,9 +105,23 @@ def options(
             "kept in ~/.config/jobcast/tokens.json.",
         ),
     ] = None,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar=PUBLIC_URL_ENV,
+            show_default=False,
+            help="Where browsers reach the server, for the job links that submit and show "
+            "print (default: --url).",
+        ),
+    ] = None,
 ) -> None:
     """The options before the command: they make the Target every command finds in ``ctx.obj``."""
-    ctx.obj = Target(url=url.rstrip("/"), token=token or None, tokens=TokenFile.default())
+    ctx.obj = Target(
+        url=url.rstrip("/"),
+        token=token or None,
+        tokens=TokenFile.default(),
+        public_url=public_url.rstrip("/") if public_url else None,
+    )
 
 
 @contextmanager

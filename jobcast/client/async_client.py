@@ -166,6 +166,16 @@ class AsyncClient:
         """The owner's jobs, newest first."""
         return await self.send(calls.list_jobs(status, type, limit))
 
+    async def browser_token(
+        self,
+        job_ids: builtins.list[str],
+        can: builtins.list[str] | None = None,
+        expires_in_s: float = 3600,
+    ) -> str:
+        """A browser token for these jobs (``POST /api/tokens``); the client's token must be
+        an app key. ``can``: among read, input, cancel (default read)."""
+        return await self.send(calls.browser_token(job_ids, can or ["read"], expires_in_s))
+
     async def stats(self) -> dict[str, Any]:
         """The operator's numbers (``GET /api/admin/stats``); needs the admin token."""
         return await self.send(calls.stats())

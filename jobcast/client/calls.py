@@ -147,6 +147,11 @@ def stats() -> Call[dict[str, Any]]:
     return Call("GET", "/api/admin/stats", read)
 
 
+def browser_token(job_ids: list[str], can: list[str], expires_in_s: float) -> Call[str]:
+    body = {"jobs": job_ids, "can": can, "expires_in": expires_in_s}
+    return Call("POST", "/api/tokens", lambda r: str(r.json()["token"]), json=body)
+
+
 def ws_url(base_url: str, job_id: JobId, after: int) -> str:
     """Where a watch of the job connects: ``WS /ws/jobs/{id}?after=N`` under the base URL."""
     parts = urlsplit(base_url)

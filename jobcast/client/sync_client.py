@@ -112,6 +112,14 @@ class Client:
     ) -> builtins.list[Job]:
         return self._run(self._client.list(status, type, limit))
 
+    def browser_token(
+        self,
+        job_ids: builtins.list[str],
+        can: builtins.list[str] | None = None,
+        expires_in_s: float = 3600,
+    ) -> str:
+        return self._run(self._client.browser_token(job_ids, can, expires_in_s))
+
     def stats(self) -> dict[str, Any]:
         return self._run(self._client.stats())
 

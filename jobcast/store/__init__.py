@@ -21,13 +21,14 @@ from jobcast.store.lists import Cursor, ListQuery, Lists
 from jobcast.store.live import LiveData, RunStepChange
 from jobcast.store.owners import Owners, hash_token
 from jobcast.store.retries import Retries
-from jobcast.store.schema import apply_schema
+from jobcast.store.schema import Install, apply_schema
 from jobcast.store.stats import Stats
 from jobcast.store.sweep import Sweep
 from jobcast.store.uploads import NewUpload, Uploads
 
 
 class Store(
+    Install,
     Owners,
     Keys,
     Uploads,

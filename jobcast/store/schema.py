@@ -6,6 +6,7 @@ import asyncpg
 
 from jobcast.settings import SCHEMA_PATH
 from jobcast.sql import QUERIES
+from jobcast.store.base import StoreBase
 
 
 async def apply_schema(dsn: str) -> None:
@@ -18,3 +19,17 @@ async def apply_schema(dsn: str) -> None:
             await conn.execute(SCHEMA_PATH.read_text())
     finally:
         await conn.close()
+
+
+class Install(StoreBase):
+    """Which install the database belongs to, named by its Redis prefix."""
+
+    async def claim_install(self, redis_prefix: str) -> str:
+        """The install's prefix: ``redis_prefix`` if this is the first process to ask."""
+        recorded: str = await self._run(
+            lambda: self.pool.fetchval(QUERIES["claim_install"], redis_prefix)
+        )
+        return recorded
+
+    async def move_install(self, redis_prefix: str) -> None:
+        await self._run(lambda: self.pool.execute(QUERIES["move_install"], redis_prefix))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -155,6 +156,50 @@ def test_jobs_show_cancel_and_watch_of_a_cancelled_job(stack: Stack, config_home
     assert json.loads(jobcast(stack, config_home, "show", job_id, "--json").stdout)["status"] == (
         "cancelled"
     )
+
+
+def test_submit_and_show_print_the_job_page(stack: Stack, config_home: Path) -> None:
+    submitted = jobcast(stack, config_home, "submit", "demo", "--delay", "600")
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = submitted.stdout.strip()  # stdout stays the id alone, for scripts
+    page = f"{stack.base_url}/jobs/{job_id}"
+    assert f"its page: {page}" in submitted.stderr
+    served = httpx.get(page, timeout=10)
+    assert served.status_code == 200 and "text/html" in served.headers["content-type"]
+
+    shown = jobcast(stack, config_home, "show", job_id)
+    assert shown.returncode == 0 and page in shown.stdout
+    public = "https://jobs.example.com/"
+    behind = jobcast(stack, config_home, "show", job_id, JOBCAST_PUBLIC_URL=public)
+    assert f"https://jobs.example.com/jobs/{job_id}" in behind.stdout, behind.stdout
+    flag = jobcast(stack, config_home, "--public-url", "http://proxy:8080", "submit", "noop", "-w")
+    assert flag.returncode == 0 and "its page: http://proxy:8080/jobs/" in flag.stderr, flag.stderr
+
+
+async def test_with_an_app_key_the_link_carries_a_read_token_for_that_job_alone(
+    stack: Stack, config_home: Path
+) -> None:
+    keys = jobcast(
+        stack, config_home, "keys", "create", "--name", "cli-link", DATABASE_URL=stack.database_url
+    )
+    assert keys.returncode == 0, keys.stderr
+    key = dict(line.split(":", 1) for line in keys.stdout.splitlines())["key"].strip()
+    submitted = jobcast(stack, config_home, "--token", key, "submit", "noop", "-w")
+    assert submitted.returncode == 0, submitted.stderr
+    link = re.search(r"its page: (\S+)", submitted.stderr)
+    assert link, submitted.stderr
+    page, _, fragment = link.group(1).partition("#token=")
+    job_id = page.rsplit("/", 1)[1]
+    assert page == f"{stack.base_url}/jobs/{job_id}" and fragment.count(".") == 2  # a JWT
+    async with stack.client(fragment) as client:
+        seen = await client.get(f"/api/jobs/{job_id}")
+        assert seen.status_code == 200 and seen.json()["status"] == "completed"
+        assert (await client.post(f"/api/jobs/{job_id}/cancel")).status_code == 403  # read only
+    other = jobcast(stack, config_home, "--token", key, "submit", "noop")
+    async with stack.client(fragment) as client:  # another job of the key: not in scope
+        assert (await client.get(f"/api/jobs/{other.stdout.strip()}")).status_code == 404
+    shown = jobcast(stack, config_home, "--token", key, "show", job_id)
+    assert f"{page}#token=" in shown.stdout, shown.stdout
 
 
 def test_unknown_job_and_unknown_type_are_refused_with_4(stack: Stack, config_home: Path) -> None:

@@ -1,4 +1,5 @@
-"""The package as people install it, each extra in a fresh venv, at the locked versions.
+"""The package as people install it (docs/client.md's pip install line, done with uv), each
+extra in a fresh venv, at the locked versions.
 
 ``jobcast``: the client and the CLI's client commands, nothing of the service (no
 asyncpg, arq, polars, pgserver...). ``jobcast[server]``: the web process and workers.

@@ -1,5 +1,6 @@
 """Queue features against the running service: priority, schedules, idempotency, expiry,
-children, per-type caps, recurring jobs, webhooks, uploads, and job types of one's own."""
+children, per-type caps, recurring jobs, webhooks, uploads, and job types of one's own
+(examples/wordcount.py loaded by JOBCAST_JOB_MODULES, as docs/job-types.md starts)."""
 
 from __future__ import annotations
 

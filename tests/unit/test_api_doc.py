@@ -6,9 +6,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from starlette.routing import Mount, Route, WebSocketRoute
 
 from jobcast import schemas
+from server import api_doc
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
 
@@ -47,3 +49,29 @@ def test_every_job_route_is_in_the_doc() -> None:
         if f"{m if m != 'WS' else 'WS'} {p}" not in DOC.replace("`", "")
     ]
     assert undocumented == []
+
+
+def test_the_committed_page_is_what_the_generator_writes() -> None:
+    assert api_doc.render(DOC) == DOC, "docs/api.md is stale: run python -m server.api_doc"
+
+
+def test_the_generated_tables_follow_a_model_change() -> None:
+    """The check can fail: a field added to a model is a row the committed page lacks."""
+    doc = api_doc.document()
+    doc["components"]["schemas"]["JobOut"]["properties"]["new_field"] = {
+        "type": "integer",
+        "description": "Added for this test.",
+    }
+    rendered = api_doc.render(DOC, doc)
+    assert rendered != DOC and "| `new_field` | integer | Added for this test. |" in rendered
+    route = doc["paths"]["/api/jobs/{job_id}"]["get"]
+    route["responses"]["418"] = {"description": "teapot"}
+    assert "200 JobOut · 304 · 401 ErrorBody · 404 ErrorBody · 503 ErrorBody · 418" in (
+        api_doc.render(DOC, doc)
+    )
+
+
+def test_a_table_naming_a_model_the_api_lacks_is_refused() -> None:
+    bad = "<!-- api_doc: model NoSuchModel -->\n<!-- /api_doc -->\n"
+    with pytest.raises(SystemExit, match="NoSuchModel"):
+        api_doc.render(bad)
