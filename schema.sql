@@ -419,6 +419,12 @@ CREATE INDEX IF NOT EXISTS jobs_owner_subject_idx ON jobs (owner_id, subject, cr
 CREATE INDEX IF NOT EXISTS jobs_owner_tenant_idx ON jobs (owner_id, tenant, created_at DESC)
     WHERE tenant IS NOT NULL;
 
+-- Stuck pending: a due job that waited for a worker slot past its type's pending limit, of a
+-- type that reports it rather than fails it, is marked by the sweep with when it found it.
+-- A mark from before the job's current wait (run_at moved on since: a retry, a resume, an
+-- answer) no longer counts; nothing needs to clear it.
+ALTER TABLE jobs ADD COLUMN IF NOT EXISTS stuck_since timestamptz;
+
 -- Operating: job types whose queue an operator paused (workers claim none of their jobs;
 -- running ones finish), and the log of the admin's bulk actions with their progress.
 CREATE TABLE IF NOT EXISTS paused_types (

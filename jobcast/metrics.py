@@ -122,6 +122,7 @@ _INSTALL_DOCS = {
     "running_jobs": "Running jobs, by type",
     "pending_jobs": "Pending jobs, by type",
     "stuck_jobs": "Running jobs whose worker stopped beating",
+    "stuck_pending_jobs": "Pending jobs past their type's pending limit (reported), by type",
     "workers_alive": "Worker processes that beat within their last few intervals",
     "sweep_overdue_seconds": "How long the sweep's lease has been expired (0: a sweep holds it)",
     "notify_fallback_listeners": "Server processes whose Redis pub/sub is down, on NOTIFY",

@@ -173,6 +173,8 @@ class Job:
     subject: str | None = None
     tenant: str | None = None
     tags: tuple[str, ...] = ()
+    # pending past its type's pending limit, reported (not failed): since when
+    stuck_since: datetime | None = None
     steps: tuple[StepView, ...] = field(default=())
     # read only where one job is shown: its children and its webhook tries
     children: tuple[dict[str, Any], ...] | None = None

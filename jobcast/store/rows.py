@@ -40,6 +40,7 @@ def job(row: asyncpg.Record) -> Job:
         subject=row["subject"] if "subject" in row.keys() else None,
         tenant=row["tenant"] if "tenant" in row.keys() else None,
         tags=tuple(row["tags"] or ()) if "tags" in row.keys() else (),
+        stuck_since=_stuck_since(row),
         run_at=row["run_at"],
         created_at=row["created_at"],
         started_at=row["started_at"],
@@ -48,6 +49,15 @@ def job(row: asyncpg.Record) -> Job:
         children=tuple(row["children"]) if "children" in row.keys() else None,
         deliveries=tuple(row["deliveries"]) if "deliveries" in row.keys() else None,
     )
+
+
+def _stuck_since(row: asyncpg.Record) -> datetime | None:
+    """When the sweep found the job stuck in its current wait: a mark from an earlier wait
+    (before a retry, a resume or an answer moved run_at on) no longer counts."""
+    since: datetime | None = row["stuck_since"] if "stuck_since" in row.keys() else None
+    if since is None or row["status"] != "pending" or since < row["run_at"]:
+        return None
+    return since
 
 
 def steps(raw: Any) -> tuple[StepView, ...]:
