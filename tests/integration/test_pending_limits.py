@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -22,7 +22,7 @@ from tests.conftest import DatabaseFactory
 from tests.in_process import worker_settings
 from tests.integration.test_metrics import scrape, value
 from tests.integration.test_reliability import job_of, wait_status
-from tests.support import Stack, eventually, launch, watch
+from tests.support import Stack, eventually, launch, parse_at, watch
 from workers.sweep import Turn
 from workers.sweep.lease import Lease
 from workers.sweep.pending_limits import PendingLimits
@@ -52,8 +52,9 @@ async def busy_stack(
         stack.close()
 
 
-def _at(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+def _between(job: dict[str, Any], earlier: str, later: str) -> float:
+    """Seconds from one time of the job's view to another."""
+    return (parse_at(str(job[later])) - parse_at(str(job[earlier]))).total_seconds()
 
 
 async def test_past_the_limit_a_job_fails_or_is_reported_and_a_scheduled_one_waits(
@@ -80,21 +81,19 @@ async def test_past_the_limit_a_job_fails_or_is_reported_and_a_scheduled_one_wai
         assert failed["error"]["message"] == MESSAGE
         assert failed["error"]["category"] == "permanent"
         assert failed["attempts"] == 0
-        assert (_at(failed["finished_at"]) - _at(failed["run_at"])).total_seconds() >= LIMIT_S
+        assert _between(failed, "run_at", "finished_at") >= LIMIT_S
         watched = await watching
         final = watched.events[-1]
         assert final["kind"] == "status" and final["status"] == "failed"
         assert final["error"]["message"] == MESSAGE
 
-        async def stuck() -> dict[str, object] | None:
+        async def stuck() -> dict[str, Any] | None:
             job = await job_of(client, reported)
             return job if job["stuck_since"] else None
 
         shown = await eventually(stuck, what="the reported job marked stuck")
         assert shown["status"] == "pending"
-        assert (_at(str(shown["stuck_since"])) - _at(str(shown["run_at"]))).total_seconds() >= (
-            LIMIT_S
-        )
+        assert _between(shown, "run_at", "stuck_since") >= LIMIT_S
         events = (await client.get(f"/api/jobs/{reported}/events")).json()["events"]
         assert any(e.get("stuck") for e in events), events
         stats = (await admin.get("/api/admin/stats")).json()
@@ -105,9 +104,8 @@ async def test_past_the_limit_a_job_fails_or_is_reported_and_a_scheduled_one_wai
 
         # the scheduled job's wait counted from its run time, not from its submit
         late = await wait_status(client, later, "failed")
-        waited_s = (_at(late["finished_at"]) - _at(late["run_at"])).total_seconds()
-        assert waited_s >= LIMIT_S
-        assert (_at(late["finished_at"]) - _at(late["created_at"])).total_seconds() >= 4 + LIMIT_S
+        assert _between(late, "run_at", "finished_at") >= LIMIT_S
+        assert _between(late, "created_at", "finished_at") >= 4 + LIMIT_S
 
         # the slot frees: the stuck job runs, and is stuck no more
         assert (await client.post(f"/api/jobs/{holder}/cancel")).status_code == 202
