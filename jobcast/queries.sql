@@ -182,6 +182,54 @@ WITH g AS (
 -- include: event_tail
 SELECT g.existing AS gate_existing, made.* FROM g LEFT JOIN made ON true
 
+-- name: debounce_job
+-- A debounced submit, in one statement: a new job, as create_job makes it (held back for
+-- the window, $7), or, when a job of the owner with this type and key has not started
+-- yet, that job with this submit's input, held back for the window again from now but no
+-- later than its debounce_until (the unique index jobs_debounce_key is the arbiter: exact
+-- under concurrent submits). The owner's cap does not refuse a submit that joins a job.
+-- The answer row: the job with its event (a new job's first one; a joined job's `status`
+-- event with `debounced`), debounce_new saying which; no row when the cap refused it.
+-- $1 id, $2 owner id, $3 type, $4 input, $5 priority, $6 max_attempts, $7 the window in
+-- seconds, $8 estimated_s, $9 step names, $10 step titles, $11 step weights, $12 first
+-- event payload, $13 timeout_s, $14 parent id, $15 idempotency key (NULL), $16 callback
+-- url, $17 message, $18 retry_of, $19 the owner's cap on active jobs (NULL: none),
+-- $20 status ('pending'), $21 subject, $22 tenant, $23 tags, $24 the app's metadata,
+-- $25 debounce key, $26 the longest it may be held back from its first submit, in seconds
+WITH g AS (
+    SELECT * FROM jobcast_submit_gate($2, $15, $19)
+), j AS (
+    INSERT INTO jobs AS d (id, owner_id, type, input, priority, max_attempts, run_at,
+                           estimated_s, seq, timeout_s, parent_id, idempotency_key,
+                           callback_url, message, retry_of, status, subject, tenant, tags,
+                           metadata, debounce_key, debounce_until)
+    SELECT $1, $2, $3, $4, $5, $6, now() + $7 * interval '1 second', $8, 1, $13, $14, $15, $16,
+           $17, $18, $20, $21, $22, COALESCE($23::text[], '{}'), COALESCE($24::jsonb, '{}'),
+           $25, now() + $26 * interval '1 second'
+    FROM g
+    WHERE $19::bigint IS NULL OR g.active < $19
+       OR EXISTS (SELECT 1 FROM jobs o WHERE o.owner_id = $2 AND o.type = $3
+                  AND o.debounce_key = $25 AND o.status = 'pending' AND o.started_at IS NULL)
+    ON CONFLICT (owner_id, type, debounce_key)
+        WHERE debounce_key IS NOT NULL AND status = 'pending' AND started_at IS NULL
+    DO UPDATE SET input = EXCLUDED.input, estimated_s = EXCLUDED.estimated_s,
+        run_at = LEAST(now() + $7 * interval '1 second', d.debounce_until),
+        seq = d.seq + 1, message = EXCLUDED.message, updated_at = now()
+    RETURNING *, 'status'::text AS event_kind, (xmax = 0) AS debounce_new,
+              CASE WHEN xmax = 0 THEN $12::jsonb
+                   ELSE jsonb_build_object('status', 'pending', 'attempt', attempts,
+                                           'message', message, 'debounced', true,
+                                           'run_at', run_at) END AS event_payload
+), s AS (
+    INSERT INTO job_steps (job_id, position, name, title, weight)
+    SELECT j.id, t.position, t.name, t.title, t.weight
+    FROM j, unnest($9::text[], $10::text[], $11::real[]) WITH ORDINALITY
+         AS t(name, title, weight, position)
+    WHERE j.debounce_new
+)
+-- include: event_tail
+SELECT * FROM made
+
 -- name: get_job
 -- One job with its steps, its children, its webhook tries and its streams.
 -- $1 id, $2 owner id, or NULL for any owner
@@ -500,7 +548,9 @@ SELECT * FROM made
 -- The owner pauses a job that has not started: paused at once. $1 id, $2 owner id,
 -- $3 payload
 WITH j AS (
-    UPDATE jobs SET seq = seq + 1, status = 'paused', message = 'Paused', updated_at = now()
+    -- a debounced job that is paused takes no more submits: they make a new job
+    UPDATE jobs SET seq = seq + 1, status = 'paused', message = 'Paused', debounce_key = NULL,
+        updated_at = now()
     WHERE id = $1 AND owner_id = $2 AND status = 'pending'
     RETURNING *, 'status'::text AS event_kind,
               $3::jsonb || jsonb_build_object('attempt', attempts) AS event_payload
