@@ -79,9 +79,10 @@ async def test_twenty_submits_at_once_make_one_job_that_runs_once_with_the_last_
     token = await stack.owner()
     before = await _jobs_of_type(stack, "echo")
     joined_before = value(await scrape(stack), "jobcast_jobs_debounced_total", type="echo")
-    async with stack.client(token) as client:
+    other = await stack.add_web()  # half the submits go through another server process
+    async with stack.client(token) as client, other.client(token) as client_2:
         answers = await asyncio.gather(
-            *(_submitted(client, _body(n, "report:42", 3)) for n in range(20))
+            *(_submitted((client, client_2)[n % 2], _body(n, "report:42", 3)) for n in range(20))
         )
         ids = {a["id"] for a in answers}
         assert len(ids) == 1, ids
@@ -96,6 +97,7 @@ async def test_twenty_submits_at_once_make_one_job_that_runs_once_with_the_last_
     assert done["result"] == {"n": done["input"]["n"], "attempt": 1}
     joins = _joins(events)
     assert len(joins) == 19
+    # counted in both processes, added up by /metrics
     joined = value(await scrape(stack), "jobcast_jobs_debounced_total", type="echo")
     assert joined - joined_before == 19
     starts = [e for e in events if e["kind"] == "status" and e["status"] == "running"]
@@ -131,6 +133,23 @@ async def test_the_window_restarts_at_each_submit_up_to_its_maximum(
         # a key joins only a job that has not started: after it ran, a new job
         later = await _submitted(client, _body(4, "search", 2))
         assert later["id"] != first["id"]
+
+
+async def test_a_paused_job_takes_no_more_submits_and_resumes_beside_the_next(
+    debounce_stack: Stack,
+) -> None:
+    token = await debounce_stack.owner()
+    async with debounce_stack.client(token) as client:
+        paused = await _submitted(client, _body(1, "paused", 30))
+        assert (await client.post(f"/api/jobs/{paused['id']}/pause")).status_code == 202
+        fresh = await _submitted(client, _body(2, "paused", 30))
+        assert fresh["id"] != paused["id"]
+        # both pending with the key's history: the resumed one no longer holds the key
+        assert (await client.post(f"/api/jobs/{paused['id']}/resume")).status_code == 202
+        joined = await _submitted(client, _body(3, "paused", 30))
+        assert joined["id"] == fresh["id"]
+        assert (await job_of(client, paused["id"]))["input"] == {"n": 1}
+        assert (await job_of(client, fresh["id"]))["input"] == {"n": 3}
 
 
 async def test_the_key_is_per_owner_and_type(debounce_stack: Stack) -> None:
