@@ -419,6 +419,23 @@ CREATE INDEX IF NOT EXISTS jobs_owner_subject_idx ON jobs (owner_id, subject, cr
 CREATE INDEX IF NOT EXISTS jobs_owner_tenant_idx ON jobs (owner_id, tenant, created_at DESC)
     WHERE tenant IS NOT NULL;
 
+-- Stuck pending: a due job that waited for a worker slot past its type's pending limit, of a
+-- type that reports it rather than fails it, is marked by the sweep with when it found it.
+-- A mark from before the job's current wait (run_at moved on since: a retry, a resume, an
+-- answer) no longer counts; nothing needs to clear it.
+ALTER TABLE jobs ADD COLUMN IF NOT EXISTS stuck_since timestamptz;
+
+-- Debounce: submits with one key (per owner and type) make one job while it has not started.
+-- debounce_key is the submit's key; debounce_until the latest the job may be held back to
+-- (its first submit and debounce.max_seconds). A job stops taking submits once it first
+-- starts (started_at is set) or leaves pending (a pause drops its key).
+ALTER TABLE jobs ADD COLUMN IF NOT EXISTS debounce_key text;
+ALTER TABLE jobs ADD COLUMN IF NOT EXISTS debounce_until timestamptz;
+-- at most one job per owner, type and key takes submits: the arbiter of the debounce
+-- statement's INSERT ... ON CONFLICT, exact however many submits arrive at once
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_debounce_key ON jobs (owner_id, type, debounce_key)
+    WHERE debounce_key IS NOT NULL AND status = 'pending' AND started_at IS NULL;
+
 -- Operating: job types whose queue an operator paused (workers claim none of their jobs;
 -- running ones finish), and the log of the admin's bulk actions with their progress.
 CREATE TABLE IF NOT EXISTS paused_types (

@@ -32,6 +32,9 @@ _LATENCIES_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 
 JOBS_SUBMITTED = Counter("jobcast_jobs_submitted_total", "Jobs accepted", ["type"])
 JOBS_COMPLETED = Counter("jobcast_jobs_completed_total", "Jobs completed", ["type"])
 JOBS_FAILED = Counter("jobcast_jobs_failed_total", "Jobs failed for good", ["type"])
+JOBS_DEBOUNCED = Counter(
+    "jobcast_jobs_debounced_total", "Submits that joined a debounced job not started yet", ["type"]
+)
 JOBS_RETRIED = Counter("jobcast_jobs_retried_total", "Attempts that will be retried", ["type"])
 JOBS_CANCELLED = Counter("jobcast_jobs_cancelled_total", "Jobs cancelled by their owner", ["type"])
 JOB_DURATION = Histogram(
@@ -122,6 +125,7 @@ _INSTALL_DOCS = {
     "running_jobs": "Running jobs, by type",
     "pending_jobs": "Pending jobs, by type",
     "stuck_jobs": "Running jobs whose worker stopped beating",
+    "stuck_pending_jobs": "Pending jobs past their type's pending limit (reported), by type",
     "workers_alive": "Worker processes that beat within their last few intervals",
     "sweep_overdue_seconds": "How long the sweep's lease has been expired (0: a sweep holds it)",
     "notify_fallback_listeners": "Server processes whose Redis pub/sub is down, on NOTIFY",

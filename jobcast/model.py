@@ -20,6 +20,8 @@ from pydantic import (
     Field,
     HttpUrl,
     StrictInt,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -173,6 +175,8 @@ class Job:
     subject: str | None = None
     tenant: str | None = None
     tags: tuple[str, ...] = ()
+    # pending past its type's pending limit, reported (not failed): since when
+    stuck_since: datetime | None = None
     steps: tuple[StepView, ...] = field(default=())
     # read only where one job is shown: its children and its webhook tries
     children: tuple[dict[str, Any], ...] | None = None
@@ -202,6 +206,48 @@ MAX_TAG_CHARS = 100
 MAX_NAME_CHARS = 200
 
 Tag = Annotated[str, Field(min_length=1, max_length=MAX_TAG_CHARS)]
+
+
+# a debounce key's length; its window and maximum wait are capped by JOBCAST_DEBOUNCE_MAX_S
+MAX_DEBOUNCE_KEY_CHARS = 200
+# a debounced job runs at most this many windows after its first submit, unless told
+DEBOUNCE_WINDOWS = 10
+
+
+class Debounce(BaseModel):
+    """Submits with the same key (per owner and type) within ``seconds`` of each other make
+    one job, which runs ``seconds`` after the last of them with its input (the window
+    restarts at each submit), and at most ``max_seconds`` after the first."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: str = Field(
+        min_length=1,
+        max_length=MAX_DEBOUNCE_KEY_CHARS,
+        pattern=r"^[\x20-\x7e]+$",
+        description="Submits with this key (for this owner and type) make one job.",
+    )
+    seconds: float = Field(gt=0, description="The window: the job runs this long after the last.")
+    max_seconds: float | None = Field(
+        None,
+        gt=0,
+        description=f"The latest it runs, from the first submit (default {DEBOUNCE_WINDOWS} "
+        "windows).",
+    )
+
+    @field_validator("max_seconds")
+    @classmethod
+    def _no_shorter_than_the_window(cls, value: float | None, info: ValidationInfo) -> float | None:
+        seconds = info.data.get("seconds")
+        if value is not None and seconds is not None and value < seconds:
+            raise ValueError(f"shorter than the window ({seconds:g} s)")
+        return value
+
+    def longest_s(self) -> float:
+        """How long after its first submit the job may be held back."""
+        if self.max_seconds is not None:
+            return self.max_seconds
+        return DEBOUNCE_WINDOWS * self.seconds
 
 
 class SubmitRequest(BaseModel):
@@ -234,6 +280,9 @@ class SubmitRequest(BaseModel):
     draft: bool = Field(
         False, description="Store the job as a draft: not queued until POST /api/jobs/{id}/start."
     )
+    debounce: Debounce | None = Field(
+        None, description="Collapse submits with one key into one job, run after the last."
+    )
     tags: list[Tag] = Field(
         default_factory=list, max_length=MAX_TAGS, description="The app's labels (org:42)."
     )
@@ -257,6 +306,19 @@ class SubmitRequest(BaseModel):
         if self.start_delay_s() > MAX_DELAY_S:
             raise ValueError("run_at is more than 30 days ahead")
         return self
+
+    @field_validator("debounce")
+    @classmethod
+    def _debounce_alone(cls, value: Debounce | None, info: ValidationInfo) -> Debounce | None:
+        if value is None:
+            return None
+        if info.data.get("draft"):
+            raise ValueError("a draft is not debounced: give draft or debounce, not both")
+        if info.data.get("run_at") is not None or info.data.get("delay_seconds"):
+            raise ValueError("debounce sets when the job runs: give no run_at or delay_seconds")
+        if info.data.get("idempotency_key") is not None:
+            raise ValueError("give idempotency_key or debounce, not both")
+        return value
 
     def start_delay_s(self) -> float:
         if self.run_at is None:

@@ -91,7 +91,7 @@ WITH o AS (
 j.id, j.owner_id, j.type, j.input, j.status, j.priority, j.progress, j.step, j.message,
 j.result, j.error, j.attempts, j.max_attempts, j.seq, j.estimated_s, j.timeout_s, j.run_at,
 j.created_at, j.started_at, j.finished_at, j.parent_id, j.callback_url, j.result_expired_at,
-j.retry_of, j.pause_requested, j.metadata, j.subject, j.tenant, j.tags,
+j.retry_of, j.pause_requested, j.metadata, j.subject, j.tenant, j.tags, j.stuck_since,
 (SELECT json_build_object('step', i.step, 'prompt', i.prompt, 'schema', i.schema,
                           'expires_at', i.expires_at, 'on_timeout', i.on_timeout)
  FROM job_inputs i WHERE j.status = 'waiting' AND i.job_id = j.id AND i.answered_at IS NULL
@@ -194,6 +194,54 @@ WITH g AS (
 )
 -- include: event_tail
 SELECT g.existing AS gate_existing, made.* FROM g LEFT JOIN made ON true
+
+-- name: debounce_job
+-- A debounced submit, in one statement: a new job, as create_job makes it (held back for
+-- the window, $7), or, when a job of the owner with this type and key has not started
+-- yet, that job with this submit's input, held back for the window again from now but no
+-- later than its debounce_until (the unique index jobs_debounce_key is the arbiter: exact
+-- under concurrent submits). The owner's cap does not refuse a submit that joins a job.
+-- The answer row: the job with its event (a new job's first one; a joined job's `status`
+-- event with `debounced`), debounce_new saying which; no row when the cap refused it.
+-- $1 id, $2 owner id, $3 type, $4 input, $5 priority, $6 max_attempts, $7 the window in
+-- seconds, $8 estimated_s, $9 step names, $10 step titles, $11 step weights, $12 first
+-- event payload, $13 timeout_s, $14 parent id, $15 idempotency key (NULL), $16 callback
+-- url, $17 message, $18 retry_of, $19 the owner's cap on active jobs (NULL: none),
+-- $20 status ('pending'), $21 subject, $22 tenant, $23 tags, $24 the app's metadata,
+-- $25 debounce key, $26 the longest it may be held back from its first submit, in seconds
+WITH g AS (
+    SELECT * FROM jobcast_submit_gate($2, $15, $19)
+), j AS (
+    INSERT INTO jobs AS d (id, owner_id, type, input, priority, max_attempts, run_at,
+                           estimated_s, seq, timeout_s, parent_id, idempotency_key,
+                           callback_url, message, retry_of, status, subject, tenant, tags,
+                           metadata, debounce_key, debounce_until)
+    SELECT $1, $2, $3, $4, $5, $6, now() + $7 * interval '1 second', $8, 1, $13, $14, $15, $16,
+           $17, $18, $20, $21, $22, COALESCE($23::text[], '{}'), COALESCE($24::jsonb, '{}'),
+           $25, now() + $26 * interval '1 second'
+    FROM g
+    WHERE $19::bigint IS NULL OR g.active < $19
+       OR EXISTS (SELECT 1 FROM jobs o WHERE o.owner_id = $2 AND o.type = $3
+                  AND o.debounce_key = $25 AND o.status = 'pending' AND o.started_at IS NULL)
+    ON CONFLICT (owner_id, type, debounce_key)
+        WHERE debounce_key IS NOT NULL AND status = 'pending' AND started_at IS NULL
+    DO UPDATE SET input = EXCLUDED.input, estimated_s = EXCLUDED.estimated_s,
+        run_at = LEAST(now() + $7 * interval '1 second', d.debounce_until),
+        seq = d.seq + 1, message = EXCLUDED.message, updated_at = now()
+    RETURNING *, 'status'::text AS event_kind, (xmax = 0) AS debounce_new,
+              CASE WHEN xmax = 0 THEN $12::jsonb
+                   ELSE jsonb_build_object('status', 'pending', 'attempt', attempts,
+                                           'message', message, 'debounced', true,
+                                           'run_at', run_at) END AS event_payload
+), s AS (
+    INSERT INTO job_steps (job_id, position, name, title, weight)
+    SELECT j.id, t.position, t.name, t.title, t.weight
+    FROM j, unnest($9::text[], $10::text[], $11::real[]) WITH ORDINALITY
+         AS t(name, title, weight, position)
+    WHERE j.debounce_new
+)
+-- include: event_tail
+SELECT * FROM made
 
 -- name: get_job
 -- One job with its steps, its children, its webhook tries and its streams.
@@ -501,7 +549,9 @@ SELECT * FROM made
 -- The owner pauses a job that has not started: paused at once. $1 id, $2 owner id,
 -- $3 payload
 WITH j AS (
-    UPDATE jobs SET seq = seq + 1, status = 'paused', message = 'Paused', updated_at = now()
+    -- a debounced job that is paused takes no more submits: they make a new job
+    UPDATE jobs SET seq = seq + 1, status = 'paused', message = 'Paused', debounce_key = NULL,
+        updated_at = now()
     WHERE id = $1 AND owner_id = $2 AND status = 'pending'
     RETURNING *, 'status'::text AS event_kind,
               $3::jsonb || jsonb_build_object('attempt', attempts) AS event_payload
@@ -633,6 +683,56 @@ WHERE status = 'pending' AND updated_at < now() - $1 * interval '1 second'
   AND NOT EXISTS (SELECT 1 FROM paused_types p WHERE p.type = jobs.type)
 ORDER BY run_at LIMIT $2
 
+-- name: past_pending_limit
+-- Due jobs that have waited for a worker slot longer than their type's pending limit, the
+-- longest first: not those not yet due (their wait counts from run_at), nor those of a
+-- paused type, nor those already marked stuck in this wait. $1 types, $2 their limits in
+-- seconds, $3 limit
+SELECT j.id, j.type, extract(epoch FROM now() - j.run_at)::float8 AS waited_s,
+       t.limit_s
+FROM jobs j JOIN unnest($1::text[], $2::float8[]) AS t(type, limit_s) ON t.type = j.type
+WHERE j.status = 'pending' AND j.run_at < now() - t.limit_s * interval '1 second'
+  AND (j.stuck_since IS NULL OR j.stuck_since < j.run_at)
+  AND NOT EXISTS (SELECT 1 FROM paused_types p WHERE p.type = j.type)
+ORDER BY j.run_at LIMIT $3
+
+-- name: fail_pending
+-- A job waited for a worker slot past its type's pending limit: it fails, fenced by the same
+-- conditions (still pending, still past the limit, its type not paused). A step its lost
+-- worker left running is closed as failed. $1 id, $2 limit seconds, $3 error, $4 message,
+-- $5 payload
+WITH o AS (
+    -- the job's open steps (close_steps)
+    SELECT s.job_id, s.position FROM job_steps s WHERE s.job_id = $1 AND s.status = 'running'
+), j AS (
+    UPDATE jobs SET seq = seq + 1 + (SELECT count(*) FROM o WHERE o.job_id = jobs.id),
+        status = 'failed', error = $3, message = $4, finished_at = now(), updated_at = now()
+    WHERE id = $1 AND status = 'pending' AND run_at < now() - $2 * interval '1 second'
+      AND NOT EXISTS (SELECT 1 FROM paused_types p WHERE p.type = jobs.type)
+    RETURNING *, 'status'::text AS event_kind,
+              $5::jsonb || jsonb_build_object('attempt', attempts) AS event_payload
+)
+-- include: close_steps
+-- include: webhook
+-- include: event_tail
+SELECT * FROM made
+
+-- name: mark_stuck
+-- A job waited for a worker slot past its type's pending limit, and its type reports it:
+-- marked stuck once in this wait, with an event that says so. $1 id, $2 limit seconds,
+-- $3 message, $4 payload
+WITH j AS (
+    UPDATE jobs SET seq = seq + 1, stuck_since = now(), message = $3, updated_at = now()
+    WHERE id = $1 AND status = 'pending' AND run_at < now() - $2 * interval '1 second'
+      AND (stuck_since IS NULL OR stuck_since < run_at)
+      AND NOT EXISTS (SELECT 1 FROM paused_types p WHERE p.type = jobs.type)
+    RETURNING *, 'status'::text AS event_kind,
+              $4::jsonb || jsonb_build_object('attempt', attempts, 'stuck_since', stuck_since)
+              AS event_payload
+)
+-- include: event_tail
+SELECT * FROM made
+
 -- name: priorities
 -- The priorities of those of these jobs still pending. $1 job ids
 SELECT id, priority FROM jobs WHERE id = ANY($1::uuid[]) AND status = 'pending'
@@ -670,6 +770,14 @@ WHERE status IN ('pending', 'running') GROUP BY type, status
 SELECT COALESCE(extract(epoch FROM now() - min(run_at)), 0)::float8 FROM jobs
 WHERE status = 'pending' AND run_at <= now()
   AND NOT EXISTS (SELECT 1 FROM paused_types p WHERE p.type = jobs.type)
+
+-- name: stuck_pending
+-- Pending jobs marked stuck in their current wait (past their type's pending limit), by
+-- type; a paused type's jobs wait on purpose and are left out.
+SELECT type, count(*)::int AS n FROM jobs
+WHERE status = 'pending' AND stuck_since >= run_at
+  AND NOT EXISTS (SELECT 1 FROM paused_types p WHERE p.type = jobs.type)
+GROUP BY type
 
 -- name: stuck
 -- Running jobs whose worker has not beaten for a while. $1 seconds without a heartbeat
@@ -996,8 +1104,12 @@ ORDER BY started_at DESC LIMIT $1
 INSERT INTO paused_types (type, paused_by) VALUES ($1, $2) ON CONFLICT (type) DO NOTHING
 
 -- name: resume_type
--- Resume a type's queue; its pending jobs, to queue again. $1 type
-WITH gone AS (DELETE FROM paused_types WHERE type = $1)
+-- Resume a type's queue; its pending jobs, to queue again. Those that were due are due from
+-- now: the time their type was paused is not time spent waiting for a worker slot (the
+-- pending limit counts from run_at). $1 type
+WITH gone AS (DELETE FROM paused_types WHERE type = $1), due AS (
+    UPDATE jobs SET run_at = now() WHERE type = $1 AND status = 'pending' AND run_at < now()
+)
 SELECT id, priority, GREATEST(0, extract(epoch FROM run_at - now()))::float8 AS delay_s
 FROM jobs WHERE type = $1 AND status = 'pending'
 

@@ -147,6 +147,14 @@ class Queue:
             args=[max(0, score - now_ms) + expires_extra_ms, job, score, str(job_id)],
         )
 
+    async def reschedule(self, job_id: UUID, *, delay_s: float, priority: int = 0) -> None:
+        """Start a queued job later (a debounced job's window began again). Only ever later
+        (ZADD GT), so that two submits' moves landing out of order keep the later time; a
+        job not on the queue is left as it is (the outbox queues it with its run_at)."""
+        now_ms = int(time.time() * 1000)
+        score = score_for(now_ms + int(delay_s * 1000), priority, now_ms)
+        await self._redis.zadd(self._settings.queue_name, {str(job_id): score}, xx=True, gt=True)
+
     async def missing(self, job_ids: list[UUID]) -> list[UUID]:
         """The ids that are not on the queue, in one round trip."""
         if not job_ids:

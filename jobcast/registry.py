@@ -252,6 +252,10 @@ class JobType:
     concurrency: int | None = None
     # how long a completed job's result is kept; after that /result answers 410
     result_ttl_s: float = 7 * 86_400
+    # how long a due job may stay pending, waiting for a worker slot (None: no limit), and
+    # what then: "fail" it, or "report" it as stuck (job view, dashboard, /metrics)
+    pending_limit_s: float | None = None
+    on_pending_limit: Literal["fail", "report"] = "fail"
     # seconds a run is expected to take, from its validated input, before there is history
     estimate: Callable[[Any], float] = field(default=lambda _params: 1.0)
     # how the work grows with the input (e.g. a duration, a page count): history is scaled by it
@@ -274,6 +278,10 @@ class JobType:
             object.__setattr__(self, option, classes)
         if self.access not in ("anyone", "app"):
             raise ValueError(f"job type {self.name!r}: access is 'anyone' or 'app'")
+        if self.pending_limit_s is not None and self.pending_limit_s <= 0:
+            raise ValueError(f"job type {self.name!r}: pending_limit_s must be positive")
+        if self.on_pending_limit not in ("fail", "report"):
+            raise ValueError(f"job type {self.name!r}: on_pending_limit is 'fail' or 'report'")
         if self.retry is not None:
             try:
                 self.retry_bounds.check(self.retry)
@@ -308,6 +316,8 @@ class JobType:
             "result_ttl_s": self.result_ttl_s,
             "access": self.access,
             "retry": None if self.retry is None else self.retry.model_dump(),
+            "pending_limit_s": self.pending_limit_s,
+            "on_pending_limit": self.on_pending_limit,
         }
 
 

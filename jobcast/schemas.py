@@ -195,6 +195,11 @@ class JobOut(Model):
     subject: str | None = Field(None, description="The app's user the job is for (app keys).")
     tenant: str | None = Field(None, description="The app's organisation (app keys).")
     tags: list[str] = Field(default_factory=list, description="The app's labels of the job.")
+    stuck_since: datetime | None = Field(
+        None,
+        description="A pending job past its type's pending limit (a type that reports rather "
+        "than fails): since when it is reported stuck; null otherwise.",
+    )
 
     @classmethod
     def of(
@@ -260,6 +265,7 @@ class JobOut(Model):
             subject=job.subject,
             tenant=job.tenant,
             tags=list(job.tags),
+            stuck_since=job.stuck_since,
             webhook=None
             if job.callback_url is None
             else WebhookOut(
@@ -353,6 +359,12 @@ class JobTypeOut(Model):
     )
     retry: dict[str, Any] | None = Field(
         None, description="The wait between attempts (null: the install's default)."
+    )
+    pending_limit_s: float | None = Field(
+        None, description="How long a due job may wait for a worker slot (null: no limit)."
+    )
+    on_pending_limit: Literal["fail", "report"] = Field(
+        "fail", description="Past that limit: fail the job, or report it as stuck."
     )
 
 

@@ -76,6 +76,11 @@ class AdminStats(Model):
     queue: QueueStats
     oldest_pending_s: float
     stuck_running: int = Field(description="Running jobs whose worker stopped beating.")
+    stuck_pending: dict[str, int] = Field(
+        default_factory=dict,
+        description="Per type: pending jobs that waited for a worker slot past the type's "
+        "pending limit (types that report rather than fail them).",
+    )
     last_hour: dict[str, TypeWindow]
     last_day: dict[str, TypeWindow]
     paused: list[PausedOut] = Field(default_factory=list)

@@ -108,6 +108,11 @@ def _checked(services: Services, caller: Caller, index: int, raw: Any) -> BatchJ
                 "a batch's jobs take their type's retry policy; submit one at a time to change it",
                 details=[{"field": "retry", "message": "not in a batch"}],
             )
+        if submit.debounce is not None:
+            raise InvalidInput(
+                "a batch's jobs are not debounced; submit debounced jobs one at a time",
+                details=[{"field": "debounce", "message": "not in a batch"}],
+            )
         try:
             params = job_type.parse_input(submit.input)
         except InvalidInput as exc:  # its fields are the input's own

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -17,9 +18,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from jobcast import metrics
+from jobcast.bus import publish_quietly
 from jobcast.errors import Conflict, InvalidInput, TooManyRequests
 from jobcast.logs import name_job
-from jobcast.model import JobStatus, SubmitRequest, dumps
+from jobcast.model import Debounce, Event, Job, JobStatus, SubmitRequest, dumps
 from jobcast.registry import JobType
 from jobcast.retry import RetryPolicy, install_default
 from jobcast.schemas import JobAccepted
@@ -65,13 +67,14 @@ async def submit_job(request: Request) -> Response:
     if callback_url is not None:
         check_target(callback_url, settings.webhook_host_set)
     upload_ids = [_upload_id(raw) for raw in job_type.uploads(params)]
+    debounce = _debounce_of(submit.debounce, settings.debounce_max_s, upload_ids)
     accepted, fresh = await _create(
         services,
         owner_id,
         job_type,
         params.model_dump(mode="json"),
         priority=submit.priority,
-        delay_s=submit.start_delay_s(),
+        delay_s=submit.debounce.seconds if submit.debounce else submit.start_delay_s(),
         max_attempts=submit.max_attempts
         or (retry or job_type.retry or default_retry).max_attempts
         or job_type.max_attempts,
@@ -83,6 +86,7 @@ async def submit_job(request: Request) -> Response:
         draft=submit.draft,
         about=About(submit.subject, submit.tenant, submit.tags, submit.metadata),
         app=caller.is_app,
+        debounce=debounce,
     )
     if not fresh:
         # the same idempotency_key within 24 h: the job that key made, not a second one
@@ -142,6 +146,40 @@ def _upload_id(raw: str) -> UUID:
         ) from None
 
 
+def _debounce_of(
+    wanted: Debounce | None, cap_s: float, upload_ids: list[UUID]
+) -> tuple[str, float] | None:
+    """A submit's debounce key and the longest its job may be held back, within the cap."""
+    if wanted is None:
+        return None
+    for name, value in (("seconds", wanted.seconds), ("max_seconds", wanted.max_seconds)):
+        if value is not None and value > cap_s:
+            raise InvalidInput(
+                f"debounce.{name}: at most {cap_s:g} s (JOBCAST_DEBOUNCE_MAX_S), got {value:g}",
+                details=[{"field": f"debounce.{name}", "message": "over the debounce cap"}],
+            )
+    if upload_ids:
+        raise InvalidInput(
+            "a job with uploads is not debounced: each upload belongs to one submit",
+            details=[{"field": "debounce", "message": "not with uploads"}],
+        )
+    return wanted.key, min(wanted.longest_s(), cap_s)
+
+
+async def _joined(services: Services, job: Job, event: Event) -> None:
+    """A debounced submit joined a job not started yet: its watchers hear of the new input
+    and start time, and the queue holds it back until then."""
+    await publish_quietly(services.redis, services.settings, services.store, event)
+    delay_s = max(0.0, (job.run_at - datetime.now(UTC)).total_seconds())
+    try:
+        await services.queue.reschedule(job.id, delay_s=delay_s, priority=job.priority)
+    except (RedisError, OSError) as exc:
+        # it may start at its old time, with the input it has then; or the outbox queues it
+        log.warning("job %s: its new start time not queued (%s)", job.id, exc)
+    metrics.JOBS_DEBOUNCED.labels(job.type).inc()
+    log.debug("job %s: a debounced submit joined it", job.id)
+
+
 async def _create(
     services: Services,
     owner_id: UUID,
@@ -160,6 +198,7 @@ async def _create(
     about: About | None = None,
     app: bool = False,
     retry: RetryPolicy | None = None,
+    debounce: tuple[str, float] | None = None,
 ) -> tuple[JobAccepted, bool]:
     """Check the owner's rate, store a job (one statement) and queue it (one Redis call).
 
@@ -190,6 +229,7 @@ async def _create(
         tenant=about.tenant,
         tags=about.tags,
         metadata=about.metadata,
+        debounce=debounce,
     )
     if created is None:
         raise TooManyRequests(
@@ -209,6 +249,9 @@ async def _create(
     )
     if event is None:
         return accepted, False
+    if created.joined:
+        await _joined(services, job, event)
+        return accepted, True
     if draft:  # stored and shown, not queued until started
         metrics.JOBS_SUBMITTED.labels(job.type).inc()
         name_job(job.id, job.type)

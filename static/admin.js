@@ -252,7 +252,10 @@ function render(stats, running, failed) {
   const aside = [["waiting", "waiting for input"], ["paused", "paused"], ["draft", "drafts"]]
     .filter(([status]) => byStatus[status])
     .map(([status, label]) => byStatus[status] + " " + label);
-  el.pendingCount.textContent = [(byStatus.pending || 0) + " pending", ...aside].join(" · ");
+  // Pending jobs past their type's pending limit, of types that report rather than fail them.
+  const stuckPending = sum(stats.stuck_pending || {});
+  const stuckNote = stuckPending ? [stuckPending + " stuck"] : [];
+  el.pendingCount.textContent = [(byStatus.pending || 0) + " pending", ...stuckNote, ...aside].join(" · ");
   el.runningCount.textContent = String(byStatus.running || 0);
   el.stuckCount.textContent = stats.stuck_running ? stats.stuck_running + " stuck" : "none stuck";
 
@@ -263,7 +266,7 @@ function render(stats, running, failed) {
     (finished ? percent(failedHour / finished) + " failed" : "no failures");
 
   const oldWait = byStatus.pending && stats.oldest_pending_s > PENDING_WARN_S;
-  el.tileOldest.dataset.level = oldWait ? "warn" : "";
+  el.tileOldest.dataset.level = stuckPending ? "danger" : oldWait ? "warn" : "";
   el.tileRunning.dataset.level = stats.stuck_running > 0 ? "danger" : "";
 
   renderWarnings(stats, hour, oldWait);
@@ -281,6 +284,13 @@ function renderWarnings(stats, hour, oldWait) {
     items.push({
       level: "danger",
       text: stuck + " The reaper hands such jobs to another worker; if this stays, check the workers.",
+    });
+  }
+  for (const [type, n] of Object.entries(stats.stuck_pending || {})) {
+    items.push({
+      level: "danger",
+      text: type + ": " + (n === 1 ? "1 pending job has" : n + " pending jobs have") +
+        " waited for a worker slot past the type's pending limit. Add workers, or raise the type's limits.",
     });
   }
   if (oldWait) {

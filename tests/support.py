@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -264,6 +265,11 @@ async def declared_steps(client: httpx.AsyncClient, job_type: str) -> list[str]:
     assert response.status_code == 200, response.text
     types = {t["type"]: t for t in response.json()["job_types"]}
     return [step["name"] for step in types[job_type]["steps"]]
+
+
+def parse_at(text: str) -> datetime:
+    """A time the API wrote (an ISO 8601 string, perhaps with Z)."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def progress_by_step(events: list[dict[str, Any]]) -> dict[str, int]:

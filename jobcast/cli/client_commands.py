@@ -69,11 +69,21 @@ def submit(
     draft: Annotated[
         bool, typer.Option("--draft", help="Store it as a draft: not queued until `start`.")
     ] = False,
+    debounce_key: Annotated[
+        str | None,
+        typer.Option(help="Submits with this key make one job, run after the last of them."),
+    ] = None,
+    debounce_s: Annotated[
+        float | None, typer.Option(help="The debounce window in seconds (with --debounce-key).")
+    ] = None,
 ) -> None:
     """Submit a job and print its id; with --watch, follow it and print its result."""
     job_input = parse_input(input_json)
     if draft and watch:
         raise CliError("a draft does not run until started: --draft takes no --watch", Exit.USAGE)
+    if (debounce_key is None) != (debounce_s is None):
+        raise CliError("--debounce-key and --debounce-s go together", Exit.USAGE)
+    debounce = None if debounce_key is None else {"key": debounce_key, "seconds": debounce_s}
     with owner_client(ctx) as client:
         submitted = client.submit(
             job_type,
@@ -84,6 +94,7 @@ def submit(
             timeout_seconds=timeout,
             idempotency_key=key,
             draft=draft or None,
+            debounce=debounce,
         )
         page = ctx.obj.link_to(client, submitted.id)
         if not watch:

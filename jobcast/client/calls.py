@@ -32,6 +32,8 @@ class SubmitOptions(TypedDict, total=False):
     idempotency_key: str | None
     # stored and shown, not queued until ``start``
     draft: bool | None
+    # {"key", "seconds", "max_seconds"?}: submits with one key make one job, run after the last
+    debounce: dict[str, Any] | None
 
 
 @dataclass(frozen=True, slots=True)

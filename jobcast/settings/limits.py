@@ -52,6 +52,13 @@ class LimitSettings(BaseModel):
         description="Pending plus running jobs one app key may have (its jobs for all its "
         "users together); beyond it, 429.",
     )
+    debounce_max_s: float = Field(
+        3600,
+        gt=0,
+        le=86_400,
+        description="The longest a submit's debounce may hold its job back: its window "
+        "(debounce.seconds) and its maximum wait from the first submit (debounce.max_seconds).",
+    )
     token_max_ttl_s: float = Field(
         86_400,
         gt=0,

@@ -11,7 +11,7 @@ import asyncpg
 
 from jobcast.errors import Conflict, InvalidInput
 from jobcast.model import Event, Job, StepState, StepView
-from jobcast.registry import JobType
+from jobcast.registry import JobType, Step
 from jobcast.sql import QUERIES
 from jobcast.store import rows
 from jobcast.store.base import StoreBase
@@ -22,10 +22,15 @@ _LOOKUPS = 3
 
 @dataclass(frozen=True, slots=True)
 class Created:
-    """A submitted job; ``event`` is None when an idempotent resubmit found it."""
+    """A submitted job; ``event`` is None when an idempotent resubmit found it.
+
+    ``joined``: a debounced submit joined a job that had not started yet (the event is
+    that job's, saying so); else the job is new.
+    """
 
     job: Job
     event: Event | None
+    joined: bool = False
 
 
 def _made(row: asyncpg.Record | None) -> asyncpg.Record | UUID | None:
@@ -36,6 +41,13 @@ def _made(row: asyncpg.Record | None) -> asyncpg.Record | UUID | None:
         existing: UUID = row["gate_existing"]
         return existing
     return row if row["id"] is not None else None
+
+
+def _waiting(steps: tuple[Step, ...]) -> tuple[StepView, ...]:
+    """The steps of a job that has not started: all waiting."""
+    return tuple(
+        StepView(s.name, s.title, s.weight, StepState.WAITING, None, None, None) for s in steps
+    )
 
 
 class Jobs(StoreBase):
@@ -63,10 +75,15 @@ class Jobs(StoreBase):
         tags: list[str] | None = None,
         metadata: dict[str, Any] | None = None,
         within: asyncpg.pool.PoolConnectionProxy | None = None,
+        debounce: tuple[str, float] | None = None,
     ) -> Created | None:
         """Insert a job and its first event; None when the owner is at ``max_active`` jobs
         (None: no cap), or when a ``job_id`` given is taken already. With ``within``, in the
         transaction open on that connection (a batch's).
+
+        ``debounce`` (key, the longest the job may be held back from its first submit):
+        ``delay_s`` is the window, and a job of the owner with this type and key that has
+        not started yet takes this submit's input and a new window instead of a new job.
 
         Unset attempts, time limit and estimate are the type's. ``upload_ids`` are tied to
         the new job in the same transaction: each must be the owner's and not yet used by
@@ -82,6 +99,8 @@ class Jobs(StoreBase):
         status = "draft" if draft else "pending"
         if draft:
             message = "Draft: not started"
+        if debounce is not None:
+            message = f"Debounced: starts {delay_s:g} s after the last submit with its key"
         first = {"status": status, "attempt": 0, "message": message, "progress": 0}
 
         args = (
@@ -110,6 +129,18 @@ class Jobs(StoreBase):
             tags,
             metadata,
         )
+
+        if debounce is not None:
+            row = await self._insert(
+                lambda: self.pool.fetchrow(QUERIES["debounce_job"], *args, *debounce)
+            )
+            if not isinstance(row, asyncpg.Record):
+                return None
+            return Created(
+                job=replace(rows.job(row), steps=_waiting(steps)),
+                event=rows.event_of_change(row),
+                joined=not row["debounce_new"],
+            )
 
         async def insert() -> asyncpg.Record | UUID | None:
             if not upload_ids:
@@ -149,13 +180,7 @@ class Jobs(StoreBase):
         if made is None:
             return None
         # the new job's steps are all waiting: no need to read them back
-        job = replace(
-            rows.job(made),
-            steps=tuple(
-                StepView(s.name, s.title, s.weight, StepState.WAITING, None, None, None)
-                for s in steps
-            ),
-        )
+        job = replace(rows.job(made), steps=_waiting(steps))
         return Created(job=job, event=rows.event_of_change(made))
 
     async def _insert(

@@ -29,11 +29,21 @@ def job(row: asyncpg.Record) -> Job:
         **given,
         status=JobStatus(row["status"]),
         metadata=row["metadata"] if "metadata" in row.keys() else {},
+        stuck_since=_stuck_since(row),
         tags=tuple(row.get("tags") or ()),
         steps=steps(row.get("steps")),
         children=None if children is None else tuple(children),
         deliveries=None if deliveries is None else tuple(deliveries),
     )
+
+
+def _stuck_since(row: asyncpg.Record) -> datetime | None:
+    """When the sweep found the job stuck in its current wait: a mark from an earlier wait
+    (before a retry, a resume or an answer moved run_at on) no longer counts."""
+    since: datetime | None = row["stuck_since"] if "stuck_since" in row.keys() else None
+    if since is None or row["status"] != "pending" or since < row["run_at"]:
+        return None
+    return since
 
 
 def steps(raw: Any) -> tuple[StepView, ...]:

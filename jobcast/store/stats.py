@@ -19,6 +19,7 @@ class Stats(StoreBase):
                 rows = await conn.fetch(QUERIES["active_by_type"])
                 oldest = await conn.fetchval(QUERIES["oldest_pending"])
                 stuck = await conn.fetchval(QUERIES["stuck"], stale_after_s)
+                stuck_pending = await conn.fetch(QUERIES["stuck_pending"])
             running = {r["type"]: float(r["n"]) for r in rows if r["status"] == "running"}
             pending = {r["type"]: float(r["n"]) for r in rows if r["status"] == "pending"}
             return {
@@ -26,6 +27,7 @@ class Stats(StoreBase):
                 "pending_jobs": pending,
                 "oldest_pending_seconds": float(oldest),
                 "stuck_jobs": float(stuck),
+                "stuck_pending_jobs": {r["type"]: float(r["n"]) for r in stuck_pending},
             }
 
         return await self._run(read)
@@ -40,7 +42,15 @@ class Stats(StoreBase):
                 hour = await conn.fetch(QUERIES["type_stats"], 3600)
                 day = await conn.fetch(QUERIES["type_stats"], 86_400)
                 stuck = await conn.fetchval(QUERIES["stuck"], stale_after_s)
-            return {"counts": counts, "oldest": oldest, "hour": hour, "day": day, "stuck": stuck}
+                stuck_pending = await conn.fetch(QUERIES["stuck_pending"])
+            return {
+                "counts": counts,
+                "oldest": oldest,
+                "hour": hour,
+                "day": day,
+                "stuck": stuck,
+                "stuck_pending": {r["type"]: r["n"] for r in stuck_pending},
+            }
 
         raw = await self._run(read)
         by_type: dict[str, dict[str, int]] = {}
@@ -53,6 +63,7 @@ class Stats(StoreBase):
             "by_type": by_type,
             "oldest_pending_s": round(raw["oldest"], 3),
             "stuck_running": raw["stuck"],
+            "stuck_pending": raw["stuck_pending"],
             "last_hour": _window(raw["hour"]),
             "last_day": _window(raw["day"]),
         }

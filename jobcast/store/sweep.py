@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 import asyncpg
 
+from jobcast.model import Event
 from jobcast.sql import QUERIES
+from jobcast.store import rows
 from jobcast.store.base import StoreBase, row_count
 
 
@@ -30,6 +33,40 @@ class Sweep(StoreBase):
             lambda: self.pool.fetch(QUERIES["pending"], older_than_s, limit)
         )
         return rows
+
+    async def past_pending_limit(
+        self, limits_s: dict[str, float], limit: int = 200
+    ) -> list[asyncpg.Record]:
+        """Due jobs waiting for a slot past their type's limit: id, type, waited_s, limit_s."""
+        if not limits_s:
+            return []
+        types = list(limits_s)
+        found: list[asyncpg.Record] = await self._run(
+            lambda: self.pool.fetch(
+                QUERIES["past_pending_limit"], types, [limits_s[t] for t in types], limit
+            )
+        )
+        return found
+
+    async def fail_pending(
+        self, job_id: UUID, limit_s: float, *, error: dict[str, Any]
+    ) -> Event | None:
+        """Fail a job still waiting past its limit; its final event (None: it moved on)."""
+        payload = {"status": "failed", "error": error, "message": error["message"]}
+        row = await self._run(
+            lambda: self.pool.fetchrow(
+                QUERIES["fail_pending"], job_id, limit_s, error, error["message"], payload
+            )
+        )
+        return rows.event_of_change(row) if row is not None else None
+
+    async def mark_stuck(self, job_id: UUID, limit_s: float, *, message: str) -> Event | None:
+        """Mark a job still waiting past its limit as stuck; its event (None: it moved on)."""
+        payload = {"status": "pending", "message": message, "stuck": True}
+        row = await self._run(
+            lambda: self.pool.fetchrow(QUERIES["mark_stuck"], job_id, limit_s, message, payload)
+        )
+        return rows.event_of_change(row) if row is not None else None
 
     async def priorities(self, job_ids: list[UUID]) -> dict[UUID, int]:
         rows = await self._run(lambda: self.pool.fetch(QUERIES["priorities"], job_ids))

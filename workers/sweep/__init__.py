@@ -7,6 +7,8 @@ sweep at a time and never two at once. Each sweep runs these duties, in order:
 - ``outbox``: a pending job that Redis does not have is queued (Redis needed);
 - ``input_expiry``: a waiting job's question past its time limit fails the job, or
   gives the default answer and queues it;
+- ``pending_limits``: a due job pending past its type's limit, waiting for a worker slot,
+  fails, or is reported stuck (the type decides);
 - ``priority_bands``: due delayed and retried jobs are ranked by priority (Redis needed);
 - ``schedules``: recurring schedules start the job of each tick that has come;
 - ``retention``: expired results, unclaimed uploads and old finished jobs are dropped.
@@ -29,6 +31,7 @@ from jobcast.store import Store
 from workers.heartbeat import Heartbeat
 from workers.sweep.input_expiry import InputExpiry
 from workers.sweep.outbox import Outbox
+from workers.sweep.pending_limits import PendingLimits
 from workers.sweep.priority_bands import PriorityBands
 from workers.sweep.retention import Retention
 from workers.sweep.schedules import Schedules
@@ -52,6 +55,7 @@ def worker_sweep(
         StaleJobs(store, queue, publisher, settings),
         Outbox(store, queue, settings),
         InputExpiry(store, queue, publisher),
+        PendingLimits(store, publisher, registry),
         PriorityBands(store, queue),
         Schedules(store, queue, publisher, settings, registry),
         Retention(store, settings, registry),
