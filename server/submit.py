@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -170,7 +169,8 @@ async def _joined(services: Services, job: Job, event: Event) -> None:
     """A debounced submit joined a job not started yet: its watchers hear of the new input
     and start time, and the queue holds it back until then."""
     await publish_quietly(services.redis, services.settings, services.store, event)
-    delay_s = max(0.0, (job.run_at - datetime.now(UTC)).total_seconds())
+    # both times are Postgres's: this server's clock does not shift the start
+    delay_s = max(0.0, (job.run_at - event.at).total_seconds())
     try:
         await services.queue.reschedule(job.id, delay_s=delay_s, priority=job.priority)
     except (RedisError, OSError) as exc:
@@ -238,7 +238,7 @@ async def _create(
             retry_after_s=5,
         )
     job, event = created.job, created.event
-    if retry is not None and event is not None:  # stored before the job is queued
+    if retry is not None and event is not None and not created.joined:  # before it is queued
         await services.store.set_retry_policy(job.id, retry)
     accepted = JobAccepted(
         id=str(job.id),

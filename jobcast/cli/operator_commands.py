@@ -16,7 +16,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from jobcast.cli.console import CliError, Exit, stdout
-from jobcast.cli.target import ADMIN_TOKEN_ENV, CLIENT_ENV_KEYS, TOKEN_ENV, URL_ENV, Target
+from jobcast.cli.target import (
+    ADMIN_TOKEN_ENV,
+    CLIENT_ENV_KEYS,
+    PUBLIC_URL_ENV,
+    TOKEN_ENV,
+    URL_ENV,
+    Target,
+)
 
 commands = typer.Typer()
 
@@ -134,6 +141,7 @@ def config(ctx: typer.Context) -> None:
         table.add_row(key, escape("not set" if value in (None, "") else str(value)))
     target: Target = ctx.obj
     table.add_row(URL_ENV, escape(target.url))
+    table.add_row(PUBLIC_URL_ENV, escape(target.public_url or f"not set ({URL_ENV})"))
     saved = target.tokens.get(target.url)
     where = (
         "given (hidden)"

@@ -267,9 +267,14 @@ def test_config_shows_settings_without_secrets(stack: Stack, config_home: Path) 
         JOBCAST_ADMIN_TOKEN="admin-secret-value",
         JOBCAST_TOKEN="owner-secret-value",
         JOBCAST_RETENTION_FAILED_DAYS="3",
+        JOBCAST_PUBLIC_URL="https://jobs.example.com",
     )
     assert run.returncode == 0, run.stderr
     output = run.stdout + run.stderr
+    # a client key, not a setting of the service: shown, never refused as unknown
+    assert ["JOBCAST_PUBLIC_URL", "https://jobs.example.com"] in [
+        line.split() for line in run.stdout.splitlines()
+    ]
     for secret in ("supersecret", "redispass", "admin-secret-value", "owner-secret-value"):
         assert secret not in output
     assert "postgresql://u:***@h/db" in output
