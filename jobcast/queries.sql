@@ -230,6 +230,14 @@ ORDER BY created_at, id
 SELECT job_id, seq, kind, payload, at FROM job_events
 WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3
 
+-- name: events_since
+-- The events of some jobs written after a time, as the owner's feed carries them (no
+-- progress), oldest first: what a feed resuming from a position missed.
+-- $1 job ids, $2 since, $3 limit
+SELECT job_id, seq, kind, payload, at FROM job_events
+WHERE job_id = ANY($1::uuid[]) AND at > $2 AND kind <> 'progress'
+ORDER BY at, job_id, seq LIMIT $3
+
 -- name: cancel
 -- Cancel an unfinished job of the owner (pending, running, waiting, paused or a draft).
 -- $1 id, $2 owner id, $3 payload

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -200,6 +201,15 @@ class Jobs(StoreBase):
     async def events_after(self, job_id: UUID, after: int, limit: int = 1000) -> list[Event]:
         found = await self._run(
             lambda: self.pool.fetch(QUERIES["events_after"], job_id, after, limit)
+        )
+        return [rows.event(r) for r in found]
+
+    async def events_since(
+        self, job_ids: list[UUID], since: datetime, limit: int = 1000
+    ) -> list[Event]:
+        """The events of these jobs written after ``since`` (no progress), oldest first."""
+        found = await self._run(
+            lambda: self.pool.fetch(QUERIES["events_since"], job_ids, since, limit)
         )
         return [rows.event(r) for r in found]
 
