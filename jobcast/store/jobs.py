@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -19,6 +19,7 @@ from jobcast.store.base import StoreBase
 
 # how often a submit looks for the job its idempotency key made, if that job keeps vanishing
 _LOOKUPS = 3
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,14 @@ class Created:
 
     job: Job
     event: Event | None
+
+
+def waiting_steps(job_type: JobType) -> tuple[StepView, ...]:
+    """A new job's steps, all waiting: what a submit answers without reading them back."""
+    return tuple(
+        StepView(s.name, s.title, s.weight, StepState.WAITING, None, None, None)
+        for s in job_type.steps
+    )
 
 
 def _made(row: asyncpg.Record | None) -> asyncpg.Record | UUID | None:
@@ -150,18 +159,10 @@ class Jobs(StoreBase):
         if made is None:
             return None
         # the new job's steps are all waiting: no need to read them back
-        job = replace(
-            rows.job(made),
-            steps=tuple(
-                StepView(s.name, s.title, s.weight, StepState.WAITING, None, None, None)
-                for s in steps
-            ),
-        )
+        job = replace(rows.job(made), steps=waiting_steps(job_type))
         return Created(job=job, event=rows.event_of_change(made))
 
-    async def _insert(
-        self, insert: Callable[[], Awaitable[asyncpg.Record | UUID | None]]
-    ) -> asyncpg.Record | UUID | None:
+    async def _insert(self, insert: Callable[[], Awaitable[T]]) -> T:
         try:
             return await self._run(insert)
         except (asyncpg.UntranslatableCharacterError, asyncpg.CharacterNotInRepertoireError) as exc:
