@@ -71,6 +71,33 @@
     }
   }
 
+  /** Close a socket normally, if there is one and it is not closing already. */
+  function closeQuietly(sock) {
+    if (!sock) return;
+    try {
+      sock.close(1000);
+    } catch (_) {
+      /* already closing */
+    }
+  }
+
+  /**
+   * A socket the server closed for good (44xx, or 1008 for a bad request) as
+   * {code, message, status}: the error it sent before closing, else what the close says.
+   * null for a close that is worth a reconnect.
+   */
+  function refusal(ev, sent) {
+    if (!((ev.code >= 4400 && ev.code < 4500) || ev.code === 1008)) return null;
+    var e = sent || {};
+    var expired = ev.reason === "token expired";
+    var status = ev.code === 1008 ? 400 : ev.code - 4000;
+    return {
+      code: expired ? "token_expired" : e.code || "ws_" + ev.code,
+      message: e.message || (expired ? "The token expired." : defaultMessage(status)),
+      status: status,
+    };
+  }
+
   function later(fn) {
     // A broken callback must not break the connection logic: rethrow outside it.
     return function () {
@@ -708,15 +735,9 @@
 
       function dropSocket() {
         clearTimeout(connectTimer);
-        if (ws) {
-          var sock = ws;
-          ws = null;
-          try {
-            sock.close(1000);
-          } catch (_) {
-            /* already closing */
-          }
-        }
+        var sock = ws;
+        ws = null;
+        closeQuietly(sock);
       }
 
       function stop() {
@@ -964,15 +985,8 @@
       function stop() {
         stopped = true;
         clearTimeout(timer);
-        if (ws) {
-          var sock = ws;
-          ws = null;
-          try {
-            sock.close(1000);
-          } catch (_) {
-            /* already closing */
-          }
-        }
+        closeQuietly(ws);
+        ws = null;
         emit("onState", "closed");
       }
 
@@ -1008,11 +1022,9 @@
             view.finished = true;
             emit("onDone", clone(view));
             stop();
-          } else if ((ev.code >= 4400 && ev.code < 4500) || ev.code === 1008) {
-            var e = pendingError || {};
-            var status = ev.code === 4404 ? 404 : ev.code === 4401 ? 401 : 403;
+          } else if (refusal(ev, pendingError)) {
             stop();
-            emit("onError", { code: e.code || "ws_" + ev.code, message: e.message || defaultMessage(status), status: status });
+            emit("onError", refusal(ev, pendingError));
           } else {
             timer = setTimeout(connect, backoffDelay(retry));
             retry += 1;
@@ -1073,15 +1085,8 @@
       function stop() {
         stopped = true;
         clearTimeout(timer);
-        if (ws) {
-          var sock = ws;
-          ws = null;
-          try {
-            sock.close(1000);
-          } catch (_) {
-            /* already closing */
-          }
-        }
+        closeQuietly(ws);
+        ws = null;
         setState("closed");
       }
 
@@ -1143,14 +1148,8 @@
           if (ws !== sock) return;
           ws = null;
           if (stopped) return;
-          if ((ev.code >= 4400 && ev.code < 4500) || ev.code === 1008) {
-            var e = pendingError || {};
-            var expired = ev.reason === "token expired";
-            var err = {
-              code: expired ? "token_expired" : e.code || "ws_" + ev.code,
-              message: e.message || (expired ? "The token expired." : "The server refused the feed."),
-              status: ev.code === 4401 ? 401 : ev.code === 4404 ? 404 : 400,
-            };
+          var err = refusal(ev, pendingError);
+          if (err) {
             stop();
             if (typeof opts.onError === "function") later(opts.onError)(err);
             return;

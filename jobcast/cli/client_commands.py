@@ -41,15 +41,18 @@ def parse_input(raw: str) -> dict[str, Any]:
             raise typer.BadParameter(
                 f"cannot read {raw[1:]}: {exc.strerror}", param_hint="'--input'"
             ) from exc
+    return json_object(text, repr(raw[:60]), "'--input'")
+
+
+def json_object(text: str, where: str, hint: str) -> dict[str, Any]:
+    """``text`` as a JSON object; BadParameter saying ``where`` when it is not one."""
     try:
         value = json.loads(text)
     except ValueError as exc:
-        raise typer.BadParameter(
-            f"not valid JSON ({exc}): {raw[:60]!r}", param_hint="'--input'"
-        ) from exc
+        raise typer.BadParameter(f"{where}: not valid JSON ({exc})", param_hint=hint) from exc
     if not isinstance(value, dict):
         raise typer.BadParameter(
-            f"must be a JSON object, got {type(value).__name__}", param_hint="'--input'"
+            f"{where}: must be a JSON object, got {type(value).__name__}", param_hint=hint
         )
     return value
 
@@ -106,15 +109,7 @@ def read_batch(path: str) -> list[dict[str, Any]]:
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            job = json.loads(line)
-        except ValueError as exc:
-            raise typer.BadParameter(
-                f"line {number}: not valid JSON ({exc})", param_hint="FILE"
-            ) from exc
-        if not isinstance(job, dict):
-            raise typer.BadParameter(f"line {number}: not a JSON object", param_hint="FILE")
-        jobs.append(job)
+        jobs.append(json_object(line, f"line {number}", "FILE"))
     if not jobs:
         raise typer.BadParameter(f"{path}: no jobs in it", param_hint="FILE")
     return jobs
