@@ -331,6 +331,38 @@ BEGIN
     END IF;
 END
 $$;
+-- The batch submit gate, called by the batch statement itself: the owner's lock, taken
+-- exclusively (a batch may hold many keys, and many jobs near the cap), the owner's active
+-- jobs counted then, and for each idempotency key (NULL where a job has none) the job it
+-- made in the last 24 hours, in the keys' order (a key older than that is freed first, as
+-- the submit gate frees it). With no cap and no key: nothing to lock, nothing found.
+CREATE OR REPLACE FUNCTION jobcast_batch_gate(p_owner uuid, p_keys text[], p_cap bigint,
+                                              OUT active bigint, OUT existing uuid[])
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    k text;
+    found uuid;
+BEGIN
+    existing := array_fill(NULL::uuid, ARRAY[cardinality(p_keys)]);
+    IF p_cap IS NULL AND NOT EXISTS (SELECT 1 FROM unnest(p_keys) AS x WHERE x IS NOT NULL) THEN
+        RETURN;
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtextextended(p_owner::text, 0));
+    active := jobcast_active_jobs(p_owner);
+    FOR i IN 1 .. cardinality(p_keys) LOOP
+        k := p_keys[i];
+        CONTINUE WHEN k IS NULL;
+        SELECT id INTO found FROM jobs
+        WHERE owner_id = p_owner AND idempotency_key = k
+          AND created_at > now() - interval '24 hours';
+        IF found IS NULL THEN
+            UPDATE jobs SET idempotency_key = NULL
+            WHERE owner_id = p_owner AND idempotency_key = k;
+        END IF;
+        existing[i] := found;
+    END LOOP;
+END
+$$;
 -- A database from an earlier version keeps that version's two-argument gate, so that
 -- its processes still submit during a rolling upgrade: it counts with count(*) under the
 -- same lock, taken exclusively, and agrees with this one.

@@ -291,6 +291,14 @@ ORDER BY created_at, id
 SELECT job_id, seq, kind, payload, at FROM job_events
 WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3
 
+-- name: events_since
+-- The events of some jobs written after a time, as the owner's feed carries them (no
+-- progress), oldest first: what a feed resuming from a position missed.
+-- $1 job ids, $2 since, $3 limit
+SELECT job_id, seq, kind, payload, at FROM job_events
+WHERE job_id = ANY($1::uuid[]) AND at > $2 AND kind <> 'progress'
+ORDER BY at, job_id, seq LIMIT $3
+
 -- name: cancel
 -- Cancel an unfinished job of the owner (pending, running, waiting, paused or a draft).
 -- $1 id, $2 owner id, $3 payload
@@ -1152,8 +1160,65 @@ LIMIT $10
 -- batches
 
 -- name: create_batch
--- $1 batch id, $2 owner id, $3 job ids in the order given
-INSERT INTO batches (id, owner_id, job_ids) VALUES ($1, $2, $3)
+-- A batch's jobs and the batch, in one statement: the gate (jobcast_batch_gate in
+-- schema.sql), every new job with its steps and its first event, and the batch row, or
+-- nothing when the new jobs would take the owner past the cap. A job whose idempotency
+-- key made one before is not made again: the batch lists that job in its place. It
+-- answers a row per job, in the order given: the job its key had made (gate_existing),
+-- or the job made with its event, or neither when the cap refused the batch (gate_ok).
+-- $1 job ids, $2 owner id, $3 types, $4 inputs, $5 priorities, $6 max_attempts,
+-- $7 delays in seconds, $8 estimates in seconds, $9 each job's steps (a JSON array of
+-- {name, title, weight}, as text: an array of arrays would be two-dimensional),
+-- $10 timeouts in seconds, $11 idempotency keys, $12 callback urls, $13 first messages,
+-- $14 the owner's cap on active jobs (NULL: none), $15 subjects, $16 tenants, $17 each
+-- job's tags (a JSON array, as text), $18 the app's metadata, $19 batch id
+WITH g AS (
+    SELECT * FROM jobcast_batch_gate($2, $11::text[], $14)
+), u AS (
+    SELECT u.*, g.existing[u.ord::int] AS existing
+    FROM g, unnest($1::uuid[], $3::text[], $4::jsonb[], $5::smallint[], $6::integer[],
+                   $7::float8[], $8::real[], $9::text[], $10::real[], $11::text[],
+                   $12::text[], $13::text[], $15::text[], $16::text[], $17::text[],
+                   $18::jsonb[]) WITH ORDINALITY
+         AS u(id, type, input, priority, max_attempts, delay_s, estimated_s, steps, timeout_s,
+              idempotency_key, callback_url, message, subject, tenant, tags, metadata, ord)
+), go AS (
+    -- all or nothing: the new jobs fit under the cap together, or none is made
+    SELECT true AS ok FROM g
+    WHERE $14::bigint IS NULL
+       OR g.active + (SELECT count(*) FROM u WHERE u.existing IS NULL) <= $14
+), j AS (
+    INSERT INTO jobs (id, owner_id, type, input, priority, max_attempts, run_at, estimated_s, seq,
+                      timeout_s, idempotency_key, callback_url, message, status, subject,
+                      tenant, tags, metadata)
+    SELECT u.id, $2, u.type, u.input, u.priority, u.max_attempts,
+           now() + u.delay_s * interval '1 second', u.estimated_s, 1, u.timeout_s,
+           u.idempotency_key, u.callback_url, u.message, 'pending', u.subject, u.tenant,
+           ARRAY(SELECT jsonb_array_elements_text(COALESCE(u.tags::jsonb, '[]'::jsonb))),
+           COALESCE(u.metadata, '{}'::jsonb)
+    FROM u, go WHERE u.existing IS NULL
+    RETURNING *, 'status'::text AS event_kind,
+              jsonb_build_object('status', status, 'attempt', 0, 'message', message,
+                                 'progress', 0) AS event_payload
+), s AS (
+    INSERT INTO job_steps (job_id, position, name, title, weight)
+    SELECT u.id, t.position, t.step->>'name', t.step->>'title', (t.step->>'weight')::real
+    FROM u JOIN j ON j.id = u.id,
+         jsonb_array_elements(u.steps::jsonb) WITH ORDINALITY AS t(step, position)
+), b AS (
+    INSERT INTO batches (id, owner_id, job_ids)
+    SELECT $19, $2, ARRAY(SELECT COALESCE(u.existing, u.id) FROM u ORDER BY u.ord) FROM go
+), e AS (
+    INSERT INTO job_events (job_id, seq, kind, payload)
+    SELECT j.id, j.seq, j.event_kind, j.event_payload FROM j
+    RETURNING job_id, at
+), made AS (
+    SELECT j.*, e.at AS event_at,
+-- include: notify
+    FROM j JOIN e ON e.job_id = j.id
+)
+SELECT u.existing AS gate_existing, (SELECT ok FROM go) AS gate_ok, made.*
+FROM u LEFT JOIN made ON made.id = u.id ORDER BY u.ord
 
 -- name: batch_jobs
 -- A batch's jobs in the order given, each as it stands (a job deleted since: NULL columns

@@ -198,6 +198,7 @@ def routes() -> list[Any]:
     return [
         Route("/", page(site, "index.html")),
         Route("/jobs/{job_id}", page(site, "index.html")),
+        Route("/batches/{batch_id}", page(site, "batch.html")),
         Route("/admin", page(site, "admin.html")),
         Route("/healthz", healthz),
         Route("/readyz", readyz),

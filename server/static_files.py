@@ -57,6 +57,8 @@ class Asset:
 def _media_type(path: Path) -> str:
     if path.suffix in (".js", ".mjs"):
         return "text/javascript; charset=utf-8"
+    if path.suffix == ".ts":  # TypeScript declarations to read (the guess is MPEG video)
+        return "text/plain; charset=utf-8"
     guessed = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     return f"{guessed}; charset=utf-8" if guessed.startswith("text/") else guessed
 

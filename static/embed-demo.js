@@ -1,6 +1,7 @@
 /*
  * The embedding demo's own glue (not needed by <job-progress>): follow the job
- * named by ?job=, or start a demo job on click, and log the element's events.
+ * named by ?job= (or the batch named by ?batch=), or start a demo job on click, and
+ * log the element's events.
  */
 (function () {
   "use strict";
@@ -27,13 +28,23 @@
   });
   progress.addEventListener("job-progress:done", function (ev) {
     var job = ev.detail.job;
-    addLog("done: " + job.status);
-    note.textContent = "Job " + job.status + ".";
+    if (ev.detail.batch) {
+      addLog("done: batch of " + ev.detail.batch.size);
+      note.textContent = "Batch finished.";
+    } else {
+      addLog("done: " + job.status);
+      note.textContent = "Job " + job.status + ".";
+    }
     start.disabled = false;
   });
 
-  var fromUrl = new URLSearchParams(window.location.search).get("job");
-  if (fromUrl) {
+  var params = new URLSearchParams(window.location.search);
+  var fromUrl = params.get("job");
+  var batch = params.get("batch");
+  if (batch) {
+    progress.setAttribute("batch-id", batch);
+    note.textContent = "Following batch " + batch.slice(0, 8) + ".";
+  } else if (fromUrl) {
     progress.setAttribute("job-id", fromUrl);
     note.textContent = "Following job " + fromUrl.slice(0, 8) + ".";
   } else {

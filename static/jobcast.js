@@ -1,9 +1,10 @@
 /*
  * jobcast.js: a small, dependency-free browser client for the jobcast API,
- * and the <job-progress> element built on it.
+ * and the <job-progress> and <job-toasts> elements built on it.
  *
- * Classic script: it sets `window.jobcast` and defines <job-progress>. Requests
- * are authenticated by the HttpOnly session cookie that POST /api/sessions sets.
+ * Classic script: it sets `window.jobcast` and defines <job-progress> and <job-toasts>.
+ * Requests are authenticated by the HttpOnly session cookie that POST /api/sessions sets,
+ * or by a browser token.
  *
  *   await jobcast.ensureSession();
  *   const types = await jobcast.jobTypes();
@@ -20,7 +21,15 @@
  *   <job-progress job-id="…" server="/jobcast"></job-progress>   behind a path prefix
  *
  * `jobcast.client(server)` gives the same API bound to another base URL (a path
- * prefix on this origin, or a same-site origin such as https://jobs.example.com).
+ * prefix on this origin, or a same-site origin such as https://jobs.example.com);
+ * `jobcast.client(server, {token})` calls it with a browser token minted by the app's
+ * backend, from any origin jobcast allows:
+ *
+ *   <job-progress job-id="…" server="https://jobs.example.com" token="…"></job-progress>
+ *   <job-toasts server="https://jobs.example.com" token="…"></job-toasts>
+ *
+ * jobcast.mjs is this script as an ES module (its exports, the same elements);
+ * jobcast.d.ts types both.
  */
 (function (global) {
   "use strict";
@@ -35,6 +44,7 @@
   var PROBE_TIMEOUT_MS = 4000; // a websocket tried again while polling gets less time
   var PROBE_EVERY_MS = 30000; // while polling, try the websocket again this often
   var POLL_INTERVAL_MS = 2000;
+  var FEED_REMEMBER = 5000; // events a feed remembers, to pass each on once
 
   // Where this script was loaded from: the element's stylesheet sits next to it.
   var SCRIPT_SRC = (global.document && global.document.currentScript && global.document.currentScript.src) || "";
@@ -59,6 +69,33 @@
     } catch (_) {
       return null;
     }
+  }
+
+  /** Close a socket normally, if there is one and it is not closing already. */
+  function closeQuietly(sock) {
+    if (!sock) return;
+    try {
+      sock.close(1000);
+    } catch (_) {
+      /* already closing */
+    }
+  }
+
+  /**
+   * A socket the server closed for good (44xx, or 1008 for a bad request) as
+   * {code, message, status}: the error it sent before closing, else what the close says.
+   * null for a close that is worth a reconnect.
+   */
+  function refusal(ev, sent) {
+    if (!((ev.code >= 4400 && ev.code < 4500) || ev.code === 1008)) return null;
+    var e = sent || {};
+    var expired = ev.reason === "token expired";
+    var status = ev.code === 1008 ? 400 : ev.code - 4000;
+    return {
+      code: expired ? "token_expired" : e.code || "ws_" + ev.code,
+      message: e.message || (expired ? "The token expired." : defaultMessage(status)),
+      status: status,
+    };
   }
 
   function later(fn) {
@@ -216,32 +253,38 @@
    * or an origin ("https://jobs.example.com", a same-site origin listed in its
    * JOBCAST_ALLOWED_ORIGINS).
    */
-  function makeClient(server) {
+  function makeClient(server, config) {
     var base = String(server || "").replace(/\/+$/, "");
-    var token = null; // a browser token (useToken): sent instead of the cookie
+    // A browser token minted by the app's backend: a bearer on HTTP, ?token= on websockets,
+    // no cookie and no anonymous session. null: the session cookie.
+    var token = (config && config.token) || null;
 
     function url(path) {
       return base + path;
     }
 
-    function wsUrl(path) {
+    function wsUrl(path, params) {
       var u = new URL(base + path, global.location.href);
       u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
-      if (token) u.searchParams.set("token", token); // a page cannot set a websocket's headers
+      var query = Object.assign({}, params || {});
+      if (token) query.token = token;
+      Object.keys(query).forEach(function (key) {
+        if (query[key] != null && query[key] !== "") u.searchParams.set(key, String(query[key]));
+      });
       return u.href;
     }
 
     async function rawFetch(method, path, body, headers) {
+      var auth = token ? { Authorization: "Bearer " + token } : {};
       var init = {
         method: method,
-        // "include" so that a same-site jobcast origin gets its cookie too.
+        // "include" so that a same-site jobcast origin gets its cookie too; a token needs none.
         credentials: token ? "omit" : "include",
         // The browser cache must not answer for us: polling sends its own
         // If-None-Match and wants to see the 304 itself.
         cache: "no-store",
-        headers: Object.assign({ Accept: "application/json" }, headers || {}),
+        headers: Object.assign({ Accept: "application/json" }, auth, headers || {}),
       };
-      if (token) init.headers.Authorization = "Bearer " + token;
       if (body !== undefined) {
         init.headers["Content-Type"] = "application/json";
         init.body = JSON.stringify(body);
@@ -294,7 +337,7 @@
 
     /** Make sure the browser holds a session cookie, creating one if the API says 401. */
     function ensureSession() {
-      if (token) return Promise.resolve(true); // the token is the credential: no session
+      if (token) return Promise.resolve(true); // a token is the credential: no session
       if (!ensured) {
         ensured = (async function () {
           // a page served without a session cookie says so: make one, no 401 to learn it
@@ -432,7 +475,7 @@
     function watch(jobId, options) {
       var opts = options || {};
       if (opts.server != null && String(opts.server).replace(/\/+$/, "") !== base) {
-        return makeClient(opts.server).watch(jobId, Object.assign({}, opts, { server: null }));
+        return makeClient(opts.server, { token: token }).watch(jobId, Object.assign({}, opts, { server: null }));
       }
       var lastSeq = Math.max(0, Number(opts.after) || 0);
       var job = null;
@@ -692,15 +735,9 @@
 
       function dropSocket() {
         clearTimeout(connectTimer);
-        if (ws) {
-          var sock = ws;
-          ws = null;
-          try {
-            sock.close(1000);
-          } catch (_) {
-            /* already closing */
-          }
-        }
+        var sock = ws;
+        ws = null;
+        closeQuietly(sock);
       }
 
       function stop() {
@@ -735,7 +772,7 @@
         pendingError = null;
         var sock;
         try {
-          sock = new WebSocket(wsUrl("/ws/jobs/" + encodeURIComponent(jobId) + "?after=" + lastSeq));
+          sock = new WebSocket(wsUrl("/ws/jobs/" + encodeURIComponent(jobId), { after: lastSeq }));
         } catch (_) {
           socketGone(null);
           return;
@@ -771,11 +808,11 @@
           if (ws !== sock) return;
           ws = null;
           clearTimeout(connectTimer);
-          socketGone(ev.code);
+          socketGone(ev.code, ev.reason);
         };
       }
 
-      function socketGone(code) {
+      function socketGone(code, reason) {
         if (stopped) return;
         if (done) {
           stop();
@@ -787,7 +824,12 @@
           if (code === 4404) {
             fatal({ code: e.code || "not_found", message: "Job not found", status: 404 });
           } else if (code === 4401) {
-            fatal({ code: e.code || "unauthenticated", message: e.message || defaultMessage(401), status: 401 });
+            var expired = reason === "token expired" || e.code === "token_expired";
+            fatal({
+              code: expired ? "token_expired" : e.code || "unauthenticated",
+              message: e.message || (expired ? "The token expired." : defaultMessage(401)),
+              status: 401,
+            });
           } else {
             fatal({ code: e.code || "ws_" + code, message: e.message || "The server refused the live connection.", status: 0 });
           }
@@ -878,20 +920,152 @@
       };
     }
 
+    // ------------------------------------------------------------ batches
+
+    /** POST /api/jobs/batch {jobs: [{type, input, ...}]} → {batch_id, jobs: [{id, ...}]}. */
+    async function submitBatch(jobs) {
+      var r = await request("POST", "/api/jobs/batch", { body: { jobs: jobs } });
+      return r.data;
+    }
+
+    /** GET /api/batches/{id} → {id, size, counts, progress, finished, jobs}. */
+    async function getBatch(id) {
+      var r = await request("GET", "/api/batches/" + encodeURIComponent(id));
+      return r.data;
+    }
+
+    /**
+     * Follow a batch live (WS /ws/batches/{id}): onBatch(batch) with the aggregate (counts
+     * by status, progress, each job's state) at first and after each of its jobs' events,
+     * onDone(batch) once every job ended, onState(state), onError({code, message, status}).
+     * A dropped socket reconnects; its new snapshot holds the whole batch, so nothing is lost.
+     * Returns {close(), batch()}.
+     */
+    function watchBatch(batchId, options) {
+      var opts = options || {};
+      var view = null;
+      var ws = null;
+      var timer = null;
+      var retry = 0;
+      var stopped = false;
+
+      function emit(name) {
+        if (typeof opts[name] === "function") later(opts[name]).apply(null, Array.prototype.slice.call(arguments, 1));
+      }
+
+      function recount() {
+        var counts = {};
+        var total = 0;
+        view.jobs.forEach(function (j) {
+          var status = j.status || "deleted";
+          counts[status] = (counts[status] || 0) + 1;
+          total += !j.status || isFinal(j.status) ? 100 : Number(j.progress) || 0;
+        });
+        view.counts = counts;
+        view.progress = view.jobs.length ? Math.round((total / view.jobs.length) * 100) / 100 : 100;
+        view.finished = view.jobs.every(function (j) {
+          return !j.status || isFinal(j.status);
+        });
+      }
+
+      function apply(ev) {
+        var job = view && view.jobs.find(function (j) {
+          return j.id === ev.job_id;
+        });
+        if (!job) return;
+        if (ev.status) job.status = ev.status;
+        if (ev.progress != null) job.progress = ev.progress;
+        if (ev.status === "completed") job.progress = 100;
+        if (ev.kind === "step" && ev.state === "running") job.step = ev.step;
+        if (has(ev, "message")) job.message = ev.message;
+        if (ev.error) job.error = ev.error;
+        recount();
+      }
+
+      function stop() {
+        stopped = true;
+        clearTimeout(timer);
+        closeQuietly(ws);
+        ws = null;
+        emit("onState", "closed");
+      }
+
+      function connect() {
+        if (stopped) return;
+        var pendingError = null;
+        var sock = new WebSocket(wsUrl("/ws/batches/" + encodeURIComponent(batchId)));
+        ws = sock;
+        emit("onState", view ? "reconnecting" : "connecting");
+        sock.onmessage = function (msg) {
+          var data = ws === sock ? parseMessage(msg) : null;
+          if (!data) return;
+          if (data.type === "snapshot") {
+            retry = 0;
+            view = data.batch;
+            emit("onState", "live");
+          } else if (data.type === "event") {
+            apply(data);
+          } else if (data.type === "error") {
+            pendingError = data.error || null;
+            return;
+          }
+          emit("onBatch", clone(view));
+          if (view.finished) {
+            emit("onDone", clone(view));
+            stop();
+          }
+        };
+        sock.onclose = function (ev) {
+          if (ws !== sock || stopped) return;
+          ws = null;
+          if (ev.code === 1000 && view) {
+            view.finished = true;
+            emit("onDone", clone(view));
+            stop();
+          } else if (refusal(ev, pendingError)) {
+            stop();
+            emit("onError", refusal(ev, pendingError));
+          } else {
+            timer = setTimeout(connect, backoffDelay(retry));
+            retry += 1;
+          }
+        };
+      }
+
+      timer = setTimeout(connect, 0);
+      return {
+        close: function () {
+          if (!stopped) stop();
+        },
+        batch: function () {
+          return clone(view);
+        },
+      };
+    }
+
     // --------------------------------------------------------------- feed
 
     /**
-     * The owner feed (WS /ws): status and step events of all this visitor's jobs.
+     * A feed of many jobs' status and step events: the visitor's own (WS /ws), those of a
+     * tag (options.tag) or of a browser token's scope.
      * options:
-     *   onEvent(event)   {type:"event", kind, job_id, seq, status?, progress?, ...}
-     *   onResync()       events may have been missed (the server said so, or the
-     *                    socket came back after a drop): reload whatever lists them
+     *   tag              only the jobs with this tag
+     *   onSnapshot(jobs) a feed over a tag or a token starts with its jobs, newest first
+     *                    (again after each reconnect)
+     *   onEvent(event)   {type:"event", kind, job_id, seq, at, status?, progress?, ...}:
+     *                    each once, in order per job, also across reconnects
+     *   onResync()       events may have been missed (the server said so, or the owner's
+     *                    feed came back after a drop): reload whatever lists them
      *   onState(state)   "connecting" | "live" | "reconnecting" | "offline" | "unavailable" | "closed"
-     * It reconnects for as long as it is open; after 3 failed connects in a row it
-     * says "offline" (callers may poll meanwhile) and keeps trying, more slowly.
+     *   onError({code, message, status})  the server refused the feed for good (a bad tag,
+     *                    an expired token: code "token_expired"); the feed is closed
+     * It reconnects for as long as it is open, a feed over a scope from the position it
+     * reached (?since=), so it misses nothing; after 3 failed connects in a row it says
+     * "offline" (callers may poll meanwhile) and keeps trying, more slowly.
      */
     function feed(options) {
       var opts = options || {};
+      var scoped = !!(opts.tag || token);
       var stopped = false;
       var ws = null;
       var timer = null;
@@ -899,6 +1073,8 @@
       var failures = 0;
       var everOpened = false;
       var state = null;
+      var position = null; // the at of the last event (or the snapshot's position)
+      var seen = new Set(); // "job id:seq" of the events passed on, the last FEED_REMEMBER
 
       function setState(next) {
         if (next === state) return;
@@ -909,16 +1085,18 @@
       function stop() {
         stopped = true;
         clearTimeout(timer);
-        if (ws) {
-          var sock = ws;
-          ws = null;
-          try {
-            sock.close(1000);
-          } catch (_) {
-            /* already closing */
-          }
-        }
+        closeQuietly(ws);
+        ws = null;
         setState("closed");
+      }
+
+      function onEvent(data) {
+        var key = data.job_id + ":" + data.seq;
+        if (seen.has(key)) return; // a resumed feed's overlap
+        seen.add(key);
+        if (seen.size > FEED_REMEMBER) seen.delete(seen.values().next().value);
+        if (data.at && (!position || data.at > position)) position = data.at;
+        if (typeof opts.onEvent === "function") later(opts.onEvent)(data);
       }
 
       function connect() {
@@ -930,9 +1108,10 @@
         }
         if (state === null) setState("connecting");
         var opened = false;
+        var pendingError = null;
         var sock;
         try {
-          sock = new WebSocket(wsUrl("/ws"));
+          sock = new WebSocket(wsUrl("/ws", { tag: opts.tag, since: scoped ? position : null }));
         } catch (_) {
           setState("unavailable");
           return;
@@ -944,18 +1123,24 @@
           failures = 0;
           retry = 0;
           setState("live");
-          // Back after a drop: whatever happened meanwhile was not sent to us.
-          if (everOpened && typeof opts.onResync === "function") later(opts.onResync)();
+          // Back after a drop: whatever happened meanwhile was not sent to us (a feed over
+          // a scope resumes from its position instead).
+          if (everOpened && !scoped && typeof opts.onResync === "function") later(opts.onResync)();
           everOpened = true;
         };
         sock.onmessage = function (msg) {
           if (ws !== sock) return;
           var data = parseMessage(msg);
           if (!data) return;
-          if (data.type === "event" && typeof opts.onEvent === "function") {
-            later(opts.onEvent)(data);
+          if (data.type === "event") {
+            onEvent(data);
+          } else if (data.type === "snapshot") {
+            if (!position) position = data.position || null;
+            if (typeof opts.onSnapshot === "function") later(opts.onSnapshot)(data.jobs || []);
           } else if (data.type === "resync" && typeof opts.onResync === "function") {
             later(opts.onResync)();
+          } else if (data.type === "error") {
+            pendingError = data.error || null;
           }
         };
         sock.onerror = function () {};
@@ -963,8 +1148,10 @@
           if (ws !== sock) return;
           ws = null;
           if (stopped) return;
-          if (ev.code >= 4400 && ev.code < 4500) {
+          var err = refusal(ev, pendingError);
+          if (err) {
             stop();
+            if (typeof opts.onError === "function") later(opts.onError)(err);
             return;
           }
           if (!opened) failures += 1;
@@ -997,6 +1184,10 @@
     return {
       server: base,
       useToken: useToken,
+      get token() {
+        return token;
+      },
+      _fetch: rawFetch,
       ensureSession: ensureSession,
       createSession: createSession,
       jobTypes: jobTypes,
@@ -1012,6 +1203,9 @@
       updateDraft: updateDraft,
       watch: watch,
       feed: feed,
+      submitBatch: submitBatch,
+      getBatch: getBatch,
+      watchBatch: watchBatch,
     };
   }
 
@@ -1019,17 +1213,22 @@
 
   var clients = {};
 
-  function clientFor(server) {
-    var key = String(server || "").replace(/\/+$/, "");
-    if (!clients[key]) clients[key] = key === "" ? jobcast : makeClient(key);
-    return clients[key];
+  /** The client of a server, and of a token when one is given (one per server and token). */
+  function clientFor(server, token) {
+    var base = String(server || "").replace(/\/+$/, "");
+    if (token) return makeClient(base, { token: token });
+    if (!clients[base]) clients[base] = base === "" ? jobcast : makeClient(base);
+    return clients[base];
   }
 
-  function stylesheetUrl() {
+  /** A file next to this script (the elements' stylesheets). Imported as an ES module, the
+   * script has no currentScript: jobcast.mjs says where it was loaded from. */
+  function assetUrl(name) {
+    var from = SCRIPT_SRC || global.jobcastModuleUrl || global.location.origin + "/static/jobcast.js";
     try {
-      return new URL("job-progress.css", SCRIPT_SRC || global.location.origin + "/static/jobcast.js").href;
+      return new URL(name, from).href;
     } catch (_) {
-      return "/static/job-progress.css";
+      return "/static/" + name;
     }
   }
 
@@ -1081,6 +1280,19 @@
             "element's server attribute points at it.",
       };
     }
+    if (status === 401 && client.token) {
+      var expired = err.code === "token_expired";
+      return {
+        code: expired ? "token_expired" : "token_refused",
+        status: 401,
+        title: expired ? "Access expired" : "Access refused",
+        message: expired
+          ? "This page's jobcast token expired: the app must mint a new one and give it to the " +
+            "element (its token property or attribute)."
+          : "jobcast refused this page's token (" + (err.message || "unauthorized") + "): it is " +
+            "not valid, or its app key was revoked.",
+      };
+    }
     if (status === 401) {
       return {
         code: "no_credential",
@@ -1105,8 +1317,11 @@
         code: "not_found",
         status: 404,
         title: "Job not found.",
-        message: "No job " + jobId + " for this page's credential: the id is wrong, the job was " +
-          "deleted, or it belongs to another user.",
+        message: client.token
+          ? "No job " + jobId + " within this page's token: the token's scope does not name it " +
+            "(another user's job, or the wrong id)."
+          : "No job " + jobId + " for this page's credential: the id is wrong, the job was " +
+            "deleted, or it belongs to another user.",
       };
     }
     return {
@@ -1123,17 +1338,16 @@
    * retries, once the server was reached; a server never reached is an error.
    */
   async function openJob(client, jobId, createSession) {
-    var path = client.server + "/api/jobs/" + encodeURIComponent(jobId);
-    var init = { credentials: "include", cache: "no-store", headers: { Accept: "application/json" } };
+    var path = "/api/jobs/" + encodeURIComponent(jobId);
     for (var tries = 0; tries < 2; tries++) {
       var res;
       try {
-        res = await fetch(path, init);
+        res = await client._fetch("GET", path);
       } catch (_) {
         return { error: explainFailure(client, jobId, { status: 0, code: "network_error" }) };
       }
       if (res.ok) return { job: await readJson(res) };
-      if (res.status === 401 && createSession && tries === 0) {
+      if (res.status === 401 && createSession && !client.token && tries === 0) {
         try {
           await client.createSession();
         } catch (err) {
@@ -1153,7 +1367,13 @@
     }
 
     /**
-     * <job-progress job-id="…" server="…">: a compact live view of one job.
+     * <job-progress job-id="…" server="…" token="…">: a compact live view of one job;
+     * <job-progress batch-id="…">: of a batch (its jobs by status and overall progress,
+     * `job-progress:batch` ({batch}) as it changes, `job-progress:done` ({batch}) at its end).
+     * With a token (the attribute, or the `token` property, which keeps it out of the DOM)
+     * it calls jobcast as that browser token, from any origin of JOBCAST_ALLOWED_ORIGINS;
+     * when the token expires it says so and fires `job-progress:error` (code token_expired):
+     * set a new token to go on.
      * Fires `job-progress:event` ({event, job}), `job-progress:state` ({state}),
      * `job-progress:input` ({request, job}: null once answered), `job-progress:stream`
      * ({chunk, text, job}), `job-progress:metadata` ({changed, metadata, job}) and, once,
@@ -1164,7 +1384,7 @@
      */
     class JobProgressElement extends HTMLElement {
       static get observedAttributes() {
-        return ["job-id", "server", "create-session"];
+        return ["job-id", "batch-id", "server", "token", "create-session"];
       }
 
       constructor() {
@@ -1172,7 +1392,7 @@
         var root = this.attachShadow({ mode: "open" });
         var link = document.createElement("link");
         link.rel = "stylesheet";
-        link.href = stylesheetUrl();
+        link.href = assetUrl("job-progress.css");
         var holder = document.createElement("div");
         holder.innerHTML = ELEMENT_HTML;
         var box = holder.firstChild;
@@ -1200,6 +1420,17 @@
         this._eta = new Countdown();
         this._ticker = null;
         this._key = null;
+        this._token = null;
+      }
+
+      /** The browser token it calls jobcast with (the property wins over the attribute). */
+      get token() {
+        return this._token || this.getAttribute("token") || null;
+      }
+
+      set token(value) {
+        this._token = value ? String(value) : null;
+        if (this.isConnected) this._start();
       }
 
       /** The job as last seen (a copy), or null. */
@@ -1229,24 +1460,29 @@
 
       _start() {
         var id = (this.getAttribute("job-id") || "").trim();
+        var batchId = (this.getAttribute("batch-id") || "").trim();
         var server = this.getAttribute("server") || "";
-        var key = server + "|" + id;
+        var key = [server, id, batchId, this.token || ""].join("|");
         if (key === this._key) return;
         this._key = key;
         this._stop();
         this._job = null;
         this._eta.set(null);
-        if (!id) {
+        if (!id && !batchId) {
           this._renderMessage("No job to show.", "idle");
           return;
         }
         var self = this;
+        var client = clientFor(server, this.token);
         this._conn = "connecting";
         this._renderMessage("Connecting…", "connecting");
+        if (!id) {
+          this._watchBatch(client, batchId);
+          return;
+        }
         this._ticker = setInterval(function () {
           self._renderEta();
         }, 1000);
-        var client = clientFor(server);
         openJob(client, id, this.hasAttribute("create-session")).then(function (opened) {
           if (self._key !== key) return; // the element moved on meanwhile
           if (opened.error) {
@@ -1301,6 +1537,46 @@
             self._fail(explainFailure(client, id, err));
           },
         });
+      }
+
+      _watchBatch(client, batchId) {
+        var self = this;
+        this._watcher = client.watchBatch(batchId, {
+          onBatch: function (batch) {
+            self._renderBatch(batch);
+            self._fire("job-progress:batch", { batch: batch });
+          },
+          onDone: function (batch) {
+            self._renderBatch(batch);
+            self._fire("job-progress:done", { batch: batch });
+          },
+          onError: function (err) {
+            self._fail({
+              code: err.code,
+              status: err.status,
+              title: err.status === 404 ? "Batch not found." : "Cannot follow the batch",
+              message: err.message,
+            });
+          },
+        });
+      }
+
+      _renderBatch(batch) {
+        var el = this._el;
+        var pct = Math.min(100, Math.max(0, Number(batch.progress) || 0));
+        var counts = batch.counts || {};
+        var ended = (counts.completed || 0) + (counts.failed || 0) + (counts.cancelled || 0);
+        el.box.dataset.status = batch.finished ? (counts.failed ? "failed" : "completed") : "running";
+        el.box.dataset.conn = "";
+        el.bar.setAttribute("aria-valuenow", String(Math.round(pct)));
+        el.bar.setAttribute("aria-valuetext", Math.round(pct) + "%");
+        el.fill.style.width = pct + "%";
+        el.pct.textContent = Math.round(pct) + "%";
+        el.step.textContent = ended + " of " + batch.size + " jobs done";
+        el.message.textContent = Object.keys(counts).sort().map(function (status) {
+          return counts[status] + " " + status;
+        }).join(" · ");
+        el.stateText.textContent = batch.finished ? "finished" : "live";
       }
 
       /** The job ended: before the page opened (alreadyEnded) or while it watched. */
@@ -1388,6 +1664,186 @@
     }
 
     global.customElements.define("job-progress", JobProgressElement);
+    global.customElements.define("job-toasts", toastsElement());
+  }
+
+  var TOAST_MS = 8000;
+  var MAX_TOASTS = 4;
+  var ENDED_TEXT = { completed: "completed", failed: "failed", cancelled: "was cancelled" };
+
+  /** What a toast says of a job's event: {kind, title, detail, sticky}, or null for none. */
+  function toastOf(event, job) {
+    var name = (job && (job.title || job.type)) || "A job";
+    if (event.kind === "input_required") {
+      return { kind: "info", title: name + " needs your input", detail: event.prompt || "", sticky: true };
+    }
+    if (event.kind !== "status" || !isFinal(event.status)) return null;
+    var detail = "";
+    if (event.status === "failed") detail = (event.error && event.error.message) || (job && job.error && job.error.message) || "";
+    if (event.status === "completed" && job && job.result && typeof job.result.summary === "string") detail = job.result.summary;
+    return {
+      kind: event.status === "completed" ? "success" : event.status === "failed" ? "error" : "info",
+      title: name + " " + ENDED_TEXT[event.status],
+      detail: detail,
+      sticky: false,
+    };
+  }
+
+  /**
+   * <job-toasts server="…" token="…" tag="…">: toasts for the jobs of a feed (a browser
+   * token's scope, a tag, or the visitor's own jobs), on any page: one when a job ends
+   * (completed, failed, cancelled) and a sticky one when a job asks for input. Fires
+   * `job-toasts:toast` ({job_id, kind, title, detail}) for each, and `job-toasts:error`
+   * ({code, status, message}) when jobcast refuses the feed (an expired token: set a new
+   * one, the `token` property or attribute, to go on).
+   */
+  function toastsElement() {
+    return class JobToastsElement extends HTMLElement {
+      static get observedAttributes() {
+        return ["server", "token", "tag"];
+      }
+
+      constructor() {
+        super();
+        var root = this.attachShadow({ mode: "open" });
+        var link = document.createElement("link");
+        link.rel = "stylesheet";
+        link.href = assetUrl("job-toasts.css");
+        this._region = document.createElement("div");
+        this._region.className = "jt";
+        this._region.setAttribute("role", "region");
+        this._region.setAttribute("aria-label", "Job notifications");
+        this._region.setAttribute("aria-live", "polite");
+        root.appendChild(link);
+        root.appendChild(this._region);
+        this._token = null;
+        this._feed = null;
+        this._key = null;
+        this._jobs = {};
+      }
+
+      get token() {
+        return this._token || this.getAttribute("token") || null;
+      }
+
+      set token(value) {
+        this._token = value ? String(value) : null;
+        if (this.isConnected) this._start();
+      }
+
+      connectedCallback() {
+        this._start();
+      }
+
+      disconnectedCallback() {
+        if (this._feed) this._feed.close();
+        this._feed = null;
+        this._key = null;
+      }
+
+      attributeChangedCallback() {
+        if (this.isConnected) this._start();
+      }
+
+      _start() {
+        var server = this.getAttribute("server") || "";
+        var tag = this.getAttribute("tag") || null;
+        var key = [server, tag || "", this.token || ""].join("|");
+        if (key === this._key) return;
+        this._key = key;
+        if (this._feed) this._feed.close();
+        var self = this;
+        var client = clientFor(server, this.token);
+        this._feed = client.feed({
+          tag: tag,
+          onSnapshot: function (jobs) {
+            jobs.forEach(function (job) {
+              self._jobs[job.id] = job;
+            });
+          },
+          onEvent: function (event) {
+            if (!toastOf(event, null)) return;
+            // the job as it ended (its type, result or error), for what the toast says
+            client.getJob(event.job_id).then(
+              function (job) {
+                self._jobs[event.job_id] = job;
+                self._toast(event, job);
+              },
+              function () {
+                self._toast(event, self._jobs[event.job_id] || null);
+              }
+            );
+          },
+          onError: function (err) {
+            var expired = err.code === "token_expired";
+            self.show({
+              kind: "error",
+              title: expired ? "Access expired" : "Job notifications stopped",
+              detail: expired ? "Reload the page to see your jobs again." : err.message,
+              sticky: true,
+            });
+            self.dispatchEvent(new CustomEvent("job-toasts:error", { detail: err, bubbles: true, composed: true }));
+          },
+        });
+      }
+
+      _toast(event, job) {
+        var toast = toastOf(event, job);
+        if (!toast) return;
+        this.show(toast);
+        var detail = { job_id: event.job_id, kind: toast.kind, title: toast.title, detail: toast.detail };
+        this.dispatchEvent(new CustomEvent("job-toasts:toast", { detail: detail, bubbles: true, composed: true }));
+      }
+
+      /** Show a toast: {kind: "success"|"error"|"info", title, detail?, sticky?}. */
+      show(options) {
+        var node = document.createElement("div");
+        node.className = "jt-toast jt-" + (options.kind || "info");
+        node.setAttribute("part", "toast");
+        node.setAttribute("role", options.kind === "error" ? "alert" : "status");
+        var body = document.createElement("div");
+        body.className = "jt-body";
+        var title = document.createElement("strong");
+        title.className = "jt-title";
+        title.setAttribute("part", "title");
+        title.textContent = options.title;
+        body.appendChild(title);
+        if (options.detail) {
+          var detail = document.createElement("span");
+          detail.className = "jt-detail";
+          detail.setAttribute("part", "detail");
+          detail.textContent = options.detail;
+          body.appendChild(detail);
+        }
+        var close = document.createElement("button");
+        close.type = "button";
+        close.className = "jt-close";
+        close.setAttribute("part", "close");
+        close.setAttribute("aria-label", "Dismiss notification");
+        node.appendChild(body);
+        node.appendChild(close);
+        var region = this._region;
+        var timer = null;
+        function dismiss() {
+          clearTimeout(timer);
+          node.remove();
+        }
+        function arm() {
+          clearTimeout(timer);
+          if (!options.sticky) timer = setTimeout(dismiss, TOAST_MS);
+        }
+        close.addEventListener("click", dismiss);
+        node.addEventListener("mouseenter", function () {
+          clearTimeout(timer);
+        });
+        node.addEventListener("mouseleave", arm);
+        node._dismiss = dismiss;
+        region.appendChild(node);
+        while (region.children.length > MAX_TOASTS) region.firstElementChild._dismiss();
+        arm();
+        return node;
+      }
+    };
   }
 
   var jobcast = makeClient("");

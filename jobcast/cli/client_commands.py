@@ -1,6 +1,7 @@
 """The commands that are clients of a running server at ``--url``.
 
-``submit``, ``watch``, ``jobs``, ``show``, ``cancel``, ``types`` and ``stats``:
+``submit``, ``submit-batch``, ``batch``, ``watch``, ``jobs``, ``show``, ``cancel``, ``types``
+and ``stats``:
 each acts as the owner of ``owner_client`` (``stats`` with the admin token); and, from
 ``control_commands``, ``answer``, ``pause``, ``resume`` and ``start``.
 """
@@ -8,6 +9,8 @@ each acts as the owner of ``owner_client`` (``stats`` with the admin token); and
 from __future__ import annotations
 
 import json
+import sys
+import time
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -21,9 +24,10 @@ from jobcast.cli import control_commands
 from jobcast.cli.console import CliError, Exit, note, stdout
 from jobcast.cli.progress import follow
 from jobcast.cli.target import ADMIN_TOKEN_ENV, Target, owner_client
-from jobcast.client import Client
+from jobcast.client import Batch, Client
 
 commands = typer.Typer()
+BATCH_POLL_S = 0.5  # how often --watch asks for a batch's state
 commands.add_typer(control_commands.commands)
 
 
@@ -37,15 +41,18 @@ def parse_input(raw: str) -> dict[str, Any]:
             raise typer.BadParameter(
                 f"cannot read {raw[1:]}: {exc.strerror}", param_hint="'--input'"
             ) from exc
+    return json_object(text, repr(raw[:60]), "'--input'")
+
+
+def json_object(text: str, where: str, hint: str) -> dict[str, Any]:
+    """``text`` as a JSON object; BadParameter saying ``where`` when it is not one."""
     try:
         value = json.loads(text)
     except ValueError as exc:
-        raise typer.BadParameter(
-            f"not valid JSON ({exc}): {raw[:60]!r}", param_hint="'--input'"
-        ) from exc
+        raise typer.BadParameter(f"{where}: not valid JSON ({exc})", param_hint=hint) from exc
     if not isinstance(value, dict):
         raise typer.BadParameter(
-            f"must be a JSON object, got {type(value).__name__}", param_hint="'--input'"
+            f"{where}: must be a JSON object, got {type(value).__name__}", param_hint=hint
         )
     return value
 
@@ -103,6 +110,107 @@ def submit(
             return
         note(f"job {submitted.id} submitted; its page: {page}")
         raise typer.Exit(follow(client, submitted.id))
+
+
+def read_batch(path: str) -> list[dict[str, Any]]:
+    """The jobs of a JSON Lines file ("-": stdin), each line one job as a submit takes it."""
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {path}: {exc.strerror}", param_hint="FILE") from exc
+    jobs: list[dict[str, Any]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        jobs.append(json_object(line, f"line {number}", "FILE"))
+    if not jobs:
+        raise typer.BadParameter(f"{path}: no jobs in it", param_hint="FILE")
+    return jobs
+
+
+@commands.command("submit-batch")
+def submit_batch(
+    ctx: typer.Context,
+    path: Annotated[
+        str,
+        typer.Argument(
+            metavar="FILE",
+            help='JSON Lines: one job a line, as {"type", "input", ...}; - for stdin.',
+        ),
+    ],
+    watch: Annotated[
+        bool, typer.Option("--watch", "-w", help="Follow the batch until every job ended.")
+    ] = False,
+) -> None:
+    """Submit up to 1,000 jobs at once, all or none; print the batch's id, then each job's."""
+    jobs = read_batch(path)
+    with owner_client(ctx) as client:
+        submitted = client.submit_batch(jobs)
+        if not watch:
+            typer.echo(submitted.batch_id)
+            for job in submitted.jobs:
+                typer.echo(job.id)
+            return
+        note(f"batch {submitted.batch_id} of {len(submitted.jobs)} jobs submitted")
+        raise typer.Exit(follow_batch(client, submitted.batch_id))
+
+
+@commands.command("batch")
+def show_batch(
+    ctx: typer.Context,
+    batch_id: Annotated[str, typer.Argument(metavar="ID")],
+    watch: Annotated[
+        bool, typer.Option("--watch", "-w", help="Follow the batch until every job ended.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
+) -> None:
+    """Show a batch: its jobs by status, its progress, and each job."""
+    with owner_client(ctx) as client:
+        if watch:
+            raise typer.Exit(follow_batch(client, batch_id))
+        batch = client.batch(batch_id)
+    if as_json:
+        stdout().print_json(data=batch.model_dump(mode="json"))
+        return
+    print_batch(batch)
+
+
+def print_batch(batch: Batch) -> None:
+    out = stdout()
+    out.print(f"batch {batch.id}: {batch_line(batch)}")
+    table = Table(box=None)
+    for name in ("id", "type", "status", "progress", "step"):
+        table.add_column(name, no_wrap=name != "step")
+    for job in batch.jobs:
+        table.add_row(
+            job.id,
+            escape(job.type or ""),
+            status_text(job.status or "deleted"),
+            f"{job.progress:.0f}%",
+            escape(job.step or ""),
+        )
+    out.print(table)
+
+
+def batch_line(batch: Batch) -> str:
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(batch.counts.items()))
+    return f"{batch.progress:.0f}% ({counts})"
+
+
+def follow_batch(client: Client, batch_id: str) -> Exit:
+    """Say the batch's progress as it changes until every job ended; OK when all completed."""
+    said = ""
+    while True:
+        batch = client.batch(batch_id)
+        line = batch_line(batch)
+        if line != said:
+            note(f"batch {batch_id}: {line}")
+            said = line
+        if batch.finished:
+            break
+        time.sleep(BATCH_POLL_S)
+    print_batch(batch)
+    return Exit.OK if batch.counts.get("completed", 0) == batch.size else Exit.FAILED
 
 
 @commands.command("watch")

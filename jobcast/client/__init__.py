@@ -24,13 +24,25 @@ from jobcast.client.errors import (
     Unreachable,
     api_error,
 )
-from jobcast.client.models import Event, Job, JobError, JobId, JobType, Step, Submitted
+from jobcast.client.models import (
+    Batch,
+    BatchSubmitted,
+    Event,
+    Job,
+    JobError,
+    JobId,
+    JobType,
+    Step,
+    Submitted,
+)
 from jobcast.client.sync_client import Client
 
 __all__ = [
     "ApiError",
     "AsyncClient",
     "BadRequest",
+    "Batch",
+    "BatchSubmitted",
     "Client",
     "ClientError",
     "Conflict",

@@ -32,7 +32,7 @@ from jobcast.client.errors import (
     error_of,
     handshake_error,
 )
-from jobcast.client.models import Event, Job, JobId, JobType, Submitted
+from jobcast.client.models import Batch, BatchSubmitted, Event, Job, JobId, JobType, Submitted
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,14 @@ class AsyncClient:
     ) -> Submitted:
         """Create a job; it is stored when this returns. Unset options take the type's defaults."""
         return await self.send(calls.submit(type, input, options))
+
+    async def submit_batch(self, jobs: builtins.list[dict[str, Any]]) -> BatchSubmitted:
+        """Submit up to 1,000 jobs at once (each a dict as a submit's body): all or none."""
+        return await self.send(calls.submit_batch(jobs))
+
+    async def batch(self, batch_id: str) -> Batch:
+        """A batch's jobs by status, its progress and each job's state."""
+        return await self.send(calls.batch(batch_id))
 
     async def get(self, job_id: JobId) -> Job:
         return await self.send(calls.get(job_id))

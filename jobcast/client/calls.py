@@ -17,7 +17,7 @@ import orjson
 
 from jobcast import schemas
 from jobcast.client.errors import STATUS_OF_CODE, NotFinished, api_error
-from jobcast.client.models import Event, Job, JobId, JobType, Submitted
+from jobcast.client.models import Batch, BatchSubmitted, Event, Job, JobId, JobType, Submitted
 
 T = TypeVar("T")
 
@@ -65,6 +65,20 @@ def submit(type: str, input: dict[str, Any] | None, options: SubmitOptions) -> C
     body: dict[str, Any] = {"type": type, "input": input or {}}
     body.update({k: v for k, v in options.items() if v is not None})
     return Call("POST", "/api/jobs", lambda r: Submitted.model_validate(r.json()), json=body)
+
+
+def submit_batch(jobs: list[dict[str, Any]]) -> Call[BatchSubmitted]:
+    """Up to 1,000 jobs, each as a submit's body: all stored, or none (422 naming the job)."""
+    return Call(
+        "POST",
+        "/api/jobs/batch",
+        lambda r: BatchSubmitted.model_validate(r.json()),
+        json={"jobs": jobs},
+    )
+
+
+def batch(batch_id: str) -> Call[Batch]:
+    return Call("GET", f"/api/batches/{quoted(batch_id)}", lambda r: Batch.model_validate(r.json()))
 
 
 def get(job_id: JobId) -> Call[Job]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from pydantic import ConfigDict
+from pydantic import BaseModel, ConfigDict
 
 from jobcast import schemas
 
@@ -99,3 +99,52 @@ class JobType(schemas.JobTypeOut):
     """A job type the server runs: its steps and the input it takes."""
 
     model_config = _LENIENT
+
+
+class BatchJobSubmitted(BaseModel):
+    """One job of a batch's 202: its id and where to follow it."""
+
+    model_config = _LENIENT
+
+    id: str
+    status: str
+    status_url: str
+    ws_url: str
+
+
+class BatchSubmitted(BaseModel):
+    """The 202 answer to a batch: its id, and each job's, in the order given."""
+
+    model_config = _LENIENT
+
+    batch_id: str
+    status_url: str
+    ws_url: str
+    jobs: list[BatchJobSubmitted]
+
+
+class BatchJobState(BaseModel):
+    """A batch's job as it stands (``status`` None: deleted since)."""
+
+    model_config = _LENIENT
+
+    id: str
+    type: str | None
+    status: str | None
+    progress: float
+    step: str | None
+    message: str | None
+    error: dict[str, Any] | None
+
+
+class Batch(BaseModel):
+    """A batch: its jobs by status, overall progress (a finished job counts whole)."""
+
+    model_config = _LENIENT
+
+    id: str
+    size: int
+    counts: dict[str, int]
+    progress: float
+    finished: bool
+    jobs: list[BatchJobState]

@@ -15,7 +15,7 @@ from typing import Any, Self, TypeVar, Unpack
 from jobcast.client.async_client import AsyncClient
 from jobcast.client.calls import SubmitOptions
 from jobcast.client.errors import ClientError
-from jobcast.client.models import Event, Job, JobId, JobType, Submitted
+from jobcast.client.models import Batch, BatchSubmitted, Event, Job, JobId, JobType, Submitted
 
 T = TypeVar("T")
 
@@ -79,6 +79,12 @@ class Client:
         self, type: str, input: dict[str, Any] | None = None, **options: Unpack[SubmitOptions]
     ) -> Submitted:
         return self._run(self._client.submit(type, input, **options))
+
+    def submit_batch(self, jobs: builtins.list[dict[str, Any]]) -> BatchSubmitted:
+        return self._run(self._client.submit_batch(jobs))
+
+    def batch(self, batch_id: str) -> Batch:
+        return self._run(self._client.batch(batch_id))
 
     def get(self, job_id: JobId) -> Job:
         return self._run(self._client.get(job_id))

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 import asyncpg
 
 from jobcast.errors import Conflict, InvalidInput
 from jobcast.model import Event, Job, StepState, StepView
-from jobcast.registry import JobType, Step
+from jobcast.registry import JobType
 from jobcast.sql import QUERIES
 from jobcast.store import rows
 from jobcast.store.base import StoreBase
 
 # how often a submit looks for the job its idempotency key made, if that job keeps vanishing
 _LOOKUPS = 3
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +35,14 @@ class Created:
     joined: bool = False
 
 
+def waiting_steps(job_type: JobType) -> tuple[StepView, ...]:
+    """A new job's steps, all waiting: what a submit answers without reading them back."""
+    return tuple(
+        StepView(s.name, s.title, s.weight, StepState.WAITING, None, None, None)
+        for s in job_type.steps
+    )
+
+
 def _made(row: asyncpg.Record | None) -> asyncpg.Record | UUID | None:
     """The submit statement's verdict: the new job's row, the job a key made, or None."""
     if row is None:
@@ -41,13 +51,6 @@ def _made(row: asyncpg.Record | None) -> asyncpg.Record | UUID | None:
         existing: UUID = row["gate_existing"]
         return existing
     return row if row["id"] is not None else None
-
-
-def _waiting(steps: tuple[Step, ...]) -> tuple[StepView, ...]:
-    """The steps of a job that has not started: all waiting."""
-    return tuple(
-        StepView(s.name, s.title, s.weight, StepState.WAITING, None, None, None) for s in steps
-    )
 
 
 class Jobs(StoreBase):
@@ -137,7 +140,7 @@ class Jobs(StoreBase):
             if not isinstance(row, asyncpg.Record):
                 return None
             return Created(
-                job=replace(rows.job(row), steps=_waiting(steps)),
+                job=replace(rows.job(row), steps=waiting_steps(job_type)),
                 event=rows.event_of_change(row),
                 joined=not row["debounce_new"],
             )
@@ -180,12 +183,10 @@ class Jobs(StoreBase):
         if made is None:
             return None
         # the new job's steps are all waiting: no need to read them back
-        job = replace(rows.job(made), steps=_waiting(steps))
+        job = replace(rows.job(made), steps=waiting_steps(job_type))
         return Created(job=job, event=rows.event_of_change(made))
 
-    async def _insert(
-        self, insert: Callable[[], Awaitable[asyncpg.Record | UUID | None]]
-    ) -> asyncpg.Record | UUID | None:
+    async def _insert(self, insert: Callable[[], Awaitable[T]]) -> T:
         try:
             return await self._run(insert)
         except (asyncpg.UntranslatableCharacterError, asyncpg.CharacterNotInRepertoireError) as exc:
@@ -225,6 +226,15 @@ class Jobs(StoreBase):
     async def events_after(self, job_id: UUID, after: int, limit: int = 1000) -> list[Event]:
         found = await self._run(
             lambda: self.pool.fetch(QUERIES["events_after"], job_id, after, limit)
+        )
+        return [rows.event(r) for r in found]
+
+    async def events_since(
+        self, job_ids: list[UUID], since: datetime, limit: int = 1000
+    ) -> list[Event]:
+        """The events of these jobs written after ``since`` (no progress), oldest first."""
+        found = await self._run(
+            lambda: self.pool.fetch(QUERIES["events_since"], job_ids, since, limit)
         )
         return [rows.event(r) for r in found]
 

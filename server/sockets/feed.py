@@ -3,12 +3,14 @@
 For toasts and live job lists. The feed remembers the last thousand events it sent,
 so an event that comes both over Redis and as a NOTIFY hint is sent once. Events it
 missed while the live channel was interrupted cannot be named here: it sends
-``{"type": "resync"}`` and the client reloads its list.
+``{"type": "resync"}`` and the client reloads its list. A feed over a scope (``?tag=`` or a
+browser token) does better: it resumes from ``?since=`` a position (server/sockets/scope.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from starlette import status
@@ -20,7 +22,7 @@ from jobcast.model import MAX_TAG_CHARS, dumps
 from jobcast.schemas import unstorable
 from server.auth import caller_of
 from server.sockets.admission import owned, services_of
-from server.sockets.scope import ScopeFilter, send_snapshot
+from server.sockets.scope import REPLAY_OVERLAP_S, ScopeFilter, send_snapshot
 from server.sockets.stream import Key, Stream, close, run_pair, send_error
 from server.state import Services
 
@@ -60,6 +62,27 @@ class FeedStream(Stream):
     async def on_resync(self) -> None:
         await self.send_text(RESYNC)
 
+    async def replay(self, job_ids: list[UUID], since: datetime) -> None:
+        """The events of these jobs written since a position the client had; more than it
+        can remember is a resync (the snapshot just sent holds where each job stands)."""
+        start = since - timedelta(seconds=REPLAY_OVERLAP_S)
+        events = await self.services.store.events_since(job_ids, start, _REMEMBER)
+        for event in events:
+            await self._send_once((str(event.job_id), event.seq), dumps(event.wire()).decode())
+        if len(events) >= _REMEMBER:
+            await self.on_resync()
+
+
+def _since(raw: str | None) -> datetime | None:
+    """A feed's position (an event's ``at``), None when absent; BadRequest when unreadable."""
+    if not raw:
+        return None
+    try:
+        at = datetime.fromisoformat(raw.replace(" ", "+"))  # a "+" sent unquoted
+    except ValueError:
+        raise BadRequest(f"since must be an ISO 8601 time, got {raw[:40]!r}") from None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
 
 @owned
 async def owner_socket(ws: WebSocket, owner_id: UUID) -> None:
@@ -70,12 +93,19 @@ async def owner_socket(ws: WebSocket, owner_id: UUID) -> None:
         error = BadRequest(f"tag: 1 to {MAX_TAG_CHARS} characters that can be stored")
         await send_error(ws, error, status.WS_1008_POLICY_VIOLATION)
         return
+    try:
+        since = _since(ws.query_params.get("since"))
+    except BadRequest as error:
+        await send_error(ws, error, status.WS_1008_POLICY_VIOLATION)
+        return
     in_scope = ScopeFilter(ws, caller, tag)
     stream = FeedStream(ws, services, in_scope)
     try:
         async with services.hub.subscribe(services.settings.owner_channel(owner_id)) as sub:
             if in_scope.narrowed:  # a feed over a scope starts with the jobs in it
-                await send_snapshot(ws, services, owner_id, caller, tag)
+                job_ids = await send_snapshot(ws, services, owner_id, caller, tag)
+                if since is not None:
+                    await stream.replay(job_ids, since)
             await run_pair(ws, lambda: stream.follow(sub))
     except SlowConsumer:
         await close(ws, status.WS_1013_TRY_AGAIN_LATER, "slow consumer: reconnect")

@@ -7,10 +7,17 @@ events of jobs in its scope, and starts with a snapshot of them:
 ``{"type": "snapshot", "jobs": [...]}``, newest first, at most ``SNAPSHOT_JOBS``. A job's
 subject, tenant and tags never change, so each job is looked up once per socket (the
 last thousand answers are kept).
+
+Such a feed resumes by position: each event carries its time (``at``), the snapshot a
+``position``; a client that reconnects with ``?since=<the last of them>`` gets a new
+snapshot, then every event of the snapshot's jobs written since (``REPLAY_OVERLAP_S``
+earlier, for events written before but committed after the last one it had; the client
+drops what it already has by job and seq), then live events.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from uuid import UUID
 
 from starlette.websockets import WebSocket
@@ -24,6 +31,9 @@ from server.state import Services
 
 _REMEMBER = 1000
 SNAPSHOT_JOBS = 200
+# a resumed feed replays from this long before its position: an event is stamped when
+# written and sent once committed, so one stamped earlier may reach the feed later
+REPLAY_OVERLAP_S = 10.0
 
 
 class ScopeFilter:
@@ -62,9 +72,13 @@ class ScopeFilter:
 
 async def send_snapshot(
     ws: WebSocket, services: Services, owner_id: UUID, caller: Caller, tag: str | None
-) -> None:
-    """The jobs of the feed's scope as they stand, newest first."""
+) -> list[UUID]:
+    """The jobs of the feed's scope as they stand, newest first, and the position to resume
+    from when nothing comes after them; the ids of the jobs sent."""
+    position = datetime.now(UTC)
     query = ListQuery(tag=tag, limit=SNAPSHOT_JOBS, **within(caller.scope))
     jobs, _ = await services.store.find_jobs(owner_id, query)
     views = [(await job_view(services, job)).model_dump(mode="json") for job in jobs]
-    await ws.send_text(dumps({"type": "snapshot", "jobs": views}).decode())
+    body = {"type": "snapshot", "jobs": views, "position": position.isoformat()}
+    await ws.send_text(dumps(body).decode())
+    return [job.id for job in jobs]

@@ -15,7 +15,7 @@ from jobcast.endpoints import Endpoints
 from jobcast.store import Store
 from tests.conftest import DatabaseFactory
 from tests.integration.test_errors import assert_error
-from tests.support import Stack, eventually, launch
+from tests.support import Stack, declared_steps, eventually, launch
 
 OWNER_CAP = 10
 
@@ -148,3 +148,53 @@ async def test_a_batch_of_a_thousand_is_one_request(batch_stack: Stack) -> None:
         view = await eventually(finished, timeout_s=120, interval_s=0.5, what="the batch finished")
     assert view["counts"] == {"completed": len(jobs)}
     print(f"a batch of {len(jobs)} accepted in {accept_s:.2f} s")
+
+
+async def test_each_job_of_a_batch_is_stored_with_its_own_fields(batch_stack: Stack) -> None:
+    async with Store.open(batch_stack.database_url, max_size=1) as store:
+        key = await store.create_app_key("fields")
+    jobs = [
+        {
+            "type": "demo",
+            "input": {"duration": i + 1},
+            "delay_seconds": 600 + i,
+            "priority": i - 1,
+            "tags": [f"t{i}", "all"],
+            "metadata": {"i": i},
+            "subject": f"user-{i}",
+            "tenant": "org" if i else None,
+        }
+        for i in range(3)
+    ]
+    async with batch_stack.client(key.bearer) as client:
+        steps = await declared_steps(client, "demo")
+        response = await client.post("/api/jobs/batch", json={"jobs": jobs})
+        assert response.status_code == 202, response.text
+        ids = [j["id"] for j in response.json()["jobs"]]
+        views = [(await client.get(f"/api/jobs/{i}")).json() for i in ids]
+    stored = [
+        {
+            "type": v["type"],
+            "duration": v["input"]["duration"],
+            "priority": v["priority"],
+            "tags": v["tags"],
+            "metadata": v["metadata"],
+            "subject": v["subject"],
+            "tenant": v["tenant"],
+            "steps": [s["name"] for s in v["steps"]],
+            "status": v["status"],
+            "message": v["message"],
+        }
+        for v in views
+    ]
+    assert stored == [
+        {
+            **{k: job[k] for k in ("type", "priority", "tags", "metadata", "subject")},
+            "duration": job["input"]["duration"],
+            "tenant": job["tenant"],
+            "steps": steps,
+            "status": "pending",
+            "message": f"Scheduled to start in {job['delay_seconds']} s",
+        }
+        for job in jobs
+    ]

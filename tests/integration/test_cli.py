@@ -61,12 +61,13 @@ def cli_env(stack: Stack, config_home: Path, **extra: str) -> dict[str, str]:
 
 
 def jobcast(
-    stack: Stack, config_home: Path, *args: str, **extra: str
+    stack: Stack, config_home: Path, *args: str, input: str | None = None, **extra: str
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "jobcast.cli", *args],
         env=cli_env(stack, config_home, **extra),
         cwd=ROOT,
+        input=input,
         capture_output=True,
         text=True,
         timeout=60,
@@ -87,6 +88,8 @@ def test_help_names_every_command(stack: Stack, config_home: Path) -> None:
     assert run.returncode == 0, run.stderr
     for command in (
         "submit",
+        "submit-batch",
+        "batch",
         "watch",
         "jobs",
         "show",
@@ -222,6 +225,43 @@ def test_a_bad_command_line_is_one_line_and_exit_2(stack: Stack, config_home: Pa
         run = jobcast(stack, config_home, *args)
         assert run.returncode == 2, args
         one_error_line(run)
+
+
+def test_submit_batch_from_a_file_watched_to_its_end(
+    stack: Stack, config_home: Path, tmp_path: Path
+) -> None:
+    lines = [json.dumps({"type": "demo", "input": {"duration": d}}) for d in (0.2, 0.4)]
+    lines.append(json.dumps({"type": "demo", "input": {"duration": 0.2, "fail_step": "fetch"}}))
+    path = tmp_path / "jobs.jsonl"
+    path.write_text("\n".join(lines) + "\n\n")
+    run = jobcast(stack, config_home, "submit-batch", str(path), "--watch")
+    assert run.returncode == 1, run.stderr  # one of its jobs failed
+    assert "2 completed, 1 failed" in run.stdout
+    assert run.stdout.count("completed") == 3 and run.stdout.count("failed") == 2  # + table
+
+    plain = jobcast(stack, config_home, "submit-batch", "-", input="\n".join(lines[:2]))
+    assert plain.returncode == 0, plain.stderr
+    batch_id, *job_ids = plain.stdout.split()
+    assert len(job_ids) == 2
+    shown = jobcast(stack, config_home, "batch", batch_id, "--json")
+    assert shown.returncode == 0, shown.stderr
+    view = json.loads(shown.stdout)
+    assert (view["id"], [j["id"] for j in view["jobs"]]) == (batch_id, job_ids)
+
+
+def test_a_bad_batch_file_is_one_line_and_nothing_is_stored(
+    stack: Stack, config_home: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"type": "demo"}\n{"type": "demo", "input": {"duration": "long"}}\n')
+    refused = jobcast(stack, config_home, "submit-batch", str(path))
+    assert refused.returncode == 4 and "jobs.1" in one_error_line(refused)
+    path.write_text('{"type": "demo"}\nnot json\n')
+    broken = jobcast(stack, config_home, "submit-batch", str(path))
+    assert broken.returncode == 2 and "line 2" in one_error_line(broken)
+    missing = jobcast(stack, config_home, "batch", str(uuid.uuid4()))
+    assert missing.returncode == 4, missing.stderr
+    one_error_line(missing)
 
 
 def test_the_token_is_created_once_kept_private_and_renewed(stack: Stack, tmp_path: Path) -> None:

@@ -8,7 +8,9 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
+import asyncpg
 import httpx
 import jwt
 import orjson
@@ -19,7 +21,7 @@ from jobcast.endpoints import Endpoints
 from jobcast.store import NewAppKey, Store
 from tests.conftest import DatabaseFactory
 from tests.integration.test_errors import assert_error
-from tests.support import Stack, launch
+from tests.support import Stack, eventually, launch
 
 # (subject, tenant, tags) of the app's jobs; each is pending for ten minutes
 JOBS = [
@@ -173,3 +175,62 @@ async def test_a_feed_over_a_tag_starts_with_its_jobs_and_sends_only_theirs(
         snapshot = orjson.loads(await feed.recv())
         expected = [i for i in reversed(made) if made[i][1] == "umbrella"]
         assert [job["id"] for job in snapshot["jobs"]] == expected
+
+
+async def test_a_tag_feed_cut_off_resumes_from_its_position_with_nothing_missed(
+    lists_stack: Stack, app: tuple[NewAppKey, dict[str, tuple[Any, ...]]]
+) -> None:
+    key, _ = app
+    headers = {"Authorization": f"Bearer {key.bearer}"}
+    got: dict[str, list[int]] = {}  # job id -> seqs received, in order
+
+    def note(message: dict[str, Any]) -> str:
+        assert message["type"] == "event", message
+        got.setdefault(message["job_id"], []).append(message["seq"])
+        return str(message["at"])
+
+    async with lists_stack.client(key.bearer) as client:
+        async with connect(
+            f"{lists_stack.ws_base}/ws?tag=resume", additional_headers=headers
+        ) as feed:
+            position = orjson.loads(await feed.recv())["position"]
+            ids = []
+            for _ in range(3):
+                body = {"type": "demo", "input": {"duration": 2}, "tags": ["resume"]}
+                ids.append((await client.post("/api/jobs", json=body)).json()["id"])
+            while sum(len(seqs) for seqs in got.values()) < 2:
+                position = note(orjson.loads(await asyncio.wait_for(feed.recv(), 20)))
+            feed.transport.abort()  # the connection cut, no closing handshake
+
+        async def ended() -> bool:
+            jobs = [(await client.get(f"/api/jobs/{i}")).json() for i in ids]
+            return all(job["status"] in ("completed", "failed", "cancelled") for job in jobs)
+
+        await eventually(ended, timeout_s=60)  # every job's end falls within the cut
+        conn = await asyncpg.connect(lists_stack.database_url)
+        try:
+            rows = await conn.fetch(
+                "SELECT job_id::text, seq FROM job_events"
+                " WHERE job_id = ANY($1::uuid[]) AND kind <> 'progress'",
+                ids,
+            )
+        finally:
+            await conn.close()
+        stored: dict[str, set[int]] = {}
+        for row in rows:
+            stored.setdefault(row["job_id"], set()).add(row["seq"])
+        missed_before = sum(len(stored[i] - set(got.get(i, []))) for i in ids)
+
+        resumed: dict[str, list[int]] = {}
+        url = f"{lists_stack.ws_base}/ws?tag=resume&since={quote(position)}"
+        async with connect(url, additional_headers=headers) as feed:
+            snapshot = orjson.loads(await feed.recv())
+            assert sorted(job["id"] for job in snapshot["jobs"]) == sorted(ids)
+            while any(stored[i] - set(got.get(i, [])) for i in ids):
+                message = orjson.loads(await asyncio.wait_for(feed.recv(), 20))
+                note(message)
+                resumed.setdefault(message["job_id"], []).append(message["seq"])
+
+    assert missed_before > 0  # the cut did cost the feed events, which the resume brought
+    assert {i: set(got[i]) for i in ids} == stored
+    assert all(seqs == sorted(seqs) for seqs in resumed.values()), resumed

@@ -47,3 +47,16 @@ def test_an_import_cycle_is_served(tmp_path: Path) -> None:
     site = StaticSite(tmp_path)
     a = site.asset("a.js")
     assert a is not None and b'"./b.js?v=' in a.body
+
+
+def test_the_module_and_its_types_are_served_as_what_they_are() -> None:
+    site = StaticSite(Path(__file__).resolve().parents[2] / "static")
+    module, types = site.asset("jobcast.mjs"), site.asset("jobcast.d.ts")
+    assert module is not None and types is not None
+    assert (module.media_type, types.media_type) == (
+        "text/javascript; charset=utf-8",
+        "text/plain; charset=utf-8",
+    )
+    # the module's imports are versioned, so a page that imports it gets new URLs on a change
+    assert re.search(rb'import "\./jobcast\.base\.js\?v=[0-9a-f]+";', module.body)
+    assert re.search(rb'import "\./jobcast\.js\?v=[0-9a-f]+";', module.body)
