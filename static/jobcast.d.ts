@@ -232,6 +232,8 @@ export interface ClientOptions {
 export interface Client {
   readonly server: string;
   readonly token: string | null;
+  /** Act with a browser token from now on (null: back to the session cookie). */
+  useToken(value: string | null): void;
   ensureSession(): Promise<boolean>;
   createSession(): Promise<{ token: string }>;
   jobTypes(): Promise<JobType[]>;
