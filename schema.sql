@@ -525,3 +525,17 @@ CREATE TABLE IF NOT EXISTS install (
     -- one install per database: the row cannot be doubled
     CONSTRAINT install_one_row CHECK (only_row)
 );
+
+-- Who ran each attempt: the worker (host:pid) whose claim started it, written by the claim
+-- itself. An attempt handed back (a worker's SIGTERM, Postgres gone) is claimed again under
+-- the same number, so an attempt may have more than one row, each with its own time.
+CREATE TABLE IF NOT EXISTS job_claims (
+    job_id      uuid NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    attempt     integer NOT NULL,
+    worker      text NOT NULL,
+    claimed_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+    -- a job's claims in order (the console's timeline)
+    PRIMARY KEY (job_id, claimed_at)
+);
+-- when each webhook try was sent (NULL: not yet): the console lists every try with its time
+ALTER TABLE webhook_deliveries ADD COLUMN IF NOT EXISTS tried_at timestamptz;

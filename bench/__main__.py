@@ -32,6 +32,7 @@ from bench import (
     batches,
     connections,
     events,
+    pgbouncer,
     polling,
     scaleout,
     streams,
@@ -74,6 +75,7 @@ BENCHMARKS: tuple[tuple[int, str, Benchmark], ...] = (
     (7, "A watched job runs as fast", watched.run),
     (8, "Streamed output", streams.run),
     (9, "Batches", batches.run),
+    (10, "Behind PgBouncer", pgbouncer.run),
 )
 
 

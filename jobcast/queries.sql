@@ -256,7 +256,9 @@ SELECT
     AS children,
     COALESCE((SELECT json_agg(json_build_object(
         'attempt', d.attempt, 'status', d.status, 'status_code', d.status_code,
-        'error', d.error, 'at', COALESCE(d.delivered_at, d.next_at)
+        'error', d.error, 'at', COALESCE(d.delivered_at, d.next_at), 'tried_at', d.tried_at,
+        'next_at', (SELECT n.next_at FROM webhook_deliveries n
+                    WHERE n.job_id = d.job_id AND n.attempt = d.attempt + 1)
     ) ORDER BY d.attempt) FROM webhook_deliveries d WHERE d.job_id = j.id), '[]'::json)
     AS deliveries,
     -- each stream's text so far, joined from its stream events
@@ -340,7 +342,8 @@ SELECT pg_notify('jobcast_events', $1)
 -- whether its type is under its cap; the answer row carries the verdict (gate_type,
 -- gate_cap), and the claimed job with its event when it was claimed. A job of a paused
 -- type (paused_types) is not claimed: it stays pending until its type is resumed.
--- $1 id, $2 capped types, $3 their caps
+-- The claiming worker is written down with the attempt's number (job_claims).
+-- $1 id, $2 capped types, $3 their caps, $4 the worker (host:pid)
 WITH g AS (
     SELECT * FROM jobcast_claim_gate($1, $2::text[], $3::integer[])
 ), j AS (
@@ -358,6 +361,8 @@ WITH g AS (
     UPDATE job_steps SET status = 'waiting', started_at = NULL, finished_at = NULL,
         duration_ms = NULL
     WHERE job_id = $1 AND status NOT IN ('waiting', 'completed') AND EXISTS (SELECT 1 FROM j)
+), a AS (
+    INSERT INTO job_claims (job_id, attempt, worker) SELECT id, attempts, $4 FROM j
 )
 -- include: event_tail
 SELECT g.job_type AS gate_type, g.cap AS gate_cap, made.* FROM g LEFT JOIN made ON true
@@ -654,7 +659,7 @@ RETURNING d.job_id, d.attempt, d.url, j.owner_id, o.webhook_secret
 
 -- name: record_delivery
 -- The outcome of one try. $1 job id, $2 attempt, $3 status, $4 status_code, $5 error
-UPDATE webhook_deliveries SET status = $3, status_code = $4, error = $5,
+UPDATE webhook_deliveries SET status = $3, status_code = $4, error = $5, tried_at = now(),
     delivered_at = CASE WHEN $3 = 'delivered' THEN now() END
 WHERE job_id = $1 AND attempt = $2
 
@@ -1042,16 +1047,29 @@ ORDER BY j.id
 LIMIT $13
 
 -- name: admin_cancel
--- Cancel a batch of unfinished jobs in one statement: all of them or, on a crash, none.
--- $1 ids, $2 event payload
--- include: open_steps
-      AND s.job_id = ANY($1::uuid[])
--- include: close_jobs
-        status = 'cancelled', message = 'Cancelled',
-        finished_at = now(), heartbeat_at = NULL, pause_requested = false, updated_at = now()
+-- Cancel a batch of unfinished jobs and every unfinished descendant of them (as cancelling
+-- one job cancels its children) in one statement: all of them or, on a crash, none. A
+-- finished job in the batch keeps its children as they are.
+-- $1 ids, $2 event payload, $3 a descendant's event payload
+WITH RECURSIVE t AS (
+    SELECT id FROM jobs
     WHERE id = ANY($1::uuid[]) AND status IN ('pending', 'running', 'waiting', 'paused', 'draft')
+    UNION
+    SELECT c.id FROM jobs c JOIN t ON c.parent_id = t.id
+), o AS (
+    -- the job's open steps (close_steps)
+    SELECT s.job_id, s.position FROM job_steps s JOIN jobs jb ON jb.id = s.job_id
+    WHERE s.job_id IN (SELECT id FROM t)
+      AND (s.status = 'running' OR (jb.status = 'waiting' AND s.name = jb.step))
+), j AS (
+    UPDATE jobs SET seq = seq + 1 + (SELECT count(*) FROM o WHERE o.job_id = jobs.id),
+        status = 'cancelled',
+        message = CASE WHEN id = ANY($1::uuid[]) THEN 'Cancelled' ELSE $3::jsonb ->> 'message' END,
+        finished_at = now(), heartbeat_at = NULL, pause_requested = false, updated_at = now()
+    WHERE id IN (SELECT id FROM t) AND status IN ('pending', 'running', 'waiting', 'paused', 'draft')
     RETURNING *, 'status'::text AS event_kind,
-              $2::jsonb || jsonb_build_object('attempt', attempts) AS event_payload
+              CASE WHEN id = ANY($1::uuid[]) THEN $2::jsonb ELSE $3::jsonb END
+              || jsonb_build_object('attempt', attempts) AS event_payload
 )
 -- include: close_steps
 -- include: webhook
@@ -1101,6 +1119,16 @@ INSERT INTO admin_actions (id, action, actor, target, matched) VALUES ($1, $2, $
 -- name: action_progress
 -- How far a bulk action got; finished when it is done. $1 id, $2 jobs done, $3 finished
 UPDATE admin_actions SET done = $2, finished_at = CASE WHEN $3 THEN now() END WHERE id = $1
+
+-- name: job_claims
+-- Who claimed each attempt of a job, in order (the console's timeline). $1 job id
+SELECT attempt, worker, claimed_at FROM job_claims WHERE job_id = $1 ORDER BY claimed_at
+
+-- name: job_checkpoints
+-- A job's checkpoints: its completed top-level steps with the result each stored, which
+-- later attempts skip, in step order. $1 job id
+SELECT name, title, result, finished_at, duration_ms, attempts FROM job_steps
+WHERE job_id = $1 AND status = 'completed' AND parent IS NULL ORDER BY position
 
 -- name: recent_actions
 -- The latest bulk actions, newest first. $1 limit

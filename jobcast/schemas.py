@@ -127,6 +127,10 @@ class DeliveryOut(Model):
     status_code: int | None
     error: str | None
     at: datetime
+    tried_at: datetime | None = Field(None, description="When this try was sent; null: not yet.")
+    next_at: datetime | None = Field(
+        None, description="When the next try is due, after this one failed; null: none."
+    )
 
 
 class WebhookOut(Model):

@@ -46,9 +46,26 @@ class AdminJobList(Model):
     next_cursor: str | None = Field(description="Pass as cursor for the next page; null: none.")
 
 
+class ClaimOut(Model):
+    attempt: int
+    worker: str = Field(description="The worker process (host:pid) that claimed the attempt.")
+    claimed_at: datetime
+
+
+class CheckpointOut(Model):
+    step: str
+    title: str
+    result: Any = Field(description="The value the step stored; later attempts skip the step.")
+    finished_at: datetime | None
+    duration_ms: int | None
+    attempts: int = Field(description="Times the step was started, over all attempts.")
+
+
 class AdminJobDetail(Model):
     job: AdminJobOut
     events: list[EventOut]
+    claims: list[ClaimOut] = Field(description="Each attempt's claim, oldest first.")
+    checkpoints: list[CheckpointOut]
 
 
 class TypeWindow(Model):
@@ -165,12 +182,21 @@ async def job(request: Request) -> Response:
     if found is None:
         raise NotFound("no such job")
     events = await services.store.events_after(job_id, 0, 1000)
+    claims, checkpoints = await services.store.job_history(job_id)
     return model_response(
         AdminJobDetail(
             job=await _view(request, found),
             events=[EventOut.model_validate(e.wire()) for e in events],
+            claims=[ClaimOut.model_validate(dict(c)) for c in claims],
+            checkpoints=[
+                CheckpointOut(step=c["name"], **{k: c[k] for k in CHECKPOINT_COLUMNS})
+                for c in checkpoints
+            ],
         )
     )
+
+
+CHECKPOINT_COLUMNS = ("title", "result", "finished_at", "duration_ms", "attempts")
 
 
 @endpoint(

@@ -56,7 +56,7 @@ class Bulk:
     query: AdminQuery | None
     matched: int
 
-    def news(self, done: int, finished: bool) -> dict[str, Any]:
+    def news(self, done: int, finished: bool, descendants: int = 0) -> dict[str, Any]:
         return {
             "kind": "action",
             "id": str(self.id),
@@ -64,6 +64,7 @@ class Bulk:
             "actor": self.actor,
             "matched": self.matched,
             "done": done,
+            "descendants": descendants,
             "finished": finished,
         }
 
@@ -127,23 +128,42 @@ async def _batches(services: Services, bulk: Bulk) -> AsyncIterator[list[UUID]]:
 
 async def _run(services: Services, bulk: Bulk) -> None:
     publisher = Publisher(services.redis, services.settings, services.store)
-    done = 0
+    done = descendants = 0
     try:
         async for batch in _batches(services, bulk):
-            done += await _apply(services, publisher, bulk.action, batch)
+            changed = await _apply(services, publisher, bulk.action, batch)
+            done += changed.asked
+            descendants += changed.descendants
             await services.store.action_progress(bulk.id, done, False)
-            await announce(services, bulk.news(done, False))
+            await announce(services, bulk.news(done, False, descendants))
             await asyncio.sleep(0)  # let waiting requests in between batches
         await services.store.action_progress(bulk.id, done, True)
-        await announce(services, bulk.news(done, True))
-        log.info("admin action %s: %s %s done, %d job(s)", bulk.id, bulk.actor, bulk.action, done)
+        await announce(services, bulk.news(done, True, descendants))
+        log.info(
+            "admin action %s: %s %s done, %d job(s) and %d descendant(s)",
+            bulk.id,
+            bulk.actor,
+            bulk.action,
+            done,
+            descendants,
+        )
     except Exception:
         log.exception("admin action %s: %s stopped after %d job(s)", bulk.id, bulk.action, done)
     finally:
         await publisher.close()
 
 
-async def _apply(services: Services, publisher: Publisher, action: str, batch: list[UUID]) -> int:
+@dataclass(frozen=True)
+class Changed:
+    """What one batch changed: jobs of the batch, and their descendants (a cancel's)."""
+
+    asked: int
+    descendants: int = 0
+
+
+async def _apply(
+    services: Services, publisher: Publisher, action: str, batch: list[UUID]
+) -> Changed:
     """Apply the action to one batch, in one statement; how many jobs it changed."""
     store = services.store
     if action == "cancel":
@@ -151,15 +171,17 @@ async def _apply(services: Services, publisher: Publisher, action: str, batch: l
         for event in events:
             await publisher.publish(event)
             metrics.JOBS_CANCELLED.labels(event.job_type or "unknown").inc()
-        return len(events)
+        asked = set(batch)
+        mine = sum(1 for event in events if event.job_id in asked)
+        return Changed(mine, len(events) - mine)
     if action == "retry":
         made = await store.retry_many(batch)
         for event, priority in made:
             await publisher.publish(event)
             await services.queue.enqueue(event.job_id, priority=priority, owner_id=event.owner_id)
             metrics.JOBS_SUBMITTED.labels(event.job_type or "unknown").inc()
-        return len(made)
-    return await store.delete_many(batch)
+        return Changed(len(made))
+    return Changed(await store.delete_many(batch))
 
 
 async def pause(services: Services, job_type: str, actor: str) -> None:

@@ -287,6 +287,54 @@ export function createConsole({ api, post, role }) {
     return wrap;
   }
 
+  function table(title, id, heads, rows, empty) {
+    const wrap = document.createElement("section");
+    wrap.id = id;
+    const h = document.createElement("h3");
+    h.textContent = title;
+    wrap.append(h);
+    if (!rows.length) {
+      const p = document.createElement("p");
+      p.textContent = empty;
+      wrap.append(p);
+      return wrap;
+    }
+    const t = document.createElement("table");
+    const tr = t.createTHead().insertRow();
+    for (const head of heads) {
+      const th = document.createElement("th");
+      th.scope = "col";
+      th.textContent = head;
+      tr.append(th);
+    }
+    const body = t.createTBody();
+    for (const row of rows) {
+      const r = body.insertRow();
+      for (const value of row) r.insertCell().textContent = value;
+    }
+    wrap.append(t);
+    return wrap;
+  }
+
+  const when = (at) => (at ? new Date(at).toLocaleString() : "—");
+
+  function checkpoints(list) {
+    return table("Checkpoints (" + list.length + ")", "job-checkpoints",
+      ["Step", "Result", "Done at", "Took", "Starts"],
+      list.map((c) => [c.title + " (" + c.step + ")", JSON.stringify(c.result), when(c.finished_at),
+        c.duration_ms === null ? "—" : c.duration_ms + " ms", String(c.attempts)]),
+      "No completed step yet: a new attempt would start from the beginning.");
+  }
+
+  function deliveries(webhook) {
+    const tries = webhook ? webhook.deliveries : [];
+    return table("Webhook deliveries" + (webhook ? " to " + webhook.url : ""), "job-deliveries",
+      ["Try", "Sent", "Status", "HTTP", "Error", "Next try"],
+      tries.map((d) => [String(d.attempt), when(d.tried_at), d.status,
+        d.status_code === null ? "—" : String(d.status_code), d.error || "", when(d.next_at)]),
+      webhook ? "Not sent yet." : "No webhook: the job was submitted without a callback_url.");
+  }
+
   async function openJob(jobId) {
     const detail = await api("/api/admin/jobs/" + encodeURIComponent(jobId));
     const job = detail.job;
@@ -298,12 +346,15 @@ export function createConsole({ api, post, role }) {
     timeline.className = "timeline";
     let attempt = null;
     let last = null;
+    const workers = {};
+    for (const c of detail.claims || []) (workers[c.attempt] = workers[c.attempt] || []).push(c.worker);
     for (const e of detail.events) {
       if (e.attempt !== undefined && e.attempt !== attempt) {
         attempt = e.attempt;
         const head = document.createElement("li");
         head.className = "timeline-attempt";
-        head.textContent = "Attempt " + attempt;
+        head.textContent = "Attempt " + attempt +
+          (workers[attempt] ? " · ran on " + workers[attempt].join(", then ") : "");
         timeline.append(head);
       }
       const li = document.createElement("li");
@@ -312,7 +363,8 @@ export function createConsole({ api, post, role }) {
       last = at;
       li.dataset.kind = e.kind;
       const what = e.kind === "status" ? e.status + (e.message ? " — " + e.message : "")
-        : e.kind === "step" ? (e.step || "") + " " + (e.step_status || e.status || "")
+        : e.kind === "step" ? (e.step || "") + " " + (e.state || e.status || "") +
+          (e.duration_ms !== undefined ? " in " + e.duration_ms + " ms" : "")
           : e.kind + " " + (e.progress !== undefined ? e.progress + " %" : "");
       li.textContent = new Date(at).toLocaleTimeString() + took + " · " + e.kind + " · " + what +
         (e.worker ? " · worker " + e.worker : "");
@@ -325,7 +377,8 @@ export function createConsole({ api, post, role }) {
     body.append(events, section("Input", job.input), section("Metadata", job.metadata || {}),
       job.error ? section("Error", job.error) : section("Result", job.result === undefined ? null : job.result),
       section("Steps", job.steps.map((s) => s.name + ": " + s.status + (s.duration_ms ? " in " + s.duration_ms + " ms" : "")).join("\n")),
-      section("Webhook deliveries", job.webhook || "none"),
+      checkpoints(detail.checkpoints || []),
+      deliveries(job.webhook),
       section("Children", job.children || []),
       section("Owner · subject · tenant · tags", [job.owner_id, job.subject, job.tenant, (job.tags || []).join(", ")].join(" · ")));
     const url = new URL(window.location.href);

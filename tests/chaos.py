@@ -121,6 +121,7 @@ class Watcher:
     events: list[dict[str, Any]] = field(default_factory=list)
     closes: list[int | None] = field(default_factory=list)
     snapshots: int = 0
+    open_timeout_s: float = 3.0  # longer where hundreds open at once on a busy machine
 
     @property
     def last_seq(self) -> int:
@@ -134,7 +135,7 @@ class Watcher:
                     async with connect(
                         url,
                         additional_headers={"Authorization": f"Bearer {self.token}"},
-                        open_timeout=3,
+                        open_timeout=self.open_timeout_s,
                     ) as ws:
                         try:
                             async for raw in ws:

@@ -63,7 +63,8 @@ class Nginx(Daemon):
             f"pid {self.dir / 'nginx.pid'};\n"
             f"error_log {self.dir / 'error.log'} info;\n"
             "daemon off;\nworker_processes 1;\n"
-            "events { worker_connections 1024; }\n"
+            # the rolling restart's 500 watched sockets take two connections each
+            "events { worker_connections 4096; }\n"
             "http {\n"
             f"    access_log {self.dir / 'access.log'};\n{temps}{block}\n}}\n"
         )

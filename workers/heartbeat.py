@@ -57,6 +57,8 @@ class Heartbeat:
         self._interval_s = interval_s
         self._deadline_s = deadline_s  # a beat not through by then: Postgres is down
         self._redis = redis
+        # this worker process, as its claims name it (the console shows who ran an attempt)
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self._alive_key = alive_key(prefix, socket.gethostname(), os.getpid())
         self._running: dict[UUID, Running] = {}
         self.last_storage_failure = 0.0  # monotonic time Postgres last refused a beat

@@ -95,9 +95,13 @@ class Admin(StoreBase):
         return [r["id"] for r in found]
 
     async def cancel_many(self, ids: list[UUID]) -> list[Event]:
-        """Cancel those of the jobs still unfinished, all in one statement; their events."""
+        """Cancel those of the jobs still unfinished and their unfinished descendants, all in
+        one statement; their events (the descendants' after the jobs asked for)."""
         payload = {"status": "cancelled", "message": "Cancelled by an operator"}
-        found = await self._run(lambda: self.pool.fetch(QUERIES["admin_cancel"], ids, payload))
+        child = {"status": "cancelled", "message": "Cancelled with its parent job"}
+        found = await self._run(
+            lambda: self.pool.fetch(QUERIES["admin_cancel"], ids, payload, child)
+        )
         return [rows.event_of_change(r) for r in found]
 
     async def retry_many(self, ids: list[UUID]) -> list[tuple[Event, int]]:
@@ -125,6 +129,16 @@ class Admin(StoreBase):
         await self._run(
             lambda: self.pool.execute(QUERIES["action_progress"], action_id, done, finished)
         )
+
+    async def job_history(self, job_id: UUID) -> tuple[list[asyncpg.Record], list[asyncpg.Record]]:
+        """A job's claims (attempt, worker, claimed_at) and its checkpoints, for the console."""
+
+        async def read() -> tuple[list[asyncpg.Record], list[asyncpg.Record]]:
+            async with self.pool.acquire() as conn:
+                claims = await conn.fetch(QUERIES["job_claims"], job_id)
+                return claims, await conn.fetch(QUERIES["job_checkpoints"], job_id)
+
+        return await self._run(read)
 
     async def recent_actions(self, limit: int = 20) -> list[asyncpg.Record]:
         found: list[asyncpg.Record] = await self._run(

@@ -22,9 +22,9 @@ class Capped:
 
 class Attempts(StoreBase):
     async def claim(
-        self, job_id: UUID, caps: dict[str, int] | None = None
+        self, job_id: UUID, caps: dict[str, int] | None = None, *, worker: str = "unnamed"
     ) -> Claim | Capped | None:
-        """Start the next attempt of a pending job, in one statement.
+        """Start the next attempt of a pending job, in one statement, noting the worker.
 
         None if it is not pending; Capped if its type is at its concurrency cap (``caps``
         maps type to the most jobs of it that may run at once, across all workers).
@@ -32,7 +32,9 @@ class Attempts(StoreBase):
         caps = caps or {}
         types = list(caps)
         row = await self._run(
-            lambda: self.pool.fetchrow(QUERIES["claim"], job_id, types, [caps[t] for t in types])
+            lambda: self.pool.fetchrow(
+                QUERIES["claim"], job_id, types, [caps[t] for t in types], worker
+            )
         )
         if row is None or row["gate_type"] is None:
             return None

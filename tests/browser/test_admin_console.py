@@ -4,6 +4,7 @@ retry of exactly the failed jobs of one type, pause and resume, the read-only to
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from playwright.async_api import BrowserContext, Page, expect
 from jobcast.endpoints import Endpoints
 from jobcast.settings import ROOT
 from tests.browser.pages import Console, new_page
+from tests.integration.test_queue_features import Receiver
 from tests.support import Stack, eventually, launch, submit
 
 pytestmark = pytest.mark.browser
@@ -35,6 +37,9 @@ async def console_stack(
         tmp_path_factory.mktemp("console-stack"),
         JOBCAST_ADMIN_TOKEN=ADMIN,
         JOBCAST_OPERATOR_TOKEN=OPERATOR,
+        JOBCAST_JOB_MODULES="tests.durable",
+        JOBCAST_WEBHOOK_HOSTS="127.0.0.1",
+        JOBCAST_WEBHOOK_RETRY_BASE_S="0.3",
     )
     try:
         yield running
@@ -177,3 +182,58 @@ async def test_the_read_only_token_sees_but_cannot_act(
     )
     assert status == 403
     assert Path(SCREENSHOTS).exists()
+
+
+async def test_the_job_page_names_each_attempts_worker_its_checkpoints_and_webhook_tries(
+    console_stack: Stack, context: BrowserContext, tmp_path: Path
+) -> None:
+    with Receiver() as receiver:
+        receiver.answers = [500]  # the first try fails, the second is delivered
+        owner = await console_stack.owner()
+        async with console_stack.client(owner) as mine:
+            response = await mine.post(
+                "/api/jobs",
+                json={
+                    "type": "five_steps",
+                    "input": {"log_path": str(tmp_path / "ran.log"), "flaky_in": "three"},
+                    "callback_url": receiver.url,
+                },
+            )
+            assert response.status_code == 202, response.text
+            job_id = response.json()["id"]
+
+            async def delivered() -> bool:
+                webhook = (await mine.get(f"/api/jobs/{job_id}")).json()["webhook"]
+                return (
+                    bool(webhook["deliveries"])
+                    and webhook["deliveries"][-1]["status"] == "delivered"
+                )
+
+            await eventually(delivered, timeout_s=60, what="the job done, its webhook delivered")
+    worker = f"{socket.gethostname()}:{console_stack.procs['worker-0'].pid}"
+
+    console = Console()
+    page = await new_page(context, console)
+    await _sign_in(page, console_stack.base_url, ADMIN, f"/admin#job={job_id}")
+    panel = page.locator("#job-panel")
+    await expect(panel).to_be_visible()
+    heads = panel.locator(".timeline-attempt")
+    await expect(heads.filter(has_text="Attempt 1")).to_contain_text(f"ran on {worker}")
+    await expect(heads.filter(has_text="Attempt 2")).to_contain_text(f"ran on {worker}")
+    checkpoints = panel.locator("#job-checkpoints tbody tr")
+    await expect(checkpoints).to_have_count(5)
+    await expect(checkpoints.nth(2)).to_contain_text("Three (three)")
+    # step three was started by both attempts, one by the first only
+    await expect(checkpoints.nth(2).locator("td").nth(4)).to_have_text("2")
+    await expect(checkpoints.nth(0).locator("td").nth(4)).to_have_text("1")
+    tries = panel.locator("#job-deliveries tbody tr")
+    await expect(tries).to_have_count(2)
+    await expect(tries.nth(0)).to_contain_text("retrying")
+    await expect(tries.nth(0).locator("td").nth(3)).to_have_text("500")
+    assert (await tries.nth(0).locator("td").nth(5).inner_text()) != "—"  # the next try
+    await expect(tries.nth(1)).to_contain_text("delivered")
+    await expect(tries.nth(1).locator("td").nth(5)).to_have_text("—")
+    await expect(panel.locator(".timeline")).to_contain_text("three failed")
+    await page.set_viewport_size({"width": 1100, "height": 2400})  # the whole panel at once
+    await panel.screenshot(path=str(SCREENSHOTS / "admin-job-history.png"))
+    assert not console.errors, console.errors

@@ -333,14 +333,19 @@ class Receiver:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/hook"
 
+    def __enter__(self) -> Receiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(5)
+
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    server.thread.start()
-    yield server
-    server.server.should_exit = True
-    server.thread.join(5)
+    with Receiver() as server:
+        yield server
 
 
 async def test_a_finished_job_calls_its_signed_webhook_and_retries(
