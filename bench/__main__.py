@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import shlex
 import shutil
@@ -28,7 +29,18 @@ import asyncpg
 import redis.asyncio as aioredis
 import uvloop
 
-from bench import connections, events, polling, scaleout, streams, submit, throughput, watched
+from bench import (
+    connections,
+    eventrate,
+    events,
+    fanout,
+    polling,
+    scaleout,
+    streams,
+    submit,
+    throughput,
+    watched,
+)
 from bench.cpu import CpuMeter
 from bench.harness import (
     FULL,
@@ -63,6 +75,8 @@ BENCHMARKS: tuple[tuple[int, str, Benchmark], ...] = (
     (6, "Scale-out", scaleout.run),
     (7, "A watched job runs as fast", watched.run),
     (8, "Streamed output", streams.run),
+    (9, "Events per second, one worker and one web process", eventrate.run),
+    (10, "One job, a crowd of watchers", fanout.run),
 )
 
 
@@ -76,6 +90,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--only", default="", help="comma-separated benchmark numbers to run (default: all)"
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="seconds each benchmark may take (default: 45 quick, 240 full; more on a loaded "
+        "machine)",
     )
     parser.add_argument(
         "--output",
@@ -196,6 +217,8 @@ def shown_command(args: argparse.Namespace) -> str:
     shown = [str(python), "-m", "bench"]
     if args.quick:
         shown.append("--quick")
+    if args.budget is not None:
+        shown += ["--budget", f"{args.budget:g}"]
     if args.only != {number for number, _title, _run in BENCHMARKS}:
         shown += ["--only", ",".join(str(n) for n in sorted(args.only))]
     return shlex.join(shown)
@@ -208,6 +231,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
     scale = QUICK if args.quick else FULL
+    if args.budget is not None:
+        scale = dataclasses.replace(scale, budget_s=args.budget)
     started = datetime.now(UTC)
     clock = time.monotonic()
     try:

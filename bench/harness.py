@@ -56,6 +56,7 @@ from jobcast.store import apply_schema
 log = logging.getLogger("bench")
 
 WEB_APP = "server.app:create_app"
+BENCH_JOB_MODULES = "bench.reporter"
 FINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 _STOP_TIMEOUT_S = 20.0
 _START_TIMEOUT_S = 30.0
@@ -101,6 +102,7 @@ class Scale:
     submit_requests: int  # submit latency: requests per concurrency level
     watched_jobs: int  # event latency: jobs watched, one websocket each, per phase
     sockets: int  # websockets held by one web process
+    fanout_sockets: int  # watchers of one job
     poll_s: float  # each polling measurement
     scaleout_jobs: int  # jobs watched on both web processes
     budget_s: float  # the most one benchmark may take
@@ -113,6 +115,7 @@ QUICK = Scale(
     submit_requests=200,
     watched_jobs=100,
     sockets=1000,
+    fanout_sockets=1000,
     poll_s=2.0,
     scaleout_jobs=20,
     budget_s=45.0,
@@ -124,6 +127,7 @@ FULL = Scale(
     submit_requests=2000,
     watched_jobs=1000,
     sockets=10_000,
+    fanout_sockets=10_000,
     poll_s=8.0,
     scaleout_jobs=200,
     budget_s=240.0,
@@ -317,6 +321,8 @@ class Cluster:
         env = child_env(self.endpoints)
         env.update(raised_limits())
         env.update(HOST="127.0.0.1", JOBCAST_REDIS_PREFIX=self.settings.redis_prefix)
+        # the event benchmarks' job type (bench/reporter.py), known to every process
+        env.update(JOBCAST_JOB_MODULES=BENCH_JOB_MODULES)
         env.update(extra)
         return env
 
