@@ -34,6 +34,7 @@ from bench import (
     eventrate,
     events,
     fanout,
+    peers,
     polling,
     scaleout,
     streams,
@@ -77,6 +78,7 @@ BENCHMARKS: tuple[tuple[int, str, Benchmark], ...] = (
     (8, "Streamed output", streams.run),
     (9, "Events per second, one worker and one web process", eventrate.run),
     (10, "One job, a crowd of watchers", fanout.run),
+    (11, "The peers: Celery, SAQ, procrastinate", peers.run),
 )
 
 

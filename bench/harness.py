@@ -59,7 +59,7 @@ WEB_APP = "server.app:create_app"
 BENCH_JOB_MODULES = "bench.reporter"
 FINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 _STOP_TIMEOUT_S = 20.0
-_START_TIMEOUT_S = 30.0
+_START_TIMEOUT_S = 90.0  # a loaded machine starts a process slowly
 
 # Per-owner and per-address limits protect a service from one visitor; a benchmark's
 # few owners stand for a whole app, so the limits are set out of reach. Their checks
@@ -325,6 +325,14 @@ class Cluster:
         env.update(JOBCAST_JOB_MODULES=BENCH_JOB_MODULES)
         env.update(extra)
         return env
+
+    def spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
+        """Start any process of the run (a peer's worker), logging to its own file."""
+        self._spawn(name, command, env)
+
+    def alive(self, name: str) -> None:
+        """BenchError with the end of its log if the process has exited."""
+        self._alive(name)
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
         if name in self.procs:
