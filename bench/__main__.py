@@ -53,6 +53,7 @@ from bench.harness import (
     Section,
     describe_machine,
     forget_redis_keys,
+    load_average,
     raise_file_limit,
     require_loopback,
     scratch_database,
@@ -162,8 +163,9 @@ async def run_all(
         run = Run(ours, scale, cluster, db, redis)
         run.cpu = await CpuMeter.find(db, redis, cluster.procs)
         sections: list[Section] = []
+        machine: dict[str, str] = {}
         try:
-            machine = await describe_machine(db, redis)
+            machine.update(await describe_machine(db, redis))
             await cluster.start_web("web")
             await cluster.start_worker("worker")
             broken: str | None = None
@@ -180,6 +182,7 @@ async def run_all(
                     broken = f"the service could not be brought back to one idle pair: {exc}"
                     log.error("%s", broken)
         finally:
+            machine["load_end"] = load_average()
             try:
                 await cluster.stop_all()
             finally:

@@ -547,7 +547,13 @@ async def describe_machine(db: asyncpg.Pool, redis: aioredis.Redis) -> dict[str,
         "postgres": str(await db.fetchval("SHOW server_version")),
         "redis": str(info.get("redis_version", "unknown")),
         "os": f"{platform.system()} {platform.release()}",
+        "load_start": load_average(),
     }
+
+
+def load_average() -> str:
+    """The 1-minute load average now: how much other work shares the machine."""
+    return f"{os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "unknown"
 
 
 # ---------------------------------------------------------------- clients
