@@ -93,7 +93,9 @@ async def complete(ctx: Run, watchers: list[Watcher]) -> int:
 async def floor_rate(ctx: Run, writers: int, count: int) -> float:
     """Events per second when each is INSERTed (committed), then PUBLISHed, and received."""
     prefix = f"{ctx.settings.redis_prefix}:bench-events"
-    pool = await asyncpg.create_pool(ctx.settings.database_dsn, min_size=writers, max_size=writers)
+    # the worker's own pool size: its writers share that many connections, as jobs do
+    size = ctx.settings.pg_pool_max
+    pool = await asyncpg.create_pool(ctx.settings.database_dsn, min_size=1, max_size=size)
     publisher = aioredis.Redis.from_url(ctx.settings.redis_dsn)
     subscriber = aioredis.Redis.from_url(ctx.settings.redis_dsn)
     pubsub = subscriber.pubsub()
@@ -172,7 +174,8 @@ async def run(ctx: Run, section: Section) -> None:
             "events/s",
             rate,
             floor,
-            f"asyncpg INSERT + PUBLISH per event, {writers} writers",
+            f"asyncpg INSERT + PUBLISH per event, {writers} writers, "
+            f"{ctx.settings.pg_pool_max} connections",
         ),
         Figure(
             "watchers that got every event, in order",
@@ -190,7 +193,8 @@ async def run(ctx: Run, section: Section) -> None:
         f"arrived ({live} live, the rest replayed to a socket that opened after its job began); "
         "the rate is over the time from the first of them stored (Postgres's `at`) to the "
         "last arrival.",
-        f"The baseline: {writers} writers in the benchmark process, each INSERTing an event "
+        f"The baseline: {writers} writers in the benchmark process sharing a pool of "
+        f"{ctx.settings.pg_pool_max} connections (the worker's), each INSERTing an event "
         "row (one committed statement) and then PUBLISHing it on a channel of its own, and one "
         f"subscriber reading them all, {min(delivered, BASELINE_MAX)} events in all: what "
         "persisting each event before publishing it costs here at the least, with no job, "

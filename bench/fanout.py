@@ -169,21 +169,16 @@ async def run(ctx: Run, section: Section) -> None:
     what = f"bare Starlette, {count} sockets, pub/sub to each in turn"
     ms = 1000
     section.figures = [
-        Figure(
-            f"one event to {count} watchers of one job, until the last has it, p50",
-            "ms",
-            ms * percentile(ours, 50),
-            ms * percentile(theirs, 50),
-            what,
-            False,
-        ),
-        Figure(
-            f"one event to {count} watchers of one job, until the last has it, p99",
-            "ms",
-            ms * percentile(ours, 99),
-            ms * percentile(theirs, 99),
-            what,
-            False,
+        *(
+            Figure(
+                f"one event to {count} watchers of one job, until the last has it, p{q}",
+                "ms",
+                ms * percentile(ours, q),
+                ms * percentile(theirs, q),
+                what,
+                False,
+            )
+            for q in (50, 99)
         ),
         Figure(
             "watchers that got every timed event",
