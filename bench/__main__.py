@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import shlex
 import shutil
@@ -31,7 +32,10 @@ import uvloop
 from bench import (
     batches,
     connections,
+    eventrate,
     events,
+    fanout,
+    peers,
     pgbouncer,
     polling,
     scaleout,
@@ -51,6 +55,7 @@ from bench.harness import (
     Section,
     describe_machine,
     forget_redis_keys,
+    load_average,
     raise_file_limit,
     require_loopback,
     scratch_database,
@@ -74,8 +79,11 @@ BENCHMARKS: tuple[tuple[int, str, Benchmark], ...] = (
     (6, "Scale-out", scaleout.run),
     (7, "A watched job runs as fast", watched.run),
     (8, "Streamed output", streams.run),
-    (9, "Batches", batches.run),
-    (10, "Behind PgBouncer", pgbouncer.run),
+    (9, "Events per second, one worker and one web process", eventrate.run),
+    (10, "One job, a crowd of watchers", fanout.run),
+    (11, "The peers: Celery, SAQ, procrastinate", peers.run),
+    (12, "Batches", batches.run),
+    (13, "Behind PgBouncer", pgbouncer.run),
 )
 
 
@@ -89,6 +97,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--only", default="", help="comma-separated benchmark numbers to run (default: all)"
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="seconds each benchmark may take (default: 45 quick, 240 full; more on a loaded "
+        "machine)",
     )
     parser.add_argument(
         "--output",
@@ -152,8 +167,9 @@ async def run_all(
         run = Run(ours, scale, cluster, db, redis)
         run.cpu = await CpuMeter.find(db, redis, cluster.procs)
         sections: list[Section] = []
+        machine: dict[str, str] = {}
         try:
-            machine = await describe_machine(db, redis)
+            machine.update(await describe_machine(db, redis))
             await cluster.start_web("web")
             await cluster.start_worker("worker")
             broken: str | None = None
@@ -170,6 +186,7 @@ async def run_all(
                     broken = f"the service could not be brought back to one idle pair: {exc}"
                     log.error("%s", broken)
         finally:
+            machine["load_end"] = load_average()
             try:
                 await cluster.stop_all()
             finally:
@@ -209,6 +226,8 @@ def shown_command(args: argparse.Namespace) -> str:
     shown = [str(python), "-m", "bench"]
     if args.quick:
         shown.append("--quick")
+    if args.budget is not None:
+        shown += ["--budget", f"{args.budget:g}"]
     if args.only != {number for number, _title, _run in BENCHMARKS}:
         shown += ["--only", ",".join(str(n) for n in sorted(args.only))]
     return shlex.join(shown)
@@ -221,6 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
     scale = QUICK if args.quick else FULL
+    if args.budget is not None:
+        scale = dataclasses.replace(scale, budget_s=args.budget)
     started = datetime.now(UTC)
     clock = time.monotonic()
     try:

@@ -5,7 +5,9 @@ INSERTs the job's row (id, owner, type, input) into a scratch table and puts it 
 the raw arq queue (``bench.rawarq``) with arq's own ``enqueue_job``, then answers
 202 with the id. ``GET /jobs/{id}`` reads a job's row from jobcast's table and
 answers it as JSON with an ETag (304 to a matching ``If-None-Match``); ``WS /ws``
-accepts, sends one small message and waits for the client to leave. It is started
+accepts, sends one small message and waits for the client to leave; ``WS /fan`` does
+the same and gets every message published on the app's fan-out channel, sent to each
+open ``/fan`` socket in turn (the least a broadcast over Redis pub/sub does). It is started
 with jobcast's own uvicorn options (``jobcast.dev.web_command``, the app swapped),
 so the throughput, polling and connection figures put jobcast next to the stack
 it is built on: no auth, no owner check, no validation, no steps, no events, no
@@ -14,6 +16,8 @@ pub/sub.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,6 +26,7 @@ from uuid import UUID, uuid4
 
 import asyncpg
 import orjson
+import redis.asyncio as aioredis
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -99,11 +104,44 @@ async def socket(ws: WebSocket) -> None:
         pass
 
 
+def fan_channel(prefix: str) -> str:
+    """The bare app's broadcast channel: what is published there goes to every /fan socket."""
+    return f"{prefix}:bare-fan"
+
+
+async def fan_socket(ws: WebSocket) -> None:
+    fans: set[WebSocket] = ws.state.fans
+    await ws.accept()
+    await ws.send_text('{"type":"snapshot"}')
+    fans.add(ws)
+    try:
+        while (await ws.receive())["type"] != "websocket.disconnect":
+            pass
+    except WebSocketDisconnect:
+        pass
+    finally:
+        fans.discard(ws)
+
+
+async def fan_out(redis: aioredis.Redis, channel: str, fans: set[WebSocket]) -> None:
+    """Send each message of ``channel`` to every /fan socket, one after the other."""
+    async with redis.pubsub() as pubsub:
+        await pubsub.subscribe(channel)
+        async for message in pubsub.listen():
+            if message["type"] != "message":
+                continue
+            text = message["data"].decode()
+            for ws in tuple(fans):
+                with contextlib.suppress(Exception):  # a socket that left meanwhile
+                    await ws.send_text(text)
+
+
 def create_app() -> Starlette:
     dsn = os.environ["DATABASE_URL"]
     pool_size = int(os.environ.get("JOBCAST_PG_POOL_MAX", "10"))
     redis = RedisSettings.from_dsn(os.environ["REDIS_URL"])
-    queue = raw_queue(load_settings())
+    settings = load_settings()
+    queue = raw_queue(settings)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -112,9 +150,14 @@ def create_app() -> Starlette:
         ) as pool:
             await pool.execute(SQL_SCRATCH)
             arq = await create_pool(redis)
+            fans: set[WebSocket] = set()
+            fanning = asyncio.create_task(fan_out(arq, fan_channel(settings.redis_prefix), fans))
             try:
-                yield {"pool": pool, "arq": arq, "queue": queue}
+                yield {"pool": pool, "arq": arq, "queue": queue, "fans": fans}
             finally:
+                fanning.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await fanning
                 await arq.aclose()
 
     return Starlette(
@@ -123,6 +166,7 @@ def create_app() -> Starlette:
             Route("/jobs", create_job, methods=["POST"]),
             Route("/jobs/{job_id}", get_job),
             WebSocketRoute("/ws", socket),
+            WebSocketRoute("/fan", fan_socket),
         ],
         lifespan=lifespan,
     )

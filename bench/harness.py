@@ -56,9 +56,10 @@ from jobcast.store import apply_schema
 log = logging.getLogger("bench")
 
 WEB_APP = "server.app:create_app"
+BENCH_JOB_MODULES = "bench.reporter"
 FINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 _STOP_TIMEOUT_S = 20.0
-_START_TIMEOUT_S = 30.0
+_START_TIMEOUT_S = 90.0  # a loaded machine starts a process slowly
 
 # Per-owner and per-address limits protect a service from one visitor; a benchmark's
 # few owners stand for a whole app, so the limits are set out of reach. Their checks
@@ -101,6 +102,7 @@ class Scale:
     submit_requests: int  # submit latency: requests per concurrency level
     watched_jobs: int  # event latency: jobs watched, one websocket each, per phase
     sockets: int  # websockets held by one web process
+    fanout_sockets: int  # watchers of one job
     poll_s: float  # each polling measurement
     scaleout_jobs: int  # jobs watched on both web processes
     budget_s: float  # the most one benchmark may take
@@ -113,6 +115,7 @@ QUICK = Scale(
     submit_requests=200,
     watched_jobs=100,
     sockets=1000,
+    fanout_sockets=1000,
     poll_s=2.0,
     scaleout_jobs=20,
     budget_s=45.0,
@@ -124,6 +127,7 @@ FULL = Scale(
     submit_requests=2000,
     watched_jobs=1000,
     sockets=10_000,
+    fanout_sockets=10_000,
     poll_s=8.0,
     scaleout_jobs=200,
     budget_s=240.0,
@@ -317,8 +321,18 @@ class Cluster:
         env = child_env(self.endpoints)
         env.update(raised_limits())
         env.update(HOST="127.0.0.1", JOBCAST_REDIS_PREFIX=self.settings.redis_prefix)
+        # the event benchmarks' job type (bench/reporter.py), known to every process
+        env.update(JOBCAST_JOB_MODULES=BENCH_JOB_MODULES)
         env.update(extra)
         return env
+
+    def spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
+        """Start any process of the run (a peer's worker), logging to its own file."""
+        self._spawn(name, command, env)
+
+    def alive(self, name: str) -> None:
+        """BenchError with the end of its log if the process has exited."""
+        self._alive(name)
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
         if name in self.procs:
@@ -533,7 +547,13 @@ async def describe_machine(db: asyncpg.Pool, redis: aioredis.Redis) -> dict[str,
         "postgres": str(await db.fetchval("SHOW server_version")),
         "redis": str(info.get("redis_version", "unknown")),
         "os": f"{platform.system()} {platform.release()}",
+        "load_start": load_average(),
     }
+
+
+def load_average() -> str:
+    """The 1-minute load average now: how much other work shares the machine."""
+    return f"{os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "unknown"
 
 
 # ---------------------------------------------------------------- clients

@@ -39,6 +39,14 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _loaded(machine: dict[str, str]) -> bool:
+    try:
+        load = max(float(machine["load_start"]), float(machine["load_end"]))
+        return load > 0.5 * int(machine["cores"])
+    except (KeyError, ValueError):
+        return False
+
+
 def table(sections: Sequence[Section]) -> list[str]:
     lines = [
         "| # | figure | unit | jobcast | baseline | baseline is | jobcast / baseline |",
@@ -75,8 +83,8 @@ def render(
         "# Benchmarks",
         "",
         "jobcast next to the raw parts it is built on, measured in one run on one machine. "
-        "`make bench` makes this page (about five minutes); `make bench-quick` makes a smaller "
-        "one (under two minutes).",
+        "`make bench` makes this page (about ten minutes on an idle machine); `make bench-quick` "
+        "makes a smaller one (about two).",
         "",
         f"- **Command:** `{command}` ({mode} mode, {elapsed_s:.0f} s)",
         f"- **Date:** {started:%Y-%m-%d %H:%M} UTC",
@@ -84,6 +92,14 @@ def render(
         f"- **Software:** Python {machine['python']}, Postgres {machine['postgres']}, "
         f"Redis {machine['redis']}",
         f"- **Services:** {services}",
+        f"- **Load:** 1-minute load average {machine.get('load_start', '?')} when the run began "
+        f"and {machine.get('load_end', '?')} when it ended, on {machine['cores']} cores"
+        + (
+            ": other work shared the machine during the run, so the absolute figures are "
+            "those of a loaded machine; each ratio compares two figures of the same run."
+            if _loaded(machine)
+            else "."
+        ),
         "- Everything runs on this machine at once: the load generator (one asyncio process "
         "on uvloop, aiohttp for HTTP, websockets for sockets), the web and worker processes, "
         "Postgres and Redis share its cores; every connection is to a loopback address.",

@@ -169,6 +169,13 @@ async def run(ctx: Run, section: Section) -> None:
             raw_sleep,
             "raw arq, sleep 10 ms",
         ),
+        Figure(
+            f"10 ms jobs ({scale.sleep_jobs}): demo, with its {kinds} events",
+            "jobs/s",
+            demo,
+            noop,
+            f"jobcast, noop jobs ({scale.noop_jobs})",
+        ),
         Figure(f"noop jobs ({scale.noop_jobs})", "jobs/s", noop, floor_noop, FLOOR + ", noop"),
         Figure(f"noop jobs ({scale.noop_jobs})", "jobs/s", noop, rolled_noop, ROLLED + ", noop"),
         Figure(
@@ -211,6 +218,16 @@ async def run(ctx: Run, section: Section) -> None:
                 "ms",
                 1000 * cpu_noop.total / n,
                 1000 * cpu_rolled.total / n,
+                ROLLED + ", noop",
+                higher_is_better=False,
+            )
+        )
+        section.figures.append(
+            Figure(
+                "Postgres CPU per noop job",
+                "ms",
+                1000 * cpu_noop.seconds["postgres"] / n,
+                1000 * cpu_rolled.seconds["postgres"] / n,
                 ROLLED + ", noop",
                 higher_is_better=False,
             )

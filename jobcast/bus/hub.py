@@ -201,10 +201,13 @@ class Hub:
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
             if message is None or message["type"] != "message":
                 continue
+            # any message is a sign of life, not only the pong: a busy process reads its
+            # pong behind many events, and must not take that wait for a dead link (it would
+            # resync every socket from Postgres just when it has the least time to spare)
+            self._last_pong = time.monotonic()
             channel = message["channel"]
             channel = channel.decode() if isinstance(channel, bytes) else channel
             if channel == self._control:
-                self._last_pong = time.monotonic()
                 continue
             live = parse(message["data"])
             if live is not None:

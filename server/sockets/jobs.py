@@ -102,13 +102,15 @@ async def job_socket(ws: WebSocket, owner_id: UUID) -> None:
 async def _serve_job(
     ws: WebSocket, services: Services, owner_id: UUID, job_id: UUID | None, after: int
 ) -> None:
-    if job_id is None or await services.store.job_seq(job_id, owner_id) is None:
+    if job_id is None:
         await send_error(ws, NotFound("no such job"), WS_4404_NOT_FOUND)
         return
     async with services.hub.subscribe(services.settings.job_channel(job_id)) as sub:
-        # read the snapshot after subscribing, so no event falls between the two
+        # the job is read once, after subscribing, so no event falls between the two; a
+        # job that is not there (or not the owner's) is told apart only then
         sent = await _send_snapshot(ws, services, job_id, owner_id)
         if sent is None:
+            await send_error(ws, NotFound("no such job"), WS_4404_NOT_FOUND)
             return
         seq, final = sent
         stream = JobStream(ws, services, job_id, min(after, seq))

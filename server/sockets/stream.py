@@ -39,7 +39,10 @@ class Stream:
         self.done = False
 
     async def send_text(self, text: str) -> None:
-        await asyncio.wait_for(self.ws.send_text(text), SEND_TIMEOUT_S)
+        # a deadline on the running task, not wait_for's task per message: one event is
+        # sent to every watching socket, thousands at once for a crowded job
+        async with asyncio.timeout(SEND_TIMEOUT_S):
+            await self.ws.send_text(text)
 
     def has_sent(self, key: Key) -> bool:
         raise NotImplementedError

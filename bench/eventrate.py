@@ -1,0 +1,202 @@
+"""9. Events per second: how many events one worker stores and one web process delivers.
+
+``watched_jobs`` jobs (1,000 in the full run) of ``bench_report`` (bench/reporter.py),
+each reporting ``EVENT_UPDATES`` progress updates as fast as the worker stores them,
+are queued to start together once one websocket watches each; the worker runs them
+at its concurrency. The rate is the live events the sockets got over the time from
+the first arrival to the last; every socket must get every event of its job, once,
+in order, and the normal close.
+
+The baseline is the least "persist, then publish" costs on this machine: the same
+number of writers, each INSERTing an event row (committed) and then PUBLISHing it,
+and one subscriber reading every channel, in the benchmark process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import asyncpg
+import orjson
+import redis.asyncio as aioredis
+
+from bench.harness import (
+    BenchError,
+    Figure,
+    Run,
+    Section,
+    Watcher,
+    close_sockets,
+    hammer,
+    http,
+    new_owner,
+    submit,
+    watch_all,
+    ws_base,
+)
+
+EVENT_UPDATES = {"quick": 20, "full": 30}
+BASELINE_MAX = 20_000
+
+SQL_SCRATCH = """
+CREATE TABLE IF NOT EXISTS bench_events (
+    job int NOT NULL, seq int NOT NULL, at timestamptz NOT NULL DEFAULT now(),
+    data jsonb NOT NULL, PRIMARY KEY (job, seq)
+)"""
+# $1 job, $2 seq, $3 data
+SQL_EVENT = "INSERT INTO bench_events (job, seq, data) VALUES ($1, $2, $3) RETURNING at"
+
+
+async def queue_reports(
+    ctx: Run, url: str, token: str, count: int, job_input: dict[str, float], due_s: float
+) -> list[str]:
+    """``count`` report jobs, each due ``due_s`` from now (give or take the submits' time)."""
+    started = time.monotonic()
+    job_ids: list[str] = []
+    async with http(url, token, 20) as client:
+
+        async def one(_i: int) -> None:
+            delay_s = max(due_s - (time.monotonic() - started), 0.2)
+            job_ids.append(
+                await submit(client, "bench_report", job_input, delay_seconds=round(delay_s, 3))
+            )
+
+        await hammer(one, concurrency=20, count=count)
+    return job_ids
+
+
+async def follow_all(ctx: Run, watchers: list[Watcher]) -> None:
+    """Open every socket and read each to its close."""
+    follows: list[asyncio.Task[None]] = []
+    try:
+        await watch_all(watchers)
+        follows = [asyncio.create_task(w.follow()) for w in watchers]
+        await asyncio.wait_for(asyncio.gather(*follows), ctx.scale.budget_s)
+    finally:
+        for task in follows:
+            task.cancel()
+        await close_sockets([w.socket for w in watchers if w.socket is not None])
+
+
+async def complete(ctx: Run, watchers: list[Watcher]) -> int:
+    """Watchers that got events 1 to their job's last stored seq, in order, and the close."""
+    rows = await ctx.db.fetch(
+        "SELECT id::text AS id, seq FROM jobs WHERE id = ANY($1::uuid[])",
+        [uuid.UUID(w.job_id) for w in watchers],
+    )
+    last = {r["id"]: r["seq"] for r in rows}
+    return sum(w.gap_free and w.seqs[-1] == last.get(w.job_id) for w in watchers)
+
+
+async def floor_rate(ctx: Run, writers: int, count: int) -> float:
+    """Events per second when each is INSERTed (committed), then PUBLISHed, and received."""
+    prefix = f"{ctx.settings.redis_prefix}:bench-events"
+    # the worker's own pool size: its writers share that many connections, as jobs do
+    size = ctx.settings.pg_pool_max
+    pool = await asyncpg.create_pool(ctx.settings.database_dsn, min_size=1, max_size=size)
+    publisher = aioredis.Redis.from_url(ctx.settings.redis_dsn)
+    subscriber = aioredis.Redis.from_url(ctx.settings.redis_dsn)
+    pubsub = subscriber.pubsub()
+    received = 0
+    in_order = True
+    last_seq: dict[bytes, int] = {}
+    try:
+        await pool.execute(SQL_SCRATCH)
+        await pubsub.psubscribe(f"{prefix}:*")
+
+        async def receive() -> None:
+            nonlocal received, in_order
+            while received < count:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                if message is None or message["type"] != "pmessage":
+                    continue
+                seq = orjson.loads(message["data"])["seq"]
+                in_order &= seq == last_seq.get(message["channel"], 0) + 1
+                last_seq[message["channel"]] = seq
+                received += 1
+
+        receiver = asyncio.create_task(receive())
+        per_writer = count // writers
+
+        async def writer(w: int) -> None:
+            for seq in range(1, per_writer + 1):
+                data = orjson.dumps({"kind": "progress", "progress": seq, "seq": seq}).decode()
+                await pool.fetchval(SQL_EVENT, w, seq, data)
+                await publisher.publish(f"{prefix}:{w}", data)
+
+        count = per_writer * writers
+        started = time.perf_counter()
+        await asyncio.gather(*(writer(w) for w in range(writers)))
+        await asyncio.wait_for(receiver, 30)
+        elapsed = time.perf_counter() - started
+        if not in_order:
+            raise BenchError("the baseline's subscriber got a channel's events out of order")
+        return count / elapsed
+    finally:
+        await pubsub.aclose()
+        await subscriber.aclose()
+        await publisher.aclose()
+        await pool.execute("DROP TABLE IF EXISTS bench_events")
+        await pool.close()
+
+
+async def run(ctx: Run, section: Section) -> None:
+    count = ctx.scale.watched_jobs
+    updates = EVENT_UPDATES[ctx.scale.name]
+    url = ctx.web_url
+    token = await new_owner(url)
+    job_ids = await queue_reports(
+        ctx, url, token, count, {"updates": updates}, max(3.0, count / 150)
+    )
+    watchers = [Watcher(ws_base(url), token, job_id) for job_id in job_ids]
+    await follow_all(ctx, watchers)
+    last_arrival = max((w.arrivals[-1] for w in watchers if w.arrivals), default=None)
+    if last_arrival is None:
+        raise BenchError("no live event arrived")
+    # from the first event after `pending` stored to the last one delivered; a socket
+    # that opened after its job began got the first of them replayed
+    first_at = await ctx.db.fetchval(
+        "SELECT extract(epoch FROM min(at))::float8 FROM job_events"
+        " WHERE job_id = ANY($1::uuid[]) AND seq >= 2",
+        [uuid.UUID(j) for j in job_ids],
+    )
+    delivered = sum(1 for w in watchers for seq in w.seqs if seq >= 2)
+    live = sum(len(w.arrivals) for w in watchers)
+    rate = delivered / (last_arrival - first_at)
+    whole = await complete(ctx, watchers)
+    writers = ctx.settings.worker_concurrency
+    floor = await floor_rate(ctx, writers, min(delivered, BASELINE_MAX))
+    section.figures = [
+        Figure(
+            f"events stored and delivered per second, {count} watched jobs",
+            "events/s",
+            rate,
+            floor,
+            f"asyncpg INSERT + PUBLISH per event, {writers} writers, "
+            f"{ctx.settings.pg_pool_max} connections",
+        ),
+        Figure(
+            "watchers that got every event, in order",
+            "",
+            f"{whole} of {len(watchers)}",
+            None,
+            "— (a check, not a speed)",
+        ),
+    ]
+    section.notes = [
+        f"{count} `bench_report` jobs (bench/reporter.py), each {updates} progress updates "
+        f"in one step as fast as the worker stores them ({updates + 4} live events a job: "
+        "running, the step's start and end, the updates, completed), one websocket each on "
+        f"one web process; one worker of concurrency {writers}. {delivered} events "
+        f"arrived ({live} live, the rest replayed to a socket that opened after its job began); "
+        "the rate is over the time from the first of them stored (Postgres's `at`) to the "
+        "last arrival.",
+        f"The baseline: {writers} writers in the benchmark process sharing a pool of "
+        f"{ctx.settings.pg_pool_max} connections (the worker's), each INSERTing an event "
+        "row (one committed statement) and then PUBLISHing it on a channel of its own, and one "
+        f"subscriber reading them all, {min(delivered, BASELINE_MAX)} events in all: what "
+        "persisting each event before publishing it costs here at the least, with no job, "
+        "no websocket and no check.",
+    ]
