@@ -57,7 +57,7 @@
   "job.copy_id": "ID kopieren",
   "job.copied": "Kopiert",
   "job.copy_select": "ID markiert: Strg+C drücken",
-  "job.keep_working": "Sie können diesen Tab schließen: Der Job läuft weiter, und diese Seite zeigt ihn wieder, wenn Sie zurückkommen.",
+  "job.keep_working": "Sie können diesen Tab schließen: Der Job läuft weiter, und Sie finden ihn hier wieder.",
 
   "status.pending": "wartend",
   "status.running": "läuft",

@@ -59,7 +59,7 @@
   "job.copy_id": "Copy id",
   "job.copied": "Copied",
   "job.copy_select": "Id selected: press Ctrl+C",
-  "job.keep_working": "You can close this tab: the job keeps running, and this page shows it again when you come back.",
+  "job.keep_working": "You can close this tab: the job keeps running, and you can come back to it here.",
 
   "status.pending": "pending",
   "status.running": "running",

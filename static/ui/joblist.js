@@ -90,6 +90,8 @@ export class JobList {
   }
 
   replace(jobs) {
+    // a row holding focus keeps it through the reload (its node is moved, not made anew)
+    const focused = this.el.list.contains(document.activeElement) ? document.activeElement : null;
     const before = this.rows;
     const wasLoaded = this.loaded;
     this.rows = new Map();
@@ -108,6 +110,7 @@ export class JobList {
     }
     this.el.list.textContent = "";
     this.el.list.appendChild(fragment);
+    if (focused && focused.isConnected) focused.focus({ preventScroll: true });
     this.loaded = true;
     this.el.empty.hidden = this.rows.size > 0;
     this.setCurrent(this.currentId);

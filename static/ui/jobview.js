@@ -224,7 +224,8 @@ export class JobView {
     // Once it has ended, the outcome below says it better.
     el.facts.hidden = window.jobcast.isFinal(status);
     el.step.textContent = this.stepHeadline(job);
-    el.message.textContent = job.message || "—";
+    el.message.textContent = job.message || "";
+    el.message.parentElement.hidden = !job.message; // no message, no empty box
 
     this.renderSteps(job);
     this.renderChildren(job);
@@ -479,6 +480,7 @@ export class JobView {
     }
     if (el.elapsed.textContent !== elapsed) el.elapsed.textContent = elapsed;
     if (el.eta.textContent !== eta) el.eta.textContent = eta;
+    el.elapsed.parentElement.hidden = !elapsed && !eta;
     this.renderStepTimes();
   }
 

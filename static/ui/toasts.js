@@ -5,7 +5,8 @@
 
 import { t } from "./format.js";
 
-const TOAST_MS = 8000;
+// long enough to reach a toast with Tab from anywhere on the page before it goes
+const TOAST_MS = 20000;
 const MAX_TOASTS = 4;
 
 export class Toasts {

@@ -112,11 +112,24 @@ async def test_the_whole_journey_with_the_keyboard_alone(
     # and no toast for the cancel just pressed
     await expect(page.locator("#toasts .toast")).to_have_count(0)
 
+    # on a My-jobs row when another job appears and the list reloads: focus stays on the row
+    rows = page.locator("#job-list li")
+    await expect(rows).to_have_count(1)
+    for _ in range(40):
+        await page.keyboard.press("Tab")
+        if await page.evaluate("() => document.activeElement.matches('.job-row-link')"):
+            break
+    row_link = page.locator(".job-row-link").first
+    await expect(row_link).to_be_focused()
+
     # another job ends meanwhile: its toast is reached with Tab, and Escape closes it
     await page.evaluate(
         """() => fetch("/api/jobs", {method: "POST", headers: {"Content-Type": "application/json"},
             body: JSON.stringify({type: "demo", input: {duration: 0.3}})})"""
     )
+    await expect(rows).to_have_count(2, timeout=20_000)
+    focused_job = await page.evaluate("() => document.activeElement.dataset.jobLink || null")
+    assert focused_job is not None and focused_job in page.url, focused_job
     toast = page.locator("#toasts .toast")
     await expect(toast).to_be_visible(timeout=20_000)
     for _ in range(80):
