@@ -309,7 +309,6 @@ function renderWarnings(stats, hour, oldWait) {
   for (const item of items) {
     const li = document.createElement("li");
     li.className = "warning warning-" + item.level;
-    li.setAttribute("role", "alert");
     li.textContent = item.text;
     el.warnings.appendChild(li);
   }

@@ -7,7 +7,7 @@
 import { AnswerForm } from "./ui/answerform.js";
 import { Attention } from "./ui/attention.js";
 import { JobControls } from "./ui/controls.js";
-import { shortId, typeTitle } from "./ui/format.js";
+import { shortId, stepTitle, t, typeTitle } from "./ui/format.js";
 import { InputForm } from "./ui/inputform.js";
 import { JobList } from "./ui/joblist.js";
 import { JobView } from "./ui/jobview.js";
@@ -59,23 +59,54 @@ let jobTypes = [];
 let current = null;
 let submitting = false;
 
-const toasts = new Toasts($("toasts"));
-const attention = new Attention({ button: $("notify-button"), baseTitle: BASE_TITLE });
+/**
+ * Keyboard focus never falls to <body>: when an action hides or disables what held it
+ * (Start, Cancel, Retry, an answer sent, a toast closed), it goes to the job's heading.
+ */
+function focusJob() {
+  $("job-panel-title").focus();
+}
+
+function keepFocus() {
+  const active = document.activeElement;
+  if (!active || active === document.body || active.disabled || !active.isConnected || !active.getClientRects().length) {
+    focusJob();
+  }
+}
+
+const toasts = new Toasts($("toasts"), { onFocusLost: keepFocus });
+const attention = new Attention({
+  button: $("notify-button"),
+  baseTitle: BASE_TITLE,
+  name: (job) => typeTitle(jobTypes, job.type),
+});
 const inputForm = new InputForm($("input-fields"));
 const view = new JobView({
-  onCancel: (id) => jc.cancel(id),
+  onCancel: (id) => {
+    cancelledHere.add(id);
+    return jc.cancel(id);
+  },
+  onFocusLost: keepFocus,
   onRetry: async (job) => {
     const created = await jc.retry(job.id);
-    if (!created || !created.id) throw new Error("The server did not return a job id.");
+    if (!created || !created.id) throw new Error(t("error.no_id"));
     goTo(created.id, { created, type: job.type, retryOf: job.id });
+    focusJob();
   },
 });
 const list = new JobList({ clock: view.clock, onEnded: (job) => announceEnd(job) });
 const live = new LivePanel();
-const answerForm = new AnswerForm({ onAnswer: (id, answer, step) => jc.answer(id, answer, step) });
+const answerForm = new AnswerForm({
+  onAnswer: async (id, answer, step) => {
+    await jc.answer(id, answer, step);
+    setTimeout(keepFocus); // the question's form goes once answered
+  },
+  onFocusLost: keepFocus,
+});
 const controls = new JobControls({
   api: jc,
   onError: (message) => view.showPanelError(message),
+  onFocusLost: keepFocus,
   onChanged: (job) => {
     if (job && current && current.id === job.id) {
       current.job = job;
@@ -94,9 +125,9 @@ function renderExtras(job, full) {
 }
 
 function errorMessage(err) {
-  if (!err) return "Something went wrong.";
+  if (!err) return t("error.generic");
   if (typeof err === "string") return err;
-  return err.message || "Something went wrong.";
+  return err.message || t("error.generic");
 }
 
 function showFormError(err) {
@@ -114,23 +145,43 @@ function clearFormError() {
 /** A toast (and, while the tab is hidden, a desktop notification) once per job and outcome. */
 function announceEnd(job) {
   if (!job || !job.id || !jc.isFinal(job.status)) return;
+  // the job on screen says it itself; the cancel pressed here needs no news of it
+  const onScreen = current && current.id === job.id && !document.hidden;
+  if (onScreen || cancelledHere.has(job.id)) return;
   if (!toasts.once(job.id + ":" + job.status)) return;
   const known = (current && current.id === job.id && current.job) || (list.rows.get(job.id) || {}).job || {};
-  const name = typeTitle(jobTypes, job.type || known.type) + " " + shortId(job.id);
-  const title = job.status === "completed" ? "Job completed" : job.status === "failed" ? "Job failed" : "Job cancelled";
+  // what came of it: a finished job's result is fetched when the news did not bring it
+  if (job.status === "completed" && !job.result && !known.result) {
+    jc.getJob(job.id).then((full) => toastEnd(full, known), () => toastEnd(job, known));
+  } else {
+    toastEnd(job, known);
+  }
+}
+
+function toastEnd(job, known) {
+  const type = job.type || known.type;
+  const name = typeTitle(jobTypes, type) + " " + shortId(job.id);
+  const result = job.result || known.result;
+  // a job type may word its own: type.<name>.toast.<status>, filled from its input and result
+  const words = Object.assign({ name }, job.input || known.input || {}, result && typeof result === "object" ? result : {});
+  const title = jc.i18n.maybe("type." + type + ".toast." + job.status, words) || t("toast." + job.status, { name });
   const error = job.error || known.error;
-  const detail = job.status === "failed" && error && error.message ? name + ": " + error.message : name;
+  const summary = result && typeof result.summary === "string" ? result.summary : "";
+  const detail = job.status === "failed" ? (error && error.message) || "" : job.status === "completed" ? summary : "";
   const href = "/jobs/" + encodeURIComponent(job.id);
   toasts.show({
     kind: job.status === "completed" ? "success" : job.status === "failed" ? "error" : "info",
     title,
     detail,
     href,
-    linkLabel: "View job",
+    linkLabel: t("toast.view"),
     jobId: job.id,
   });
   attention.notify({ title, body: detail, href, tag: "jobcast-" + job.id });
 }
+
+// Jobs cancelled from this tab: their end is no news here.
+const cancelledHere = new Set();
 
 // Job id → its "needs your input" toast, closed once the question is answered anywhere.
 const questions = new Map();
@@ -149,10 +200,10 @@ function announceInput(ev) {
   const href = "/jobs/" + encodeURIComponent(ev.job_id);
   const detail = name + (ev.prompt ? ": " + ev.prompt : "");
   const node = toasts.show({
-    kind: "info", title: "Needs your input", detail, href, linkLabel: "Answer", jobId: ev.job_id, sticky: true,
+    kind: "info", title: t("input.title"), detail, href, linkLabel: t("toast.answer"), jobId: ev.job_id, sticky: true,
   });
   questions.set(ev.job_id, node);
-  attention.notify({ title: "Needs your input", body: detail, href, tag: "jobcast-input-" + ev.job_id });
+  attention.notify({ title: t("input.title"), body: detail, href, tag: "jobcast-input-" + ev.job_id });
 }
 
 // -------------------------------------------------------------- routing
@@ -282,13 +333,13 @@ function showJob(job, { seed, eta }) {
     onError(err) {
       if (!isCurrent()) return;
       if (err.status === 404 && storage.get(LAST_JOB_KEY) === entry.id) storage.remove(LAST_JOB_KEY);
-      view.showPanelError(err.status === 404 ? notFoundText(entry.id) : err.message || "The live connection failed.");
+      view.showPanelError(err.status === 404 ? notFoundText(entry.id) : err.message || t("error.live"));
     },
   });
 }
 
 function notFoundText(id) {
-  return "Job " + shortId(id) + " was not found. Jobs are visible only in the browser that started them.";
+  return t("error.not_found", { id: shortId(id) });
 }
 
 async function openJob(id, from) {
@@ -316,7 +367,7 @@ async function openJob(id, from) {
       return;
     }
     view.clear();
-    view.showPanelError("Could not load job " + shortId(id) + ": " + errorMessage(err));
+    view.showPanelError(t("error.load_job", { id: shortId(id), reason: errorMessage(err) }));
   }
 }
 
@@ -328,10 +379,10 @@ function selectedType() {
 
 function updateTypeFields() {
   const info = selectedType();
-  inputForm.render(info ? info.input_schema : null);
+  inputForm.render(info ? info.input_schema : null, info ? info.type : null);
   const steps = info && Array.isArray(info.steps) ? info.steps : [];
   el.typeHint.textContent = steps.length
-    ? steps.length + (steps.length === 1 ? " step: " : " steps: ") + steps.map((s) => s.title || s.name).join(" → ")
+    ? t("form.steps", { count: steps.length, steps: steps.map((s) => stepTitle(info.type, s)).join(" → ") })
     : "";
 }
 
@@ -340,13 +391,13 @@ async function loadJobTypes() {
     jobTypes = await jc.jobTypes();
   } catch (err) {
     el.type.textContent = "";
-    el.type.appendChild(new Option("Unavailable", ""));
-    showFormError("Could not load job types: " + errorMessage(err));
+    el.type.appendChild(new Option(t("form.unavailable"), ""));
+    showFormError(t("form.types_failed", { reason: errorMessage(err) }));
     return;
   }
   el.type.textContent = "";
-  for (const t of jobTypes) el.type.appendChild(new Option(t.title || t.type, t.type));
-  if (!jobTypes.length) el.type.appendChild(new Option("No job types", ""));
+  for (const info of jobTypes) el.type.appendChild(new Option(typeTitle(jobTypes, info.type), info.type));
+  if (!jobTypes.length) el.type.appendChild(new Option(t("form.no_types"), ""));
   if (jobTypes.some((t) => t.type === "demo")) el.type.value = "demo";
   el.start.disabled = el.draft.disabled = !jobTypes.length;
   updateTypeFields();
@@ -361,7 +412,7 @@ async function onSubmit(ev) {
   clearFormError();
   const type = el.type.value;
   if (!type) {
-    showFormError("Choose a job type first.");
+    showFormError(t("form.choose_type"));
     return;
   }
   let input;
@@ -378,8 +429,9 @@ async function onSubmit(ev) {
   el.form.setAttribute("aria-busy", "true");
   try {
     const created = await jc.submit(type, input, asDraft ? { draft: true } : undefined);
-    if (!created || !created.id) throw new Error("The server did not return a job id.");
+    if (!created || !created.id) throw new Error(t("error.no_id"));
     goTo(created.id, { created, type });
+    focusJob();
   } catch (err) {
     if (err && Array.isArray(err.details && err.details.details)) {
       for (const d of err.details.details) inputForm.markInvalid(d.field);
@@ -433,8 +485,26 @@ function adoptLinkToken() {
   if (fromLink) history.replaceState(history.state, "", window.location.pathname + window.location.search);
 }
 
+/** The page's own words in its language, and the switch between the languages there are. */
+function setUpLanguage() {
+  jc.i18n.translate(document);
+  const select = $("lang-select");
+  for (const [code, name] of Object.entries(jc.i18n.languages)) select.appendChild(new Option(name, code));
+  select.value = jc.i18n.lang;
+  select.setAttribute("aria-label", t("page.language"));
+  // every part of the page renders in the new language from the start
+  select.addEventListener("change", async () => {
+    await jc.i18n.setLanguage(select.value);
+    const url = new URL(window.location.href);
+    url.searchParams.delete("lang"); // ?lang= would win over the choice just made
+    window.location.replace(url.href);
+  });
+}
+
 async function init() {
   adoptLinkToken();
+  await jc.i18n.ready;
+  setUpLanguage();
   el.form.addEventListener("submit", onSubmit);
   el.type.addEventListener("change", updateTypeFields);
   document.addEventListener("click", onLinkClick);

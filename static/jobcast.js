@@ -111,6 +111,207 @@
     };
   }
 
+  // ------------------------------------------------------------ language
+
+  /*
+   * Every string the page, this client and <job-progress> show comes from a catalogue:
+   * static/i18n/<lang>.js, a plain script setting window.jobcastStrings[<lang>] to
+   * {key: text}. English is always loaded (the fallback for a key a language lacks);
+   * the language is ?lang=, else the one chosen with setLanguage (kept in
+   * localStorage), else the first of navigator.languages with a catalogue. An app adds
+   * or overrides strings with jobcast.i18n.add(lang, {key: text}). A text may hold
+   * {name} placeholders, and be {one, other} to follow Intl.PluralRules on {count}.
+   */
+  var LANG_KEY = "jobcast.lang";
+  var LANGUAGES = { en: "English", de: "Deutsch" };
+  var added = {}; // lang → the app's own strings, over the catalogue's
+  var loading = {}; // lang → Promise of its catalogue
+  var current = "en";
+
+  function catalogues() {
+    return global.jobcastStrings || (global.jobcastStrings = {});
+  }
+
+  function primary(tag) {
+    return String(tag || "").toLowerCase().split(/[-_]/)[0];
+  }
+
+  function storedLanguage() {
+    try {
+      var query = new URLSearchParams(global.location.search).get("lang");
+      return query || global.localStorage.getItem(LANG_KEY);
+    } catch (_) {
+      return null;
+    }
+  }
+
+  /** The language to show: asked for (?lang=, the switch), else the browser's first we have. */
+  function chooseLanguage() {
+    var asked = primary(storedLanguage());
+    if (has(LANGUAGES, asked)) return asked;
+    var wanted = (global.navigator && (global.navigator.languages || [global.navigator.language])) || [];
+    for (var i = 0; i < wanted.length; i++) {
+      if (has(LANGUAGES, primary(wanted[i]))) return primary(wanted[i]);
+    }
+    return "en";
+  }
+
+  function catalogueUrl(lang) {
+    try {
+      return new URL("i18n/" + lang + ".js", SCRIPT_SRC || global.location.origin + "/static/jobcast.js").href;
+    } catch (_) {
+      return "/static/i18n/" + lang + ".js";
+    }
+  }
+
+  /** Loads static/i18n/<lang>.js once (unless already on the page); never rejects. */
+  function loadCatalogue(lang) {
+    if (catalogues()[lang] || !global.document) return Promise.resolve();
+    if (!loading[lang]) {
+      loading[lang] = new Promise(function (resolve) {
+        var script = global.document.createElement("script");
+        script.src = catalogueUrl(lang);
+        script.onload = script.onerror = function () {
+          resolve();
+        };
+        global.document.head.appendChild(script);
+      });
+    }
+    return loading[lang];
+  }
+
+  function lookup(lang, key) {
+    var own = added[lang];
+    if (own && has(own, key)) return own[key];
+    var file = catalogues()[lang];
+    if (file && has(file, key)) return file[key];
+    return undefined;
+  }
+
+  /** The text for `key` in the page's language (else English, else the key), filled from `vars`. */
+  function t(key, vars) {
+    var text = lookup(current, key);
+    var lang = current;
+    if (text === undefined) {
+      text = lookup("en", key);
+      lang = "en";
+    }
+    if (text === undefined) return key;
+    if (text && typeof text === "object") {
+      var count = vars && typeof vars.count === "number" ? vars.count : 0;
+      var form = new Intl.PluralRules(lang).select(count);
+      text = has(text, form) ? text[form] : text.other;
+    }
+    return String(text).replace(/\{(\w+)\}/g, function (whole, name) {
+      if (!vars || !has(vars, name)) return whole;
+      var value = vars[name];
+      return typeof value === "number" ? formatNumber(value) : String(value);
+    });
+  }
+
+  /** A text for `key` when the catalogue has one, else undefined (a job type's own words). */
+  function maybe(key, vars) {
+    return lookup(current, key) !== undefined || lookup("en", key) !== undefined ? t(key, vars) : undefined;
+  }
+
+  function formatNumber(value, options) {
+    return new Intl.NumberFormat(current, options).format(value);
+  }
+
+  /** 850 ms · 3.2 s · 42 s · 2 min 5 s · 1 h 3 min, the decimal as the language writes it. */
+  function formatDuration(ms) {
+    if (ms == null || !isFinite(ms) || ms < 0) return "";
+    if (ms < 1000) return t("unit.ms", { n: Math.round(ms) });
+    var s = ms / 1000;
+    if (s < 10) return t("unit.s", { n: formatNumber(s, { minimumFractionDigits: 1, maximumFractionDigits: 1 }) });
+    if (s < 60) return t("unit.s", { n: Math.round(s) });
+    var total = Math.round(s);
+    var h = Math.floor(total / 3600);
+    var m = Math.floor((total % 3600) / 60);
+    var rest = total % 60;
+    if (h) return t("unit.h_min", { h: h, m: m });
+    return rest ? t("unit.min_s", { m: m, s: rest }) : t("unit.min", { n: m });
+  }
+
+  /** A moment as the language writes a date and time. */
+  function formatDate(at, options) {
+    var d = at instanceof Date ? at : new Date(at);
+    if (!isFinite(d.getTime())) return "";
+    return new Intl.DateTimeFormat(current, options || { dateStyle: "medium", timeStyle: "short" }).format(d);
+  }
+
+  /** Sets the page's language (kept for next time) and loads its catalogue; fires jobcast:language. */
+  function setLanguage(lang) {
+    var chosen = has(LANGUAGES, primary(lang)) ? primary(lang) : "en";
+    try {
+      global.localStorage.setItem(LANG_KEY, chosen);
+    } catch (_) {
+      /* storage disabled: the choice lasts this page */
+    }
+    return useLanguage(chosen);
+  }
+
+  function useLanguage(lang) {
+    current = lang;
+    var loaded = Promise.all([loadCatalogue("en"), loadCatalogue(lang)]).then(function () {
+      if (global.document && current === lang) {
+        global.document.documentElement.lang = lang;
+        global.dispatchEvent(new CustomEvent("jobcast:language", { detail: { lang: lang } }));
+      }
+    });
+    i18n.ready = loaded;
+    return loaded;
+  }
+
+  /** Fills every [data-i18n] element's text and [data-i18n-<attr>] attribute under `root`. */
+  function translate(root) {
+    var scope = root || global.document;
+    scope.querySelectorAll("[data-i18n]").forEach(function (node) {
+      node.textContent = t(node.dataset.i18n);
+    });
+    ["aria-label", "title", "placeholder"].forEach(function (attr) {
+      scope.querySelectorAll("[data-i18n-" + attr + "]").forEach(function (node) {
+        node.setAttribute(attr, t(node.getAttribute("data-i18n-" + attr)));
+      });
+    });
+  }
+
+  /** A job type's title in the page's language: the catalogue's type.<name>, else its own. */
+  function typeTitle(type, own) {
+    return maybe("type." + type) || own || type || t("job.generic");
+  }
+
+  /** A step's title: the catalogue's type.<type>.step.<name>, else the type's own. */
+  function stepTitle(type, step) {
+    return maybe("type." + type + ".step." + step.name) || step.title || step.name;
+  }
+
+  var i18n = {
+    t: t,
+    typeTitle: typeTitle,
+    stepTitle: stepTitle,
+    maybe: maybe,
+    translate: translate,
+    number: formatNumber,
+    duration: formatDuration,
+    date: formatDate,
+    languages: LANGUAGES,
+    setLanguage: setLanguage,
+    /** The app's own strings for `lang` (and its name, for a language jobcast does not ship). */
+    add: function (lang, strings, name) {
+      added[lang] = Object.assign(added[lang] || {}, strings);
+      if (name) LANGUAGES[lang] = name;
+      else if (!has(LANGUAGES, lang)) LANGUAGES[lang] = lang;
+      if (lang === current && global.document) {
+        global.dispatchEvent(new CustomEvent("jobcast:language", { detail: { lang: lang } }));
+      }
+    },
+    get lang() {
+      return current;
+    },
+    ready: Promise.resolve(),
+  };
+
   /** An error from the API (or the network), carrying the API's error code. */
   class ApiError extends Error {
     constructor(status, code, message, details) {
@@ -122,22 +323,10 @@
     }
   }
 
-  var DEFAULT_MESSAGES = {
-    400: "The request was not valid.",
-    401: "Your session has expired. Reload the page to continue.",
-    403: "You are not allowed to do that.",
-    404: "Not found.",
-    409: "That is not possible in the job's current state.",
-    422: "The input was not valid.",
-    429: "Too many requests. Wait a moment and try again.",
-    500: "The server had a problem. Try again.",
-    502: "The server is not reachable right now. Try again.",
-    503: "The service is busy or unavailable. Try again shortly.",
-    504: "The server took too long to answer. Try again.",
-  };
+  var DEFAULT_MESSAGES = [400, 401, 403, 404, 409, 422, 429, 500, 502, 503, 504];
 
   function defaultMessage(status) {
-    return DEFAULT_MESSAGES[status] || "Request failed (HTTP " + status + ").";
+    return DEFAULT_MESSAGES.indexOf(status) !== -1 ? t("http." + status) : t("http.other", { status: status });
   }
 
   async function readJson(res) {
@@ -223,11 +412,12 @@
   /** "about 12 s left", "about 3 min left", "almost done", or "" when unknown. */
   function describeEta(seconds) {
     if (seconds == null || !isFinite(seconds)) return "";
-    if (seconds < 1.5) return "almost done";
-    if (seconds < 90) return "about " + Math.round(seconds) + " s left";
-    if (seconds < 5400) return "about " + Math.round(seconds / 60) + " min left";
+    if (seconds < 1.5) return t("eta.almost");
+    if (seconds < 90) return t("eta.s", { n: Math.round(seconds) });
+    if (seconds < 5400) return t("eta.min", { n: Math.round(seconds / 60) });
     var hours = seconds / 3600;
-    return "about " + (hours < 10 ? hours.toFixed(1) : Math.round(hours)) + " h left";
+    var shown = hours < 10 ? formatNumber(hours, { minimumFractionDigits: 1, maximumFractionDigits: 1 }) : Math.round(hours);
+    return t("eta.h", { n: shown });
   }
 
   /** A value in seconds that counts down in real time from the moment it is set; never below 0. */
@@ -292,7 +482,7 @@
       try {
         return await fetch(url(path), init);
       } catch (err) {
-        throw new ApiError(0, "network_error", "Could not reach the server. Check your connection.", err);
+        throw new ApiError(0, "network_error", t("http.network"), err);
       }
     }
 
@@ -822,7 +1012,7 @@
         if (code >= 4400 && code < 4500) {
           var e = pendingError || {};
           if (code === 4404) {
-            fatal({ code: e.code || "not_found", message: "Job not found", status: 404 });
+            fatal({ code: e.code || "not_found", message: t("element.not_found"), status: 404 });
           } else if (code === 4401) {
             var expired = reason === "token expired" || e.code === "token_expired";
             fatal({
@@ -831,7 +1021,7 @@
               status: 401,
             });
           } else {
-            fatal({ code: e.code || "ws_" + code, message: e.message || "The server refused the live connection.", status: 0 });
+            fatal({ code: e.code || "ws_" + code, message: e.message || t("http.ws_refused"), status: 0 });
           }
           return;
         }
@@ -882,7 +1072,7 @@
         } catch (err) {
           if (stopped || !polling) return;
           if (err.status === 404) {
-            fatal({ code: err.code || "not_found", message: "Job not found", status: 404 });
+            fatal({ code: err.code || "not_found", message: t("element.not_found"), status: 404 });
             return;
           }
           if (err.status === 401 || err.status === 403) {
@@ -1232,12 +1422,7 @@
     }
   }
 
-  var STATE_TEXT = {
-    connecting: "connecting",
-    live: "live",
-    reconnecting: "reconnecting",
-    polling: "polling",
-  };
+  var STATE_TEXT = ["connecting", "live", "reconnecting", "polling"];
 
   var ELEMENT_HTML =
     '<div class="jp" part="root" data-status="pending" hidden>' +
@@ -1272,7 +1457,7 @@
       return {
         code: refused ? "unreachable_or_refused" : "unreachable",
         status: 0,
-        title: "Cannot reach jobcast",
+        title: t("element.unreachable"),
         message: refused
           ? "jobcast at " + there + " did not answer this page: it is down, or it does not allow " +
             "this page's origin. Add " + here + " to JOBCAST_ALLOWED_ORIGINS on the jobcast server."
@@ -1297,7 +1482,7 @@
       return {
         code: "no_credential",
         status: 401,
-        title: "Not signed in to jobcast",
+        title: t("element.no_credential"),
         message: "This page has no jobcast credential (or it expired): the app must set jobcast's " +
           "session cookie when its user signs in (docs/embedding.md), or add the create-session " +
           "attribute to make an anonymous session.",
@@ -1307,7 +1492,7 @@
       return {
         code: err.code === "forbidden" || !err.code ? "origin_refused" : err.code,
         status: 403,
-        title: "Refused by jobcast",
+        title: t("element.refused"),
         message: "jobcast refused this page (" + (err.message || "forbidden") + "). If the page is on " +
           "another origin, add " + here + " to JOBCAST_ALLOWED_ORIGINS on the jobcast server.",
       };
@@ -1316,7 +1501,7 @@
       return {
         code: "not_found",
         status: 404,
-        title: "Job not found.",
+        title: t("element.not_found"),
         message: client.token
           ? "No job " + jobId + " within this page's token: the token's scope does not name it " +
             "(another user's job, or the wrong id)."
@@ -1327,8 +1512,8 @@
     return {
       code: err.code || "http_" + status,
       status: status,
-      title: "Cannot follow the job",
-      message: err.message || "The server answered HTTP " + status + ".",
+      title: t("element.cannot_follow"),
+      message: err.message || t("http.other", { status: status }),
     };
   }
 
@@ -1439,16 +1624,33 @@
       }
 
       connectedCallback() {
-        this._start();
+        var self = this;
+        this._relabel = this._relabel || function () {
+          self._el.bar.setAttribute("aria-label", t("element.progress"));
+          if (self._job) self._render();
+          else if (self._conn === "connecting" && self._watcher) self._renderMessage(t("element.connecting"), "connecting");
+        };
+        global.addEventListener("jobcast:language", this._relabel);
+        this._relabel();
+        this._startWhenReady();
+      }
+
+      /** Starts once the language's catalogue is in, so every word is in that language. */
+      _startWhenReady() {
+        var self = this;
+        i18n.ready.then(function () {
+          if (self.isConnected) self._start();
+        });
       }
 
       disconnectedCallback() {
+        global.removeEventListener("jobcast:language", this._relabel);
         this._stop();
         this._key = null;
       }
 
       attributeChangedCallback() {
-        if (this.isConnected) this._start();
+        if (this.isConnected) this._startWhenReady();
       }
 
       _stop() {
@@ -1469,13 +1671,13 @@
         this._job = null;
         this._eta.set(null);
         if (!id && !batchId) {
-          this._renderMessage("No job to show.", "idle");
+          this._renderMessage(t("element.no_job"), "idle");
           return;
         }
         var self = this;
         var client = clientFor(server, this.token);
         this._conn = "connecting";
-        this._renderMessage("Connecting…", "connecting");
+        this._renderMessage(t("element.connecting"), "connecting");
         if (!id) {
           this._watchBatch(client, batchId);
           return;
@@ -1606,7 +1808,7 @@
         el.box.dataset.status = status;
         el.step.textContent = text;
         el.message.textContent = "";
-        el.stateText.textContent = status === "connecting" ? "connecting" : "";
+        el.stateText.textContent = status === "connecting" ? t("conn.connecting") : "";
         el.box.dataset.conn = status === "connecting" ? "connecting" : "";
       }
 
@@ -1626,17 +1828,12 @@
 
         var stepName = null;
         (job.steps || []).forEach(function (s) {
-          if (s.name === job.step) stepName = s.title || s.name;
+          if (s.name === job.step) stepName = stepTitle(job.type, s);
         });
         var headline;
-        if (status === "completed") headline = "Completed";
-        else if (status === "failed") headline = "Failed";
-        else if (status === "cancelled") headline = "Cancelled";
-        else if (status === "pending") headline = job.attempts > 0 ? "Waiting to retry" : "Waiting to start";
-        else if (status === "waiting") headline = "Needs your input";
-        else if (status === "paused") headline = "Paused";
-        else if (status === "draft") headline = "Draft";
-        else headline = stepName || "Running";
+        if (status === "pending") headline = t(job.attempts > 0 ? "headline.retry_wait" : "headline.start_wait");
+        else if (status === "running") headline = stepName || t("status.running");
+        else headline = t("element." + status);
         el.step.textContent = headline;
 
         var message = job.message || "";
@@ -1652,13 +1849,13 @@
         if (!job) return;
         var el = this._el;
         if (isFinal(job.status)) {
-          el.stateText.textContent = job.status;
+          el.stateText.textContent = t("status." + job.status);
           return;
         }
         var parts = [];
         var eta = describeEta(this._eta.left());
         if (eta && job.status === "running") parts.push(eta);
-        if (STATE_TEXT[this._conn]) parts.push(STATE_TEXT[this._conn]);
+        if (STATE_TEXT.indexOf(this._conn) !== -1) parts.push(t("conn." + this._conn));
         el.stateText.textContent = parts.join(" · ");
       }
     }
@@ -1854,7 +2051,10 @@
   jobcast.estimateRemaining = estimateRemaining;
   jobcast.describeEta = describeEta;
   jobcast.Countdown = Countdown;
+  jobcast.i18n = i18n;
+  jobcast.t = t;
   global.jobcast = jobcast;
+  useLanguage(chooseLanguage());
 
   defineElement();
 })(window);

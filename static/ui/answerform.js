@@ -7,7 +7,7 @@
  */
 
 import { plainInput, typeOf } from "./fields.js";
-import { humanize } from "./format.js";
+import { humanize, t } from "./format.js";
 
 /** The choices of a schema: enum values, or oneOf/anyOf of consts (with titles). */
 function choicesOf(schema) {
@@ -51,7 +51,10 @@ export class AnswerForm {
   /** Show the form while the job waits; hide it otherwise. */
   render(job) {
     const request = job && job.status === "waiting" ? job.input_request : null;
+    // the question answered (here or anywhere) takes the focus it held with it: it goes on
+    const hadFocus = !request && !this.box.hidden && this.box.contains(document.activeElement);
     this.box.hidden = !request;
+    if (hadFocus && this.options.onFocusLost) this.options.onFocusLost();
     if (!request) {
       this.key = null;
       return;
@@ -61,12 +64,11 @@ export class AnswerForm {
     this.key = key;
     this.jobId = job.id;
     this.step = request.step;
-    this.prompt.textContent = request.prompt || "This job needs your input.";
+    this.prompt.textContent = request.prompt || t("input.default_prompt");
     this.expires.hidden = !request.expires_at;
     if (request.expires_at) {
-      const then = new Date(request.expires_at).toLocaleString();
-      this.expires.textContent = "Answer by " + then + (request.on_timeout === "default"
-        ? "; after that the job goes on with its default." : "; after that the job fails.");
+      const then = window.jobcast.i18n.date(request.expires_at);
+      this.expires.textContent = t(request.on_timeout === "default" ? "input.expires_default" : "input.expires_fail", { at: then });
     }
     this.build(request.schema || {});
     this.showError("");
@@ -94,7 +96,7 @@ export class AnswerForm {
     wrap.className = "field" + (kind === "boolean" ? " field-check" : "") + (kind === "choices" ? " field-choices" : "");
     wrap.dataset.field = name;
     const label = document.createElement(kind === "choices" ? "legend" : "label");
-    label.textContent = schema.title || (name ? humanize(name) : "Answer");
+    label.textContent = schema.title || (name ? humanize(name) : t("input.answer"));
     if (kind !== "choices") label.htmlFor = id;
     const note = document.createElement("p");
     note.className = "field-error";
@@ -128,11 +130,11 @@ export class AnswerForm {
       const all = document.createElement("button");
       all.type = "button";
       all.className = "button button-ghost button-small";
-      all.textContent = "Select all";
+      all.textContent = t("input.select_all");
       const none = all.cloneNode();
-      none.textContent = "Clear";
+      none.textContent = t("input.clear");
       const recount = () => {
-        count.textContent = boxes.filter((b) => b.checked).length + " of " + boxes.length + " selected";
+        count.textContent = t("input.selected", { n: boxes.filter((b) => b.checked).length, of: boxes.length });
       };
       all.addEventListener("click", () => { boxes.forEach((b) => (b.checked = true)); recount(); });
       none.addEventListener("click", () => { boxes.forEach((b) => (b.checked = false)); recount(); });
@@ -180,9 +182,9 @@ export class AnswerForm {
       if (f.kind === "choices") {
         const picked = f.boxes.filter((b) => b.checked).map((b) => JSON.parse(b.value));
         const least = Number(f.schema.minItems) || 0;
-        if (picked.length < least) throw this.fieldError(f, "Pick at least " + least + ".");
+        if (picked.length < least) throw this.fieldError(f, t("input.at_least", { count: least }));
         if (f.schema.maxItems != null && picked.length > f.schema.maxItems) {
-          throw this.fieldError(f, "Pick at most " + f.schema.maxItems + ".");
+          throw this.fieldError(f, t("input.at_most", { count: f.schema.maxItems }));
         }
         return picked;
       }
@@ -192,7 +194,7 @@ export class AnswerForm {
       if (raw === "") return f.kind === "string" && f.required ? "" : undefined;
       if (f.kind === "number" || f.kind === "integer") {
         const n = Number(raw);
-        if (!Number.isFinite(n)) throw this.fieldError(f, "Enter a number.");
+        if (!Number.isFinite(n)) throw this.fieldError(f, t("input.number"));
         return n;
       }
       if (f.kind === "lines") return raw.split("\n").map((l) => l.trim()).filter(Boolean);
@@ -200,7 +202,7 @@ export class AnswerForm {
         try {
           return JSON.parse(raw);
         } catch (_) {
-          throw this.fieldError(f, "This is not valid JSON.");
+          throw this.fieldError(f, t("input.json"));
         }
       }
       return raw;
@@ -256,7 +258,7 @@ export class AnswerForm {
     }
     this.busy = true;
     this.submit.disabled = true;
-    this.submit.textContent = "Sending…";
+    this.submit.textContent = t("input.sending");
     try {
       await this.options.onAnswer(this.jobId, answer, this.step);
       this.box.hidden = true;
@@ -265,14 +267,14 @@ export class AnswerForm {
       let marked = 0;
       for (const d of details) {
         const name = String(d.field || "").replace(/^answer\.?/, "").split(".")[0];
-        if (this.markField(name, d.message || "Not a valid value.")) marked += 1;
+        if (this.markField(name, d.message || t("input.invalid"))) marked += 1;
       }
-      if (err && err.status === 409) this.showError("This question was already answered, or the job no longer waits for it.");
-      else this.showError(marked ? "Check the marked fields." : (err && err.message) || "Could not send the answer.");
+      if (err && err.status === 409) this.showError(t("input.gone"));
+      else this.showError(marked ? t("input.check") : (err && err.message) || t("input.failed"));
     } finally {
       this.busy = false;
       this.submit.disabled = false;
-      this.submit.textContent = "Send answer";
+      this.submit.textContent = t("input.send");
     }
   }
 }

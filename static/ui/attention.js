@@ -4,20 +4,16 @@
  * a job ends (once the visitor allowed them with the "Enable notifications" button).
  */
 
-import { clampProgress } from "./format.js";
+import { clampProgress, t } from "./format.js";
 
-const TITLE_MARK = {
-  completed: "done",
-  failed: "failed",
-  cancelled: "cancelled",
-  waiting: "needs input",
-  paused: "paused",
-  draft: "draft",
-};
+// the statuses the title names in a word (the catalogue's title.<status>); others show the progress
+const TITLE_MARK = new Set(["completed", "failed", "cancelled", "waiting", "paused", "draft"]);
 
 export class Attention {
-  constructor({ button, baseTitle }) {
+  /** name(job): the job's name for the title (its type's title). */
+  constructor({ button, baseTitle, name }) {
     this.button = button;
+    this.name = name || ((job) => job.type);
     this.baseTitle = baseTitle || document.title;
     this.job = null;
     document.addEventListener("visibilitychange", () => this.renderTitle());
@@ -54,12 +50,14 @@ export class Attention {
 
   renderTitle() {
     const job = this.job;
-    if (!document.hidden || !job) {
+    if (!job) {
       document.title = this.baseTitle;
       return;
     }
-    const mark = TITLE_MARK[job.status] || Math.round(clampProgress(job.progress)) + "%";
-    document.title = "[" + mark + "] " + this.baseTitle;
+    // the job first: "Demo · 42% · jobcast", in every tab, hidden or not
+    const mark = TITLE_MARK.has(job.status) ? t("title." + job.status) : Math.floor(clampProgress(job.progress)) + "%";
+    const title = [this.name(job), mark, this.baseTitle].join(" · ");
+    if (document.title !== title) document.title = title;
   }
 
   /** A desktop notification for a job that ended, when the tab is hidden and it is allowed. */

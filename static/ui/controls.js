@@ -5,6 +5,7 @@
  * its next step boundary.
  */
 
+import { t } from "./format.js";
 import { InputForm } from "./inputform.js";
 
 function $(id) {
@@ -12,7 +13,7 @@ function $(id) {
 }
 
 export class JobControls {
-  /** options: api (window.jobcast), onError(message), onChanged(job or null). */
+  /** options: api (window.jobcast), onError(message), onChanged(job or null), onFocusLost(). */
   constructor(options) {
     this.options = options;
     this.el = {
@@ -57,7 +58,7 @@ export class JobControls {
     const key = job ? job.id + (job.input ? ":input" : "") : null;
     if (status === "draft" && this.draftKey !== key) {
       const info = this.types.find((t) => t.type === job.type);
-      this.form.render(info ? info.input_schema : null);
+      this.form.render(info ? info.input_schema : null, job.type);
       this.form.fill(job.input || {});
       this.draftKey = key;
       this.showDraftError("");
@@ -73,12 +74,21 @@ export class JobControls {
       await this.options.api[verb](this.job.id);
     } catch (err) {
       this.options.onError(err.status === 409
-        ? "The job cannot be " + (verb === "pause" ? "paused" : "resumed") + " in its current state."
-        : err.message || "The request failed.");
+        ? t(verb === "pause" ? "action.pause_refused" : "action.resume_refused")
+        : err.message || t("error.request"));
     } finally {
       this.busy = false;
       if (this.job) this.render(this.job);
+      this.refocus(verb === "pause" ? this.el.resume : this.el.pause);
     }
+  }
+
+  /** Focus that sat on a button now hidden goes to its counterpart, else to the job. */
+  refocus(next) {
+    const active = document.activeElement;
+    if (active && active !== document.body && !active.hidden && !active.disabled) return;
+    if (next && !next.hidden) next.focus();
+    else if (this.options.onFocusLost) this.options.onFocusLost();
   }
 
   showDraftError(message) {
@@ -104,10 +114,11 @@ export class JobControls {
       if (start) await this.options.api.start(job.id);
       this.options.onChanged(start ? null : saved);
       if (!start) this.showDraftError("");
+      else this.refocus(null);
     } catch (err) {
       const details = err && err.details && Array.isArray(err.details.details) ? err.details.details : [];
       for (const d of details) this.form.markInvalid(d.field);
-      this.showDraftError(err.status === 409 ? "This job is no longer a draft." : err.message || "Could not save the draft.");
+      this.showDraftError(err.status === 409 ? t("draft.gone") : err.message || t("draft.failed"));
     } finally {
       this.busy = false;
       this.el.draftStart.disabled = this.el.draftSave.disabled = false;

@@ -11,8 +11,30 @@ export function clampProgress(value) {
   return Math.min(100, Math.max(0, p));
 }
 
+/*
+ * Words and numbers go through jobcast.js's catalogue (window.jobcast.i18n) where the
+ * page loads it; the operator console does not, and keeps these English forms.
+ */
+const english = {
+  "unit.ms": "{n} ms", "unit.s": "{n} s", "unit.min": "{n} min",
+  "ago.now": "just now", "ago.s": "{n} s ago", "ago.min": "{n} min ago", "ago.h": "{n} h ago", "ago.d": "{n} d ago",
+};
+
+function i18n() {
+  return window.jobcast && window.jobcast.i18n;
+}
+
+/** The catalogue's text for `key` (English where the page has no catalogue). */
+export function t(key, vars) {
+  const catalogue = i18n();
+  if (catalogue) return catalogue.t(key, vars);
+  return (english[key] || key).replace(/\{(\w+)\}/g, (whole, name) => (vars && name in vars ? String(vars[name]) : whole));
+}
+
 /** 850 ms · 3.2 s · 42 s · 2 min 5 s · 1 h 3 min */
 export function formatDuration(ms) {
+  const catalogue = i18n();
+  if (catalogue) return catalogue.duration(ms);
   if (ms == null || !Number.isFinite(ms) || ms < 0) return "";
   if (ms < 1000) return Math.round(ms) + " ms";
   const s = ms / 1000;
@@ -39,11 +61,11 @@ export function formatWait(seconds) {
 export function formatAgo(ms) {
   if (ms == null || !Number.isFinite(ms)) return "";
   const s = Math.max(0, ms / 1000);
-  if (s < 5) return "just now";
-  if (s < 60) return Math.floor(s) + " s ago";
-  if (s < 3600) return Math.floor(s / 60) + " min ago";
-  if (s < 86400) return Math.floor(s / 3600) + " h ago";
-  return Math.floor(s / 86400) + " d ago";
+  if (s < 5) return t("ago.now");
+  if (s < 60) return t("ago.s", { n: Math.floor(s) });
+  if (s < 3600) return t("ago.min", { n: Math.floor(s / 60) });
+  if (s < 86400) return t("ago.h", { n: Math.floor(s / 3600) });
+  return t("ago.d", { n: Math.floor(s / 86400) });
 }
 
 export function elapsedMs(from, to) {
@@ -79,10 +101,18 @@ export class ServerClock {
   }
 }
 
-/** Job type title from the list of job types, else the type name. */
+/** Job type title: the catalogue's for the page's language, else the type's own, else its name. */
 export function typeTitle(types, type) {
-  const info = (types || []).find((t) => t.type === type);
-  return info ? info.title || info.type : type || "Job";
+  const info = (types || []).find((x) => x.type === type);
+  const own = info ? info.title || info.type : type;
+  const catalogue = i18n();
+  return catalogue ? catalogue.typeTitle(type, own) : own || "Job";
+}
+
+/** A step's title in the page's language (see typeTitle). */
+export function stepTitle(type, step) {
+  const catalogue = i18n();
+  return catalogue ? catalogue.stepTitle(type, step) : step.title || step.name;
 }
 
 /** A property name as a label: "fail_step" → "Fail step". */

@@ -5,10 +5,14 @@
  * JSON box instead. The first field is shown, the others sit under "More options".
  * A property named upload_ids (a list of upload ids) becomes a file picker: the chosen
  * files are sent to POST /api/uploads when the form is submitted, and their ids used.
+ *
+ * Labels, hints and choices may come from the catalogue, per job type:
+ * type.<type>.field.<name>, type.<type>.field.<name>.hint and
+ * type.<type>.field.<name>.option.<value>, over the schema's title, description and values.
  */
 
 import { plainInput, typeOf } from "./fields.js";
-import { humanize } from "./format.js";
+import { humanize, t } from "./format.js";
 
 function enumOf(schema) {
   if (Array.isArray(schema.enum)) return { values: schema.enum, nullable: false };
@@ -44,8 +48,8 @@ async function uploadFiles(files) {
   });
   const body = await response.json().catch(() => null);
   if (!response.ok) {
-    const message = body && body.error ? body.error.message : "the upload failed";
-    throw new Error("Upload: " + message);
+    const message = body && body.error ? body.error.message : t("upload.failed");
+    throw new Error(t("upload.error", { reason: message }));
   }
   return body.uploads.map((u) => u.id);
 }
@@ -59,8 +63,9 @@ export class InputForm {
     this.json = null;
   }
 
-  /** Build the fields for one job type's input schema. */
-  render(schema) {
+  /** Build the fields for one job type's input schema (`type` names it, for its words). */
+  render(schema, type) {
+    this.type = type || null;
     this.container.textContent = "";
     this.fields = [];
     this.json = null;
@@ -83,7 +88,7 @@ export class InputForm {
         more = document.createElement("details");
         more.className = "more-options";
         const summary = document.createElement("summary");
-        summary.textContent = "More options";
+        summary.textContent = t("form.more");
         more.appendChild(summary);
         const inner = document.createElement("div");
         inner.className = "more-options-body";
@@ -103,11 +108,11 @@ export class InputForm {
     label.htmlFor = id;
     // A title the schema generator made from the name reads worse than the name itself.
     const generated = String(name).split("_").map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join(" ");
-    label.textContent = schema.title && schema.title !== generated ? schema.title : humanize(name);
+    label.textContent = this.fieldText(name, "", schema.title && schema.title !== generated ? schema.title : humanize(name));
     if (kind === "number" && /duration|seconds|_s$/i.test(name)) {
       const unit = document.createElement("span");
       unit.className = "unit";
-      unit.textContent = " (seconds)";
+      unit.textContent = " " + t("form.seconds");
       label.appendChild(unit);
     }
     let input;
@@ -116,20 +121,20 @@ export class InputForm {
       input.type = "file";
       input.multiple = true;
       input.accept = ".csv,text/csv,text/plain";
-      label.textContent = "CSV files";
+      label.textContent = t("upload.label");
     } else if (kind === "enum") {
       const { values, nullable } = enumOf(schema);
       input = document.createElement("select");
       if (nullable || !isRequired) {
         const none = document.createElement("option");
         none.value = "";
-        none.textContent = "None";
+        none.textContent = t("value.none_choice");
         input.appendChild(none);
       }
       for (const value of values) {
         const opt = document.createElement("option");
         opt.value = String(value);
-        opt.textContent = String(value);
+        opt.textContent = this.fieldText(name, "option." + value, String(value));
         input.appendChild(opt);
       }
       if (schema.default != null) input.value = String(schema.default);
@@ -142,7 +147,7 @@ export class InputForm {
     input.name = name;
     if (isRequired) input.required = true;
     const description =
-      kind === "files" ? "Up to 5 CSV files (UTF-8), profiled column by column." : schema.description;
+      kind === "files" ? t("upload.hint") : this.fieldText(name, "hint", schema.description);
     if (description) {
       const hint = document.createElement("p");
       hint.className = "hint";
@@ -156,7 +161,14 @@ export class InputForm {
     } else {
       wrap.append(label, input);
     }
-    return { name, kind, input, wrap, required: isRequired };
+    return { name, kind, input, wrap, required: isRequired, label: label.firstChild.textContent };
+  }
+
+  /** The catalogue's label ("") or hint ("hint") for this type's field, else the schema's own. */
+  fieldText(name, what, own) {
+    const catalogue = window.jobcast && window.jobcast.i18n;
+    const key = "type." + this.type + ".field." + name + (what ? "." + what : "");
+    return (this.type && catalogue && catalogue.maybe(key)) || own;
   }
 
   renderJson(schema) {
@@ -164,7 +176,7 @@ export class InputForm {
     wrap.className = "field";
     const label = document.createElement("label");
     label.htmlFor = this.prefix + "input-json";
-    label.textContent = "Input (JSON)";
+    label.textContent = t("form.json");
     const area = document.createElement("textarea");
     area.id = this.prefix + "input-json";
     area.name = "input";
@@ -203,10 +215,10 @@ export class InputForm {
         parsed = JSON.parse(this.json.value || "{}");
       } catch (_) {
         this.json.setAttribute("aria-invalid", "true");
-        throw new Error("The input is not valid JSON.");
+        throw new Error(t("form.bad_json"));
       }
       if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) {
-        throw new Error("The input must be a JSON object.");
+        throw new Error(t("form.not_object"));
       }
       return parsed;
     }
@@ -216,7 +228,7 @@ export class InputForm {
       if (f.kind === "files") {
         if (!el.files || el.files.length === 0) {
           this.markInvalid(f.name);
-          throw new Error("Choose at least one CSV file.");
+          throw new Error(t("upload.none"));
         }
         input[f.name] = await uploadFiles(el.files);
         continue;
@@ -229,7 +241,7 @@ export class InputForm {
       if (raw === "") {
         if (f.required) {
           this.markInvalid(f.name);
-          throw new Error("Enter a value for " + humanize(f.name).toLowerCase() + ".");
+          throw new Error(t("form.required", { field: f.label }));
         }
         continue;
       }
@@ -237,7 +249,7 @@ export class InputForm {
         const n = Number(raw);
         if (!Number.isFinite(n) || (f.kind === "integer" && !Number.isInteger(n))) {
           this.markInvalid(f.name);
-          throw new Error(humanize(f.name) + " must be " + (f.kind === "integer" ? "a whole number." : "a number."));
+          throw new Error(t(f.kind === "integer" ? "form.integer" : "form.number", { field: f.label }));
         }
         input[f.name] = n;
       } else {

@@ -4,7 +4,7 @@
  * down. Each row links to the job's page.
  */
 
-import { clampProgress, formatAgo, shortId, typeTitle } from "./format.js";
+import { clampProgress, formatAgo, shortId, t, typeTitle } from "./format.js";
 
 const LIMIT = 50;
 const POLL_MS = 5000;
@@ -63,7 +63,7 @@ export class JobList {
         this.el.error.hidden = true;
         this.replace(jobs);
       } catch (err) {
-        this.el.error.textContent = "Could not load your jobs: " + (err.message || "unknown error");
+        this.el.error.textContent = t("list.failed", { reason: err.message || t("error.generic") });
         this.el.error.hidden = false;
       } finally {
         this.inFlight = null;
@@ -90,6 +90,8 @@ export class JobList {
   }
 
   replace(jobs) {
+    // a row holding focus keeps it through the reload (its node is moved, not made anew)
+    const focused = this.el.list.contains(document.activeElement) ? document.activeElement : null;
     const before = this.rows;
     const wasLoaded = this.loaded;
     this.rows = new Map();
@@ -108,6 +110,7 @@ export class JobList {
     }
     this.el.list.textContent = "";
     this.el.list.appendChild(fragment);
+    if (focused && focused.isConnected) focused.focus({ preventScroll: true });
     this.loaded = true;
     this.el.empty.hidden = this.rows.size > 0;
     this.setCurrent(this.currentId);
@@ -194,14 +197,13 @@ export class JobList {
     node.dataset.status = status;
     const badge = node.querySelector(".badge");
     badge.dataset.status = status;
-    badge.textContent = status;
+    badge.textContent = t("status." + status);
     node.querySelector(".job-row-type").textContent = title;
     node.querySelector(".job-row-pct").textContent = pct + "%";
     node.querySelector(".job-row-id").textContent = shortId(job.id);
     node.querySelector(".mini-fill").style.width = pct + "%";
     node.querySelector(".mini-progress").dataset.status = status;
     this.renderAge(row);
-    node.firstChild.setAttribute("aria-label", title + " " + shortId(job.id) + ", " + status + ", " + pct + "%");
   }
 
   renderAge(row) {

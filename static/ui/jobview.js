@@ -4,21 +4,13 @@
  * It only renders; app.js feeds it the job from jobcast.watch().
  */
 
-import { ServerClock, clampProgress, elapsedMs, formatDuration, shortId, typeTitle } from "./format.js";
+import { ServerClock, clampProgress, elapsedMs, formatDuration, humanize, shortId, stepTitle, t, typeTitle } from "./format.js";
 
-const STEP_LABELS = {
-  waiting: "Waiting",
-  running: "Running",
-  completed: "Done",
-  failed: "Failed",
-  cancelled: "Cancelled",
-};
+// a step's states, each worded by the catalogue's step.<state>
+const STEP_STATES = new Set(["waiting", "running", "completed", "failed", "cancelled"]);
 
-const CATEGORY_TEXT = {
-  permanent: "permanent error: the same input would fail the same way",
-  transient: "temporary error: a retry may succeed",
-  unknown: "unexpected error",
-};
+// an error's categories, each worded by the catalogue's error.category.<name>
+const CATEGORIES = new Set(["permanent", "transient", "unknown"]);
 
 // Jobs that may still be cancelled.
 const ACTIVE = new Set(["pending", "running", "waiting", "paused", "draft"]);
@@ -31,17 +23,16 @@ function compactValue(value) {
   if (value == null) return "—";
   if (typeof value === "string") return value.length > 160 ? value.slice(0, 159) + "…" : value;
   if (typeof value === "number") return Number.isInteger(value) ? String(value) : String(Math.round(value * 1000) / 1000);
-  if (typeof value === "boolean") return value ? "yes" : "no";
+  if (typeof value === "boolean") return t(value ? "value.yes" : "value.no");
   if (Array.isArray(value)) {
     if (value.length <= 5 && value.every((v) => v == null || typeof v !== "object")) {
-      return value.map((v) => compactValue(v)).join(", ") || "none";
+      return value.map((v) => compactValue(v)).join(", ") || t("value.none");
     }
-    return value.length + (value.length === 1 ? " item" : " items");
+    return t("value.items", { count: value.length });
   }
   const json = JSON.stringify(value);
   if (json.length <= 80) return json;
-  const n = Object.keys(value).length;
-  return n + (n === 1 ? " field" : " fields");
+  return t("value.fields", { count: Object.keys(value).length });
 }
 
 export class JobView {
@@ -57,7 +48,11 @@ export class JobView {
       view: $("job-view"),
       status: $("job-status"),
       attempt: $("job-attempt"),
-      typeLabel: $("job-type-label"),
+      heading: $("job-panel-title"),
+      started: $("job-started"),
+      inputLine: $("job-input-line"),
+      keepWorking: $("job-keep-working"),
+      copyId: $("copy-id"),
       id: $("job-id"),
       lineage: $("job-lineage"),
       retryOf: $("job-retry-of"),
@@ -97,6 +92,7 @@ export class JobView {
 
     this.el.cancel.addEventListener("click", () => this.askCancel());
     this.el.retry.addEventListener("click", () => this.retry());
+    this.el.copyId.addEventListener("click", () => this.copyId());
     this.el.dialog.addEventListener("close", () => {
       if (this.el.dialog.returnValue === "confirm") this.cancel();
     });
@@ -158,6 +154,7 @@ export class JobView {
 
   clear() {
     this.job = null;
+    this.el.heading.textContent = t("job.generic");
     this.eta.set(null);
     this.el.view.hidden = true;
     this.el.loading.hidden = true;
@@ -167,7 +164,7 @@ export class JobView {
 
   setConn(state) {
     this.el.conn.dataset.state = state;
-    this.el.connLabel.textContent = state;
+    this.el.connLabel.textContent = t("conn." + state);
   }
 
   showPanelError(message) {
@@ -191,20 +188,27 @@ export class JobView {
     el.view.hidden = false;
 
     const status = job.status || "pending";
-    el.status.textContent = status;
+    el.status.textContent = t("status." + status);
     el.status.dataset.status = status;
     el.id.textContent = job.id;
-    el.typeLabel.textContent = typeTitle(this.types, job.type);
+    // the job first: its type's title is the panel's heading
+    el.heading.textContent = typeTitle(this.types, job.type);
+    const started = job.started_at || job.created_at;
+    el.started.textContent = started ? t(job.started_at ? "job.started" : "job.created", { at: window.jobcast.i18n.date(started) }) : "";
+    const line = this.inputLine(job);
+    el.inputLine.hidden = !line;
+    el.inputLine.textContent = line;
+    el.keepWorking.hidden = !(status === "running" || status === "pending");
 
     const attemptNo = this.attemptNumber(job);
     el.attempt.hidden = attemptNo < 2;
-    el.attempt.textContent = "Attempt " + attemptNo + " of " + (job.max_attempts || attemptNo);
+    el.attempt.textContent = t("job.attempt", { n: attemptNo, of: job.max_attempts || attemptNo });
 
     el.lineage.hidden = !job.retry_of;
     if (job.retry_of) {
       el.retryOf.href = "/jobs/" + encodeURIComponent(job.retry_of);
       el.retryOf.dataset.jobLink = job.retry_of;
-      el.retryOf.textContent = "job " + shortId(job.retry_of);
+      el.retryOf.textContent = t("job.short", { id: shortId(job.retry_of) });
     }
 
     const pct = clampProgress(job.progress);
@@ -220,13 +224,50 @@ export class JobView {
     // Once it has ended, the outcome below says it better.
     el.facts.hidden = window.jobcast.isFinal(status);
     el.step.textContent = this.stepHeadline(job);
-    el.message.textContent = job.message || "—";
+    el.message.textContent = job.message || "";
+    el.message.parentElement.hidden = !job.message; // no message, no empty box
 
     this.renderSteps(job);
     this.renderChildren(job);
     this.renderOutcome(job);
     this.renderActions(job);
     this.renderTimes();
+  }
+
+  /** "Input: Duration 3 · Fail step analyze": what the job was given, in a line. */
+  inputLine(job) {
+    const input = job.input && typeof job.input === "object" ? job.input : null;
+    const info = this.types.find((x) => x.type === job.type);
+    const props = (info && info.input_schema && info.input_schema.properties) || {};
+    // what the visitor chose: values left at their default are not worth a word
+    const chosen = (k) => input[k] != null && input[k] !== false && k !== "upload_ids" &&
+      !(props[k] && JSON.stringify(props[k].default) === JSON.stringify(input[k]));
+    const keys = input ? Object.keys(input).filter(chosen) : [];
+    if (!keys.length) return "";
+    const catalogue = window.jobcast.i18n;
+    const parts = keys.slice(0, 6).map((k) => {
+      const field = "type." + job.type + ".field." + k;
+      const label = catalogue.maybe(field) || humanize(k);
+      const value = typeof input[k] === "string" ? catalogue.maybe(field + ".option." + input[k]) : undefined;
+      return label + " " + (value || compactValue(input[k]));
+    });
+    return t("job.input", { input: parts.join(" · ") });
+  }
+
+  async copyId() {
+    if (!this.job) return;
+    const button = this.el.copyId;
+    try {
+      await navigator.clipboard.writeText(this.job.id);
+      button.textContent = t("job.copied");
+    } catch (_) {
+      // no clipboard (an insecure origin, a refusal): select the id to copy by hand
+      window.getSelection().selectAllChildren(this.el.id);
+      button.textContent = t("job.copy_select");
+    }
+    setTimeout(() => {
+      button.textContent = t("job.copy_id");
+    }, 2000);
   }
 
   attemptNumber(job) {
@@ -237,15 +278,11 @@ export class JobView {
   }
 
   stepHeadline(job) {
-    if (job.status === "completed") return "All steps done";
-    if (job.status === "cancelled") return "Cancelled";
-    if (job.status === "pending") return job.attempts > 0 ? "Waiting to retry" : "Waiting to start";
-    if (job.status === "waiting") return "Waiting for your input";
-    if (job.status === "paused") return "Paused";
-    if (job.status === "draft") return "Draft: not started";
+    if (job.status === "pending") return t(job.attempts > 0 ? "headline.retry_wait" : "headline.start_wait");
+    if (job.status !== "running" && job.status !== "failed") return t("headline." + job.status);
     const step = (job.steps || []).find((s) => s.name === job.step);
-    if (step) return step.title || step.name;
-    return job.step || (job.status === "running" ? "Running" : "—");
+    if (step) return stepTitle(job.type, step);
+    return job.step || (job.status === "running" ? t("status.running") : "—");
   }
 
   renderSteps(job) {
@@ -267,12 +304,12 @@ export class JobView {
           '<span class="step-detail"><span class="step-state"></span>' +
           '<span class="step-duration"></span></span></span>';
       }
-      const state = STEP_LABELS[step.status] ? step.status : "waiting";
+      const state = STEP_STATES.has(step.status) ? step.status : "waiting";
       if (li.dataset.state !== state) li.dataset.state = state;
       if (state === "running") li.setAttribute("aria-current", "step");
       else li.removeAttribute("aria-current");
-      li.querySelector(".step-title").textContent = step.title || step.name;
-      li.querySelector(".step-state").textContent = STEP_LABELS[state];
+      li.querySelector(".step-title").textContent = stepTitle(job.type, step);
+      li.querySelector(".step-state").textContent = t("step." + state);
       if (list.children[index] !== li) list.insertBefore(li, list.children[index] || null);
       seen.add(step.name);
     });
@@ -316,7 +353,7 @@ export class JobView {
       const badge = document.createElement("span");
       badge.className = "badge";
       badge.dataset.status = child.status;
-      badge.textContent = child.status;
+      badge.textContent = t("status." + child.status);
       const pct = document.createElement("span");
       pct.className = "child-progress";
       pct.textContent = Math.floor(clampProgress(child.progress)) + "%";
@@ -330,12 +367,12 @@ export class JobView {
     const status = job.status;
     if (status === "failed") {
       const err = job.error || {};
-      el.errorTitle.textContent = "Job failed";
-      el.errorMessage.textContent = err.message || job.message || "The job failed without a message.";
+      el.errorTitle.textContent = t("error.title");
+      el.errorMessage.textContent = err.message || job.message || t("error.no_message");
       const meta = [];
       if (err.type) meta.push(err.type);
-      if (err.category && CATEGORY_TEXT[err.category]) meta.push(CATEGORY_TEXT[err.category]);
-      if (job.attempts > 1) meta.push("after " + job.attempts + " attempts");
+      if (err.category && CATEGORIES.has(err.category)) meta.push(t("error.category." + err.category));
+      if (job.attempts > 1) meta.push(t("error.attempts", { count: job.attempts }));
       el.errorMeta.textContent = meta.join(" · ");
       el.errorMeta.hidden = meta.length === 0;
       el.error.hidden = false;
@@ -350,13 +387,13 @@ export class JobView {
     el.resultSummary.textContent = "";
     const took = elapsedMs(job.started_at || job.created_at, job.finished_at);
     const head = document.createElement("strong");
-    head.textContent = "Completed" + (took != null ? " in " + formatDuration(took) : "") +
-      (job.attempts > 1 ? " after " + job.attempts + " attempts" : "");
+    head.textContent = (took != null ? t("result.took", { time: formatDuration(took) }) : t("status.completed")) +
+      (job.attempts > 1 ? " " + t("error.attempts", { count: job.attempts }) : "");
     el.resultSummary.appendChild(head);
     const r = job.result;
     const isObject = r && typeof r === "object" && !Array.isArray(r);
     const line = isObject && typeof r.summary === "string" ? r.summary
-      : r == null ? "No result data." : !isObject ? compactValue(r) : "";
+      : r == null ? t("result.none") : !isObject ? compactValue(r) : "";
     if (line) {
       const text = document.createElement("span");
       text.className = "result-line";
@@ -369,7 +406,7 @@ export class JobView {
     for (const key of fields.slice(0, 12)) {
       const row = document.createElement("div");
       const dt = document.createElement("dt");
-      dt.textContent = key;
+      dt.textContent = humanize(key);
       const dd = document.createElement("dd");
       dd.textContent = compactValue(r[key]);
       row.append(dt, dd);
@@ -392,11 +429,20 @@ export class JobView {
     const active = ACTIVE.has(job.status);
     el.cancel.hidden = !active;
     el.cancel.disabled = this.busy === "cancel";
-    el.cancel.textContent = this.busy === "cancel" ? "Cancelling…" : "Cancel job";
+    el.cancel.textContent = t(this.busy === "cancel" ? "action.cancelling" : "action.cancel");
     const retryable = job.status === "failed" || job.status === "cancelled";
     el.retry.hidden = !retryable;
     el.retry.disabled = this.busy === "retry";
-    el.retry.textContent = this.busy === "retry" ? "Starting…" : "Retry";
+    // a permanent error would fail the same way: Retry is offered, not pressed on the visitor
+    const permanent = job.status === "failed" && job.error && job.error.category === "permanent";
+    el.retry.classList.toggle("button-primary", !permanent);
+    el.retry.classList.toggle("button-secondary", permanent);
+    el.retry.textContent = t(this.busy === "retry" ? "action.starting" : permanent ? "action.retry_anyway" : "action.retry");
+    // after a confirmed cancel, focus goes to Retry once the job says it is cancelled
+    if (this.focusRetry && !el.retry.hidden && !this.busy) {
+      this.focusRetry = false;
+      el.retry.focus();
+    }
     if (!active && el.dialog.open) el.dialog.close("keep");
   }
 
@@ -410,29 +456,31 @@ export class JobView {
     let eta = "";
     if (job.status === "running") {
       const ms = this.clock.since(job.started_at);
-      if (ms != null) elapsed = "Running for " + formatDuration(Math.max(1000, ms));
+      if (ms != null) elapsed = t("time.running", { time: formatDuration(Math.max(1000, ms)) });
       eta = jc.describeEta(this.eta.left());
     } else if (job.status === "pending") {
       const ms = this.clock.since(job.created_at);
       if (job.attempts > 0 && this.retryAt) {
         const left = Math.max(0, (this.retryAt - Date.now()) / 1000);
-        eta = left >= 1 ? "retrying in " + Math.ceil(left) + " s" : "retrying now";
+        eta = left >= 1 ? t("time.retry_in", { n: Math.ceil(left) }) : t("time.retry_now");
       } else {
-        eta = "waiting for a worker";
+        eta = t("time.worker_wait");
       }
-      if (ms != null) elapsed = "Queued " + formatDuration(Math.max(1000, ms)) + " ago";
+      if (ms != null) elapsed = t("time.queued", { time: formatDuration(Math.max(1000, ms)) });
     } else if (job.status === "waiting" || job.status === "paused" || job.status === "draft") {
-      eta = job.status === "waiting" ? "waiting for an answer" : job.status === "paused" ? "paused" : "not started";
+      eta = t("time." + job.status);
     } else {
+      // a completed job's time is in its result's heading: said once
       const ms = elapsedMs(job.started_at || job.created_at, job.finished_at);
-      if (ms != null) elapsed = (job.status === "completed" ? "Took " : "Ended after ") + formatDuration(ms);
+      if (ms != null && job.status !== "completed") elapsed = t("time.ended", { time: formatDuration(ms) });
       if (job.finished_at) {
         const ago = this.clock.since(job.finished_at);
-        if (ago != null && ago > 60000) eta = "finished " + new Date(job.finished_at).toLocaleString();
+        if (ago != null && ago > 60000) eta = t("time.finished", { at: window.jobcast.i18n.date(job.finished_at) });
       }
     }
     if (el.elapsed.textContent !== elapsed) el.elapsed.textContent = elapsed;
     if (el.eta.textContent !== eta) el.eta.textContent = eta;
+    el.elapsed.parentElement.hidden = !elapsed && !eta;
     this.renderStepTimes();
   }
 
@@ -456,8 +504,10 @@ export class JobView {
     this.renderActions(job);
     try {
       await this.options.onCancel(job.id);
+      this.focusRetry = true;
     } catch (err) {
-      this.showPanelError(err.status === 409 ? "The job had already finished." : err.message || "Could not cancel the job.");
+      this.showPanelError(err.status === 409 ? t("cancel.too_late") : err.message || t("cancel.failed"));
+      if (this.options.onFocusLost) setTimeout(this.options.onFocusLost);
     } finally {
       if (this.job === job || (this.job && this.job.id === job.id)) this.busy = null;
       if (this.job) this.renderActions(this.job);
@@ -473,7 +523,7 @@ export class JobView {
     try {
       await this.options.onRetry(job);
     } catch (err) {
-      this.showPanelError(err.status === 409 ? "Only failed or cancelled jobs can be retried." : err.message || "Could not retry the job.");
+      this.showPanelError(err.status === 409 ? t("retry.refused") : err.message || t("retry.failed"));
     } finally {
       this.busy = null;
       if (this.job) this.renderActions(this.job);

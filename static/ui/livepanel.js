@@ -6,6 +6,8 @@
  * run time: their counters ("3 / 10"), their own error, their place under their parent.
  */
 
+import { t } from "./format.js";
+
 function $(id) {
   return document.getElementById(id);
 }
@@ -13,7 +15,7 @@ function $(id) {
 function shown(value) {
   if (value == null) return "—";
   if (typeof value === "string") return value;
-  if (typeof value === "boolean") return value ? "yes" : "no";
+  if (typeof value === "boolean") return t(value ? "value.yes" : "value.no");
   const json = JSON.stringify(value);
   return json.length > 200 ? json.slice(0, 199) + "…" : json;
 }
@@ -85,7 +87,7 @@ export class LivePanel {
     const pre = document.createElement("pre");
     pre.className = "stream-text";
     pre.tabIndex = 0;
-    pre.setAttribute("aria-label", "Output of stream " + name);
+    pre.setAttribute("aria-label", t("job.stream", { name }));
     pre.setAttribute("aria-live", "off");
     section.append(head, pre);
     this.el.streamList.appendChild(section);
@@ -121,7 +123,7 @@ export class LivePanel {
       // The step that asks is not working: it waits for a person.
       if (step.name === asking) {
         li.dataset.asking = "true";
-        li.querySelector(".step-state").textContent = "Needs your input";
+        li.querySelector(".step-state").textContent = t("input.title");
       } else {
         delete li.dataset.asking;
       }
@@ -150,7 +152,7 @@ export class LivePanel {
       if (resumed && !skipped) {
         skipped = document.createElement("span");
         skipped.className = "step-skipped";
-        skipped.textContent = "from checkpoint";
+        skipped.textContent = t("step.from_checkpoint");
         detail.appendChild(skipped);
       } else if (!resumed && skipped) {
         skipped.remove();

@@ -3,12 +3,17 @@
  * stay while hovered or focused, and close with their ✕ or Escape.
  */
 
-const TOAST_MS = 8000;
+import { t } from "./format.js";
+
+// long enough to reach a toast with Tab from anywhere on the page before it goes
+const TOAST_MS = 20000;
 const MAX_TOASTS = 4;
 
 export class Toasts {
-  constructor(region) {
+  /** options: onFocusLost(), called when a toast holding focus goes. */
+  constructor(region, options) {
     this.region = region;
+    this.options = options || {};
     this.shown = new Set();
     document.addEventListener("keydown", (ev) => this.onKeydown(ev));
   }
@@ -49,7 +54,7 @@ export class Toasts {
       const link = document.createElement("a");
       link.className = "toast-link";
       link.href = options.href;
-      link.textContent = options.linkLabel || "View";
+      link.textContent = options.linkLabel || t("toast.view");
       if (options.jobId) link.dataset.jobLink = options.jobId;
       node.appendChild(link);
     }
@@ -57,13 +62,15 @@ export class Toasts {
     const close = document.createElement("button");
     close.type = "button";
     close.className = "toast-close";
-    close.setAttribute("aria-label", "Dismiss notification");
+    close.setAttribute("aria-label", t("toast.dismiss"));
     node.appendChild(close);
 
     let timer = null;
     const dismiss = () => {
       clearTimeout(timer);
+      const hadFocus = node.contains(document.activeElement);
       node.remove();
+      if (hadFocus && this.options.onFocusLost) this.options.onFocusLost();
     };
     const arm = () => {
       clearTimeout(timer);

@@ -109,7 +109,7 @@ async def test_a_wrong_answer_is_marked_on_its_field_and_a_second_answer_is_refu
     await expect(form).to_be_visible(timeout=15_000)
     # a hidden tab says so in its title
     await page.evaluate(HIDE_TAB)
-    await expect(page).to_have_title("[needs input] jobcast")
+    await expect(page).to_have_title("Demo · needs input · jobcast")
     await page.evaluate(SHOW_TAB)
     # a note over the schema's 1000 characters: the server's 422 names answer.note
     await form.get_by_label("Note").evaluate("(el) => el.removeAttribute('maxlength')")

@@ -40,17 +40,19 @@ async def test_two_tabs_of_one_visitor_both_get_the_toast(
     # the other tab learns of the job from the owner feed: it shows up in My jobs, then ends
     row = second.locator(f"#job-list li[data-job-id='{job_id}']")
     await expect(row).to_be_visible(timeout=10_000)
-    for page in (first, second):
-        toast = page.locator("[aria-live] .toast")
-        await expect(toast).to_contain_text("Job completed", timeout=20_000)
-        await expect(toast.get_by_role("link", name="View job")).to_have_attribute(
-            "href", f"/jobs/{job_id}"
-        )
+    # the other tab is told which job ended and what came of it
+    toast = second.locator("[aria-live] .toast")
+    await expect(toast).to_contain_text(f"Demo {job_id[:8]} finished", timeout=20_000)
+    await expect(toast).to_contain_text("Demo finished its 4 steps")
+    await expect(toast.get_by_role("link", name="View job")).to_have_attribute(
+        "href", f"/jobs/{job_id}"
+    )
     await expect(row).to_have_attribute("data-status", "completed")
     await expect(row).to_contain_text("100%")
-    # one toast per job, however many channels told the tab
-    await expect(first.locator("[aria-live] .toast")).to_have_count(1)
+    await expect(first.locator("#job-status")).to_have_text("completed")
+    # one toast per job, however many channels told the tab; none where the job is on screen
     await expect(second.locator("[aria-live] .toast")).to_have_count(1)
+    await expect(first.locator("[aria-live] .toast")).to_have_count(0)
 
     # the toast's link opens the job in the other tab
     await second.locator("[aria-live] .toast").get_by_role("link", name="View job").click()
@@ -131,12 +133,13 @@ async def test_a_hidden_tab_shows_progress_in_its_title_and_notifies_the_end(
         "aria-valuenow", re.compile(r"^[1-9]\d?$"), timeout=10_000
     )
     await page.evaluate(HIDE_TAB)
-    await expect(page).to_have_title(re.compile(r"^\[\d{1,2}%\] jobcast$"))
-    await expect(page).to_have_title("[done] jobcast", timeout=20_000)
+    await expect(page).to_have_title(re.compile(r"^Demo · \d{1,2}% · jobcast$"))
+    await expect(page).to_have_title("Demo · done · jobcast", timeout=20_000)
+    await page.wait_for_function("() => window.__notes.length > 0")
     notes = await page.evaluate("() => window.__notes")
-    assert len(notes) == 1 and notes[0]["title"] == "Job completed", notes
+    assert len(notes) == 1 and re.fullmatch(r"Demo [0-9a-f]{8} finished", notes[0]["title"]), notes
     await page.evaluate(SHOW_TAB)
-    await expect(page).to_have_title("jobcast")
+    await expect(page).to_have_title("Demo · done · jobcast")
     assert console.errors == []
 
 
@@ -158,7 +161,7 @@ async def test_dropped_websockets_reconnect_from_the_last_event(
         await expect(page.locator("#conn-label")).to_have_text("reconnecting")
     await expect(page.locator("#conn-label")).to_have_text("live", timeout=10_000)
     await expect(bar).to_have_attribute("aria-valuenow", "100", timeout=20_000)
-    await expect(page.locator("[aria-live] .toast")).to_contain_text("Job completed")
+    await expect(page.locator("#job-status")).to_have_text("completed")
 
     urls = [u for u in await page.evaluate("() => window.__sockets.urls") if "/ws/jobs/" in u]
     assert len(urls) >= 3, urls

@@ -133,6 +133,5 @@ async def test_a_restart_of_the_web_process_does_not_freeze_the_page(
     # the worker went on meanwhile: the page catches up and sees the end
     await expect(bar).to_have_attribute("aria-valuenow", "100", timeout=40_000)
     await expect(page.locator("#job-status")).to_have_text("completed")
-    await expect(page.locator("[aria-live] .toast")).to_contain_text("Job completed")
     assert_never_decreases((await recorded(page))["progress"])
     assert console.errors == []
