@@ -158,7 +158,8 @@
 
   function catalogueUrl(lang) {
     try {
-      return new URL("i18n/" + lang + ".js", SCRIPT_SRC || global.location.origin + "/static/jobcast.js").href;
+      var from = SCRIPT_SRC || global.jobcastModuleUrl || global.location.origin + "/static/jobcast.js";
+      return new URL("i18n/" + lang + ".js", from).href;
     } catch (_) {
       return "/static/i18n/" + lang + ".js";
     }
