@@ -131,9 +131,20 @@ class Stack:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=10)
 
-    def close(self) -> None:
-        for name in list(self.procs):
-            self.stop(name)
+    def close(self, timeout_s: float = 15.0) -> None:
+        """Stop every process: all asked at once (SIGTERM), so their shutdowns overlap;
+        one still running at the deadline is killed."""
+        procs = [self.procs.pop(name) for name in list(self.procs)]
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        for proc in procs:
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def stack_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
