@@ -156,6 +156,9 @@ def stack_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str]
         HOST="127.0.0.1",
         JOBCAST_REDIS_PREFIX=f"t{uuid.uuid4().hex[:12]}",
         JOBCAST_RETRY_BASE_S="0.2",
+        # four workers' stacks at once, two processes each, stay well inside Postgres's
+        # 100 connections (10 a process would not); a test that needs more says so
+        JOBCAST_PG_POOL_MAX="5",
         # the suite makes many owners and jobs from one address: limits are tested on their own
         JOBCAST_SESSION_RATE_PER_MIN="1000000",
         JOBCAST_SESSION_BURST="100000",
