@@ -32,10 +32,23 @@ for _key in [k for k in os.environ if k.startswith("JOBCAST_") and k != "JOBCAST
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A test with no xdist_group of its own is in its module's (before xdist reads them)."""
+    """A test with no xdist_group of its own is in its module's (before xdist reads them).
+
+    Modules are handed to workers in this order: the browser modules (each a Chromium
+    and a stack) take turns with the others, so that workers do not all start one at
+    once; the same order on every worker, as xdist requires."""
+    modules: dict[str, list[pytest.Item]] = {}
     for item in items:
         if item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+        modules.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
+    browser = [m for m in modules if m.startswith("tests/browser/")]
+    others = [m for m in modules if not m.startswith("tests/browser/")]
+    order: list[str] = []
+    while browser or others:
+        order += others[:3] + browser[:1]
+        others, browser = others[3:], browser[1:]
+    items[:] = [item for module in order for item in modules[module]]
 
 
 @pytest.fixture(scope="session")

@@ -132,9 +132,20 @@ class Stack:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=10)
 
-    def close(self) -> None:
-        for name in list(self.procs):
-            self.stop(name)
+    def close(self, timeout_s: float = 15.0) -> None:
+        """Stop every process: all asked at once (SIGTERM), so their shutdowns overlap;
+        one still running at the deadline is killed."""
+        procs = [self.procs.pop(name) for name in list(self.procs)]
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        for proc in procs:
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def prefix_for(database_url: str) -> str:
@@ -152,6 +163,9 @@ def stack_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str]
         HOST="127.0.0.1",
         JOBCAST_REDIS_PREFIX=prefix_for(database_url),
         JOBCAST_RETRY_BASE_S="0.2",
+        # four workers' stacks at once, two processes each, stay well inside Postgres's
+        # 100 connections (10 a process would not); a test that needs more says so
+        JOBCAST_PG_POOL_MAX="5",
         # the suite makes many owners and jobs from one address: limits are tested on their own
         JOBCAST_SESSION_RATE_PER_MIN="1000000",
         JOBCAST_SESSION_BURST="100000",

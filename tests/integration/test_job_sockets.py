@@ -132,16 +132,20 @@ async def test_a_socket_that_falls_behind_is_closed_1013_and_resumes_without_a_g
                     received.append(orjson.loads(raw))
             closes.append(ws.close_code)
             reason = ws.close_reason
-        # resume where the socket left off
-        after = received[-1]["seq"] if received else 0
-        async with connect(f"{url}?after={after}", additional_headers=bearer(token)) as ws:
-            async for raw in ws:
-                message = orjson.loads(raw)
-                if message["type"] == "event":
-                    received.append(message)
-            closes.append(ws.close_code)
+        # resume where the socket left off, as a client does, until the job's end: a
+        # loaded machine may leave the reading client behind again (another 1013)
+        while closes[-1] == 1013 and len(closes) < 20:
+            after = received[-1]["seq"] if received else 0
+            async with connect(f"{url}?after={after}", additional_headers=bearer(token)) as ws:
+                with contextlib.suppress(ConnectionClosed):
+                    async for raw in ws:
+                        message = orjson.loads(raw)
+                        if message["type"] == "event":
+                            received.append(message)
+                closes.append(ws.close_code)
         stored = await all_events(client, job_id)
-    assert closes == [1013, 1000]
+    assert closes[0] == 1013 and closes[-1] == 1000, closes
+    assert set(closes[1:-1]) <= {1013}, closes
     assert reason is not None and "slow consumer" in reason
     assert [e["seq"] for e in received] == list(range(1, len(stored) + 1))
     assert received == stored
