@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from jobcast.concurrency import MAX_KEYS_PER_JOB, KeyLimit, ThrottleLimit
 from jobcast.retry import RetryPolicy
 
 
@@ -173,6 +174,8 @@ class Job:
     subject: str | None = None
     tenant: str | None = None
     tags: tuple[str, ...] = ()
+    # a pending job held back by a concurrency key or throttle: why it waits
+    waiting_reason: str | None = None
     steps: tuple[StepView, ...] = field(default=())
     # read only where one job is shown: its children and its webhook tries
     children: tuple[dict[str, Any], ...] | None = None
@@ -248,6 +251,14 @@ class SubmitRequest(BaseModel):
         min_length=1,
         max_length=MAX_NAME_CHARS,
         description="The app's organisation (app keys).",
+    )
+    concurrency: list[KeyLimit] = Field(
+        default_factory=list,
+        max_length=MAX_KEYS_PER_JOB,
+        description="Concurrency keys: the job starts only while each has room.",
+    )
+    throttle: ThrottleLimit | None = Field(
+        None, description="At most `limit` starts of `key` per `period_s`."
     )
 
     @model_validator(mode="after")

@@ -78,7 +78,7 @@ END AS notified
 j.id, j.owner_id, j.type, j.input, j.status, j.priority, j.progress, j.step, j.message,
 j.result, j.error, j.attempts, j.max_attempts, j.seq, j.estimated_s, j.timeout_s, j.run_at,
 j.created_at, j.started_at, j.finished_at, j.parent_id, j.callback_url, j.result_expired_at,
-j.retry_of, j.pause_requested, j.metadata, j.subject, j.tenant, j.tags,
+j.retry_of, j.pause_requested, j.metadata, j.subject, j.tenant, j.tags, j.waiting_reason,
 (SELECT json_build_object('step', i.step, 'prompt', i.prompt, 'schema', i.schema,
                           'expires_at', i.expires_at, 'on_timeout', i.on_timeout)
  FROM job_inputs i WHERE j.status = 'waiting' AND i.job_id = j.id AND i.answered_at IS NULL
@@ -271,21 +271,21 @@ SELECT pg_notify('jobcast_events', $1)
 
 -- name: claim
 -- Start the next attempt of a pending job: steps that did not complete are reset (a
--- completed step is a checkpoint the attempt skips), progress starts again from 0. The gate (jobcast_claim_gate in schema.sql) says whether the job is pending and
--- whether its type is under its cap; the answer row carries the verdict (gate_type,
--- gate_cap), and the claimed job with its event when it was claimed. A job of a paused
--- type (paused_types) is not claimed: it stays pending until its type is resumed.
+-- completed step is a checkpoint the attempt skips), progress starts again from 0. The
+-- gate (jobcast_start_gate in schema.sql) says whether the job is pending (not parked, its
+-- type not paused) and whether every key of it, its type's cap included, has room; a job
+-- held back by a key is parked by the gate. The answer row carries the verdict (gate_type,
+-- held_key, held_limit, held_until, held_reason), and the claimed job with its event when it was claimed.
 -- $1 id, $2 capped types, $3 their caps
 WITH g AS (
-    SELECT * FROM jobcast_claim_gate($1, $2::text[], $3::integer[])
+    SELECT * FROM jobcast_start_gate($1, $2::text[], $3::integer[])
 ), j AS (
     UPDATE jobs SET status = 'running', attempts = attempts + 1, seq = seq + 1,
         progress = 0, step = NULL, message = NULL, error = NULL, pause_requested = false,
+        waiting_reason = NULL,
         started_at = COALESCE(started_at, now()), heartbeat_at = now(), updated_at = now()
     WHERE id = $1 AND status = 'pending'
-      AND NOT EXISTS (SELECT 1 FROM paused_types p WHERE p.type = jobs.type)
-      AND EXISTS (SELECT 1 FROM g WHERE g.job_type IS NOT NULL
-                  AND (g.cap IS NULL OR g.running < g.cap))
+      AND EXISTS (SELECT 1 FROM g WHERE g.job_type IS NOT NULL AND g.held_key IS NULL)
     RETURNING *, 'status'::text AS event_kind,
               jsonb_build_object('status', 'running', 'attempt', attempts, 'progress', 0,
                                  'message', NULL) AS event_payload
@@ -295,7 +295,8 @@ WITH g AS (
     WHERE job_id = $1 AND status NOT IN ('waiting', 'completed') AND EXISTS (SELECT 1 FROM j)
 )
 -- include: event_tail
-SELECT g.job_type AS gate_type, g.cap AS gate_cap, made.* FROM g LEFT JOIN made ON true
+SELECT g.job_type AS gate_type, g.held_key, g.held_limit, g.held_until, g.held_reason, made.*
+FROM g LEFT JOIN made ON true
 
 -- name: note_waiting
 -- Say why a pending job waits, once per reason. $1 id, $2 message, $3 payload
@@ -625,10 +626,11 @@ ORDER BY heartbeat_at LIMIT $2
 
 -- name: pending
 -- Pending jobs unchanged for a while, which should be on the queue (not those of a paused
--- type: resuming it queues them). $1 seconds since the last change, $2 limit
+-- type: resuming it queues them; nor parked ones: a freed slot or the sweep releases them). $1 seconds since the last change, $2 limit
 SELECT id, priority, GREATEST(0, extract(epoch FROM run_at - now()))::float8 AS delay_s
 FROM jobs
 WHERE status = 'pending' AND updated_at < now() - $1 * interval '1 second'
+  AND parked_on IS NULL
   AND NOT EXISTS (SELECT 1 FROM paused_types p WHERE p.type = jobs.type)
 ORDER BY run_at LIMIT $2
 
@@ -1126,3 +1128,60 @@ WITH old AS (
     WHERE NOT ($2 = ANY (job_retries.once_spent))
 )
 SELECT COALESCE((SELECT spent FROM old), false) AS spent
+
+
+-- concurrency keys, throttles and their run-time limits
+
+-- name: set_job_keys
+-- A job's keys, stored before it is queued. $1 job id, $2 kinds, $3 keys, $4 limits,
+-- $5 periods (NULL for a concurrency key)
+INSERT INTO job_keys (job_id, kind, key, lim, period_s)
+SELECT $1, k.kind, k.key, k.lim, k.period_s
+FROM unnest($2::text[], $3::text[], $4::integer[], $5::real[]) AS k(kind, key, lim, period_s)
+ON CONFLICT DO NOTHING
+
+-- name: job_keys
+-- A job's keys. $1 job id
+SELECT kind, key, lim, period_s FROM job_keys WHERE job_id = $1 ORDER BY key, kind
+
+-- name: take_released
+-- The jobs an ended job released, to queue: taken once. $1 the ended job's id
+UPDATE jobs SET released_by = NULL
+WHERE released_by = $1 AND status = 'pending' AND parked_on IS NULL
+RETURNING id, owner_id, priority, GREATEST(0, extract(epoch FROM run_at - now()))::float8 AS delay_s
+
+-- name: parked_keys
+-- Keys with parked jobs that may be released now: concurrency keys (a slot may have
+-- freed without a release: a limit raised, a race with a type's cap), throttles whose
+-- window has passed. No parameters
+SELECT DISTINCT parked_on AS key FROM jobs
+WHERE parked_on IS NOT NULL AND (parked_until IS NULL OR parked_until <= now())
+ORDER BY 1 LIMIT 500
+
+-- name: release_key
+-- Release the parked jobs a key has room for; those to queue. $1 key
+SELECT j.id, j.owner_id, j.priority,
+       GREATEST(0, extract(epoch FROM j.run_at - now()))::float8 AS delay_s
+FROM jobcast_release($1, NULL) AS r(id) JOIN jobs j ON j.id = r.id
+
+-- name: set_key_limit
+-- An operator's limit for a key. $1 key, $2 kind, $3 limit, $4 period_s, $5 who
+INSERT INTO key_limits (key, kind, lim, period_s, set_by) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (key, kind) DO UPDATE SET lim = EXCLUDED.lim, period_s = EXCLUDED.period_s,
+    set_by = EXCLUDED.set_by, updated_at = now()
+RETURNING key, kind, lim, period_s, set_by, updated_at
+
+-- name: clear_key_limit
+-- Drop an operator's limit(s) for a key. $1 key, $2 kind (NULL: both)
+DELETE FROM key_limits WHERE key = $1 AND ($2::text IS NULL OR kind = $2) RETURNING key
+
+-- name: key_limits
+-- The operator's limits, with each key's running jobs and parked jobs now. No parameters
+SELECT l.key, l.kind, l.lim, l.period_s, l.set_by, l.updated_at,
+       CASE WHEN l.kind = 'concurrency' THEN jobcast_key_running(l.key) END AS running,
+       (SELECT count(*) FROM jobs p WHERE p.parked_on = l.key)::int AS parked
+FROM key_limits l ORDER BY l.key, l.kind
+
+-- name: drop_old_starts
+-- Starts older than the longest throttle window. $1 seconds
+DELETE FROM key_starts WHERE at < now() - $1 * interval '1 second'

@@ -9,6 +9,7 @@ as score, and publishes the job's first event to its owner's feed.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -79,6 +80,11 @@ class Queued:
     priority: int = 0
     owner_id: UUID | None = None
     announce: bytes = b""
+
+    @classmethod
+    def rows(cls, rows: Iterable[Any]) -> list[Queued]:
+        """Jobs to queue from rows of id, priority and delay_s (released parked jobs)."""
+        return [cls(r["id"], delay_s=r["delay_s"], priority=r["priority"]) for r in rows]
 
 
 class Queue:

@@ -179,6 +179,9 @@ class JobOut(Model):
     subject: str | None = Field(None, description="The app's user the job is for (app keys).")
     tenant: str | None = Field(None, description="The app's organisation (app keys).")
     tags: list[str] = Field(default_factory=list, description="The app's labels of the job.")
+    waiting_reason: str | None = Field(
+        None, description="A pending job held back by a concurrency key or throttle: why."
+    )
 
     @classmethod
     def of(
@@ -244,6 +247,7 @@ class JobOut(Model):
             subject=job.subject,
             tenant=job.tenant,
             tags=list(job.tags),
+            waiting_reason=job.waiting_reason,
             webhook=None
             if job.callback_url is None
             else WebhookOut(
@@ -329,6 +333,10 @@ class JobTypeOut(Model):
     max_attempts: int
     timeout_s: float
     concurrency: int | None = Field(None, description="At most this many run at once.")
+    keys: list[dict[str, Any]] = Field(
+        default_factory=list, description="Its concurrency keys and throttles (key, limit)."
+    )
+    submit_keys: bool = Field(True, description="Whether a submit may add keys.")
     result_ttl_s: float = Field(description="How long a result is kept.")
     access: Literal["anyone", "app"] = Field(
         "anyone", description="Who may submit it: anyone, or app keys only."

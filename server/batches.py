@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from jobcast import metrics
+from jobcast.concurrency import JobFacts, job_keys
 from jobcast.errors import Forbidden, InvalidInput, NotFound, Refused
 from jobcast.logs import name_job
 from jobcast.model import JobStatus, SubmitRequest, dumps
@@ -136,11 +137,20 @@ def _checked(services: Services, caller: Caller, index: int, raw: Any) -> BatchJ
         callback_url = str(submit.callback_url) if submit.callback_url else None
         if callback_url is not None:
             check_target(callback_url, settings.webhook_host_set)
+        dumped = params.model_dump(mode="json")
+        keys = job_keys(
+            job_type.name,
+            job_type.keys,
+            JobFacts(submit.tenant, submit.subject, tuple(submit.tags), dumped),
+            added=submit.concurrency,
+            throttle=submit.throttle,
+            submit_keys=job_type.submit_keys,
+        )
     except InvalidInput as exc:
         raise _at(index, exc) from None
     return BatchJob(
         job_type=job_type,
-        params=params.model_dump(mode="json"),
+        params=dumped,
         priority=submit.priority,
         delay_s=submit.start_delay_s(),
         max_attempts=submit.max_attempts
@@ -153,6 +163,7 @@ def _checked(services: Services, caller: Caller, index: int, raw: Any) -> BatchJ
         tenant=submit.tenant,
         tags=submit.tags,
         metadata=submit.metadata,
+        keys=keys,
     )
 
 

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from jobcast import metrics
+from jobcast.concurrency import JobFacts, JobKey, job_keys
 from jobcast.errors import Conflict, Forbidden, InvalidInput, TooManyRequests
 from jobcast.logs import name_job
 from jobcast.model import JobStatus, SubmitRequest, dumps
@@ -75,11 +76,21 @@ async def submit_job(request: Request) -> Response:
     if callback_url is not None:
         check_target(callback_url, settings.webhook_host_set)
     upload_ids = [_upload_id(raw) for raw in job_type.uploads(params)]
+    dumped = params.model_dump(mode="json")
+    facts = JobFacts(submit.tenant, submit.subject, tuple(submit.tags), dumped)
+    keys = job_keys(
+        job_type.name,
+        job_type.keys,
+        facts,
+        added=submit.concurrency,
+        throttle=submit.throttle,
+        submit_keys=job_type.submit_keys,
+    )
     accepted, fresh = await _create(
         services,
         owner_id,
         job_type,
-        params.model_dump(mode="json"),
+        dumped,
         priority=submit.priority,
         delay_s=submit.start_delay_s(),
         max_attempts=submit.max_attempts
@@ -93,6 +104,7 @@ async def submit_job(request: Request) -> Response:
         draft=submit.draft,
         about=About(submit.subject, submit.tenant, submit.tags, submit.metadata),
         app=caller.is_app,
+        keys=keys,
     )
     if not fresh:
         # the same idempotency_key within 24 h: the job that key made, not a second one
@@ -128,6 +140,7 @@ async def retry_job(request: Request) -> Response:
         about=About(old.subject, old.tenant, list(old.tags), None),
         app=caller.is_app,
         retry=await services.store.retry_policy(old.id),
+        keys=await services.store.job_keys(old.id),
     )
     return model_response(accepted, 202, headers={"Location": accepted.status_url})
 
@@ -170,6 +183,7 @@ async def _create(
     about: About | None = None,
     app: bool = False,
     retry: RetryPolicy | None = None,
+    keys: list[JobKey] | None = None,
 ) -> tuple[JobAccepted, bool]:
     """Check the owner's rate, store a job (one statement) and queue it (one Redis call).
 
@@ -207,6 +221,7 @@ async def _create(
         tenant=about.tenant,
         tags=about.tags,
         metadata=about.metadata,
+        keys=keys,
     )
     if created is None:
         raise TooManyRequests(

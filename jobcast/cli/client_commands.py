@@ -22,6 +22,7 @@ from jobcast.cli.console import CliError, Exit, note, stdout
 from jobcast.cli.progress import follow
 from jobcast.cli.target import ADMIN_TOKEN_ENV, Target, owner_client
 from jobcast.client import Client
+from jobcast.concurrency import parse_assignment, parse_throttle
 
 commands = typer.Typer()
 commands.add_typer(control_commands.commands)
@@ -69,9 +70,27 @@ def submit(
     draft: Annotated[
         bool, typer.Option("--draft", help="Store it as a draft: not queued until `start`.")
     ] = False,
+    concurrency: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--concurrency",
+            "-c",
+            metavar="KEY=LIMIT",
+            help="A concurrency key: at most LIMIT jobs holding KEY run at once (repeatable).",
+        ),
+    ] = None,
+    throttle: Annotated[
+        str | None,
+        typer.Option(metavar="KEY=LIMIT/SECONDS", help="At most LIMIT starts of KEY per SECONDS."),
+    ] = None,
 ) -> None:
     """Submit a job and print its id; with --watch, follow it and print its result."""
     job_input = parse_input(input_json)
+    try:
+        keys = [parse_assignment(text).model_dump() for text in concurrency or ()]
+        rate = parse_throttle(throttle).model_dump() if throttle else None
+    except ValueError as exc:  # pydantic's ValidationError is one
+        raise CliError(f"--concurrency/--throttle: {exc}", Exit.USAGE) from None
     if draft and watch:
         raise CliError("a draft does not run until started: --draft takes no --watch", Exit.USAGE)
     with owner_client(ctx) as client:
@@ -84,6 +103,8 @@ def submit(
             timeout_seconds=timeout,
             idempotency_key=key,
             draft=draft or None,
+            concurrency=keys or None,
+            throttle=rate,
         )
         if not watch:
             typer.echo(submitted.id)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID, uuid4
 
+from jobcast.concurrency import JobKey
 from jobcast.errors import TooManyRequests
 from jobcast.registry import JobType
 from jobcast.sql import QUERIES
@@ -34,6 +35,7 @@ class BatchJob:
     tenant: str | None = None
     tags: list[str] | None = None
     metadata: dict[str, Any] | None = None
+    keys: list[JobKey] | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ class Batches(Jobs):
                         tenant=job.tenant,
                         tags=job.tags,
                         metadata=job.metadata,
+                        keys=job.keys,
                         within=conn,
                     )
                     if created is None:

@@ -40,6 +40,7 @@ def job(row: asyncpg.Record) -> Job:
         subject=row["subject"] if "subject" in row.keys() else None,
         tenant=row["tenant"] if "tenant" in row.keys() else None,
         tags=tuple(row["tags"] or ()) if "tags" in row.keys() else (),
+        waiting_reason=row["waiting_reason"] if "waiting_reason" in row.keys() else None,
         run_at=row["run_at"],
         created_at=row["created_at"],
         started_at=row["started_at"],

@@ -7,6 +7,8 @@ sweep at a time and never two at once. Each sweep runs these duties, in order:
 - ``outbox``: a pending job that Redis does not have is queued (Redis needed);
 - ``input_expiry``: a waiting job's question past its time limit fails the job, or
   gives the default answer and queues it;
+- ``parked``: parked jobs whose key has room (a throttle's window passed, a limit
+  raised) are released and queued (Redis needed);
 - ``priority_bands``: due delayed and retried jobs are ranked by priority (Redis needed);
 - ``schedules``: recurring schedules start the job of each tick that has come;
 - ``retention``: expired results, unclaimed uploads and old finished jobs are dropped.
@@ -29,6 +31,7 @@ from jobcast.store import Store
 from workers.heartbeat import Heartbeat
 from workers.sweep.input_expiry import InputExpiry
 from workers.sweep.outbox import Outbox
+from workers.sweep.parked import Parked
 from workers.sweep.priority_bands import PriorityBands
 from workers.sweep.retention import Retention
 from workers.sweep.schedules import Schedules
@@ -51,6 +54,7 @@ def worker_sweep(
     duties: list[Duty] = [
         StaleJobs(store, queue, publisher, settings),
         Outbox(store, queue, settings),
+        Parked(store, queue),
         InputExpiry(store, queue, publisher),
         PriorityBands(store, queue),
         Schedules(store, queue, publisher, settings, registry),
