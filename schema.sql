@@ -508,6 +508,13 @@ ALTER TABLE jobs ADD COLUMN IF NOT EXISTS parked_limit integer;
 ALTER TABLE jobs ADD COLUMN IF NOT EXISTS parked_until timestamptz;
 ALTER TABLE jobs ADD COLUMN IF NOT EXISTS waiting_reason text;
 ALTER TABLE jobs ADD COLUMN IF NOT EXISTS released_by uuid;
+-- Fairness under a backlog: the group a job takes turns in ('fair:tenant:<t>', or
+-- 'fair:owner:<id>' without a tenant). At most JOBCAST_FAIR_WINDOW jobs of a group are
+-- on arq's queue at once; the rest are parked on the group and released as those start.
+ALTER TABLE jobs ADD COLUMN IF NOT EXISTS fair_key text;
+-- a group's jobs on the queue (pending, not parked) are counted at each submit and start
+CREATE INDEX IF NOT EXISTS jobs_fair_queued_idx ON jobs (fair_key)
+    WHERE status = 'pending' AND parked_on IS NULL AND fair_key IS NOT NULL;
 -- a key's parked jobs, in the order they are released: priority, then age
 CREATE INDEX IF NOT EXISTS jobs_parked_idx ON jobs (parked_on, priority DESC, created_at)
     WHERE parked_on IS NOT NULL;
@@ -527,6 +534,17 @@ BEGIN
             WHERE j.status = 'running'
               AND EXISTS (SELECT 1 FROM job_keys k WHERE k.job_id = j.id
                           AND k.kind = 'concurrency' AND k.key = p_key));
+END
+$$;
+
+-- How many jobs of a fairness group are on the queue now: due, pending, not parked (but
+-- for p_but, a job being claimed).
+CREATE OR REPLACE FUNCTION jobcast_fair_queued(p_key text, p_but uuid) RETURNS bigint
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT count(*) FROM jobs
+            WHERE fair_key = p_key AND status = 'pending' AND parked_on IS NULL
+              AND run_at <= now() AND id IS DISTINCT FROM p_but);
 END
 $$;
 
@@ -550,11 +568,14 @@ $$;
 -- the key, taken in key order (so two claims never wait on each other in a circle), and
 -- counted with a fresh snapshot: workers claiming at once cannot exceed a limit. A job
 -- held back is parked in this same transaction; one admitted logs its throttled starts.
+-- Either way the job leaves its fairness group's share of the queue, and the next parked
+-- job of the group is released in its place (released: how many).
 CREATE OR REPLACE FUNCTION jobcast_start_gate(p_job uuid, p_types text[], p_caps integer[],
                                               OUT job_type text, OUT held_key text,
                                               OUT held_limit integer,
                                               OUT held_until timestamptz,
-                                              OUT held_reason text)
+                                              OUT held_reason text,
+                                              OUT released integer)
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     k record;
@@ -562,8 +583,9 @@ DECLARE
     n bigint;
     cap integer;
     held_period real;
+    fkey text;
 BEGIN
-    SELECT type INTO job_type FROM jobs
+    SELECT type, fair_key INTO job_type, fkey FROM jobs
     WHERE id = p_job AND status = 'pending' AND parked_on IS NULL FOR UPDATE;
     IF job_type IS NULL OR EXISTS (SELECT 1 FROM paused_types p WHERE p.type = job_type) THEN
         job_type := NULL;
@@ -616,11 +638,17 @@ BEGIN
             parked_until = held_until, updated_at = now(),
             waiting_reason = held_reason
         WHERE id = p_job;
-        RETURN;
+    ELSE
+        INSERT INTO key_starts (key, at)
+        SELECT jk.key, clock_timestamp() FROM job_keys jk
+        WHERE jk.job_id = p_job AND jk.kind = 'throttle';
     END IF;
-    INSERT INTO key_starts (key, at)
-    SELECT jk.key, clock_timestamp() FROM job_keys jk
-    WHERE jk.job_id = p_job AND jk.kind = 'throttle';
+    -- started or parked, the job leaves its group's share of the queue: the next parked
+    -- job of the group takes its place (its worker queues it)
+    released := 0;
+    IF fkey IS NOT NULL THEN
+        SELECT count(*) INTO released FROM jobcast_release(fkey, p_job);
+    END IF;
 END
 $$;
 
@@ -641,7 +669,12 @@ BEGIN
     FOR r IN SELECT id, parked_limit, parked_until FROM jobs
              WHERE parked_on = p_key AND status = 'pending'
              ORDER BY priority DESC, created_at FOR UPDATE SKIP LOCKED LOOP
-        IF r.parked_until IS NULL THEN
+        IF p_key LIKE 'fair:%' THEN
+            SELECT r.parked_limit AS lim INTO eff;
+            IF n IS NULL THEN
+                n := jobcast_fair_queued(p_key, p_by);
+            END IF;
+        ELSIF r.parked_until IS NULL THEN
             eff := jobcast_key_limit(p_key, 'concurrency', r.parked_limit, NULL);
             IF n IS NULL THEN
                 n := jobcast_key_running(p_key);

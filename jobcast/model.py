@@ -193,6 +193,8 @@ class Claim:
     job: Job
     attempt: int
     event: Event
+    # parked jobs the claim released (its fairness group's next): the worker queues them
+    released: int = 0
 
 
 MAX_DELAY_S = 30 * 86_400

@@ -156,21 +156,37 @@ DELETE FROM uploads WHERE job_id IS NULL AND created_at < now() - $1 * interval 
 -- A job, in one statement: the gate (jobcast_submit_gate in schema.sql), the job, its
 -- steps, its first event and the NOTIFY. It answers one row: the gate's verdict (the job
 -- an idempotency key made already, gate_existing), and the job with its event if made.
+-- A due pending job whose fairness group (its tenant, else its owner) has the window's
+-- worth of jobs on the queue is made parked on the group (its waiting_reason says so):
+-- it is queued when one of those starts.
 -- $1 id, $2 owner id, $3 type, $4 input, $5 priority, $6 max_attempts, $7 delay_s,
 -- $8 estimated_s, $9 step names, $10 step titles, $11 step weights, $12 first event
 -- payload, $13 timeout_s, $14 parent id, $15 idempotency key, $16 callback url,
 -- $17 message, $18 retry_of, $19 the owner's cap on active jobs (NULL: none),
 -- $20 status ('pending', or 'draft': stored, not queued), $21 subject, $22 tenant,
--- $23 tags, $24 the app's metadata
+-- $23 tags, $24 the app's metadata, $25 the fairness window (0: none)
 WITH g AS (
     SELECT * FROM jobcast_submit_gate($2, $15, $19)
+), f AS (
+    SELECT CASE WHEN $25::int > 0 AND $20 = 'pending'
+                THEN 'fair:' || COALESCE('tenant:' || $22::text, 'owner:' || $2::text) END AS key
+), p AS (
+    SELECT f.key, f.key IS NOT NULL AND $7::float8 <= 0
+                  AND jobcast_fair_queued(f.key, NULL) >= $25::int AS full
+    FROM f
 ), j AS (
     INSERT INTO jobs (id, owner_id, type, input, priority, max_attempts, run_at, estimated_s, seq,
                       timeout_s, parent_id, idempotency_key, callback_url, message, retry_of,
-                      status, subject, tenant, tags, metadata)
+                      status, subject, tenant, tags, metadata, fair_key, parked_on,
+                      parked_limit, waiting_reason)
     SELECT $1, $2, $3, $4, $5, $6, now() + $7 * interval '1 second', $8, 1, $13, $14, $15, $16,
-           $17, $18, $20, $21, $22, COALESCE($23::text[], '{}'), COALESCE($24::jsonb, '{}')
-    FROM g WHERE g.existing IS NULL AND ($19::bigint IS NULL OR g.active < $19)
+           $17, $18, $20, $21, $22, COALESCE($23::text[], '{}'), COALESCE($24::jsonb, '{}'),
+           p.key, CASE WHEN p.full THEN p.key END, CASE WHEN p.full THEN $25::int END,
+           CASE WHEN p.full THEN format('Waiting its turn: %s jobs of this %s go to the '
+                                        'workers at a time', $25::int,
+                                        CASE WHEN $22::text IS NULL THEN 'owner'
+                                             ELSE 'tenant' END) END
+    FROM g, p WHERE g.existing IS NULL AND ($19::bigint IS NULL OR g.active < $19)
     ON CONFLICT (id) DO NOTHING
     RETURNING *, 'status'::text AS event_kind, $12::jsonb AS event_payload
 ), s AS (
@@ -295,7 +311,8 @@ WITH g AS (
     WHERE job_id = $1 AND status NOT IN ('waiting', 'completed') AND EXISTS (SELECT 1 FROM j)
 )
 -- include: event_tail
-SELECT g.job_type AS gate_type, g.held_key, g.held_limit, g.held_until, g.held_reason, made.*
+SELECT g.job_type AS gate_type, g.held_key, g.held_limit, g.held_until, g.held_reason,
+       g.released AS gate_released, made.*
 FROM g LEFT JOIN made ON true
 
 -- name: note_waiting

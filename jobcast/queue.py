@@ -139,6 +139,11 @@ class Queue:
         args = [max(0, score - now_ms) + expires_extra_ms, job, score, str(job_id), channel]
         return keys, [*args, announce]
 
+    async def announce(self, owner_id: UUID, announce: bytes) -> None:
+        """Publish a job's first event to its owner's feed without queueing it (a job made
+        parked, which its group's next start queues)."""
+        await self._redis.publish(self._settings.owner_channel(owner_id), announce)
+
     async def requeue(self, job_id: UUID, *, delay_s: float = 0.0, priority: int = 0) -> None:
         """Queue ``run_job(job_id)`` again, even where arq believes it is queued or running."""
         now_ms = int(time.time() * 1000)

@@ -206,11 +206,13 @@ async def submit_batch(request: Request) -> Response:
             estimates[key] = await services.estimator.total(job.job_type, job.params)
         jobs[i] = BatchJob(**{**job.__dict__, "estimated_s": estimates[key]})
     cap = settings.app_key_max_active if caller.is_app else settings.max_active_per_owner
-    batch_id, made = await services.store.create_batch(owner_id, jobs, max_active=cap)
-    fresh = [
+    batch_id, made = await services.store.create_batch(
+        owner_id, jobs, max_active=cap, fair_window=settings.fair_window
+    )
+    fresh = [  # a job made parked (its tenant's share of the queue full) is queued later
         Queued(c.job.id, spec.delay_s, spec.priority, owner_id, dumps(c.event.wire()))
         for c, spec in zip(made, jobs, strict=True)
-        if c.event is not None
+        if c.event is not None and c.job.waiting_reason is None
     ]
     try:
         await services.queue.enqueue_many(fresh)

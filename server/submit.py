@@ -222,6 +222,7 @@ async def _create(
         tags=about.tags,
         metadata=about.metadata,
         keys=keys,
+        fair_window=settings.fair_window,
     )
     if created is None:
         raise TooManyRequests(
@@ -246,13 +247,16 @@ async def _create(
         name_job(job.id, job.type)
         return accepted, True
     try:
-        await services.queue.enqueue(
-            job.id,
-            delay_s=delay_s,
-            priority=priority,
-            owner_id=owner_id,
-            announce=dumps(event.wire()),
-        )
+        if job.waiting_reason is not None:  # parked: its tenant's share of the queue is full
+            await services.queue.announce(owner_id, dumps(event.wire()))
+        else:
+            await services.queue.enqueue(
+                job.id,
+                delay_s=delay_s,
+                priority=priority,
+                owner_id=owner_id,
+                announce=dumps(event.wire()),
+            )
     except (RedisError, OSError) as exc:
         # the job is committed: the sweep queues it once Redis answers again
         log.warning("job %s: accepted but not queued yet (%s)", job.id, exc)

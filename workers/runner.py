@@ -151,8 +151,12 @@ async def run_job(ctx: WorkerContext, job_id: str) -> None:
         waiting = await state.store.note_waiting(UUID(job_id), claim.reason)
         if waiting is not None:
             await state.publisher.publish(waiting)
+        if claim.released:
+            await queue_released(state.store, state.queue, UUID(job_id))
         return
     job, attempt = claim.job, claim.attempt
+    if claim.released:  # its fairness group's next job takes its place on the queue
+        await queue_released(state.store, state.queue, job.id)
     with job_context(job.id, job.type, attempt):
         try:
             await _run_claimed(state, claim)

@@ -24,6 +24,8 @@ class Held:
     limit: int
     until: datetime | None
     reason: str
+    # parked jobs the claim released (its fairness group's next): the worker queues them
+    released: int = 0
 
 
 class Attempts(StoreBase):
@@ -44,9 +46,20 @@ class Attempts(StoreBase):
         if row["id"] is None:
             if row["held_key"] is None:
                 return None
-            return Held(row["held_key"], row["held_limit"], row["held_until"], row["held_reason"])
+            return Held(
+                row["held_key"],
+                row["held_limit"],
+                row["held_until"],
+                row["held_reason"],
+                row["gate_released"],
+            )
         job = rows.job(row)
-        return Claim(job=job, attempt=job.attempts, event=rows.event_of_change(row))
+        return Claim(
+            job=job,
+            attempt=job.attempts,
+            event=rows.event_of_change(row),
+            released=row["gate_released"],
+        )
 
     async def take_released(self, job_id: UUID) -> list[asyncpg.Record]:
         """The parked jobs this job's end released, to queue (each taken once)."""

@@ -55,7 +55,12 @@ class _CapReached(Exception):
 
 class Batches(Jobs):
     async def create_batch(
-        self, owner_id: UUID, jobs: list[BatchJob], *, max_active: int | None
+        self,
+        owner_id: UUID,
+        jobs: list[BatchJob],
+        *,
+        max_active: int | None,
+        fair_window: int = 0,
     ) -> tuple[UUID, list[Created]]:
         """Store every job and the batch, in one transaction; TooManyRequests (nothing
         stored) when the owner's cap on active jobs is reached part way."""
@@ -82,6 +87,7 @@ class Batches(Jobs):
                         tags=job.tags,
                         metadata=job.metadata,
                         keys=job.keys,
+                        fair_window=fair_window,
                         within=conn,
                     )
                     if created is None:

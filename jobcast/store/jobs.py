@@ -65,6 +65,7 @@ class Jobs(StoreBase):
         tags: list[str] | None = None,
         metadata: dict[str, Any] | None = None,
         keys: list[JobKey] | None = None,
+        fair_window: int = 0,
         within: asyncpg.pool.PoolConnectionProxy | None = None,
     ) -> Created | None:
         """Insert a job and its first event; None when the owner is at ``max_active`` jobs
@@ -74,7 +75,9 @@ class Jobs(StoreBase):
         Unset attempts, time limit and estimate are the type's. ``upload_ids`` are tied to
         the new job in the same transaction: each must be the owner's and not yet used by
         another job, else InvalidInput and nothing is stored. ``keys``: the job's concurrency
-        keys and throttles (None: its type's, derived from the job).
+        keys and throttles (None: its type's, derived from the job). ``fair_window``: at most
+        that many due jobs of its tenant (else its owner) on the queue, the job parked
+        otherwise (its ``waiting_reason`` set: the caller does not queue it); 0: no limit.
         """
         job_id = job_id or uuid4()
         if keys is None:
@@ -116,6 +119,7 @@ class Jobs(StoreBase):
             tenant,
             tags,
             metadata,
+            fair_window,
         )
 
         async def insert() -> asyncpg.Record | UUID | None:

@@ -446,3 +446,51 @@ async def test_a_redis_wipe_loses_no_held_job(
         jobs = [await wait_status(client, i, "completed", timeout_s=90) for i in ids]
     assert len(jobs) == 6
     assert most_at_once(log) == 2
+
+
+# fairness under a backlog
+
+
+async def test_a_second_tenant_starts_before_the_first_ones_backlog_drains(
+    endpoints: Endpoints, new_database: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    stack = await launch(
+        await new_database(),
+        endpoints.redis_url,
+        tmp_path_factory.mktemp("fair"),
+        JOBCAST_WORKER_CONCURRENCY="2",
+        JOBCAST_FAIR_WINDOW="3",
+        **KEYED_ENV,
+    )
+    redis = aioredis.Redis.from_url(stack.redis_url)
+    queue = stack.env["JOBCAST_REDIS_PREFIX"] + ":queue"
+    try:
+        first, second = await stack.owner(), await stack.owner()
+        async with stack.client(first) as a, stack.client(second) as b:
+            backlog = await a.post(
+                "/api/jobs/batch",
+                json={"jobs": [{"type": "noop", "input": {"sleep_s": 0.2}}] * 40},
+            )
+            assert backlog.status_code == 202, backlog.text
+            a_ids = [j["id"] for j in backlog.json()["jobs"]]
+            waiting = await job_of(a, a_ids[-1])
+            queued_most = 0
+            b_ids = [
+                (await b.post("/api/jobs", json={"type": "noop"})).json()["id"] for _ in range(3)
+            ]
+            b_jobs = [await wait_status(b, i, "completed", timeout_s=60) for i in b_ids]
+            for _ in range(10):
+                queued_most = max(queued_most, await redis.zcard(queue))
+                await asyncio.sleep(0.05)
+            a_jobs = [await wait_status(a, i, "completed", timeout_s=120) for i in a_ids]
+    finally:
+        await redis.aclose()
+        stack.close()
+    a_starts = sorted(j["started_at"] for j in a_jobs)
+    # every job of the second tenant started while most of the first one's still waited
+    assert max(j["started_at"] for j in b_jobs) < a_starts[len(a_starts) // 2]
+    # the first tenant's share of the queue (3) and the two it runs (arq keeps a running
+    # job on its queue until it ends), not its backlog of 40
+    assert queued_most <= 3 + 2
+    assert waiting["status"] == "pending" and "Waiting its turn" in waiting["waiting_reason"]
+    assert all(j["status"] == "completed" for j in a_jobs)
