@@ -28,7 +28,17 @@ import asyncpg
 import redis.asyncio as aioredis
 import uvloop
 
-from bench import connections, events, polling, scaleout, streams, submit, throughput, watched
+from bench import (
+    connections,
+    events,
+    fairness,
+    polling,
+    scaleout,
+    streams,
+    submit,
+    throughput,
+    watched,
+)
 from bench.cpu import CpuMeter
 from bench.harness import (
     FULL,
@@ -63,6 +73,8 @@ BENCHMARKS: tuple[tuple[int, str, Benchmark], ...] = (
     (6, "Scale-out", scaleout.run),
     (7, "A watched job runs as fast", watched.run),
     (8, "Streamed output", streams.run),
+    (12, "Held jobs", fairness.held),
+    (13, "Fairness under a backlog", fairness.fairness),
 )
 
 
