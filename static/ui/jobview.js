@@ -220,7 +220,8 @@ export class JobView {
     // Once it has ended, the outcome below says it better.
     el.facts.hidden = window.jobcast.isFinal(status);
     el.step.textContent = this.stepHeadline(job);
-    el.message.textContent = job.message || "—";
+    const waiting = job.status === "pending" && job.waiting_reason;
+    el.message.textContent = waiting || job.message || "—";
 
     this.renderSteps(job);
     this.renderChildren(job);
