@@ -8,10 +8,10 @@ is the same processes with the holder running and nothing held: what polling and
 running job cost (arq looks at a running job on its queue at each poll).
 
 13: tenant A (an owner) submits a backlog of noop jobs sleeping 100 ms (2,000; 500 in
-quick mode) in batches of 1,000, then tenant B submits 10 jobs; two workers run 10 jobs each. The figure is the
-longest wait of B's jobs, from B's submit to their start, with fairness
-(JOBCAST_FAIR_WINDOW, the default) and without it (0). What is left of A's backlog is
-then cancelled in Postgres.
+quick mode) in batches of 1,000, then tenant B submits 10 jobs; two workers run 10 jobs
+each. The figure is the longest wait of B's jobs, from B's submit to their start, with
+fairness (JOBCAST_FAIR_WINDOW, the default) and without it (0). What is left of A's
+backlog is then cancelled in Postgres.
 """
 
 from __future__ import annotations
