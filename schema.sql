@@ -331,38 +331,6 @@ BEGIN
     END IF;
 END
 $$;
--- The batch submit gate, called by the batch statement itself: the owner's lock, taken
--- exclusively (a batch may hold many keys, and many jobs near the cap), the owner's active
--- jobs counted then, and for each idempotency key (NULL where a job has none) the job it
--- made in the last 24 hours, in the keys' order (a key older than that is freed first, as
--- the submit gate frees it). With no cap and no key: nothing to lock, nothing found.
-CREATE OR REPLACE FUNCTION jobcast_batch_gate(p_owner uuid, p_keys text[], p_cap bigint,
-                                              OUT active bigint, OUT existing uuid[])
-LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-    k text;
-    found uuid;
-BEGIN
-    existing := array_fill(NULL::uuid, ARRAY[cardinality(p_keys)]);
-    IF p_cap IS NULL AND NOT EXISTS (SELECT 1 FROM unnest(p_keys) AS x WHERE x IS NOT NULL) THEN
-        RETURN;
-    END IF;
-    PERFORM pg_advisory_xact_lock(hashtextextended(p_owner::text, 0));
-    active := jobcast_active_jobs(p_owner);
-    FOR i IN 1 .. cardinality(p_keys) LOOP
-        k := p_keys[i];
-        CONTINUE WHEN k IS NULL;
-        SELECT id INTO found FROM jobs
-        WHERE owner_id = p_owner AND idempotency_key = k
-          AND created_at > now() - interval '24 hours';
-        IF found IS NULL THEN
-            UPDATE jobs SET idempotency_key = NULL
-            WHERE owner_id = p_owner AND idempotency_key = k;
-        END IF;
-        existing[i] := found;
-    END LOOP;
-END
-$$;
 -- A database from an earlier version keeps that version's two-argument gate, so that
 -- its processes still submit during a rolling upgrade: it counts with count(*) under the
 -- same lock, taken exclusively, and agrees with this one.
@@ -539,3 +507,265 @@ CREATE TABLE IF NOT EXISTS job_claims (
 );
 -- when each webhook try was sent (NULL: not yet): the console lists every try with its time
 ALTER TABLE webhook_deliveries ADD COLUMN IF NOT EXISTS tried_at timestamptz;
+
+-- Concurrency keys and throttles. A job's keys (its type's, derived from the job, and its
+-- submit's): 'concurrency' rows say at most `lim` jobs holding the key run at once;
+-- 'throttle' rows say at most `lim` starts of the key per `period_s`. Removed with the job.
+CREATE TABLE IF NOT EXISTS job_keys (
+    job_id    uuid NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    kind      text NOT NULL,
+    key       text NOT NULL,
+    lim       integer NOT NULL,
+    period_s  real,
+    -- one row per key and kind of a job; a running job's keys are read by its id
+    PRIMARY KEY (job_id, kind, key),
+    CONSTRAINT job_keys_kind_check CHECK (kind IN ('concurrency', 'throttle')),
+    CONSTRAINT job_keys_lim_check CHECK (lim > 0)
+);
+-- Limits an operator set at run time (`jobcast limits set`): they replace what the jobs
+-- declared for the key, for every job, at its next start.
+CREATE TABLE IF NOT EXISTS key_limits (
+    key         text NOT NULL,
+    kind        text NOT NULL,
+    lim         integer NOT NULL,
+    period_s    real,
+    set_by      text NOT NULL,
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    -- one limit per key and kind
+    PRIMARY KEY (key, kind),
+    CONSTRAINT key_limits_kind_check CHECK (kind IN ('concurrency', 'throttle')),
+    CONSTRAINT key_limits_lim_check CHECK (lim > 0)
+);
+-- Starts of throttled keys, the throttle's window counts them; the sweep drops old ones.
+CREATE TABLE IF NOT EXISTS key_starts (
+    key  text NOT NULL,
+    at   timestamptz NOT NULL
+);
+-- a throttle counts a key's starts within its window
+CREATE INDEX IF NOT EXISTS key_starts_key_at_idx ON key_starts (key, at);
+-- A pending job held back by a key is parked: off arq's queue, in Postgres, until a slot
+-- of its key frees (parked_on, the limit it saw) or the throttle's window does
+-- (parked_until). waiting_reason says why it waits; released_by names the job whose end
+-- released it, so that job's worker queues it (the outbox queues what no worker did).
+ALTER TABLE jobs ADD COLUMN IF NOT EXISTS parked_on text;
+ALTER TABLE jobs ADD COLUMN IF NOT EXISTS parked_limit integer;
+ALTER TABLE jobs ADD COLUMN IF NOT EXISTS parked_until timestamptz;
+ALTER TABLE jobs ADD COLUMN IF NOT EXISTS waiting_reason text;
+ALTER TABLE jobs ADD COLUMN IF NOT EXISTS released_by uuid;
+-- Fairness under a backlog: the group a job takes turns in ('fair:tenant:<t>', or
+-- 'fair:owner:<id>' without a tenant). At most JOBCAST_FAIR_WINDOW jobs of a group are
+-- on arq's queue at once; the rest are parked on the group and released as those start.
+ALTER TABLE jobs ADD COLUMN IF NOT EXISTS fair_key text;
+-- a group's jobs on the queue (pending, not parked) are counted at each submit and start
+CREATE INDEX IF NOT EXISTS jobs_fair_queued_idx ON jobs (fair_key)
+    WHERE status = 'pending' AND parked_on IS NULL AND fair_key IS NOT NULL;
+-- a key's parked jobs, in the order they are released: priority, then age
+CREATE INDEX IF NOT EXISTS jobs_parked_idx ON jobs (parked_on, priority DESC, created_at)
+    WHERE parked_on IS NOT NULL;
+-- the worker whose job ended queues the jobs it released
+CREATE INDEX IF NOT EXISTS jobs_released_by_idx ON jobs (released_by) WHERE released_by IS NOT NULL;
+
+-- How many jobs holding a key run now: counted from the running rows (never a counter,
+-- so a killed worker's slot comes back as soon as its job stops running). A type's
+-- implicit key 'type:<name>' counts the running jobs of that type.
+CREATE OR REPLACE FUNCTION jobcast_key_running(p_key text) RETURNS bigint
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    IF p_key LIKE 'type:%' THEN
+        RETURN (SELECT count(*) FROM jobs WHERE type = substr(p_key, 6) AND status = 'running');
+    END IF;
+    RETURN (SELECT count(*) FROM jobs j
+            WHERE j.status = 'running'
+              AND EXISTS (SELECT 1 FROM job_keys k WHERE k.job_id = j.id
+                          AND k.kind = 'concurrency' AND k.key = p_key));
+END
+$$;
+
+-- How many jobs of a fairness group are on the queue now: due, pending, not parked (but
+-- for p_but, a job being claimed).
+CREATE OR REPLACE FUNCTION jobcast_fair_queued(p_key text, p_but uuid) RETURNS bigint
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT count(*) FROM jobs
+            WHERE fair_key = p_key AND status = 'pending' AND parked_on IS NULL
+              AND run_at <= now() AND id IS DISTINCT FROM p_but);
+END
+$$;
+
+-- The effective limit of a key: the operator's, else what the job declared.
+CREATE OR REPLACE FUNCTION jobcast_key_limit(p_key text, p_kind text, p_declared integer,
+                                             p_period real, OUT lim integer, OUT period_s real)
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    SELECT l.lim, COALESCE(l.period_s, p_period) INTO lim, period_s
+    FROM key_limits l WHERE l.key = p_key AND l.kind = p_kind;
+    IF lim IS NULL THEN
+        lim := p_declared;
+        period_s := p_period;
+    END IF;
+END
+$$;
+
+-- The start gate, called by the claim statement: the pending job's type (NULL when it is
+-- not pending, is parked, or its type is paused), and the key that holds it back, if any.
+-- Each key (the job's, and its type's cap as 'type:<name>') is looked at under a lock on
+-- the key, taken in key order (so two claims never wait on each other in a circle), and
+-- counted with a fresh snapshot: workers claiming at once cannot exceed a limit. A job
+-- held back is parked in this same transaction; one admitted logs its throttled starts.
+-- Either way the job leaves its fairness group's share of the queue, and the next parked
+-- job of the group is released in its place (released: how many).
+CREATE OR REPLACE FUNCTION jobcast_start_gate(p_job uuid, p_types text[], p_caps integer[],
+                                              OUT job_type text, OUT held_key text,
+                                              OUT held_limit integer,
+                                              OUT held_until timestamptz,
+                                              OUT held_reason text,
+                                              OUT released integer)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    k record;
+    eff record;
+    n bigint;
+    cap integer;
+    held_period real;
+    fkey text;
+BEGIN
+    SELECT type, fair_key INTO job_type, fkey FROM jobs
+    WHERE id = p_job AND status = 'pending' AND parked_on IS NULL FOR UPDATE;
+    IF job_type IS NULL OR EXISTS (SELECT 1 FROM paused_types p WHERE p.type = job_type) THEN
+        job_type := NULL;
+        RETURN;
+    END IF;
+    cap := p_caps[array_position(p_types, job_type)];
+    FOR k IN SELECT x.key, x.kind, x.lim, x.period_s FROM (
+                 SELECT jk.key, jk.kind, jk.lim, jk.period_s FROM job_keys jk
+                 WHERE jk.job_id = p_job
+                 UNION ALL
+                 -- the type's cap, or an operator's limit for a type without one
+                 SELECT 'type:' || job_type, 'concurrency', cap, NULL::real
+                 WHERE cap IS NOT NULL OR EXISTS (SELECT 1 FROM key_limits l
+                     WHERE l.key = 'type:' || job_type AND l.kind = 'concurrency')
+             ) x ORDER BY x.key, x.kind LOOP
+        PERFORM pg_advisory_xact_lock(hashtextextended(k.key, 0));
+        eff := jobcast_key_limit(k.key, k.kind, k.lim, k.period_s);
+        IF k.kind = 'concurrency' THEN
+            IF jobcast_key_running(k.key) >= eff.lim THEN
+                held_key := k.key;
+                held_limit := eff.lim;
+                EXIT;
+            END IF;
+        ELSE
+            SELECT count(*) INTO n FROM key_starts s
+            WHERE s.key = k.key AND s.at > clock_timestamp() - eff.period_s * interval '1 second';
+            IF n >= eff.lim THEN
+                -- the window frees when the start that puts it at its limit leaves it
+                SELECT s.at + eff.period_s * interval '1 second' INTO held_until FROM key_starts s
+                WHERE s.key = k.key AND s.at > clock_timestamp() - eff.period_s * interval '1 second'
+                ORDER BY s.at OFFSET n - eff.lim LIMIT 1;
+                held_period := eff.period_s;
+                held_key := k.key;
+                held_limit := eff.lim;
+                EXIT;
+            END IF;
+        END IF;
+    END LOOP;
+    IF held_key IS NOT NULL THEN
+        held_reason := CASE
+            WHEN held_until IS NOT NULL THEN format(
+                'Waiting: throttled by %s (at most %s starts per %s s)',
+                held_key, held_limit, held_period)
+            WHEN held_key LIKE 'type:%' THEN format(
+                'Waiting: at most %s %s job%s run at once',
+                held_limit, substr(held_key, 6), CASE WHEN held_limit > 1 THEN 's' ELSE '' END)
+            ELSE format('Waiting for a slot of %s (at most %s at once)', held_key, held_limit)
+        END;
+        UPDATE jobs SET parked_on = held_key, parked_limit = held_limit,
+            parked_until = held_until, updated_at = now(),
+            waiting_reason = held_reason
+        WHERE id = p_job;
+    ELSE
+        INSERT INTO key_starts (key, at)
+        SELECT jk.key, clock_timestamp() FROM job_keys jk
+        WHERE jk.job_id = p_job AND jk.kind = 'throttle';
+    END IF;
+    -- started or parked, the job leaves its group's share of the queue: the next parked
+    -- job of the group takes its place (its worker queues it)
+    released := 0;
+    IF fkey IS NOT NULL THEN
+        SELECT count(*) INTO released FROM jobcast_release(fkey, p_job);
+    END IF;
+END
+$$;
+
+-- Release parked jobs of a key, as many as it has room for now (a concurrency key: its
+-- limit less the jobs holding it; a throttle: its limit less the starts in its window),
+-- highest priority first, then oldest. Under the key's lock, so that a job parking at the
+-- same moment is either seen here or sees the slot free. A job being claimed meanwhile is
+-- skipped, never waited for. p_by: the job whose end frees the slot (its worker queues
+-- what is released), or NULL (the caller queues the ids returned).
+CREATE OR REPLACE FUNCTION jobcast_release(p_key text, p_by uuid) RETURNS SETOF uuid
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    r record;
+    eff record;
+    n bigint;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended(p_key, 0));
+    FOR r IN SELECT id, parked_limit, parked_until FROM jobs
+             WHERE parked_on = p_key AND status = 'pending'
+             ORDER BY priority DESC, created_at FOR UPDATE SKIP LOCKED LOOP
+        IF p_key LIKE 'fair:%' THEN
+            SELECT r.parked_limit AS lim INTO eff;
+            IF n IS NULL THEN
+                n := jobcast_fair_queued(p_key, p_by);
+            END IF;
+        ELSIF r.parked_until IS NULL THEN
+            eff := jobcast_key_limit(p_key, 'concurrency', r.parked_limit, NULL);
+            IF n IS NULL THEN
+                n := jobcast_key_running(p_key);
+            END IF;
+        ELSE
+            SELECT l.lim, l.period_s INTO eff FROM key_limits l
+            WHERE l.key = p_key AND l.kind = 'throttle';
+            IF eff.lim IS NULL THEN
+                SELECT jk.lim, jk.period_s INTO eff FROM job_keys jk
+                WHERE jk.job_id = r.id AND jk.kind = 'throttle' AND jk.key = p_key;
+            END IF;
+            IF n IS NULL THEN
+                SELECT count(*) INTO n FROM key_starts s WHERE s.key = p_key
+                  AND s.at > clock_timestamp() - COALESCE(eff.period_s, 0) * interval '1 second';
+            END IF;
+        END IF;
+        EXIT WHEN n >= COALESCE(eff.lim, r.parked_limit);
+        UPDATE jobs SET parked_on = NULL, parked_limit = NULL, parked_until = NULL,
+            waiting_reason = NULL, released_by = p_by, updated_at = now()
+        WHERE id = r.id;
+        n := n + 1;
+        RETURN NEXT r.id;
+    END LOOP;
+END
+$$;
+
+-- A job that stops running (completed, failed, retried, cancelled, waiting, paused, handed
+-- back, or recovered from a dead worker by the sweep) gives its slots back in the same
+-- transaction: the parked jobs its keys now have room for are released. Its type's key is
+-- released only where jobs are parked on it (the sweep's pass catches a race there).
+CREATE OR REPLACE FUNCTION jobcast_release_slots() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    k text;
+BEGIN
+    FOR k IN SELECT x.key FROM (
+                 SELECT jk.key FROM job_keys jk
+                 WHERE jk.job_id = OLD.id AND jk.kind = 'concurrency'
+                 UNION
+                 SELECT 'type:' || OLD.type
+                 WHERE EXISTS (SELECT 1 FROM jobs p WHERE p.parked_on = 'type:' || OLD.type)
+             ) x ORDER BY x.key LOOP
+        PERFORM jobcast_release(k, OLD.id);
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+CREATE OR REPLACE TRIGGER jobs_release_slots AFTER UPDATE OF status ON jobs FOR EACH ROW
+    WHEN (OLD.status = 'running' AND NEW.status <> 'running')
+    EXECUTE FUNCTION jobcast_release_slots();

@@ -34,6 +34,7 @@ from bench import (
     connections,
     eventrate,
     events,
+    fairness,
     fanout,
     peers,
     pgbouncer,
@@ -84,6 +85,8 @@ BENCHMARKS: tuple[tuple[int, str, Benchmark], ...] = (
     (11, "The peers: Celery, SAQ, procrastinate", peers.run),
     (12, "Batches", batches.run),
     (13, "Behind PgBouncer", pgbouncer.run),
+    (14, "Held jobs", fairness.held),
+    (15, "Fairness under a backlog", fairness.fairness),
 )
 
 

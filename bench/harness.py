@@ -393,13 +393,16 @@ class Cluster:
         command: list[str] | None = None,
         queue: str | None = None,
         env: dict[str, str] | None = None,
+        redis_url: str | None = None,
     ) -> None:
-        """Start an arq worker and wait until it polls its queue (its health key appears)."""
+        """Start an arq worker and wait until it polls its queue (its health key appears);
+        ``redis_url``: on that Redis instead of the run's."""
         key = (queue or self.settings.queue_name) + health_check_key_suffix
-        redis = aioredis.Redis.from_url(self.endpoints.redis_url)
+        redis = aioredis.Redis.from_url(redis_url or self.endpoints.redis_url)
+        extra = {**(env or {}), **({"REDIS_URL": redis_url} if redis_url else {})}
         try:
             await redis.delete(key)
-            self._spawn(name, command or worker_command(), self.env(**(env or {})))
+            self._spawn(name, command or worker_command(), self.env(**extra))
 
             async def polling() -> bool:
                 self._alive(name)

@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from jobcast.concurrency import MAX_KEYS_PER_JOB, KeyLimit, ThrottleLimit
 from jobcast.retry import RetryPolicy
 
 
@@ -177,6 +178,8 @@ class Job:
     tags: tuple[str, ...] = ()
     # pending past its type's pending limit, reported (not failed): since when
     stuck_since: datetime | None = None
+    # a pending job held back by a concurrency key or throttle: why it waits
+    waiting_reason: str | None = None
     steps: tuple[StepView, ...] = field(default=())
     # read only where one job is shown: its children and its webhook tries
     children: tuple[dict[str, Any], ...] | None = None
@@ -194,6 +197,8 @@ class Claim:
     job: Job
     attempt: int
     event: Event
+    # parked jobs the claim released (its fairness group's next): the worker queues them
+    released: int = 0
 
 
 MAX_DELAY_S = 30 * 86_400
@@ -297,6 +302,14 @@ class SubmitRequest(BaseModel):
         min_length=1,
         max_length=MAX_NAME_CHARS,
         description="The app's organisation (app keys).",
+    )
+    concurrency: list[KeyLimit] = Field(
+        default_factory=list,
+        max_length=MAX_KEYS_PER_JOB,
+        description="Concurrency keys: the job starts only while each has room.",
+    )
+    throttle: ThrottleLimit | None = Field(
+        None, description="At most `limit` starts of `key` per `period_s`."
     )
 
     @model_validator(mode="after")

@@ -92,6 +92,7 @@ j.id, j.owner_id, j.type, j.input, j.status, j.priority, j.progress, j.step, j.m
 j.result, j.error, j.attempts, j.max_attempts, j.seq, j.estimated_s, j.timeout_s, j.run_at,
 j.created_at, j.started_at, j.finished_at, j.parent_id, j.callback_url, j.result_expired_at,
 j.retry_of, j.pause_requested, j.metadata, j.subject, j.tenant, j.tags, j.stuck_since,
+j.waiting_reason,
 (SELECT json_build_object('step', i.step, 'prompt', i.prompt, 'schema', i.schema,
                           'expires_at', i.expires_at, 'on_timeout', i.on_timeout)
  FROM job_inputs i WHERE j.status = 'waiting' AND i.job_id = j.id AND i.answered_at IS NULL
@@ -169,21 +170,37 @@ DELETE FROM uploads WHERE job_id IS NULL AND created_at < now() - $1 * interval 
 -- A job, in one statement: the gate (jobcast_submit_gate in schema.sql), the job, its
 -- steps, its first event and the NOTIFY. It answers one row: the gate's verdict (the job
 -- an idempotency key made already, gate_existing), and the job with its event if made.
+-- A due pending job whose fairness group (its tenant, else its owner) has the window's
+-- worth of jobs on the queue is made parked on the group (its waiting_reason says so):
+-- it is queued when one of those starts.
 -- $1 id, $2 owner id, $3 type, $4 input, $5 priority, $6 max_attempts, $7 delay_s,
 -- $8 estimated_s, $9 step names, $10 step titles, $11 step weights, $12 first event
 -- payload, $13 timeout_s, $14 parent id, $15 idempotency key, $16 callback url,
 -- $17 message, $18 retry_of, $19 the owner's cap on active jobs (NULL: none),
 -- $20 status ('pending', or 'draft': stored, not queued), $21 subject, $22 tenant,
--- $23 tags, $24 the app's metadata
+-- $23 tags, $24 the app's metadata, $25 the fairness window (0: none)
 WITH g AS (
     SELECT * FROM jobcast_submit_gate($2, $15, $19)
+), f AS (
+    SELECT CASE WHEN $25::int > 0 AND $20 = 'pending'
+                THEN 'fair:' || COALESCE('tenant:' || $22::text, 'owner:' || $2::text) END AS key
+), p AS (
+    SELECT f.key, f.key IS NOT NULL AND $7::float8 <= 0
+                  AND jobcast_fair_queued(f.key, NULL) >= $25::int AS full
+    FROM f
 ), j AS (
     INSERT INTO jobs (id, owner_id, type, input, priority, max_attempts, run_at, estimated_s, seq,
                       timeout_s, parent_id, idempotency_key, callback_url, message, retry_of,
-                      status, subject, tenant, tags, metadata)
+                      status, subject, tenant, tags, metadata, fair_key, parked_on,
+                      parked_limit, waiting_reason)
     SELECT $1, $2, $3, $4, $5, $6, now() + $7 * interval '1 second', $8, 1, $13, $14, $15, $16,
-           $17, $18, $20, $21, $22, COALESCE($23::text[], '{}'), COALESCE($24::jsonb, '{}')
-    FROM g WHERE g.existing IS NULL AND ($19::bigint IS NULL OR g.active < $19)
+           $17, $18, $20, $21, $22, COALESCE($23::text[], '{}'), COALESCE($24::jsonb, '{}'),
+           p.key, CASE WHEN p.full THEN p.key END, CASE WHEN p.full THEN $25::int END,
+           CASE WHEN p.full THEN format('Waiting its turn: %s jobs of this %s go to the '
+                                        'workers at a time', $25::int,
+                                        CASE WHEN $22::text IS NULL THEN 'owner'
+                                             ELSE 'tenant' END) END
+    FROM g, p WHERE g.existing IS NULL AND ($19::bigint IS NULL OR g.active < $19)
     ON CONFLICT (id) DO NOTHING
     RETURNING *, 'status'::text AS event_kind, $12::jsonb AS event_payload
 ), s AS (
@@ -338,22 +355,22 @@ SELECT pg_notify('jobcast_events', $1)
 
 -- name: claim
 -- Start the next attempt of a pending job: steps that did not complete are reset (a
--- completed step is a checkpoint the attempt skips), progress starts again from 0. The gate (jobcast_claim_gate in schema.sql) says whether the job is pending and
--- whether its type is under its cap; the answer row carries the verdict (gate_type,
--- gate_cap), and the claimed job with its event when it was claimed. A job of a paused
--- type (paused_types) is not claimed: it stays pending until its type is resumed.
+-- completed step is a checkpoint the attempt skips), progress starts again from 0. The
+-- gate (jobcast_start_gate in schema.sql) says whether the job is pending (not parked, its
+-- type not paused) and whether every key of it, its type's cap included, has room; a job
+-- held back by a key is parked by the gate. The answer row carries the verdict (gate_type,
+-- held_key, held_limit, held_until, held_reason), and the claimed job with its event when it was claimed.
 -- The claiming worker is written down with the attempt's number (job_claims).
 -- $1 id, $2 capped types, $3 their caps, $4 the worker (host:pid)
 WITH g AS (
-    SELECT * FROM jobcast_claim_gate($1, $2::text[], $3::integer[])
+    SELECT * FROM jobcast_start_gate($1, $2::text[], $3::integer[])
 ), j AS (
     UPDATE jobs SET status = 'running', attempts = attempts + 1, seq = seq + 1,
         progress = 0, step = NULL, message = NULL, error = NULL, pause_requested = false,
+        waiting_reason = NULL,
         started_at = COALESCE(started_at, now()), heartbeat_at = now(), updated_at = now()
     WHERE id = $1 AND status = 'pending'
-      AND NOT EXISTS (SELECT 1 FROM paused_types p WHERE p.type = jobs.type)
-      AND EXISTS (SELECT 1 FROM g WHERE g.job_type IS NOT NULL
-                  AND (g.cap IS NULL OR g.running < g.cap))
+      AND EXISTS (SELECT 1 FROM g WHERE g.job_type IS NOT NULL AND g.held_key IS NULL)
     RETURNING *, 'status'::text AS event_kind,
               jsonb_build_object('status', 'running', 'attempt', attempts, 'progress', 0,
                                  'message', NULL) AS event_payload
@@ -365,7 +382,9 @@ WITH g AS (
     INSERT INTO job_claims (job_id, attempt, worker) SELECT id, attempts, $4 FROM j
 )
 -- include: event_tail
-SELECT g.job_type AS gate_type, g.cap AS gate_cap, made.* FROM g LEFT JOIN made ON true
+SELECT g.job_type AS gate_type, g.held_key, g.held_limit, g.held_until, g.held_reason,
+       g.released AS gate_released, made.*
+FROM g LEFT JOIN made ON true
 
 -- name: note_waiting
 -- Say why a pending job waits, once per reason. $1 id, $2 message, $3 payload
@@ -689,10 +708,11 @@ ORDER BY heartbeat_at LIMIT $2
 
 -- name: pending
 -- Pending jobs unchanged for a while, which should be on the queue (not those of a paused
--- type: resuming it queues them). $1 seconds since the last change, $2 limit
+-- type: resuming it queues them; nor parked ones: a freed slot or the sweep releases them). $1 seconds since the last change, $2 limit
 SELECT id, priority, GREATEST(0, extract(epoch FROM run_at - now()))::float8 AS delay_s
 FROM jobs
 WHERE status = 'pending' AND updated_at < now() - $1 * interval '1 second'
+  AND parked_on IS NULL
   AND NOT EXISTS (SELECT 1 FROM paused_types p WHERE p.type = jobs.type)
 ORDER BY run_at LIMIT $2
 
@@ -1188,65 +1208,8 @@ LIMIT $10
 -- batches
 
 -- name: create_batch
--- A batch's jobs and the batch, in one statement: the gate (jobcast_batch_gate in
--- schema.sql), every new job with its steps and its first event, and the batch row, or
--- nothing when the new jobs would take the owner past the cap. A job whose idempotency
--- key made one before is not made again: the batch lists that job in its place. It
--- answers a row per job, in the order given: the job its key had made (gate_existing),
--- or the job made with its event, or neither when the cap refused the batch (gate_ok).
--- $1 job ids, $2 owner id, $3 types, $4 inputs, $5 priorities, $6 max_attempts,
--- $7 delays in seconds, $8 estimates in seconds, $9 each job's steps (a JSON array of
--- {name, title, weight}, as text: an array of arrays would be two-dimensional),
--- $10 timeouts in seconds, $11 idempotency keys, $12 callback urls, $13 first messages,
--- $14 the owner's cap on active jobs (NULL: none), $15 subjects, $16 tenants, $17 each
--- job's tags (a JSON array, as text), $18 the app's metadata, $19 batch id
-WITH g AS (
-    SELECT * FROM jobcast_batch_gate($2, $11::text[], $14)
-), u AS (
-    SELECT u.*, g.existing[u.ord::int] AS existing
-    FROM g, unnest($1::uuid[], $3::text[], $4::jsonb[], $5::smallint[], $6::integer[],
-                   $7::float8[], $8::real[], $9::text[], $10::real[], $11::text[],
-                   $12::text[], $13::text[], $15::text[], $16::text[], $17::text[],
-                   $18::jsonb[]) WITH ORDINALITY
-         AS u(id, type, input, priority, max_attempts, delay_s, estimated_s, steps, timeout_s,
-              idempotency_key, callback_url, message, subject, tenant, tags, metadata, ord)
-), go AS (
-    -- all or nothing: the new jobs fit under the cap together, or none is made
-    SELECT true AS ok FROM g
-    WHERE $14::bigint IS NULL
-       OR g.active + (SELECT count(*) FROM u WHERE u.existing IS NULL) <= $14
-), j AS (
-    INSERT INTO jobs (id, owner_id, type, input, priority, max_attempts, run_at, estimated_s, seq,
-                      timeout_s, idempotency_key, callback_url, message, status, subject,
-                      tenant, tags, metadata)
-    SELECT u.id, $2, u.type, u.input, u.priority, u.max_attempts,
-           now() + u.delay_s * interval '1 second', u.estimated_s, 1, u.timeout_s,
-           u.idempotency_key, u.callback_url, u.message, 'pending', u.subject, u.tenant,
-           ARRAY(SELECT jsonb_array_elements_text(COALESCE(u.tags::jsonb, '[]'::jsonb))),
-           COALESCE(u.metadata, '{}'::jsonb)
-    FROM u, go WHERE u.existing IS NULL
-    RETURNING *, 'status'::text AS event_kind,
-              jsonb_build_object('status', status, 'attempt', 0, 'message', message,
-                                 'progress', 0) AS event_payload
-), s AS (
-    INSERT INTO job_steps (job_id, position, name, title, weight)
-    SELECT u.id, t.position, t.step->>'name', t.step->>'title', (t.step->>'weight')::real
-    FROM u JOIN j ON j.id = u.id,
-         jsonb_array_elements(u.steps::jsonb) WITH ORDINALITY AS t(step, position)
-), b AS (
-    INSERT INTO batches (id, owner_id, job_ids)
-    SELECT $19, $2, ARRAY(SELECT COALESCE(u.existing, u.id) FROM u ORDER BY u.ord) FROM go
-), e AS (
-    INSERT INTO job_events (job_id, seq, kind, payload)
-    SELECT j.id, j.seq, j.event_kind, j.event_payload FROM j
-    RETURNING job_id, at
-), made AS (
-    SELECT j.*, e.at AS event_at,
--- include: notify
-    FROM j JOIN e ON e.job_id = j.id
-)
-SELECT u.existing AS gate_existing, (SELECT ok FROM go) AS gate_ok, made.*
-FROM u LEFT JOIN made ON made.id = u.id ORDER BY u.ord
+-- $1 batch id, $2 owner id, $3 job ids in the order given
+INSERT INTO batches (id, owner_id, job_ids) VALUES ($1, $2, $3)
 
 -- name: batch_jobs
 -- A batch's jobs in the order given, each as it stands (a job deleted since: NULL columns
@@ -1350,3 +1313,59 @@ LIMIT 1
 -- $1 the new prefix
 INSERT INTO install (redis_prefix) VALUES ($1)
 ON CONFLICT (only_row) DO UPDATE SET redis_prefix = EXCLUDED.redis_prefix
+
+-- concurrency keys, throttles and their run-time limits
+
+-- name: set_job_keys
+-- A job's keys, stored before it is queued. $1 job id, $2 kinds, $3 keys, $4 limits,
+-- $5 periods (NULL for a concurrency key)
+INSERT INTO job_keys (job_id, kind, key, lim, period_s)
+SELECT $1, k.kind, k.key, k.lim, k.period_s
+FROM unnest($2::text[], $3::text[], $4::integer[], $5::real[]) AS k(kind, key, lim, period_s)
+ON CONFLICT DO NOTHING
+
+-- name: job_keys
+-- A job's keys. $1 job id
+SELECT kind, key, lim, period_s FROM job_keys WHERE job_id = $1 ORDER BY key, kind
+
+-- name: take_released
+-- The jobs an ended job released, to queue: taken once. $1 the ended job's id
+UPDATE jobs SET released_by = NULL
+WHERE released_by = $1 AND status = 'pending' AND parked_on IS NULL
+RETURNING id, owner_id, priority, GREATEST(0, extract(epoch FROM run_at - now()))::float8 AS delay_s
+
+-- name: parked_keys
+-- Keys with parked jobs that may be released now: concurrency keys (a slot may have
+-- freed without a release: a limit raised, a race with a type's cap), throttles whose
+-- window has passed. No parameters
+SELECT DISTINCT parked_on AS key FROM jobs
+WHERE parked_on IS NOT NULL AND (parked_until IS NULL OR parked_until <= now())
+ORDER BY 1 LIMIT 500
+
+-- name: release_key
+-- Release the parked jobs a key has room for; those to queue. $1 key
+SELECT j.id, j.owner_id, j.priority,
+       GREATEST(0, extract(epoch FROM j.run_at - now()))::float8 AS delay_s
+FROM jobcast_release($1, NULL) AS r(id) JOIN jobs j ON j.id = r.id
+
+-- name: set_key_limit
+-- An operator's limit for a key. $1 key, $2 kind, $3 limit, $4 period_s, $5 who
+INSERT INTO key_limits (key, kind, lim, period_s, set_by) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (key, kind) DO UPDATE SET lim = EXCLUDED.lim, period_s = EXCLUDED.period_s,
+    set_by = EXCLUDED.set_by, updated_at = now()
+RETURNING key, kind, lim, period_s, set_by, updated_at
+
+-- name: clear_key_limit
+-- Drop an operator's limit(s) for a key. $1 key, $2 kind (NULL: both)
+DELETE FROM key_limits WHERE key = $1 AND ($2::text IS NULL OR kind = $2) RETURNING key
+
+-- name: key_limits
+-- The operator's limits, with each key's running jobs and parked jobs now. No parameters
+SELECT l.key, l.kind, l.lim, l.period_s, l.set_by, l.updated_at,
+       CASE WHEN l.kind = 'concurrency' THEN jobcast_key_running(l.key) END AS running,
+       (SELECT count(*) FROM jobs p WHERE p.parked_on = l.key)::int AS parked
+FROM key_limits l ORDER BY l.key, l.kind
+
+-- name: drop_old_starts
+-- Starts older than the longest throttle window. $1 seconds
+DELETE FROM key_starts WHERE at < now() - $1 * interval '1 second'

@@ -9,6 +9,7 @@ as score, and publishes the job's first event to its owner's feed.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -80,6 +81,11 @@ class Queued:
     owner_id: UUID | None = None
     announce: bytes = b""
 
+    @classmethod
+    def rows(cls, rows: Iterable[Any]) -> list[Queued]:
+        """Jobs to queue from rows of id, priority and delay_s (released parked jobs)."""
+        return [cls(r["id"], delay_s=r["delay_s"], priority=r["priority"]) for r in rows]
+
 
 class Queue:
     """The arq queue of this install."""
@@ -132,6 +138,11 @@ class Queue:
         ]
         args = [max(0, score - now_ms) + expires_extra_ms, job, score, str(job_id), channel]
         return keys, [*args, announce]
+
+    async def announce(self, owner_id: UUID, announce: bytes) -> None:
+        """Publish a job's first event to its owner's feed without queueing it (a job made
+        parked, which its group's next start queues)."""
+        await self._redis.publish(self._settings.owner_channel(owner_id), announce)
 
     async def requeue(self, job_id: UUID, *, delay_s: float = 0.0, priority: int = 0) -> None:
         """Queue ``run_job(job_id)`` again, even where arq believes it is queued or running."""

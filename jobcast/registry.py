@@ -21,6 +21,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ValidationError
 
+from jobcast.concurrency import Concurrency, Throttle
 from jobcast.errors import ConfigError, InvalidInput
 from jobcast.retry import RetryBounds, RetryPolicy
 
@@ -248,8 +249,13 @@ class JobType:
     retry_once: tuple[type[BaseException], ...] = ()
     # who may submit it: "anyone" with a token, or "app" (app keys only: an owner's 403)
     access: Literal["anyone", "app"] = "anyone"
-    # at most this many jobs of this type run at once, across all workers (None: no cap)
+    # at most this many jobs of this type run at once, across all workers (None: no cap):
+    # the implicit concurrency key type:<name>
     concurrency: int | None = None
+    # concurrency keys and throttles of each job, fixed or derived from the job
+    # (jobcast/concurrency.py), and whether a submit may add its own
+    keys: tuple[Concurrency | Throttle, ...] = ()
+    submit_keys: bool = True
     # how long a completed job's result is kept; after that /result answers 410
     result_ttl_s: float = 7 * 86_400
     # how long a due job may stay pending, waiting for a worker slot (None: no limit), and
@@ -313,12 +319,24 @@ class JobType:
             "max_attempts": self.max_attempts,
             "timeout_s": self.timeout_s,
             "concurrency": self.concurrency,
+            "keys": [_describe_key(k) for k in self.keys],
+            "submit_keys": self.submit_keys,
             "result_ttl_s": self.result_ttl_s,
             "access": self.access,
             "retry": None if self.retry is None else self.retry.model_dump(),
             "pending_limit_s": self.pending_limit_s,
             "on_pending_limit": self.on_pending_limit,
         }
+
+
+def _describe_key(rule: Concurrency | Throttle) -> dict[str, Any]:
+    described: dict[str, Any] = {
+        "key": rule.key if isinstance(rule.key, str) else "(derived)",
+        "limit": rule.limit,
+    }
+    if isinstance(rule, Throttle):
+        described["period_s"] = rule.period_s
+    return described
 
 
 class Registry:

@@ -204,6 +204,9 @@ class JobOut(Model):
         description="A pending job past its type's pending limit (a type that reports rather "
         "than fails): since when it is reported stuck; null otherwise.",
     )
+    waiting_reason: str | None = Field(
+        None, description="A pending job held back by a concurrency key or throttle: why."
+    )
 
     @classmethod
     def of(
@@ -270,6 +273,7 @@ class JobOut(Model):
             tenant=job.tenant,
             tags=list(job.tags),
             stuck_since=job.stuck_since,
+            waiting_reason=job.waiting_reason,
             webhook=None
             if job.callback_url is None
             else WebhookOut(
@@ -357,6 +361,10 @@ class JobTypeOut(Model):
     max_attempts: int
     timeout_s: float
     concurrency: int | None = Field(None, description="At most this many run at once.")
+    keys: list[dict[str, Any]] = Field(
+        default_factory=list, description="Its concurrency keys and throttles (key, limit)."
+    )
+    submit_keys: bool = Field(True, description="Whether a submit may add keys.")
     result_ttl_s: float = Field(description="How long a result is kept.")
     access: Literal["anyone", "app"] = Field(
         "anyone", description="Who may submit it: anyone, or app keys only."

@@ -38,6 +38,7 @@ from jobcast.store import Store
 from jobcast.tasks import TaskState, states
 from server import (
     admin,
+    admin_limits,
     admin_series,
     batches,
     interaction,
@@ -229,6 +230,9 @@ def routes() -> list[Any]:
         Route("/api/admin/jobs/{action}", admin.bulk, methods=["POST"]),
         Route("/api/admin/types/{type}/pause", admin.pause_type, methods=["POST"]),
         Route("/api/admin/types/{type}/resume", admin.resume_type, methods=["POST"]),
+        Route("/api/admin/limits", admin_limits.list_limits),
+        Route("/api/admin/limits/{key}", admin_limits.set_limit, methods=["PUT"]),
+        Route("/api/admin/limits/{key}", admin_limits.clear_limit, methods=["DELETE"]),
         Route("/openapi.json", openapi),
         WebSocketRoute("/ws", sockets.owner_socket),
         WebSocketRoute("/ws/admin", admin_socket),

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from jobcast import metrics
+from jobcast.concurrency import JobFacts, job_keys
 from jobcast.errors import Forbidden, InvalidInput, NotFound, Refused
 from jobcast.logs import name_job
 from jobcast.model import JobStatus, SubmitRequest, dumps
@@ -127,13 +128,22 @@ def _checked(services: Services, caller: Caller, index: int, raw: Any) -> BatchJ
         callback_url = str(submit.callback_url) if submit.callback_url else None
         if callback_url is not None:
             check_target(callback_url, settings.webhook_host_set)
+        dumped = params.model_dump(mode="json")
+        keys = job_keys(
+            job_type.name,
+            job_type.keys,
+            JobFacts(submit.tenant, submit.subject, tuple(submit.tags), dumped),
+            added=submit.concurrency,
+            throttle=submit.throttle,
+            submit_keys=job_type.submit_keys,
+        )
     except InvalidInput as exc:
         raise _at(index, exc) from None
     except Forbidden as exc:
         raise Forbidden(f"jobs.{index}: {exc.message}") from None
     return BatchJob(
         job_type=job_type,
-        params=params.model_dump(mode="json"),
+        params=dumped,
         priority=submit.priority,
         delay_s=submit.start_delay_s(),
         max_attempts=submit.max_attempts
@@ -146,6 +156,7 @@ def _checked(services: Services, caller: Caller, index: int, raw: Any) -> BatchJ
         tenant=submit.tenant,
         tags=submit.tags,
         metadata=submit.metadata,
+        keys=keys,
     )
 
 
@@ -177,11 +188,13 @@ async def submit_batch(request: Request) -> Response:
             estimates[key] = await services.estimator.total(job.job_type, job.params)
         jobs[i] = BatchJob(**{**job.__dict__, "estimated_s": estimates[key]})
     cap = settings.app_key_max_active if caller.is_app else settings.max_active_per_owner
-    batch_id, made = await services.store.create_batch(owner_id, jobs, max_active=cap)
-    fresh = [
+    batch_id, made = await services.store.create_batch(
+        owner_id, jobs, max_active=cap, fair_window=settings.fair_window
+    )
+    fresh = [  # a job made parked (its tenant's share of the queue full) is queued later
         Queued(c.job.id, spec.delay_s, spec.priority, owner_id, dumps(c.event.wire()))
         for c, spec in zip(made, jobs, strict=True)
-        if c.event is not None
+        if c.event is not None and c.job.waiting_reason is None
     ]
     try:
         await services.queue.enqueue_many(fresh)

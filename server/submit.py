@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from jobcast import metrics
 from jobcast.bus import publish_quietly
+from jobcast.concurrency import JobFacts, JobKey, job_keys
 from jobcast.errors import Conflict, InvalidInput, TooManyRequests
 from jobcast.logs import name_job
 from jobcast.model import Debounce, Event, Job, JobStatus, SubmitRequest, dumps
@@ -67,11 +68,21 @@ async def submit_job(request: Request) -> Response:
         check_target(callback_url, settings.webhook_host_set)
     upload_ids = [_upload_id(raw) for raw in job_type.uploads(params)]
     debounce = _debounce_of(submit.debounce, settings.debounce_max_s, upload_ids)
+    dumped = params.model_dump(mode="json")
+    facts = JobFacts(submit.tenant, submit.subject, tuple(submit.tags), dumped)
+    keys = job_keys(
+        job_type.name,
+        job_type.keys,
+        facts,
+        added=submit.concurrency,
+        throttle=submit.throttle,
+        submit_keys=job_type.submit_keys,
+    )
     accepted, fresh = await _create(
         services,
         owner_id,
         job_type,
-        params.model_dump(mode="json"),
+        dumped,
         priority=submit.priority,
         delay_s=submit.debounce.seconds if submit.debounce else submit.start_delay_s(),
         max_attempts=submit.max_attempts
@@ -86,6 +97,7 @@ async def submit_job(request: Request) -> Response:
         about=About(submit.subject, submit.tenant, submit.tags, submit.metadata),
         app=caller.is_app,
         debounce=debounce,
+        keys=keys,
     )
     if not fresh:
         # the same idempotency_key within 24 h: the job that key made, not a second one
@@ -121,6 +133,7 @@ async def retry_job(request: Request) -> Response:
         about=About(old.subject, old.tenant, list(old.tags), None),
         app=caller.is_app,
         retry=await services.store.retry_policy(old.id),
+        keys=await services.store.job_keys(old.id),
     )
     return model_response(accepted, 202, headers={"Location": accepted.status_url})
 
@@ -199,6 +212,7 @@ async def _create(
     app: bool = False,
     retry: RetryPolicy | None = None,
     debounce: tuple[str, float] | None = None,
+    keys: list[JobKey] | None = None,
 ) -> tuple[JobAccepted, bool]:
     """Check the owner's rate, store a job (one statement) and queue it (one Redis call).
 
@@ -230,6 +244,8 @@ async def _create(
         tags=about.tags,
         metadata=about.metadata,
         debounce=debounce,
+        keys=keys,
+        fair_window=settings.fair_window,
     )
     if created is None:
         raise TooManyRequests(
@@ -257,13 +273,16 @@ async def _create(
         name_job(job.id, job.type)
         return accepted, True
     try:
-        await services.queue.enqueue(
-            job.id,
-            delay_s=delay_s,
-            priority=priority,
-            owner_id=owner_id,
-            announce=dumps(event.wire()),
-        )
+        if job.waiting_reason is not None:  # parked: its tenant's share of the queue is full
+            await services.queue.announce(owner_id, dumps(event.wire()))
+        else:
+            await services.queue.enqueue(
+                job.id,
+                delay_s=delay_s,
+                priority=priority,
+                owner_id=owner_id,
+                announce=dumps(event.wire()),
+            )
     except (RedisError, OSError) as exc:
         # the job is committed: the sweep queues it once Redis answers again
         log.warning("job %s: accepted but not queued yet (%s)", job.id, exc)

@@ -9,7 +9,7 @@
 import { formatAgo, formatWait } from "./ui/format.js";
 import { createConsole } from "./admin.console.js";
 import { openAdminFeed } from "./admin.feed.js";
-import { FAILURE_WARN_RATE, percent, renderFailures, renderRunning, renderTypes } from "./admin.tables.js";
+import { FAILURE_WARN_RATE, percent, renderFailures, renderLimits, renderRunning, renderTypes } from "./admin.tables.js";
 
 const TOKEN_KEY = "jobcast.adminToken";
 const REFRESH_MS = 2000;
@@ -46,6 +46,9 @@ const el = {
   typesTable: $("types-table"),
   failures: $("failures"),
   failuresEmpty: $("failures-empty"),
+  limitsBody: $("limits-body"),
+  limitsEmpty: $("limits-empty"),
+  limitsTable: $("limits-table"),
 };
 
 const session = {
@@ -194,13 +197,15 @@ function signOut() {
 // ------------------------------------------------------------- refresh
 
 async function refresh(gen) {
-  const [stats, running, failed] = await Promise.all([
+  const [stats, running, failed, limits] = await Promise.all([
     api("/api/admin/stats"),
     api("/api/admin/jobs?status=running&limit=50"),
     api("/api/admin/jobs?status=failed&limit=10"),
+    api("/api/admin/limits"),
   ]);
   if (gen !== generation) return stats;
   render(stats, running.jobs || [], failed.jobs || []);
+  renderLimits(el, limits.limits || []);
   if (consoleParts) consoleParts.stats(stats);
   lastOk = Date.now();
   el.refreshState.textContent = "Updated " + new Date(lastOk).toLocaleTimeString();

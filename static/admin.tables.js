@@ -1,6 +1,6 @@
 /*
- * admin.tables.js: the operator dashboard's tables: running jobs, job types and recent
- * failures, drawn into the elements admin.js found (``el``).
+ * admin.tables.js: the operator dashboard's tables: running jobs, job types, run-time
+ * concurrency limits and recent failures, drawn into the elements admin.js found (``el``).
  */
 
 import { clampProgress, formatAgo, formatDuration, shortId } from "./ui/format.js";
@@ -128,4 +128,23 @@ export function renderFailures(el, jobs) {
   }
   el.failures.hidden = jobs.length === 0;
   el.failuresEmpty.hidden = jobs.length > 0;
+}
+
+export function renderLimits(el, limits) {
+  el.limitsBody.textContent = "";
+  for (const row of limits) {
+    const tr = document.createElement("tr");
+    const limit = row.kind === "throttle" ? row.limit + " per " + row.period_s + " s" : String(row.limit);
+    tr.append(
+      cell(row.key, "mono"),
+      cell(row.kind),
+      cell(limit, "num"),
+      cell(row.running == null ? "—" : String(row.running), "num"),
+      cell(String(row.parked), "num"),
+      cell(row.set_by, "muted"),
+    );
+    el.limitsBody.appendChild(tr);
+  }
+  el.limitsTable.hidden = limits.length === 0;
+  el.limitsEmpty.hidden = limits.length !== 0;
 }

@@ -840,8 +840,11 @@
           }
           if (ev.status) job.status = ev.status;
           if (has(ev, "message")) job.message = ev.message;
+          // why a pending job is held back (a concurrency key, a throttle, its turn)
+          if (has(ev, "waiting_reason")) job.waiting_reason = ev.waiting_reason;
           if (ev.progress != null) job.progress = ev.progress;
           if (ev.status === "running") {
+            job.waiting_reason = null;
             job.error = null;
             if (!job.started_at) job.started_at = ev.at || null;
           }

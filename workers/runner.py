@@ -41,18 +41,17 @@ from jobcast.errors import (
 from jobcast.logs import job_context
 from jobcast.model import Claim, JobStatus
 from jobcast.registry import JobType
-from jobcast.store import Capped
+from jobcast.store import Held
 from workers.checkpoints import Checkpoints
 from workers.context import Reporter
 from workers.persistence import AttemptLost, persist
+from workers.released import queue_released
 from workers.retries import next_try
 from workers.state import WorkerContext, WorkerState
 from workers.waiting import Suspended
 
 log = logging.getLogger(__name__)
 
-# How soon a job held back by its type's concurrency cap looks again.
-_CAPPED_RETRY_S = 1.0
 # How soon a job handed back by a worker that cannot reach Postgres is looked at again
 # (by any worker: the others can start it).
 _STORAGE_DOWN_RETRY_S = 0.5
@@ -145,18 +144,24 @@ async def run_job(ctx: WorkerContext, job_id: str) -> None:
     if claim is None:
         log.info("job %s: not pending, nothing to run", job_id)
         return
-    if isinstance(claim, Capped):
-        message = (
-            f"Waiting: at most {claim.cap} {claim.job_type} job"
-            f"{'s' if claim.cap > 1 else ''} run at once"
-        )
-        waiting = await state.store.note_waiting(UUID(job_id), message)
+    if isinstance(claim, Held):
+        # parked in Postgres by the claim itself: off the queue until a slot of its key
+        # frees (the job holding it releases it as it ends) or the throttle's window passes
+        log.info("job %s: held by %s; parked", job_id, claim.key)
+        waiting = await state.store.note_waiting(UUID(job_id), claim.reason)
         if waiting is not None:
             await state.publisher.publish(waiting)
-        raise Retry(defer=_CAPPED_RETRY_S)
+        if claim.released:
+            await queue_released(state.store, state.queue, UUID(job_id))
+        return
     job, attempt = claim.job, claim.attempt
+    if claim.released:  # its fairness group's next job takes its place on the queue
+        await queue_released(state.store, state.queue, job.id)
     with job_context(job.id, job.type, attempt):
-        await _run_claimed(state, claim)
+        try:
+            await _run_claimed(state, claim)
+        finally:
+            await queue_released(state.store, state.queue, job.id)
 
 
 async def _run_claimed(state: WorkerState, claim: Claim) -> None:

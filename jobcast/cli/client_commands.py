@@ -25,6 +25,7 @@ from jobcast.cli.console import CliError, Exit, note, stdout
 from jobcast.cli.progress import follow
 from jobcast.cli.target import ADMIN_TOKEN_ENV, Target, owner_client
 from jobcast.client import Batch, Client
+from jobcast.concurrency import parse_assignment, parse_throttle
 
 commands = typer.Typer()
 BATCH_POLL_S = 0.5  # how often --watch asks for a batch's state
@@ -83,9 +84,27 @@ def submit(
     debounce_s: Annotated[
         float | None, typer.Option(help="The debounce window in seconds (with --debounce-key).")
     ] = None,
+    concurrency: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--concurrency",
+            "-c",
+            metavar="KEY=LIMIT",
+            help="A concurrency key: at most LIMIT jobs holding KEY run at once (repeatable).",
+        ),
+    ] = None,
+    throttle: Annotated[
+        str | None,
+        typer.Option(metavar="KEY=LIMIT/SECONDS", help="At most LIMIT starts of KEY per SECONDS."),
+    ] = None,
 ) -> None:
     """Submit a job and print its id; with --watch, follow it and print its result."""
     job_input = parse_input(input_json)
+    try:
+        keys = [parse_assignment(text).model_dump() for text in concurrency or ()]
+        rate = parse_throttle(throttle).model_dump() if throttle else None
+    except ValueError as exc:  # pydantic's ValidationError is one
+        raise CliError(f"--concurrency/--throttle: {exc}", Exit.USAGE) from None
     if draft and watch:
         raise CliError("a draft does not run until started: --draft takes no --watch", Exit.USAGE)
     if (debounce_key is None) != (debounce_s is None):
@@ -102,6 +121,8 @@ def submit(
             idempotency_key=key,
             draft=draft or None,
             debounce=debounce,
+            concurrency=keys or None,
+            throttle=rate,
         )
         page = ctx.obj.link_to(client, submitted.id)
         if not watch:

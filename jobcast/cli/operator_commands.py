@@ -208,3 +208,62 @@ def keys_revoke(key_id: str = typer.Argument(..., help="The key's id (ak_...).")
     if key is None:
         raise CliError(f"no app key {key_id!r} (see: jobcast keys list)", Exit.USAGE)
     typer.echo(f"revoked {key.id} ({key.name})")
+
+
+limits = typer.Typer(help="Run-time limits of concurrency keys and throttles.")
+commands.add_typer(limits, name="limits")
+
+
+@limits.command("set")
+def limits_set(
+    key: str = typer.Argument(..., help="The key (tenant:42, or type:NAME for a job type)."),
+    limit: int = typer.Argument(..., help="At most this many at once (or starts per period)."),
+    per: float | None = typer.Option(
+        None, "--per", help="A throttle instead: at most LIMIT starts per this many seconds."
+    ),
+) -> None:
+    """Set a key's limit for every job holding it, from each job's next start (no restart);
+    jobs parked on it that now have room start within the sweep's interval."""
+    from pydantic import ValidationError
+
+    from jobcast.concurrency import KeyName, Kind, LimitIn
+
+    try:
+        name = KeyName(key=key).key
+        wanted = LimitIn(limit=limit, period_s=per)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise CliError(f"{first['loc'][0]}: {first['msg']}", Exit.USAGE) from None
+    kind: Kind = "concurrency" if per is None else "throttle"
+    row = _with_store(
+        lambda store: store.set_key_limit(name, kind, wanted.limit, wanted.period_s, "cli")
+    )
+    every = f" per {row.period_s:g} s" if row.period_s else " at once"
+    typer.echo(f"{row.key}: at most {row.limit}{every} ({row.kind})")
+
+
+@limits.command("list")
+def limits_list() -> None:
+    """The run-time limits, with each key's running and parked jobs now."""
+    table = Table("key", "kind", "limit", "per", "running", "parked", "set by", box=None)
+    for row in _with_store(lambda store: store.key_limits()):
+        table.add_row(
+            escape(row.key),
+            row.kind,
+            str(row.limit),
+            f"{row.period_s:g} s" if row.period_s else "",
+            "" if row.running is None else str(row.running),
+            str(row.parked),
+            escape(row.set_by),
+        )
+    stdout().print(table)
+
+
+@limits.command("clear")
+def limits_clear(
+    key: str = typer.Argument(..., help="The key whose run-time limits to drop."),
+) -> None:
+    """Drop a key's run-time limits: the limits its jobs declared apply again."""
+    if not _with_store(lambda store: store.clear_key_limit(key)):
+        raise CliError(f"no run-time limit for {key!r} (see: jobcast limits list)", Exit.USAGE)
+    typer.echo(f"{key}: run-time limits cleared")

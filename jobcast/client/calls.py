@@ -34,6 +34,10 @@ class SubmitOptions(TypedDict, total=False):
     draft: bool | None
     # {"key", "seconds", "max_seconds"?}: submits with one key make one job, run after the last
     debounce: dict[str, Any] | None
+    # concurrency keys: [{"key": "tenant:42", "limit": 5}], or {"tenant:42": 5}
+    concurrency: list[dict[str, Any]] | dict[str, int] | None
+    # a throttle: {"key": "api:geo", "limit": 10, "period_s": 60}
+    throttle: dict[str, Any] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +68,8 @@ def job_types() -> Call[list[JobType]]:
 def submit(type: str, input: dict[str, Any] | None, options: SubmitOptions) -> Call[Submitted]:
     body: dict[str, Any] = {"type": type, "input": input or {}}
     body.update({k: v for k, v in options.items() if v is not None})
+    if isinstance(body.get("concurrency"), dict):
+        body["concurrency"] = [{"key": k, "limit": n} for k, n in body["concurrency"].items()]
     return Call("POST", "/api/jobs", lambda r: Submitted.model_validate(r.json()), json=body)
 
 

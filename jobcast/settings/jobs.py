@@ -19,6 +19,14 @@ class JobSettings(BaseModel):
         le=10_000,
         description="Jobs one worker process runs at once.",
     )
+    fair_window: int = Field(
+        100,
+        ge=0,
+        le=100_000,
+        description="Jobs of one tenant (or owner, without a tenant) queued for the workers at "
+        "once; the rest wait in Postgres and go to the queue as those start, so tenants take "
+        "turns under a backlog. 0: no fairness, every job is queued at once.",
+    )
     retry_base_s: float = Field(
         1.0,
         gt=0,

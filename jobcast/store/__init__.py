@@ -1,22 +1,23 @@
 """The job store: every Postgres verb of jobcast, over one asyncpg pool.
 
 ``Store`` is the one entry point; each aggregate's verbs live in their own module
-(owners, uploads, jobs, attempts, interaction, live data, deliveries, the sweep,
-stats, admin) and run the named statements of ``jobcast/queries.sql``. Answers are the frozen
-dataclasses of ``jobcast/model.py`` (``rows`` maps them); driver errors that mean
-"Postgres is not there" become ``StorageUnavailable`` (``base``).
+(owners, uploads, jobs, attempts, interaction, keys and limits, live data, deliveries,
+the sweep, stats, admin) and run the named statements of ``jobcast/queries.sql``.
+Answers are the frozen dataclasses of ``jobcast/model.py`` (``rows`` maps them);
+driver errors that mean "Postgres is not there" become ``StorageUnavailable`` (``base``).
 """
 
 from __future__ import annotations
 
 from jobcast.store.admin import Admin, AdminQuery, PausedType
-from jobcast.store.attempts import Attempts, Capped
+from jobcast.store.attempts import Attempts, Held
 from jobcast.store.base import StoreBase
 from jobcast.store.batches import Batches, BatchJob, BatchJobState
 from jobcast.store.deliveries import Deliveries
 from jobcast.store.interaction import ExpiredInput, Interaction, StepCheckpoint
 from jobcast.store.jobs import Created, Jobs
 from jobcast.store.keys import AppKey, JobScope, Keys, NewAppKey
+from jobcast.store.limits import KeyLimitRow, Limits
 from jobcast.store.lists import Cursor, ListQuery, Lists
 from jobcast.store.live import LiveData, RunStepChange
 from jobcast.store.owners import Owners, hash_token
@@ -38,6 +39,7 @@ class Store(
     Interaction,
     Attempts,
     Retries,
+    Limits,
     LiveData,
     Deliveries,
     Sweep,
@@ -52,11 +54,12 @@ __all__ = [
     "AppKey",
     "BatchJob",
     "BatchJobState",
-    "Capped",
     "Created",
     "Cursor",
     "ExpiredInput",
+    "Held",
     "JobScope",
+    "KeyLimitRow",
     "ListQuery",
     "LiveData",
     "NewAppKey",

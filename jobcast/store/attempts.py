@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
+
+import asyncpg
 
 from jobcast.model import Claim, Event, JobStatus, StepState
 from jobcast.sql import QUERIES
@@ -13,21 +16,27 @@ from jobcast.store.base import StoreBase
 
 
 @dataclass(frozen=True, slots=True)
-class Capped:
-    """The job's type is at its concurrency cap: it waits."""
+class Held:
+    """A key of the job has no room (its type's cap is the key ``type:<name>``): the job
+    is parked in Postgres until a slot frees (``until``: the throttle's window does)."""
 
-    job_type: str
-    cap: int
+    key: str
+    limit: int
+    until: datetime | None
+    reason: str
+    # parked jobs the claim released (its fairness group's next): the worker queues them
+    released: int = 0
 
 
 class Attempts(StoreBase):
     async def claim(
         self, job_id: UUID, caps: dict[str, int] | None = None, *, worker: str = "unnamed"
-    ) -> Claim | Capped | None:
+    ) -> Claim | Held | None:
         """Start the next attempt of a pending job, in one statement, noting the worker.
 
-        None if it is not pending; Capped if its type is at its concurrency cap (``caps``
-        maps type to the most jobs of it that may run at once, across all workers).
+        None if it is not pending (or parked, or its type paused); Held if one of its keys
+        has no room, its type's cap included (``caps`` maps type to the most jobs of it that
+        may run at once, across all workers): it is parked by the same statement.
         """
         caps = caps or {}
         types = list(caps)
@@ -39,9 +48,29 @@ class Attempts(StoreBase):
         if row is None or row["gate_type"] is None:
             return None
         if row["id"] is None:
-            return Capped(row["gate_type"], row["gate_cap"]) if row["gate_cap"] else None
+            if row["held_key"] is None:
+                return None
+            return Held(
+                row["held_key"],
+                row["held_limit"],
+                row["held_until"],
+                row["held_reason"],
+                row["gate_released"],
+            )
         job = rows.job(row)
-        return Claim(job=job, attempt=job.attempts, event=rows.event_of_change(row))
+        return Claim(
+            job=job,
+            attempt=job.attempts,
+            event=rows.event_of_change(row),
+            released=row["gate_released"],
+        )
+
+    async def take_released(self, job_id: UUID) -> list[asyncpg.Record]:
+        """The parked jobs this job's end released, to queue (each taken once)."""
+        rows: list[asyncpg.Record] = await self._run(
+            lambda: self.pool.fetch(QUERIES["take_released"], job_id)
+        )
+        return rows
 
     async def _change(self, query: str, *args: Any) -> Event | None:
         """Run a state change; its event, or None when the fence (or state) refused it."""
@@ -50,7 +79,7 @@ class Attempts(StoreBase):
 
     async def note_waiting(self, job_id: UUID, message: str) -> Event | None:
         """Say why a pending job waits (one event, not one per look)."""
-        payload = {"status": "pending", "message": message}
+        payload = {"status": "pending", "message": message, "waiting_reason": message}
         return await self._change("note_waiting", job_id, message, payload)
 
     async def record_progress(

@@ -10,12 +10,14 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
+from jobcast.concurrency import JobFacts, JobKey, job_keys
 from jobcast.errors import Conflict, InvalidInput
 from jobcast.model import Event, Job, StepState, StepView
 from jobcast.registry import JobType
 from jobcast.sql import QUERIES
 from jobcast.store import rows
 from jobcast.store.base import StoreBase
+from jobcast.store.limits import insert_keys
 
 # how often a submit looks for the job its idempotency key made, if that job keeps vanishing
 _LOOKUPS = 3
@@ -77,6 +79,8 @@ class Jobs(StoreBase):
         tenant: str | None = None,
         tags: list[str] | None = None,
         metadata: dict[str, Any] | None = None,
+        keys: list[JobKey] | None = None,
+        fair_window: int = 0,
         within: asyncpg.pool.PoolConnectionProxy | None = None,
         debounce: tuple[str, float] | None = None,
     ) -> Created | None:
@@ -90,9 +94,15 @@ class Jobs(StoreBase):
 
         Unset attempts, time limit and estimate are the type's. ``upload_ids`` are tied to
         the new job in the same transaction: each must be the owner's and not yet used by
-        another job, else InvalidInput and nothing is stored.
+        another job, else InvalidInput and nothing is stored. ``keys``: the job's concurrency
+        keys and throttles (None: its type's, derived from the job). ``fair_window``: at most
+        that many due jobs of its tenant (else its owner) on the queue, the job parked
+        otherwise (its ``waiting_reason`` set: the caller does not queue it); 0: no limit.
         """
         job_id = job_id or uuid4()
+        if keys is None:
+            facts = JobFacts(tenant, subject, tuple(tags or ()), params)
+            keys = job_keys(job_type.name, job_type.keys, facts)
         max_attempts = max_attempts or job_type.max_attempts
         timeout_s = timeout_s or job_type.timeout_s
         if estimated_s is None:
@@ -131,14 +141,18 @@ class Jobs(StoreBase):
             tenant,
             tags,
             metadata,
+            fair_window,
         )
 
         if debounce is not None:
             row = await self._insert(
-                lambda: self.pool.fetchrow(QUERIES["debounce_job"], *args, *debounce)
+                # the debounce statement takes no fairness window: its job is held back anyway
+                lambda: self.pool.fetchrow(QUERIES["debounce_job"], *args[:-1], *debounce)
             )
             if not isinstance(row, asyncpg.Record):
                 return None
+            if keys and row["debounce_new"]:
+                await self._run(lambda: insert_keys(self.pool, job_id, keys))
             return Created(
                 job=replace(rows.job(row), steps=waiting_steps(job_type)),
                 event=rows.event_of_change(row),
@@ -182,6 +196,9 @@ class Jobs(StoreBase):
             )
         if made is None:
             return None
+        if keys:  # stored before the job is queued: its first claim reads them
+            on = within if within is not None else self.pool
+            await self._run(lambda: insert_keys(on, job_id, keys))
         # the new job's steps are all waiting: no need to read them back
         job = replace(rows.job(made), steps=waiting_steps(job_type))
         return Created(job=job, event=rows.event_of_change(made))

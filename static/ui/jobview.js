@@ -224,8 +224,9 @@ export class JobView {
     // Once it has ended, the outcome below says it better.
     el.facts.hidden = window.jobcast.isFinal(status);
     el.step.textContent = this.stepHeadline(job);
-    el.message.textContent = job.message || "";
-    el.message.parentElement.hidden = !job.message; // no message, no empty box
+    const waiting = job.status === "pending" && job.waiting_reason;
+    el.message.textContent = waiting || job.message || "";
+    el.message.parentElement.hidden = !(waiting || job.message); // no message, no empty box
 
     this.renderSteps(job);
     this.renderChildren(job);

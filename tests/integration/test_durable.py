@@ -26,7 +26,7 @@ from websockets.asyncio.client import connect
 
 from jobcast.endpoints import Endpoints
 from jobcast.registry import load_registry
-from jobcast.store import Capped, Store, apply_schema
+from jobcast.store import Held, Store, apply_schema
 from tests.chaos import chaos_env
 from tests.conftest import DatabaseFactory
 from tests.support import Stack, eventually, launch
@@ -648,7 +648,7 @@ async def test_the_sweep_neither_queues_nor_deletes_waiting_paused_or_draft_jobs
         ]
         waiting, paused, draft = (m.job.id for m in made if m is not None)
         claim = await store.claim(waiting)
-        assert claim is not None and not isinstance(claim, Capped)
+        assert claim is not None and not isinstance(claim, Held)
         asked = await store.wait_for_input(
             waiting,
             claim.attempt,

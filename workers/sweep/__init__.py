@@ -9,6 +9,8 @@ sweep at a time and never two at once. Each sweep runs these duties, in order:
   gives the default answer and queues it;
 - ``pending_limits``: a due job pending past its type's limit, waiting for a worker slot,
   fails, or is reported stuck (the type decides);
+- ``parked``: parked jobs whose key has room (a throttle's window passed, a limit
+  raised) are released and queued (Redis needed);
 - ``priority_bands``: due delayed and retried jobs are ranked by priority (Redis needed);
 - ``schedules``: recurring schedules start the job of each tick that has come;
 - ``retention``: expired results, unclaimed uploads and old finished jobs are dropped.
@@ -31,6 +33,7 @@ from jobcast.store import Store
 from workers.heartbeat import Heartbeat
 from workers.sweep.input_expiry import InputExpiry
 from workers.sweep.outbox import Outbox
+from workers.sweep.parked import Parked
 from workers.sweep.pending_limits import PendingLimits
 from workers.sweep.priority_bands import PriorityBands
 from workers.sweep.retention import Retention
@@ -54,6 +57,7 @@ def worker_sweep(
     duties: list[Duty] = [
         StaleJobs(store, queue, publisher, settings),
         Outbox(store, queue, settings),
+        Parked(store, queue),
         InputExpiry(store, queue, publisher),
         PendingLimits(store, publisher, registry),
         PriorityBands(store, queue),

@@ -19,6 +19,7 @@ from jobcast.model import JobStatus
 from jobcast.queue import Queue
 from jobcast.settings import Settings
 from jobcast.store import Store
+from workers.released import queue_released
 from workers.sweep.sweeper import Turn
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,8 @@ class StaleJobs:
                 log.warning("job %s: attempt %d lost its worker; no attempts left", job_id, attempt)
             if event is not None:
                 await self._publisher.publish(event)
+                if turn.redis_up:  # its end gave its slots back: queue what that released
+                    await queue_released(self._store, self._queue, job_id)
 
     async def _queue_again(self, job_id: UUID, priority: int, turn: Turn) -> None:
         if not turn.redis_up:
