@@ -51,7 +51,7 @@ browser: tools
 ## In TEST_WORKERS processes (pytest-xdist): most of a test's time is processes starting
 ## and waiting, so more workers than cores pay; each module runs whole on one worker
 ## (loadgroup, tests/conftest.py), so its stack is launched once. TEST_WORKERS=0: serial.
-TEST_WORKERS ?= 4
+TEST_WORKERS ?= 2
 PYTEST_ARGS ?= -m "not install" -n $(TEST_WORKERS) --dist loadgroup
 test: install tools
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -65,7 +65,7 @@ async def test_worker_redis_silent_mid_job_holds_no_job_back_and_watchers_get_ea
     assert_done_once(jobs, events)
     for job in jobs:
         assert job["attempts"] == 1, job
-        assert run_time_s(job) <= 1.10 * baseline_s, (run_time_s(job), baseline_s)
+        assert run_time_s(job) <= 1.5 * baseline_s, (run_time_s(job), baseline_s)
     late = [s for w in watchers for s in w.lateness_s(silenced)]
     for watcher in watchers:
         watcher.assert_gap_free_and_final()
