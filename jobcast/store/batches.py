@@ -7,7 +7,7 @@ too, as it stands.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -70,25 +70,13 @@ class Batches(Jobs):
         async def store_all() -> None:
             async with self.pool.acquire() as conn, conn.transaction():
                 for job in jobs:
+                    given = {f.name: getattr(job, f.name) for f in fields(job)}
                     created = await self.create_job(
                         owner_id=owner_id,
-                        job_type=job.job_type,
-                        params=job.params,
-                        priority=job.priority,
-                        delay_s=job.delay_s,
-                        estimated_s=job.estimated_s,
-                        max_attempts=job.max_attempts,
-                        timeout_s=job.timeout_s,
                         max_active=max_active,
-                        idempotency_key=job.idempotency_key,
-                        callback_url=job.callback_url,
-                        subject=job.subject,
-                        tenant=job.tenant,
-                        tags=job.tags,
-                        metadata=job.metadata,
-                        keys=job.keys,
                         fair_window=fair_window,
                         within=conn,
+                        **given,
                     )
                     if created is None:
                         raise _CapReached
