@@ -29,12 +29,14 @@ EXPIRED_REASON = "token expired"
 async def expiring(ws: WebSocket, expires_at: float) -> AsyncIterator[None]:
     """Run the body until ``expires_at`` (seconds since the epoch), then close the socket."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + max(0.0, expires_at - time.time())
+    deadline = asyncio.timeout_at(loop.time() + max(0.0, expires_at - time.time()))
     try:
-        async with asyncio.timeout_at(deadline):
+        async with deadline:
             yield
     except TimeoutError:
-        if loop.time() < deadline:
+        # asked of the deadline, not of the clock: uvloop's timers fire up to a
+        # millisecond early, so the time read here may still be short of it
+        if not deadline.expired():
             raise  # a timeout of the handler's own, not the token's
         log.info("websocket %s: its browser token expired; closed", ws.url.path)
         await close(ws, WS_4401_TOKEN_EXPIRED, EXPIRED_REASON)
