@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from starlette import status
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
 from jobcast import metrics
 from jobcast.errors import Refused, StorageUnavailable
@@ -26,7 +26,7 @@ from jobcast.model import dumps
 from server.admin import current_stats
 from server.admin_access import role_of
 from server.errors import response_of
-from server.sockets.stream import close, run_pair
+from server.sockets.stream import CLIENT_GONE, close, run_pair
 from server.state import Services
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ async def admin_socket(ws: WebSocket) -> None:
     metrics.OPEN_WEBSOCKETS.labels("admin").inc()
     try:
         await run_pair(ws, lambda: _send_forever(ws, services, role.value, _since(ws)))
-    except (WebSocketDisconnect, TimeoutError):
+    except CLIENT_GONE:
         pass
     except StorageUnavailable:
         await close(ws, status.WS_1011_INTERNAL_ERROR, "the job store is unavailable: reconnect")

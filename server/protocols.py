@@ -15,6 +15,9 @@ whether or not the client reads the answers. The subclasses here bound each:
   (a browser sends none, a library one every 20 s or so), and pongs and data
   together may hold at most ``WS_MAX_UNSENT_BYTES`` unsent; a socket over either
   is dropped.
+
+A websocket handshake refused with an HTTP answer (401, 403, 429) is logged as the
+refusal it is, not as uvicorn's "returned without completing handshake" error.
 """
 
 from __future__ import annotations
@@ -197,6 +200,13 @@ class BoundedWebSocketProtocol(WebSocketsSansIOProtocol):
     def data_received(self, data: bytes) -> None:
         if not self._dropped:
             super().data_received(data)
+
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        if message["type"] == "websocket.http.response.body" and not message.get("more_body"):
+            # uvicorn's sans-io protocol leaves the handshake "incomplete" after an HTTP
+            # answer to it (a refusal: 401, 403, 429), and logs every refusal as an error
+            self.handshake_complete = True
 
     def handle_ping(self) -> None:
         # uvicorn writes each pong at once, without flow control: a client that sends

@@ -175,6 +175,9 @@ def stack_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str]
         JOBCAST_UPLOAD_BURST="100000",
         JOBCAST_MAX_ACTIVE_PER_OWNER="100000",
         JOBCAST_AUTH_FAILURE_BURST="100000",
+        # a stack is closed with jobs still running: a worker hands them back after 1 s
+        # instead of 10 (a test of the shutdown itself sets its own)
+        JOBCAST_SHUTDOWN_GRACE_S="1",
         # /metrics reads its install-wide gauges afresh: tests look for a change at once
         JOBCAST_METRICS_CACHE_S="0",
         PYTHONUNBUFFERED="1",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from starlette import status
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
 from jobcast.bus import Live, SlowConsumer
 from jobcast.errors import ApiError, Forbidden, NotFound, StorageUnavailable
@@ -21,7 +21,7 @@ from server.batches import batch_states, batch_view
 from server.sockets.admission import owned, services_of
 from server.sockets.feed import FeedStream
 from server.sockets.jobs import WS_4404_NOT_FOUND
-from server.sockets.stream import Key, close, run_pair, send_error
+from server.sockets.stream import CLIENT_GONE, Key, close, run_pair, send_error
 from server.state import Services
 
 
@@ -89,5 +89,5 @@ async def batch_socket(ws: WebSocket, owner_id: UUID) -> None:
         await send_error(ws, exc, code)
     except SlowConsumer:
         await close(ws, status.WS_1013_TRY_AGAIN_LATER, "slow consumer: reconnect")
-    except (WebSocketDisconnect, TimeoutError, StorageUnavailable):
+    except (*CLIENT_GONE, StorageUnavailable):
         pass

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from starlette import status
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
 from jobcast.bus import Live, SlowConsumer
 from jobcast.errors import BadRequest, StorageUnavailable
@@ -23,7 +23,7 @@ from jobcast.schemas import unstorable
 from server.auth import caller_of
 from server.sockets.admission import owned, services_of
 from server.sockets.scope import REPLAY_OVERLAP_S, ScopeFilter, send_snapshot
-from server.sockets.stream import Key, Stream, close, run_pair, send_error
+from server.sockets.stream import CLIENT_GONE, Key, Stream, close, run_pair, send_error
 from server.state import Services
 
 _REMEMBER = 1000
@@ -109,5 +109,5 @@ async def owner_socket(ws: WebSocket, owner_id: UUID) -> None:
             await run_pair(ws, lambda: stream.follow(sub))
     except SlowConsumer:
         await close(ws, status.WS_1013_TRY_AGAIN_LATER, "slow consumer: reconnect")
-    except (WebSocketDisconnect, TimeoutError, StorageUnavailable):
+    except (*CLIENT_GONE, StorageUnavailable):
         pass

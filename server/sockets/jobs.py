@@ -14,14 +14,14 @@ from dataclasses import replace
 from uuid import UUID
 
 from starlette import status
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
 from jobcast.bus import Live, SlowConsumer
 from jobcast.errors import BadRequest, NotFound, StorageUnavailable
 from jobcast.model import dumps
 from server.jobs import job_view
 from server.sockets.admission import owned, services_of
-from server.sockets.stream import Key, Stream, close, run_pair, send_error
+from server.sockets.stream import CLIENT_GONE, Key, Stream, close, run_pair, send_error
 from server.state import Services
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ async def job_socket(ws: WebSocket, owner_id: UUID) -> None:
         await close(ws, status.WS_1013_TRY_AGAIN_LATER, "slow consumer: reconnect with after=")
     except StorageUnavailable:
         await close(ws, status.WS_1011_INTERNAL_ERROR, "storage unavailable")
-    except (WebSocketDisconnect, TimeoutError):
+    except CLIENT_GONE:
         pass
 
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from starlette import status
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
 
 from jobcast.bus import Hint, Live, Resync, Subscription
 from jobcast.errors import ApiError
@@ -26,6 +26,10 @@ from server.errors import answer_of, body_of
 from server.state import Services
 
 SEND_TIMEOUT_S = 10.0
+
+# what ends a socket whose client has gone: its disconnect, a send after the socket was
+# closed under it (starlette's WebSocketDisconnected), a client not reading for SEND_TIMEOUT_S
+CLIENT_GONE = (WebSocketDisconnect, WebSocketDisconnected, TimeoutError)
 
 Key = tuple[str, int]  # (job id, seq): one event
 

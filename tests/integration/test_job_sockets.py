@@ -15,7 +15,7 @@ import httpx
 import orjson
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from jobcast.endpoints import Endpoints
 from tests.conftest import DatabaseFactory
@@ -149,3 +149,34 @@ async def test_a_socket_that_falls_behind_is_closed_1013_and_resumes_without_a_g
     assert reason is not None and "slow consumer" in reason
     assert [e["seq"] for e in received] == list(range(1, len(stored) + 1))
     assert received == stored
+
+
+async def test_sockets_that_leave_mid_catch_up_or_are_refused_log_no_error(chatty: Stack) -> None:
+    """A client that goes away while its socket is catching up, and a handshake refused
+    with an HTTP answer, are everyday events: neither is an error in the web log."""
+    token = await chatty.owner()
+    async with chatty.client(token) as client:
+        job_id = await submit(client, "chatter", events=300, size=200)
+
+        async def finished() -> bool:
+            response = await client.get(f"/api/jobs/{job_id}")
+            return bool(response.json()["status"] == "completed")
+
+        await eventually(finished, timeout_s=60, what="the chatter job completed")
+    url = f"{chatty.ws_base}/ws/jobs/{job_id}"
+    for _ in range(30):  # each leaves after the snapshot, while 300 events are on their way
+        async with connect(url, additional_headers=bearer(token)) as ws:
+            assert orjson.loads(await ws.recv())["type"] == "snapshot"
+    for _ in range(3):  # no credential: refused at the handshake with 401
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(url):
+                pass
+        assert refused.value.response.status_code == 401
+
+    async def quiet_after_the_last() -> bool:
+        return chatty.logs("web").count("[accepted]") >= 30
+
+    await eventually(quiet_after_the_last, timeout_s=10, what="the sockets logged")
+    logged = chatty.logs("web")
+    assert "Exception in ASGI application" not in logged
+    assert "without completing handshake" not in logged
