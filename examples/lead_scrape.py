@@ -190,6 +190,7 @@ JOB_TYPES = (
         ),
         max_attempts=2,
         timeout_s=600,
+        label_field="city",
     ),
     JobType(
         name="lead_enrich",

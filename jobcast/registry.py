@@ -268,6 +268,8 @@ class JobType:
     scale: Callable[[Any], float] | None = None
     # the upload ids the validated input refers to, checked and tied to the job at submit
     uploads: Callable[[Any], list[str]] = field(default=lambda _params: [])
+    # the input field that tells its jobs apart in lists and toasts (a site, a file name)
+    label_field: str | None = None
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.steps]
@@ -282,6 +284,8 @@ class JobType:
             if not all(isinstance(c, type) and issubclass(c, BaseException) for c in classes):
                 raise ValueError(f"job type {self.name!r}: {option} takes exception classes")
             object.__setattr__(self, option, classes)
+        if self.label_field is not None and self.label_field not in self.input_model.model_fields:
+            raise ValueError(f"job type {self.name!r}: label_field names no input field")
         if self.access not in ("anyone", "app"):
             raise ValueError(f"job type {self.name!r}: access is 'anyone' or 'app'")
         if self.pending_limit_s is not None and self.pending_limit_s <= 0:
@@ -326,14 +330,13 @@ class JobType:
             "retry": None if self.retry is None else self.retry.model_dump(),
             "pending_limit_s": self.pending_limit_s,
             "on_pending_limit": self.on_pending_limit,
+            "label_field": self.label_field,
         }
 
 
 def _describe_key(rule: Concurrency | Throttle) -> dict[str, Any]:
-    described: dict[str, Any] = {
-        "key": rule.key if isinstance(rule.key, str) else "(derived)",
-        "limit": rule.limit,
-    }
+    key = rule.key if isinstance(rule.key, str) else "(derived)"
+    described: dict[str, Any] = {"key": key, "limit": rule.limit}
     if isinstance(rule, Throttle):
         described["period_s"] = rule.period_s
     return described

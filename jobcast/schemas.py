@@ -378,6 +378,9 @@ class JobTypeOut(Model):
     on_pending_limit: Literal["fail", "report"] = Field(
         "fail", description="Past that limit: fail the job, or report it as stuck."
     )
+    label_field: str | None = Field(
+        None, description="The input field that tells its jobs apart (null: none declared)."
+    )
 
 
 class JobTypes(Model):

@@ -7,7 +7,7 @@
 import { AnswerForm } from "./ui/answerform.js";
 import { Attention } from "./ui/attention.js";
 import { JobControls } from "./ui/controls.js";
-import { shortId, stepTitle, t, typeTitle } from "./ui/format.js";
+import { jobLabel, shortId, stepTitle, t, typeTitle } from "./ui/format.js";
 import { InputForm } from "./ui/inputform.js";
 import { JobList } from "./ui/joblist.js";
 import { JobView } from "./ui/jobview.js";
@@ -18,6 +18,8 @@ const jc = window.jobcast;
 const LAST_JOB_KEY = "jobcast.lastJob";
 const TOKEN_KEY = "jobcast.token";
 const BASE_TITLE = "jobcast";
+// a start is passing news: its toast goes sooner than an end's
+const STARTED_TOAST_MS = 8000;
 
 const $ = (id) => document.getElementById(id);
 
@@ -88,9 +90,9 @@ const view = new JobView({
   },
   onFocusLost: keepFocus,
   onRetry: async (job) => {
-    const created = await jc.retry(job.id);
+    const created = await track(jc.retry(job.id));
     if (!created || !created.id) throw new Error(t("error.no_id"));
-    goTo(created.id, { created, type: job.type, retryOf: job.id });
+    goTo(created.id, { created, type: job.type, input: job.input, retryOf: job.id });
     focusJob();
   },
 });
@@ -158,12 +160,20 @@ function announceEnd(job) {
   }
 }
 
+/** A job as a toast names it: its type's title and what tells it apart (else its short id). */
+function jobName(job) {
+  return typeTitle(jobTypes, job.type) + " " + (jobLabel(jobTypes, job) || shortId(job.id));
+}
+
 function toastEnd(job, known) {
   const type = job.type || known.type;
-  const name = typeTitle(jobTypes, type) + " " + shortId(job.id);
+  const input = job.input || known.input || {};
+  const name = jobName({ id: job.id, type, input });
   const result = job.result || known.result;
+  const ended = started.get(job.id);
+  if (ended) ended.dismiss(); // its end says more than its start
   // a job type may word its own: type.<name>.toast.<status>, filled from its input and result
-  const words = Object.assign({ name }, job.input || known.input || {}, result && typeof result === "object" ? result : {});
+  const words = Object.assign({ name, label: jobLabel(jobTypes, { type, input }) }, input, result && typeof result === "object" ? result : {});
   const title = jc.i18n.maybe("type." + type + ".toast." + job.status, words) || t("toast." + job.status, { name });
   const error = job.error || known.error;
   const summary = result && typeof result.summary === "string" ? result.summary : "";
@@ -183,6 +193,39 @@ function toastEnd(job, known) {
 // Jobs cancelled from this tab: their end is no news here.
 const cancelledHere = new Set();
 
+// Job id → its "started" toast, closed when the job's end is announced.
+const started = new Map();
+
+// The last job submitted from this tab (Start, Retry): one it starts is on screen once it returns.
+let submission = Promise.resolve();
+
+function track(promise) {
+  submission = promise.catch(() => null);
+  return promise;
+}
+
+/** A toast when a job of the visitor's starts running, except the one on screen. */
+async function announceStart(ev) {
+  await submission;
+  if ((current && current.id === ev.job_id) || !toasts.once(ev.job_id + ":running")) return;
+  let job = (list.rows.get(ev.job_id) || {}).job;
+  if (!job || !job.type) job = await jc.getJob(ev.job_id).catch(() => ({ id: ev.job_id }));
+  // its end may have come meanwhile: then that is the news
+  const ended = jc.FINAL_STATUSES.some((status) => toasts.shown.has(ev.job_id + ":" + status));
+  if (ended || jc.isFinal(job.status) || (current && current.id === ev.job_id)) return;
+  const href = "/jobs/" + encodeURIComponent(ev.job_id);
+  const node = toasts.show({
+    kind: "info",
+    title: t("toast.started", { name: jobName(Object.assign({ id: ev.job_id }, job)) }),
+    detail: t("toast.started_detail"),
+    href,
+    linkLabel: t("toast.view"),
+    jobId: ev.job_id,
+    timeoutMs: STARTED_TOAST_MS,
+  });
+  started.set(ev.job_id, node);
+}
+
 // Job id → its "needs your input" toast, closed once the question is answered anywhere.
 const questions = new Map();
 
@@ -196,7 +239,7 @@ function answered(jobId) {
 function announceInput(ev) {
   if (!ev || !ev.job_id || !toasts.once(ev.job_id + ":input:" + ev.seq)) return;
   const known = (current && current.id === ev.job_id && current.job) || (list.rows.get(ev.job_id) || {}).job || {};
-  const name = typeTitle(jobTypes, known.type) + " " + shortId(ev.job_id);
+  const name = jobName(Object.assign({ id: ev.job_id }, known));
   const href = "/jobs/" + encodeURIComponent(ev.job_id);
   const detail = name + (ev.prompt ? ": " + ev.prompt : "");
   const node = toasts.show({
@@ -226,7 +269,7 @@ function jobPath(id) {
 function goTo(id, known) {
   if (window.location.pathname !== jobPath(id)) window.history.pushState(null, "", jobPath(id));
   if (known && known.created) {
-    list.add({ id, type: known.type, status: known.created.status || "pending" });
+    list.add({ id, type: known.type, input: known.input, status: known.created.status || "pending" });
     list.scheduleReload();
     showJob(stubJob(known.created, known.type, known.retryOf), { seed: false, eta: known.created.estimated_seconds });
   } else {
@@ -428,9 +471,9 @@ async function onSubmit(ev) {
   el.start.disabled = el.draft.disabled = true;
   el.form.setAttribute("aria-busy", "true");
   try {
-    const created = await jc.submit(type, input, asDraft ? { draft: true } : undefined);
+    const created = await track(jc.submit(type, input, asDraft ? { draft: true } : undefined));
     if (!created || !created.id) throw new Error(t("error.no_id"));
-    goTo(created.id, { created, type });
+    goTo(created.id, { created, type, input });
     focusJob();
   } catch (err) {
     if (err && Array.isArray(err.details && err.details.details)) {
@@ -448,10 +491,12 @@ async function onSubmit(ev) {
 
 function startFeed() {
   jc.feed({
+    progress: true, // every running job's row moves, not only the open one's
     onEvent(ev) {
       list.applyEvent(ev);
       if (ev.kind === "input_required") announceInput(ev);
       else if (ev.kind === "input" || (ev.kind === "status" && ev.status !== "waiting")) answered(ev.job_id);
+      if (ev.kind === "status" && ev.status === "running") announceStart(ev);
       if (ev.kind === "status" && jc.isFinal(ev.status)) {
         announceEnd({ id: ev.job_id, status: ev.status, error: ev.error || null });
       }

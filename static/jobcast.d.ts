@@ -144,6 +144,8 @@ export interface Watcher {
 export interface FeedOptions {
   /** Only the jobs with this tag. */
   tag?: string;
+  /** Progress events too (each job's at most twice a second), for a live list. */
+  progress?: boolean;
   onSnapshot?(jobs: Job[]): void;
   onEvent?(event: JobEvent): void;
   onResync?(): void;

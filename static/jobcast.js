@@ -1240,10 +1240,11 @@
     // --------------------------------------------------------------- feed
 
     /**
-     * A feed of many jobs' status and step events: the visitor's own (WS /ws), those of a
+     * A feed of many jobs' status and step events (and progress, when asked): the visitor's own (WS /ws), those of a
      * tag (options.tag) or of a browser token's scope.
      * options:
      *   tag              only the jobs with this tag
+     *   progress         true: progress events too (each job's at most twice a second)
      *   onSnapshot(jobs) a feed over a tag or a token starts with its jobs, newest first
      *                    (again after each reconnect)
      *   onEvent(event)   {type:"event", kind, job_id, seq, at, status?, progress?, ...}:
@@ -1305,7 +1306,8 @@
         var pendingError = null;
         var sock;
         try {
-          sock = new WebSocket(wsUrl("/ws", { tag: opts.tag, since: scoped ? position : null }));
+          var query = { tag: opts.tag, since: scoped ? position : null, progress: opts.progress ? 1 : null };
+          sock = new WebSocket(wsUrl("/ws", query));
         } catch (_) {
           setState("unavailable");
           return;

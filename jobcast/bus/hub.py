@@ -26,7 +26,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from jobcast import metrics
-from jobcast.bus.message import Item, Resync, parse
+from jobcast.bus.message import Item, Live, Resync, parse
 from jobcast.links import circuit_of
 from jobcast.settings import Settings
 from jobcast.tasks import Supervised
@@ -42,15 +42,17 @@ class SlowConsumer(Exception):
 
 
 class Subscription:
-    """One local subscriber's bounded queue."""
+    """One local subscriber's bounded queue; without ``progress``, progress events are
+    not queued at all (an owner's feed that only toasts)."""
 
-    def __init__(self, channel: str, size: int) -> None:
+    def __init__(self, channel: str, size: int, *, progress: bool = True) -> None:
         self.channel = channel
         self._queue: asyncio.Queue[Item] = asyncio.Queue(size)
         self.overflowed = False
+        self.progress = progress
 
     def deliver(self, item: Item) -> None:
-        if self.overflowed:
+        if self.overflowed or (not self.progress and isinstance(item, Live) and item.progress):
             return
         try:
             self._queue.put_nowait(item)
@@ -111,9 +113,11 @@ class Hub:
         return sum(len(s) for s in self._subs.values())
 
     @contextlib.asynccontextmanager
-    async def subscribe(self, channel: str) -> AsyncIterator[Subscription]:
+    async def subscribe(
+        self, channel: str, *, progress: bool = True
+    ) -> AsyncIterator[Subscription]:
         """Subscribe upstream on the first local subscriber, unsubscribe on the last."""
-        sub = Subscription(channel, self._settings.ws_queue_size)
+        sub = Subscription(channel, self._settings.ws_queue_size, progress=progress)
         subs = self._subs.setdefault(channel, set())
         subs.add(sub)
         if len(subs) == 1:

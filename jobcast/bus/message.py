@@ -1,7 +1,7 @@
 """What travels on the bus: the channels an event goes to, and what a subscriber receives.
 
-A worker publishes every event as its wire JSON on its job's channel, and status
-changes and step boundaries also on the owner's channel. A subscriber receives
+A worker publishes every event as its wire JSON on its job's channel and on its
+owner's channel. A subscriber receives
 ``Live`` events parsed from that JSON, ``Hint``s from the Postgres NOTIFY listener
 (an event exists; read it from ``job_events``) and ``Resync`` when the live channel
 was interrupted and it must catch up from Postgres.
@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from jobcast.model import Event, EventKind, dumps
+from jobcast.model import Event, dumps
 from jobcast.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -24,10 +24,11 @@ _FINAL = ("completed", "failed", "cancelled")
 
 
 def channels(settings: Settings, event: Event) -> list[str]:
-    """The job's channel; and the owner's feed (toasts, live job lists), which gets status
-    changes and step boundaries."""
+    """The job's channel; and the owner's (toasts, live job lists), progress included: a
+    server process hears an owner's channel only while one of its feeds is open, and a
+    feed passes progress on only to a socket that asks (``/ws?progress=1``)."""
     names = [settings.job_channel(event.job_id)]
-    if event.kind is not EventKind.PROGRESS and event.owner_id is not None:
+    if event.owner_id is not None:
         names.append(settings.owner_channel(event.owner_id))
     return names
 
@@ -39,13 +40,15 @@ def encode(event: Event) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Live:
-    """An event as it came over Redis: its seq, whether it ends the job, and its JSON text."""
+    """An event as it came over Redis: its seq, whether it ends the job or only reports
+    progress, and its JSON text."""
 
     job_id: str
     seq: int
     final: bool
     text: str
     at: str = ""
+    progress: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,7 @@ def parse(data: bytes | str) -> Live | None:
             final=final,
             text=text,
             at=body.get("at", ""),
+            progress=body["kind"] == "progress",
         )
     except (ValueError, KeyError, TypeError):
         log.warning("dropped a malformed pub/sub message")

@@ -72,7 +72,8 @@ async def batch_socket(ws: WebSocket, owner_id: UUID) -> None:
     try:
         if (await caller_of(ws)).scope is not None:
             raise Forbidden("a browser token follows jobs, not a batch")
-        async with services.hub.subscribe(services.settings.owner_channel(owner_id)) as sub:
+        channel = services.settings.owner_channel(owner_id)
+        async with services.hub.subscribe(channel, progress=False) as sub:
             # the snapshot is read after subscribing, so no event falls between the two
             batch_id, states = await batch_states(services, ws.path_params["batch_id"], owner_id)
             view = batch_view(batch_id, states)

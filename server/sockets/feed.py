@@ -1,4 +1,5 @@
-"""An owner's feed (``/ws``): status changes and step boundaries of all the owner's jobs.
+"""An owner's feed (``/ws``): status changes and step boundaries of all the owner's jobs,
+and with ``?progress=1`` their progress too (each job's at most every half second).
 
 For toasts and live job lists. The feed remembers the last thousand events it sent,
 so an event that comes both over Redis and as a NOTIFY hint is sent once. Events it
@@ -9,6 +10,7 @@ browser token) does better: it resumes from ``?since=`` a position (server/socke
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -28,6 +30,9 @@ from server.state import Services
 
 _REMEMBER = 1000
 RESYNC = '{"type":"resync"}'
+# a socket that asks for progress gets a job's at most this often (step and status
+# events, which carry it too, always go): a list of many running jobs stays cheap
+PROGRESS_EVERY_S = 0.5
 
 
 class FeedStream(Stream):
@@ -39,6 +44,7 @@ class FeedStream(Stream):
         super().__init__(ws, services)
         self._sent: dict[Key, None] = {}
         self._in_scope = scope  # whether a job's events are this socket's to see
+        self._progress_at: dict[str, float] = {}  # job id → when its progress was last sent
 
     def has_sent(self, key: Key) -> bool:
         return key in self._sent
@@ -52,7 +58,22 @@ class FeedStream(Stream):
         await self.send_text(text)
 
     async def on_live(self, live: Live) -> None:
-        await self._send_once((live.job_id, live.seq), live.text)
+        if live.progress:
+            await self._send_progress(live)
+        else:
+            await self._send_once((live.job_id, live.seq), live.text)
+
+    async def _send_progress(self, live: Live) -> None:
+        """Progress comes over Redis alone (never twice), so it is not remembered as sent."""
+        now = time.monotonic()
+        if now - self._progress_at.get(live.job_id, -PROGRESS_EVERY_S) < PROGRESS_EVERY_S:
+            return
+        if not await self._in_scope(live.job_id):
+            return
+        self._progress_at[live.job_id] = now
+        if len(self._progress_at) > _REMEMBER:
+            del self._progress_at[next(iter(self._progress_at))]
+        await self.send_text(live.text)
 
     async def on_missing(self, keys: list[Key]) -> None:
         for job_id, seq in keys:
@@ -84,6 +105,10 @@ def _since(raw: str | None) -> datetime | None:
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
+def _wants_progress(ws: WebSocket) -> bool:
+    return ws.query_params.get("progress", "") in ("1", "true")
+
+
 @owned
 async def owner_socket(ws: WebSocket, owner_id: UUID) -> None:
     services = services_of(ws)
@@ -100,8 +125,9 @@ async def owner_socket(ws: WebSocket, owner_id: UUID) -> None:
         return
     in_scope = ScopeFilter(ws, caller, tag)
     stream = FeedStream(ws, services, in_scope)
+    channel = services.settings.owner_channel(owner_id)
     try:
-        async with services.hub.subscribe(services.settings.owner_channel(owner_id)) as sub:
+        async with services.hub.subscribe(channel, progress=_wants_progress(ws)) as sub:
             if in_scope.narrowed:  # a feed over a scope starts with the jobs in it
                 job_ids = await send_snapshot(ws, services, owner_id, caller, tag)
                 if since is not None:

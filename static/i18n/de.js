@@ -197,6 +197,8 @@
   "toast.completed": "{name} ist fertig",
   "toast.failed": "{name} ist fehlgeschlagen",
   "toast.cancelled": "{name} wurde abgebrochen",
+  "toast.started": "{name} wurde gestartet",
+  "toast.started_detail": "Der Job läuft auf dem Server: Sie können diesen Tab schließen.",
   "toast.view": "Job ansehen",
   "toast.answer": "Antworten",
   "toast.dismiss": "Hinweis schließen",

@@ -199,6 +199,8 @@
   "toast.completed": "{name} finished",
   "toast.failed": "{name} failed",
   "toast.cancelled": "{name} was cancelled",
+  "toast.started": "{name} started",
+  "toast.started_detail": "It runs on the server: you can close this tab.",
   "toast.view": "View job",
   "toast.answer": "Answer",
   "toast.dismiss": "Dismiss notification",

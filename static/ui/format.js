@@ -120,3 +120,36 @@ export function humanize(name) {
   const s = String(name).replace(/_/g, " ");
   return s.charAt(0).toUpperCase() + s.slice(1);
 }
+
+const LABEL_CHARS = 60;
+
+/** The input field that labels a type's jobs: the one it names, else its first required text. */
+function labelField(info) {
+  if (!info) return null;
+  if (info.label_field) return info.label_field;
+  const schema = info.input_schema || {};
+  const props = schema.properties || {};
+  return (schema.required || []).find((name) => props[name] && props[name].type === "string") || null;
+}
+
+/**
+ * What tells a job apart from others of its type, from its input (see labelField); a
+ * web address as its host and path ("example.com/blog"). "" when there is none.
+ */
+export function jobLabel(types, job) {
+  const info = (types || []).find((x) => x.type === job.type);
+  const input = job && job.input && typeof job.input === "object" ? job.input : {};
+  const field = labelField(info);
+  const value = field ? input[field] : null;
+  if (typeof value !== "string" && typeof value !== "number") return "";
+  let text = String(value).trim();
+  if (/^https?:\/\//i.test(text)) {
+    try {
+      const url = new URL(text);
+      text = url.host + url.pathname.replace(/\/$/, "");
+    } catch (_) {
+      // not a URL after all: shown as given
+    }
+  }
+  return text.length > LABEL_CHARS ? text.slice(0, LABEL_CHARS - 1) + "…" : text;
+}

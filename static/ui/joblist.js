@@ -4,7 +4,7 @@
  * down. Each row links to the job's page.
  */
 
-import { clampProgress, formatAgo, shortId, t, typeTitle } from "./format.js";
+import { clampProgress, formatAgo, jobLabel, shortId, t, typeTitle } from "./format.js";
 
 const LIMIT = 50;
 const POLL_MS = 5000;
@@ -178,7 +178,7 @@ export class JobList {
     li.innerHTML =
       '<a class="job-row-link">' +
       '<span class="job-row-top"><span class="badge"></span><span class="job-row-type"></span>' +
-      '<span class="job-row-age"></span></span>' +
+      '<span class="job-row-age"></span></span><span class="job-row-label"></span>' +
       '<span class="job-row-bottom"><span class="mini-progress" aria-hidden="true"><span class="mini-fill"></span></span>' +
       '<span class="job-row-pct"></span><code class="job-row-id"></code></span>' +
       "</a>";
@@ -199,6 +199,10 @@ export class JobList {
     badge.dataset.status = status;
     badge.textContent = t("status." + status);
     node.querySelector(".job-row-type").textContent = title;
+    const label = jobLabel(this.types, job);
+    const labelNode = node.querySelector(".job-row-label");
+    labelNode.textContent = label;
+    labelNode.hidden = !label;
     node.querySelector(".job-row-pct").textContent = pct + "%";
     node.querySelector(".job-row-id").textContent = shortId(job.id);
     node.querySelector(".mini-fill").style.width = pct + "%";

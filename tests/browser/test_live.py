@@ -222,9 +222,70 @@ async def test_the_job_progress_element_on_a_plain_page(
     assert console.errors == []
 
 
-async def submit_as_visitor(page: Page) -> str:
+# Every text each My-jobs row's percentage takes, by job id, in order.
+ROW_RECORDER = """() => {
+  const seen = (window.__rows = {});
+  const record = () => {
+    for (const row of document.querySelectorAll("#job-list li")) {
+      const list = seen[row.dataset.jobId] || (seen[row.dataset.jobId] = []);
+      const pct = row.querySelector(".job-row-pct").textContent;
+      if (list[list.length - 1] !== pct) list.push(pct);
+    }
+  };
+  new MutationObserver(record).observe(document.getElementById("job-list"),
+    { subtree: true, childList: true, characterData: true });
+}"""
+
+
+async def test_my_jobs_rows_say_which_job_and_move_while_another_job_is_open(
+    stack: Stack, context: BrowserContext, artifacts: str
+) -> None:
+    console = Console()
+    page = await new_page(context, console)
+    await open_home(page, stack.base_url)
+    await page.evaluate(ROW_RECORDER)
+    opened = await start_demo(page, 30)
+    await expect(page.locator("#job-status")).to_have_text("running", timeout=10_000)
+
+    # jobs started elsewhere (another tab, the app): a site audit, told apart by its site
+    audit = await submit_as_visitor(page, "site_audit", {"url": "https://example.invalid/shop/"})
+    other = await submit_as_visitor(page, "demo", {"duration": 4})
+    audit_row = page.locator(f"#job-list li[data-job-id='{audit}']")
+    await expect(audit_row.locator(".job-row-type")).to_have_text("Site audit")
+    await expect(audit_row.locator(".job-row-label")).to_have_text("example.invalid/shop")
+    # a demo's input has no text to tell it apart: its row shows no label
+    other_row = page.locator(f"#job-list li[data-job-id='{other}']")
+    await expect(other_row.locator(".job-row-label")).to_be_hidden()
+
+    # the other job's start is news (it says which job); the open job's is not
+    started = page.locator(f"#toasts .toast[data-job-id='{other}']")
+    await expect(started).to_contain_text(f"Demo {other[:8]} started", timeout=10_000)
+    await expect(started).to_contain_text("you can close this tab")
+    await expect(page.locator(f"#toasts .toast[data-job-id='{opened}']")).to_have_count(0)
+
+    # its row moves as it runs, though only the open job has a socket of its own
+    await expect(other_row).to_have_attribute("data-status", "completed", timeout=20_000)
+    taken = (await page.evaluate("() => window.__rows"))[other]
+    # step and status events alone would give 0, 10, 40, 80 and 100 %
+    between = [p for p in taken if p not in ("0%", "10%", "40%", "80%", "100%")]
+    assert len(between) >= 3, taken
+    assert [int(p[:-1]) for p in taken] == sorted(int(p[:-1]) for p in taken), taken
+    # its end replaces its start: one toast for the job
+    await expect(started).to_have_count(1)
+    await expect(started).to_contain_text(f"Demo {other[:8]} finished")
+    await expect(page.locator("#job-status")).to_have_text("running")
+    await shot(page, artifacts, "my-jobs-live")
+    assert console.errors == []
+
+
+async def submit_as_visitor(
+    page: Page, job_type: str = "demo", job_input: dict[str, object] | None = None
+) -> str:
     """A job of this page's visitor, made the way a page of the app would make it."""
-    created = await page.evaluate("() => window.jobcast.submit('demo', {duration: 0.5})")
+    created = await page.evaluate(
+        "([type, input]) => window.jobcast.submit(type, input)",
+        [job_type, job_input or {"duration": 0.5}],
+    )
     job_id: str = created["id"]
     return job_id
 

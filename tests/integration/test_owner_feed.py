@@ -24,8 +24,8 @@ from tests.support import Stack, eventually, launch, submit
 class Feed:
     """An owner's feed, read in the background: every message, in order."""
 
-    def __init__(self, stack: Stack, token: str) -> None:
-        self._url = f"{stack.ws_base}/ws"
+    def __init__(self, stack: Stack, token: str, *, progress: bool = False) -> None:
+        self._url = f"{stack.ws_base}/ws" + ("?progress=1" if progress else "")
         self._token = token
         self.messages: list[dict[str, Any]] = []
         self._reading: asyncio.Task[None] | None = None
@@ -200,3 +200,31 @@ async def test_two_web_processes_each_watcher_gets_every_event_in_order(
         assert watcher.closes == [1000]  # one socket, closed when the job ended
     assert feed_one.events(job_id) == feed_kinds(stored)
     assert feed_two.events(job_id) == feed_kinds(stored)
+
+
+async def test_a_feed_that_asks_for_progress_gets_each_jobs_at_most_twice_a_second(
+    stack: Stack,
+) -> None:
+    token = await stack.owner()
+    async with (
+        Feed(stack, token) as plain,
+        Feed(stack, token, progress=True) as live,
+        stack.client(token) as client,
+    ):
+        # two jobs at once, each reporting progress ten times a second for two seconds
+        job_ids = [await submit(client, "demo", duration=2) for _ in range(2)]
+        for job_id in job_ids:
+            await live.until_final(job_id)
+            await plain.until_final(job_id)
+        for job_id in job_ids:
+            stored = await stored_events(client, job_id)
+            reported = [e for e in stored if e["kind"] == "progress"]
+            got = [e for e in live.events(job_id) if e["kind"] == "progress"]
+            # the toasts' feed is as before: no progress at all
+            assert plain.events(job_id) == feed_kinds(stored)
+            # the list's feed: every other event, and progress as stored, in order, thinned
+            assert feed_kinds(live.events(job_id)) == feed_kinds(stored)
+            assert len(reported) == 20
+            assert 2 <= len(got) <= 2 * 2 + 2, [e["progress"] for e in got]
+            assert all(e in reported for e in got)
+            assert [e["seq"] for e in got] == sorted(e["seq"] for e in got)

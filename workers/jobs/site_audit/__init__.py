@@ -86,6 +86,7 @@ JOB_TYPES = (
         concurrency=2,
         estimate=lambda params: 2.0 + params.max_pages * 0.3,
         scale=lambda params: float(params.max_pages),
+        label_field="url",
     ),
 )
 
