@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
 
 import pytest
 
@@ -166,3 +167,28 @@ async def test_a_running_job_shows_a_shrinking_eta(stack: Stack) -> None:
     assert len(etas) >= 3
     assert etas[-1] < etas[0] <= accepted["estimated_seconds"] + 0.01
     assert final["eta_seconds"] is None
+
+
+async def test_the_first_eta_of_a_longer_job_is_its_history_scaled_and_within_a_fifth(
+    stack: Stack,
+) -> None:
+    """Three real demo runs of one second; a run three times as long is estimated from them,
+    times three, and takes within a fifth of that (its duration is known: its input says)."""
+    demo = load_registry().get("demo")
+    token = await stack.owner()
+    async with stack.client(token) as client:
+        short = [await submit(client, "demo", duration=1) for _ in range(3)]
+        for job_id in short:
+            await wait_status(client, job_id, "completed")
+        async with Store.open(stack.database_url) as store:
+            estimate = await Estimator(store).total(demo, {"duration": 3})
+            history = await store.step_history("demo")
+        long_id = await submit(client, "demo", duration=3)
+        done = await wait_status(client, long_id, "completed")
+    assert len(history) == 3 * len(demo.steps)  # each step of each short run
+    took_s = (
+        datetime.fromisoformat(done["finished_at"]) - datetime.fromisoformat(done["started_at"])
+    ).total_seconds()
+    # from history: the declared estimate alone would be exactly 3
+    assert estimate != pytest.approx(3.0, abs=1e-6)
+    assert took_s * 0.8 <= estimate <= took_s * 1.2, (estimate, took_s)
