@@ -119,8 +119,8 @@ def render(install: dict[str, float | dict[str, float]]) -> bytes:
 
 
 _INSTALL_DOCS = {
-    "queue_depth": "Jobs on the Redis queue (scheduled ones included)",
-    "queue_due": "Jobs on the Redis queue whose time has come",
+    "queue_depth": "Jobs waiting on the Redis queue, not taken by a worker (scheduled included)",
+    "queue_due": "Jobs waiting on the Redis queue whose time has come",
     "oldest_pending_seconds": "How long the longest-waiting due job has waited",
     "running_jobs": "Running jobs, by type",
     "pending_jobs": "Pending jobs, by type",

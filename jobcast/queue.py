@@ -70,6 +70,20 @@ redis.call('zadd', KEYS[3], ARGV[3], ARGV[4])
 return 1
 """
 
+# KEYS: queue; ARGV: now ms, arq's in-progress key prefix, at most this many due jobs looked
+# at. A job a worker took stays on arq's queue until it ends: the jobs on the queue, those
+# due, and of the due ones those taken (looked for among the first due, by score: a taken
+# job was due, and started lowest score first).
+_DEPTH = """
+local ids = redis.call('zrangebyscore', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+local taken = 0
+for _, id in ipairs(ids) do
+  taken = taken + redis.call('exists', ARGV[2] .. id)
+end
+return {redis.call('zcard', KEYS[1]), redis.call('zcount', KEYS[1], '-inf', ARGV[1]), taken}
+"""
+_DEPTH_LOOK = 10_000
+
 
 @dataclass(frozen=True)
 class Queued:
@@ -95,6 +109,7 @@ class Queue:
         self._settings = settings
         self._script = redis.register_script(_ENQUEUE)
         self._requeue = redis.register_script(_REQUEUE)
+        self._depth = redis.register_script(_DEPTH)
 
     async def enqueue(
         self,
@@ -216,9 +231,9 @@ class Queue:
             await self._redis.zadd(self._settings.queue_name, mapping, xx=True)
 
     async def depth(self) -> tuple[int, int]:
-        """Jobs on the queue, and of those the ones whose time has come: one round trip."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.zcard(self._settings.queue_name)
-            pipe.zcount(self._settings.queue_name, "-inf", int(time.time() * 1000))
-            depth, due = await pipe.execute()
-        return int(depth), int(due)
+        """Jobs waiting on the queue (not taken by a worker), and of those the ones whose
+        time has come: one round trip."""
+        now_ms = int(time.time() * 1000)
+        args: list[str | int] = [now_ms, in_progress_key_prefix, _DEPTH_LOOK]
+        depth, due, taken = await self._depth(keys=[self._settings.queue_name], args=args)
+        return max(0, int(depth) - int(taken)), max(0, int(due) - int(taken))

@@ -77,8 +77,11 @@ class TypeWindow(Model):
 
 
 class QueueStats(Model):
-    depth: int | None = Field(description="Jobs on the Redis queue, scheduled ones included.")
-    due: int | None = Field(description="Jobs on the queue whose time has come.")
+    depth: int | None = Field(
+        description="Jobs waiting on the Redis queue (not yet taken by a worker), "
+        "scheduled ones included."
+    )
+    due: int | None = Field(description="Jobs waiting on the queue whose time has come.")
 
 
 class PausedOut(Model):

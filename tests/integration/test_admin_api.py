@@ -231,3 +231,25 @@ async def test_metrics_give_what_the_alerts_watch(admined: Stack) -> None:
     assert values["jobcast_pubsub_up"] == 1
     assert values["jobcast_sweep_overdue_seconds"] == 0
     assert values["jobcast_notify_fallback_listeners"] == 0
+
+
+async def test_the_queue_depth_counts_the_jobs_that_wait_not_those_running(
+    admined: Stack,
+) -> None:
+    """A job a worker took stays on arq's queue until it ends: the depth leaves it out, so
+    it agrees with the pending count (a scheduled job waits too, not yet due)."""
+    owner = await admined.owner()
+    async with admined.client(owner) as mine, admined.client(ADMIN) as admin:
+        running = await submit(mine, "demo", duration=10)
+        await eventually(lambda: _status_is(mine, running, "running"), what="the demo job running")
+        body = {"type": "noop", "input": {}, "delay_seconds": 300}
+        later = (await mine.post("/api/jobs", json=body)).json()["id"]
+        stats = (await admin.get("/api/admin/stats")).json()
+        for job_id in (running, later):
+            assert (await mine.post(f"/api/jobs/{job_id}/cancel")).status_code == 202
+    assert stats["by_status"]["running"] == 1 and stats["by_status"]["pending"] == 1
+    assert stats["queue"] == {"depth": 1, "due": 0}
+
+
+async def _status_is(client: httpx.AsyncClient, job_id: str, status: str) -> bool:
+    return await _status(client, job_id) == status
