@@ -105,6 +105,9 @@ class AdminStats(Model):
     last_day: dict[str, TypeWindow]
     paused: list[PausedOut] = Field(default_factory=list)
     role: str = Field("admin", description="The caller's role: admin, or operator (read-only).")
+    titles: dict[str, str] = Field(
+        default_factory=dict, description="Each job type's title, by its name."
+    )
 
 
 class Accepted(Model):
@@ -145,6 +148,7 @@ async def current_stats(services: Services, role: str) -> AdminStats:
             PausedOut(type=p.type, paused_at=p.paused_at, paused_by=p.paused_by) for p in paused
         ],
         role=role,
+        titles={t.name: t.title for t in services.registry},
     )
 
 

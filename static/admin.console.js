@@ -5,13 +5,19 @@
  * shows the count and progress from the admin feed (/ws/admin).
  */
 
-import { formatAgo, shortId } from "./ui/format.js";
+import { formatAgo, t as say } from "./ui/format.js";
+import { jobLink, typeName } from "./admin.tables.js";
 
 export const FAILURE_THRESHOLD = 0.1; // deploy/prometheus/alerts.yml alerts at the same rate
 const FILTER_FIELDS = ["type", "status", "tag", "tenant", "subject", "owner", "error_class", "q", "since", "until"];
 const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#65a30d"];
 
 const $ = (id) => document.getElementById(id);
+
+/** The catalogue's word for `key` where it has one, else `raw` (a name the server sent). */
+function word(key, raw) {
+  return window.jobcast.i18n.maybe(key) || raw;
+}
 
 export function createConsole({ api, post, role }) {
   const canAct = role === "admin";
@@ -52,13 +58,13 @@ export function createConsole({ api, post, role }) {
     const types = Object.keys(s.types).sort();
     const t = s.t;
     const byType = (key) => [t, ...types.map((name) => s.types[name][key])];
-    chart("chart-finished", types.map((n, i) => line(n, i)), byType("finished_per_min"));
-    chart("chart-failure", types.map((n, i) => line(n, i)), byType("failure_rate"), { y: { range: [0, 1] } });
-    chart("chart-depth", [line("queued", 0)], [t, s.queue_depth]);
+    chart("chart-finished", types.map((n, i) => line(typeName(n), i)), byType("finished_per_min"));
+    chart("chart-failure", types.map((n, i) => line(typeName(n), i)), byType("failure_rate"), { y: { range: [0, 1] } });
+    chart("chart-depth", [line(say("admin.chart.queued"), 0)], [t, s.queue_depth]);
     const all = s.all || { run_p50: t.map(() => null), run_p95: t.map(() => null), wait_p50: t.map(() => null), wait_p95: t.map(() => null) };
     chart("chart-run", [line("p50", 0), line("p95", 1, [4, 2])], [t, all.run_p50, all.run_p95]);
     chart("chart-wait", [line("p50", 2), line("p95", 3, [4, 2])], [t, all.wait_p50, all.wait_p95]);
-    chart("chart-events", [line("per s", 4)], [t, s.events_per_s]);
+    chart("chart-events", [line(say("admin.chart.per_s"), 4)], [t, s.events_per_s]);
     renderQueues();
   }
 
@@ -70,7 +76,7 @@ export function createConsole({ api, post, role }) {
     b.addEventListener("click", () => {
       state.window = b.dataset.window;
       document.querySelectorAll("#charts [data-window]").forEach((o) => o.setAttribute("aria-pressed", String(o === b)));
-      $("charts-window-name").textContent = state.window;
+      $("charts-title").textContent = say("admin.charts.title_" + state.window);
       loadCharts().catch(() => {});
     });
   });
@@ -103,18 +109,20 @@ export function createConsole({ api, post, role }) {
       li.className = "queue";
       li.dataset.type = name;
       const title = document.createElement("strong");
-      title.textContent = name;
+      title.textContent = typeName(name);
       const counts = stats.by_type[name] || {};
       const note = document.createElement("span");
       note.className = "muted";
-      note.textContent = (counts.pending || 0) + " pending · " + (counts.running || 0) + " running";
+      note.textContent = say("admin.queue_counts", { pending: counts.pending || 0, running: counts.running || 0 });
       li.append(title, note);
       const since = failingSince(name);
       if (since !== null) {
         const badge = document.createElement("span");
         badge.className = "badge over-threshold";
         badge.dataset.status = "failed";
-        badge.textContent = "failure rate over " + FAILURE_THRESHOLD * 100 + " % since " + new Date(since * 1000).toLocaleTimeString();
+        badge.textContent = say("admin.over", {
+          percent: FAILURE_THRESHOLD * 100, time: window.jobcast.i18n.date(since * 1000, { timeStyle: "short" }),
+        });
         li.append(badge);
       }
       const p = paused.get(name);
@@ -122,14 +130,15 @@ export function createConsole({ api, post, role }) {
         const badge = document.createElement("span");
         badge.className = "badge paused-badge";
         badge.dataset.status = "paused";
-        badge.textContent = "paused " + formatAgo(Date.now() - Date.parse(p.paused_at)) + " ago";
+        badge.textContent = say("admin.paused_for", { ago: formatAgo(Date.now() - Date.parse(p.paused_at)) });
         li.append(badge);
       }
       if (canAct) {
         const button = document.createElement("button");
         button.type = "button";
         button.className = "button button-small";
-        button.textContent = p ? "Resume" : "Pause";
+        button.textContent = p ? say("admin.resume") : say("admin.pause");
+        button.setAttribute("aria-label", (p ? say("admin.resume") : say("admin.pause")) + " " + typeName(name));
         button.addEventListener("click", async () => {
           button.disabled = true;
           await post("/api/admin/types/" + encodeURIComponent(name) + (p ? "/resume" : "/pause"), {});
@@ -200,17 +209,15 @@ export function createConsole({ api, post, role }) {
       const tr = document.createElement("tr");
       tr.dataset.jobId = job.id;
       const link = document.createElement("td");
-      const a = document.createElement("a");
-      a.href = "#job=" + job.id;
-      a.textContent = shortId(job.id);
+      const a = jobLink(job.id);
       a.addEventListener("click", (ev) => {
         ev.preventDefault();
         openJob(job.id);
       });
       link.append(a);
       const err = job.error ? (job.error.type || "") + ": " + (job.error.message || "") : "";
-      tr.append(link, cell(job.type), cell(job.status), cell((job.tags || []).join(", ")),
-        cell(new Date(job.created_at).toLocaleString()), cell(err));
+      tr.append(link, cell(typeName(job.type)), cell(say("status." + job.status)), cell((job.tags || []).join(", ")),
+        cell(when(job.created_at)), cell(err));
       tr.children[2].dataset.status = job.status;
       body.append(tr);
     }
@@ -243,14 +250,16 @@ export function createConsole({ api, post, role }) {
       const params = new URLSearchParams({ ...target.filter, action });
       count = (await api("/api/admin/count?" + params.toString())).matched;
     }
-    const what = count + " job" + (count === 1 ? "" : "s") +
-      (target.ids ? "" : " matching " + (Object.keys(target.filter).length ? JSON.stringify(target.filter) : "no filter: every job"));
-    if (!window.confirm(action[0].toUpperCase() + action.slice(1) + " " + what + "?")) return;
+    const filtered = target.filter && Object.keys(target.filter).length;
+    const what = target.ids ? say("admin.what.ids", { count })
+      : filtered ? say("admin.what.filter", { count, filter: JSON.stringify(target.filter) })
+        : say("admin.what.all", { count });
+    if (!window.confirm(say("admin.confirm." + action, { what }))) return;
     const accepted = await post("/api/admin/jobs/" + action, target.filter && Object.keys(target.filter).length === 0
       ? { filter: "all" } : target);
     note.dataset.actionId = accepted.action_id;
     note.dataset.state = "running";
-    note.textContent = action + ": 0 of " + accepted.matched + " job(s)…";
+    note.textContent = say("admin.action_progress", { action: say("admin.action." + action), done: 0, matched: accepted.matched });
     const known = state.actions.get(accepted.action_id);
     if (known) onAction(known); // the feed may tell of it before the answer came
   }
@@ -269,8 +278,8 @@ export function createConsole({ api, post, role }) {
     state.actions.set(message.id, message);
     const note = $("action-progress");
     if (note.dataset.actionId !== message.id) return;
-    note.textContent = message.action + ": " + message.done + " of " + message.matched + " job(s)" +
-      (message.finished ? ", done." : "…");
+    const words = { action: say("admin.action." + message.action), done: message.done, matched: message.matched };
+    note.textContent = say(message.finished ? "admin.action_done" : "admin.action_progress", words);
     note.dataset.state = message.finished ? "done" : "running";
     if (message.finished) search(filterFromUrl());
   }
@@ -316,30 +325,32 @@ export function createConsole({ api, post, role }) {
     return wrap;
   }
 
-  const when = (at) => (at ? new Date(at).toLocaleString() : "—");
+  function when(at) {
+    return at ? window.jobcast.i18n.date(at, { dateStyle: "medium", timeStyle: "medium" }) : "—";
+  }
 
   function checkpoints(list) {
-    return table("Checkpoints (" + list.length + ")", "job-checkpoints",
-      ["Step", "Result", "Done at", "Took", "Starts"],
+    return table(say("admin.job.checkpoints", { count: list.length }), "job-checkpoints",
+      ["admin.col.step", "admin.job.result", "admin.job.done_at", "admin.job.took", "admin.job.starts"].map((k) => say(k)),
       list.map((c) => [c.title + " (" + c.step + ")", JSON.stringify(c.result), when(c.finished_at),
         c.duration_ms === null ? "—" : c.duration_ms + " ms", String(c.attempts)]),
-      "No completed step yet: a new attempt would start from the beginning.");
+      say("admin.job.no_checkpoint"));
   }
 
   function deliveries(webhook) {
     const tries = webhook ? webhook.deliveries : [];
-    return table("Webhook deliveries" + (webhook ? " to " + webhook.url : ""), "job-deliveries",
-      ["Try", "Sent", "Status", "HTTP", "Error", "Next try"],
+    return table(webhook ? say("admin.job.deliveries_to", { url: webhook.url }) : say("admin.job.deliveries"), "job-deliveries",
+      ["admin.job.try", "admin.job.sent", "admin.col.status", "HTTP", "admin.col.error", "admin.job.next_try"].map((k) => say(k)),
       tries.map((d) => [String(d.attempt), when(d.tried_at), d.status,
         d.status_code === null ? "—" : String(d.status_code), d.error || "", when(d.next_at)]),
-      webhook ? "Not sent yet." : "No webhook: the job was submitted without a callback_url.");
+      webhook ? say("admin.job.not_sent") : say("admin.job.no_webhook"));
   }
 
   async function openJob(jobId) {
     const detail = await api("/api/admin/jobs/" + encodeURIComponent(jobId));
     const job = detail.job;
     state.panelJob = job.id;
-    $("job-panel-title").textContent = job.type + " · " + job.id + " · " + job.status;
+    $("job-panel-title").textContent = typeName(job.type) + " · " + job.id + " · " + say("status." + job.status);
     const body = $("job-panel-body");
     body.textContent = "";
     const timeline = document.createElement("ol");
@@ -353,34 +364,40 @@ export function createConsole({ api, post, role }) {
         attempt = e.attempt;
         const head = document.createElement("li");
         head.className = "timeline-attempt";
-        head.textContent = "Attempt " + attempt +
-          (workers[attempt] ? " · ran on " + workers[attempt].join(", then ") : "");
+        head.textContent = workers[attempt]
+          ? say("admin.job.ran_on", { n: attempt, workers: workers[attempt].join(say("admin.job.then")) })
+          : say("admin.job.attempt", { n: attempt });
         timeline.append(head);
       }
       const li = document.createElement("li");
       const at = Date.parse(e.at);
-      const took = last === null ? "" : " (+" + ((at - last) / 1000).toFixed(2) + " s)";
+      const gap = window.jobcast.i18n.number((at - last) / 1000, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+      const took = last === null ? "" : " (+" + say("unit.s", { n: gap }) + ")";
       last = at;
       li.dataset.kind = e.kind;
-      const what = e.kind === "status" ? e.status + (e.message ? " — " + e.message : "")
-        : e.kind === "step" ? (e.step || "") + " " + (e.state || e.status || "") +
-          (e.duration_ms !== undefined ? " in " + e.duration_ms + " ms" : "")
-          : e.kind + " " + (e.progress !== undefined ? e.progress + " %" : "");
-      li.textContent = new Date(at).toLocaleTimeString() + took + " · " + e.kind + " · " + what +
-        (e.worker ? " · worker " + e.worker : "");
+      const kind = word("admin.event." + e.kind, e.kind);
+      const inMs = e.duration_ms !== undefined ? " " + say("admin.job.in_ms", { ms: e.duration_ms }) : "";
+      const what = e.kind === "status" ? word("status." + e.status, e.status) + (e.message ? " — " + e.message : "")
+        : e.kind === "step" ? (e.step || "") + " " + word("status." + (e.state || e.status), e.state || e.status || "") + inMs
+          : e.progress !== undefined ? window.jobcast.i18n.number(e.progress) + " %" : "";
+      li.textContent = window.jobcast.i18n.date(at, { timeStyle: "medium" }) + took + " · " + kind + " · " + what +
+        (e.worker ? " · " + say("admin.job.worker", { id: e.worker }) : "");
       timeline.append(li);
     }
     const events = document.createElement("section");
     const h = document.createElement("h3");
-    h.textContent = "Timeline (" + detail.events.length + " events)";
+    h.textContent = say("admin.job.timeline", { count: detail.events.length });
     events.append(h, timeline);
-    body.append(events, section("Input", job.input), section("Metadata", job.metadata || {}),
-      job.error ? section("Error", job.error) : section("Result", job.result === undefined ? null : job.result),
-      section("Steps", job.steps.map((s) => s.name + ": " + s.status + (s.duration_ms ? " in " + s.duration_ms + " ms" : "")).join("\n")),
+    const stepLine = (s) => s.name + ": " + word("status." + s.status, s.status) +
+      (s.duration_ms ? " " + say("admin.job.in_ms", { ms: s.duration_ms }) : "");
+    body.append(events, section(say("admin.job.input"), job.input), section(say("admin.job.metadata"), job.metadata || {}),
+      job.error ? section(say("admin.job.error"), job.error)
+        : section(say("admin.job.result"), job.result === undefined ? null : job.result),
+      section(say("admin.job.steps"), job.steps.map(stepLine).join("\n")),
       checkpoints(detail.checkpoints || []),
       deliveries(job.webhook),
-      section("Children", job.children || []),
-      section("Owner · subject · tenant · tags", [job.owner_id, job.subject, job.tenant, (job.tags || []).join(", ")].join(" · ")));
+      section(say("admin.job.children"), job.children || []),
+      section(say("admin.job.who"), [job.owner_id, job.subject, job.tenant, (job.tags || []).join(", ")].join(" · ")));
     const url = new URL(window.location.href);
     url.hash = "job=" + job.id;
     window.history.replaceState(null, "", url);
@@ -401,8 +418,13 @@ export function createConsole({ api, post, role }) {
   filterToForm(filterFromUrl());
   search(filterFromUrl());
   loadCharts().catch(() => {});
-  const hash = /job=([0-9a-f-]{36})/.exec(window.location.hash);
-  if (hash) openJob(hash[1]).catch(() => {});
+  // a job id anywhere on the page links to #job=<id>: its page opens here
+  function openFromHash() {
+    const hash = /job=([0-9a-f-]{36})/.exec(window.location.hash);
+    if (hash && hash[1] !== state.panelJob) openJob(hash[1]).catch(() => {});
+  }
+  window.addEventListener("hashchange", openFromHash);
+  openFromHash();
 
   return {
     stats(stats) {

@@ -5,6 +5,8 @@
  * change is missed.
  */
 
+import { t } from "./ui/format.js";
+
 const RETRY_MS = 3000;
 
 export function openAdminFeed({ token, onMessage, onLive }) {
@@ -17,7 +19,7 @@ export function openAdminFeed({ token, onMessage, onLive }) {
   function setLive(value) {
     live = value;
     const label = document.getElementById("feed-state");
-    if (label) label.textContent = live ? "live" : "polling every 2 s";
+    if (label) label.textContent = t(live ? "admin.feed.live" : "admin.feed.polling");
     document.documentElement.dataset.feed = live ? "live" : "polling";
     onLive(live);
   }

@@ -6,10 +6,12 @@
  * admin.console.js draws the charts, the search, the job page and the actions.
  */
 
-import { formatAgo, formatWait } from "./ui/format.js";
+import { formatAgo, formatWait, t } from "./ui/format.js";
 import { createConsole } from "./admin.console.js";
 import { openAdminFeed } from "./admin.feed.js";
-import { FAILURE_WARN_RATE, percent, renderFailures, renderLimits, renderRunning, renderTypes } from "./admin.tables.js";
+import {
+  FAILURE_WARN_RATE, percent, renderFailures, renderLimits, renderRunning, renderTypes, setTitles, typeName,
+} from "./admin.tables.js";
 
 const TOKEN_KEY = "jobcast.adminToken";
 const REFRESH_MS = 2000;
@@ -101,11 +103,11 @@ async function api(path, init) {
       ...(init || {}),
     });
   } catch (_) {
-    throw new Error("The server does not answer.");
+    throw new Error(t("admin.error.no_answer"));
   }
-  if (res.status === 401) throw new AuthError(401, "That token was not accepted (HTTP 401). Check it and try again.");
+  if (res.status === 401) throw new AuthError(401, t("admin.error.401"));
   if (res.status === 403) {
-    throw new AuthError(403, "That token is not the admin token (or the admin endpoints are off: JOBCAST_ADMIN_TOKEN is not set).");
+    throw new AuthError(403, t("admin.error.403"));
   }
   let body = null;
   try {
@@ -115,7 +117,7 @@ async function api(path, init) {
   }
   if (!res.ok) {
     const message = body && body.error && body.error.message;
-    throw new Error(message || "The server answered HTTP " + res.status + ".");
+    throw new Error(message || t("admin.error.http", { status: String(res.status) }));
   }
   return body;
 }
@@ -208,7 +210,7 @@ async function refresh(gen) {
   renderLimits(el, limits.limits || []);
   if (consoleParts) consoleParts.stats(stats);
   lastOk = Date.now();
-  el.refreshState.textContent = "Updated " + new Date(lastOk).toLocaleTimeString();
+  el.refreshState.textContent = t("admin.updated", { time: window.jobcast.i18n.date(lastOk, { timeStyle: "medium" }) });
   el.refreshState.dataset.state = "ok";
   schedule(gen);
   return stats;
@@ -231,7 +233,7 @@ function schedule(gen) {
         showLogin(err.message);
         return;
       }
-      el.refreshState.textContent = err.message + " Retrying… (last update " + formatAgo(Date.now() - lastOk) + ")";
+      el.refreshState.textContent = t("admin.retrying", { error: err.message, ago: formatAgo(Date.now() - lastOk) });
       el.refreshState.dataset.state = "error";
       schedule(gen);
     }
@@ -245,30 +247,32 @@ function sum(obj) {
 }
 
 function render(stats, running, failed) {
+  setTitles(stats.titles);
   const byStatus = stats.by_status || {};
   const queue = stats.queue || {};
   const hour = stats.last_hour || {};
   const day = stats.last_day || {};
 
   el.queueDepth.textContent = queue.depth == null ? "—" : String(queue.depth);
-  el.queueDue.textContent = queue.depth == null ? "Redis does not answer" : (queue.due || 0) + " due now";
+  el.queueDue.textContent = queue.depth == null ? t("admin.queue.no_redis") : t("admin.queue.due", { count: queue.due || 0 });
   el.oldestPending.textContent = byStatus.pending ? formatWait(stats.oldest_pending_s) : "—";
   // Jobs off the queue's line: they hold no worker and count against no cap.
-  const aside = [["waiting", "waiting for input"], ["paused", "paused"], ["draft", "drafts"]]
-    .filter(([status]) => byStatus[status])
-    .map(([status, label]) => byStatus[status] + " " + label);
+  const aside = ["waiting", "paused", "draft"]
+    .filter((status) => byStatus[status])
+    .map((status) => t("admin.aside." + status, { count: byStatus[status] }));
   // Pending jobs past their type's pending limit, of types that report rather than fail them.
   const stuckPending = sum(stats.stuck_pending || {});
-  const stuckNote = stuckPending ? [stuckPending + " stuck"] : [];
-  el.pendingCount.textContent = [(byStatus.pending || 0) + " pending", ...stuckNote, ...aside].join(" · ");
+  const stuckNote = stuckPending ? [t("admin.stuck", { count: stuckPending })] : [];
+  el.pendingCount.textContent = [t("admin.pending", { count: byStatus.pending || 0 }), ...stuckNote, ...aside].join(" · ");
   el.runningCount.textContent = String(byStatus.running || 0);
-  el.stuckCount.textContent = stats.stuck_running ? stats.stuck_running + " stuck" : "none stuck";
+  el.stuckCount.textContent = stats.stuck_running ? t("admin.stuck", { count: stats.stuck_running }) : t("admin.none_stuck");
 
   const finished = sum(Object.fromEntries(Object.entries(hour).map(([k, v]) => [k, v.finished])));
   const failedHour = sum(Object.fromEntries(Object.entries(hour).map(([k, v]) => [k, v.failed])));
   el.throughput.textContent = String(finished);
-  el.failureRate.textContent = (finished / 60).toFixed(2) + "/min · " +
-    (finished ? percent(failedHour / finished) + " failed" : "no failures");
+  const perMin = window.jobcast.i18n.number(finished / 60, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  el.failureRate.textContent = t("admin.rate", { rate: perMin }) + " · " +
+    (finished ? t("admin.rate_failed", { percent: percent(failedHour / finished) }) : t("admin.no_failures"));
 
   const oldWait = byStatus.pending && stats.oldest_pending_s > PENDING_WARN_S;
   el.tileOldest.dataset.level = stuckPending ? "danger" : oldWait ? "warn" : "";
@@ -283,31 +287,24 @@ function render(stats, running, failed) {
 function renderWarnings(stats, hour, oldWait) {
   const items = [];
   if (stats.stuck_running > 0) {
-    const stuck = stats.stuck_running === 1
-      ? "1 running job has stopped reporting: its worker may have died."
-      : stats.stuck_running + " running jobs have stopped reporting: their workers may have died.";
-    items.push({
-      level: "danger",
-      text: stuck + " The reaper hands such jobs to another worker; if this stays, check the workers.",
-    });
+    const stuck = t("admin.warn.stuck_running", { count: stats.stuck_running });
+    items.push({ level: "danger", text: stuck + " " + t("admin.warn.reaper") });
   }
   for (const [type, n] of Object.entries(stats.stuck_pending || {})) {
     items.push({
       level: "danger",
-      text: type + ": " + (n === 1 ? "1 pending job has" : n + " pending jobs have") +
-        " waited for a worker slot past the type's pending limit. Add workers, or raise the type's limits.",
+      text: t("admin.warn.stuck_pending", { type: typeName(type), count: n }),
     });
   }
   if (oldWait) {
     items.push({
       level: "warn",
-      text: "The oldest pending job has waited " + formatWait(stats.oldest_pending_s) +
-        ". Workers may be down, too few, or all busy.",
+      text: t("admin.warn.oldest", { wait: formatWait(stats.oldest_pending_s) }),
     });
   }
   for (const [type, w] of Object.entries(hour)) {
     if (w.finished >= 5 && w.failure_rate >= FAILURE_WARN_RATE) {
-      items.push({ level: "warn", text: type + ": " + percent(w.failure_rate) + " of jobs failed in the last hour." });
+      items.push({ level: "warn", text: t("admin.warn.failing", { type: typeName(type), percent: percent(w.failure_rate) }) });
     }
   }
   el.warnings.textContent = "";
@@ -326,7 +323,7 @@ el.loginForm.addEventListener("submit", (ev) => {
   ev.preventDefault();
   const value = el.token.value.trim();
   if (!value) {
-    el.loginError.textContent = "Enter the admin token.";
+    el.loginError.textContent = t("admin.login.empty");
     el.loginError.hidden = false;
     return;
   }
@@ -340,7 +337,15 @@ document.addEventListener("visibilitychange", () => {
   }
 });
 
-const saved = session.get();
-if (saved) signIn(saved);
-else showLogin("");
-document.documentElement.dataset.ready = "true";
+async function init() {
+  // the page's words in its language (the catalogues of static/i18n, jobcast.js's choice)
+  await window.jobcast.i18n.ready;
+  window.jobcast.i18n.translate(document);
+  document.title = t("admin.page_title");
+  const saved = session.get();
+  if (saved) signIn(saved);
+  else showLogin("");
+  document.documentElement.dataset.ready = "true";
+}
+
+init();

@@ -3,7 +3,7 @@
  * concurrency limits and recent failures, drawn into the elements admin.js found (``el``).
  */
 
-import { clampProgress, formatAgo, formatDuration, shortId } from "./ui/format.js";
+import { clampProgress, formatAgo, formatDuration, shortId, t, typeTitle } from "./ui/format.js";
 
 export const FAILURE_WARN_RATE = 0.2;
 
@@ -16,7 +16,30 @@ function cell(text, className) {
 
 export function percent(rate) {
   if (rate == null || !Number.isFinite(rate)) return "—";
-  return (rate * 100).toFixed(rate > 0 && rate < 0.1 ? 1 : 0) + "%";
+  const digits = rate > 0 && rate < 0.1 ? 1 : 0;
+  return window.jobcast.i18n.number(rate, { style: "percent", minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+let titles = []; // [{type, title}] of the install's job types, from the stats
+
+/** The install's job type titles (the stats' `titles`), for typeName. */
+export function setTitles(byName) {
+  titles = Object.entries(byName || {}).map(([type, title]) => ({ type, title }));
+}
+
+/** A job type as people read it: its title in the page's language, else its name. */
+export function typeName(type) {
+  return typeTitle(titles, type);
+}
+
+/** A job id that opens the job's page in the console (#job=<id>). */
+export function jobLink(id) {
+  const a = document.createElement("a");
+  a.className = "mono";
+  a.href = "#job=" + id;
+  a.textContent = shortId(id);
+  a.title = id;
+  return a;
 }
 
 function seconds(s) {
@@ -28,8 +51,8 @@ export function renderRunning(el, jobs) {
   for (const job of jobs) {
     const tr = document.createElement("tr");
     tr.dataset.jobId = job.id;
-    const id = cell(shortId(job.id), "mono");
-    id.title = job.id;
+    const id = document.createElement("td");
+    id.append(jobLink(job.id));
     const owner = cell(shortId(job.owner_id), "mono muted");
     owner.title = job.owner_id;
     const progress = document.createElement("td");
@@ -41,7 +64,7 @@ export function renderRunning(el, jobs) {
     bar.setAttribute("aria-valuemin", "0");
     bar.setAttribute("aria-valuemax", "100");
     bar.setAttribute("aria-valuenow", String(pct));
-    bar.setAttribute("aria-label", "Progress of job " + shortId(job.id));
+    bar.setAttribute("aria-label", t("admin.progress_of", { id: shortId(job.id) }));
     const fill = document.createElement("span");
     fill.className = "mini-fill";
     fill.style.width = pct + "%";
@@ -51,11 +74,12 @@ export function renderRunning(el, jobs) {
     label.textContent = pct + "%";
     progress.append(bar, label);
     const step = (job.steps || []).find((s) => s.name === job.step);
-    const stepText = (step ? step.title || step.name : job.step || "—") + (job.message ? " · " + job.message : "");
+    const title = step ? window.jobcast.i18n.stepTitle(job.type, step) : job.step || "—";
+    const stepText = title + (job.message ? " · " + job.message : "");
     const started = Date.parse(job.started_at);
     const runFor = Number.isFinite(started) ? formatDuration(Math.max(0, Date.now() - started)) : "—";
-    const attempt = job.attempts > 1 ? " (attempt " + job.attempts + ")" : "";
-    tr.append(id, cell(job.type), owner, progress, cell(stepText, "wrap"), cell(runFor + attempt, "nowrap"));
+    const attempt = job.attempts > 1 ? " " + t("admin.attempt", { n: job.attempts }) : "";
+    tr.append(id, cell(typeName(job.type)), owner, progress, cell(stepText, "wrap"), cell(runFor + attempt, "nowrap"));
     el.runningBody.appendChild(tr);
   }
   el.runningTable.hidden = jobs.length === 0;
@@ -73,11 +97,12 @@ export function renderTypes(el, byType, hour, day) {
     tr.dataset.type = type;
     const name = document.createElement("th");
     name.scope = "row";
-    name.textContent = type;
+    name.textContent = typeName(type);
     const rate = cell(h.finished ? percent(h.failure_rate) : "—", "num");
     if (h.finished && h.failure_rate >= FAILURE_WARN_RATE) rate.classList.add("bad");
-    const perMin = cell(h.finished ? (h.finished / 60).toFixed(2) : "0", "num");
-    perMin.title = (h.finished || 0) + " finished in the last hour";
+    const number = (n) => window.jobcast.i18n.number(n, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+    const perMin = cell(h.finished ? number(h.finished / 60) : "0", "num");
+    perMin.title = t("admin.finished_hour", { count: h.finished || 0 });
     tr.append(
       name,
       cell(String(counts.pending || 0), "num"),
@@ -103,14 +128,12 @@ export function renderFailures(el, jobs) {
     const head = document.createElement("div");
     head.className = "failure-head";
     const type = document.createElement("strong");
-    type.textContent = job.type;
-    const id = document.createElement("code");
-    id.textContent = shortId(job.id);
-    id.title = job.id;
+    type.textContent = typeName(job.type);
+    const id = jobLink(job.id);
     const kind = document.createElement("span");
     kind.className = "badge";
     kind.dataset.status = "failed";
-    kind.textContent = err.category || "failed";
+    kind.textContent = err.category ? t("admin.category." + err.category) : t("status.failed");
     const when = document.createElement("span");
     when.className = "muted";
     const finished = Date.parse(job.finished_at);
@@ -118,11 +141,12 @@ export function renderFailures(el, jobs) {
     head.append(type, id, kind, when);
     const message = document.createElement("p");
     message.className = "failure-message";
-    message.textContent = (err.type ? err.type + ": " : "") + (err.message || job.message || "no message");
+    message.textContent = (err.type ? err.type + ": " : "") + (err.message || job.message || t("admin.no_message"));
     const meta = document.createElement("p");
     meta.className = "failure-meta muted";
-    meta.textContent = "step " + (job.step || "—") + " · attempt " + job.attempts + " of " + job.max_attempts +
-      " · owner " + shortId(job.owner_id);
+    meta.textContent = t("admin.failure_meta", {
+      step: job.step || "—", attempt: job.attempts, max: job.max_attempts, owner: shortId(job.owner_id),
+    });
     li.append(head, message, meta);
     el.failures.appendChild(li);
   }
@@ -134,10 +158,10 @@ export function renderLimits(el, limits) {
   el.limitsBody.textContent = "";
   for (const row of limits) {
     const tr = document.createElement("tr");
-    const limit = row.kind === "throttle" ? row.limit + " per " + row.period_s + " s" : String(row.limit);
+    const limit = row.kind === "throttle" ? t("admin.limit_per", { limit: row.limit, period: row.period_s }) : String(row.limit);
     tr.append(
       cell(row.key, "mono"),
-      cell(row.kind),
+      cell(t("admin.kind." + row.kind)),
       cell(limit, "num"),
       cell(row.running == null ? "—" : String(row.running), "num"),
       cell(String(row.parked), "num"),

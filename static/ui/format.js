@@ -13,7 +13,7 @@ export function clampProgress(value) {
 
 /*
  * Words and numbers go through jobcast.js's catalogue (window.jobcast.i18n) where the
- * page loads it; the operator console does not, and keeps these English forms.
+ * page loads it (the job page and the operator console both do), English otherwise.
  */
 const english = {
   "unit.ms": "{n} ms", "unit.s": "{n} s", "unit.min": "{n} min",
@@ -51,10 +51,12 @@ export function formatDuration(ms) {
 /** Seconds as a wait: "12 s", "4 min", "2.5 h". */
 export function formatWait(seconds) {
   if (seconds == null || !Number.isFinite(seconds)) return "—";
-  if (seconds < 60) return Math.round(seconds) + " s";
-  if (seconds < 3600) return Math.round(seconds / 60) + " min";
+  if (seconds < 60) return t("unit.s", { n: Math.round(seconds) });
+  if (seconds < 3600) return t("unit.min", { n: Math.round(seconds / 60) });
   const h = seconds / 3600;
-  return (h < 10 ? h.toFixed(1) : Math.round(h)) + " h";
+  const catalogue = i18n();
+  const hours = h < 10 ? (catalogue ? catalogue.number(h, { maximumFractionDigits: 1, minimumFractionDigits: 1 }) : h.toFixed(1)) : Math.round(h);
+  return hours + " h";
 }
 
 /** "just now", "12 s ago", "2 min ago", "3 h ago", "4 d ago". */

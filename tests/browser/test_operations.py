@@ -9,7 +9,9 @@ import pytest
 from playwright.async_api import BrowserContext, Route, expect
 
 from jobcast.endpoints import Endpoints
+from tests.browser.conftest import NewContext
 from tests.browser.pages import (
+    DESKTOP,
     RECORDER,
     Console,
     assert_never_decreases,
@@ -19,6 +21,7 @@ from tests.browser.pages import (
     shot,
     start_demo,
 )
+from tests.browser.test_language import ENGLISH_LEFT, FUNCTION_WORDS
 from tests.support import Stack, launch, submit
 
 pytestmark = pytest.mark.browser
@@ -72,7 +75,8 @@ async def test_the_admin_dashboard_shows_running_jobs_and_failures(
     await expect(page.locator("#dashboard")).to_be_visible()
     row = page.locator(f"#running-body tr[data-job-id='{running}']")
     await expect(row).to_be_visible(timeout=10_000)
-    await expect(row).to_contain_text("demo")
+    # the type's title, not its name
+    await expect(row.locator("td").nth(1)).to_have_text("Demo")
     # refreshed every 2 s: the progress moves on
     bar = row.get_by_role("progressbar")
     first = int(await bar.get_attribute("aria-valuenow") or 0)
@@ -82,8 +86,18 @@ async def test_the_admin_dashboard_shows_running_jobs_and_failures(
     await expect(failure).to_contain_text("permanent")
     await expect(page.locator("#types-body tr[data-type=demo]")).to_contain_text("50%")
     await expect(page.locator("#running-count")).to_have_text("1")
-    await expect(page.locator("#queue-depth")).to_have_text(re.compile(r"^\d+$"))
+    # the running job is not on the queue any more: the depth agrees with the pending count
+    await expect(page.locator("#queue-depth")).to_have_text("0")
+    await expect(page.locator("#pending-count")).to_have_text(re.compile(r"^0 pending"))
     await shot(page, artifacts, "admin-dashboard")
+    # a job id links to the job's page in the console
+    await row.get_by_role("link", name=running[:8]).click()
+    await expect(page.locator("#job-panel")).to_be_visible()
+    await expect(page.locator("#job-panel-title")).to_have_text(f"Demo · {running} · running")
+    await page.locator("#job-panel-close").click()
+    await failure.get_by_role("link", name=failed[:8]).click()
+    await expect(page.locator("#job-panel-title")).to_have_text(f"Demo · {failed} · failed")
+    await page.locator("#job-panel-close").click()
 
     # the token stays for the tab: a reload goes straight to the dashboard, which warns
     # of stuck jobs and long waits (numbers a healthy test stack never shows, so edited in)
@@ -134,4 +148,57 @@ async def test_a_restart_of_the_web_process_does_not_freeze_the_page(
     await expect(bar).to_have_attribute("aria-valuenow", "100", timeout=40_000)
     await expect(page.locator("#job-status")).to_have_text("completed")
     assert_never_decreases((await recorded(page))["progress"])
+    assert console.errors == []
+
+
+# What the jobs and the server wrote (messages, errors, ids, inputs, tokens) is theirs.
+OPERATOR_TEXT = ".failure-message, .mono, code, pre, .timeline, .uplot, #search-body td:last-child"
+
+
+async def test_a_german_browser_sees_the_console_in_german(
+    ops_stack: Stack, new_context: NewContext, artifacts: str
+) -> None:
+    token = await ops_stack.owner()
+    async with ops_stack.client(token) as client:
+        running = await submit(client, "demo", duration=30)
+        await submit(client, "demo", duration=0.2, fail_step="fetch")
+    console = Console()
+    context = await new_context(viewport=DESKTOP, locale="de-DE")
+    page = await new_page(context, console)
+
+    async def english_left() -> list[str]:
+        seen = await page.evaluate(ENGLISH_LEFT, [OPERATOR_TEXT, FUNCTION_WORDS])
+        text = seen["text"]
+        return [
+            f"{w!r} in {text[max(0, text.lower().find(w) - 60) :][:120]!r}" for w in seen["found"]
+        ]
+
+    await page.goto(ops_stack.base_url + "/admin")
+    await expect(page.locator("html")).to_have_attribute("lang", "de")
+    await expect(page.locator("#login-title")).to_have_text("Anmeldung für den Betrieb")
+    assert await english_left() == []
+    await page.get_by_label("Admin-Token").fill("not-a-token")
+    await page.get_by_role("button", name="Übersicht zeigen").click()
+    await expect(page.locator("#login-error")).to_contain_text("nicht angenommen")
+    assert await english_left() == []
+
+    await page.get_by_label("Admin-Token").fill(ADMIN_TOKEN)
+    await page.get_by_role("button", name="Übersicht zeigen").click()
+    row = page.locator(f"#running-body tr[data-job-id='{running}']")
+    await expect(row).to_contain_text("Daten holen", timeout=10_000)
+    await expect(page.locator("#failures li").first).to_contain_text("dauerhaft")
+    await expect(page.locator("#refresh-state")).to_contain_text("Aktualisiert")
+    await expect(page.locator("#feed-state")).to_have_text("live")
+    await expect(page.locator("#search-table")).to_have_attribute("data-count", re.compile(r"\d"))
+    assert await english_left() == []
+    await shot(page, artifacts, "admin-german")
+
+    # a job's page in the console
+    await row.get_by_role("link", name=running[:8]).click()
+    await expect(page.locator("#job-panel-title")).to_have_text(f"Demo · {running} · läuft")
+    await expect(page.locator("#job-panel")).to_contain_text("Verlauf")
+    assert await english_left() == []
+    await page.locator("#job-panel-close").click()
+    async with ops_stack.client(token) as client:
+        assert (await client.post(f"/api/jobs/{running}/cancel")).status_code == 202
     assert console.errors == []
