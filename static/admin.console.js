@@ -6,7 +6,7 @@
  */
 
 import { formatAgo, t as say } from "./ui/format.js";
-import { jobLink, typeName } from "./admin.tables.js";
+import { jobLink, labelCells, typeName } from "./admin.tables.js";
 
 export const FAILURE_THRESHOLD = 0.1; // deploy/prometheus/alerts.yml alerts at the same rate
 const FILTER_FIELDS = ["type", "status", "tag", "tenant", "subject", "owner", "error_class", "q", "since", "until"];
@@ -223,6 +223,7 @@ export function createConsole({ api, post, role }) {
     }
     state.cursor = page.next_cursor;
     $("search-more").hidden = !page.next_cursor;
+    labelCells($("search-table"));
     $("search-table").dataset.count = String(body.children.length);
   }
 

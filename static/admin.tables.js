@@ -32,6 +32,16 @@ export function typeName(type) {
   return typeTitle(titles, type);
 }
 
+/** Each body cell's column name (data-label), which a phone shows beside it. */
+export function labelCells(table) {
+  const heads = table.tHead ? [...table.tHead.rows[0].cells].map((th) => th.textContent.trim()) : [];
+  for (const row of table.tBodies[0].rows) {
+    [...row.cells].forEach((c, i) => {
+      c.dataset.label = heads[i] || "";
+    });
+  }
+}
+
 /** A job id that opens the job's page in the console (#job=<id>). */
 export function jobLink(id) {
   const a = document.createElement("a");
@@ -82,6 +92,7 @@ export function renderRunning(el, jobs) {
     tr.append(id, cell(typeName(job.type)), owner, progress, cell(stepText, "wrap"), cell(runFor + attempt, "nowrap"));
     el.runningBody.appendChild(tr);
   }
+  labelCells(el.runningTable);
   el.runningTable.hidden = jobs.length === 0;
   el.runningEmpty.hidden = jobs.length > 0;
 }
@@ -114,6 +125,7 @@ export function renderTypes(el, byType, hour, day) {
     );
     el.typesBody.appendChild(tr);
   }
+  labelCells(el.typesTable);
   el.typesTable.hidden = types.length === 0;
   el.typesEmpty.hidden = types.length > 0;
 }
@@ -169,6 +181,7 @@ export function renderLimits(el, limits) {
     );
     el.limitsBody.appendChild(tr);
   }
+  labelCells(el.limitsTable);
   el.limitsTable.hidden = limits.length === 0;
   el.limitsEmpty.hidden = limits.length !== 0;
 }

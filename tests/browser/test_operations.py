@@ -28,6 +28,19 @@ pytestmark = pytest.mark.browser
 
 ADMIN_TOKEN = "operator-token-for-the-browser-tests"
 
+# What is wider than its box on the page: the page itself, or a table in its scroll box.
+OVERFLOW = """() => {
+  const wide = [];
+  const root = document.documentElement;
+  if (root.scrollWidth > root.clientWidth) wide.push(["page", root.scrollWidth, root.clientWidth]);
+  for (const box of document.querySelectorAll(".table-wrap")) {
+    if (box.offsetParent && box.scrollWidth > box.clientWidth + 1) {
+      wide.push([box.querySelector("table").id, box.scrollWidth, box.clientWidth]);
+    }
+  }
+  return wide;
+}"""
+
 
 @pytest.fixture(scope="module")
 async def ops_stack(
@@ -90,6 +103,13 @@ async def test_the_admin_dashboard_shows_running_jobs_and_failures(
     await expect(page.locator("#queue-depth")).to_have_text("0")
     await expect(page.locator("#pending-count")).to_have_text(re.compile(r"^0 pending"))
     await shot(page, artifacts, "admin-dashboard")
+    # on a phone every table fits the screen: nothing to scroll sideways
+    await page.set_viewport_size({"width": 390, "height": 844})
+    await expect(page.locator("#running-table")).to_be_visible()
+    overflow = await page.evaluate(OVERFLOW)
+    await shot(page, artifacts, "admin-phone", full_page=True)
+    await page.set_viewport_size({"width": 1100, "height": 800})
+    assert overflow == [], overflow
     # a job id links to the job's page in the console
     await row.get_by_role("link", name=running[:8]).click()
     await expect(page.locator("#job-panel")).to_be_visible()
