@@ -1,5 +1,6 @@
 """The screenshots in docs/screenshots/, taken from the real page in Chromium: a running
-job, a completed one with a toast for another, a failed one, My jobs, a phone, the page in
+job, a completed one with a toast for another, a failed one, My jobs (a site audit among
+them, labelled by its site), a phone, the page in
 German, and <job-progress> on the embed demo. Each shot waits for the state it shows."""
 
 from __future__ import annotations
@@ -25,13 +26,13 @@ async def save(page: Page, name: str, *, full_page: bool = False) -> None:
     )
 
 
-async def submit(page: Page, **job_input: object) -> None:
-    """A demo job of the page's visitor, started elsewhere (as another tab would)."""
+async def submit(page: Page, job_type: str = "demo", **job_input: object) -> None:
+    """A job of the page's visitor, started elsewhere (as another tab would)."""
     await page.evaluate(
-        """(input) => fetch("/api/jobs", {method: "POST",
+        """([type, input]) => fetch("/api/jobs", {method: "POST",
             headers: {"Content-Type": "application/json"},
-            body: JSON.stringify({type: "demo", input})})""",
-        job_input,
+            body: JSON.stringify({type, input})})""",
+        [job_type, job_input],
     )
 
 
@@ -54,10 +55,17 @@ async def test_the_docs_screenshots(stack: Stack, new_context: NewContext) -> No
 
     await running(page, 8)
     await save(page, "job-running")
+    # a site audit in My jobs, told apart by its site (example.invalid: it fails at once)
+    await submit(page, "site_audit", url="https://example.invalid/shop/")
+    audit = page.locator("#job-list li", has_text="example.invalid/shop")
+    await expect(audit).to_have_attribute("data-status", "failed", timeout=20_000)
     await page.locator("#my-jobs").screenshot(
         path=str(SCREENSHOTS / "my-jobs.png"), animations="disabled"
     )
     await expect(page.locator("#job-status")).to_have_text("completed", timeout=30_000)
+    await page.evaluate(
+        "() => document.querySelectorAll('#toasts .toast').forEach((t) => t.dismiss())"
+    )
     await submit(page, duration=0.5)
     toast = page.locator("#toasts .toast")
     await expect(toast).to_contain_text("finished", timeout=20_000)
