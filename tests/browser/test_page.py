@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.async_api import BrowserContext, Response, expect
+from playwright.async_api import BrowserContext, Page, Response, expect
 
 from tests.browser.conftest import NewContext
 from tests.browser.pages import (
@@ -169,6 +169,42 @@ async def test_cancel_a_running_job_through_the_confirm_dialog(
     # the cancel just pressed is no news: no toast for it
     await expect(page.locator("[aria-live] .toast")).to_have_count(0)
     await expect(page.get_by_role("button", name="Retry")).to_be_visible()
+    # the step that was running is closed as cancelled, live and after a reload
+    await assert_step_closed(page, "cancelled")
+    await page.reload()
+    await expect(page.locator("#job-status")).to_have_text("cancelled", timeout=10_000)
+    await assert_step_closed(page, "cancelled")
+    assert console.errors == []
+
+
+async def assert_step_closed(page: Page, state: str) -> None:
+    """No step of the job on the page still runs (no spinner): the one that ran is `state`."""
+    await expect(page.locator("#steps li[data-state=running]")).to_have_count(0)
+    await expect(page.locator(f"#steps li[data-state={state}]")).to_have_count(1)
+
+
+async def test_a_job_out_of_time_shows_its_running_step_failed(
+    stack: Stack, context: BrowserContext
+) -> None:
+    console = Console()
+    page = await new_page(context, console)
+    await open_home(page, stack.base_url)
+    # the validate step takes 3 s of the 30: the 2 s time limit falls within it
+    job_id = await page.evaluate(
+        """async () => (await (await fetch("/api/jobs", {method: "POST",
+            headers: {"Content-Type": "application/json"},
+            body: JSON.stringify({type: "demo", input: {duration: 30}, timeout_seconds: 2,
+                max_attempts: 1})})).json()).id"""
+    )
+    await open_home(page, stack.base_url, f"/jobs/{job_id}")
+    await expect(page.locator("#job-status")).to_have_text("failed", timeout=20_000)
+    await assert_step_closed(page, "failed")
+    await expect(page.locator("#steps li[data-step=validate]")).to_have_attribute(
+        "data-state", "failed"
+    )
+    await page.reload()
+    await expect(page.locator("#job-status")).to_have_text("failed", timeout=10_000)
+    await assert_step_closed(page, "failed")
     assert console.errors == []
 
 
