@@ -337,7 +337,8 @@ export interface ToastOptions {
   sticky?: boolean;
 }
 
-/** <job-toasts server="…" token="…" tag="…">: toasts for the jobs of a feed. */
+/** <job-toasts server="…" token="…" tag="…" started>: toasts for the jobs of a feed
+ * (with `started`, one when a job starts running too). */
 export interface JobToastsElement extends HTMLElement {
   token: string | null;
   show(options: ToastOptions): HTMLElement;

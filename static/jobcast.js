@@ -1872,13 +1872,19 @@
 
   var TOAST_MS = 8000;
   var MAX_TOASTS = 4;
-  var ENDED_TEXT = { completed: "completed", failed: "failed", cancelled: "was cancelled" };
 
-  /** What a toast says of a job's event: {kind, title, detail, sticky}, or null for none. */
-  function toastOf(event, job) {
-    var name = (job && (job.title || job.type)) || "A job";
+  /**
+   * What a toast says of a job's event: {kind, title, detail, sticky}, or null for none.
+   * `started`: a job's start is news too (<job-toasts started>).
+   */
+  function toastOf(event, job, started) {
+    var type = job && job.type;
+    var name = (type ? typeTitle(type, type) : t("job.generic")) + " " + String(event.job_id || "").slice(0, 8);
     if (event.kind === "input_required") {
-      return { kind: "info", title: name + " needs your input", detail: event.prompt || "", sticky: true };
+      return { kind: "info", title: t("toasts.input", { name: name }), detail: event.prompt || "", sticky: true };
+    }
+    if (started && event.kind === "status" && event.status === "running") {
+      return { kind: "info", title: t("toast.started", { name: name }), detail: t("toast.started_detail"), sticky: false };
     }
     if (event.kind !== "status" || !isFinal(event.status)) return null;
     var detail = "";
@@ -1886,7 +1892,7 @@
     if (event.status === "completed" && job && job.result && typeof job.result.summary === "string") detail = job.result.summary;
     return {
       kind: event.status === "completed" ? "success" : event.status === "failed" ? "error" : "info",
-      title: name + " " + ENDED_TEXT[event.status],
+      title: t("toast." + event.status, { name: name }),
       detail: detail,
       sticky: false,
     };
@@ -1895,7 +1901,8 @@
   /**
    * <job-toasts server="…" token="…" tag="…">: toasts for the jobs of a feed (a browser
    * token's scope, a tag, or the visitor's own jobs), on any page: one when a job ends
-   * (completed, failed, cancelled) and a sticky one when a job asks for input. Fires
+   * (completed, failed, cancelled), a sticky one when a job asks for input, and with the
+   * `started` attribute one when a job starts running (once per job). Fires
    * `job-toasts:toast` ({job_id, kind, title, detail}) for each, and `job-toasts:error`
    * ({code, status, message}) when jobcast refuses the feed (an expired token: set a new
    * one, the `token` property or attribute, to go on).
@@ -1915,7 +1922,10 @@
         this._region = document.createElement("div");
         this._region.className = "jt";
         this._region.setAttribute("role", "region");
-        this._region.setAttribute("aria-label", "Job notifications");
+        var region = this._region;
+        i18n.ready.then(function () {
+          region.setAttribute("aria-label", t("toasts.region"));
+        });
         this._region.setAttribute("aria-live", "polite");
         root.appendChild(link);
         root.appendChild(this._region);
@@ -1923,6 +1933,7 @@
         this._feed = null;
         this._key = null;
         this._jobs = {};
+        this._started = new Set(); // jobs whose start was told
       }
 
       get token() {
@@ -1965,7 +1976,12 @@
             });
           },
           onEvent: function (event) {
-            if (!toastOf(event, null)) return;
+            var started = self.hasAttribute("started");
+            if (!toastOf(event, null, started)) return;
+            if (event.kind === "status" && event.status === "running") {
+              if (self._started.has(event.job_id)) return; // a retry's start is no news
+              self._started.add(event.job_id);
+            }
             // the job as it ended (its type, result or error), for what the toast says
             client.getJob(event.job_id).then(
               function (job) {
@@ -1981,8 +1997,8 @@
             var expired = err.code === "token_expired";
             self.show({
               kind: "error",
-              title: expired ? "Access expired" : "Job notifications stopped",
-              detail: expired ? "Reload the page to see your jobs again." : err.message,
+              title: expired ? t("toasts.expired") : t("toasts.stopped"),
+              detail: expired ? t("toasts.expired_detail") : err.message,
               sticky: true,
             });
             self.dispatchEvent(new CustomEvent("job-toasts:error", { detail: err, bubbles: true, composed: true }));
@@ -1991,7 +2007,7 @@
       }
 
       _toast(event, job) {
-        var toast = toastOf(event, job);
+        var toast = toastOf(event, job, this.hasAttribute("started"));
         if (!toast) return;
         this.show(toast);
         var detail = { job_id: event.job_id, kind: toast.kind, title: toast.title, detail: toast.detail };
@@ -2022,7 +2038,7 @@
         close.type = "button";
         close.className = "jt-close";
         close.setAttribute("part", "close");
-        close.setAttribute("aria-label", "Dismiss notification");
+        close.setAttribute("aria-label", t("toast.dismiss"));
         node.appendChild(body);
         node.appendChild(close);
         var region = this._region;

@@ -183,7 +183,7 @@ async def test_the_app_page_shows_its_users_job_live_and_a_toast_and_nothing_of_
     progress = ann.locator("job-progress")
     await expect(progress).to_contain_text("Completed", timeout=60_000)
     await expect(ann.locator("job-toasts .jt-toast")).to_contain_text(
-        "demo completed", timeout=15_000
+        f"demo {job[:8]} finished", timeout=15_000
     )
     rec = await ann.evaluate("() => window.__rec")
     assert rec["done"] == "completed" and rec["errors"] == []
@@ -192,11 +192,16 @@ async def test_the_app_page_shows_its_users_job_live_and_a_toast_and_nothing_of_
     assert_never_decreases(rec["progress"])
     await shot(ann, artifacts, "embedding-app-page")
 
-    # bob's toasts: his own job's, and none of ann's, though his feed was open all along
+    # bob's toasts: his own job's, and none of ann's, though his feed was open all along;
+    # his element tells starts too (the `started` attribute), ann's only ends
+    await bob.evaluate("() => document.querySelector('job-toasts').setAttribute('started', '')")
     own = await submit_for(jobcast, app.key, "bob", duration=0.5)
-    await expect(bob.locator("job-toasts .jt-toast")).to_have_count(1, timeout=30_000)
+    await expect(bob.locator("job-toasts .jt-toast")).to_have_count(2, timeout=30_000)
     bob_toasts = await bob.evaluate("() => window.__rec.toasts")
-    assert [t["job_id"] for t in bob_toasts] == [own]
+    assert [(t["job_id"], t["title"]) for t in bob_toasts] == [
+        (own, f"demo {own[:8]} started"),
+        (own, f"demo {own[:8]} finished"),
+    ]
     assert [t["job_id"] for t in await ann.evaluate("() => window.__rec.toasts")] == [job]
     assert console.errors == [], console.errors
 
