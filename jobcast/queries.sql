@@ -1332,7 +1332,8 @@ SELECT kind, key, lim, period_s FROM job_keys WHERE job_id = $1 ORDER BY key, ki
 -- The jobs an ended job released, to queue: taken once. $1 the ended job's id
 UPDATE jobs SET released_by = NULL
 WHERE released_by = $1 AND status = 'pending' AND parked_on IS NULL
-RETURNING id, owner_id, priority, GREATEST(0, extract(epoch FROM run_at - now()))::float8 AS delay_s
+RETURNING id, owner_id, priority, fair_key,
+          GREATEST(0, extract(epoch FROM run_at - now()))::float8 AS delay_s
 
 -- name: parked_keys
 -- Keys with parked jobs that may be released now: concurrency keys (a slot may have
@@ -1344,7 +1345,7 @@ ORDER BY 1 LIMIT 500
 
 -- name: release_key
 -- Release the parked jobs a key has room for; those to queue. $1 key
-SELECT j.id, j.owner_id, j.priority,
+SELECT j.id, j.owner_id, j.priority, j.fair_key,
        GREATEST(0, extract(epoch FROM j.run_at - now()))::float8 AS delay_s
 FROM jobcast_release($1, NULL) AS r(id) JOIN jobs j ON j.id = r.id
 

@@ -39,6 +39,21 @@ IN_PROGRESS_TTL_MS = (ARQ_TIMEOUT_S + 10) * 1000
 # then); once due, the sweep moves it into its priority's span (``promote``).
 PRIORITY_SPAN_MS = 10**10  # ~115 days: the longest backlog one priority keeps in order
 
+# Fairness within a priority: a due job of a fairness group (its tenant, else its owner)
+# takes its group's next turn instead of its run time. A turn is one after the group's
+# last queued job, and never before the band's head (the lowest score in the band, a job
+# running or next to run): a group with nothing queued goes right behind the head, a
+# group with a backlog goes behind its own last job. The groups with work queued take
+# turns, one job each per round (start-time fair queueing with every job of one size).
+# The band looked at starts a day above the next priority's, which a turn never reaches.
+TURN_FLOOR_MARGIN_MS = 86_400_000
+TURN_TTL_MS = 86_400_000  # a group's last turn, forgotten after a day without a job
+
+
+def fair_group(tenant: str | None, owner_id: UUID) -> str:
+    """A job's fairness group, as ``jobs.fair_key`` names it."""
+    return f"fair:tenant:{tenant}" if tenant is not None else f"fair:owner:{owner_id}"
+
 
 def score_for(run_at_ms: int, priority: int, now_ms: int) -> int:
     if run_at_ms > now_ms:
@@ -46,14 +61,29 @@ def score_for(run_at_ms: int, priority: int, now_ms: int) -> int:
     return run_at_ms - (priority + 11) * PRIORITY_SPAN_MS
 
 
-# KEYS: job key, result key, queue; ARGV: expires ms, job bytes, score, job id,
-# owner channel, message (may be empty)
+# KEYS: job key, result key, queue, the group's last turn (the queue again: none);
+# ARGV: expires ms, job bytes, score, job id, owner channel, message (may be empty), the
+# band's floor for a turn ('' for no turn: the score is the run time's), the turn's TTL
 _ENQUEUE = """
 if redis.call('exists', KEYS[1]) == 1 or redis.call('exists', KEYS[2]) == 1 then
   return 0
 end
+local score = tonumber(ARGV[3])
+if ARGV[7] ~= '' then
+  local turn = score
+  local head = redis.call('zrangebyscore', KEYS[3], ARGV[7], ARGV[3], 'WITHSCORES', 'LIMIT', 0, 1)
+  if head[2] then
+    turn = tonumber(head[2])
+  end
+  local last = tonumber(redis.call('get', KEYS[4]) or '0')
+  if last > turn then
+    turn = last
+  end
+  score = turn + 1
+  redis.call('psetex', KEYS[4], ARGV[8], string.format('%.0f', score))
+end
 redis.call('psetex', KEYS[1], ARGV[1], ARGV[2])
-redis.call('zadd', KEYS[3], ARGV[3], ARGV[4])
+redis.call('zadd', KEYS[3], string.format('%.0f', score), ARGV[4])
 if ARGV[6] ~= '' then
   redis.call('publish', ARGV[5], ARGV[6])
 end
@@ -94,11 +124,16 @@ class Queued:
     priority: int = 0
     owner_id: UUID | None = None
     announce: bytes = b""
+    # its fairness group (None: fairness is off), whose next turn a due job takes
+    group: str | None = None
 
     @classmethod
     def rows(cls, rows: Iterable[Any]) -> list[Queued]:
-        """Jobs to queue from rows of id, priority and delay_s (released parked jobs)."""
-        return [cls(r["id"], delay_s=r["delay_s"], priority=r["priority"]) for r in rows]
+        """Jobs to queue from rows of id, priority, delay_s and fair_key (released jobs)."""
+        return [
+            cls(r["id"], delay_s=r["delay_s"], priority=r["priority"], group=r["fair_key"])
+            for r in rows
+        ]
 
 
 class Queue:
@@ -119,40 +154,36 @@ class Queue:
         priority: int = 0,
         owner_id: UUID | None = None,
         announce: bytes = b"",
+        group: str | None = None,
     ) -> bool:
-        """Queue ``run_job(job_id)`` under arq job id ``job_id``; False if already queued."""
-        keys, args = self._enqueue_call(job_id, delay_s, priority, owner_id, announce)
+        """Queue ``run_job(job_id)`` under arq job id ``job_id``; False if already queued.
+        A due job of a fairness ``group`` takes the group's next turn in its band."""
+        job = Queued(job_id, delay_s, priority, owner_id, announce, group)
+        keys, args = self._enqueue_call(job)
         return bool(await self._script(keys=keys, args=args))
 
     async def enqueue_many(self, jobs: list[Queued]) -> None:
         """Queue many jobs in one round trip (a pipeline of the enqueue script)."""
         async with self._redis.pipeline(transaction=False) as pipe:
             for job in jobs:
-                keys, args = self._enqueue_call(
-                    job.job_id, job.delay_s, job.priority, job.owner_id, job.announce
-                )
+                keys, args = self._enqueue_call(job)
                 await self._script(keys=keys, args=args, client=pipe)
             await pipe.execute()
 
-    def _enqueue_call(
-        self,
-        job_id: UUID,
-        delay_s: float,
-        priority: int,
-        owner_id: UUID | None,
-        announce: bytes,
-    ) -> tuple[list[str], list[Any]]:
+    def _enqueue_call(self, queued: Queued) -> tuple[list[str], list[Any]]:
         now_ms = int(time.time() * 1000)
-        score = score_for(now_ms + int(delay_s * 1000), priority, now_ms)
-        job = serialize_job(RUN_JOB, (str(job_id),), {}, None, now_ms)
-        channel = self._settings.owner_channel(owner_id) if owner_id else ""
-        keys = [
-            job_key_prefix + str(job_id),
-            result_key_prefix + str(job_id),
-            self._settings.queue_name,
-        ]
-        args = [max(0, score - now_ms) + expires_extra_ms, job, score, str(job_id), channel]
-        return keys, [*args, announce]
+        job_id = str(queued.job_id)
+        score = score_for(now_ms + int(queued.delay_s * 1000), queued.priority, now_ms)
+        job = serialize_job(RUN_JOB, (job_id,), {}, None, now_ms)
+        channel = self._settings.owner_channel(queued.owner_id) if queued.owner_id else ""
+        queue = self._settings.queue_name
+        turn_key, floor = queue, ""
+        if queued.group is not None and score < now_ms:  # due: it takes its group's turn
+            turn_key = f"{self._settings.redis_prefix}:turn:{queued.priority}:{queued.group}"
+            floor = str(score - PRIORITY_SPAN_MS + TURN_FLOOR_MARGIN_MS)
+        keys = [job_key_prefix + job_id, result_key_prefix + job_id, queue, turn_key]
+        args = [max(0, score - now_ms) + expires_extra_ms, job, score, job_id, channel]
+        return keys, [*args, queued.announce, floor, TURN_TTL_MS]
 
     async def announce(self, owner_id: UUID, announce: bytes) -> None:
         """Publish a job's first event to its owner's feed without queueing it (a job made

@@ -24,7 +24,7 @@ from jobcast.concurrency import JobFacts, job_keys
 from jobcast.errors import Forbidden, InvalidInput, NotFound, Refused
 from jobcast.logs import name_job
 from jobcast.model import JobStatus, SubmitRequest, dumps
-from jobcast.queue import Queued
+from jobcast.queue import Queued, fair_group
 from jobcast.store import BatchJob, BatchJobState
 from jobcast.webhooks import check_target
 from server.auth import Caller, owner_of
@@ -192,7 +192,14 @@ async def submit_batch(request: Request) -> Response:
         owner_id, jobs, max_active=cap, fair_window=settings.fair_window
     )
     fresh = [  # a job made parked (its tenant's share of the queue full) is queued later
-        Queued(c.job.id, spec.delay_s, spec.priority, owner_id, dumps(c.event.wire()))
+        Queued(
+            c.job.id,
+            spec.delay_s,
+            spec.priority,
+            owner_id,
+            dumps(c.event.wire()),
+            fair_group(c.job.tenant, owner_id) if settings.fair_window else None,
+        )
         for c, spec in zip(made, jobs, strict=True)
         if c.event is not None and c.job.waiting_reason is None
     ]

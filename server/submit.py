@@ -22,6 +22,7 @@ from jobcast.concurrency import JobFacts, JobKey, job_keys
 from jobcast.errors import Conflict, InvalidInput, TooManyRequests
 from jobcast.logs import name_job
 from jobcast.model import Debounce, Event, Job, JobStatus, SubmitRequest, dumps
+from jobcast.queue import fair_group
 from jobcast.registry import JobType
 from jobcast.retry import RetryPolicy, install_default
 from jobcast.schemas import JobAccepted
@@ -282,6 +283,7 @@ async def _create(
                 priority=priority,
                 owner_id=owner_id,
                 announce=dumps(event.wire()),
+                group=fair_group(job.tenant, owner_id) if settings.fair_window else None,
             )
     except (RedisError, OSError) as exc:
         # the job is committed: the sweep queues it once Redis answers again

@@ -30,6 +30,9 @@ const el = {
   start: $("start-button"),
   draft: $("draft-button"),
   formError: $("form-error"),
+  limitOptions: $("limit-options"),
+  key: $("job-key"),
+  keyLimit: $("job-key-limit"),
 };
 
 const storage = {
@@ -449,6 +452,35 @@ async function loadJobTypes() {
   list.setTypes(jobTypes);
 }
 
+/**
+ * The submit's options beyond the input: a draft, and a concurrency key with its limit
+ * (the "Concurrency limit" fields; an empty key adds none).
+ */
+function submitOptions(asDraft) {
+  const extra = asDraft ? { draft: true } : {};
+  el.key.removeAttribute("aria-invalid");
+  el.keyLimit.removeAttribute("aria-invalid");
+  const key = el.key.value.trim();
+  if (key) {
+    const limit = Number(el.keyLimit.value);
+    if (!Number.isInteger(limit) || limit < 1) {
+      el.limitOptions.open = true;
+      el.keyLimit.setAttribute("aria-invalid", "true");
+      el.keyLimit.focus();
+      throw new Error(t("form.bad_limit"));
+    }
+    extra.concurrency = [{ key, limit }];
+  }
+  return Object.keys(extra).length ? extra : undefined;
+}
+
+/** The server refused the key or its limit: open the fields and point at the key. */
+function markKeyInvalid() {
+  el.limitOptions.open = true;
+  el.key.setAttribute("aria-invalid", "true");
+  el.key.focus();
+}
+
 async function onSubmit(ev) {
   ev.preventDefault();
   if (submitting) return;
@@ -466,18 +498,27 @@ async function onSubmit(ev) {
     return;
   }
 
-  const asDraft = Boolean(ev.submitter && ev.submitter.value === "draft");
+  let extra;
+  try {
+    extra = submitOptions(Boolean(ev.submitter && ev.submitter.value === "draft"));
+  } catch (err) {
+    showFormError(err);
+    return;
+  }
   submitting = true;
   el.start.disabled = el.draft.disabled = true;
   el.form.setAttribute("aria-busy", "true");
   try {
-    const created = await track(jc.submit(type, input, asDraft ? { draft: true } : undefined));
+    const created = await track(jc.submit(type, input, extra));
     if (!created || !created.id) throw new Error(t("error.no_id"));
     goTo(created.id, { created, type, input });
     focusJob();
   } catch (err) {
     if (err && Array.isArray(err.details && err.details.details)) {
-      for (const d of err.details.details) inputForm.markInvalid(d.field);
+      for (const d of err.details.details) {
+        if (String(d.field).startsWith("concurrency")) markKeyInvalid();
+        else inputForm.markInvalid(d.field);
+      }
     }
     showFormError(err);
   } finally {

@@ -202,6 +202,10 @@ export interface SubmitExtra {
   tags?: string[];
   metadata?: Record<string, unknown>;
   draft?: boolean;
+  /** Concurrency keys: at most `limit` jobs holding `key` run at once. */
+  concurrency?: { key: string; limit: number }[];
+  /** A throttle: at most `limit` starts of `key` per `period_s` seconds. */
+  throttle?: { key: string; limit: number; period_s: number };
   [key: string]: unknown;
 }
 

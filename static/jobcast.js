@@ -565,7 +565,7 @@
     /**
      * POST /api/jobs → {id, status, status_url, ws_url, estimated_seconds}.
      * `extra` adds the optional fields: priority, delay_seconds, idempotency_key,
-     * max_attempts, timeout_seconds, callback_url.
+     * max_attempts, timeout_seconds, callback_url, concurrency ([{key, limit}]), throttle.
      */
     async function submit(type, input, extra) {
       var body = Object.assign({}, extra || {}, { type: type, input: input || {} });

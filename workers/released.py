@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 async def queue_rows(queue: Queue, rows: Sequence[asyncpg.Record]) -> None:
-    """Queue released jobs (rows of id, priority, delay_s) in one round trip."""
+    """Queue released jobs (rows of id, priority, delay_s, fair_key) in one round trip."""
     if rows:
         await queue.enqueue_many(Queued.rows(rows))
 

@@ -65,7 +65,8 @@ class Limits(StoreBase):
         return [r["key"] for r in rows]
 
     async def release_key(self, key: str) -> list[asyncpg.Record]:
-        """Release the parked jobs the key has room for: id, owner_id, priority, delay_s."""
+        """Release the parked jobs the key has room for: id, owner_id, priority, fair_key,
+        delay_s."""
         rows: list[asyncpg.Record] = await self._run(
             lambda: self.pool.fetch(QUERIES["release_key"], key)
         )
