@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 import pytest
@@ -14,14 +15,20 @@ from workers.progress import ProgressGate, Report
 class Writes:
     """What the gate wrote, in order, with a way to wait for the n-th write."""
 
-    def __init__(self, fail_with: BaseException | None = None) -> None:
+    def __init__(self, fail_with: BaseException | None = None, takes_s: float = 0.0) -> None:
         self.reports: list[Report] = []
         self.fail_with = fail_with
+        self.takes_s = takes_s  # how long each write takes (a slow Postgres)
+        self.spans: list[tuple[float, float]] = []  # (start, end) of each write
         self._changed = asyncio.Condition()
 
     async def write(self, report: Report) -> None:
         if self.fail_with is not None:
             raise self.fail_with
+        started = time.monotonic()
+        if self.takes_s:
+            await asyncio.sleep(self.takes_s)
+        self.spans.append((started, time.monotonic()))
         async with self._changed:
             self.reports.append(report)
             self._changed.notify_all()
@@ -58,6 +65,22 @@ async def test_a_burst_writes_its_first_at_once_and_its_last_when_the_window_end
     await writes.until(2)
     assert time.monotonic() - started >= 0.045
     assert writes.messages == ["1", "1000"]
+
+
+async def test_with_slow_writes_each_window_starts_when_the_last_write_ended() -> None:
+    writes = Writes(takes_s=0.02)
+    gate = ProgressGate(0.05, writes.write)
+    until = time.monotonic() + 0.5
+    i = 0
+    while time.monotonic() < until:  # a job reporting every millisecond for half a second
+        i += 1
+        await gate.report(report(i))
+        await asyncio.sleep(0.001)
+    await gate.flush()
+    gaps = [start - end for (_, end), (start, _) in itertools.pairwise(writes.spans)]
+    assert len(writes.reports) <= 0.5 / 0.07 + 2, len(writes.reports)
+    assert min(gaps[:-1]) >= 0.045, gaps  # the flush at the end may come at any time
+    assert writes.messages[-1] == str(i)
 
 
 async def test_another_write_of_the_attempt_writes_the_kept_report_first() -> None:
