@@ -21,6 +21,7 @@ import uuid
 import asyncpg
 import orjson
 import redis.asyncio as aioredis
+from redis.asyncio.client import PubSub
 
 from bench.harness import (
     BenchError,
@@ -90,6 +91,12 @@ async def complete(ctx: Run, watchers: list[Watcher]) -> int:
     return sum(w.gap_free and w.seqs[-1] == last.get(w.job_id) for w in watchers)
 
 
+async def close_all(pubsub: PubSub, *clients: aioredis.Redis) -> None:
+    await pubsub.aclose()
+    for client in clients:
+        await client.aclose()
+
+
 async def floor_rate(ctx: Run, writers: int, count: int) -> float:
     """Events per second when each is INSERTed (committed), then PUBLISHed, and received."""
     prefix = f"{ctx.settings.redis_prefix}:bench-events"
@@ -135,9 +142,7 @@ async def floor_rate(ctx: Run, writers: int, count: int) -> float:
             raise BenchError("the baseline's subscriber got a channel's events out of order")
         return count / elapsed
     finally:
-        await pubsub.aclose()
-        await subscriber.aclose()
-        await publisher.aclose()
+        await close_all(pubsub, subscriber, publisher)
         await pool.execute("DROP TABLE IF EXISTS bench_events")
         await pool.close()
 
@@ -186,9 +191,7 @@ async def batched_floor_rate(ctx: Run, writers: int, count: int) -> float:
         await asyncio.wait_for(receiver, 30)
         return rounds * writers / (time.perf_counter() - started)
     finally:
-        await pubsub.aclose()
-        await subscriber.aclose()
-        await publisher.aclose()
+        await close_all(pubsub, subscriber, publisher)
         await conn.execute("DROP TABLE IF EXISTS bench_events")
         await conn.close()
 
