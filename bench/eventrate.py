@@ -21,6 +21,7 @@ import uuid
 import asyncpg
 import orjson
 import redis.asyncio as aioredis
+from redis.asyncio.client import PubSub
 
 from bench.harness import (
     BenchError,
@@ -90,6 +91,12 @@ async def complete(ctx: Run, watchers: list[Watcher]) -> int:
     return sum(w.gap_free and w.seqs[-1] == last.get(w.job_id) for w in watchers)
 
 
+async def close_all(pubsub: PubSub, *clients: aioredis.Redis) -> None:
+    await pubsub.aclose()
+    for client in clients:
+        await client.aclose()
+
+
 async def floor_rate(ctx: Run, writers: int, count: int) -> float:
     """Events per second when each is INSERTed (committed), then PUBLISHed, and received."""
     prefix = f"{ctx.settings.redis_prefix}:bench-events"
@@ -135,11 +142,58 @@ async def floor_rate(ctx: Run, writers: int, count: int) -> float:
             raise BenchError("the baseline's subscriber got a channel's events out of order")
         return count / elapsed
     finally:
-        await pubsub.aclose()
-        await subscriber.aclose()
-        await publisher.aclose()
+        await close_all(pubsub, subscriber, publisher)
         await pool.execute("DROP TABLE IF EXISTS bench_events")
         await pool.close()
+
+
+# $1 jobs, $2 seqs, $3 data: the events of many writers in one statement
+SQL_EVENTS = (
+    "INSERT INTO bench_events (job, seq, data)"
+    " SELECT * FROM unnest($1::int[], $2::int[], $3::jsonb[]) RETURNING at"
+)
+
+
+async def batched_floor_rate(ctx: Run, writers: int, count: int) -> float:
+    """Events per second when the events of ``writers`` jobs, one each, are INSERTed in one
+    statement (committed), then PUBLISHed in one pipeline, and received: the floor of a
+    worker that persists many jobs' events to a statement."""
+    prefix = f"{ctx.settings.redis_prefix}:bench-batched"
+    conn = await asyncpg.connect(ctx.settings.database_dsn)
+    publisher = aioredis.Redis.from_url(ctx.settings.redis_dsn)
+    subscriber = aioredis.Redis.from_url(ctx.settings.redis_dsn)
+    pubsub = subscriber.pubsub()
+    rounds = max(count // writers, 1)
+    try:
+        await conn.execute(SQL_SCRATCH)
+        await pubsub.psubscribe(f"{prefix}:*")
+
+        async def receive() -> None:
+            received = 0
+            while received < rounds * writers:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                if message is not None and message["type"] == "pmessage":
+                    received += 1
+
+        receiver = asyncio.create_task(receive())
+        jobs = list(range(writers))
+        started = time.perf_counter()
+        for seq in range(1, rounds + 1):
+            data = [
+                orjson.dumps({"kind": "progress", "progress": seq, "seq": seq}).decode()
+                for _ in jobs
+            ]
+            await conn.fetch(SQL_EVENTS, jobs, [seq] * writers, data)
+            async with publisher.pipeline(transaction=False) as pipe:
+                for job, text in zip(jobs, data, strict=True):
+                    pipe.publish(f"{prefix}:{job}", text)
+                await pipe.execute()
+        await asyncio.wait_for(receiver, 30)
+        return rounds * writers / (time.perf_counter() - started)
+    finally:
+        await close_all(pubsub, subscriber, publisher)
+        await conn.execute("DROP TABLE IF EXISTS bench_events")
+        await conn.close()
 
 
 async def run(ctx: Run, section: Section) -> None:
@@ -168,6 +222,7 @@ async def run(ctx: Run, section: Section) -> None:
     whole = await complete(ctx, watchers)
     writers = ctx.settings.worker_concurrency
     floor = await floor_rate(ctx, writers, min(delivered, BASELINE_MAX))
+    batched = await batched_floor_rate(ctx, writers, min(delivered, BASELINE_MAX))
     section.figures = [
         Figure(
             f"events stored and delivered per second, {count} watched jobs",
@@ -176,6 +231,13 @@ async def run(ctx: Run, section: Section) -> None:
             floor,
             f"asyncpg INSERT + PUBLISH per event, {writers} writers, "
             f"{ctx.settings.pg_pool_max} connections",
+        ),
+        Figure(
+            f"the floor with the events of {writers} jobs to a statement",
+            "events/s",
+            batched,
+            floor,
+            "the floor above, one statement per event",
         ),
         Figure(
             "watchers that got every event, in order",
@@ -199,4 +261,8 @@ async def run(ctx: Run, section: Section) -> None:
         f"subscriber reading them all, {min(delivered, BASELINE_MAX)} events in all: what "
         "persisting each event before publishing it costs here at the least, with no job, "
         "no websocket and no check.",
+        f"The batched floor: one connection INSERTs one event of each of {writers} jobs in one "
+        "statement (`unnest`, committed), then PUBLISHes them in one pipeline, round after "
+        "round, read by one subscriber: what persisting many jobs' events to a statement "
+        "could reach here at the least, which jobcast's worker does not do yet.",
     ]

@@ -41,6 +41,7 @@ from bench.harness import (
     wait_completed,
 )
 from bench.rawarq import raw_queue
+from jobcast.settings import Settings
 
 SUBMITTERS = 20
 FLOOR = "bare HTTP floor (INSERT + arq)"
@@ -49,6 +50,10 @@ ROLLED = "hand-rolled (floor + 2 UPDATEs)"
 SLEEP_INPUT = {"sleep_s": 0.01}
 # and the same 10 ms as the demo job, which reports 31 events on the way
 DEMO_INPUT = {"duration": 0.01}
+# the run's worker stores every progress report (bench.harness); this one coalesces them
+# within the shipped window, as an install does
+WINDOW_MS = Settings.model_fields["progress_window_ms"].default
+COALESCING = "worker-coalescing"
 
 
 async def jobcast_rate(
@@ -120,6 +125,19 @@ async def arq_rate(run: Run, function: str, count: int, bare_url: str | None = N
         await pool.aclose()
 
 
+async def coalesced_demo_rate(ctx: Run, count: int) -> tuple[float, str]:
+    """Demo jobs per second on a worker that coalesces progress within the shipped window,
+    and the events the last of them stored."""
+    await ctx.cluster.stop("worker")
+    await ctx.cluster.start_worker(COALESCING, env={"JOBCAST_PROGRESS_WINDOW_MS": f"{WINDOW_MS:g}"})
+    try:
+        rate = await jobcast_rate(ctx, [ctx.web_url], "demo", DEMO_INPUT, count)
+        return rate, await event_kinds(ctx.db, "demo")
+    finally:
+        await ctx.cluster.stop(COALESCING)
+        await ctx.cluster.start_worker("worker")
+
+
 def metered(ctx: Run) -> AbstractContextManager[Spent | None]:
     """The CPU all processes spend in the block, where they can be read."""
     return ctx.cpu.measure() if ctx.cpu is not None else nullcontext()
@@ -131,6 +149,8 @@ async def run(ctx: Run, section: Section) -> None:
         noop = await jobcast_rate(ctx, [ctx.web_url], "noop", {}, scale.noop_jobs)
     sleep = await jobcast_rate(ctx, [ctx.web_url], "noop", SLEEP_INPUT, scale.sleep_jobs)
     demo = await jobcast_rate(ctx, [ctx.web_url], "demo", DEMO_INPUT, scale.sleep_jobs)
+    kinds = await event_kinds(ctx.db, "demo")
+    coalesced, coalesced_kinds = await coalesced_demo_rate(ctx, scale.sleep_jobs)
     await ctx.cluster.start_worker(
         "raw-arq", command=python_command("-m", "bench.rawarq"), queue=raw_queue(ctx.settings)
     )
@@ -152,7 +172,6 @@ async def run(ctx: Run, section: Section) -> None:
             await ctx.cluster.stop("bare")
     finally:
         await ctx.cluster.stop("raw-arq")
-    kinds = await event_kinds(ctx.db, "demo")
     section.figures = [
         Figure(f"noop jobs ({scale.noop_jobs})", "jobs/s", noop, raw_noop, "raw arq, noop"),
         Figure(
@@ -176,6 +195,21 @@ async def run(ctx: Run, section: Section) -> None:
             noop,
             f"jobcast, noop jobs ({scale.noop_jobs})",
         ),
+        Figure(
+            f"10 ms jobs ({scale.sleep_jobs}): demo, progress coalesced ({WINDOW_MS:g} ms), "
+            f"{coalesced_kinds} events",
+            "jobs/s",
+            coalesced,
+            noop,
+            f"jobcast, noop jobs ({scale.noop_jobs})",
+        ),
+        Figure(
+            f"10 ms jobs ({scale.sleep_jobs}): demo, progress coalesced ({WINDOW_MS:g} ms)",
+            "jobs/s",
+            coalesced,
+            demo,
+            "the same, every progress report stored",
+        ),
         Figure(f"noop jobs ({scale.noop_jobs})", "jobs/s", noop, floor_noop, FLOOR + ", noop"),
         Figure(f"noop jobs ({scale.noop_jobs})", "jobs/s", noop, rolled_noop, ROLLED + ", noop"),
         Figure(
@@ -194,7 +228,11 @@ async def run(ctx: Run, section: Section) -> None:
         "only sleeps, like the arq job. The `demo` row is the same 10 ms spent in four steps: "
         "it also stores and publishes its events, one Postgres statement each, and a "
         "publish (the events of jobs reporting at once share a Redis round trip), which the arq "
-        "job does not have.",
+        "job does not have. The run's worker stores every progress report "
+        "(`JOBCAST_PROGRESS_WINDOW_MS=0`, so that the event benchmarks time events); the "
+        f"coalesced `demo` row ran on a worker with the shipped window of {WINDOW_MS:g} ms, "
+        "where a job's reports within the window are stored as one, the latest, and every "
+        "step and status event is stored.",
         "jobcast times to the last job's `finished_at`; raw arq until its queue is empty, "
         "polled every 10 ms.",
         f"{FLOOR}: the same jobs posted over HTTP by {SUBMITTERS} concurrent clients to the bare "

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from jobcast.errors import LimitExceeded, TransientError
+from jobcast.errors import LimitExceeded, PermanentError, TransientError
 from jobcast.registry import JobContext, JobType, Step
 
 
@@ -103,7 +103,38 @@ async def family(job: JobContext, params: FamilyInput) -> dict[str, Any]:
     return {"child_id": child_id}
 
 
+class TicksInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ticks: int = Field(1000, ge=1, le=100_000)
+    # a wait of 1 ms after every this many reports (0: none), to spread them over time
+    pace_every: int = Field(0, ge=0)
+    fail: bool = False  # fail (permanently) right after the last report
+
+
+async def ticks(job: JobContext, params: TicksInput) -> dict[str, Any]:
+    """Report progress in a tight loop in a first step, then once in a second."""
+    async with job.step("tick"):
+        for i in range(1, params.ticks + 1):
+            await job.progress(100 * i / params.ticks, f"{i} of {params.ticks}")
+            if params.pace_every and i % params.pace_every == 0:
+                await asyncio.sleep(0.001)
+        if params.fail:
+            raise PermanentError("failed after the last report, as asked")
+    async with job.step("after"):
+        await job.progress(50, "halfway")
+    return {"ticks": params.ticks}
+
+
 JOB_TYPES = (
+    JobType(
+        "live_ticks",
+        "Report in a tight loop",
+        TicksInput,
+        ticks,
+        steps=(Step("tick", "Tick"), Step("after", "After")),
+        max_attempts=1,
+    ),
     JobType("live_chunks", "Stream chunks", ChunksInput, chunks, steps=(Step("write", "Write"),)),
     JobType(
         "live_limits",

@@ -25,6 +25,7 @@ from jobcast.registry import JobType, StepHandle, Upload
 from workers import family, metadata, waiting
 from workers.checkpoints import Checkpoints, run_step
 from workers.persistence import AttemptLost, persist, persist_event
+from workers.progress import ProgressGate, Report
 from workers.run_steps import RunStep, RunSteps
 from workers.streams import Stream, Streams
 
@@ -70,6 +71,10 @@ class Reporter:
         self._step_percent = 0.0
         self.overall = 0.0
         self._seq = 0  # the job's last event this attempt knows of
+        # progress reports, at most one stored per window (workers.progress)
+        self.progress_gate = ProgressGate(
+            self._settings.progress_window_ms / 1000, self._write_progress
+        )
         # live data: the streams it writes, the steps it adds at run time
         self.streams = Streams(self)
         self.run_steps = RunSteps(self, self._weights)
@@ -111,7 +116,12 @@ class Reporter:
             raise AttemptLost(f"job {self.job_id} attempt {self.attempt} is no longer running")
 
     async def write_if(self, call: Callable[[], Awaitable[Event | None]]) -> bool:
-        """``write`` for a change that may rightly not apply (None): whether it did."""
+        """``write`` for a change that may rightly not apply (None): whether it did. A
+        progress report kept back (``workers.progress``) is written first."""
+        async with self.progress_gate.held():
+            return await self._write_now(call)
+
+    async def _write_now(self, call: Callable[[], Awaitable[Event | None]]) -> bool:
         event = await persist_event(
             self._store,
             self.job_id,
@@ -251,16 +261,21 @@ class Reporter:
 
     async def progress(self, percent: float, message: str | None = None) -> None:
         self._step_percent = max(0.0, min(float(percent), 100.0))
-        progress, step = self._advance(), self._step
-        await self.write(
+        await self.progress_gate.report(Report(self._advance(), self._step, message))
+
+    async def _write_progress(self, report: Report) -> None:
+        """Store a progress report the gate lets through, then publish it."""
+        written = await self._write_now(
             lambda: self._store.record_progress(
                 self.job_id,
                 self.attempt,
-                progress=progress,
-                step=step,
-                message=message,
+                progress=report.progress,
+                step=report.step,
+                message=report.message,
             )
         )
+        if not written:
+            raise AttemptLost(f"job {self.job_id} attempt {self.attempt} is no longer running")
 
     async def read_upload(self, upload_id: str) -> Upload:
         return await family.read_upload(self, upload_id)

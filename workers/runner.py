@@ -195,6 +195,8 @@ async def _run_claimed(state: WorkerState, claim: Claim) -> None:
         await _attempt(state, reporter, job_type, claim)
     except AttemptLost:
         log.info("job %s: attempt %d is no longer ours; stopping", job.id, attempt)
+    finally:
+        reporter.progress_gate.close()  # every way out wrote its last report, or may not
 
 
 async def _resumed(state: WorkerState, reporter: Reporter, checkpoints: Checkpoints) -> None:

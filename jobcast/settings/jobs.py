@@ -98,6 +98,13 @@ class JobSettings(BaseModel):
         description="A job's stream, over all its writes, at most (characters); more is an "
         "error to job code.",
     )
+    progress_window_ms: float = Field(
+        50.0,
+        ge=0,
+        le=60_000,
+        description="A job's progress reports are stored at most once per window, the latest "
+        "winning; every step, status and other event is stored (0: every report is).",
+    )
     stream_flush_ms: float = Field(
         50.0,
         gt=0,

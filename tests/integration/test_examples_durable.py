@@ -148,7 +148,7 @@ async def test_company_analysis_retries_at_the_rate_limited_step_without_paying_
     assert resumed[0].step == "competitors"
     assert resumed[0].skipped == ["profile", "financials", "news"]
     messages = [e.message for e in events if e.kind == "progress" and e.message]
-    assert "Calling the competitors API" in messages
+    assert "Reading competitors: 4 of 4" in messages  # a step's last report is always stored
     assert done.result["summary"] == "Acme: $310M revenue, 3 headlines, 3 competitors"
 
 

@@ -50,6 +50,8 @@ async def chatty(
         tmp_path_factory.mktemp("sockets"),
         JOBCAST_WS_QUEUE_SIZE=str(QUEUE),
         JOBCAST_JOB_MODULES="tests.chatter",
+        # every report of the chatter job stored: its events are what fills the socket
+        JOBCAST_PROGRESS_WINDOW_MS="0",
     )
     try:
         yield stack

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import orjson
 import pytest
 from websockets.asyncio.client import connect
@@ -19,7 +20,7 @@ from websockets.exceptions import ConnectionClosed
 from jobcast.endpoints import Endpoints
 from tests.conftest import DatabaseFactory
 from tests.live_jobs import chunk
-from tests.support import Stack, eventually, launch, submit, watch
+from tests.support import Stack, Watched, eventually, launch, parse_at, submit, watch
 from workers.jobs.builtin import REPORT_TEXT
 
 pytestmark = pytest.mark.timeout(180)
@@ -28,6 +29,7 @@ CHUNKS = 10_000
 RECONNECTS = 5
 FLUSH_MS = 50
 STREAM_MAX_CHARS = 60_000  # room for the 10,000 chunks' 48,890 characters
+PROGRESS_WINDOW_MS = 50
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +44,7 @@ async def live(
         JOBCAST_METADATA_MAX_BYTES="4096",
         JOBCAST_STREAM_CHUNK_MAX_BYTES="4096",
         JOBCAST_STREAM_FLUSH_MS=str(FLUSH_MS),
+        JOBCAST_PROGRESS_WINDOW_MS=str(PROGRESS_WINDOW_MS),
         JOBCAST_STREAM_MAX_CHARS=str(STREAM_MAX_CHARS),
         JOBCAST_RUN_STEPS_MAX="5",
     )
@@ -113,6 +116,90 @@ async def test_a_stream_of_10000_chunks_reaches_a_watcher_that_reconnects_five_t
     finally:
         await conn.close()
     assert length == len(text)
+
+
+async def stored_events(client: httpx.AsyncClient, job_id: str) -> list[dict[str, Any]]:
+    response = await client.get(f"/api/jobs/{job_id}/events", params={"after": 0})
+    assert response.status_code == 200, response.text
+    events: list[dict[str, Any]] = response.json()["events"]
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1)), "a gap in seq"
+    return events
+
+
+def shape(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """What each event says, besides its progress: for comparing stored and seen."""
+    return [(e["seq"], e["kind"], e.get("step"), e.get("state"), e.get("status")) for e in events]
+
+
+async def run_ticks(
+    live: Stack, **job_input: Any
+) -> tuple[Watched, list[dict[str, Any]], dict[str, Any]]:
+    """A ``live_ticks`` job watched from its first event to its close: what the socket got,
+    the events stored and the job."""
+    token = await live.owner()
+    async with live.client(token) as client:
+        job_id = await submit(client, "live_ticks", **job_input)
+        watched = await watch(live, token, job_id, after=0, timeout_s=60)
+        stored = await stored_events(client, job_id)
+        view: dict[str, Any] = (await client.get(f"/api/jobs/{job_id}")).json()
+    return watched, stored, view
+
+
+async def test_a_job_reporting_in_a_tight_loop_stores_one_progress_event_a_window(
+    live: Stack,
+) -> None:
+    ticks = 5000
+    watched, stored, view = await run_ticks(live, ticks=ticks, pace_every=10)
+    assert view["status"] == "completed" and view["result"] == {"ticks": ticks}
+    # every step and status event is stored, in order, with the reports between them
+    assert [s[1:] for s in shape(stored) if s[1] != "progress"] == [
+        ("status", None, None, "pending"),
+        ("status", None, None, "running"),
+        ("step", "tick", "running", None),
+        ("step", "tick", "completed", None),
+        ("step", "after", "running", None),
+        ("step", "after", "completed", None),
+        ("status", None, None, "completed"),
+    ]
+    reports = [e for e in stored if e["kind"] == "progress" and e["step"] == "tick"]
+    # far fewer than reported: at most one a window over the time the job ran, and the
+    # first (written at once) and the last (written before the step's end) among them
+    ran_s = (parse_at(view["finished_at"]) - parse_at(view["started_at"])).total_seconds()
+    assert len(reports) <= ran_s * 1000 / PROGRESS_WINDOW_MS + 3, (len(reports), ran_s)
+    assert len(reports) < ticks / 20, len(reports)
+    assert reports[0]["message"] == f"1 of {ticks}"
+    assert reports[-1]["message"] == f"{ticks} of {ticks}"
+    boundaries = {(e["step"], e["state"]): e["seq"] for e in stored if e["kind"] == "step"}
+    assert boundaries[("tick", "running")] < reports[0]["seq"]
+    assert reports[-1]["seq"] == boundaries[("tick", "completed")] - 1
+    later = [e["message"] for e in stored if e["kind"] == "progress" and e["step"] == "after"]
+    assert later == ["halfway"]
+    progress = [e["progress"] for e in stored if e.get("progress") is not None]
+    assert progress == sorted(progress), progress
+    # the watcher saw exactly what is stored, the last value among it, and the close
+    assert shape(watched.events) == shape(stored)
+    seen = [e for e in watched.events if e["kind"] == "progress" and e["step"] == "tick"]
+    assert seen[-1]["message"] == f"{ticks} of {ticks}"
+    assert seen[-1]["progress"] == reports[-1]["progress"]
+    assert watched.close_code == 1000
+
+
+async def test_a_job_failing_right_after_a_tight_loop_of_reports_stores_the_last_first(
+    live: Stack,
+) -> None:
+    ticks = 3000
+    watched, stored, _view = await run_ticks(live, ticks=ticks, fail=True)
+    *_, last_report, step_failed, job_failed = stored
+    assert last_report["kind"] == "progress" and last_report["message"] == f"{ticks} of {ticks}"
+    assert (step_failed["kind"], step_failed["step"], step_failed["state"]) == (
+        "step",
+        "tick",
+        "failed",
+    )
+    assert job_failed["kind"] == "status" and job_failed["status"] == "failed"
+    assert "as asked" in job_failed["error"]["message"]
+    assert sum(e["kind"] == "progress" for e in stored) < ticks / 20
+    assert shape(watched.events) == shape(stored)
 
 
 async def test_metadata_run_time_steps_and_a_stream_are_seen_live_and_in_the_api(
@@ -247,6 +334,7 @@ async def test_a_worker_killed_mid_stream_loses_nothing_a_watcher_saw(
         Path(tmp_path_factory.mktemp("killed")),
         JOBCAST_JOB_MODULES="tests.live_jobs",
         JOBCAST_STREAM_FLUSH_MS=str(FLUSH_MS),
+        JOBCAST_PROGRESS_WINDOW_MS=str(PROGRESS_WINDOW_MS),
         JOBCAST_STALE_AFTER_S="2",
         JOBCAST_REAPER_INTERVAL_S="0.5",
     )
