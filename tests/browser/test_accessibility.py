@@ -41,6 +41,9 @@ JOBS: dict[str, tuple[dict[str, Any], str]] = {
     "input": ({"duration": 1, "ask": True}, "waiting"),
     "draft": ({"duration": 1}, "draft"),
 }
+# no CSS transition running (a spinner's endless animation is not one)
+TRANSITIONS_DONE = """() => document.getAnimations().every(
+    (a) => !(a instanceof CSSTransition) || a.playState !== "running")"""
 STATES = ("home", "listed", "toast", "embed", "admin", *JOBS)
 
 
@@ -163,9 +166,7 @@ async def test_axe_finds_no_violation(
             else:
                 await page.mouse.move(0, 0)
             # the colours' transitions to the new scheme, run out (axe reads colours as drawn)
-            await page.wait_for_function(
-                "() => document.getAnimations().every((a) => !(a instanceof CSSTransition) || a.playState !== 'running')"
-            )
+            await page.wait_for_function(TRANSITIONS_DONE)
             found: list[dict[str, Any]] = await violations(page)
             with (Path(artifacts) / "axe.txt").open("a") as out:
                 out.write(f"== {state} {width} {scheme}: {len(found)} rules\n{summary(found)}\n")
