@@ -159,6 +159,10 @@ UPDATE uploads SET job_id = $3
 WHERE id = ANY($1::uuid[]) AND owner_id = $2 AND job_id IS NULL
 RETURNING id
 
+-- name: upload_bytes
+-- The bytes of these uploads together (an ETA's scale). $1 upload ids
+SELECT COALESCE(sum(size), 0)::bigint FROM uploads WHERE id = ANY($1::uuid[])
+
 -- name: delete_unclaimed_uploads
 -- Uploads no job took. $1 seconds since they were made
 DELETE FROM uploads WHERE job_id IS NULL AND created_at < now() - $1 * interval '1 second'
@@ -831,9 +835,11 @@ FROM jobs WHERE finished_at > now() - $1 * interval '1 second'
 GROUP BY type ORDER BY type
 
 -- name: step_history
--- Inputs and step durations of a type's last completed jobs (the ETA's sample).
--- $1 type, $2 how many recent jobs
-SELECT j.input, s.name, s.duration_ms
+-- Inputs, bytes uploaded and step durations of a type's last completed jobs (the ETA's
+-- sample). $1 type, $2 how many recent jobs
+SELECT j.input, s.name, s.duration_ms,
+       (SELECT COALESCE(sum(u.size), 0) FROM uploads u WHERE u.job_id = j.id)::bigint
+           AS upload_bytes
 FROM (SELECT id, input FROM jobs WHERE type = $1 AND status = 'completed'
       ORDER BY finished_at DESC LIMIT $2) j
 JOIN job_steps s ON s.job_id = j.id
