@@ -39,13 +39,32 @@ export function createConsole({ api, post, role }) {
       legend: { show: true, live: false },
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: true }, y: opts.y || {} },
-      axes: [{ stroke: "#888", grid: { stroke: "#8883" } }, { stroke: "#888", grid: { stroke: "#8883" }, size: 44 }],
+      axes: [
+        { stroke: "#888", grid: { stroke: "#8883" }, values: (u, splits) => timeTicks(host, splits) },
+        { stroke: "#888", grid: { stroke: "#8883" }, size: 44, values: (u, splits) => splits.map((v) => (v == null ? "" : window.jobcast.i18n.number(v))) },
+      ],
       series: [{}, ...series],
     };
     if (state.charts[id]) state.charts[id].destroy();
     host.textContent = "";
     state.charts[id] = new window.uPlot(options, data, host);
     host.dataset.points = String(data[0].length);
+  }
+
+  /** A time axis's ticks (seconds) as the page's language writes them: the time, with the
+   *  date above it where a new day begins. The labels drawn are kept in data-ticks. */
+  function timeTicks(host, splits) {
+    const i18n = window.jobcast.i18n;
+    let day = null;
+    const ticks = splits.map((v) => {
+      const at = new Date(v * 1000);
+      const time = i18n.date(at, { timeStyle: "short" });
+      const newDay = day !== null && at.toDateString() !== day;
+      day = at.toDateString();
+      return newDay ? i18n.date(at, { day: "numeric", month: "short" }) + "\n" + time : time;
+    });
+    host.dataset.ticks = ticks.join(" | ");
+    return ticks;
   }
 
   function line(label, i, dash) {
