@@ -56,9 +56,12 @@ class Estimator:
         self._cache[job_type.name] = (time.monotonic(), medians)
         return medians
 
-    async def steps(self, job_type: JobType, job_input: Any) -> dict[str, float]:
-        """Expected seconds for each step of a job with this input."""
-        scale = await self._scale(job_type, job_input)
+    async def steps(
+        self, job_type: JobType, job_input: Any, *, upload_bytes: int | None = None
+    ) -> dict[str, float]:
+        """Expected seconds for each step of a job with this input (and, when known, the
+        bytes of its uploads: they are read from the store otherwise)."""
+        scale = await self._scale(job_type, job_input, upload_bytes)
         # with no scale to multiply it by (an input past its type), history says nothing
         per_unit = await self._per_unit(job_type) if scale is not None else {}
         fallback = _undeclared_rate(job_type, _declared(job_type, job_input))
@@ -80,7 +83,11 @@ class Estimator:
 
     async def remaining(self, job_type: JobType, job: Job) -> tuple[float | None, dict[str, float]]:
         """Seconds left (None once final) and each step's expected seconds."""
-        steps = await self.steps(job_type, job.input) if job_type.steps else {}
+        steps = (
+            await self.steps(job_type, job.input, upload_bytes=job.upload_bytes)
+            if job_type.steps
+            else {}
+        )
         if job.status.final:
             return None, steps
         if not steps:
@@ -106,9 +113,13 @@ class Estimator:
                 left += expected
         return round(left, 2), steps
 
-    async def _scale(self, job_type: JobType, job_input: Any) -> float | None:
+    async def _scale(
+        self, job_type: JobType, job_input: Any, upload_bytes: int | None
+    ) -> float | None:
         if job_type.scale != "upload_bytes":
             return _scale_of(job_type, job_input)
+        if upload_bytes is not None:
+            return float(upload_bytes) or None
         try:
             params = job_type.input_model.model_validate(job_input)
             ids = [UUID(str(i)) for i in job_type.uploads(params)]

@@ -93,8 +93,9 @@ j.result, j.error, j.attempts, j.max_attempts, j.seq, j.estimated_s, j.timeout_s
 j.created_at, j.started_at, j.finished_at, j.parent_id, j.callback_url, j.result_expired_at,
 j.retry_of, j.pause_requested, j.metadata, j.subject, j.tenant, j.tags, j.stuck_since,
 j.waiting_reason,
--- the names of the files it reads, by upload id (null: none)
+-- the names of the files it reads, by upload id (null: none), and their bytes together
 (SELECT json_object_agg(u.id, u.filename) FROM uploads u WHERE u.job_id = j.id) AS upload_names,
+(SELECT COALESCE(sum(u.size), 0) FROM uploads u WHERE u.job_id = j.id)::bigint AS upload_bytes,
 (SELECT json_build_object('step', i.step, 'prompt', i.prompt, 'schema', i.schema,
                           'expires_at', i.expires_at, 'on_timeout', i.on_timeout)
  FROM job_inputs i WHERE j.status = 'waiting' AND i.job_id = j.id AND i.answered_at IS NULL

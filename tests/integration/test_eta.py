@@ -141,6 +141,12 @@ async def test_a_csv_job_is_estimated_by_the_bytes_of_its_files_not_their_number
     assert estimate == pytest.approx(expected, rel=0.05), (estimate, expected)
     # by files, the median small job (one file, about a quarter of the bytes) would be it
     assert estimate > 3 * len(csv_type.steps) * small[0] / 10 / 1000
+    # the job once submitted: its view's ETA, from the bytes read with it
+    job_id = await create(store, owner, "csv_insights", {"upload_ids": [str(large[0])]}, large)
+    job = await store.get_job(job_id)
+    assert job is not None and job.upload_bytes == large_bytes
+    eta_s, _ = await Estimator(store).remaining(csv_type, job)
+    assert eta_s == pytest.approx(expected, rel=0.05)
     # an input whose uploads are gone (or never were): the steps' declared estimates
     missing = await Estimator(store).total(csv_type, {"upload_ids": [str(uuid.uuid4())]})
     assert missing == pytest.approx(sum(s.estimate_s or 0 for s in csv_type.steps))
