@@ -2,8 +2,9 @@
 
 For each step, the median duration over the type's last completed jobs. Where the
 type says how its work grows with its input (``JobType.scale``, e.g. the demo's
-``duration``), durations are divided by each job's scale before the median and
-multiplied by the new job's scale after it. With too little history for a step,
+``duration``, or ``"upload_bytes"``: the bytes of the files the job reads), durations
+are divided by each job's scale before the median and multiplied by the new job's scale
+after it; a job whose scale is unknown gets none of it. With too little history for a step,
 the step's declared ``estimate_s`` is used, else its weight's share of what the
 declared steps leave of the type's ``estimate`` (or, when they leave nothing, the
 declared steps' seconds per weight): a type's first job is estimated from its
@@ -16,6 +17,7 @@ from __future__ import annotations
 import statistics
 import time
 from typing import Any
+from uuid import UUID
 
 from pydantic import ValidationError
 
@@ -39,7 +41,11 @@ class Estimator:
             return cached[1]
         samples: dict[str, list[float]] = {}
         for row in await self._store.step_history(job_type.name):
-            scale = _scale_of(job_type, row["input"])
+            scale = (
+                float(row["upload_bytes"]) or None
+                if job_type.scale == "upload_bytes"
+                else _scale_of(job_type, row["input"])
+            )
             if scale and row["duration_ms"] is not None:
                 samples.setdefault(row["name"], []).append(row["duration_ms"] / 1000 / scale)
         medians = {
@@ -50,14 +56,18 @@ class Estimator:
         self._cache[job_type.name] = (time.monotonic(), medians)
         return medians
 
-    async def steps(self, job_type: JobType, job_input: Any) -> dict[str, float]:
-        """Expected seconds for each step of a job with this input."""
-        per_unit = await self._per_unit(job_type)
-        scale = _scale_of(job_type, job_input) or 1.0
+    async def steps(
+        self, job_type: JobType, job_input: Any, *, upload_bytes: int | None = None
+    ) -> dict[str, float]:
+        """Expected seconds for each step of a job with this input (and, when known, the
+        bytes of its uploads: they are read from the store otherwise)."""
+        scale = await self._scale(job_type, job_input, upload_bytes)
+        # with no scale to multiply it by (an input past its type), history says nothing
+        per_unit = await self._per_unit(job_type) if scale is not None else {}
         fallback = _undeclared_rate(job_type, _declared(job_type, job_input))
         return {
             s.name: (
-                per_unit[s.name] * scale
+                per_unit[s.name] * (scale or 1.0)
                 if s.name in per_unit
                 else s.estimate_s
                 if s.estimate_s is not None
@@ -73,7 +83,11 @@ class Estimator:
 
     async def remaining(self, job_type: JobType, job: Job) -> tuple[float | None, dict[str, float]]:
         """Seconds left (None once final) and each step's expected seconds."""
-        steps = await self.steps(job_type, job.input) if job_type.steps else {}
+        steps = (
+            await self.steps(job_type, job.input, upload_bytes=job.upload_bytes)
+            if job_type.steps
+            else {}
+        )
         if job.status.final:
             return None, steps
         if not steps:
@@ -99,6 +113,20 @@ class Estimator:
                 left += expected
         return round(left, 2), steps
 
+    async def _scale(
+        self, job_type: JobType, job_input: Any, upload_bytes: int | None
+    ) -> float | None:
+        if job_type.scale != "upload_bytes":
+            return _scale_of(job_type, job_input)
+        if upload_bytes is not None:
+            return float(upload_bytes) or None
+        try:
+            params = job_type.input_model.model_validate(job_input)
+            ids = [UUID(str(i)) for i in job_type.uploads(params)]
+        except (ValidationError, ValueError):
+            return None
+        return float(await self._store.upload_bytes(ids)) or None
+
 
 def _undeclared_rate(job_type: JobType, declared_total: float) -> float:
     """Seconds per unit of weight for a step with neither history nor ``estimate_s``.
@@ -118,7 +146,7 @@ def _undeclared_rate(job_type: JobType, declared_total: float) -> float:
 
 
 def _scale_of(job_type: JobType, job_input: Any) -> float | None:
-    if job_type.scale is None:
+    if job_type.scale is None or job_type.scale == "upload_bytes":
         return 1.0
     try:
         params = job_type.input_model.model_validate(job_input)

@@ -180,6 +180,10 @@ class Job:
     stuck_since: datetime | None = None
     # a pending job held back by a concurrency key or throttle: why it waits
     waiting_reason: str | None = None
+    # the file names of the uploads it reads, by upload id, and their bytes together (None:
+    # not read by the statement that read the job)
+    upload_names: dict[str, str] | None = None
+    upload_bytes: int | None = None
     steps: tuple[StepView, ...] = field(default=())
     # read only where one job is shown: its children and its webhook tries
     children: tuple[dict[str, Any], ...] | None = None

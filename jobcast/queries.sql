@@ -93,6 +93,9 @@ j.result, j.error, j.attempts, j.max_attempts, j.seq, j.estimated_s, j.timeout_s
 j.created_at, j.started_at, j.finished_at, j.parent_id, j.callback_url, j.result_expired_at,
 j.retry_of, j.pause_requested, j.metadata, j.subject, j.tenant, j.tags, j.stuck_since,
 j.waiting_reason,
+-- the names of the files it reads, by upload id (null: none), and their bytes together
+(SELECT json_object_agg(u.id, u.filename) FROM uploads u WHERE u.job_id = j.id) AS upload_names,
+(SELECT COALESCE(sum(u.size), 0) FROM uploads u WHERE u.job_id = j.id)::bigint AS upload_bytes,
 (SELECT json_build_object('step', i.step, 'prompt', i.prompt, 'schema', i.schema,
                           'expires_at', i.expires_at, 'on_timeout', i.on_timeout)
  FROM job_inputs i WHERE j.status = 'waiting' AND i.job_id = j.id AND i.answered_at IS NULL
@@ -158,6 +161,10 @@ SELECT id, filename, content_type, data FROM uploads WHERE id = $1 AND owner_id 
 UPDATE uploads SET job_id = $3
 WHERE id = ANY($1::uuid[]) AND owner_id = $2 AND job_id IS NULL
 RETURNING id
+
+-- name: upload_bytes
+-- The bytes of these uploads together (an ETA's scale). $1 upload ids
+SELECT COALESCE(sum(size), 0)::bigint FROM uploads WHERE id = ANY($1::uuid[])
 
 -- name: delete_unclaimed_uploads
 -- Uploads no job took. $1 seconds since they were made
@@ -831,9 +838,11 @@ FROM jobs WHERE finished_at > now() - $1 * interval '1 second'
 GROUP BY type ORDER BY type
 
 -- name: step_history
--- Inputs and step durations of a type's last completed jobs (the ETA's sample).
--- $1 type, $2 how many recent jobs
-SELECT j.input, s.name, s.duration_ms
+-- Inputs, bytes uploaded and step durations of a type's last completed jobs (the ETA's
+-- sample). $1 type, $2 how many recent jobs
+SELECT j.input, s.name, s.duration_ms,
+       (SELECT COALESCE(sum(u.size), 0) FROM uploads u WHERE u.job_id = j.id)::bigint
+           AS upload_bytes
 FROM (SELECT id, input FROM jobs WHERE type = $1 AND status = 'completed'
       ORDER BY finished_at DESC LIMIT $2) j
 JOIN job_steps s ON s.job_id = j.id

@@ -264,8 +264,8 @@ class JobType:
     on_pending_limit: Literal["fail", "report"] = "fail"
     # seconds a run is expected to take, from its validated input, before there is history
     estimate: Callable[[Any], float] = field(default=lambda _params: 1.0)
-    # how the work grows with the input (e.g. a duration, a page count): history is scaled by it
-    scale: Callable[[Any], float] | None = None
+    # how the work grows with the input (a duration, a page count; "upload_bytes": its uploads')
+    scale: Callable[[Any], float] | Literal["upload_bytes"] | None = None
     # the upload ids the validated input refers to, checked and tied to the job at submit
     uploads: Callable[[Any], list[str]] = field(default=lambda _params: [])
     # the input field that tells its jobs apart in lists and toasts (a site, a file name)

@@ -207,6 +207,7 @@ class JobOut(Model):
     waiting_reason: str | None = Field(
         None, description="A pending job held back by a concurrency key or throttle: why."
     )
+    label: str | None = Field(default=None, description="What tells it apart (a site, a file).")
 
     @classmethod
     def of(

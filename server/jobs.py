@@ -11,6 +11,7 @@ import logging
 from datetime import UTC, datetime
 from uuid import UUID
 
+from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -18,6 +19,7 @@ from jobcast import metrics
 from jobcast.bus import publish_quietly
 from jobcast.errors import Conflict, Gone, NotFound
 from jobcast.model import Job, JobStatus, etag_of
+from jobcast.registry import JobType
 from jobcast.schemas import (
     Cancelled,
     EventList,
@@ -54,8 +56,27 @@ async def job_view(services: Services, job: Job) -> JobOut:
     """The job as the API shows it, with its ETA from the type's history."""
     if job.type not in services.registry:
         return JobOut.of(job)
-    eta_s, steps = await services.estimator.remaining(services.registry.get(job.type), job)
-    return JobOut.of(job, eta_s=eta_s, step_estimates=steps)
+    job_type = services.registry.get(job.type)
+    eta_s, steps = await services.estimator.remaining(job_type, job)
+    view = JobOut.of(job, eta_s=eta_s, step_estimates=steps)
+    return view.model_copy(update={"label": job_label(job_type, job)})
+
+
+def job_label(job_type: JobType, job: Job) -> str | None:
+    """What tells the job apart from others of its type: its ``label_field``'s value, else
+    the name of the first file it reads (``+2`` after it for two more)."""
+    if job_type.label_field is not None:
+        value = job.input.get(job_type.label_field)
+        return str(value) if isinstance(value, str | int | float) and str(value) else None
+    names = job.upload_names or {}
+    try:
+        ids = [str(i) for i in job_type.uploads(job_type.input_model.model_validate(job.input))]
+    except ValidationError:
+        return None
+    files = [names[i] for i in ids if i in names]
+    if not files:
+        return None
+    return files[0] if len(files) == 1 else f"{files[0]} +{len(files) - 1}"
 
 
 @endpoint(

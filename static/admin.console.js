@@ -39,13 +39,46 @@ export function createConsole({ api, post, role }) {
       legend: { show: true, live: false },
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: true }, y: opts.y || {} },
-      axes: [{ stroke: "#888", grid: { stroke: "#8883" } }, { stroke: "#888", grid: { stroke: "#8883" }, size: 44 }],
+      axes: [
+        { stroke: "#888", grid: { stroke: "#8883" }, values: (u, splits) => timeTicks(host, splits) },
+        { stroke: "#888", grid: { stroke: "#8883" }, size: valuesWidth, values: (u, splits, i, space, incr) => numberTicks(splits, incr) },
+      ],
       series: [{}, ...series],
     };
     if (state.charts[id]) state.charts[id].destroy();
     host.textContent = "";
     state.charts[id] = new window.uPlot(options, data, host);
     host.dataset.points = String(data[0].length);
+  }
+
+  /** A time axis's ticks (seconds) as the page's language writes them: the time, with the
+   *  date under the first and where a new day begins. The labels drawn are kept in data-ticks. */
+  function timeTicks(host, splits) {
+    const i18n = window.jobcast.i18n;
+    let day = null;
+    const ticks = splits.map((v) => {
+      const at = new Date(v * 1000);
+      const time = i18n.date(at, { timeStyle: "short" });
+      const newDay = at.toDateString() !== day;
+      day = at.toDateString();
+      return newDay ? time + "\n" + i18n.date(at, { day: "numeric", month: "short" }) : time;
+    });
+    host.dataset.ticks = ticks.join(" | ");
+    return ticks;
+  }
+
+  /** A value axis's ticks as the page's language writes numbers, with as many decimals as
+   *  the step between ticks needs (0,05 · 0,10 · 0,15). */
+  function numberTicks(splits, incr) {
+    let digits = 0;
+    while (digits < 6 && Math.abs(Math.round(incr * 10 ** digits) - incr * 10 ** digits) > 1e-6) digits += 1;
+    const options = { minimumFractionDigits: digits, maximumFractionDigits: digits };
+    return splits.map((v) => (v == null ? "" : window.jobcast.i18n.number(v, options)));
+  }
+
+  /** The width of a value axis: its longest tick, at least 44 px. */
+  function valuesWidth(u, values) {
+    return Math.max(44, 14 + 7 * Math.max(0, ...(values || []).map((v) => String(v).length)));
   }
 
   function line(label, i, dash) {

@@ -71,6 +71,8 @@ export interface Job {
   subject?: string | null;
   tenant?: string | null;
   tags?: string[];
+  /** What tells it apart from others of its type: its site, the name of the file it reads. */
+  label?: string | null;
   [key: string]: unknown;
 }
 

@@ -17,7 +17,10 @@ _AS_THEY_ARE = (
     "created_at", "started_at", "finished_at"
 )  # fmt: skip
 # columns a statement may leave out: None in the Job then
-_IF_READ = ("input_request", "streams", "subject", "tenant", "waiting_reason")
+_IF_READ = (
+    "input_request", "streams", "subject", "tenant", "waiting_reason", "upload_names",
+    "upload_bytes",
+)  # fmt: skip
 
 
 def job(row: asyncpg.Record) -> Job:

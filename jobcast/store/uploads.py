@@ -55,6 +55,13 @@ class Uploads(StoreBase):
         )
         return row
 
+    async def upload_bytes(self, upload_ids: list[UUID]) -> int:
+        """The bytes of these uploads together (those that exist)."""
+        total: int = await self._run(
+            lambda: self.pool.fetchval(QUERIES["upload_bytes"], upload_ids)
+        )
+        return total
+
     async def delete_unclaimed_uploads(self, older_than_s: float) -> int:
         status = await self._run(
             lambda: self.pool.execute(QUERIES["delete_unclaimed_uploads"], older_than_s)

@@ -135,14 +135,15 @@ function labelField(info) {
 }
 
 /**
- * What tells a job apart from others of its type, from its input (see labelField); a
- * web address as its host and path ("example.com/blog"). "" when there is none.
+ * What tells a job apart from others of its type: the API's label (a file's name, which
+ * the input alone cannot give), else from its input (see labelField); a web address as
+ * its host and path ("example.com/blog"). "" when there is none.
  */
 export function jobLabel(types, job) {
   const info = (types || []).find((x) => x.type === job.type);
   const input = job && job.input && typeof job.input === "object" ? job.input : {};
   const field = labelField(info);
-  const value = field ? input[field] : null;
+  const value = job && job.label ? job.label : field ? input[field] : null;
   if (typeof value !== "string" && typeof value !== "number") return "";
   let text = String(value).trim();
   if (/^https?:\/\//i.test(text)) {

@@ -212,6 +212,14 @@ async def test_a_german_browser_sees_the_console_in_german(
     await expect(page.locator("#feed-state")).to_have_text("live")
     await expect(page.locator("#search-table")).to_have_attribute("data-count", re.compile(r"\d"))
     assert await english_left() == []
+    # the charts' time axes are written the German way ("04:15", not "4:15am"), the date
+    # ("2. Dez.") under the first tick and where a day begins
+    axis = page.locator("#chart-finished")
+    await expect(axis).to_have_attribute("data-ticks", re.compile(r"\d"))
+    ticks = (await axis.get_attribute("data-ticks") or "").split(" | ")
+    german = re.compile(r"^\d{2}:\d{2}(\n\d{1,2}\. [^\W\d]+\.?)?$")
+    assert ticks and all(german.match(tick) for tick in ticks), ticks
+    assert "\n" in ticks[0], ticks
     await shot(page, artifacts, "admin-german")
 
     # a job's page in the console

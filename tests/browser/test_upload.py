@@ -40,5 +40,9 @@ async def test_a_csv_job_from_the_file_picker(
     await expect(page.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "100")
     await page.locator("#result-details summary").click()
     await expect(page.locator("#result-json")).to_contain_text("numbers.csv")
+    # its My-jobs row is told apart by the file's name (the input holds only its upload id)
+    job_id = page.url.rsplit("/", 1)[-1]
+    row = page.locator(f"#job-list li[data-job-id='{job_id}']")
+    await expect(row.locator(".job-row-label")).to_have_text("numbers.csv")
     await shot(page, artifacts, "csv-completed")
     assert console.errors == []

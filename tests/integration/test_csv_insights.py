@@ -198,3 +198,29 @@ async def test_only_the_owners_own_uploads_can_be_profiled(stack: Stack) -> None
         assert answer.json()["error"]["code"] == "invalid_input"
     assert bobs_jobs == []
     assert job["status"] == "completed" and job["result"]["files"][0]["rows"] == 1
+
+
+async def test_a_csv_job_is_labelled_by_its_files_names_in_the_list_and_its_view(
+    stack: Stack,
+) -> None:
+    """The input holds upload ids only: the label names the first file, and how many more."""
+    token = await stack.owner()
+    async with stack.client(token) as client:
+        first = [await upload(client, "sales.csv", sales_csv())]
+        both = [await upload(client, name, sales_csv()) for name in ("q1.csv", "q2.csv")]
+        one_id = await submit(client, "csv_insights", upload_ids=first)
+        two_id = await submit(client, "csv_insights", upload_ids=both[::-1])
+        audit_id = await submit(client, "site_audit", url="https://example.invalid/shop/")
+        demo_id = await submit(client, "demo", duration=0.1)
+        listed = {j["id"]: j["label"] for j in (await client.get("/api/jobs")).json()["jobs"]}
+        one = (await client.get(f"/api/jobs/{one_id}")).json()
+        await watch(stack, token, two_id, timeout_s=60)
+        two = (await client.get(f"/api/jobs/{two_id}")).json()
+    assert listed == {
+        one_id: "sales.csv",
+        two_id: "q2.csv +1",  # the first the input lists
+        audit_id: "https://example.invalid/shop/",  # its type's label_field
+        demo_id: None,  # nothing tells it apart
+    }
+    assert one["label"] == "sales.csv"
+    assert two["status"] == "completed" and two["label"] == "q2.csv +1"

@@ -7,12 +7,14 @@ import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
+from typing import Any
 
 import pytest
 
 from jobcast.eta import Estimator
 from jobcast.registry import load_registry
 from jobcast.store import Store
+from jobcast.store.uploads import NewUpload
 from tests.conftest import DatabaseFactory
 from tests.integration.test_errors import assert_error
 from tests.integration.test_reliability import wait_status
@@ -25,33 +27,44 @@ async def store(new_database: DatabaseFactory) -> AsyncIterator[Store]:
         yield opened
 
 
-async def add_history(store: Store, durations_ms: dict[str, int], duration_input: float) -> None:
-    """A completed demo job whose steps took these times."""
-    owner = await store.create_owner(uuid.uuid4().hex)
-    demo = load_registry().get("demo")
+async def create(
+    store: Store,
+    owner: uuid.UUID,
+    type_name: str,
+    params: dict[str, Any],
+    upload_ids: list[uuid.UUID] | None = None,
+) -> uuid.UUID:
     created = await store.create_job(
         owner_id=owner,
-        job_type=demo,
-        params={"duration": duration_input},
+        job_type=load_registry().get(type_name),
+        params=params,
         priority=0,
         delay_s=0,
         estimated_s=1,
         max_attempts=3,
         timeout_s=60,
         max_active=10,
+        upload_ids=upload_ids,
     )
     assert created is not None
+    return created.job.id
+
+
+async def add_history(store: Store, durations_ms: dict[str, int], duration_input: float) -> None:
+    """A completed demo job whose steps took these times."""
+    owner = await store.create_owner(uuid.uuid4().hex)
+    job_id = await create(store, owner, "demo", {"duration": duration_input})
     async with store.pool.acquire() as conn:
         await conn.execute(
             "UPDATE jobs SET status = 'completed', started_at = now(), finished_at = now() "
             "WHERE id = $1",
-            created.job.id,
+            job_id,
         )
         for name, ms in durations_ms.items():
             await conn.execute(
                 "UPDATE job_steps SET status = 'completed', duration_ms = $3 "
                 "WHERE job_id = $1 AND name = $2",
-                created.job.id,
+                job_id,
                 name,
                 ms,
             )
@@ -82,6 +95,61 @@ async def test_history_medians_scaled_by_the_input(store: Store) -> None:
     steps = await estimator.steps(demo, {"duration": 4})
     assert steps == pytest.approx({"validate": 2.0, "fetch": 4.0, "analyze": 6.0, "report": 8.0})
     assert await estimator.total(demo, {"duration": 4}) == pytest.approx(20.0)
+
+
+def _csv(rows: int) -> NewUpload:
+    lines = "".join(f"{i},{i * 2.5},name{i}\n" for i in range(rows))
+    return NewUpload("data.csv", "text/csv", f"id,value,name\n{lines}".encode())
+
+
+async def add_csv_history(store: Store, owner: uuid.UUID, files: list[NewUpload]) -> int:
+    """A completed csv_insights job on these files whose steps took 1 ms per 10 bytes."""
+    ids = await store.create_uploads(owner, files, quota_bytes=10**9)
+    job_id = await create(store, owner, "csv_insights", {"upload_ids": [str(i) for i in ids]}, ids)
+    size = sum(len(f.data) for f in files)
+    async with store.pool.acquire() as conn:
+        await conn.execute(
+            "UPDATE jobs SET status = 'completed', started_at = now(), finished_at = now() "
+            "WHERE id = $1",
+            job_id,
+        )
+        await conn.execute(
+            "UPDATE job_steps SET status = 'completed', duration_ms = $2 WHERE job_id = $1",
+            job_id,
+            size // 10,
+        )
+    return size
+
+
+async def test_a_csv_job_is_estimated_by_the_bytes_of_its_files_not_their_number(
+    store: Store,
+) -> None:
+    """History on small files (one or two each); a job on one file four times the size of
+    those is estimated at about four times their time per byte: counting files would say
+    it takes half to one of theirs."""
+    csv_type = load_registry().get("csv_insights")
+    owner = await store.create_owner(uuid.uuid4().hex)
+    small = [
+        await add_csv_history(store, owner, files)
+        for files in ([_csv(50)], [_csv(50), _csv(50)], [_csv(50)])
+    ]
+    large = await store.create_uploads(owner, [_csv(200)], quota_bytes=10**9)
+    large_bytes = await store.upload_bytes(large)
+    assert 3.5 < large_bytes / small[0] < 4.5
+    estimate = await Estimator(store).total(csv_type, {"upload_ids": [str(large[0])]})
+    expected = len(csv_type.steps) * large_bytes / 10 / 1000  # each step at 1 ms per 10 bytes
+    assert estimate == pytest.approx(expected, rel=0.05), (estimate, expected)
+    # by files, the median small job (one file, about a quarter of the bytes) would be it
+    assert estimate > 3 * len(csv_type.steps) * small[0] / 10 / 1000
+    # the job once submitted: its view's ETA, from the bytes read with it
+    job_id = await create(store, owner, "csv_insights", {"upload_ids": [str(large[0])]}, large)
+    job = await store.get_job(job_id)
+    assert job is not None and job.upload_bytes == large_bytes
+    eta_s, _ = await Estimator(store).remaining(csv_type, job)
+    assert eta_s == pytest.approx(expected, rel=0.05)
+    # an input whose uploads are gone (or never were): the steps' declared estimates
+    missing = await Estimator(store).total(csv_type, {"upload_ids": [str(uuid.uuid4())]})
+    assert missing == pytest.approx(sum(s.estimate_s or 0 for s in csv_type.steps))
 
 
 async def test_a_job_whose_type_renamed_its_steps_keeps_its_eta(store: Store) -> None:

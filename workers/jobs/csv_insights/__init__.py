@@ -66,7 +66,8 @@ JOB_TYPES = (
         # each run may hold a few hundred MB of files and frames: keep a handful at a time
         concurrency=4,
         estimate=lambda params: 1.0 + 2.0 * len(params.upload_ids),
-        scale=lambda params: float(len(params.upload_ids)),
+        # the work grows with the files' bytes, not with how many there are
+        scale="upload_bytes",
         uploads=lambda params: list(params.upload_ids),
     ),
 )
