@@ -110,6 +110,7 @@ class TicksInput(BaseModel):
     # a wait of 1 ms after every this many reports (0: none), to spread them over time
     pace_every: int = Field(0, ge=0)
     fail: bool = False  # fail (permanently) right after the last report
+    quiet_s: float = Field(0, ge=0, le=10)  # then nothing for this long, still in the step
 
 
 async def ticks(job: JobContext, params: TicksInput) -> dict[str, Any]:
@@ -121,6 +122,7 @@ async def ticks(job: JobContext, params: TicksInput) -> dict[str, Any]:
                 await asyncio.sleep(0.001)
         if params.fail:
             raise PermanentError("failed after the last report, as asked")
+        await asyncio.sleep(params.quiet_s)
     async with job.step("after"):
         await job.progress(50, "halfway")
     return {"ticks": params.ticks}

@@ -45,6 +45,7 @@ class FeedStream(Stream):
         self._sent: dict[Key, None] = {}
         self._in_scope = scope  # whether a job's events are this socket's to see
         self._progress_at: dict[str, float] = {}  # job id → when its progress was last sent
+        self._held: dict[str, Live] = {}  # job id → its latest progress, due at its turn
 
     def has_sent(self, key: Key) -> bool:
         return key in self._sent
@@ -60,20 +61,40 @@ class FeedStream(Stream):
     async def on_live(self, live: Live) -> None:
         if live.progress:
             await self._send_progress(live)
-        else:
-            await self._send_once((live.job_id, live.seq), live.text)
+            return
+        if live.final:  # the job has ended: a progress held back would say otherwise
+            self._held.pop(live.job_id, None)
+        await self._send_once((live.job_id, live.seq), live.text)
 
     async def _send_progress(self, live: Live) -> None:
-        """Progress comes over Redis alone (never twice), so it is not remembered as sent."""
-        now = time.monotonic()
-        if now - self._progress_at.get(live.job_id, -PROGRESS_EVERY_S) < PROGRESS_EVERY_S:
+        """Progress comes over Redis alone (never twice), so it is not remembered as sent.
+        Within a job's half second the latest is held and sent when the half second is
+        over: the list never stays on a value the job has moved past."""
+        last = self._progress_at.get(live.job_id, -PROGRESS_EVERY_S)
+        if time.monotonic() - last < PROGRESS_EVERY_S:
+            if live.job_id in self._held or await self._in_scope(live.job_id):
+                self._held[live.job_id] = live
             return
-        if not await self._in_scope(live.job_id):
-            return
-        self._progress_at[live.job_id] = now
+        if await self._in_scope(live.job_id):
+            await self._send_progress_now(live)
+
+    async def _send_progress_now(self, live: Live) -> None:
+        self._progress_at[live.job_id] = time.monotonic()
         if len(self._progress_at) > _REMEMBER:
             del self._progress_at[next(iter(self._progress_at))]
         await self.send_text(live.text)
+
+    def due_at(self) -> float | None:
+        if not self._held:
+            return None
+        return min(self._progress_at.get(job_id, 0.0) for job_id in self._held) + PROGRESS_EVERY_S
+
+    async def on_due(self) -> None:
+        now = time.monotonic()
+        for job_id, live in list(self._held.items()):
+            if self._progress_at.get(job_id, 0.0) + PROGRESS_EVERY_S <= now:
+                del self._held[job_id]
+                await self._send_progress_now(live)
 
     async def on_missing(self, keys: list[Key]) -> None:
         for job_id, seq in keys:

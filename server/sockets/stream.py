@@ -61,14 +61,22 @@ class Stream:
     async def on_resync(self) -> None:
         raise NotImplementedError
 
+    def due_at(self) -> float | None:
+        """When (``time.monotonic()``) the stream has something held back to send, if it has."""
+        return None
+
+    async def on_due(self) -> None:
+        """Send what was held back and is due by now."""
+
     async def follow(self, sub: Subscription) -> None:
         """Send what arrives until ``done``; hinted events pub/sub misses come from Postgres."""
         grace_s = self.services.settings.pubsub_grace_ms / 1000
         waiting: dict[Key, float] = {}  # hinted, not yet sent: when to stop waiting for pub/sub
         while not self.done:
-            timeout = None
-            if waiting:
-                timeout = max(0.0, min(waiting.values()) - time.monotonic())
+            deadlines = list(waiting.values())
+            if (held_until := self.due_at()) is not None:
+                deadlines.append(held_until)
+            timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
             try:
                 item = await asyncio.wait_for(sub.get(), timeout)
             except TimeoutError:
@@ -90,6 +98,9 @@ class Stream:
                 missing = [key for key in due if not self.has_sent(key)]
                 if missing:
                     await self.on_missing(missing)
+            held_until = self.due_at()
+            if not self.done and held_until is not None and held_until <= time.monotonic():
+                await self.on_due()
 
 
 async def run_pair(ws: WebSocket, sender: Callable[[], Awaitable[None]]) -> None:
