@@ -89,7 +89,7 @@ async def watched_run(ctx: Run, submit_url: str, watch_url: str) -> list[Watcher
     """Submit demo jobs due one after another, watch each before the first is due."""
     count = ctx.scale.watched_jobs
     token = await new_owner(submit_url)
-    first_due_s = max(3.0, count / 200)  # every socket is open by then
+    first_due_s = max(ctx.scale.lead_s, count / 200)  # every socket is open by then
     job_ids: list[str | None] = [None] * count
     started = time.monotonic()
     async with http(submit_url, token, 20) as client:

@@ -62,11 +62,12 @@ async def _rate(redis_url: str, interval_s: float) -> float:
 async def held(ctx: Run, section: Section) -> None:
     redis_url = await ctx.cluster.start_redis("redis-held")
     # fairness off: every held job goes through the queue once, straight to its key
-    web = await ctx.cluster.start_web(
-        "web-held", redis_url=redis_url, env={"JOBCAST_FAIR_WINDOW": "0"}
+    web, _ = await asyncio.gather(
+        ctx.cluster.start_web("web-held", redis_url=redis_url, env={"JOBCAST_FAIR_WINDOW": "0"}),
+        ctx.cluster.start_worker("worker-held", redis_url=redis_url),
     )
-    await ctx.cluster.start_worker("worker-held", redis_url=redis_url)
-    interval_s = HELD_INTERVAL_S if ctx.scale.name == "full" else HELD_INTERVAL_S / 2
+    # quick mode: counts over a second, coarse but enough to tell 0 from many per job
+    interval_s = HELD_INTERVAL_S if ctx.scale.name == "full" else HELD_INTERVAL_S / 10
     key = [{"key": f"bench:held:{uuid.uuid4().hex[:8]}", "limit": 1}]
     try:
         token = await new_owner(web)
@@ -94,8 +95,8 @@ async def held(ctx: Run, section: Section) -> None:
                 [uuid.UUID(i) for i in [holder, *ids]],
             )
     finally:
-        for name in ("worker-held", "web-held", "redis-held"):
-            await ctx.cluster.stop(name)
+        await asyncio.gather(ctx.cluster.stop("worker-held"), ctx.cluster.stop("web-held"))
+        await ctx.cluster.stop("redis-held")
     section.figures = [
         Figure(
             f"Redis commands per second, {HELD_JOBS} jobs held by a key",
@@ -140,9 +141,14 @@ async def _b_wait(ctx: Run, backlog: int, window: int) -> Wait:
     env = {"JOBCAST_FAIR_WINDOW": str(window), "JOBCAST_WORKER_CONCURRENCY": str(PER_WORKER)}
     if "worker" in ctx.cluster.procs:  # the run's idle worker would be a third (settle restarts it)
         await ctx.cluster.stop("worker")
-    web = await ctx.cluster.start_web("web-fair", env=env)
-    for i in range(WORKERS):
-        await ctx.cluster.start_worker(f"worker-fair-{i}", env=env)
+
+    async def workers() -> None:
+        # one after the other: a worker is ready when the queue's health key appears,
+        # which any of them writes
+        for i in range(WORKERS):
+            await ctx.cluster.start_worker(f"worker-fair-{i}", env=env)
+
+    web, _ = await asyncio.gather(ctx.cluster.start_web("web-fair", env=env), workers())
     a_owner, b_owner = await new_owner(web), await new_owner(web)
     try:
         async with http(web, a_owner, 4) as a, http(web, b_owner, 10) as b:
@@ -186,13 +192,13 @@ async def _b_wait(ctx: Run, backlog: int, window: int) -> Wait:
         ids = [r["id"] for r in left]
         for first in range(0, len(ids), 1000):
             await ctx.redis.zrem(ctx.settings.queue_name, *ids[first : first + 1000])
-        for name in ["web-fair", *(f"worker-fair-{i}" for i in range(WORKERS))]:
-            await ctx.cluster.stop(name)
+        names = ["web-fair", *(f"worker-fair-{i}" for i in range(WORKERS))]
+        await asyncio.gather(*(ctx.cluster.stop(name) for name in names))
     return Wait(last - b_at, int(ahead), a_submit_s)
 
 
 async def fairness(ctx: Run, section: Section) -> None:
-    backlog = 5000 if ctx.scale.name == "full" else 500
+    backlog = 5000 if ctx.scale.name == "full" else 200
     window = Settings.model_fields["fair_window"].default
     fair = await _b_wait(ctx, backlog, window)
     unfair = await _b_wait(ctx, backlog, 0)

@@ -56,6 +56,7 @@ from jobcast.store import apply_schema
 log = logging.getLogger("bench")
 
 WEB_APP = "server.app:create_app"
+BARE_APP = "bench.bare:create_app"
 BENCH_JOB_MODULES = "bench.reporter"
 FINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 _STOP_TIMEOUT_S = 20.0
@@ -106,19 +107,25 @@ class Scale:
     poll_s: float  # each polling measurement
     scaleout_jobs: int  # jobs watched on both web processes
     budget_s: float  # the most one benchmark may take
+    lead_s: float  # how far ahead watched jobs come due, so that every socket opens first
+    # the bare app, once started, kept for the next benchmark that needs it (quick mode:
+    # one start instead of four; the full run starts it for each, beside nothing idle)
+    keep_bare: bool = False
 
 
 QUICK = Scale(
     "quick",
-    noop_jobs=400,
-    sleep_jobs=200,
-    submit_requests=200,
-    watched_jobs=100,
-    sockets=1000,
-    fanout_sockets=1000,
-    poll_s=2.0,
-    scaleout_jobs=20,
+    noop_jobs=200,
+    sleep_jobs=100,
+    submit_requests=100,
+    watched_jobs=50,
+    sockets=500,
+    fanout_sockets=500,
+    poll_s=1.0,
+    scaleout_jobs=10,
     budget_s=45.0,
+    lead_s=2.0,
+    keep_bare=True,
 )
 FULL = Scale(
     "full",
@@ -131,6 +138,7 @@ FULL = Scale(
     poll_s=8.0,
     scaleout_jobs=200,
     budget_s=240.0,
+    lead_s=3.0,
 )
 
 
@@ -475,8 +483,8 @@ class Cluster:
             proc.wait()
 
     async def stop_all(self, keep: tuple[str, ...] = ()) -> None:
-        for name in [n for n in self.procs if n not in keep]:
-            await self.stop(name)
+        """Stop every process but ``keep``, all at once: each stop is a wait on its own."""
+        await asyncio.gather(*(self.stop(name) for name in list(self.procs) if name not in keep))
 
     def kill_all(self) -> None:
         """Last resort when the event loop is gone: nothing of ours outlives the run."""
@@ -502,13 +510,27 @@ class Run:
     def web_url(self) -> str:
         return self.cluster.urls["web"]
 
+    async def bare_url(self) -> str:
+        """The bare baseline app (bench/bare.py), started unless quick mode kept it."""
+        if "bare" not in self.cluster.urls:
+            await self.cluster.start_web("bare", app=BARE_APP, ready_path="/healthz")
+        return self.cluster.urls["bare"]
+
+    async def done_with_bare(self) -> None:
+        """Stop the bare app, unless this scale keeps it for the next benchmark."""
+        if not self.scale.keep_bare and "bare" in self.cluster.procs:
+            await self.cluster.stop("bare")
+
     async def settle(self) -> None:
         """Back to one web process and one worker, with no job due or running."""
-        await self.cluster.stop_all(keep=("web", "worker"))
+        kept = ("web", "worker", "bare") if self.scale.keep_bare else ("web", "worker")
+        await self.cluster.stop_all(keep=kept)
+        starts = []
         if "web" not in self.cluster.procs:
-            await self.cluster.start_web("web")
+            starts.append(self.cluster.start_web("web"))
         if "worker" not in self.cluster.procs:
-            await self.cluster.start_worker("worker")
+            starts.append(self.cluster.start_worker("worker"))
+        await asyncio.gather(*starts)
 
         async def idle() -> bool:
             busy: int = await self.db.fetchval(
