@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import time
 import uuid
@@ -51,6 +52,8 @@ from bench.harness import (
 EVENT_RATE = 1000  # events per second wanted, over all jobs
 LIVE_EVENTS_PER_JOB = 30  # a demo job's events after its creation: 2 status, 8 step, 20 progress
 BASELINE_CHANNEL = "bench_events"
+
+log = logging.getLogger("bench")
 
 
 @dataclass(frozen=True)
@@ -109,9 +112,12 @@ async def watched_run(ctx: Run, submit_url: str, watch_url: str) -> list[Watcher
     try:
         await watch_all(watchers)
         if time.monotonic() - started > first_due_s:
-            raise BenchError(
-                "the sockets opened after the first job was due: its events are not all live"
-            )
+            late = "the sockets opened after the first job was due: its events are not all live"
+            if ctx.scale.name == "full":
+                raise BenchError(late)
+            # quick mode's shorter lead: a late socket's earlier events come as a replay,
+            # untimed (only events after its snapshot are timed)
+            log.warning("events: %s", late)
         follows = [asyncio.create_task(w.follow()) for w in watchers]
         await asyncio.wait_for(asyncio.gather(*follows), ctx.scale.budget_s)
     finally:

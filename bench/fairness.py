@@ -185,13 +185,7 @@ async def _b_wait(ctx: Run, backlog: int, window: int) -> Wait:
             )
     finally:
         # what is left of A's backlog is dropped, in Postgres and on the queue
-        left = await ctx.db.fetch(
-            "UPDATE jobs SET status = 'cancelled', finished_at = now(), parked_on = NULL"
-            " WHERE status = 'pending' RETURNING id::text AS id"
-        )
-        ids = [r["id"] for r in left]
-        for first in range(0, len(ids), 1000):
-            await ctx.redis.zrem(ctx.settings.queue_name, *ids[first : first + 1000])
+        await ctx.drop_pending()
         names = ["web-fair", *(f"worker-fair-{i}" for i in range(WORKERS))]
         await asyncio.gather(*(ctx.cluster.stop(name) for name in names))
     return Wait(last - b_at, int(ahead), a_submit_s)

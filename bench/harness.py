@@ -95,7 +95,7 @@ class BenchError(Exception):
 
 @dataclass(frozen=True)
 class Scale:
-    """How much each benchmark does: ``quick`` fits in two minutes, ``full`` in about five."""
+    """How much each benchmark does: ``quick`` fits in two minutes, ``full`` in about ten."""
 
     name: str
     noop_jobs: int  # end-to-end throughput, noop jobs (each of jobcast and raw arq)
@@ -520,6 +520,18 @@ class Run:
         """Stop the bare app, unless this scale keeps it for the next benchmark."""
         if not self.scale.keep_bare and "bare" in self.cluster.procs:
             await self.cluster.stop("bare")
+
+    async def drop_pending(self) -> int:
+        """Cancel every pending job in Postgres and take it off arq's queue: what a benchmark
+        left queued but does not need run. How many."""
+        left = await self.db.fetch(
+            "UPDATE jobs SET status = 'cancelled', finished_at = now(), parked_on = NULL"
+            " WHERE status = 'pending' RETURNING id::text AS id"
+        )
+        ids = [r["id"] for r in left]
+        for first in range(0, len(ids), 1000):
+            await self.redis.zrem(self.settings.queue_name, *ids[first : first + 1000])
+        return len(ids)
 
     async def settle(self) -> None:
         """Back to one web process and one worker, with no job due or running."""
