@@ -182,8 +182,7 @@ async def run_all(
         machine: dict[str, str] = {}
         try:
             machine.update(await describe_machine(db, redis))
-            await cluster.start_web("web")
-            await cluster.start_worker("worker")
+            await asyncio.gather(cluster.start_web("web"), cluster.start_worker("worker"))
             broken: str | None = None
             for number, title, benchmark in BENCHMARKS:
                 if number not in only:

@@ -223,26 +223,34 @@ async def start_pubsubless_web(ctx: Run) -> str:
     return url
 
 
-def _baseline_size(found: Delivery) -> tuple[int, float]:
+def _baseline_size(ctx: Run, found: Delivery) -> tuple[int, float]:
+    """As many messages as jobcast delivered, at its rate, for at most 20 s (quick: 2 s)."""
     rate = max(found.rate, 50.0)
-    return min(len(found.latencies_s), int(rate * 20)), rate
+    seconds = 20 if ctx.scale.name == "full" else 2
+    return min(len(found.latencies_s), int(rate * seconds)), rate
 
 
 async def run(ctx: Run, section: Section) -> None:
     channels = ctx.scale.watched_jobs
-
-    pubsub_watchers = await watched_run(ctx, ctx.web_url, ctx.web_url)
-    via_pubsub = delivery(pubsub_watchers)
-    count, rate = _baseline_size(via_pubsub)
-    raw_pubsub = await redis_baseline(ctx, channels, count, rate)
-    kinds = await event_kinds(ctx.db, "demo")
-
-    web_b = await start_pubsubless_web(ctx)
+    # quick mode: the second web process starts while the first phase runs
+    early = asyncio.create_task(start_pubsubless_web(ctx)) if ctx.scale.name == "quick" else None
+    try:
+        pubsub_watchers = await watched_run(ctx, ctx.web_url, ctx.web_url)
+        via_pubsub = delivery(pubsub_watchers)
+        count, rate = _baseline_size(ctx, via_pubsub)
+        raw_pubsub = await redis_baseline(ctx, channels, count, rate)
+        kinds = await event_kinds(ctx.db, "demo")
+        web_b = await (early if early is not None else start_pubsubless_web(ctx))
+    finally:
+        if early is not None and not early.done():  # the first phase failed: settle stops it
+            early.cancel()
+            with contextlib.suppress(asyncio.CancelledError, BenchError):
+                await early
     try:
         via_notify = delivery(await watched_run(ctx, ctx.web_url, web_b))
     finally:
         await ctx.cluster.stop("web-b")
-    count_b, rate_b = _baseline_size(via_notify)
+    count_b, rate_b = _baseline_size(ctx, via_notify)
     raw_notify = await notify_baseline(ctx, count_b, rate_b)
 
     what_pubsub, what_notify = "raw Redis pub/sub", "raw Postgres LISTEN/NOTIFY"

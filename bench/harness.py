@@ -115,8 +115,8 @@ class Scale:
 
 QUICK = Scale(
     "quick",
-    noop_jobs=200,
-    sleep_jobs=100,
+    noop_jobs=150,
+    sleep_jobs=80,
     submit_requests=100,
     watched_jobs=50,
     sockets=500,

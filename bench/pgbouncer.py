@@ -30,7 +30,7 @@ from bench.harness import (
 
 CONCURRENCY = 10
 WARMUP = 20
-ROUNDS = 2
+ROUNDS = {"quick": 1, "full": 2}
 # a quarter of benchmarks 1 and 2's counts a turn: eight turns and two more processes fit
 # in one benchmark's time budget
 SHARE = 4
@@ -101,7 +101,7 @@ async def run(ctx: Run, section: Section) -> None:
         await ctx.cluster.stop("worker")  # submits alone first, as in benchmark 2
         count = ctx.scale.submit_requests // SHARE
         best: dict[str, Load] = {}
-        for _ in range(ROUNDS):
+        for _ in range(ROUNDS[ctx.scale.name]):
             for side, url in (("direct", ctx.web_url), ("pooled", pooled_url)):
                 load = await _submits(url, count)
                 if side not in best or load.rate > best[side].rate:
