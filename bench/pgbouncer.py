@@ -146,8 +146,8 @@ async def run(ctx: Run, section: Section) -> None:
         f"Submits: {count} noop submits from {CONCURRENCY} clients after {WARMUP} unmeasured "
         f"ones, no worker running; end to end: {jobs} noop jobs submitted from "
         f"{CONCURRENCY} clients to one worker, from the first submit to the last job "
-        f"completed. The submits ran {ROUNDS} times a side, taking turns; each side keeps its "
-        "best; the end-to-end runs once a side.",
+        f"completed. The submits ran {ROUNDS[ctx.scale.name]} times a side, taking turns; "
+        "each side keeps its best; the end-to-end runs once a side.",
         "Without a statement cache every statement is parsed and planned again by "
         "Postgres (asyncpg prepares an unnamed statement each time), and every round trip "
         "passes through one more process: the rows give what that costs together.",
