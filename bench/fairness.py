@@ -143,14 +143,10 @@ async def _b_wait(ctx: Run, backlog: int, window: int) -> Wait:
     env = {"JOBCAST_FAIR_WINDOW": str(window), "JOBCAST_WORKER_CONCURRENCY": str(PER_WORKER)}
     if "worker" in ctx.cluster.procs:  # the run's idle worker would be a third (settle restarts it)
         await ctx.cluster.stop("worker")
-
-    async def workers() -> None:
-        # one after the other: a worker is ready when the queue's health key appears,
-        # which any of them writes
-        for i in range(WORKERS):
-            await ctx.cluster.start_worker(f"worker-fair-{i}", env=env)
-
-    web, _ = await asyncio.gather(ctx.cluster.start_web("web-fair", env=env), workers())
+    web, *_ = await asyncio.gather(
+        ctx.cluster.start_web("web-fair", env=env),
+        *(ctx.cluster.start_worker(f"worker-fair-{i}", env=env) for i in range(WORKERS)),
+    )
     a_owner, b_owner = await new_owner(web), await new_owner(web)
     try:
         async with http(web, a_owner, 4) as a, http(web, b_owner, 10) as b:

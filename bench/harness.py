@@ -61,6 +61,7 @@ BENCH_JOB_MODULES = "bench.reporter"
 FINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 _STOP_TIMEOUT_S = 20.0
 _START_TIMEOUT_S = 90.0  # a loaded machine starts a process slowly
+_WORKER_READY = b"worker ready on queue"  # workers/settings.py's log_ready
 
 # Per-owner and per-address limits protect a service from one visitor; a benchmark's
 # few owners stand for a whole app, so the limits are set out of reach. Their checks
@@ -407,17 +408,28 @@ class Cluster:
         redis_url: str | None = None,
     ) -> None:
         """Start an arq worker and wait until it polls its queue (its health key appears);
-        ``redis_url``: on that Redis instead of the run's."""
+        ``redis_url``: on that Redis instead of the run's. A jobcast worker must also have
+        logged that it is ready, so that workers of one queue may start side by side (any
+        of them writes the queue's health key)."""
         key = (queue or self.settings.queue_name) + health_check_key_suffix
         redis = aioredis.Redis.from_url(redis_url or self.endpoints.redis_url)
         extra = {**(env or {}), **({"REDIS_URL": redis_url} if redis_url else {})}
+        log_path = self.log_dir / f"{name}.log"
+        logged_before = log_path.stat().st_size if log_path.exists() else 0
         try:
             await redis.delete(key)
             self._spawn(name, command or worker_command(), self.env(**extra))
 
+            def logged_ready() -> bool:
+                if command is not None:
+                    return True  # another program: its health key is all there is
+                with open(log_path, "rb") as out:
+                    out.seek(logged_before)
+                    return _WORKER_READY in out.read()
+
             async def polling() -> bool:
                 self._alive(name)
-                return bool(await redis.exists(key))
+                return logged_ready() and bool(await redis.exists(key))
 
             await until(
                 polling,

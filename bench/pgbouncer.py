@@ -12,6 +12,7 @@ end-to-end runs (one worker each, so one at a time) go once each.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import uuid
 
@@ -97,8 +98,10 @@ async def run(ctx: Run, section: Section) -> None:
             "JOBCAST_LISTEN_DATABASE_URL": direct,
             "JOBCAST_PG_STATEMENT_CACHE_SIZE": "0",
         }
-        pooled_url = await ctx.cluster.start_web(WEB, env=pooled)
-        await ctx.cluster.stop("worker")  # submits alone first, as in benchmark 2
+        pooled_url, _ = await asyncio.gather(
+            ctx.cluster.start_web(WEB, env=pooled),
+            ctx.cluster.stop("worker"),  # submits alone first, as in benchmark 2
+        )
         count = ctx.scale.submit_requests // SHARE
         best: dict[str, Load] = {}
         for _ in range(ROUNDS[ctx.scale.name]):
@@ -112,11 +115,12 @@ async def run(ctx: Run, section: Section) -> None:
         await ctx.cluster.start_worker("worker")
         jobs = ctx.scale.noop_jobs // (2 * SHARE)
         took = {"direct": await _end_to_end(ctx, ctx.web_url, jobs)}
-        await ctx.cluster.stop("worker")
-        await ctx.cluster.start_worker(WORKER, env=pooled)
+        # each swap side by side: no job is in flight between the turns
+        await asyncio.gather(
+            ctx.cluster.stop("worker"), ctx.cluster.start_worker(WORKER, env=pooled)
+        )
         took["pooled"] = await _end_to_end(ctx, pooled_url, jobs)
-        await ctx.cluster.stop(WORKER)
-        await ctx.cluster.start_worker("worker")
+        await asyncio.gather(ctx.cluster.stop(WORKER), ctx.cluster.start_worker("worker"))
     finally:
         bouncer.stop()
     ours, raw = best["pooled"], best["direct"]

@@ -128,8 +128,10 @@ async def arq_rate(run: Run, function: str, count: int, bare_url: str | None = N
 async def coalesced_demo_rate(ctx: Run, count: int) -> tuple[float, str]:
     """Demo jobs per second on a worker that coalesces progress within the shipped window,
     and the events the last of them stored."""
-    await ctx.cluster.stop("worker")
-    await ctx.cluster.start_worker(COALESCING, env={"JOBCAST_PROGRESS_WINDOW_MS": f"{WINDOW_MS:g}"})
+    await asyncio.gather(
+        ctx.cluster.stop("worker"),
+        ctx.cluster.start_worker(COALESCING, env={"JOBCAST_PROGRESS_WINDOW_MS": f"{WINDOW_MS:g}"}),
+    )
     try:
         rate = await jobcast_rate(ctx, [ctx.web_url], "demo", DEMO_INPUT, count)
         return rate, await event_kinds(ctx.db, "demo")
