@@ -1,4 +1,5 @@
-"""``python -m bench [--quick]``: run every benchmark and write docs/benchmarks.md.
+"""``python -m bench [--quick]``: run every benchmark and write docs/benchmarks.md
+(``--quick``: .jobcast/benchmarks-quick.md, leaving the full run's page as it is).
 
 Finds or starts Postgres and Redis as ``make run`` does, makes a database and a
 Redis prefix for the run, starts one web process and one worker the way
@@ -71,6 +72,10 @@ log = logging.getLogger("bench")
 
 Benchmark = Callable[[Run, Section], Awaitable[None]]
 
+FULL_OUTPUT = ROOT / "docs" / "benchmarks.md"
+# a quick run's figures are a smoke check: kept beside the venv, out of docs/
+QUICK_OUTPUT = ROOT / ".jobcast" / "benchmarks-quick.md"
+
 BENCHMARKS: tuple[tuple[int, str, Benchmark], ...] = (
     (1, "End-to-end throughput", throughput.run),
     (2, "Submit latency", submit.run),
@@ -111,10 +116,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--output",
         type=Path,
-        default=ROOT / "docs" / "benchmarks.md",
-        help="where to write the table (default: docs/benchmarks.md)",
+        default=None,
+        help="where to write the table (default: docs/benchmarks.md; with --quick, "
+        f"{QUICK_OUTPUT.relative_to(ROOT)}, so that a quick run never replaces the full "
+        "figures)",
     )
     args = parser.parse_args(argv)
+    if args.output is None:
+        args.output = QUICK_OUTPUT if args.quick else FULL_OUTPUT
     known = {number for number, _title, _run in BENCHMARKS}
     try:
         args.only = {int(n) for n in args.only.split(",") if n.strip()} or known
@@ -173,8 +182,7 @@ async def run_all(
         machine: dict[str, str] = {}
         try:
             machine.update(await describe_machine(db, redis))
-            await cluster.start_web("web")
-            await cluster.start_worker("worker")
+            await asyncio.gather(cluster.start_web("web"), cluster.start_worker("worker"))
             broken: str | None = None
             for number, title, benchmark in BENCHMARKS:
                 if number not in only:
@@ -283,6 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text)
     print(text)
+    print(f"bench: written to {args.output}", file=sys.stderr)
     failed = [s for s in sections if s.error is not None]
     if failed:
         print(f"bench: {len(failed)} benchmark(s) not measured; logs in {log_dir}", file=sys.stderr)

@@ -19,7 +19,8 @@ bench-peers: $(BENCH_STAMP)
 bench: install bench-peers
 	$(PY) -m bench
 
-## make bench-quick: the same with smaller counts (under two minutes on an idle machine)
+## make bench-quick: the same with smaller counts, under two minutes, as a check; writes
+## .jobcast/benchmarks-quick.md, never over the full figures in docs/benchmarks.md
 bench-quick: install bench-peers
 	$(PY) -m bench --quick
 

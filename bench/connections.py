@@ -92,13 +92,11 @@ async def run(ctx: Run, section: Section) -> None:
     base = ws_base(ctx.web_url)
     ours = await hold(ctx, "web", [f"{base}/ws/jobs/{j}" for j in job_ids], token)
 
-    bare_url = await ctx.cluster.start_web(
-        "bare", app="bench.bare:create_app", ready_path="/healthz"
-    )
+    bare_url = await ctx.bare_url()
     try:
         raw = await hold(ctx, "bare", [f"{ws_base(bare_url)}/ws"] * count, None)
     finally:
-        await ctx.cluster.stop("bare")
+        await ctx.done_with_bare()
 
     what = "bare Starlette websocket"
     section.figures = [

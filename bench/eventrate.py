@@ -202,7 +202,7 @@ async def run(ctx: Run, section: Section) -> None:
     url = ctx.web_url
     token = await new_owner(url)
     job_ids = await queue_reports(
-        ctx, url, token, count, {"updates": updates}, max(3.0, count / 150)
+        ctx, url, token, count, {"updates": updates}, max(ctx.scale.lead_s, count / 150)
     )
     watchers = [Watcher(ws_base(url), token, job_id) for job_id in job_ids]
     await follow_all(ctx, watchers)

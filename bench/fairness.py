@@ -1,13 +1,14 @@
 """14. Held jobs cost Redis nothing; 15. a second tenant behind a first one's backlog.
 
 14: one job holds a concurrency key of limit 1 (a noop sleeping for a minute) and 1,000
-more jobs with the key are submitted in one batch; once all are parked, Redis's own command counts
-(INFO commandstats, on a private redis-server so that nothing else counts) are read
-before and after an interval, with one web process and one worker on it. The baseline
-is the same processes with the holder running and nothing held: what polling and one
-running job cost (arq looks at a running job on its queue at each poll).
+more jobs with the key (200 in quick mode) are submitted in one batch; once all are
+parked, Redis's own command counts (INFO commandstats, on a private redis-server so that
+nothing else counts) are read before and after an interval, with one web process and one
+worker on it. The baseline is the same processes with the holder running and nothing
+held: what polling and one running job cost (arq looks at a running job on its queue at
+each poll).
 
-15: tenant A (an owner) submits a backlog of noop jobs sleeping 100 ms (5,000; 500 in
+15: tenant A (an owner) submits a backlog of noop jobs sleeping 100 ms (5,000; 200 in
 quick mode) in batches of 1,000, then tenant B submits 10 jobs; two workers run 10 jobs
 each. The figures are the longest wait of B's jobs, from B's first submit to their last
 start, and B's place in line (the most of A's jobs that started between one of B's
@@ -34,7 +35,7 @@ from bench.harness import (
 )
 from jobcast.settings import Settings
 
-HELD_JOBS = 1000
+HELD_JOBS = {"quick": 200, "full": 1000}
 HELD_INTERVAL_S = 10.0
 B_JOBS = 10
 SLEEP_S = 0.1
@@ -62,11 +63,13 @@ async def _rate(redis_url: str, interval_s: float) -> float:
 async def held(ctx: Run, section: Section) -> None:
     redis_url = await ctx.cluster.start_redis("redis-held")
     # fairness off: every held job goes through the queue once, straight to its key
-    web = await ctx.cluster.start_web(
-        "web-held", redis_url=redis_url, env={"JOBCAST_FAIR_WINDOW": "0"}
+    web, _ = await asyncio.gather(
+        ctx.cluster.start_web("web-held", redis_url=redis_url, env={"JOBCAST_FAIR_WINDOW": "0"}),
+        ctx.cluster.start_worker("worker-held", redis_url=redis_url),
     )
-    await ctx.cluster.start_worker("worker-held", redis_url=redis_url)
-    interval_s = HELD_INTERVAL_S if ctx.scale.name == "full" else HELD_INTERVAL_S / 2
+    # quick mode: counts over a second, coarse but enough to tell 0 from many per job
+    interval_s = HELD_INTERVAL_S if ctx.scale.name == "full" else HELD_INTERVAL_S / 10
+    held_jobs = HELD_JOBS[ctx.scale.name]
     key = [{"key": f"bench:held:{uuid.uuid4().hex[:8]}", "limit": 1}]
     try:
         token = await new_owner(web)
@@ -77,14 +80,14 @@ async def held(ctx: Run, section: Section) -> None:
             )
             idle = await _rate(redis_url, interval_s)
             one = {"type": "noop", "input": {}, "concurrency": key}
-            response = await client.post("/api/jobs/batch", json={"jobs": [one] * HELD_JOBS})
+            response = await client.post("/api/jobs/batch", json={"jobs": [one] * held_jobs})
             if response.status_code != 202:
                 raise BenchError(f"batch answered {response.status_code}: {response.text[:300]}")
             ids = [j["id"] for j in response.json()["jobs"]]
             await until(
-                lambda: _parked(ctx, key[0]["key"], HELD_JOBS),
+                lambda: _parked(ctx, key[0]["key"], held_jobs),
                 timeout_s=ctx.scale.budget_s,
-                what=f"{HELD_JOBS} jobs parked",
+                what=f"{held_jobs} jobs parked",
             )
             await asyncio.sleep(interval_s)  # the last parks' replies and arq's bookkeeping end
             busy = await _rate(redis_url, interval_s)
@@ -94,11 +97,11 @@ async def held(ctx: Run, section: Section) -> None:
                 [uuid.UUID(i) for i in [holder, *ids]],
             )
     finally:
-        for name in ("worker-held", "web-held", "redis-held"):
-            await ctx.cluster.stop(name)
+        await asyncio.gather(ctx.cluster.stop("worker-held"), ctx.cluster.stop("web-held"))
+        await ctx.cluster.stop("redis-held")
     section.figures = [
         Figure(
-            f"Redis commands per second, {HELD_JOBS} jobs held by a key",
+            f"Redis commands per second, {held_jobs} jobs held by a key",
             "cmd/s",
             round(busy, 1),
             round(idle, 1),
@@ -110,7 +113,7 @@ async def held(ctx: Run, section: Section) -> None:
         f"INFO commandstats of a private redis-server, summed over every command but INFO, "
         f"before and after {interval_s:g} s; one web process and one worker "
         f"({ctx.settings.worker_concurrency} jobs at once) on it, first with the holder alone, "
-        f"then with {HELD_JOBS} more jobs parked on its key. A held job is parked in Postgres, "
+        f"then with {held_jobs} more jobs parked on its key. A held job is parked in Postgres, "
         "off arq's queue: it costs Redis no command while it waits.",
     ]
 
@@ -140,9 +143,10 @@ async def _b_wait(ctx: Run, backlog: int, window: int) -> Wait:
     env = {"JOBCAST_FAIR_WINDOW": str(window), "JOBCAST_WORKER_CONCURRENCY": str(PER_WORKER)}
     if "worker" in ctx.cluster.procs:  # the run's idle worker would be a third (settle restarts it)
         await ctx.cluster.stop("worker")
-    web = await ctx.cluster.start_web("web-fair", env=env)
-    for i in range(WORKERS):
-        await ctx.cluster.start_worker(f"worker-fair-{i}", env=env)
+    web, *_ = await asyncio.gather(
+        ctx.cluster.start_web("web-fair", env=env),
+        *(ctx.cluster.start_worker(f"worker-fair-{i}", env=env) for i in range(WORKERS)),
+    )
     a_owner, b_owner = await new_owner(web), await new_owner(web)
     try:
         async with http(web, a_owner, 4) as a, http(web, b_owner, 10) as b:
@@ -179,20 +183,14 @@ async def _b_wait(ctx: Run, backlog: int, window: int) -> Wait:
             )
     finally:
         # what is left of A's backlog is dropped, in Postgres and on the queue
-        left = await ctx.db.fetch(
-            "UPDATE jobs SET status = 'cancelled', finished_at = now(), parked_on = NULL"
-            " WHERE status = 'pending' RETURNING id::text AS id"
-        )
-        ids = [r["id"] for r in left]
-        for first in range(0, len(ids), 1000):
-            await ctx.redis.zrem(ctx.settings.queue_name, *ids[first : first + 1000])
-        for name in ["web-fair", *(f"worker-fair-{i}" for i in range(WORKERS))]:
-            await ctx.cluster.stop(name)
+        await ctx.drop_pending()
+        names = ["web-fair", *(f"worker-fair-{i}" for i in range(WORKERS))]
+        await asyncio.gather(*(ctx.cluster.stop(name) for name in names))
     return Wait(last - b_at, int(ahead), a_submit_s)
 
 
 async def fairness(ctx: Run, section: Section) -> None:
-    backlog = 5000 if ctx.scale.name == "full" else 500
+    backlog = 5000 if ctx.scale.name == "full" else 200
     window = Settings.model_fields["fair_window"].default
     fair = await _b_wait(ctx, backlog, window)
     unfair = await _b_wait(ctx, backlog, 0)

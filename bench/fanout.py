@@ -43,7 +43,7 @@ from bench.harness import (
     ws_base,
 )
 
-UPDATES = {"quick": 20, "full": 40}
+UPDATES = {"quick": 10, "full": 40}
 INTERVAL_S = 0.2
 
 
@@ -141,7 +141,7 @@ async def jobcast_crowd(ctx: Run, count: int, updates: int) -> tuple[list[float]
 
 
 async def bare_crowd(ctx: Run, count: int, updates: int) -> list[float]:
-    url = await ctx.cluster.start_web("bare", app="bench.bare:create_app", ready_path="/healthz")
+    url = await ctx.bare_url()
     redis = aioredis.Redis.from_url(ctx.settings.redis_dsn)
     try:
         fans = await open_crowd(f"{ws_base(url)}/fan", None, count)
@@ -156,7 +156,7 @@ async def bare_crowd(ctx: Run, count: int, updates: int) -> list[float]:
             await close_sockets([f.socket for f in fans])
     finally:
         await redis.aclose()
-        await ctx.cluster.stop("bare")
+        await ctx.done_with_bare()
     latencies, _ = last_arrivals(fans, 0, 0.0)
     return latencies
 

@@ -56,10 +56,12 @@ from jobcast.store import apply_schema
 log = logging.getLogger("bench")
 
 WEB_APP = "server.app:create_app"
+BARE_APP = "bench.bare:create_app"
 BENCH_JOB_MODULES = "bench.reporter"
 FINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 _STOP_TIMEOUT_S = 20.0
 _START_TIMEOUT_S = 90.0  # a loaded machine starts a process slowly
+_WORKER_READY = b"worker ready on queue"  # workers/settings.py's log_ready
 
 # Per-owner and per-address limits protect a service from one visitor; a benchmark's
 # few owners stand for a whole app, so the limits are set out of reach. Their checks
@@ -94,7 +96,7 @@ class BenchError(Exception):
 
 @dataclass(frozen=True)
 class Scale:
-    """How much each benchmark does: ``quick`` fits in two minutes, ``full`` in about five."""
+    """How much each benchmark does: ``quick`` fits in two minutes, ``full`` in about ten."""
 
     name: str
     noop_jobs: int  # end-to-end throughput, noop jobs (each of jobcast and raw arq)
@@ -106,19 +108,25 @@ class Scale:
     poll_s: float  # each polling measurement
     scaleout_jobs: int  # jobs watched on both web processes
     budget_s: float  # the most one benchmark may take
+    lead_s: float  # how far ahead watched jobs come due, so that every socket opens first
+    # the bare app, once started, kept for the next benchmark that needs it (quick mode:
+    # one start instead of four; the full run starts it for each, beside nothing idle)
+    keep_bare: bool = False
 
 
 QUICK = Scale(
     "quick",
-    noop_jobs=400,
-    sleep_jobs=200,
-    submit_requests=200,
-    watched_jobs=100,
-    sockets=1000,
-    fanout_sockets=1000,
-    poll_s=2.0,
-    scaleout_jobs=20,
+    noop_jobs=150,
+    sleep_jobs=80,
+    submit_requests=100,
+    watched_jobs=50,
+    sockets=500,
+    fanout_sockets=500,
+    poll_s=1.0,
+    scaleout_jobs=10,
     budget_s=45.0,
+    lead_s=2.0,
+    keep_bare=True,
 )
 FULL = Scale(
     "full",
@@ -131,6 +139,7 @@ FULL = Scale(
     poll_s=8.0,
     scaleout_jobs=200,
     budget_s=240.0,
+    lead_s=3.0,
 )
 
 
@@ -399,17 +408,28 @@ class Cluster:
         redis_url: str | None = None,
     ) -> None:
         """Start an arq worker and wait until it polls its queue (its health key appears);
-        ``redis_url``: on that Redis instead of the run's."""
+        ``redis_url``: on that Redis instead of the run's. A jobcast worker must also have
+        logged that it is ready, so that workers of one queue may start side by side (any
+        of them writes the queue's health key)."""
         key = (queue or self.settings.queue_name) + health_check_key_suffix
         redis = aioredis.Redis.from_url(redis_url or self.endpoints.redis_url)
         extra = {**(env or {}), **({"REDIS_URL": redis_url} if redis_url else {})}
+        log_path = self.log_dir / f"{name}.log"
+        logged_before = log_path.stat().st_size if log_path.exists() else 0
         try:
             await redis.delete(key)
             self._spawn(name, command or worker_command(), self.env(**extra))
 
+            def logged_ready() -> bool:
+                if command is not None:
+                    return True  # another program: its health key is all there is
+                with open(log_path, "rb") as out:
+                    out.seek(logged_before)
+                    return _WORKER_READY in out.read()
+
             async def polling() -> bool:
                 self._alive(name)
-                return bool(await redis.exists(key))
+                return logged_ready() and bool(await redis.exists(key))
 
             await until(
                 polling,
@@ -475,8 +495,8 @@ class Cluster:
             proc.wait()
 
     async def stop_all(self, keep: tuple[str, ...] = ()) -> None:
-        for name in [n for n in self.procs if n not in keep]:
-            await self.stop(name)
+        """Stop every process but ``keep``, all at once: each stop is a wait on its own."""
+        await asyncio.gather(*(self.stop(name) for name in list(self.procs) if name not in keep))
 
     def kill_all(self) -> None:
         """Last resort when the event loop is gone: nothing of ours outlives the run."""
@@ -502,13 +522,39 @@ class Run:
     def web_url(self) -> str:
         return self.cluster.urls["web"]
 
+    async def bare_url(self) -> str:
+        """The bare baseline app (bench/bare.py), started unless quick mode kept it."""
+        if "bare" not in self.cluster.urls:
+            await self.cluster.start_web("bare", app=BARE_APP, ready_path="/healthz")
+        return self.cluster.urls["bare"]
+
+    async def done_with_bare(self) -> None:
+        """Stop the bare app, unless this scale keeps it for the next benchmark."""
+        if not self.scale.keep_bare and "bare" in self.cluster.procs:
+            await self.cluster.stop("bare")
+
+    async def drop_pending(self) -> int:
+        """Cancel every pending job in Postgres and take it off arq's queue: what a benchmark
+        left queued but does not need run. How many."""
+        left = await self.db.fetch(
+            "UPDATE jobs SET status = 'cancelled', finished_at = now(), parked_on = NULL"
+            " WHERE status = 'pending' RETURNING id::text AS id"
+        )
+        ids = [r["id"] for r in left]
+        for first in range(0, len(ids), 1000):
+            await self.redis.zrem(self.settings.queue_name, *ids[first : first + 1000])
+        return len(ids)
+
     async def settle(self) -> None:
         """Back to one web process and one worker, with no job due or running."""
-        await self.cluster.stop_all(keep=("web", "worker"))
+        kept = ("web", "worker", "bare") if self.scale.keep_bare else ("web", "worker")
+        await self.cluster.stop_all(keep=kept)
+        starts = []
         if "web" not in self.cluster.procs:
-            await self.cluster.start_web("web")
+            starts.append(self.cluster.start_web("web"))
         if "worker" not in self.cluster.procs:
-            await self.cluster.start_worker("worker")
+            starts.append(self.cluster.start_worker("worker"))
+        await asyncio.gather(*starts)
 
         async def idle() -> bool:
             busy: int = await self.db.fetchval(

@@ -53,11 +53,10 @@ from bench.harness import (
 
 log = logging.getLogger("bench")
 
-JOBS = {"quick": (200, 60), "full": (2000, 400)}  # noop jobs, progress jobs per system
+JOBS = {"quick": (100, 30), "full": (2000, 400)}  # noop jobs, progress jobs per system
 UPDATES = 20
 LATENCY_INTERVAL_S = 0.1
 POLL_S = 0.5
-WORKER = "peer-worker"
 
 
 @dataclass
@@ -72,13 +71,18 @@ class Peer:
     env: dict[str, str]
 
 
+def worker_name(peer: Peer) -> str:
+    """A process name of each peer's own: quick mode runs the peers side by side."""
+    return "peer-worker-" + peer.name.lower().replace(" ", "-")
+
+
 async def drain(ctx: Run, peer: Peer, kind: str, count: int, keep: bool = False) -> float:
     """Queue ``count`` jobs, start the worker, and time it from the first job taken to none
     left; the worker is stopped afterwards, unless ``keep``. Jobs per second."""
     await peer.enqueue(kind, count)
     if await peer.remaining() < count:
         raise BenchError(f"{peer.name}: fewer than {count} jobs queued")
-    ctx.cluster.spawn(WORKER, peer.worker, ctx.cluster.env(**peer.env))
+    ctx.cluster.spawn(worker_name(peer), peer.worker, ctx.cluster.env(**peer.env))
     first: float | None = None
     deadline = time.monotonic() + ctx.scale.budget_s
     try:
@@ -91,13 +95,13 @@ async def drain(ctx: Run, peer: Peer, kind: str, count: int, keep: bool = False)
                 break
             if time.monotonic() > deadline:
                 raise BenchError(f"{peer.name}: {left} of {count} {kind} jobs left")
-            ctx.cluster.alive(WORKER)
+            ctx.cluster.alive(worker_name(peer))
             await asyncio.sleep(0.02)
     except BaseException:
-        await ctx.cluster.stop(WORKER)
+        await ctx.cluster.stop(worker_name(peer))
         raise
     if not keep:
-        await ctx.cluster.stop(WORKER)
+        await ctx.cluster.stop(worker_name(peer))
     if first is None or now <= first:
         raise BenchError(f"{peer.name}: the queue emptied before it could be timed")
     return count / (now - first)
@@ -130,7 +134,8 @@ def jobcast_peer(ctx: Run, token: str) -> Peer:
     owner: list[uuid.UUID] = []
 
     async def enqueue(kind: str, count: int) -> None:
-        await ctx.cluster.stop("worker")  # queued first, then drained
+        if "worker" in ctx.cluster.procs:
+            await ctx.cluster.stop("worker")  # queued first, then drained
         job_type, job_input = (
             ("noop", {}) if kind == "noop" else ("bench_report", {"updates": UPDATES})
         )
@@ -307,16 +312,71 @@ def version(package: str) -> str:
         return "not installed"
 
 
+async def drain_both(
+    ctx: Run,
+    peer: Peer,
+    noop_jobs: int,
+    progress_jobs: int,
+    start: Callable[[], Awaitable[None]],
+) -> dict[str, Any]:
+    """Quick mode: both kinds queued, then one worker start drains them in order (each queue
+    is first in, first out): noop jobs/s until no more than the progress jobs are left,
+    progress jobs/s from then to none left. Coarse where the two kinds overlap (a worker's
+    concurrency of jobs), and one worker start instead of two."""
+    await peer.enqueue("noop", noop_jobs)
+    progress_jobs = progress_jobs if peer.watch is not None else 0
+    if progress_jobs:
+        await peer.enqueue("progress", progress_jobs)
+    total = noop_jobs + progress_jobs
+    if await peer.remaining() < total:
+        raise BenchError(f"{peer.name}: fewer than {total} jobs queued")
+    starting = asyncio.create_task(start())
+    marks: list[float] = []  # the first job taken; the noop jobs done; every job done
+    deadline = time.monotonic() + ctx.scale.budget_s
+    try:
+        while len(marks) < 3:
+            left = await peer.remaining()
+            now = time.perf_counter()
+            if not marks and left < total:
+                marks.append(now)
+            if len(marks) == 1 and left <= progress_jobs:
+                marks.append(now)
+            if len(marks) == 2 and left == 0:
+                marks.append(now)
+            if time.monotonic() > deadline:
+                raise BenchError(f"{peer.name}: {left} of {total} jobs left")
+            await asyncio.sleep(0.02)
+    finally:
+        await starting
+    first, noop_done, all_done = marks
+    found: dict[str, Any] = {"noop": noop_jobs / max(noop_done - first, 1e-3)}
+    if progress_jobs:
+        found["progress"] = progress_jobs / max(all_done - noop_done, 1e-3)
+    return found
+
+
 async def measure(ctx: Run, peer: Peer, noop_jobs: int, progress_jobs: int) -> dict[str, Any]:
     log.info("peers: %s", peer.name)
-    found: dict[str, Any] = {"noop": await drain(ctx, peer, "noop", noop_jobs)}
+    if ctx.scale.name == "quick":
+
+        async def spawn() -> None:
+            ctx.cluster.spawn(worker_name(peer), peer.worker, ctx.cluster.env(**peer.env))
+
+        try:
+            found = await drain_both(ctx, peer, noop_jobs, progress_jobs, spawn)
+            if peer.watch is not None:
+                found["latency"] = await peer.watch()
+        finally:
+            await ctx.cluster.stop(worker_name(peer))
+        return found
+    found = {"noop": await drain(ctx, peer, "noop", noop_jobs)}
     if peer.watch is None:
         return found
     found["progress"] = await drain(ctx, peer, "progress", progress_jobs, keep=True)
     try:
         found["latency"] = await peer.watch()
     finally:
-        await ctx.cluster.stop(WORKER)
+        await ctx.cluster.stop(worker_name(peer))
     return found
 
 
@@ -335,32 +395,58 @@ async def run(ctx: Run, section: Section) -> None:
 
     ours = jobcast_peer(ctx, token)
     ours.worker = []  # jobcast's worker is the run's own, started as usual
-    results["jobcast"] = await measure_jobcast(ctx, ours, noop_jobs, progress_jobs)
 
     async with contextlib.AsyncExitStack() as stack:
-        peer, close = celery_peer(ctx, prefix)
-        stack.callback(close)
-        results["Celery"] = await measure(ctx, peer, noop_jobs, progress_jobs)
-        peer, aclose = await saq_peer("SAQ on Redis", prefix, ctx.settings.redis_dsn)
-        stack.push_async_callback(aclose)
-        results["SAQ on Redis"] = await measure(ctx, peer, noop_jobs, progress_jobs)
-        saq_db = await stack.enter_async_context(own_database(ctx, "saq"))
-        peer, aclose = await saq_peer("SAQ on Postgres", prefix, saq_db)
-        stack.push_async_callback(aclose)
-        results["SAQ on Postgres"] = await measure(ctx, peer, noop_jobs, progress_jobs)
-        pro_db = await stack.enter_async_context(own_database(ctx, "procrastinate"))
-        peer, aclose = await procrastinate_peer(prefix, pro_db)
-        stack.push_async_callback(aclose)
-        results["procrastinate"] = await measure(ctx, peer, noop_jobs, progress_jobs)
+        peers = await set_up_peers(ctx, stack, prefix)
+        if ctx.scale.name == "quick":
+            # every system at once, each on its own queue or database: one wait for all
+            # their worker starts and drains, each system's figures under the same load
+            found = await asyncio.gather(
+                measure_jobcast(ctx, ours, noop_jobs, progress_jobs),
+                *(measure(ctx, peer, noop_jobs, progress_jobs) for peer in peers),
+            )
+            results = dict(zip(["jobcast", *(peer.name for peer in peers)], found, strict=True))
+        else:  # one system after the other, each with the machine to itself
+            results["jobcast"] = await measure_jobcast(ctx, ours, noop_jobs, progress_jobs)
+            for peer in peers:
+                results[peer.name] = await measure(ctx, peer, noop_jobs, progress_jobs)
     await forget_peer_keys(ctx, prefix)
     figures(section, results, noop_jobs, progress_jobs)
+    if ctx.scale.name == "quick":
+        section.notes.append(
+            "Quick mode: the five systems are measured at once, side by side on the machine; "
+            "each system's noop and progress jobs are queued together and drained by one "
+            "worker start, in order: the noop rate runs until no more than the progress jobs "
+            "are left, the progress rate from then on."
+        )
+
+
+async def set_up_peers(ctx: Run, stack: contextlib.AsyncExitStack, prefix: str) -> list[Peer]:
+    """Every peer's client, queue or database, each closed or dropped by ``stack``."""
+    celery, close = celery_peer(ctx, prefix)
+    stack.callback(close)
+    saq_redis, aclose = await saq_peer("SAQ on Redis", prefix, ctx.settings.redis_dsn)
+    stack.push_async_callback(aclose)
+    saq_db = await stack.enter_async_context(own_database(ctx, "saq"))
+    saq_pg, aclose = await saq_peer("SAQ on Postgres", prefix, saq_db)
+    stack.push_async_callback(aclose)
+    pro_db = await stack.enter_async_context(own_database(ctx, "procrastinate"))
+    pro, aclose = await procrastinate_peer(prefix, pro_db)
+    stack.push_async_callback(aclose)
+    return [celery, saq_redis, saq_pg, pro]
 
 
 async def measure_jobcast(
     ctx: Run, peer: Peer, noop_jobs: int, progress_jobs: int
 ) -> dict[str, Any]:
     """jobcast's drain: its jobs queued with the run's worker stopped, then the worker started."""
-    found: dict[str, Any] = {}
+    if ctx.scale.name == "quick":
+        found = await drain_both(
+            ctx, peer, noop_jobs, progress_jobs, lambda: ctx.cluster.start_worker("worker")
+        )
+        found["latency"] = await peer.watch()  # type: ignore[misc]
+        return found
+    found = {}
     for kind, count in (("noop", noop_jobs), ("progress", progress_jobs)):
         await peer.enqueue(kind, count)
         first: float | None = None

@@ -12,6 +12,7 @@ end-to-end runs (one worker each, so one at a time) go once each.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import uuid
 
@@ -30,7 +31,7 @@ from bench.harness import (
 
 CONCURRENCY = 10
 WARMUP = 20
-ROUNDS = 2
+ROUNDS = {"quick": 1, "full": 2}
 # a quarter of benchmarks 1 and 2's counts a turn: eight turns and two more processes fit
 # in one benchmark's time budget
 SHARE = 4
@@ -82,18 +83,6 @@ async def _end_to_end(ctx: Run, url: str, count: int) -> float:
     return max(float(elapsed), load.elapsed_s)  # extract() gives a numeric (Decimal)
 
 
-async def _drain(ctx: Run) -> None:
-    """Start the direct worker and let it run the submits' jobs before the end-to-end turns,
-    so that none of them waits behind those."""
-    await ctx.cluster.start_worker("worker")
-
-    async def drained() -> bool:
-        left: int = await ctx.db.fetchval("SELECT count(*) FROM jobs WHERE status = 'pending'")
-        return left == 0
-
-    await until(drained, timeout_s=ctx.scale.budget_s, what="the submitted jobs run")
-
-
 async def run(ctx: Run, section: Section) -> None:
     binary = pgbouncer_binary()
     if binary is None:
@@ -109,23 +98,29 @@ async def run(ctx: Run, section: Section) -> None:
             "JOBCAST_LISTEN_DATABASE_URL": direct,
             "JOBCAST_PG_STATEMENT_CACHE_SIZE": "0",
         }
-        pooled_url = await ctx.cluster.start_web(WEB, env=pooled)
-        await ctx.cluster.stop("worker")  # submits alone first, as in benchmark 2
+        pooled_url, _ = await asyncio.gather(
+            ctx.cluster.start_web(WEB, env=pooled),
+            ctx.cluster.stop("worker"),  # submits alone first, as in benchmark 2
+        )
         count = ctx.scale.submit_requests // SHARE
         best: dict[str, Load] = {}
-        for _ in range(ROUNDS):
+        for _ in range(ROUNDS[ctx.scale.name]):
             for side, url in (("direct", ctx.web_url), ("pooled", pooled_url)):
                 load = await _submits(url, count)
                 if side not in best or load.rate > best[side].rate:
                     best[side] = load
-        await _drain(ctx)  # the direct worker runs the submits' jobs, then its own turn
+        # the submits' jobs need not run: dropped, so that none of the end-to-end turn's
+        # jobs waits behind them (nor behind benchmark 4's idle jobs, due in an hour)
+        await ctx.drop_pending()
+        await ctx.cluster.start_worker("worker")
         jobs = ctx.scale.noop_jobs // (2 * SHARE)
         took = {"direct": await _end_to_end(ctx, ctx.web_url, jobs)}
-        await ctx.cluster.stop("worker")
-        await ctx.cluster.start_worker(WORKER, env=pooled)
+        # each swap side by side: no job is in flight between the turns
+        await asyncio.gather(
+            ctx.cluster.stop("worker"), ctx.cluster.start_worker(WORKER, env=pooled)
+        )
         took["pooled"] = await _end_to_end(ctx, pooled_url, jobs)
-        await ctx.cluster.stop(WORKER)
-        await ctx.cluster.start_worker("worker")
+        await asyncio.gather(ctx.cluster.stop(WORKER), ctx.cluster.start_worker("worker"))
     finally:
         bouncer.stop()
     ours, raw = best["pooled"], best["direct"]
@@ -155,8 +150,8 @@ async def run(ctx: Run, section: Section) -> None:
         f"Submits: {count} noop submits from {CONCURRENCY} clients after {WARMUP} unmeasured "
         f"ones, no worker running; end to end: {jobs} noop jobs submitted from "
         f"{CONCURRENCY} clients to one worker, from the first submit to the last job "
-        f"completed. The submits ran {ROUNDS} times a side, taking turns; each side keeps its "
-        "best; the end-to-end runs once a side.",
+        f"completed. The submits ran {ROUNDS[ctx.scale.name]} times a side, taking turns; "
+        "each side keeps its best; the end-to-end runs once a side.",
         "Without a statement cache every statement is parsed and planned again by "
         "Postgres (asyncpg prepares an unnamed statement each time), and every round trip "
         "passes through one more process: the rows give what that costs together.",

@@ -58,14 +58,12 @@ async def run(ctx: Run, section: Section) -> None:
         await wait_completed(ctx.db, owner_id, 1, timeout_s=30)
         plain, cached = await both_ways(client, f"/api/jobs/{job_id}", duration_s)
 
-    bare_url = await ctx.cluster.start_web(
-        "bare", app="bench.bare:create_app", ready_path="/healthz"
-    )
+    bare_url = await ctx.bare_url()
     try:
         async with http(bare_url, None, CLIENTS) as client:
             raw_plain, raw_cached = await both_ways(client, f"/jobs/{job_id}", duration_s)
     finally:
-        await ctx.cluster.stop("bare")
+        await ctx.done_with_bare()
 
     what = "bare Starlette + asyncpg"
     section.figures = [

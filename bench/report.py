@@ -83,8 +83,10 @@ def render(
         "# Benchmarks",
         "",
         "jobcast next to the raw parts it is built on, measured in one run on one machine. "
-        "`make bench` makes this page (about ten minutes on an idle machine); `make bench-quick` "
-        "makes a smaller one (about two).",
+        "`make bench` makes this page (about ten minutes on an idle machine). `make bench-quick` "
+        "runs every benchmark smaller, as a check that each still measures (meant to take "
+        'under two minutes; what it takes is in performance.md, "How long the quick run '
+        'takes"), and writes its table to `.jobcast/benchmarks-quick.md`, not here.',
         "",
         f"- **Command:** `{command}` ({mode} mode, {elapsed_s:.0f} s)",
         f"- **Date:** {started:%Y-%m-%d %H:%M} UTC",

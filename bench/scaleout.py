@@ -33,7 +33,7 @@ FANOUT_JOB_S = 1.0
 async def fan_out(ctx: Run, web_urls: list[str]) -> list[Watcher]:
     count = ctx.scale.scaleout_jobs
     # due once every socket is open; then both workers, already polling, share the jobs
-    delay_s = max(3.0, 0.03 * count)
+    delay_s = max(ctx.scale.lead_s, 0.03 * count)
     token = await new_owner(web_urls[0])
     job_ids: list[str] = []
     async with http(web_urls[0], token, 20) as client:
@@ -69,8 +69,9 @@ async def run(ctx: Run, section: Section) -> None:
     count = ctx.scale.noop_jobs
     one_each = await jobcast_rate(ctx, [ctx.web_url], "noop", {}, count)
 
-    second_web = await ctx.cluster.start_web("web-2")
-    await ctx.cluster.start_worker("worker-2")
+    second_web, _ = await asyncio.gather(
+        ctx.cluster.start_web("web-2"), ctx.cluster.start_worker("worker-2")
+    )
     web_urls = [ctx.web_url, second_web]
     watchers = await fan_out(ctx, web_urls)
     two_each = await jobcast_rate(ctx, web_urls, "noop", {}, count)

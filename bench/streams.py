@@ -88,15 +88,16 @@ async def commits(ctx: Run) -> int:
 
 
 async def run(ctx: Run, section: Section) -> None:
-    seconds = 2.0 if ctx.scale.name == "quick" else 20.0
+    seconds = 1.0 if ctx.scale.name == "quick" else 20.0
     chunks_per_job = int(RATE * seconds)
     env = {"JOBCAST_JOB_MODULES": "bench.streamer", "JOBCAST_WORKER_CONCURRENCY": str(JOBS + 10)}
     # the usual worker does not know the type: only this pair may take its jobs
     await ctx.cluster.stop("worker")
-    url = await ctx.cluster.start_web(WEB, env=env)
-    await ctx.cluster.start_worker(WORKER, env=env)
+    url, _ = await asyncio.gather(
+        ctx.cluster.start_web(WEB, env=env), ctx.cluster.start_worker(WORKER, env=env)
+    )
     token = await new_owner(url)
-    first_due_s = 4.0
+    first_due_s = ctx.scale.lead_s + 1.0
     started = time.monotonic()
     job_ids: list[str] = []
     async with http(url, token, 20) as client:
@@ -135,8 +136,7 @@ async def run(ctx: Run, section: Section) -> None:
 
     # a backend reports its commits to pg_stat_database when it is idle a while or ends:
     # the pair is stopped first, so that every one of its commits is counted
-    await ctx.cluster.stop(WORKER)
-    await ctx.cluster.stop(WEB)
+    await asyncio.gather(ctx.cluster.stop(WORKER), ctx.cluster.stop(WEB))
     await asyncio.sleep(1.0)
     after = await commits(ctx)
     stored = await ctx.db.fetchval(

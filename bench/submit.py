@@ -97,6 +97,7 @@ async def run(ctx: Run, section: Section) -> None:
     await ctx.cluster.stop("worker")
     jobcast = await jobcast_loads(ctx)
     baseline = await baseline_loads(ctx)
+    await ctx.drop_pending()  # the submitted jobs were only submits: none need to run
     await ctx.cluster.start_worker("worker")
     what = "asyncpg INSERT + arq enqueue_job"
     for level in LEVELS:

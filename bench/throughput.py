@@ -128,14 +128,15 @@ async def arq_rate(run: Run, function: str, count: int, bare_url: str | None = N
 async def coalesced_demo_rate(ctx: Run, count: int) -> tuple[float, str]:
     """Demo jobs per second on a worker that coalesces progress within the shipped window,
     and the events the last of them stored."""
-    await ctx.cluster.stop("worker")
-    await ctx.cluster.start_worker(COALESCING, env={"JOBCAST_PROGRESS_WINDOW_MS": f"{WINDOW_MS:g}"})
+    await asyncio.gather(
+        ctx.cluster.stop("worker"),
+        ctx.cluster.start_worker(COALESCING, env={"JOBCAST_PROGRESS_WINDOW_MS": f"{WINDOW_MS:g}"}),
+    )
     try:
         rate = await jobcast_rate(ctx, [ctx.web_url], "demo", DEMO_INPUT, count)
         return rate, await event_kinds(ctx.db, "demo")
     finally:
-        await ctx.cluster.stop(COALESCING)
-        await ctx.cluster.start_worker("worker")
+        await ctx.cluster.stop(COALESCING)  # the run's worker comes back with the baselines
 
 
 def metered(ctx: Run) -> AbstractContextManager[Spent | None]:
@@ -151,16 +152,19 @@ async def run(ctx: Run, section: Section) -> None:
     demo = await jobcast_rate(ctx, [ctx.web_url], "demo", DEMO_INPUT, scale.sleep_jobs)
     kinds = await event_kinds(ctx.db, "demo")
     coalesced, coalesced_kinds = await coalesced_demo_rate(ctx, scale.sleep_jobs)
-    await ctx.cluster.start_worker(
-        "raw-arq", command=python_command("-m", "bench.rawarq"), queue=raw_queue(ctx.settings)
+    # the run's worker, the raw arq worker and the bare app start side by side: each is
+    # idle until used
+    bare_url, *_ = await asyncio.gather(
+        ctx.bare_url(),
+        ctx.cluster.start_worker(
+            "raw-arq", command=python_command("-m", "bench.rawarq"), queue=raw_queue(ctx.settings)
+        ),
+        ctx.cluster.start_worker("worker"),
     )
     try:
         with metered(ctx) as cpu_raw:
             raw_noop = await arq_rate(ctx, "noop", scale.noop_jobs)
         raw_sleep = await arq_rate(ctx, "sleep_10ms", scale.sleep_jobs)
-        bare_url = await ctx.cluster.start_web(
-            "bare", app="bench.bare:create_app", ready_path="/healthz"
-        )
         try:
             with metered(ctx) as cpu_floor:
                 floor_noop = await arq_rate(ctx, "noop", scale.noop_jobs, bare_url)
@@ -169,7 +173,7 @@ async def run(ctx: Run, section: Section) -> None:
                 rolled_noop = await arq_rate(ctx, "noop_tracked", scale.noop_jobs, bare_url)
             rolled_sleep = await arq_rate(ctx, "sleep_10ms_tracked", scale.sleep_jobs, bare_url)
         finally:
-            await ctx.cluster.stop("bare")
+            await ctx.done_with_bare()
     finally:
         await ctx.cluster.stop("raw-arq")
     section.figures = [

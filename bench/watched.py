@@ -31,7 +31,7 @@ from bench.harness import (
 from bench.load import LoadClient
 
 JOB = {"duration": 1.0}
-ROUNDS = {"quick": 2, "full": 5}
+ROUNDS = {"quick": 1, "full": 5}
 
 
 async def run_time_s(ctx: Run, job_id: str) -> float:
