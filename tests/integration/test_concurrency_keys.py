@@ -299,7 +299,8 @@ async def test_an_operator_changes_a_keys_limit_at_run_time(three: Stack, tmp_pa
         for job_id in first:
             await wait_status(client, job_id, "completed", timeout_s=60)
         # raised to 3 while jobs are parked: they start without a restart
-        holders = [await submit_keyed(client, group="r", seconds=3) for _ in range(1)]
+        # the holder runs past the raise however slow the machine is (cancelled after)
+        holders = [await submit_keyed(client, group="r", seconds=30) for _ in range(1)]
         await wait_status(client, holders[0], "running")
         parked = [
             await submit_keyed(client, group="r", seconds=1, log=str(logs[1])) for _ in range(3)
@@ -310,6 +311,7 @@ async def test_an_operator_changes_a_keys_limit_at_run_time(three: Stack, tmp_pa
         refused = await operator.put("/api/admin/limits/group:r", json={"limit": 9})
         for job_id in parked:
             await wait_status(client, job_id, "completed", timeout_s=60)
+        stopped = await client.post(f"/api/jobs/{holders[0]}/cancel")
         bad = [
             await admin.put("/api/admin/limits/group:r", json={"limit": 0}),
             await admin.put("/api/admin/limits/group:r", json={"limit": 2, "period_s": 0.1}),
@@ -322,6 +324,7 @@ async def test_an_operator_changes_a_keys_limit_at_run_time(three: Stack, tmp_pa
     assert most_at_once(logs[0]) == 1
     assert raised.status_code == 200 and raised.json()["released"] >= 1
     assert most_at_once(logs[1]) >= 2  # two of the three ran beside each other
+    assert stopped.status_code == 202, stopped.text
     row = next(r for r in listed if r["key"] == "group:r")
     assert row["kind"] == "concurrency" and row["limit"] == 3 and row["set_by"].startswith("admin")
     assert_error(refused, 403, "forbidden")

@@ -439,6 +439,11 @@ async def test_with_pubsub_up_no_notify_is_sent(stack: Stack) -> None:
     try:
         await conn.add_listener(NOTIFY_CHANNEL, lambda *args: heard.append(str(args[-1])))
         token = await stack.owner()
+
+        async def nobody_asks() -> bool:  # a web process asks until its pub/sub is up
+            return await fallback_asks(stack) == 0
+
+        await eventually(nobody_asks, what="no process asking for NOTIFYs")
         async with stack.client(token) as client:
             job_id = await submit(client, "demo", duration=0.2)
             await wait_status(client, job_id, "completed")
