@@ -21,6 +21,7 @@ import pytest
 from jobcast.endpoints import Endpoints, provide
 from jobcast.settings import load_settings
 from jobcast.store import apply_schema
+from tests.chaos import PrivateRedis
 from tests.silent_rig import MakeRig, rigs
 from tests.support import ARTIFACTS, Stack, create_database, drop_database, launch
 
@@ -116,3 +117,12 @@ async def make_rig(
         endpoints.redis_url, new_database, lambda: tmp_path_factory.mktemp("silent")
     ) as make:
         yield make
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    """A redis-server of the test's own, to stop, wipe and start again; killed after."""
+    server = PrivateRedis()
+    server.start()
+    yield server
+    server.kill()

@@ -13,7 +13,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,14 +76,6 @@ async def one_worker(
     yield make
     for stack in made:
         stack.close()
-
-
-@pytest.fixture
-def own_redis() -> Iterator[PrivateRedis]:
-    server = PrivateRedis()
-    server.start()
-    yield server
-    server.kill()
 
 
 def most_at_once(log: Path) -> int:
@@ -436,16 +428,16 @@ async def test_after_three_killed_workers_a_key_admits_exactly_its_limit(
 
 
 async def test_a_redis_wipe_loses_no_held_job(
-    one_worker: Callable[..., Awaitable[Stack]], own_redis: PrivateRedis, tmp_path: Path
+    one_worker: Callable[..., Awaitable[Stack]], private_redis: PrivateRedis, tmp_path: Path
 ) -> None:
     log = tmp_path / "runs.log"
-    stack = await one_worker(own_redis.url)
+    stack = await one_worker(private_redis.url)
     token = await stack.owner()
     async with stack.client(token) as client:
         ids = [await submit_keyed(client, group="w", seconds=1.0, log=str(log)) for _ in range(6)]
         await eventually(lambda: _reason_of_any(client, ids), what="a held job")
-        own_redis.kill()  # it comes back with its data gone
-        own_redis.start()
+        private_redis.kill()  # it comes back with its data gone
+        private_redis.start()
         jobs = [await wait_status(client, i, "completed", timeout_s=90) for i in ids]
     assert len(jobs) == 6
     assert most_at_once(log) == 2

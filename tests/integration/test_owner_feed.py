@@ -80,14 +80,6 @@ async def stored_events(client: httpx.AsyncClient, job_id: str) -> list[dict[str
 
 
 @pytest.fixture
-def private_redis() -> Iterator[PrivateRedis]:
-    server = PrivateRedis()
-    server.start()
-    yield server
-    server.kill()
-
-
-@pytest.fixture
 def stacks() -> Iterator[list[Stack]]:
     """The stacks a test launches, closed after it."""
     made: list[Stack] = []

@@ -70,14 +70,6 @@ async def make_stack(
         stack.close()
 
 
-@pytest.fixture
-def private_redis() -> AsyncIterator[PrivateRedis]:
-    server = PrivateRedis()
-    server.start()
-    yield server  # type: ignore[misc]
-    server.kill()
-
-
 async def job_of(client: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
     response = await client.get(f"/api/jobs/{job_id}")
     assert response.status_code == 200, response.text
