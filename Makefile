@@ -50,9 +50,9 @@ browser: tools
 ## the install tests (make test-install: each extra in a fresh venv, a minute or more).
 ## In TEST_WORKERS processes (pytest-xdist): most of a test's time is processes starting
 ## and waiting, so more workers than cores pay; each module runs whole on one worker
-## (loadgroup, tests/conftest.py), so its stack is launched once. TEST_WORKERS=0: serial.
+## (loadfile), so its stack is launched once. TEST_WORKERS=0: serial.
 TEST_WORKERS ?= 2
-PYTEST_ARGS ?= -m "not install" -n $(TEST_WORKERS) --dist loadgroup
+PYTEST_ARGS ?= -m "not install" -n $(TEST_WORKERS) --dist loadfile
 test: install tools
 	$(PY) -m pytest $(PYTEST_ARGS)
 

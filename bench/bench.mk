@@ -16,12 +16,12 @@ $(BENCH_STAMP): $(BENCH_LOCK) $(STAMP)
 bench-peers: $(BENCH_STAMP)
 
 ## make bench: every benchmark at full size (about ten minutes)
-bench: install bench-peers
+bench: install tools bench-peers
 	$(PY) -m bench
 
 ## make bench-quick: the same with smaller counts, under two minutes, as a check; writes
 ## .jobcast/benchmarks-quick.md, never over the full figures in docs/benchmarks.md
-bench-quick: install bench-peers
+bench-quick: install tools bench-peers
 	$(PY) -m bench --quick
 
 ## make bench-lock: remake bench/requirements.lock within requirements.lock's versions

@@ -3,16 +3,18 @@
 A template database is built once from schema.sql; each test module that needs
 a database clones its own from it.
 
-The suite runs in parallel (``make test``: pytest-xdist, ``--dist loadgroup``): each
-module is a group that one worker runs whole, so a module's stack is launched once; a
-test marked ``xdist_group("name")`` runs with the others of that name. Every worker
+The suite runs in parallel (``make test``: pytest-xdist, ``--dist loadfile``): one
+worker runs each module whole, so a module's stack is launched once. Every worker
 has its own template database, databases, Redis prefixes, ports (from the OS) and, where
 no server answers, its own embedded Postgres and Redis.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import resource
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
@@ -33,15 +35,11 @@ for _key in [k for k in os.environ if k.startswith("JOBCAST_") and k != "JOBCAST
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A test with no xdist_group of its own is in its module's (before xdist reads them).
-
-    Modules are handed to workers in this order: the browser modules (each a Chromium
+    """Modules are handed to workers in this order: the browser modules (each a Chromium
     and a stack) take turns with the others, so that workers do not all start one at
     once; the same order on every worker, as xdist requires."""
     modules: dict[str, list[pytest.Item]] = {}
     for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
         modules.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
     browser = [m for m in modules if m.startswith("tests/browser/")]
     others = [m for m in modules if not m.startswith("tests/browser/")]
@@ -126,3 +124,44 @@ def private_redis() -> Iterator[PrivateRedis]:
     server.start()
     yield server
     server.kill()
+
+
+# SUITE_CPU_REPORT=path: each module's CPU (the test process and every process it started
+# and waited for: stacks, commands, Chromium) and wall time, a JSON line each, appended to path
+_CPU_REPORT = os.environ.get("SUITE_CPU_REPORT", "")
+_cpu_mark: list[float] = []
+
+
+def _cpu_now() -> tuple[float, float, float]:
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return (
+        own.ru_utime + own.ru_stime,
+        children.ru_utime + children.ru_stime,
+        time.monotonic(),
+    )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    if not _CPU_REPORT:
+        yield
+        return
+    if not _cpu_mark:
+        _cpu_mark.extend(_cpu_now())
+    yield
+    module = item.nodeid.split("::", 1)[0]
+    if nextitem is None or nextitem.nodeid.split("::", 1)[0] != module:
+        now = _cpu_now()
+        line = {
+            "module": module,
+            "worker": os.environ.get("PYTEST_XDIST_WORKER", ""),
+            "own_s": round(now[0] - _cpu_mark[0], 2),
+            "children_s": round(now[1] - _cpu_mark[1], 2),
+            "wall_s": round(now[2] - _cpu_mark[2], 2),
+        }
+        with open(_CPU_REPORT, "a") as out:
+            out.write(json.dumps(line) + "\n")
+        _cpu_mark[:] = now

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -25,7 +23,6 @@ import orjson
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from jobcast.settings import ROOT
 from tests.chaos import chaos_env
 from tests.silent import SilentProxy
 from tests.support import READY_S, Stack, eventually, launch, submit
@@ -54,14 +51,7 @@ MakeRig = Callable[..., Awaitable[Rig]]  # make_rig(link, **env), the fixture in
 
 
 def start_worker(stack: Stack, name: str, **env: str) -> None:
-    with open(stack.log_dir / f"{name}.log", "ab") as log:
-        stack.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "workers"],
-            env={**stack.env, **env},
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    stack.start(name, **env)
 
 
 async def second_worker(rig: Rig) -> None:

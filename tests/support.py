@@ -7,7 +7,6 @@ import hashlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -21,8 +20,11 @@ import httpx
 
 from jobcast.endpoints import free_port
 from jobcast.settings import ROOT
+from tests import forks
 
 T = TypeVar("T")
+# a process of a stack: a forked one (tests/forks.py) or one a test started itself
+Process = forks.Forked | subprocess.Popen[bytes]
 ARTIFACTS = ROOT / "test-artifacts"
 PORT_TAKEN = "address already in use"  # what a web process says when its port is taken
 # a process starts in about a second on an idle machine, in tens of seconds on a loaded one
@@ -60,22 +62,19 @@ class Stack:
     redis_url: str
     env: dict[str, str]
     log_dir: Path
-    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    procs: dict[str, Process] = field(default_factory=dict)
 
     @property
     def ws_base(self) -> str:
         return self.base_url.replace("http://", "ws://", 1)
 
     def start(self, name: str, **env: str) -> None:
-        """Start a process (``web``, ``worker``, ``worker-2``...), ``env`` over the stack's."""
-        command = {
-            "web": [sys.executable, "-m", "server"],
-            "worker": [sys.executable, "-m", "workers"],
-        }[name.split("-")[0]]
-        with open(self.log_dir / f"{name}.log", "ab") as log:
-            self.procs[name] = subprocess.Popen(
-                command, env={**self.env, **env}, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
-            )
+        """Start a process (``web``, ``worker``, ``worker-2``...), ``env`` over the stack's:
+        ``python -m server`` or ``python -m workers``, forked (tests/forks.py)."""
+        module = {"web": "server", "worker": "workers"}[name.split("-")[0]]
+        self.procs[name] = forks.start(
+            module, [], env={**self.env, **env}, cwd=ROOT, log=self.log_dir / f"{name}.log"
+        )
 
     async def add_web(self, name: str = "web-2") -> Stack:
         """Another web process on this database and Redis prefix, on a port of its own: a
@@ -146,6 +145,13 @@ class Stack:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def run_cli(
+    *args: str, env: dict[str, str], input: str | None = None, timeout_s: float = 60.0
+) -> subprocess.CompletedProcess[str]:
+    """``python -m jobcast.cli args`` to its end, forked (tests/forks.py), its output captured."""
+    return forks.run("jobcast.cli", list(args), env=env, cwd=ROOT, input=input, timeout=timeout_s)
 
 
 def prefix_for(database_url: str) -> str:

@@ -24,8 +24,10 @@ ARGS = [
 ]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 async def browser() -> AsyncIterator[Browser]:
+    """One Chromium for every browser module a test process runs: each test opens contexts of
+    its own (``new_context``), closed after it."""
     if not shutil.which("chromium"):
         pytest.fail("chromium is not installed: `make test` installs it (apt-get install chromium)")
     async with async_playwright() as pw:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -24,11 +22,10 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from jobcast.endpoints import Endpoints
-from jobcast.settings import ROOT
 from jobcast.store import NewAppKey, Store
 from tests.conftest import DatabaseFactory
 from tests.integration.test_errors import assert_error
-from tests.support import Stack, eventually, launch
+from tests.support import Stack, eventually, launch, run_cli
 
 ADMIN_TOKEN = "admin-" + "y" * 40
 MAX_TTL_S = 3600
@@ -78,14 +75,7 @@ async def test_keys_cli_makes_lists_and_revokes_a_key_stored_hashed(app_stack: S
     env = {**os.environ, "DATABASE_URL": app_stack.database_url}
 
     def jobcast(*args: str) -> str:
-        done = subprocess.run(
-            [sys.executable, "-m", "jobcast.cli", *args],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        done = run_cli(*args, env=env)
         assert done.returncode == 0, done.stderr
         return done.stdout
 

@@ -18,7 +18,7 @@ import pytest
 
 from jobcast.endpoints import Endpoints, free_port
 from jobcast.settings import ROOT
-from tests.support import Stack, eventually, launch
+from tests.support import Stack, eventually, launch, run_cli
 
 ADMIN_TOKEN = f"admin-{uuid.uuid4().hex}"
 
@@ -63,16 +63,7 @@ def cli_env(stack: Stack, config_home: Path, **extra: str) -> dict[str, str]:
 def jobcast(
     stack: Stack, config_home: Path, *args: str, input: str | None = None, **extra: str
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "jobcast.cli", *args],
-        env=cli_env(stack, config_home, **extra),
-        cwd=ROOT,
-        input=input,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_cli(*args, env=cli_env(stack, config_home, **extra), input=input)
 
 
 def one_error_line(run: subprocess.CompletedProcess[str]) -> str:

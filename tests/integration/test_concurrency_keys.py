@@ -12,7 +12,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -23,11 +22,12 @@ import pytest
 import redis.asyncio as aioredis
 
 from jobcast.endpoints import Endpoints
+from tests import support
 from tests.chaos import PrivateRedis, chaos_env
 from tests.conftest import DatabaseFactory
 from tests.integration.test_errors import assert_error
 from tests.integration.test_reliability import job_of, wait_status
-from tests.support import ROOT, Stack, eventually, launch
+from tests.support import Stack, eventually, launch
 
 KEYED_ENV = {"JOBCAST_JOB_MODULES": "tests.jobtypes", **chaos_env()}
 ADMIN = "admin-" + "k" * 40
@@ -328,18 +328,11 @@ async def test_an_operator_changes_a_keys_limit_at_run_time(three: Stack, tmp_pa
 
 
 def run_cli(stack: Stack, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "jobcast.cli", *args],
-        env={**os.environ, "DATABASE_URL": stack.database_url, "COLUMNS": "200", **env},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    return support.run_cli(
+        *args, env={**os.environ, "DATABASE_URL": stack.database_url, "COLUMNS": "200", **env}
     )
 
 
-@pytest.mark.timeout(300)  # eight CLI processes, each starting Python afresh
 async def test_the_cli_sets_lists_and_clears_limits_and_submits_with_keys(three: Stack) -> None:
     token = await three.owner()
     set_ = run_cli(three, "limits", "set", "tenant:42", "10")

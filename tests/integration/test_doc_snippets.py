@@ -24,6 +24,7 @@ import pytest
 from jobcast.model import SubmitRequest
 from jobcast.settings import ROOT, load_settings
 from jobcast.store import Store
+from tests import forks
 from tests.doc_snippets import Snippet, every_snippet
 from tests.support import Stack, eventually
 
@@ -199,7 +200,7 @@ async def run_python(
         SIGNING_SECRET=app_key[1],
         PYTHONPATH=str(ROOT),
     )
-    done = run([sys.executable, "-c", as_script(code)], env, workdir)
+    done = forks.run(None, [], code=as_script(code), env=env, cwd=workdir, timeout=180)
     assert done.returncode == 0, f"{snippet.where}:\n{done.stdout}\n{done.stderr}"
 
 
