@@ -126,20 +126,26 @@ def private_redis() -> Iterator[PrivateRedis]:
     server.kill()
 
 
-# SUITE_CPU_REPORT=path: each module's CPU (the test process and every process it started
-# and waited for: stacks, commands, Chromium) and wall time, a JSON line each, appended to path
+# SUITE_CPU_REPORT=path: per module, a JSON line appended to path: its wall time, the CPU of
+# the test process and of the processes it waited for (Chromium; not the forked ones, which
+# tests/forks.py's server reaps), and the machine's busy CPU seconds over the module (every
+# process: stacks, Postgres, Redis; run with -n 0 for that to be the module's alone)
 _CPU_REPORT = os.environ.get("SUITE_CPU_REPORT", "")
 _cpu_mark: list[float] = []
 
 
-def _cpu_now() -> tuple[float, float, float]:
+def _cpu_now() -> tuple[float, float, float, float]:
     own, children = (
         resource.getrusage(resource.RUSAGE_SELF),
         resource.getrusage(resource.RUSAGE_CHILDREN),
     )
+    with open("/proc/stat") as stat:  # user, nice, system, idle, iowait, irq, softirq, steal
+        ticks = [int(n) for n in stat.readline().split()[1:9]]
+    busy = sum(ticks) - ticks[3] - ticks[4]
     return (
         own.ru_utime + own.ru_stime,
         children.ru_utime + children.ru_stime,
+        busy / os.sysconf("SC_CLK_TCK"),
         time.monotonic(),
     )
 
@@ -160,7 +166,8 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
             "worker": os.environ.get("PYTEST_XDIST_WORKER", ""),
             "own_s": round(now[0] - _cpu_mark[0], 2),
             "children_s": round(now[1] - _cpu_mark[1], 2),
-            "wall_s": round(now[2] - _cpu_mark[2], 2),
+            "machine_busy_s": round(now[2] - _cpu_mark[2], 2),
+            "wall_s": round(now[3] - _cpu_mark[3], 2),
         }
         with open(_CPU_REPORT, "a") as out:
             out.write(json.dumps(line) + "\n")
