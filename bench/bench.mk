@@ -15,7 +15,7 @@ $(BENCH_STAMP): $(BENCH_LOCK) $(STAMP)
 
 bench-peers: $(BENCH_STAMP)
 
-## make bench: every benchmark at full size (about ten minutes)
+## make bench: every benchmark at full size (about twenty minutes on 2 cores)
 bench: install tools bench-peers
 	$(PY) -m bench
 
