@@ -83,7 +83,8 @@ def render(
         "# Benchmarks",
         "",
         "jobcast next to the raw parts it is built on, measured in one run on one machine. "
-        "`make bench` makes this page (about twenty minutes on an idle 2-core machine). `make bench-quick` "
+        "`make bench` makes this page (about twenty minutes on an idle 2-core machine). "
+        "`make bench-quick` "
         "runs every benchmark smaller, as a check that each still measures (meant to take "
         'under two minutes; what it takes is in performance.md, "How long the quick run '
         'takes"), and writes its table to `.jobcast/benchmarks-quick.md`, not here.',
