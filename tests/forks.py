@@ -134,9 +134,6 @@ class Forked:
             except ProcessLookupError:
                 pass
 
-    def terminate(self) -> None:
-        self.send_signal(signal.SIGTERM)
-
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)
 
@@ -150,13 +147,27 @@ def start(
     log: Path,
 ) -> Forked:
     """``python -m module args`` with its output (both streams) appended to ``log``."""
+    return _spawn(module, None, args, env, cwd, os.devnull, str(log), str(log))
+
+
+def _spawn(
+    module: str | None,
+    code: str | None,
+    args: list[str],
+    env: Mapping[str, str],
+    cwd: Path,
+    stdin: str,
+    stdout: str,
+    stderr: str,
+) -> Forked:
     process = _context.Process(
         target=_run,
-        args=(module, None, args, dict(env), str(cwd), os.devnull, str(log), str(log)),
+        args=(module, code, args, dict(env), str(cwd), stdin, stdout, stderr),
         daemon=True,
     )
     process.start()
-    return Forked(process, ["python", "-m", module, *args])
+    shown = ["python", "-c", code] if code is not None else ["python", "-m", str(module)]
+    return Forked(process, [*shown, *args])
 
 
 def run(
@@ -171,17 +182,10 @@ def run(
 ) -> subprocess.CompletedProcess[str]:
     """``python -m module args`` (or ``python -c code args``) to its end, as subprocess.run
     with ``capture_output=True, text=True`` would: killed and TimeoutExpired after timeout."""
-    shown = ["python", "-c", code, *args] if code is not None else ["python", "-m", str(module)]
     with tempfile.TemporaryDirectory(prefix="forked-") as where:
         paths = {name: os.path.join(where, name) for name in ("in", "out", "err")}
         Path(paths["in"]).write_text(input or "", encoding="utf-8")
-        process = _context.Process(
-            target=_run,
-            args=(module, code, args, dict(env), str(cwd), paths["in"], paths["out"], paths["err"]),
-            daemon=True,
-        )
-        process.start()
-        forked = Forked(process, shown + ([] if code is not None else args))
+        forked = _spawn(module, code, args, env, cwd, paths["in"], paths["out"], paths["err"])
         try:
             returncode = forked.wait(timeout)
         except subprocess.TimeoutExpired:
