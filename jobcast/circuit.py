@@ -23,6 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from jobcast import metrics
+from jobcast.tasks import stop_task
 
 if TYPE_CHECKING:
     from jobcast.links import RedisLink
@@ -91,10 +92,8 @@ class Circuit:
 
     async def close(self) -> None:
         if self._probe is not None:
-            self._probe.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._probe
-            self._probe = None
+            probe, self._probe = self._probe, None
+            await stop_task(probe)
 
     async def _probe_until_answered(self) -> None:
         # its own client, outside the circuit, and a fresh connection for each try: a

@@ -14,7 +14,6 @@ task's state and answers 503 while one is not running.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -64,9 +63,7 @@ class Supervised:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_task(task)
         self.state = TaskState.STOPPED
 
     async def run_forever(self) -> None:
@@ -106,6 +103,28 @@ class Supervised:
 def supervised(name: str, run: Callable[[], Awaitable[None]]) -> Coroutine[Any, Any, None]:
     """``run`` supervised, as a coroutine for a task the caller creates and holds."""
     return Supervised(name, run).run_forever()
+
+
+async def stop_task(task: asyncio.Future[Any]) -> None:
+    """Cancel ``task`` and wait until it has ended; its own cancel is not an error.
+
+    A cancel of the caller while it waits is not lost: ``await task`` inside
+    ``contextlib.suppress(CancelledError)`` cannot tell the caller's cancel from the
+    task's and swallows both, so a loop stopped that way at the wrong moment runs on and
+    whoever stops *it* waits forever. Here the task is still waited for to its end, then
+    the caller's cancel raised. An exception the task ended with is raised too.
+    """
+    task.cancel()
+    caller_cancelled = False
+    while not task.done():
+        try:
+            await asyncio.wait([task])  # raises only the caller's own cancel
+        except asyncio.CancelledError:
+            caller_cancelled = True
+    if caller_cancelled:
+        raise asyncio.CancelledError
+    if not task.cancelled():
+        task.result()
 
 
 def states(tasks: list[Supervised]) -> dict[str, str]:

@@ -19,7 +19,7 @@ from jobcast.queue import Queue
 from jobcast.registry import Registry, load_registry
 from jobcast.settings import Settings
 from jobcast.store import Store
-from jobcast.tasks import supervised
+from jobcast.tasks import stop_task, supervised
 from workers.deliveries import Deliveries
 from workers.heartbeat import Heartbeat
 from workers.sweep import worker_sweep
@@ -90,8 +90,7 @@ class WorkerState:
                 for task in state.tasks:
                     task.cancel()
                 for task in state.tasks:
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+                    await stop_task(task)
                 await state.publisher.close()
                 await circuit.close()
                 await redis.aclose()

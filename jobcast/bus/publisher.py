@@ -14,7 +14,6 @@ and the announcing happens beside it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import redis.asyncio as aioredis
@@ -27,6 +26,7 @@ from jobcast.links import circuit_of
 from jobcast.model import Event
 from jobcast.settings import Settings
 from jobcast.store import Store
+from jobcast.tasks import stop_task
 
 log = logging.getLogger(__name__)
 
@@ -157,10 +157,8 @@ class Publisher:
         deadline_s = self._settings.redis_publish_timeout_s + self._settings.pg_command_timeout_s
         if not await self.flush(deadline_s):
             log.warning("%d event(s) not announced at shutdown", len(self._waiting))
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
+        task, self._task = self._task, None
+        await stop_task(task)
 
     async def _send_forever(self) -> None:
         while True:

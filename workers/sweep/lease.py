@@ -37,6 +37,7 @@ from uuid import uuid4
 
 from jobcast.errors import StorageUnavailable
 from jobcast.store import Store
+from jobcast.tasks import stop_task
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +73,7 @@ class Lease:
         try:
             yield
         finally:
-            renewing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewing
+            await stop_task(renewing)
 
     async def _renew_forever(self) -> None:
         while True:

@@ -1,0 +1,101 @@
+"""Stopping a task never swallows a cancel of the one stopping it.
+
+A loop that stops a helper task on each turn (the sweep stops its lease's renewer) and
+is itself cancelled while it waits for that helper must end: with ``await helper``
+inside ``contextlib.suppress(CancelledError)`` it took the cancel for the helper's, ran
+on, and whoever stopped it waited forever (a worker's shutdown hung that way).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import cast
+
+import pytest
+
+from jobcast.store import Store
+from jobcast.tasks import stop_task
+from workers.sweep.lease import Lease
+
+CANCEL_POINTS = range(12)  # loop iterations before the cancel: every point of a turn
+
+
+async def _cancelled_at_each_point(turn: Callable[[], Awaitable[None]]) -> list[int]:
+    """Cancel a loop of ``turn`` after each number of event-loop iterations; the points
+    at which it did not end."""
+
+    async def loop() -> None:
+        while True:
+            await turn()
+
+    hung = []
+    for point in CANCEL_POINTS:
+        task = asyncio.create_task(loop())
+        for _ in range(point):
+            await asyncio.sleep(0)
+        task.cancel()
+        done, _ = await asyncio.wait([task], timeout=1.0)
+        if not done:
+            hung.append(point)
+            while not task.done():  # it runs on: stop it for good, or the test leaks it
+                task.cancel()
+                await asyncio.wait([task], timeout=0.01)
+        else:
+            assert task.cancelled()
+    return hung
+
+
+async def test_a_loop_that_stops_a_helper_each_turn_ends_when_cancelled_at_any_point() -> None:
+    async def turn() -> None:
+        helper = asyncio.create_task(asyncio.sleep(10))
+        try:
+            await asyncio.sleep(0)
+        finally:
+            await stop_task(helper)
+
+    assert await _cancelled_at_each_point(turn) == []
+
+
+async def test_a_sweep_like_loop_keeping_a_lease_ends_when_cancelled_at_any_point() -> None:
+    # the renewer first touches the store after a third of the lease: never, in these turns
+    lease = Lease(cast(Store, None), "test", duration_s=3600)
+
+    async def turn() -> None:
+        async with lease.kept():
+            await asyncio.sleep(0)
+
+    assert await _cancelled_at_each_point(turn) == []
+
+
+async def test_the_caller_cancelled_while_the_task_winds_down_still_waits_for_its_end() -> None:
+    wound_down = asyncio.Event()
+
+    async def slow_to_stop() -> None:
+        try:
+            await asyncio.sleep(10)
+        finally:
+            await asyncio.sleep(0.05)  # cleanup that takes a while
+            wound_down.set()
+
+    task = asyncio.create_task(slow_to_stop())
+    await asyncio.sleep(0)
+    stopper = asyncio.create_task(stop_task(task))
+    await asyncio.sleep(0.01)
+    stopper.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stopper
+    assert wound_down.is_set() and task.cancelled()
+
+
+async def test_an_exception_the_task_ended_with_is_raised() -> None:
+    async def fails_on_cancel() -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            raise RuntimeError("cleanup failed") from None
+
+    task = asyncio.create_task(fails_on_cancel())
+    await asyncio.sleep(0)
+    with pytest.raises(RuntimeError, match="cleanup failed"):
+        await stop_task(task)
