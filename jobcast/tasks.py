@@ -105,8 +105,10 @@ def supervised(name: str, run: Callable[[], Awaitable[None]]) -> Coroutine[Any, 
     return Supervised(name, run).run_forever()
 
 
-async def stop_task(task: asyncio.Future[Any]) -> None:
-    """Cancel ``task`` and wait until it has ended; its own cancel is not an error.
+async def stop_task(task: asyncio.Task[Any]) -> None:
+    """Cancel ``task`` (unless it was already) and wait until it has ended; its own cancel
+    is not an error. A task cancelled once may be winding down (its ``finally`` closing
+    connections): a second cancel would cut that short, so none is sent.
 
     A cancel of the caller while it waits is not lost: ``await task`` inside
     ``contextlib.suppress(CancelledError)`` cannot tell the caller's cancel from the
@@ -114,7 +116,8 @@ async def stop_task(task: asyncio.Future[Any]) -> None:
     whoever stops *it* waits forever. Here the task is still waited for to its end, then
     the caller's cancel raised. An exception the task ended with is raised too.
     """
-    task.cancel()
+    if not task.cancelling():
+        task.cancel()
     caller_cancelled = False
     while not task.done():
         try:

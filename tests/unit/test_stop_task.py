@@ -99,3 +99,23 @@ async def test_an_exception_the_task_ended_with_is_raised() -> None:
     await asyncio.sleep(0)
     with pytest.raises(RuntimeError, match="cleanup failed"):
         await stop_task(task)
+
+
+async def test_a_task_already_cancelled_winds_down_without_a_second_cancel() -> None:
+    """Stopping tasks that were all cancelled at once (a worker's loops as it stops) must
+    not cut their clean-up short: the webhook sender closes its connections there."""
+    cleaned_up = asyncio.Event()
+
+    async def closes_on_cancel() -> None:
+        try:
+            await asyncio.sleep(10)
+        finally:
+            await asyncio.sleep(0.05)  # closing connections
+            cleaned_up.set()
+
+    task = asyncio.create_task(closes_on_cancel())
+    await asyncio.sleep(0)
+    task.cancel()
+    await asyncio.sleep(0)  # it is in its clean-up now
+    await stop_task(task)
+    assert cleaned_up.is_set() and task.cancelled()
