@@ -14,6 +14,7 @@ tests and the topology rigs still start fresh interpreters.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import io
 import multiprocessing
@@ -30,10 +31,13 @@ from pathlib import Path
 PRELOAD = [
     "uvicorn",
     "uvicorn.protocols.http.httptools_impl",
-    "uvicorn.protocols.websockets.wsproto_impl",
+    "uvicorn.protocols.websockets.websockets_sansio_impl",
     "starlette.applications",
     "starlette.routing",
     "starlette.responses",
+    "starlette.websockets",
+    "starlette.staticfiles",
+    "starlette.middleware.gzip",
     "pydantic",
     "pydantic_settings",
     "asyncpg",
@@ -41,12 +45,21 @@ PRELOAD = [
     "arq",
     "arq.worker",
     "httpx",
+    "httpcore",
     "orjson",
     "uvloop",
     "websockets",
     "typer",
     "rich.console",
     "rich.progress",
+    "websockets.asyncio.client",
+    "websockets.asyncio.server",
+    "jsonschema",
+    "croniter",
+    "dateutil.parser",
+    # site_audit's parser, which a worker imports as it starts; not polars (csv_insights'),
+    # which starts threads as it is imported, and a forked copy of those would not run
+    "selectolax.lexbor",
 ]
 
 _context = multiprocessing.get_context("forkserver")
@@ -89,6 +102,8 @@ def _run(
     importlib.invalidate_caches()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    with contextlib.suppress(OSError):  # ps and top show its module, not the fork server's name
+        Path("/proc/self/comm").write_text(module or "python -c")
     if code is not None:
         sys.argv = ["-c", *args]
         sys.path.insert(0, "")
