@@ -21,6 +21,10 @@ from workers.sweep.lease import Lease
 CANCEL_POINTS = range(12)  # loop iterations before the cancel: every point of a turn
 
 
+async def _until_cancelled() -> None:
+    await asyncio.Event().wait()
+
+
 async def _cancelled_at_each_point(turn: Callable[[], Awaitable[None]]) -> list[int]:
     """Cancel a loop of ``turn`` after each number of event-loop iterations; the points
     at which it did not end."""
@@ -48,7 +52,7 @@ async def _cancelled_at_each_point(turn: Callable[[], Awaitable[None]]) -> list[
 
 async def test_a_loop_that_stops_a_helper_each_turn_ends_when_cancelled_at_any_point() -> None:
     async def turn() -> None:
-        helper = asyncio.create_task(asyncio.sleep(10))
+        helper = asyncio.create_task(_until_cancelled())
         try:
             await asyncio.sleep(0)
         finally:
@@ -69,20 +73,23 @@ async def test_a_sweep_like_loop_keeping_a_lease_ends_when_cancelled_at_any_poin
 
 
 async def test_the_caller_cancelled_while_the_task_winds_down_still_waits_for_its_end() -> None:
-    wound_down = asyncio.Event()
+    winding, release, wound_down = asyncio.Event(), asyncio.Event(), asyncio.Event()
 
     async def slow_to_stop() -> None:
         try:
-            await asyncio.sleep(10)
+            await _until_cancelled()
         finally:
-            await asyncio.sleep(0.05)  # cleanup that takes a while
+            winding.set()
+            await release.wait()  # clean-up that takes a while
             wound_down.set()
 
     task = asyncio.create_task(slow_to_stop())
-    await asyncio.sleep(0)
     stopper = asyncio.create_task(stop_task(task))
-    await asyncio.sleep(0.01)
+    await winding.wait()  # the stopper is waiting for the task's end
     stopper.cancel()
+    await asyncio.sleep(0)  # the cancel reaches the stopper while it waits
+    assert not stopper.done()
+    release.set()
     with pytest.raises(asyncio.CancelledError):
         await stopper
     assert wound_down.is_set() and task.cancelled()
@@ -91,7 +98,7 @@ async def test_the_caller_cancelled_while_the_task_winds_down_still_waits_for_it
 async def test_an_exception_the_task_ended_with_is_raised() -> None:
     async def fails_on_cancel() -> None:
         try:
-            await asyncio.sleep(10)
+            await _until_cancelled()
         except asyncio.CancelledError:
             raise RuntimeError("cleanup failed") from None
 
@@ -104,18 +111,22 @@ async def test_an_exception_the_task_ended_with_is_raised() -> None:
 async def test_a_task_already_cancelled_winds_down_without_a_second_cancel() -> None:
     """Stopping tasks that were all cancelled at once (a worker's loops as it stops) must
     not cut their clean-up short: the webhook sender closes its connections there."""
-    cleaned_up = asyncio.Event()
+    winding, release, cleaned_up = asyncio.Event(), asyncio.Event(), asyncio.Event()
 
     async def closes_on_cancel() -> None:
         try:
-            await asyncio.sleep(10)
+            await _until_cancelled()
         finally:
-            await asyncio.sleep(0.05)  # closing connections
+            winding.set()
+            await release.wait()  # closing connections
             cleaned_up.set()
 
     task = asyncio.create_task(closes_on_cancel())
     await asyncio.sleep(0)
     task.cancel()
-    await asyncio.sleep(0)  # it is in its clean-up now
-    await stop_task(task)
+    await winding.wait()  # it is in its clean-up now
+    stopper = asyncio.create_task(stop_task(task))
+    await asyncio.sleep(0)  # the stopper has done what it does before waiting
+    release.set()
+    await stopper
     assert cleaned_up.is_set() and task.cancelled()
