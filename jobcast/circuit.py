@@ -23,7 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from jobcast import metrics
-from jobcast.tasks import stop_task
+from jobcast.tasks import raise_swallowed_cancel, stop_task
 
 if TYPE_CHECKING:
     from jobcast.links import RedisLink
@@ -101,15 +101,18 @@ class Circuit:
         client = self._link.probe_client()
         try:
             while True:
+                raise_swallowed_cancel()
                 await asyncio.sleep(self._link.probe_interval_s)
                 try:
-                    await asyncio.wait_for(client.ping(), self._link.probe_interval_s)
+                    async with asyncio.timeout(self._link.probe_interval_s):
+                        await client.ping()
                     break
                 except (RedisError, OSError, TimeoutError):
                     await _drop_connections(client)
         finally:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(client.aclose(), 1.0)
+                async with asyncio.timeout(1.0):
+                    await client.aclose()
         opened_at, self.opened_at = self.opened_at, None
         metrics.REDIS_CIRCUIT_OPEN.labels(self._client).set(0)
         log.info(
@@ -120,4 +123,5 @@ class Circuit:
 
 async def _drop_connections(client: aioredis.Redis) -> None:
     with contextlib.suppress(Exception):
-        await asyncio.wait_for(client.connection_pool.disconnect(), 1.0)
+        async with asyncio.timeout(1.0):
+            await client.connection_pool.disconnect()

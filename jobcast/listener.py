@@ -29,7 +29,7 @@ from jobcast.bus import Hint, Hub, Resync
 from jobcast.links import PgLink
 from jobcast.settings import Settings
 from jobcast.sql import NOTIFY_CHANNEL, QUERIES
-from jobcast.tasks import Supervised
+from jobcast.tasks import Supervised, raise_swallowed_cancel
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +93,13 @@ class Listener:
             await conn.execute(QUERIES["stop_notify"], self._holder, timeout=self._ping_deadline_s)
             self.asking = False
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(changed.wait(), _PING_INTERVAL_S)
+            async with asyncio.timeout(_PING_INTERVAL_S):
+                await changed.wait()
 
     async def _run_forever(self) -> None:
         backoff_s = 0.1
         while True:
+            raise_swallowed_cancel()
             conn: asyncpg.Connection | None = None
             try:
                 conn = await self._link.connect(self._dsn, command_timeout_s=self._ping_deadline_s)
@@ -107,6 +109,7 @@ class Listener:
                 # NOTIFYs sent while we were not listening are gone: catch up from job_events
                 self._hub.deliver_all(Resync())
                 while True:
+                    raise_swallowed_cancel()
                     await self._follow_hub(conn)
                     await conn.fetchval(QUERIES["ping"], timeout=self._ping_deadline_s)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:

@@ -26,6 +26,9 @@ FIRST_BACKOFF_S = 0.1
 MAX_BACKOFF_S = 5.0
 # a run at least this long was not a crash loop: the next failure starts from the first backoff
 _STEADY_S = 60.0
+# how long a cancelled task may take to wind down before it is taken for one that
+# swallowed its cancel (the longest clean-up, a worker's webhook sends, is given 5 s)
+STOP_GRACE_S = 10.0
 
 
 class TaskState(StrEnum):
@@ -76,6 +79,7 @@ class Supervised:
     async def _supervise(self) -> None:
         backoff_s = self._first_backoff_s
         while True:
+            raise_swallowed_cancel()
             self.state = TaskState.RUNNING
             started = time.monotonic()
             try:
@@ -105,10 +109,12 @@ def supervised(name: str, run: Callable[[], Awaitable[None]]) -> Coroutine[Any, 
     return Supervised(name, run).run_forever()
 
 
-async def stop_task(task: asyncio.Task[Any]) -> None:
+async def stop_task(task: asyncio.Task[Any], *, grace_s: float = STOP_GRACE_S) -> None:
     """Cancel ``task`` (unless it was already) and wait until it has ended; its own cancel
     is not an error. A task cancelled once may be winding down (its ``finally`` closing
-    connections): a second cancel would cut that short, so none is sent.
+    connections): a second cancel would cut that short, so none is sent, unless the task
+    still runs ``grace_s`` after the first: then the cancel was swallowed on its way (see
+    ``raise_swallowed_cancel``), and it is sent again, with a warning.
 
     A cancel of the caller while it waits is not lost: ``await task`` inside
     ``contextlib.suppress(CancelledError)`` cannot tell the caller's cancel from the
@@ -121,13 +127,38 @@ async def stop_task(task: asyncio.Task[Any]) -> None:
     caller_cancelled = False
     while not task.done():
         try:
-            await asyncio.wait([task])  # raises only the caller's own cancel
+            # raises only the caller's own cancel
+            done, _ = await asyncio.wait([task], timeout=grace_s)
         except asyncio.CancelledError:
             caller_cancelled = True
+            continue
+        if not done:
+            log.warning(
+                "task %s still runs %.1f s after it was cancelled; cancelling it again",
+                task.get_name(),
+                grace_s,
+            )
+            task.cancel()
     if caller_cancelled:
         raise asyncio.CancelledError
     if not task.cancelled():
         task.result()
+
+
+def raise_swallowed_cancel() -> None:
+    """Raise ``CancelledError`` in a task that was cancelled and yet runs on.
+
+    On Python 3.11, ``asyncio.wait_for`` returns the awaited result instead of raising
+    when a cancel comes as the result does, and redis-py writes every command of a
+    client with a socket timeout (all of jobcast's) inside ``wait_for``: a loop cancelled
+    during a Redis call may never see its cancel, and runs until its process is killed.
+    The request stays counted on the task (``Task.cancelling()``; ``asyncio.timeout``
+    withdraws the cancels it makes itself), so each turn of a loop that runs until
+    cancelled calls this first.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def states(tasks: list[Supervised]) -> dict[str, str]:

@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         forwarded_allow_ips=settings.trusted_proxies or "127.0.0.1",
         access_log=False,
         log_config=None,
+        timeout_keep_alive=settings.keep_alive_s,
         timeout_graceful_shutdown=5,
     )
     return 0

@@ -159,13 +159,15 @@ async def readyz(request: Request) -> Response:
     services: Services = request.state.services
     checks: dict[str, str] = {}
     try:
-        await asyncio.wait_for(services.store.ping(), _READY_TIMEOUT_S)
+        async with asyncio.timeout(_READY_TIMEOUT_S):
+            await services.store.ping()
         checks["postgres"] = "ok"
     except (StorageUnavailable, TimeoutError) as exc:
         checks["postgres"] = f"down: {exc}"
     circuit = circuit_of(services.redis)
     try:
-        await asyncio.wait_for(services.redis.ping(), _READY_TIMEOUT_S)
+        async with asyncio.timeout(_READY_TIMEOUT_S):
+            await services.redis.ping()
         checks["redis"] = "ok"
     except (RedisError, OSError, TimeoutError) as exc:
         checks["redis"] = f"down: {type(exc).__name__}"

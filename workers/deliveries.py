@@ -22,6 +22,7 @@ from jobcast.model import dumps
 from jobcast.schemas import JobOut
 from jobcast.settings import Settings
 from jobcast.store import Store
+from jobcast.tasks import raise_swallowed_cancel
 from jobcast.webhooks import (
     MAX_DELIVERY_ATTEMPTS,
     TRY_TIMEOUT_S,
@@ -61,6 +62,7 @@ class Deliveries:
         async with open_client(self._settings.webhook_host_set) as client:
             try:
                 while True:
+                    raise_swallowed_cancel()
                     free = self._concurrency - len(sending)
                     claimed = await self._claim(free) if free > 0 else []
                     for row in claimed:

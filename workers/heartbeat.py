@@ -27,6 +27,7 @@ from redis.exceptions import RedisError
 
 from jobcast.errors import StorageUnavailable
 from jobcast.store import Store
+from jobcast.tasks import raise_swallowed_cancel
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ class Heartbeat:
 
     async def run_forever(self) -> None:
         while True:
+            raise_swallowed_cancel()
             await asyncio.sleep(self._interval_s)
             await self.beat()
             await self._say_alive()

@@ -29,7 +29,7 @@ from jobcast import metrics
 from jobcast.bus.message import Item, Live, Resync, parse
 from jobcast.links import circuit_of
 from jobcast.settings import Settings
-from jobcast.tasks import Supervised
+from jobcast.tasks import Supervised, raise_swallowed_cancel
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +173,7 @@ class Hub:
         backoff_s = 0.1
         try:
             while True:
+                raise_swallowed_cancel()
                 tried_at = time.monotonic()
                 try:
                     await self._read_once()
@@ -198,6 +199,7 @@ class Hub:
         # whatever was published while we were away is lost to pub/sub: catch up from Postgres
         self.deliver_all(Resync())
         while self._pubsub is pubsub:
+            raise_swallowed_cancel()
             if self._circuit is not None and self._circuit.is_open:
                 raise RedisConnectionError("a redis call of this process timed out")
             if time.monotonic() - self._last_pong > _PING_DEADLINE_S:
@@ -220,12 +222,12 @@ class Hub:
 
     async def _ping_forever(self) -> None:
         while True:
+            raise_swallowed_cancel()
             await asyncio.sleep(_PING_INTERVAL_S)
             if self._pubsub is None:
                 continue
             try:
-                await asyncio.wait_for(
-                    self._redis.publish(self._control, b"ping"), _PING_DEADLINE_S
-                )
+                async with asyncio.timeout(_PING_DEADLINE_S):
+                    await self._redis.publish(self._control, b"ping")
             except (RedisError, OSError, TimeoutError):
                 pass  # the reader notices the missing pong and reconnects

@@ -26,7 +26,7 @@ from jobcast.links import circuit_of
 from jobcast.model import Event
 from jobcast.settings import Settings
 from jobcast.store import Store
-from jobcast.tasks import stop_task
+from jobcast.tasks import raise_swallowed_cancel, stop_task
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,8 @@ async def _publish_all(redis: aioredis.Redis, settings: Settings, events: list[E
             await pipe.execute()
 
     try:
-        await asyncio.wait_for(send(), settings.redis_publish_timeout_s)
+        async with asyncio.timeout(settings.redis_publish_timeout_s):
+            await send()
     except TimeoutError:
         circuit = circuit_of(redis)
         reason = f"no answer to a publish within {settings.redis_publish_timeout_s} s"
@@ -144,7 +145,8 @@ class Publisher:
     async def flush(self, timeout_s: float) -> bool:
         """Wait until everything handed over is sent or announced; False if not in time."""
         try:
-            await asyncio.wait_for(self._idle.wait(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self._idle.wait()
         except TimeoutError:
             return False
         return True
@@ -162,6 +164,7 @@ class Publisher:
 
     async def _send_forever(self) -> None:
         while True:
+            raise_swallowed_cancel()
             await self._wake.wait()
             self._wake.clear()
             while self._waiting:

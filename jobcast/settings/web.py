@@ -68,6 +68,14 @@ class WebSettings(BaseModel):
         le=3600,
         description="A request body that sends nothing for this long is dropped.",
     )
+    keep_alive_s: int = Field(
+        20,
+        ge=1,
+        le=3600,
+        description="An idle keep-alive connection is closed after this long. Keep it longer "
+        "than clients keep one (httpx 5 s, aiohttp 15 s) and than the idle timeout of a load "
+        "balancer in front: else a request can be sent just as the connection closes.",
+    )
     trusted_proxies: str = Field(
         "127.0.0.1",
         description="Comma-separated addresses (or networks, or *) whose X-Forwarded-For "

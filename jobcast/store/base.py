@@ -89,7 +89,8 @@ class StoreBase:
         finally:
             try:
                 # a graceful close waits for each connection's goodbye: not forever
-                await asyncio.wait_for(pool.close(), link.command_timeout_s)
+                async with asyncio.timeout(link.command_timeout_s):
+                    await pool.close()
             except TimeoutError:
                 pool.terminate()
 

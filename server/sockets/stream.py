@@ -22,6 +22,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDiscon
 from jobcast.bus import Hint, Live, Resync, Subscription
 from jobcast.errors import ApiError
 from jobcast.model import dumps
+from jobcast.tasks import raise_swallowed_cancel
 from server.errors import answer_of, body_of
 from server.state import Services
 
@@ -73,12 +74,14 @@ class Stream:
         grace_s = self.services.settings.pubsub_grace_ms / 1000
         waiting: dict[Key, float] = {}  # hinted, not yet sent: when to stop waiting for pub/sub
         while not self.done:
+            raise_swallowed_cancel()
             deadlines = list(waiting.values())
             if (held_until := self.due_at()) is not None:
                 deadlines.append(held_until)
             timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
             try:
-                item = await asyncio.wait_for(sub.get(), timeout)
+                async with asyncio.timeout(timeout):
+                    item = await sub.get()
             except TimeoutError:
                 item = None
             if isinstance(item, Live):

@@ -194,6 +194,37 @@ async def test_an_aborted_body_is_one_debug_line(hostile: Stack) -> None:
     assert "Traceback" not in logs and "Exception in ASGI application" not in logs
 
 
+async def test_an_idle_connection_outlives_a_clients_own_keep_alive(stack: Stack) -> None:
+    """httpx keeps an idle connection for 5 s: a server that closed its own after 5 s too
+    met a request sent on it at that moment ("Server disconnected without sending a
+    response"). The server keeps it longer, so the client is the one to let it go."""
+    httpx_keep_alive_s = 5.0
+    reader, writer = await open_raw(stack)
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+
+    async def answered() -> bytes:
+        async with asyncio.timeout(5):
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(
+                int(line.split(b":", 1)[1])
+                for line in head.lower().split(b"\r\n")
+                if line.startswith(b"content-length:")
+            )
+            await reader.readexactly(length)
+            return head
+
+    writer.write(request)
+    assert (await answered()).startswith(b"HTTP/1.1 200 ")
+    await asyncio.sleep(httpx_keep_alive_s + 0.5)
+    writer.write(request)
+    try:
+        again = await answered()
+    except (asyncio.IncompleteReadError, ConnectionResetError):
+        again = b"(closed)"
+    writer.close()
+    assert again.startswith(b"HTTP/1.1 200 "), again[:100]
+
+
 # websockets
 
 

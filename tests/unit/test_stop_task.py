@@ -1,4 +1,5 @@
-"""Stopping a task never swallows a cancel of the one stopping it.
+"""Stopping a task never swallows a cancel of the one stopping it, and a task whose own
+cancel was swallowed on its way still stops.
 
 A loop that stops a helper task on each turn (the sweep stops its lease's renewer) and
 is itself cancelled while it waits for that helper must end: with ``await helper``
@@ -9,13 +10,14 @@ on, and whoever stopped it waited forever (a worker's shutdown hung that way).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import cast
 
 import pytest
 
 from jobcast.store import Store
-from jobcast.tasks import stop_task
+from jobcast.tasks import Supervised, raise_swallowed_cancel, stop_task
 from workers.sweep.lease import Lease
 
 CANCEL_POINTS = range(12)  # loop iterations before the cancel: every point of a turn
@@ -130,3 +132,56 @@ async def test_a_task_already_cancelled_winds_down_without_a_second_cancel() -> 
     release.set()
     await stopper
     assert cleaned_up.is_set() and task.cancelled()
+
+
+async def _swallows_a_cancel() -> None:
+    """What redis-py's writes do on Python 3.11 when a cancel comes with the answer."""
+    try:
+        await _until_cancelled()
+    except asyncio.CancelledError:
+        pass
+
+
+async def test_a_task_that_swallowed_its_cancel_is_cancelled_again_after_the_grace(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def runs_on_after_a_swallowed_cancel() -> None:
+        await _swallows_a_cancel()
+        await _until_cancelled()  # a loop's next turn, with no cancel to come
+
+    task = asyncio.create_task(runs_on_after_a_swallowed_cancel(), name="stubborn")
+    await asyncio.sleep(0)
+    with caplog.at_level(logging.WARNING, logger="jobcast.tasks"):
+        await asyncio.wait_for(stop_task(task, grace_s=0.05), timeout=5)
+    assert task.cancelled()
+    assert "task stubborn still runs" in caplog.text
+
+
+async def test_a_loop_that_swallows_its_cancel_in_a_turn_ends_at_the_next() -> None:
+    turns = 0
+
+    async def loop() -> None:
+        nonlocal turns
+        while True:
+            raise_swallowed_cancel()
+            turns += 1
+            await _swallows_a_cancel()
+
+    task = asyncio.create_task(loop())
+    await asyncio.sleep(0)
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=5)
+    assert done and task.cancelled()
+    assert turns == 1
+
+
+async def test_a_supervised_task_that_swallows_its_cancel_stops_without_the_grace() -> None:
+    async def run() -> None:
+        await _swallows_a_cancel()
+        raise RuntimeError("a turn that failed after the cancel was lost")
+
+    task = Supervised("swallower", run, first_backoff_s=0.01)
+    task.start()
+    await asyncio.sleep(0)
+    # a grace longer than the test's timeout: only raise_swallowed_cancel can end it in time
+    await asyncio.wait_for(task.stop(), timeout=5)

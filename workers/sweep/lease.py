@@ -37,7 +37,7 @@ from uuid import uuid4
 
 from jobcast.errors import StorageUnavailable
 from jobcast.store import Store
-from jobcast.tasks import stop_task
+from jobcast.tasks import raise_swallowed_cancel, stop_task
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,7 @@ class Lease:
 
     async def _renew_forever(self) -> None:
         while True:
+            raise_swallowed_cancel()
             await asyncio.sleep(self.duration_s / 3)
             try:
                 if not await self.take():

@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 
 from jobcast.errors import StorageUnavailable
 from jobcast.store import Store
+from jobcast.tasks import raise_swallowed_cancel
 from workers.sweep.lease import Lease
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class Sweeper:
 
     async def run_forever(self) -> None:
         while True:
+            raise_swallowed_cancel()
             await asyncio.sleep(self._interval_s)
             try:
                 await self.sweep()
