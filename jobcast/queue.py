@@ -41,8 +41,8 @@ PRIORITY_SPAN_MS = 10**10  # ~115 days: the longest backlog one priority keeps i
 
 # Fairness within a priority: a due job of a fairness group (its tenant, else its owner)
 # takes its group's next turn instead of its run time. A turn is one after the group's
-# last queued job, and never before the band's head (the lowest score in the band, a job
-# running or next to run): a group with nothing queued goes right behind the head, a
+# last queued job, and never before the band's head (the lowest score in the band: the
+# next job to run, or one just taken): a group with nothing queued goes right behind it, a
 # group with a backlog goes behind its own last job. The groups with work queued take
 # turns, one job each per round (start-time fair queueing with every job of one size).
 # The band looked at starts a day above the next priority's, which a turn never reaches.
@@ -101,9 +101,9 @@ return 1
 """
 
 # KEYS: queue; ARGV: now ms, arq's in-progress key prefix, at most this many due jobs looked
-# at. A job a worker took stays on arq's queue until it ends: the jobs on the queue, those
-# due, and of the due ones those taken (looked for among the first due, by score: a taken
-# job was due, and started lowest score first).
+# at. A job a worker took stays on arq's queue until the worker has claimed it (``taken``):
+# the jobs on the queue, those due, and of the due ones those taken (looked for among the
+# first due, by score: a taken job was due, and started lowest score first).
 _DEPTH = """
 local ids = redis.call('zrangebyscore', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
 local taken = 0
@@ -260,6 +260,22 @@ class Queue:
         }
         if mapping:
             await self._redis.zadd(self._settings.queue_name, mapping, xx=True)
+
+    async def taken(self, job_id: UUID) -> None:
+        """Take a job its worker has claimed off the queue.
+
+        arq keeps a job on its queue until it ends, and at each poll (every 0.05 s) every
+        worker looks at each due one, those running included, in three round trips:
+        with 100 long jobs running, two workers spent a core of CPU and Redis that way. A
+        worker that reads only the first jobs could also see none but running ones. The
+        claimed job is in Postgres: if its worker dies, the sweep queues it again.
+        """
+        await self._redis.zrem(self._settings.queue_name, str(job_id))
+
+    async def put_back(self, job_id: UUID, score: int) -> None:
+        """Put a job taken off the queue back at the score arq gave it, for arq's retry
+        (which moves a job on by adding to its score)."""
+        await self._redis.zadd(self._settings.queue_name, {str(job_id): score})
 
     async def depth(self) -> tuple[int, int]:
         """Jobs waiting on the queue (not taken by a worker), and of those the ones whose

@@ -29,6 +29,7 @@ from uuid import UUID
 import httpx
 from arq.worker import Retry
 from pydantic import BaseModel
+from redis.exceptions import RedisError
 
 from jobcast import metrics
 from jobcast.errors import (
@@ -157,11 +158,35 @@ async def run_job(ctx: WorkerContext, job_id: str) -> None:
     job, attempt = claim.job, claim.attempt
     if claim.released:  # its fairness group's next job takes its place on the queue
         await queue_released(state.store, state.queue, job.id)
+    taken = await _take_off_queue(state, job.id)
     with job_context(job.id, job.type, attempt):
         try:
             await _run_claimed(state, claim)
+        except Retry:
+            if taken:  # arq moves a retried job on from where it was on the queue
+                await _put_back(state, job.id, ctx["score"])
+            raise
         finally:
             await queue_released(state.store, state.queue, job.id)
+
+
+async def _take_off_queue(state: WorkerState, job_id: UUID) -> bool:
+    """Take the claimed job off arq's queue, so that no worker's poll looks at it again
+    while it runs (``Queue.taken``); whether it was. Left there if Redis fails meanwhile:
+    arq's polls pass it by, as they did before."""
+    try:
+        await state.queue.taken(job_id)
+    except (RedisError, OSError, TimeoutError) as exc:
+        log.info("job %s: left on arq's queue while it runs (%s)", job_id, exc)
+        return False
+    return True
+
+
+async def _put_back(state: WorkerState, job_id: UUID, score: int) -> None:
+    try:
+        await state.queue.put_back(job_id, score)
+    except (RedisError, OSError, TimeoutError) as exc:  # the sweep queues it when it is due
+        log.warning("job %s: not put back on arq's queue for its retry (%s)", job_id, exc)
 
 
 async def _run_claimed(state: WorkerState, claim: Claim) -> None:

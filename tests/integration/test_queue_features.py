@@ -15,6 +15,7 @@ import asyncpg
 import httpx
 import orjson
 import pytest
+import redis.asyncio as aioredis
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -100,6 +101,32 @@ async def test_under_a_backlog_higher_priority_starts_first(
 
 
 # scheduled jobs
+
+
+async def test_a_running_job_is_off_arqs_queue_and_a_finished_one_leaves_nothing(
+    stack: Stack,
+) -> None:
+    """arq keeps a job on its queue until it ends, and each worker's poll (every 0.05 s)
+    looks at every due job there: a claimed job is taken off, so the jobs running cost
+    the polls nothing."""
+    queue = f"{stack.env['JOBCAST_REDIS_PREFIX']}:queue"
+    redis = aioredis.Redis.from_url(stack.redis_url)
+    token = await stack.owner()
+    try:
+        async with stack.client(token) as client:
+            job_id = await submit(client, "demo", duration=30)
+            await wait_status(client, job_id, "running")
+            while_running = await redis.zscore(queue, job_id)
+            assert (await client.post(f"/api/jobs/{job_id}/cancel")).status_code == 202
+            await wait_status(client, job_id, "cancelled")
+
+        async def nothing_left() -> bool:  # arq's keys go as its run of the job ends
+            return [k async for k in redis.scan_iter(f"*{job_id}*")] == []
+
+        await eventually(nothing_left, what="no key of the job left in Redis")
+    finally:
+        await redis.aclose()
+    assert while_running is None
 
 
 async def test_a_delayed_job_waits_pending_with_its_time_shown(stack: Stack) -> None:
