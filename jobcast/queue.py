@@ -265,10 +265,11 @@ class Queue:
         """Take a job its worker has claimed off the queue.
 
         arq keeps a job on its queue until it ends, and at each poll (every 0.05 s) every
-        worker looks at each due one, those running included, in three round trips:
-        with 100 long jobs running, two workers spent a core of CPU and Redis that way. A
-        worker that reads only the first jobs could also see none but running ones. The
-        claimed job is in Postgres: if its worker dies, the sweep queues it again.
+        worker looks at each due one, those running included, in three round trips: with
+        100 long jobs running, a worker spent three quarters of a core that way, and Redis
+        a sixth. A worker reads only the first due jobs, so it could also find none but
+        running ones. The claimed job is in Postgres: if its worker dies, the sweep queues
+        it again.
         """
         await self._redis.zrem(self._settings.queue_name, str(job_id))
 
