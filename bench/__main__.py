@@ -40,6 +40,7 @@ from bench import (
     peers,
     pgbouncer,
     polling,
+    running,
     scaleout,
     streams,
     submit,
@@ -92,6 +93,7 @@ BENCHMARKS: tuple[tuple[int, str, Benchmark], ...] = (
     (13, "Behind PgBouncer", pgbouncer.run),
     (14, "Held jobs", fairness.held),
     (15, "Fairness under a backlog", fairness.fairness),
+    (16, "Long jobs running", running.run),
 )
 
 

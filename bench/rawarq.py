@@ -33,6 +33,11 @@ async def sleep_10ms(ctx: dict[Any, Any], *args: Any, **kwargs: Any) -> None:
     await asyncio.sleep(0.01)
 
 
+async def sleep_s(ctx: dict[Any, Any], seconds: float) -> None:
+    """A long job that only waits (bench/running.py)."""
+    await asyncio.sleep(seconds)
+
+
 async def keep_as_is(_conn: asyncpg.Connection) -> None:
     """No reset on release. asyncpg resets each connection its pool takes back (a round
     trip: unlock, close, unlisten, reset) unless told otherwise; jobcast's own pools skip
@@ -66,7 +71,7 @@ def raw_queue(settings: Settings) -> str:
 
 async def serve(settings: Settings) -> None:
     options = worker_options(settings)
-    functions = (noop, sleep_10ms, noop_tracked, sleep_10ms_tracked)
+    functions = (noop, sleep_10ms, sleep_s, noop_tracked, sleep_10ms_tracked)
     options.update(
         functions=[func(f, name=f.__name__) for f in functions],
         queue_name=raw_queue(settings),

@@ -1,0 +1,156 @@
+"""16. Long jobs running: what a worker and Redis spend while jobs run and nothing else happens.
+
+``JOBS`` jobs that only sleep are started at once on one worker whose concurrency takes
+them all: jobcast's ``noop`` with ``sleep_s``, and ``sleep_s`` on arq's own Worker with
+jobcast's worker options (``bench/rawarq.py``). Once every job runs, the CPU time of the
+worker and of the Redis server is read over ``WINDOW_S`` (psutil). arq keeps a job on its
+queue until it ends, and each poll (every 0.05 s) looks at every due job there, in three
+round trips: raw arq pays that for each job running; jobcast takes a claimed job off the
+queue (``Queue.taken``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+from arq import create_pool
+from arq.connections import RedisSettings
+from arq.constants import in_progress_key_prefix
+
+from bench.cpu import Spent
+from bench.harness import (
+    BenchError,
+    Figure,
+    Run,
+    Section,
+    hammer,
+    http,
+    new_owner,
+    python_command,
+    submit,
+    until,
+)
+from bench.rawarq import raw_queue
+
+JOBS = 100
+SLEEP_S = 20.0  # each job: long enough to be running through the window on a slow start
+WINDOW_S = 5.0
+WORKER = "worker-long"
+RAW = "raw-arq-long"
+
+
+def _share(spent: Spent, role: str) -> float:
+    """The role's CPU over the window, in % of a core."""
+    return round(100 * spent.seconds.get(role, 0.0) / WINDOW_S, 1)
+
+
+async def _window(run: Run) -> Spent:
+    if run.cpu is None:
+        raise BenchError("the processes' CPU cannot be read here")
+    await asyncio.sleep(0.5)  # the last claims' writes done
+    with run.cpu.measure() as spent:
+        await asyncio.sleep(WINDOW_S)
+    return spent
+
+
+async def jobcast_running(run: Run) -> Spent:
+    env = {"JOBCAST_WORKER_CONCURRENCY": str(JOBS + 10)}
+    await run.cluster.stop("worker")  # this worker alone takes the jobs
+    await run.cluster.start_worker(WORKER, env=env)
+    ids: list[str] = []
+    try:
+        token = await new_owner(run.web_url)
+        async with http(run.web_url, token, 20) as client:
+
+            async def one(_i: int) -> None:
+                ids.append(await submit(client, "noop", {"sleep_s": SLEEP_S}))
+
+            await hammer(one, concurrency=20, count=JOBS)
+
+        async def all_running() -> bool:
+            running: int = await run.db.fetchval(
+                "SELECT count(*) FROM jobs WHERE id = ANY($1::uuid[]) AND status = 'running'",
+                [uuid.UUID(i) for i in ids],
+            )
+            return running == JOBS
+
+        started = time.monotonic()
+        await until(all_running, timeout_s=SLEEP_S / 2, what=f"{JOBS} jobcast jobs running")
+        spent = await _window(run)
+        if time.monotonic() - started + 0.5 > SLEEP_S:
+            raise BenchError("the jobs may have ended within the window")
+        return spent
+    finally:
+        await run.cluster.stop(WORKER)  # its jobs are handed back, and cancelled below
+        await run.db.execute(
+            "UPDATE jobs SET status = 'cancelled', finished_at = now() "
+            "WHERE id = ANY($1::uuid[]) AND status IN ('pending', 'running')",
+            [uuid.UUID(i) for i in ids],
+        )
+
+
+async def raw_running(run: Run) -> Spent:
+    queue = raw_queue(run.settings)
+    env = {"JOBCAST_WORKER_CONCURRENCY": str(JOBS + 10)}
+    await run.cluster.start_worker(
+        RAW, command=python_command("-m", "bench.rawarq"), queue=queue, env=env
+    )
+    pool = await create_pool(RedisSettings.from_dsn(run.settings.redis_dsn))
+    tag = uuid.uuid4().hex[:8]
+    ids = [f"{run.settings.redis_prefix}-long-{tag}-{i}" for i in range(JOBS)]
+    try:
+        for job_id in ids:
+            if (
+                await pool.enqueue_job("sleep_s", SLEEP_S, _job_id=job_id, _queue_name=queue)
+                is None
+            ):
+                raise BenchError(f"arq refused job {job_id}: its id is taken")
+
+        async def all_running() -> bool:
+            found = await pool.exists(*(in_progress_key_prefix + i for i in ids))
+            return int(found) == JOBS
+
+        started = time.monotonic()
+        await until(all_running, timeout_s=SLEEP_S / 2, what=f"{JOBS} raw arq jobs running")
+        spent = await _window(run)
+        if time.monotonic() - started + 0.5 > SLEEP_S:
+            raise BenchError("the jobs may have ended within the window")
+        return spent
+    finally:
+        await run.cluster.stop(RAW)
+        await pool.delete(queue)
+        await pool.aclose()
+
+
+async def run(ctx: Run, section: Section) -> None:
+    ours = await jobcast_running(ctx)
+    raw = await raw_running(ctx)
+    what = f"{JOBS} jobs running (sleeping), nothing else"
+    section.figures = [
+        Figure(
+            f"{what}: the worker's CPU",
+            "% of a core",
+            _share(ours, "worker"),
+            _share(raw, "worker"),
+            "raw arq worker, jobcast's options",
+            higher_is_better=False,
+        ),
+        Figure(
+            f"{what}: Redis's CPU",
+            "% of a core",
+            _share(ours, "redis"),
+            _share(raw, "redis"),
+            "raw arq worker, jobcast's options",
+            higher_is_better=False,
+        ),
+    ]
+    section.notes = [
+        f"{JOBS} jobs that sleep {SLEEP_S:g} s started at once on one worker (concurrency "
+        f"{JOBS + 10}); once every one runs, the CPU the worker and the Redis server spent over "
+        f"{WINDOW_S:g} s (psutil). arq keeps a job on its queue until it ends and each poll "
+        "(0.05 s) looks at every due job there in three round trips; jobcast takes a job off "
+        "the queue once its worker claimed it (Queue.taken). The rest of jobcast's worker "
+        "share is its heartbeat and the sweep.",
+    ]
