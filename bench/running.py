@@ -88,12 +88,8 @@ async def jobcast_running(run: Run) -> Spent:
 
         return await _window(run, all_running, "jobcast", first_sent)
     finally:
-        await run.cluster.stop(WORKER)  # its jobs are handed back, and cancelled below
-        await run.db.execute(
-            "UPDATE jobs SET status = 'cancelled', finished_at = now() "
-            "WHERE id = ANY($1::uuid[]) AND status IN ('pending', 'running')",
-            [uuid.UUID(i) for i in ids],
-        )
+        await run.cluster.stop(WORKER)  # its jobs are handed back, pending again
+        await run.drop_pending()
 
 
 async def raw_running(run: Run) -> Spent:
