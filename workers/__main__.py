@@ -68,6 +68,7 @@ async def supervise(settings: Settings) -> None:
                     release_lost_slots(worker)
         finally:
             pauser.cancel()
+            await jobs_ended(worker)
             try:
                 await worker.close()
             except (RedisError, OSError) as exc:
@@ -92,6 +93,23 @@ async def pick_while_postgres_answers(
         elif paused and not down:
             worker.allow_pick_jobs, paused = True, False
         await asyncio.sleep(_PICK_CHECK_S)
+
+
+async def jobs_ended(worker: Worker) -> None:
+    """Wait until every job task of arq's has ended, however it ends, and let them go.
+
+    arq's ``close`` gathers its job tasks, and a gather gives up at the first task that
+    ended cancelled (one that arq's stop found finishing, past the job's own code): the
+    others might still be handing their attempts back as the worker's store closed under
+    them. Each task has ended here, so ``close`` finds none left to gather.
+    """
+    running = [task for task in worker.tasks.values() if not task.done()]
+    if running:
+        await asyncio.wait(running)
+    for task in worker.tasks.values():
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("a job task ended with an error: %r", task.exception())
+    worker.tasks.clear()
 
 
 def release_lost_slots(worker: Worker) -> int:

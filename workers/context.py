@@ -64,9 +64,7 @@ class Reporter:
         self._weights = {s.name: s.weight for s in job_type.steps}
         self._titles = {s.name: s.title for s in job_type.steps}
         self._total_weight = sum(self._weights.values()) or 1.0
-        # the steps completed in earlier attempts: skipped, their share already done
-        self.checkpoints = checkpoints or Checkpoints()
-        self._done_weight = sum(self._weights.get(n, 0.0) for n in self.checkpoints.completed)
+        self.start_from(checkpoints or Checkpoints())
         self._step: str | None = None
         self._step_percent = 0.0
         self.overall = 0.0
@@ -78,6 +76,11 @@ class Reporter:
         # live data: the streams it writes, the steps it adds at run time
         self.streams = Streams(self)
         self.run_steps = RunSteps(self, self._weights)
+
+    def start_from(self, checkpoints: Checkpoints) -> None:
+        """The steps completed in earlier attempts: skipped, their share already done."""
+        self.checkpoints = checkpoints
+        self._done_weight = sum(self._weights.get(n, 0.0) for n in checkpoints.completed)
 
     @property
     def store(self) -> Store:

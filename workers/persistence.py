@@ -31,11 +31,14 @@ async def persist(call: Callable[[], Awaitable[T]], *, deadline_s: float, what: 
     while True:
         try:
             return await call()
-        except StorageUnavailable:
+        except StorageUnavailable as exc:
             if time.monotonic() >= give_up:
                 raise
             log.warning(
-                "%s: Postgres unavailable; keeping it and trying again in %.1f s", what, delay_s
+                "%s: Postgres unavailable; keeping it and trying again in %.1f s (%s)",
+                what,
+                delay_s,
+                exc.__cause__ or exc,
             )
             await asyncio.sleep(delay_s)
             delay_s = min(delay_s * 2, 2.0)

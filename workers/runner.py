@@ -155,19 +155,8 @@ async def run_job(ctx: WorkerContext, job_id: str) -> None:
         if claim.released:
             await queue_released(state.store, state.queue, UUID(job_id))
         return
-    job, attempt = claim.job, claim.attempt
-    if claim.released:  # its fairness group's next job takes its place on the queue
-        await queue_released(state.store, state.queue, job.id)
-    taken = await _take_off_queue(state, job.id)
-    with job_context(job.id, job.type, attempt):
-        try:
-            await _run_claimed(state, claim)
-        except Retry:
-            if taken:  # arq moves a retried job on from where it was on the queue
-                await _put_back(state, job.id, ctx["score"])
-            raise
-        finally:
-            await queue_released(state.store, state.queue, job.id)
+    with job_context(claim.job.id, claim.job.type, claim.attempt):
+        await _run_claimed(state, claim, ctx["score"])
 
 
 async def _take_off_queue(state: WorkerState, job_id: UUID) -> bool:
@@ -189,17 +178,13 @@ async def _put_back(state: WorkerState, job_id: UUID, score: int) -> None:
         log.warning("job %s: not put back on arq's queue for its retry (%s)", job_id, exc)
 
 
-async def _run_claimed(state: WorkerState, claim: Claim) -> None:
+async def _run_claimed(state: WorkerState, claim: Claim, score: int) -> None:
+    """Run a claimed attempt to its end. Wherever the worker's stop finds it, from the
+    claim on, the attempt is handed back: as it starts (here), or as its code runs
+    (``_attempt``, which also stops the code)."""
     job, attempt = claim.job, claim.attempt
     log.debug("job %s: %s attempt %d of %d started", job.id, job.type, attempt, job.max_attempts)
     job_type = state.registry.get(job.type) if job.type in state.registry else None
-    checkpoints = Checkpoints(
-        await persist(
-            lambda: state.store.checkpoints(job.id),
-            deadline_s=state.settings.persist_deadline_s,
-            what=f"job {job.id}",
-        )
-    )
     reporter = Reporter(
         job_id=job.id,
         owner_id=job.owner_id,
@@ -207,21 +192,44 @@ async def _run_claimed(state: WorkerState, claim: Claim) -> None:
         priority=job.priority,
         job_type=job_type or JobType(job.type, job.type, BaseModel, _no_code),
         state=state,
-        checkpoints=checkpoints,
     )
+    taken = False
     try:
-        await reporter.emit(claim.event)
-        if checkpoints.resumes:
-            await _resumed(state, reporter, checkpoints)
+        try:
+            await reporter.emit(claim.event)
+            if claim.released:  # its fairness group's next job takes its place on the queue
+                await queue_released(state.store, state.queue, job.id)
+            taken = await _take_off_queue(state, job.id)
+            await _start(state, reporter)
+        except asyncio.CancelledError:
+            await asyncio.shield(_hand_back(state, reporter))
+            raise
         if job_type is None:
             unknown = PermanentError(f"this worker does not know job type {job.type!r}")
             await _finish_failed(state, reporter, unknown, "permanent")
             return
         await _attempt(state, reporter, job_type, claim)
+    except Retry:
+        if taken:  # arq moves a retried job on from where it was on the queue
+            await _put_back(state, job.id, score)
+        raise
     except AttemptLost:
         log.info("job %s: attempt %d is no longer ours; stopping", job.id, attempt)
     finally:
         reporter.progress_gate.close()  # every way out wrote its last report, or may not
+        await queue_released(state.store, state.queue, job.id)
+
+
+async def _start(state: WorkerState, reporter: Reporter) -> None:
+    """Where the attempt starts: after the steps that earlier attempts completed."""
+    checkpoints = await persist(
+        lambda: state.store.checkpoints(reporter.job_id),
+        deadline_s=state.settings.persist_deadline_s,
+        what=f"job {reporter.job_id}",
+    )
+    reporter.start_from(Checkpoints(checkpoints))
+    if reporter.checkpoints.resumes:
+        await _resumed(state, reporter, reporter.checkpoints)
 
 
 async def _resumed(state: WorkerState, reporter: Reporter, checkpoints: Checkpoints) -> None:

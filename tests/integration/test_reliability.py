@@ -299,6 +299,46 @@ async def test_sigterm_hands_running_jobs_back_without_burning_an_attempt(
     assert job["attempts"] == 1
 
 
+async def test_sigterm_hands_back_an_attempt_it_finds_still_starting(
+    make_stack: MakeStack,
+) -> None:
+    """The stop can find an attempt claimed but not yet running its code (reading its
+    checkpoints, here held up by a lock on a table that read needs): it is handed back
+    too, not left 'running' for the sweep to count as a lost attempt."""
+    stack = await make_stack(JOBCAST_SHUTDOWN_GRACE_S="0.3")
+    token = await stack.owner()
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        async with stack.client(token) as client:
+            held = conn.transaction()
+            await held.start()
+            await conn.execute("LOCK TABLE job_inputs IN ACCESS EXCLUSIVE MODE")
+            try:
+                job_id = await submit(client, "demo", duration=2)
+
+                async def reading_checkpoints() -> bool:  # the API's job read waits too
+                    await conn.execute("SELECT pg_stat_clear_snapshot()")  # read afresh
+                    waiting = await conn.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                        " AND wait_event_type = 'Lock' AND query LIKE '%FROM job_steps s%'"
+                    )
+                    return bool(waiting)
+
+                await eventually(reading_checkpoints, what="the attempt held up as it starts")
+                worker = stack.procs["worker-0"]
+                worker.send_signal(signal.SIGTERM)
+                await asyncio.sleep(1.0)  # past the grace: the stop has cancelled the attempt
+            finally:
+                await held.rollback()
+            await asyncio.to_thread(worker.wait, 15)
+            job = await job_of(client, job_id)
+    finally:
+        await conn.close()
+    assert worker.returncode == 0, stack.logs("worker-0")[-3000:]
+    assert job["status"] == "pending" and job["attempts"] == 0, job
+    assert "worker stopped" in job["message"]
+
+
 async def test_sigterm_lets_a_short_job_finish_within_the_grace(make_stack: MakeStack) -> None:
     stack = await make_stack(JOBCAST_SHUTDOWN_GRACE_S="5")
     token = await stack.owner()

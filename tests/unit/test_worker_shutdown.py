@@ -1,0 +1,46 @@
+"""A stopping worker waits for every job task, however each ends, before it closes."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from arq.worker import Worker, func
+
+from workers.__main__ import jobs_ended
+
+
+async def _noop(_ctx: dict[Any, Any]) -> None:
+    return None
+
+
+async def test_every_job_task_has_ended_even_when_one_ended_cancelled_first() -> None:
+    worker = Worker(functions=[func(_noop, name="noop")], handle_signals=False)
+    handed_back: list[str] = []
+
+    async def finishing() -> None:  # found by the stop past its job's code: ends cancelled
+        await asyncio.sleep(3600)
+
+    async def handing_back() -> None:  # its hand-back outlasts the other's end
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            await asyncio.shield(asyncio.sleep(0.2))
+            handed_back.append("slow")
+            raise
+
+    worker.tasks = {"a": asyncio.create_task(finishing()), "b": asyncio.create_task(handing_back())}
+    await asyncio.sleep(0)
+    for task in worker.tasks.values():
+        task.cancel()
+    # what arq's close does: its gather ends at the first cancelled task, the hand-back unfinished
+    gathered = asyncio.gather(*worker.tasks.values())
+    try:
+        await gathered
+    except asyncio.CancelledError:
+        pass
+    assert handed_back == [], "the gather waited after all: the test shows nothing"
+
+    await jobs_ended(worker)
+    assert handed_back == ["slow"]
+    assert worker.tasks == {}
