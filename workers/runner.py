@@ -202,7 +202,7 @@ async def _run_claimed(state: WorkerState, claim: Claim, score: int) -> None:
             taken = await _take_off_queue(state, job.id)
             await _start(state, reporter)
         except asyncio.CancelledError:
-            await asyncio.shield(_hand_back(state, reporter))
+            await state.outlive_cancel(_hand_back(state, reporter))
             raise
         if job_type is None:
             unknown = PermanentError(f"this worker does not know job type {job.type!r}")
@@ -266,7 +266,8 @@ async def _attempt(state: WorkerState, reporter: Reporter, job_type: JobType, cl
             return
         # the worker is stopping: give the attempt back so another worker starts it afresh
         task.cancel()
-        await asyncio.shield(_hand_back(state, reporter))
+        state.outlives(task)  # the store stays open for the code's last write, if it makes one
+        await state.outlive_cancel(_hand_back(state, reporter))
         raise
     except Exception as exc:
         if isinstance(exc, AttemptLost):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from arq.connections import ArqRedis
 
@@ -34,6 +34,20 @@ class WorkerState:
     heartbeat: Heartbeat
     publisher: Publisher
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # work that must end before the store closes, whoever cancels its caller (hand-backs)
+    finishing: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    async def outlive_cancel(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` to its end even if the caller is cancelled meanwhile, and keep the
+        worker's store and Redis open until it has ended (``open`` waits for it)."""
+        task = asyncio.create_task(work)
+        self.outlives(task)
+        await asyncio.shield(task)
+
+    def outlives(self, task: asyncio.Task[Any]) -> None:
+        """The worker's store and Redis stay open until ``task`` has ended."""
+        self.finishing.add(task)
+        task.add_done_callback(self.finishing.discard)
 
     @property
     def caps(self) -> dict[str, int]:
@@ -87,6 +101,8 @@ class WorkerState:
             try:
                 yield state
             finally:
+                if state.finishing:  # a hand-back whose job's task a second cancel ended
+                    await asyncio.wait(state.finishing, timeout=settings.persist_deadline_s)
                 for task in state.tasks:
                     task.cancel()
                 for task in state.tasks:
