@@ -32,6 +32,9 @@ log = logging.getLogger("workers")
 
 _REDIS_RETRY_S = 1.0
 _PICK_CHECK_S = 0.05  # arq's own poll delay
+# how long a stopping worker waits for arq's job tasks to end: arq's own finish of a job is
+# a few Redis calls; the hand-backs in them are waited for by WorkerState, not by this
+_JOBS_END_S = 10.0
 
 
 async def supervise(settings: Settings) -> None:
@@ -68,7 +71,7 @@ async def supervise(settings: Settings) -> None:
                     release_lost_slots(worker)
         finally:
             pauser.cancel()
-            await jobs_ended(worker)
+            await jobs_ended(worker, _JOBS_END_S)
             try:
                 await worker.close()
             except (RedisError, OSError) as exc:
@@ -95,19 +98,20 @@ async def pick_while_postgres_answers(
         await asyncio.sleep(_PICK_CHECK_S)
 
 
-async def jobs_ended(worker: Worker) -> None:
+async def jobs_ended(worker: Worker, timeout_s: float) -> None:
     """Wait until every job task of arq's has ended, however it ends, and let them go.
 
     arq's ``close`` gathers its job tasks, and a gather gives up at the first task that
     ended cancelled (one that arq's stop found finishing, past the job's own code): the
     others might still be handing their attempts back as the worker's store closed under
-    them. Each task has ended here, so ``close`` finds none left to gather.
+    them. Not forever: a task stuck on a Redis connection that died is given up after
+    ``timeout_s`` (its attempt, if it had one, goes to the sweep).
     """
     running = [task for task in worker.tasks.values() if not task.done()]
     if running:
-        await asyncio.wait(running)
+        await asyncio.wait(running, timeout=timeout_s)
     for task in worker.tasks.values():
-        if not task.cancelled() and task.exception() is not None:
+        if task.done() and not task.cancelled() and task.exception() is not None:
             log.warning("a job task ended with an error: %r", task.exception())
     worker.tasks.clear()
 

@@ -41,6 +41,16 @@ async def test_every_job_task_has_ended_even_when_one_ended_cancelled_first() ->
         pass
     assert handed_back == [], "the gather waited after all: the test shows nothing"
 
-    await jobs_ended(worker)
+    await jobs_ended(worker, timeout_s=10)
     assert handed_back == ["slow"]
     assert worker.tasks == {}
+
+
+async def test_a_job_task_that_never_ends_is_given_up_after_the_timeout() -> None:
+    worker = Worker(functions=[func(_noop, name="noop")], handle_signals=False)
+    stuck = asyncio.create_task(asyncio.sleep(3600))  # on a Redis connection that died
+    worker.tasks = {"a": stuck}
+    async with asyncio.timeout(5):
+        await jobs_ended(worker, timeout_s=0.1)
+    assert worker.tasks == {} and not stuck.done()
+    stuck.cancel()
