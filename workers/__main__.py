@@ -102,10 +102,10 @@ async def jobs_ended(worker: Worker, timeout_s: float) -> None:
     """Wait until every job task of arq's has ended, however it ends, and let them go.
 
     arq's ``close`` gathers its job tasks, and a gather gives up at the first task that
-    ended cancelled (one that arq's stop found finishing, past the job's own code): the
-    others might still be handing their attempts back as the worker's store closed under
-    them. Not forever: a task stuck on a Redis connection that died is given up after
-    ``timeout_s`` (its attempt, if it had one, goes to the sweep).
+    ended cancelled (one that arq's stop found finishing, past the job's own code): it
+    would raise there, before arq's own clean-up, with other tasks still running. The
+    hand-backs in them are waited for by ``WorkerState``; this waits for arq's part. Not
+    forever: a task stuck on a Redis connection that died is given up after ``timeout_s``.
     """
     running = [task for task in worker.tasks.values() if not task.done()]
     if running:

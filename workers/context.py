@@ -50,7 +50,6 @@ class Reporter:
         priority: int,
         job_type: JobType,
         state: WorkerState,
-        checkpoints: Checkpoints | None = None,
     ) -> None:
         self.job_id = job_id
         self.owner_id = owner_id
@@ -64,7 +63,7 @@ class Reporter:
         self._weights = {s.name: s.weight for s in job_type.steps}
         self._titles = {s.name: s.title for s in job_type.steps}
         self._total_weight = sum(self._weights.values()) or 1.0
-        self.start_from(checkpoints or Checkpoints())
+        self.start_from(Checkpoints())  # until the attempt has read its own
         self._step: str | None = None
         self._step_percent = 0.0
         self.overall = 0.0

@@ -101,7 +101,7 @@ class WorkerState:
             try:
                 yield state
             finally:
-                if state.finishing:  # a hand-back whose job's task a second cancel ended
+                if state.finishing:  # hand-backs, and the code of attempts stopped
                     await asyncio.wait(state.finishing, timeout=settings.persist_deadline_s)
                 for task in state.tasks:
                     task.cancel()

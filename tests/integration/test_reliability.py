@@ -327,7 +327,11 @@ async def test_sigterm_hands_back_an_attempt_it_finds_still_starting(
                 await eventually(reading_checkpoints, what="the attempt held up as it starts")
                 worker = stack.procs["worker-0"]
                 worker.send_signal(signal.SIGTERM)
-                await asyncio.sleep(1.0)  # past the grace: the stop has cancelled the attempt
+
+                async def read_given_up() -> bool:  # past the grace, the stop cancelled it
+                    return not await reading_checkpoints()
+
+                await eventually(read_given_up, what="the stop cancelling the held attempt")
             finally:
                 await held.rollback()
             await asyncio.to_thread(worker.wait, 15)

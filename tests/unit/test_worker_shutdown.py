@@ -19,11 +19,11 @@ async def test_every_job_task_has_ended_even_when_one_ended_cancelled_first() ->
     handed_back: list[str] = []
 
     async def finishing() -> None:  # found by the stop past its job's code: ends cancelled
-        await asyncio.sleep(3600)
+        await asyncio.Event().wait()
 
     async def handing_back() -> None:  # its hand-back outlasts the other's end
         try:
-            await asyncio.sleep(3600)
+            await asyncio.Event().wait()
         except asyncio.CancelledError:
             await asyncio.shield(asyncio.sleep(0.2))
             handed_back.append("slow")
@@ -48,7 +48,7 @@ async def test_every_job_task_has_ended_even_when_one_ended_cancelled_first() ->
 
 async def test_a_job_task_that_never_ends_is_given_up_after_the_timeout() -> None:
     worker = Worker(functions=[func(_noop, name="noop")], handle_signals=False)
-    stuck = asyncio.create_task(asyncio.sleep(3600))  # on a Redis connection that died
+    stuck = asyncio.create_task(asyncio.Event().wait())  # on a Redis connection that died
     worker.tasks = {"a": stuck}
     async with asyncio.timeout(5):
         await jobs_ended(worker, timeout_s=0.1)
