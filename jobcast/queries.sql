@@ -1223,7 +1223,7 @@ INSERT INTO batches (id, owner_id, job_ids) VALUES ($1, $2, $3)
 -- name: batch_jobs
 -- A batch's jobs in the order given, each as it stands (a job deleted since: NULL columns
 -- but its id). $1 batch id, $2 owner id
-SELECT t.job_id AS id, j.type, j.status, j.progress, j.step, j.message, j.error
+SELECT t.job_id AS id, j.type, j.status, j.progress, j.step, j.message, j.error, j.seq
 FROM batches b
 CROSS JOIN LATERAL unnest(b.job_ids) WITH ORDINALITY AS t(job_id, n)
 LEFT JOIN jobs j ON j.id = t.job_id

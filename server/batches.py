@@ -69,6 +69,9 @@ class BatchJobView(BaseModel):
     step: str | None
     message: str | None
     error: dict[str, Any] | None
+    seq: int | None = Field(
+        description="The job's last event: an event at or below it is counted here already."
+    )
 
 
 class BatchView(BaseModel):

@@ -168,6 +168,7 @@ export interface BatchJob {
   step: string | null;
   message: string | null;
   error: JobError | null;
+  seq: number | null; // its last event's: one at or below it is counted already
 }
 
 export interface Batch {

@@ -1167,6 +1167,11 @@
           return j.id === ev.job_id;
         });
         if (!job) return;
+        // an event read before the snapshot (or sent again to fill a gap) is in it already:
+        // applied now, it would take the job back to where it stood then
+        var seq = Number(ev.seq);
+        if (isFinite(seq) && typeof job.seq === "number" && seq <= job.seq) return;
+        if (isFinite(seq)) job.seq = seq;
         if (ev.status) job.status = ev.status;
         if (ev.progress != null) job.progress = ev.progress;
         if (ev.status === "completed") job.progress = 100;

@@ -135,6 +135,7 @@ class BatchJobState(BaseModel):
     step: str | None
     message: str | None
     error: dict[str, Any] | None
+    seq: int | None = None  # the job's last event's
 
 
 class Batch(BaseModel):

@@ -47,6 +47,7 @@ class BatchJobState:
     step: str | None
     message: str | None
     error: dict[str, Any] | None
+    seq: int | None  # its last event's: an event at or below it is counted already
 
 
 class _CapReached(Exception):
@@ -109,6 +110,7 @@ class Batches(Jobs):
                 step=r["step"],
                 message=r["message"],
                 error=r["error"],
+                seq=r["seq"],
             )
             for r in found
         ]

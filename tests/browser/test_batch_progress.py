@@ -4,13 +4,14 @@ batch's end, and the table each job as it stands."""
 
 from __future__ import annotations
 
+import json
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.async_api import BrowserContext, expect
+from playwright.async_api import BrowserContext, WebSocketRoute, expect
 
 from tests.browser.pages import assert_never_decreases, shot
-from tests.support import Stack
+from tests.support import Stack, eventually
 
 pytestmark = pytest.mark.browser
 
@@ -58,3 +59,53 @@ async def test_the_batch_page_follows_a_batch_to_its_end(
     links = [await row.locator("a").get_attribute("href") for row in await rows.all()]
     assert links == [f"/jobs/{j['id']}" for j in response.json()["jobs"]]
     await shot(page, artifacts, "batch-page")
+
+
+async def test_an_event_older_than_the_snapshot_does_not_take_the_batch_back(
+    stack: Stack, context: BrowserContext
+) -> None:
+    """The socket reads its snapshot after subscribing, so an event written just before the
+    snapshot can follow it; the page skips it by the job's ``seq`` in the snapshot. Here the
+    server's real snapshot of a job part way through is followed by the job's first event,
+    which says 0%."""
+    token = await stack.owner()
+    async with stack.client(token) as client:
+        response = await client.post(
+            "/api/jobs/batch", json={"jobs": [{"type": "demo", "input": {"duration": 4}}]}
+        )
+        assert response.status_code == 202, response.text
+        batch_id = response.json()["batch_id"]
+        job_id = response.json()["jobs"][0]["id"]
+
+        async def part_way() -> bool:
+            job = (await client.get(f"/api/jobs/{job_id}")).json()
+            return job["status"] == "running" and 0 < job["progress"] < 100
+
+        await eventually(part_way, timeout_s=30, what="the job part way through")
+        events = (await client.get(f"/api/jobs/{job_id}/events")).json()["events"]
+    stale = next(e for e in events if e.get("status") == "running")
+    assert stale.get("progress", 0) == 0, stale
+
+    def route(ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+
+        def to_page(message: str | bytes) -> None:
+            ws.send(message)
+            if json.loads(message)["type"] == "snapshot":
+                ws.send(json.dumps(stale))
+
+        server.on_message(to_page)
+
+    host = urlsplit(stack.base_url).hostname
+    await context.add_cookies(
+        [{"name": "jobcast_session", "value": token, "domain": host, "path": "/"}]
+    )
+    await context.add_init_script(RECORD)
+    page = await context.new_page()
+    await page.route_web_socket("**/ws/batches/*", route)
+    await page.goto(f"{stack.base_url}/batches/{batch_id}")
+    await expect(page.locator("job-progress")).to_contain_text("1 of 1 jobs done", timeout=30_000)
+    rec = await page.evaluate("() => window.__rec")
+    assert rec["progress"][0] > 0, rec["progress"]  # the snapshot, part way
+    assert_never_decreases(rec["progress"])
+    assert rec["done"]["progress"] == 100
