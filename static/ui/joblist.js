@@ -141,9 +141,9 @@ export class JobList {
   applyJob(job) {
     const row = this.rows.get(job.id);
     if (!row) return;
-    row.job = this.merge(row.job, {
-      status: job.status, progress: job.progress, attempts: job.attempts, step: job.step,
-    });
+    const update = { status: job.status, progress: job.progress, attempts: job.attempts, step: job.step };
+    if (job.seq != null) update.seq = job.seq;
+    row.job = this.merge(row.job, update);
     this.renderRow(row);
   }
 
@@ -154,7 +154,10 @@ export class JobList {
       if (this.loaded) this.scheduleReload();
       return;
     }
-    const update = {};
+    // an event the list's own read holds already (the feed can send one written as the
+    // list was read after it): applied now, it would take the row back to where it was
+    if (ev.seq != null && row.job.seq != null && ev.seq <= row.job.seq) return;
+    const update = ev.seq != null ? { seq: ev.seq } : {};
     // input_required and input events carry the job's new status too (waiting, pending)
     if (ev.status && ev.kind !== "status") update.status = ev.status;
     if (ev.kind === "status") {

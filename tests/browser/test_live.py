@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
+from urllib.parse import urlsplit
 
 import pytest
-from playwright.async_api import BrowserContext, Page, expect
+from playwright.async_api import BrowserContext, Page, WebSocketRoute, expect
 
 from tests.browser.conftest import NewContext
 from tests.browser.pages import (
@@ -302,4 +304,58 @@ async def test_an_api_job_of_another_owner_is_not_shown(
     await open_home(page, stack.base_url, f"/jobs/{other}")
     await expect(page.locator("#panel-error")).to_contain_text("was not found")
     await expect(page.locator("#job-view")).to_be_hidden()
+    assert console.errors == []
+
+
+# Every status each My-jobs row takes, by job id, in order.
+STATUS_RECORDER = """() => {
+  const seen = (window.__statuses = {});
+  new MutationObserver(() => {
+    for (const row of document.querySelectorAll("#job-list li")) {
+      const list = seen[row.dataset.jobId] || (seen[row.dataset.jobId] = []);
+      if (list[list.length - 1] !== row.dataset.status) list.push(row.dataset.status);
+    }
+  }).observe(document.getElementById("job-list"),
+    { subtree: true, childList: true, attributes: true, attributeFilter: ["data-status"] });
+}"""
+
+
+async def test_a_row_skips_an_event_older_than_the_list_it_read(
+    stack: Stack, context: BrowserContext
+) -> None:
+    """The list is read over HTTP while the feed runs, so an event written as the list was
+    read can come after it; the row skips it by the job's ``seq``. Here the feed holds the
+    job's start back until the row shows the job completed, then sends it, and a resync
+    after it (the page handles a feed's messages in order): the row never went back."""
+    console = Console()
+    page = await new_page(context, console)
+    feeds: list[WebSocketRoute] = []
+    held: list[str | bytes] = []
+
+    def route(ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+
+        def to_page(message: str | bytes) -> None:
+            data = json.loads(message)
+            if not held and data.get("kind") == "status" and data.get("status") == "running":
+                held.append(message)
+            else:
+                ws.send(message)
+
+        server.on_message(to_page)
+        feeds.append(ws)
+
+    await page.route_web_socket(lambda url: urlsplit(url).path == "/ws", route)
+    await open_home(page, stack.base_url)
+    await page.evaluate(STATUS_RECORDER)
+    job_id = await submit_as_visitor(page, "demo", {"duration": 1})
+    row = page.locator(f"#job-list li[data-job-id='{job_id}']")
+    await expect(row).to_have_attribute("data-status", "completed", timeout=20_000)
+    assert held and json.loads(held[0])["job_id"] == job_id, held
+    async with page.expect_response(lambda r: urlsplit(r.url).path == "/api/jobs"):
+        feeds[-1].send(held[0])
+        feeds[-1].send(json.dumps({"type": "resync"}))  # the list reads itself again
+    await expect(row).to_have_attribute("data-status", "completed")
+    statuses = (await page.evaluate("() => window.__statuses"))[job_id]
+    assert statuses[statuses.index("completed") :] == ["completed"], statuses
     assert console.errors == []
