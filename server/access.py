@@ -13,6 +13,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Awaitable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -51,22 +52,24 @@ class Edge:
         self.app = app
         self.access_log = access_log
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        given = ""
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                given = value.decode("latin-1")
-                break
-        request_id = given if _VALID_ID.match(given) else uuid.uuid4().hex
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        if scope["type"] == "http":
+            return self._http(scope, receive, send)
+        if scope["type"] != "websocket":
+            return self.app(scope, receive, send)
+        # A websocket runs in a task of its own, so the request id set here ends with it,
+        # and nothing is logged at its end: it goes straight on, leaving no frame of this
+        # held while it is open (thousands may be).
+        request_id = _request_id(scope)
+        REQUEST_ID.set(request_id)
+        return self.app(scope, receive, _with_headers(send, _added(scope, request_id)))
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = _request_id(scope)
         token = REQUEST_ID.set(request_id)
         started = time.perf_counter()
         status = 0
-        added = [(b"x-request-id", request_id.encode()), *_SECURITY_HEADERS]
-        if scope.get("scheme") in _SECURE_SCHEMES:
-            added.append(_HSTS)
+        added = _added(scope, request_id)
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
@@ -78,7 +81,7 @@ class Edge:
         try:
             await self.app(scope, receive, send_with_headers)
         finally:
-            if self.access_log and scope["type"] == "http":
+            if self.access_log:
                 log.info(
                     "%s %s %d %.1fms",
                     scope["method"],
@@ -87,3 +90,29 @@ class Edge:
                     (time.perf_counter() - started) * 1000,
                 )
             REQUEST_ID.reset(token)
+
+
+def _request_id(scope: Scope) -> str:
+    """The caller's X-Request-ID where it is one a log can hold, else a new one."""
+    given = ""
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            given = value.decode("latin-1")
+            break
+    return given if _VALID_ID.match(given) else uuid.uuid4().hex
+
+
+def _added(scope: Scope, request_id: str) -> list[tuple[bytes, bytes]]:
+    added = [(b"x-request-id", request_id.encode()), *_SECURITY_HEADERS]
+    if scope.get("scheme") in _SECURE_SCHEMES:
+        added.append(_HSTS)
+    return added
+
+
+def _with_headers(send: Send, added: list[tuple[bytes, bytes]]) -> Send:
+    async def send_with_headers(message: Message) -> None:
+        if message["type"] in _STARTS:
+            message["headers"] = [*message.get("headers", []), *added]
+        await send(message)
+
+    return send_with_headers

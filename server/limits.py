@@ -14,7 +14,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -84,10 +86,13 @@ class BodyLimit:
         self.max_bytes = max_bytes
         self.per_path = per_path or {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # a websocket passes straight on, leaving no frame of this held while it is open
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
+        return self._limited(scope, receive, send)
+
+    async def _limited(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit = self.per_path.get(scope["path"], self.max_bytes)
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -152,10 +157,9 @@ class SocketCaps:
         self.open = 0
         self.by_address: dict[str, int] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         if scope["type"] != "websocket":
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
         client = scope.get("client")
         address = client[0] if client else "unknown"
         held = self.by_address.get(address, 0)
@@ -164,20 +168,24 @@ class SocketCaps:
         elif held >= self.per_address:
             reason = f"at most {self.per_address} open websockets per client address"
         else:
+            # counted until the socket's task ends (the server runs each in a task of its
+            # own), so that no frame of this is held while it is open: thousands may be
+            task = asyncio.current_task()
+            assert task is not None
             self.open += 1
             self.by_address[address] = held + 1
-            try:
-                await self.app(scope, receive, send)
-            finally:
-                self.open -= 1
-                left = self.by_address[address] - 1
-                if left:
-                    self.by_address[address] = left
-                else:
-                    del self.by_address[address]
-            return
+            task.add_done_callback(lambda _: self._release(address))
+            return self.app(scope, receive, send)
         log.info("websocket from %s refused: %s", address, reason)
-        await deny_socket(scope, receive, send, TooManyRequests(reason, retry_after_s=5))
+        return deny_socket(scope, receive, send, TooManyRequests(reason, retry_after_s=5))
+
+    def _release(self, address: str) -> None:
+        self.open -= 1
+        left = self.by_address[address] - 1
+        if left:
+            self.by_address[address] = left
+        else:
+            del self.by_address[address]
 
 
 async def deny_socket(scope: Scope, receive: Receive, send: Send, error: TooManyRequests) -> None:

@@ -32,6 +32,7 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
+from jobcast.inbox import Inbox
 from jobcast.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -189,10 +190,15 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
 
 class BoundedWebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's websocket protocol, dropping a client whose pings cost too much."""
+    """uvicorn's websocket protocol, dropping a client whose pings cost too much, and
+    lighter to hold open: an idle socket's inbox is empty, and once the handshake is
+    answered its request and response are let go (uvicorn reads them no more)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # uvicorn asks of its queue put_nowait, get and empty; an asyncio.Queue costs
+        # about 3 KiB a socket before anything is in it, an Inbox nothing
+        self.queue = Inbox()  # type: ignore[assignment]
         self._pings_left = float(WS_PING_BURST)
         self._pinged_at = self.loop.time()
         self._dropped = False
@@ -203,7 +209,12 @@ class BoundedWebSocketProtocol(WebSocketsSansIOProtocol):
 
     async def send(self, message: Any) -> None:
         await super().send(message)
-        if message["type"] == "websocket.http.response.body" and not message.get("more_body"):
+        if message["type"] == "websocket.accept":
+            # the handshake's request and 101 answer, headers and all (about 4 KiB),
+            # would otherwise stay as long as the socket does
+            vars(self).pop("request", None)
+            vars(self).pop("response", None)
+        elif message["type"] == "websocket.http.response.body" and not message.get("more_body"):
             # uvicorn's sans-io protocol leaves the handshake "incomplete" after an HTTP
             # answer to it (a refusal: 401, 403, 429), and logs every refusal as an error
             self.handshake_complete = True

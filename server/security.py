@@ -14,6 +14,7 @@ and not a token the page echoes.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Awaitable
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
@@ -128,13 +129,13 @@ class CrossSiteGuard:
         self.app = app
         self.allowed = allowed
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # what passes goes straight on, leaving no frame of this held (a websocket's is
+        # held as long as it is open)
         if scope["type"] == "http" and scope["method"] in _UNSAFE:  # reads pass at once
             refusal = cross_site_refusal(
                 scope["method"], scope["path"], Headers(scope=scope), self.allowed
             )
             if refusal is not None:
-                response = response_of(refusal)
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+                return response_of(refusal)(scope, receive, send)
+        return self.app(scope, receive, send)

@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +26,7 @@ from redis.exceptions import RedisError
 
 from jobcast import metrics
 from jobcast.bus.message import Item, Live, Resync, parse
+from jobcast.inbox import Inbox
 from jobcast.links import circuit_of
 from jobcast.settings import Settings
 from jobcast.tasks import Supervised, raise_swallowed_cancel
@@ -43,31 +43,52 @@ class SlowConsumer(Exception):
 
 class Subscription:
     """One local subscriber's bounded queue; without ``progress``, progress events are
-    not queued at all (an owner's feed that only toasts)."""
+    not queued at all (an owner's feed that only toasts). Thousands wait on jobs with
+    nothing to say, so an idle one holds no buffer (``jobcast.inbox``)."""
+
+    __slots__ = ("_inbox", "_size", "channel", "overflowed", "progress")
 
     def __init__(self, channel: str, size: int, *, progress: bool = True) -> None:
         self.channel = channel
-        self._queue: asyncio.Queue[Item] = asyncio.Queue(size)
-        self.overflowed = False
         self.progress = progress
+        self.overflowed = False
+        self._size = size
+        self._inbox: Inbox[Item] = Inbox()
 
     def deliver(self, item: Item) -> None:
         if self.overflowed or (not self.progress and isinstance(item, Live) and item.progress):
             return
-        try:
-            self._queue.put_nowait(item)
-        except asyncio.QueueFull:
+        if len(self._inbox) >= self._size:
             # drop the subscriber rather than the event: it resumes from its last seq
             self.overflowed = True
             metrics.SLOW_CONSUMER_DROPS.inc()
-            self._queue = asyncio.Queue(1)
-            self._queue.put_nowait(Resync())
+            self._inbox.clear()
+            item = Resync()
+        self._inbox.put_nowait(item)
 
     async def get(self) -> Item:
-        item = await self._queue.get()
+        item = await self._inbox.get()
         if self.overflowed:
             raise SlowConsumer(self.channel)
         return item
+
+
+class _Subscribed:
+    """``Hub.subscribe``'s context: a class, not a generator, for it is held as long as its
+    socket is open (a suspended generator's frame costs more than this object)."""
+
+    __slots__ = ("_hub", "_sub")
+
+    def __init__(self, hub: Hub, sub: Subscription) -> None:
+        self._hub = hub
+        self._sub = sub
+
+    async def __aenter__(self) -> Subscription:
+        await self._hub._add(self._sub)
+        return self._sub
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self._hub._remove(self._sub)
 
 
 def _observe_fanout(at: str) -> None:
@@ -112,23 +133,37 @@ class Hub:
     def subscriber_count(self) -> int:
         return sum(len(s) for s in self._subs.values())
 
-    @contextlib.asynccontextmanager
-    async def subscribe(
-        self, channel: str, *, progress: bool = True
-    ) -> AsyncIterator[Subscription]:
-        """Subscribe upstream on the first local subscriber, unsubscribe on the last."""
-        sub = Subscription(channel, self._settings.ws_queue_size, progress=progress)
-        subs = self._subs.setdefault(channel, set())
+    def subscribe(self, channel: str, *, progress: bool = True) -> _Subscribed:
+        """``async with hub.subscribe(channel) as sub``: subscribes upstream on the first
+        local subscriber of a channel, unsubscribes on the last."""
+        return _Subscribed(
+            self, Subscription(channel, self._settings.ws_queue_size, progress=progress)
+        )
+
+    async def _add(self, sub: Subscription) -> None:
+        subs = self._subs.setdefault(sub.channel, set())
         subs.add(sub)
         if len(subs) == 1:
-            await self._upstream("subscribe", channel)
-        try:
-            yield sub
-        finally:
-            subs.discard(sub)
-            if not subs:
-                del self._subs[channel]
-                await self._upstream("unsubscribe", channel)
+            try:
+                await self._upstream("subscribe", sub.channel)
+            except BaseException:  # cancelled: no socket will leave it, so it leaves now
+                self._forget(sub)
+                raise
+
+    def _forget(self, sub: Subscription) -> bool:
+        """Take a subscriber off its channel; True when it was the channel's last."""
+        subs = self._subs.get(sub.channel)
+        if subs is None or sub not in subs:
+            return False
+        subs.discard(sub)
+        if subs:
+            return False
+        del self._subs[sub.channel]
+        return True
+
+    async def _remove(self, sub: Subscription) -> None:
+        if self._forget(sub):
+            await self._upstream("unsubscribe", sub.channel)
 
     def deliver(self, channel: str, item: Item) -> None:
         for sub in tuple(self._subs.get(channel, ())):

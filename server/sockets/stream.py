@@ -6,8 +6,8 @@ channel was interrupted. A hint says an event exists. While pub/sub is healthy t
 same event is usually on its way over Redis, so the stream gives it a moment
 (``JOBCAST_PUBSUB_GRACE_MS``) and reads it from Postgres only if it did not come: a
 worker that cannot reach Redis announces its events over NOTIFY alone. While pub/sub
-is down a hint is read at once. Each socket runs two loops, receiving and sending,
-as two tasks cancelled together when either ends.
+is down a hint is read at once. Each socket runs two loops, sending in the socket's own task and
+receiving in one beside it; when either ends, both stop.
 """
 
 from __future__ import annotations
@@ -107,11 +107,16 @@ class Stream:
 
 
 async def run_pair(ws: WebSocket, sender: Callable[[], Awaitable[None]]) -> None:
-    """Run the sender beside a receiver; when either ends, both stop.
+    """Run the sender in this task and a receiver beside it; when either ends, both stop.
 
-    Two tasks, cancelled together; an error of the sender (a slow client, Postgres gone)
-    is raised here as itself, for the caller to close the socket with the right code.
+    The receiver is the socket's one task of its own: when the client leaves, it cancels
+    this task, and that cancel ends here as a return. An error of the sender (a slow
+    client, Postgres gone) is raised here as itself, for the caller to close the socket
+    with the right code; a cancel from elsewhere goes on as a cancel.
     """
+    this = asyncio.current_task()
+    assert this is not None
+    gone = over = False
 
     async def receive() -> None:
         try:
@@ -122,17 +127,26 @@ async def run_pair(ws: WebSocket, sender: Callable[[], Awaitable[None]]) -> None
         except WebSocketDisconnect:
             return
 
-    sending = asyncio.ensure_future(sender())
+    def client_gone(_: object) -> None:
+        nonlocal gone
+        if not over:
+            gone = True
+            this.cancel()
+
     receiving = asyncio.ensure_future(receive())
+    receiving.add_done_callback(client_gone)
     try:
-        await asyncio.wait({sending, receiving}, return_when=asyncio.FIRST_COMPLETED)
+        await sender()
+    except asyncio.CancelledError:
+        if not gone or this.uncancel() > 0:
+            raise
+    else:
+        if gone:  # the sender swallowed the receiver's cancel: it is spent all the same
+            this.uncancel()
     finally:
-        for task in (sending, receiving):
-            task.cancel()
-        await asyncio.gather(sending, receiving, return_exceptions=True)
-    error = None if sending.cancelled() else sending.exception()
-    if error is not None:
-        raise error
+        over = True
+        receiving.cancel()
+        await asyncio.gather(receiving, return_exceptions=True)
 
 
 async def send_error(ws: WebSocket, exc: ApiError, code: int) -> None:
