@@ -46,8 +46,11 @@ class Nginx(Daemon):
             (self.dir / name).mkdir(mode=0o777)
             (self.dir / name).chmod(0o777)  # nginx's workers run as nobody under root
         block = next(b for b in nginx_blocks("deploy.md") if "upstream jobcast" in b)
+        # the page's own server options (what follows the address), on the test's ports
+        options = re.search(r"server 127\.0\.0\.1:\d+( [^;]*)?;", block)
+        assert options is not None, "deploy.md's upstream names no server"
         servers = "".join(
-            f"    server 127.0.0.1:{p} max_fails=1 fail_timeout=5s;\n" for p in web_ports
+            f"    server 127.0.0.1:{p}{options.group(1) or ''};\n" for p in web_ports
         )
         block = re.sub(
             r"(upstream jobcast \{\n)(.*?)(\})", rf"\g<1>{servers}\g<3>", block, flags=re.S
