@@ -5,7 +5,8 @@ INSERTs the job's row (id, owner, type, input) into a scratch table and puts it 
 the raw arq queue (``bench.rawarq``) with arq's own ``enqueue_job``, then answers
 202 with the id. ``GET /jobs/{id}`` reads a job's row from jobcast's table and
 answers it as JSON with an ETag (304 to a matching ``If-None-Match``); ``WS /ws``
-accepts, sends one small message and waits for the client to leave; ``WS /fan`` does
+accepts, sends one small message and waits for the client to leave; ``WS /ws/jobs/{id}``
+does the same with the job's row read from jobcast's table as its message; ``WS /fan`` does
 the same and gets every message published on the app's fan-out channel, sent to each
 open ``/fan`` socket in turn (the least a broadcast over Redis pub/sub does). It is started
 with jobcast's own uvicorn options (``jobcast.dev.web_command``, the app swapped),
@@ -104,6 +105,22 @@ async def socket(ws: WebSocket) -> None:
         pass
 
 
+async def job_socket(ws: WebSocket) -> None:
+    """The least a socket that starts from the job's stored state does: it reads the job's
+    row and sends it, then waits (no auth, no subscription, no events replayed)."""
+    await ws.accept()
+    pool: asyncpg.Pool = ws.state.pool
+    row = await pool.fetchrow(SQL_JOB, UUID(ws.path_params["job_id"]))
+    await ws.send_text(
+        orjson.dumps({"type": "snapshot", "job": dict(row or {})}, default=str).decode()
+    )
+    try:
+        while (await ws.receive())["type"] != "websocket.disconnect":
+            pass
+    except WebSocketDisconnect:
+        pass
+
+
 def fan_channel(prefix: str) -> str:
     """The bare app's broadcast channel: what is published there goes to every /fan socket."""
     return f"{prefix}:bare-fan"
@@ -166,6 +183,7 @@ def create_app() -> Starlette:
             Route("/jobs", create_job, methods=["POST"]),
             Route("/jobs/{job_id}", get_job),
             WebSocketRoute("/ws", socket),
+            WebSocketRoute("/ws/jobs/{job_id}", job_socket),
             WebSocketRoute("/fan", fan_socket),
         ],
         lifespan=lifespan,

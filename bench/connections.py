@@ -95,6 +95,9 @@ async def run(ctx: Run, section: Section) -> None:
     bare_url = await ctx.bare_url()
     try:
         raw = await hold(ctx, "bare", [f"{ws_base(bare_url)}/ws"] * count, None)
+        reading = await hold(
+            ctx, "bare", [f"{ws_base(bare_url)}/ws/jobs/{j}" for j in job_ids], None
+        )
     finally:
         await ctx.done_with_bare()
 
@@ -110,6 +113,20 @@ async def run(ctx: Run, section: Section) -> None:
             False,
         ),
         Figure("new websockets per second", "conn/s", ours.connect_rate, raw.connect_rate, what),
+        Figure(
+            "new websockets per second, bare socket reading the job's row",
+            "conn/s",
+            reading.connect_rate,
+            raw.connect_rate,
+            what,
+        ),
+        Figure(
+            "new websockets per second",
+            "conn/s",
+            ours.connect_rate,
+            reading.connect_rate,
+            "bare socket reading the job's row",
+        ),
     ]
     section.notes = [
         f"{count} sockets, one per idle job (pending, due in {IDLE_DELAY_S} s)"
@@ -125,5 +142,7 @@ async def run(ctx: Run, section: Section) -> None:
         f"{raw.rss_after / 2**20:.1f} MiB), {_SETTLE_S:g} s after the last handshake.",
         "A jobcast socket's handshake checks the token, reads the job twice (before and after "
         "subscribing), subscribes its channel on the process's one Redis pub/sub connection "
-        "and replays the job's stored events; the bare socket sends one fixed message.",
+        "and replays the job's stored events; the bare socket sends one fixed message, and the "
+        "bare socket reading the job's row reads it from jobcast's table (one asyncpg fetch) and "
+        "sends it: the least any socket that starts from the job's stored state does.",
     ]
