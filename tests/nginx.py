@@ -49,9 +49,7 @@ class Nginx(Daemon):
         # the page's own server options (what follows the address), on the test's ports
         options = re.search(r"server 127\.0\.0\.1:\d+( [^;]*)?;", block)
         assert options is not None, "deploy.md's upstream names no server"
-        servers = "".join(
-            f"    server 127.0.0.1:{p}{options.group(1) or ''};\n" for p in web_ports
-        )
+        servers = "".join(f"    server 127.0.0.1:{p}{options.group(1) or ''};\n" for p in web_ports)
         block = re.sub(
             r"(upstream jobcast \{\n)(.*?)(\})", rf"\g<1>{servers}\g<3>", block, flags=re.S
         )

@@ -25,11 +25,19 @@ class Install(StoreBase):
     """Which install the database belongs to, named by its Redis prefix."""
 
     async def claim_install(self, redis_prefix: str) -> str:
-        """The install's prefix: ``redis_prefix`` if this is the first process to ask."""
-        recorded: str = await self._run(
-            lambda: self.pool.fetchval(QUERIES["claim_install"], redis_prefix)
-        )
-        return recorded
+        """The install's prefix: ``redis_prefix`` if this is the first process to ask.
+
+        Two processes starting together on a new database: the second's insert waits for
+        the first's and does nothing, and its read of the row, under the statement's
+        snapshot from before that commit, finds none. Asked again, it does.
+        """
+        for _ in range(3):
+            recorded: str | None = await self._run(
+                lambda: self.pool.fetchval(QUERIES["claim_install"], redis_prefix)
+            )
+            if recorded is not None:
+                return recorded
+        raise RuntimeError("the install's row was neither written nor found three times")
 
     async def move_install(self, redis_prefix: str) -> None:
         await self._run(lambda: self.pool.execute(QUERIES["move_install"], redis_prefix))

@@ -8,14 +8,18 @@ processes, real Postgres and Redis.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 
 from jobcast.settings import ROOT
+from jobcast.store import Store
+from tests.conftest import DatabaseFactory
 from tests.support import Stack, eventually, prefix_for, stack_env
 
 
@@ -83,3 +87,37 @@ async def test_an_install_that_moved_prefix_says_so_once(stack: Stack, tmp_path:
     stack.start("worker")
     await stack.wait_ready()
     await completes(stack)
+
+
+async def test_two_processes_starting_together_on_a_new_database_agree_on_its_install(
+    new_database: DatabaseFactory,
+) -> None:
+    """The first process's row is written but not committed when the second asks: the
+    second waits, and answers the first's prefix (it read None before, and refused to start
+    with "the database belongs to the install with JOBCAST_REDIS_PREFIX=None")."""
+    dsn = await new_database()
+    first = await asyncpg.connect(dsn)
+    watcher = await asyncpg.connect(dsn)
+    try:
+        async with Store.open(dsn) as store:
+            writing = first.transaction()
+            await writing.start()
+            await first.execute("INSERT INTO install (redis_prefix) VALUES ('first')")
+            second = asyncio.create_task(store.claim_install("second"))
+
+            async def waiting() -> bool:  # the second's insert waits on the first's row
+                # (read outside the first's transaction: its view of the activity is frozen)
+                return bool(
+                    await watcher.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity"
+                        " WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO install%'"
+                    )
+                )
+
+            await eventually(waiting, what="the second process's claim waiting")
+            await writing.commit()
+            assert await asyncio.wait_for(second, 10) == "first"
+            assert await store.claim_install("second") == "first"
+    finally:
+        await first.close()
+        await watcher.close()
