@@ -71,7 +71,8 @@ async def supervise(settings: Settings) -> None:
                     release_lost_slots(worker)
         finally:
             pauser.cancel()
-            await jobs_ended(worker, _JOBS_END_S)
+            lost = cancel_lost(worker, state.running)
+            await jobs_ended(worker, _JOBS_END_S, also=lost)
             try:
                 await worker.close()
             except (RedisError, OSError) as exc:
@@ -98,7 +99,25 @@ async def pick_while_postgres_answers(
         await asyncio.sleep(_PICK_CHECK_S)
 
 
-async def jobs_ended(worker: Worker, timeout_s: float) -> None:
+def cancel_lost(worker: Worker, running: set[asyncio.Task[Any]]) -> list[asyncio.Task[Any]]:
+    """Cancel the job tasks arq has lost track of, as its stop cancels its own; which.
+
+    arq keeps its job tasks by job id: when a job still running here is delivered again
+    (its message put back or queued again meanwhile), the second task replaces the first
+    in arq's dict, and once the second ends at once (the job is not pending) neither is
+    there. arq's stop would leave the first running, its attempt never handed back, and
+    the worker's store would close under its writes.
+    """
+    known = set(worker.tasks.values())
+    lost = [task for task in running if not task.done() and task not in known]
+    for task in lost:
+        task.cancel()
+    return lost
+
+
+async def jobs_ended(
+    worker: Worker, timeout_s: float, also: list[asyncio.Task[Any]] | None = None
+) -> None:
     """Wait until every job task of arq's has ended, however it ends, and let them go.
 
     arq's ``close`` gathers its job tasks, and a gather gives up at the first task that
@@ -107,7 +126,7 @@ async def jobs_ended(worker: Worker, timeout_s: float) -> None:
     hand-backs in them are waited for by ``WorkerState``; this waits for arq's part. Not
     forever: a task stuck on a Redis connection that died is given up after ``timeout_s``.
     """
-    running = [task for task in worker.tasks.values() if not task.done()]
+    running = [task for task in [*worker.tasks.values(), *(also or [])] if not task.done()]
     if running:
         await asyncio.wait(running, timeout=timeout_s)
     for task in worker.tasks.values():

@@ -130,6 +130,10 @@ async def _run_code(
 
 async def run_job(ctx: WorkerContext, job_id: str) -> None:
     state = ctx["jobcast"]
+    this = asyncio.current_task()
+    if this is not None:
+        state.running.add(this)
+        this.add_done_callback(state.running.discard)
     # A job not started yet is handed straight back to the queue while this worker's
     # Postgres does not answer (known from a beat or from this claim), for a worker that
     # reaches it: holding it would keep it from every worker until the sweep found it.

@@ -36,6 +36,9 @@ class WorkerState:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     # work that must end before the store closes, whoever cancels its caller (hand-backs)
     finishing: set[asyncio.Task[Any]] = field(default_factory=set)
+    # every task of arq's running a job here: arq keeps them by job id, and a second
+    # delivery of a job still running replaces the first's in its dict (see cancel_lost)
+    running: set[asyncio.Task[Any]] = field(default_factory=set)
 
     async def outlive_cancel(self, work: Coroutine[Any, Any, None]) -> None:
         """Run ``work`` to its end even if the caller is cancelled meanwhile, and keep the

@@ -7,7 +7,7 @@ from typing import Any
 
 from arq.worker import Worker, func
 
-from workers.__main__ import jobs_ended
+from workers.__main__ import cancel_lost, jobs_ended
 
 
 async def _noop(_ctx: dict[Any, Any]) -> None:
@@ -54,3 +54,28 @@ async def test_a_job_task_that_never_ends_is_given_up_after_the_timeout() -> Non
         await jobs_ended(worker, timeout_s=0.1)
     assert worker.tasks == {} and not stuck.done()
     stuck.cancel()
+
+
+async def test_a_job_task_arq_lost_track_of_is_stopped_and_waited_for() -> None:
+    """A job still running here, delivered again: arq's dict holds the second task, which
+    ended at once (the job was not pending), and has let it go; the first is still ours."""
+    worker = Worker(functions=[func(_noop, name="noop")], handle_signals=False)
+    handed_back: list[str] = []
+
+    async def first() -> None:  # the attempt running the job's code
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            await asyncio.shield(asyncio.sleep(0.1))
+            handed_back.append("first")
+            raise
+
+    running = asyncio.create_task(first())
+    second = asyncio.create_task(_noop({}))
+    await second
+    worker.tasks = {"job-1": second}  # arq's dict: the second delivery replaced the first
+    lost = cancel_lost(worker, {running, second})
+    assert lost == [running]
+    async with asyncio.timeout(5):
+        await jobs_ended(worker, timeout_s=2, also=lost)
+    assert running.done() and handed_back == ["first"]
