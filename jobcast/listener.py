@@ -96,6 +96,14 @@ class Listener:
             async with asyncio.timeout(_PING_INTERVAL_S):
                 await changed.wait()
 
+    async def _hub_tried(self) -> None:
+        """As the process starts, the hub's first connection to pub/sub is given the ping
+        deadline to succeed or fail before the listener judges it: a hub still connecting
+        is not an outage, and asking for NOTIFYs then resyncs every socket just opened."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._ping_deadline_s):
+                await self._hub.tried.wait()
+
     async def _run_forever(self) -> None:
         backoff_s = 0.1
         while True:
@@ -108,6 +116,7 @@ class Listener:
                 backoff_s = 0.1
                 # NOTIFYs sent while we were not listening are gone: catch up from job_events
                 self._hub.deliver_all(Resync())
+                await self._hub_tried()
                 while True:
                     raise_swallowed_cancel()
                     await self._follow_hub(conn)

@@ -115,6 +115,9 @@ class Hub:
             self._circuit.on_trip(lambda: self._set_healthy(False))
         self.healthy = False
         self.healthy_changed = asyncio.Event()
+        # set once the reader's first connection has succeeded or failed: until then the
+        # hub is not down, only starting (the listener waits for it before asking NOTIFYs)
+        self.tried = asyncio.Event()
         self.tasks = (
             Supervised("hub-reader", self._read_forever),
             Supervised("hub-ping", self._ping_forever),
@@ -218,6 +221,7 @@ class Hub:
                 if self._connected_at >= tried_at:  # it was connected: a new outage, retry soon
                     backoff_s = 0.1
                 self._set_healthy(False)
+                self.tried.set()
                 await self._drop_pubsub()
                 await asyncio.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, 2.0)
@@ -231,6 +235,7 @@ class Hub:
         await pubsub.subscribe(self._control, *self._subs)
         self._last_pong = self._connected_at = time.monotonic()
         self._set_healthy(True)
+        self.tried.set()
         # whatever was published while we were away is lost to pub/sub: catch up from Postgres
         self.deliver_all(Resync())
         while self._pubsub is pubsub:

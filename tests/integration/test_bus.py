@@ -5,6 +5,7 @@ the publisher that sends many jobs' events per round trip, each job's in order."
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ import redis.asyncio as aioredis
 
 from jobcast.bus import Hub, Live, Publisher, SlowConsumer, publish_quietly
 from jobcast.endpoints import Endpoints, free_port
+from jobcast.listener import Listener
 from jobcast.model import Event, EventKind
 from jobcast.registry import load_registry
 from jobcast.settings import load_settings
@@ -247,4 +249,51 @@ async def test_an_event_that_cannot_be_sent_is_dropped_and_the_publisher_goes_on
     finally:
         await pubsub.aclose()
         await listener.aclose()
+        await redis.aclose()
+
+
+async def _started_listener_first(redis_url: str, dsn: str) -> tuple[Hub, Listener, aioredis.Redis]:
+    """The listener connected before the hub has even begun to: the race a web process's
+    start may lose either way, made to go the listener's way."""
+    settings = load_settings({"JOBCAST_REDIS_PREFIX": f"hub{uuid.uuid4().hex[:8]}"})
+    redis = aioredis.Redis.from_url(redis_url, socket_connect_timeout=1)
+    hub = Hub(redis, settings)
+    listener = Listener(dsn, hub, settings)
+    await listener.start()
+    await eventually(lambda: _true(listener.connected), what="the listener connecting")
+    await hub.start()
+    return hub, listener, redis
+
+
+async def test_a_hub_still_connecting_is_not_taken_for_down(
+    endpoints: Endpoints, new_database: DatabaseFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A web process's listener that connects before its hub waits for the hub's first try:
+    asking writers for NOTIFYs then would resync every socket opened in the first second."""
+    caplog.set_level(logging.INFO, logger="jobcast.listener")
+    hub, listener, redis = await _started_listener_first(endpoints.redis_url, await new_database())
+    try:
+        await eventually(lambda: _true(hub.healthy), what="the hub connecting")
+        await asyncio.sleep(0.5)  # the listener's next look at the hub, had it not waited
+        assert not listener.asking
+        assert "asked writers for NOTIFYs" not in caplog.text
+    finally:
+        await listener.close()
+        await hub.close()
+        await redis.aclose()
+
+
+async def test_a_hub_whose_first_try_fails_has_the_listener_ask_for_notifies(
+    new_database: DatabaseFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="jobcast.listener")
+    nowhere = f"redis://127.0.0.1:{free_port()}"  # nothing listens: the first try fails
+    hub, listener, redis = await _started_listener_first(nowhere, await new_database())
+    try:
+        await eventually(lambda: _true(listener.asking), what="the listener asking for NOTIFYs")
+        assert "asked writers for NOTIFYs" in caplog.text
+        assert not hub.healthy
+    finally:
+        await listener.close()
+        await hub.close()
         await redis.aclose()
