@@ -10,9 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
-
 # what the time limit of a question does when it passes
 ON_TIMEOUT = ("fail", "default")
 
@@ -21,6 +18,10 @@ def schema_problem(schema: Any) -> str | None:
     """Why ``schema`` is not a usable JSON Schema (None: it is)."""
     if not isinstance(schema, dict):
         return f"the schema must be a JSON object, got {type(schema).__name__}"
+    # loaded at the first question, not at every process's start (a fifth of a second)
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
@@ -32,6 +33,8 @@ def schema_problem(schema: Any) -> str | None:
 def answer_problems(schema: dict[str, Any], answer: Any) -> list[dict[str, str]]:
     """The fields of ``answer`` that do not fit ``schema``, first-found order, each
     ``{"field": "answer.x", "message"}`` (empty: it fits)."""
+    from jsonschema import Draft202012Validator
+
     validator = Draft202012Validator(schema)
     problems = []
     for error in sorted(validator.iter_errors(answer), key=lambda e: list(map(str, e.path))):

@@ -14,7 +14,6 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MISFIRE_GRACE_S = 300
@@ -35,11 +34,15 @@ class Schedule(BaseModel):
     @field_validator("cron")
     @classmethod
     def _valid_cron(cls, value: str) -> str:
+        from croniter import croniter  # a process with no schedule never loads it
+
         if not croniter.is_valid(value):
             raise ValueError(f"not a cron expression: {value!r}")
         return value
 
     def last_tick(self, now: datetime) -> datetime:
+        from croniter import croniter
+
         tick: datetime = croniter(self.cron, now).get_prev(datetime)
         return tick
 

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from jobcast.errors import StorageUnavailable
 from jobcast.model import dumps
@@ -30,6 +28,9 @@ from jobcast.webhooks import (
     next_delay_s,
     open_client,
 )
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 

@@ -22,11 +22,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import sys
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-import httpx
 from arq.worker import Retry
 from pydantic import BaseModel
 from redis.exceptions import RedisError
@@ -58,20 +58,9 @@ log = logging.getLogger(__name__)
 _STORAGE_DOWN_RETRY_S = 0.5
 
 # Exceptions from job code that are worth retrying, besides TransientError: timeouts and
-# failures to reach a host, the standard library's and those of httpx, the HTTP client
-# jobcast ships (its timeouts, network and proxy errors, a connection the server dropped).
-_TRANSIENT = (
-    TransientError,
-    TimeoutError,
-    ConnectionError,
-    OSError,
-    httpx.TimeoutException,
-    httpx.NetworkError,
-    httpx.RemoteProtocolError,
-    httpx.ProxyError,
-)
-# A URL httpx cannot use fails the same way on every try.
-_PERMANENT = (PermanentError, InvalidInput, httpx.UnsupportedProtocol, httpx.InvalidURL)
+# failures to reach a host (httpx's, the HTTP client jobcast ships: ``_http_client_class``).
+_TRANSIENT = (TransientError, TimeoutError, ConnectionError, OSError)
+_PERMANENT = (PermanentError, InvalidInput)
 # Answers worth asking again: a timeout, a rate limit, a server error.
 _TRANSIENT_STATUS = frozenset({408, 425, 429})
 
@@ -92,6 +81,25 @@ def classify(exc: BaseException, job_type: JobType | None = None) -> str:
     if isinstance(exc, _PERMANENT):
         return "permanent"
     if isinstance(exc, _TRANSIENT):
+        return "transient"
+    return _http_client_class(exc)
+
+
+def _http_client_class(exc: BaseException) -> str:
+    """An error of httpx: its timeouts, network and proxy errors and a connection the server
+    dropped are transient, a URL it cannot use fails the same way on every try, an answer
+    is transient when it is a server error, a timeout or a rate limit.
+
+    httpx is not imported here: with its command line (click, rich, pygments) it is half a
+    second of a worker's start, and job code that never imports it raises none of its errors.
+    """
+    httpx = sys.modules.get("httpx")
+    if httpx is None:
+        return "unknown"
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+        return "permanent"
+    transient = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+    if isinstance(exc, (*transient, httpx.ProxyError)):
         return "transient"
     if isinstance(exc, httpx.HTTPStatusError):  # from response.raise_for_status()
         code = exc.response.status_code
