@@ -9,7 +9,7 @@ BENCH_LOCK := bench/requirements.lock
 BENCH_STAMP := $(VENV)/.bench-installed
 
 $(BENCH_STAMP): $(BENCH_LOCK) $(STAMP)
-	$(VENV)/bin/uv pip install --quiet --python $(PY) -r $(BENCH_LOCK) \
+	$(VENV)/bin/uv pip install --quiet --compile-bytecode --python $(PY) -r $(BENCH_LOCK) \
 	  || $(PY) $(PIP_INSTALL) -r $(BENCH_LOCK)
 	@touch $(BENCH_STAMP)
 
@@ -17,11 +17,13 @@ bench-peers: $(BENCH_STAMP)
 
 ## make bench: every benchmark at full size (about twenty minutes on 2 cores)
 bench: install tools bench-peers
+	@$(BYTECODE)
 	$(PY) -m bench
 
 ## make bench-quick: the same with smaller counts, under two minutes, as a check; writes
 ## .jobcast/benchmarks-quick.md, never over the full figures in docs/benchmarks.md
 bench-quick: install tools bench-peers
+	@$(BYTECODE)
 	$(PY) -m bench --quick
 
 ## make bench-lock: remake bench/requirements.lock within requirements.lock's versions
