@@ -4,7 +4,10 @@
 INSERTs the job's row (id, owner, type, input) into a scratch table and puts it on
 the raw arq queue (``bench.rawarq``) with arq's own ``enqueue_job``, then answers
 202 with the id. ``GET /jobs/{id}`` reads a job's row from jobcast's table and
-answers it as JSON with an ETag (304 to a matching ``If-None-Match``); ``WS /ws``
+answers it as JSON with an ETag (304 to a matching ``If-None-Match``), and
+``GET /jobs/{id}/whole`` reads it as jobcast's own statement does, with its steps,
+children, webhook tries and streams, and answers it as JSON (the least a ``GET`` that
+answers what jobcast's API promises does); ``WS /ws``
 accepts, sends one small message and waits for the client to leave; ``WS /ws/jobs/{id}``
 does the same with the job's row read from jobcast's table as its message; ``WS /fan`` does
 the same and gets every message published on the app's fan-out channel, sent to each
@@ -37,6 +40,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from bench.rawarq import keep_as_is, raw_queue
 from jobcast.settings import load_settings
+from jobcast.sql import QUERIES
 
 # $1 job id
 SQL_JOB = "SELECT * FROM jobs WHERE id = $1"
@@ -93,6 +97,32 @@ async def get_job(request: Request) -> Response:
         return Response(status_code=304, headers=headers)
     body = orjson.dumps(dict(row), default=str)  # asyncpg's own UUID type, as text
     return Response(body, media_type="application/json", headers=headers)
+
+
+async def get_whole_job(request: Request) -> Response:
+    """The job as jobcast's API answers it, read by jobcast's own statement (its JSON columns
+    decoded as jobcast's store does): no token, no owner check, no model, no ETA."""
+    try:
+        job_id = UUID(request.path_params["job_id"])
+    except ValueError:
+        return Response(status_code=404)
+    pool: asyncpg.Pool = request.state.json_pool
+    row = await pool.fetchrow(QUERIES["get_job"], job_id, None)
+    if row is None:
+        return Response(status_code=404)
+    body = orjson.dumps(dict(row), default=str)
+    headers = {"ETag": f'W/"{row["id"]}-{row["seq"]}"', "Cache-Control": "no-cache"}
+    return Response(body, media_type="application/json", headers=headers)
+
+
+async def _json_codecs(conn: asyncpg.Connection) -> None:
+    for json_type in ("json", "jsonb"):
+        await conn.set_type_codec(
+            json_type,
+            encoder=lambda v: orjson.dumps(v).decode(),
+            decoder=orjson.loads,
+            schema="pg_catalog",
+        )
 
 
 async def socket(ws: WebSocket) -> None:
@@ -162,15 +192,24 @@ def create_app() -> Starlette:
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        async with asyncpg.create_pool(
-            dsn, min_size=1, max_size=pool_size, reset=keep_as_is
-        ) as pool:
+        async with (
+            asyncpg.create_pool(dsn, min_size=1, max_size=pool_size, reset=keep_as_is) as pool,
+            asyncpg.create_pool(
+                dsn, min_size=1, max_size=pool_size, reset=keep_as_is, init=_json_codecs
+            ) as json_pool,
+        ):
             await pool.execute(SQL_SCRATCH)
             arq = await create_pool(redis)
             fans: set[WebSocket] = set()
             fanning = asyncio.create_task(fan_out(arq, fan_channel(settings.redis_prefix), fans))
             try:
-                yield {"pool": pool, "arq": arq, "queue": queue, "fans": fans}
+                yield {
+                    "pool": pool,
+                    "json_pool": json_pool,
+                    "arq": arq,
+                    "queue": queue,
+                    "fans": fans,
+                }
             finally:
                 fanning.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -182,6 +221,7 @@ def create_app() -> Starlette:
             Route("/healthz", healthz),
             Route("/jobs", create_job, methods=["POST"]),
             Route("/jobs/{job_id}", get_job),
+            Route("/jobs/{job_id}/whole", get_whole_job),
             WebSocketRoute("/ws", socket),
             WebSocketRoute("/ws/jobs/{job_id}", job_socket),
             WebSocketRoute("/fan", fan_socket),

@@ -226,9 +226,9 @@ async def start_pubsubless_web(ctx: Run) -> str:
 
 
 def _baseline_size(ctx: Run, found: Delivery) -> tuple[int, float]:
-    """As many messages as jobcast delivered, at its rate, for at most 20 s (quick: 2 s)."""
+    """As many messages as jobcast delivered, at its rate, for at most 20 s (quick: 1 s)."""
     rate = max(found.rate, 50.0)
-    seconds = 20 if ctx.scale.name == "full" else 2
+    seconds = 20 if ctx.scale.name == "full" else 1
     return min(len(found.latencies_s), int(rate * seconds)), rate
 
 

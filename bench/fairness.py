@@ -67,8 +67,8 @@ async def held(ctx: Run, section: Section) -> None:
         ctx.cluster.start_web("web-held", redis_url=redis_url, env={"JOBCAST_FAIR_WINDOW": "0"}),
         ctx.cluster.start_worker("worker-held", redis_url=redis_url),
     )
-    # quick mode: counts over a second, coarse but enough to tell 0 from many per job
-    interval_s = HELD_INTERVAL_S if ctx.scale.name == "full" else HELD_INTERVAL_S / 10
+    # quick mode: counts over half a second, coarse but enough to tell 0 from many per job
+    interval_s = HELD_INTERVAL_S if ctx.scale.name == "full" else HELD_INTERVAL_S / 20
     held_jobs = HELD_JOBS[ctx.scale.name]
     key = [{"key": f"bench:held:{uuid.uuid4().hex[:8]}", "limit": 1}]
     try:

@@ -43,7 +43,7 @@ from bench.harness import (
     ws_base,
 )
 
-UPDATES = {"quick": 10, "full": 40}
+UPDATES = {"quick": 6, "full": 40}
 INTERVAL_S = 0.2
 
 

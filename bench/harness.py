@@ -117,15 +117,15 @@ class Scale:
 QUICK = Scale(
     "quick",
     noop_jobs=150,
-    sleep_jobs=80,
+    sleep_jobs=50,
     submit_requests=100,
     watched_jobs=50,
     sockets=500,
     fanout_sockets=500,
-    poll_s=1.0,
+    poll_s=0.75,
     scaleout_jobs=10,
     budget_s=45.0,
-    lead_s=2.0,
+    lead_s=1.0,
     keep_bare=True,
 )
 FULL = Scale(
@@ -483,7 +483,10 @@ class Cluster:
         return int(psutil.Process(self.pid(name)).memory_info().rss)
 
     async def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
-        proc = self.procs.pop(name)
+        """Stop the process of that name, if it runs."""
+        proc = self.procs.pop(name, None)
+        if proc is None:
+            return
         self.urls.pop(name, None)
         if proc.poll() is None:
             proc.send_signal(sig)
@@ -545,16 +548,20 @@ class Run:
             await self.redis.zrem(self.settings.queue_name, *ids[first : first + 1000])
         return len(ids)
 
-    async def settle(self) -> None:
-        """Back to one web process and one worker, with no job due or running."""
+    async def settle(self, *, worker: bool = True) -> None:
+        """Back to one web process and one worker, with no job due or running. Without
+        ``worker`` (the next benchmark starts without the run's worker, or none comes), the
+        worker is stopped instead of started again, and the jobs left due are dropped."""
         kept = ("web", "worker", "bare") if self.scale.keep_bare else ("web", "worker")
-        await self.cluster.stop_all(keep=kept)
+        await self.cluster.stop_all(keep=kept if worker else tuple(set(kept) - {"worker"}))
         starts = []
         if "web" not in self.cluster.procs:
             starts.append(self.cluster.start_web("web"))
-        if "worker" not in self.cluster.procs:
+        if worker and "worker" not in self.cluster.procs:
             starts.append(self.cluster.start_worker("worker"))
         await asyncio.gather(*starts)
+        if not worker:
+            await self.drop_pending()
 
         async def idle() -> bool:
             busy: int = await self.db.fetchval(

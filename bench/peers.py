@@ -53,7 +53,7 @@ from bench.harness import (
 
 log = logging.getLogger("bench")
 
-JOBS = {"quick": (100, 30), "full": (2000, 400)}  # noop jobs, progress jobs per system
+JOBS = {"quick": (100, 20), "full": (2000, 400)}  # noop jobs, progress jobs per system
 UPDATES = 20
 LATENCY_INTERVAL_S = 0.1
 POLL_S = 0.5

@@ -120,7 +120,7 @@ async def run(ctx: Run, section: Section) -> None:
             ctx.cluster.stop("worker"), ctx.cluster.start_worker(WORKER, env=pooled)
         )
         took["pooled"] = await _end_to_end(ctx, pooled_url, jobs)
-        await asyncio.gather(ctx.cluster.stop(WORKER), ctx.cluster.start_worker("worker"))
+        await ctx.cluster.stop(WORKER)  # the run's worker is started again where it is needed
     finally:
         bouncer.stop()
     ours, raw = best["pooled"], best["direct"]

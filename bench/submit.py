@@ -98,7 +98,6 @@ async def run(ctx: Run, section: Section) -> None:
     jobcast = await jobcast_loads(ctx)
     baseline = await baseline_loads(ctx)
     await ctx.drop_pending()  # the submitted jobs were only submits: none need to run
-    await ctx.cluster.start_worker("worker")
     what = "asyncpg INSERT + arq enqueue_job"
     for level in LEVELS:
         ours, raw = jobcast[level], baseline[level]
