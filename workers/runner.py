@@ -98,8 +98,10 @@ def _http_client_class(exc: BaseException) -> str:
         return "unknown"
     if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
         return "permanent"
-    transient = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
-    if isinstance(exc, (*transient, httpx.ProxyError)):
+    if isinstance(
+        exc,
+        httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError | httpx.ProxyError,
+    ):
         return "transient"
     if isinstance(exc, httpx.HTTPStatusError):  # from response.raise_for_status()
         code = exc.response.status_code
