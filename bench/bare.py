@@ -41,6 +41,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from bench.rawarq import keep_as_is, raw_queue
 from jobcast.settings import load_settings
 from jobcast.sql import QUERIES
+from jobcast.store.base import json_codecs
 
 # $1 job id
 SQL_JOB = "SELECT * FROM jobs WHERE id = $1"
@@ -115,16 +116,6 @@ async def get_whole_job(request: Request) -> Response:
     return Response(body, media_type="application/json", headers=headers)
 
 
-async def _json_codecs(conn: asyncpg.Connection) -> None:
-    for json_type in ("json", "jsonb"):
-        await conn.set_type_codec(
-            json_type,
-            encoder=lambda v: orjson.dumps(v).decode(),
-            decoder=orjson.loads,
-            schema="pg_catalog",
-        )
-
-
 async def socket(ws: WebSocket) -> None:
     await ws.accept()
     await ws.send_text('{"type":"snapshot"}')
@@ -195,7 +186,7 @@ def create_app() -> Starlette:
         async with (
             asyncpg.create_pool(dsn, min_size=1, max_size=pool_size, reset=keep_as_is) as pool,
             asyncpg.create_pool(
-                dsn, min_size=1, max_size=pool_size, reset=keep_as_is, init=_json_codecs
+                dsn, min_size=1, max_size=pool_size, reset=keep_as_is, init=json_codecs
             ) as json_pool,
         ):
             await pool.execute(SQL_SCRATCH)

@@ -38,7 +38,8 @@ async def _keep_as_is(conn: asyncpg.Connection) -> None:
         await conn.execute(QUERIES["rollback"])
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
+async def json_codecs(conn: asyncpg.Connection) -> None:
+    """json and jsonb read and written as Python values, by orjson."""
     for json_type in ("json", "jsonb"):
         await conn.set_type_codec(
             json_type,
@@ -70,7 +71,7 @@ class StoreBase:
 
         async def init(conn: asyncpg.Connection) -> None:
             link.keep_alive(conn)
-            await _init_connection(conn)
+            await json_codecs(conn)
 
         try:
             pool = await asyncpg.create_pool(
