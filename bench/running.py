@@ -63,10 +63,11 @@ async def _window(
         raise BenchError("the processes' CPU cannot be read here")
     await until(all_running, timeout_s=SLEEP_S / 2, what=f"{JOBS} {what} jobs running")
     await asyncio.sleep(0.5)  # the last claims' writes done
-    if time.monotonic() - first_sent + _window_s(run) >= SLEEP_S:
+    window_s = _window_s(run)
+    if time.monotonic() - first_sent + window_s >= SLEEP_S:
         raise BenchError(f"the {what} jobs started too slowly to run through the window")
     with run.cpu.measure() as spent:
-        await asyncio.sleep(_window_s(run))
+        await asyncio.sleep(window_s)
     return spent
 
 

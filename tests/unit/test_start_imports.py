@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from jobcast.settings import ROOT
+
 # httpx brings its command line with it (click, rich, pygments) where those are installed
 LATER = ("httpx", "click", "rich", "pygments", "jsonschema", "croniter", "polars")
 
@@ -21,17 +21,18 @@ print(" ".join(m for m in {later!r} if m in sys.modules))
 """
 
 
+def _fresh(code: str) -> subprocess.CompletedProcess[str]:
+    """``code`` run by a fresh interpreter in the checkout, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+
+
 def _loaded_at_start(module: str) -> list[str]:
     """The libraries of ``LATER`` a fresh interpreter holds once ``module`` is imported and
     the job types are registered, as a process's start does."""
-    done = subprocess.run(
-        [sys.executable, "-c", _PROBE.format(module=module, later=LATER)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    done = _fresh(_PROBE.format(module=module, later=LATER))
+    assert done.returncode == 0, done.stderr
     return done.stdout.split()
 
 
@@ -53,9 +54,7 @@ def test_the_first_question_or_schedule_loads_what_it_needs() -> None:
         "print(Schedule(name='n', cron='0 3 * * *', type='noop').cron)\n"
         "Schedule(name='n', cron='not a cron', type='noop')\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
+    done = _fresh(probe)
     lines = done.stdout.splitlines()
     assert lines[0].startswith("type: 7 is not valid"), done.stdout
     assert lines[1] == "0 3 * * *"
