@@ -211,7 +211,12 @@ class JobOut(Model):
 
     @classmethod
     def of(
-        cls, job: Job, *, eta_s: float | None = None, step_estimates: dict[str, float] | None = None
+        cls,
+        job: Job,
+        *,
+        eta_s: float | None = None,
+        step_estimates: dict[str, float] | None = None,
+        label: str | None = None,
     ) -> JobOut:
         estimates = step_estimates or {}
         return cls(
@@ -273,6 +278,7 @@ class JobOut(Model):
             subject=job.subject,
             tenant=job.tenant,
             tags=list(job.tags),
+            label=label,
             stuck_since=job.stuck_since,
             waiting_reason=job.waiting_reason,
             webhook=None

@@ -193,7 +193,7 @@ async def metrics_text(request: Request) -> Response:
 
 
 async def openapi(request: Request) -> Response:
-    return JSONResponse(build(request.app.routes, title="jobcast", version=__version__))
+    return JSONResponse(build(routes(), title="jobcast", version=__version__))
 
 
 def routes() -> list[Any]:
@@ -244,6 +244,30 @@ def routes() -> list[Any]:
     ]
 
 
+# What pages poll and read most: a request is tried against the routes in turn, and these
+# are the 15th and 16th of the documented order. Matched first, with the one route of
+# theirs that could also match their paths (a GET of /api/jobs/batch is a job id that is
+# not one, answered by get_job; its POST is the batch) kept ahead of them as before.
+_MATCHED_FIRST = (
+    ("/api/jobs/batch", "POST"),
+    ("/api/jobs/{job_id}", "GET"),
+    ("/api/jobs/{job_id}/events", "GET"),
+)
+
+
+def matched_first(all_routes: list[Any]) -> list[Any]:
+    """The routes, the most used moved to the front in their own order (``_MATCHED_FIRST``);
+    every request is answered by the same route as in the documented order."""
+
+    def rank(route: Any) -> int:
+        for i, (path, method) in enumerate(_MATCHED_FIRST):
+            if isinstance(route, Route) and route.path == path and method in (route.methods or ()):
+                return i
+        return len(_MATCHED_FIRST)
+
+    return sorted(all_routes, key=rank)  # stable: the rest keep the documented order
+
+
 def middleware(settings: Settings) -> list[Middleware]:
     stack = [
         Middleware(Edge, access_log=settings.access_log),
@@ -278,7 +302,7 @@ def middleware(settings: Settings) -> list[Middleware]:
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
     return Starlette(
-        routes=routes(),
+        routes=matched_first(routes()),
         middleware=middleware(settings),
         lifespan=lifespan_for(settings),
         exception_handlers=HANDLERS,

@@ -58,8 +58,7 @@ async def job_view(services: Services, job: Job) -> JobOut:
         return JobOut.of(job)
     job_type = services.registry.get(job.type)
     eta_s, steps = await services.estimator.remaining(job_type, job)
-    view = JobOut.of(job, eta_s=eta_s, step_estimates=steps)
-    return view.model_copy(update={"label": job_label(job_type, job)})
+    return JobOut.of(job, eta_s=eta_s, step_estimates=steps, label=job_label(job_type, job))
 
 
 def job_label(job_type: JobType, job: Job) -> str | None:
@@ -69,6 +68,8 @@ def job_label(job_type: JobType, job: Job) -> str | None:
         value = job.input.get(job_type.label_field)
         return str(value) if isinstance(value, str | int | float) and str(value) else None
     names = job.upload_names or {}
+    if not names:  # no file of its own to name it by
+        return None
     try:
         ids = [str(i) for i in job_type.uploads(job_type.input_model.model_validate(job.input))]
     except ValidationError:

@@ -87,15 +87,24 @@ class BodyLimit:
         self.per_path = per_path or {}
 
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
-        # a websocket passes straight on, leaving no frame of this held while it is open
+        # a websocket passes straight on, leaving no frame of this held while it is open,
+        # and so does a request without a body: HTTP/1.1 has one only where the request
+        # says Content-Length or Transfer-Encoding (most are GETs: nothing to count)
         if scope["type"] != "http":
             return self.app(scope, receive, send)
-        return self._limited(scope, receive, send)
+        declared = None
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                declared = value
+            elif name == b"transfer-encoding":
+                declared = declared or b""
+        if declared is None:
+            return self.app(scope, receive, send)
+        return self._limited(scope, receive, send, declared)
 
-    async def _limited(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _limited(self, scope: Scope, receive: Receive, send: Send, declared: bytes) -> None:
         limit = self.per_path.get(scope["path"], self.max_bytes)
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        if declared.isdigit() and int(declared) > limit:
             await self._refuse(send, limit)
             return
         seen = 0

@@ -1,4 +1,5 @@
-"""JSON answers, written with jobcast's own encoder (UUIDs and datetimes included)."""
+"""JSON answers: a model of jobcast.schemas serialized by pydantic, anything else with
+jobcast's own encoder (UUIDs and datetimes included)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,12 @@ class JSONResponse(Response):
 
 def model_response(
     model: BaseModel, status_code: int = 200, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    """A pydantic model of ``jobcast.schemas`` as the answer's body."""
-    return JSONResponse(model.model_dump(mode="json"), status_code=status_code, headers=headers)
+) -> Response:
+    """A pydantic model of ``jobcast.schemas`` as the answer's body, serialized by pydantic
+    straight to JSON bytes (no dict of it made on the way)."""
+    return Response(
+        model.__pydantic_serializer__.to_json(model),
+        status_code=status_code,
+        headers=headers,
+        media_type=JSONResponse.media_type,
+    )
