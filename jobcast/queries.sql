@@ -12,7 +12,10 @@
 -- NOTIFYs jobcast_events with ids only, while a server process asks for it. One
 -- statement is one round trip and one implicit transaction, so an event exists exactly
 -- when the change it describes does, and seq has no gaps. A worker's writes are fenced
--- by its attempt (WHERE attempts = $2 AND status = 'running').
+-- by its attempt (WHERE attempts = $2 AND status = 'running'). A running job's reports
+-- (progress, steps, metadata, streams: many a job) return of the row only what their event
+-- needs (id, seq, owner_id, type; jobcast/store/rows.py event_of_change), not the row,
+-- whose input, result and metadata would otherwise go back to the worker with each one.
 
 
 -- part: notify
@@ -410,7 +413,7 @@ WITH j AS (
     UPDATE jobs SET seq = seq + 1, progress = $3, step = $4, message = $5,
         heartbeat_at = now(), updated_at = now()
     WHERE id = $1 AND attempts = $2 AND status = 'running'
-    RETURNING *, 'progress'::text AS event_kind, $6::jsonb AS event_payload
+    RETURNING id, seq, owner_id, type, 'progress'::text AS event_kind, $6::jsonb AS event_payload
 )
 -- include: event_tail
 SELECT * FROM made
@@ -427,7 +430,7 @@ WITH j AS (
         heartbeat_at = now(), updated_at = now()
     WHERE id = $1 AND attempts = $2 AND status = 'running'
       AND NOT (pause_requested AND $4 = 'running')
-    RETURNING *, 'step'::text AS event_kind, $7::jsonb AS event_payload
+    RETURNING id, seq, owner_id, type, 'step'::text AS event_kind, $7::jsonb AS event_payload
 ), s AS (
     UPDATE job_steps SET status = $4,
         started_at = CASE WHEN $4 = 'running' THEN now() ELSE started_at END,
@@ -888,7 +891,7 @@ DELETE FROM fallback_listeners WHERE holder = $1
 WITH j AS (
     UPDATE jobs SET seq = seq + 1, heartbeat_at = now(), updated_at = now()
     WHERE id = $1 AND attempts = $2 AND status = 'running'
-    RETURNING *, 'step'::text AS event_kind, $10::jsonb AS event_payload
+    RETURNING id, seq, owner_id, type, 'step'::text AS event_kind, $10::jsonb AS event_payload
 ), s AS (
     INSERT INTO job_steps AS s (job_id, position, name, title, weight, parent, share, counters,
                                 metadata)
@@ -912,7 +915,7 @@ SELECT * FROM made
 WITH j AS (
     UPDATE jobs SET seq = seq + 1, progress = $5, heartbeat_at = now(), updated_at = now()
     WHERE id = $1 AND attempts = $2 AND status = 'running'
-    RETURNING *, 'step'::text AS event_kind, $10::jsonb AS event_payload
+    RETURNING id, seq, owner_id, type, 'step'::text AS event_kind, $10::jsonb AS event_payload
 ), s AS (
     UPDATE job_steps SET status = COALESCE($4, status),
         started_at = CASE WHEN $4 = 'running' THEN now() ELSE started_at END,
@@ -942,7 +945,7 @@ WITH j AS (
                                   WHERE c.id = $1 AND c.attempts = $2 AND c.status = 'running')
                             AND status NOT IN ('completed', 'failed', 'cancelled')
                ELSE id = $1 AND attempts = $2 AND status = 'running' END
-    RETURNING *, 'metadata'::text AS event_kind, $6::jsonb AS event_payload
+    RETURNING id, seq, owner_id, type, 'metadata'::text AS event_kind, $6::jsonb AS event_payload
 )
 -- include: event_tail
 SELECT * FROM made
@@ -970,7 +973,7 @@ WITH l AS (
 ), j AS (
     UPDATE jobs SET seq = seq + 1, heartbeat_at = now(), updated_at = now()
     WHERE id IN (SELECT id FROM l) AND EXISTS (SELECT 1 FROM s)
-    RETURNING *, 'stream'::text AS event_kind,
+    RETURNING id, seq, owner_id, type, 'stream'::text AS event_kind,
               jsonb_build_object('name', $3::text, 'offset', (SELECT start FROM s),
                                  'text', $4::text) AS event_payload
 )
