@@ -274,6 +274,24 @@ SELECT * FROM made
 -- One job with its steps, its children, its webhook tries and its streams.
 -- $1 id, $2 owner id, or NULL for any owner
 SELECT
+-- include: job_family
+,   -- each stream's text so far, joined from its stream events
+    COALESCE((SELECT json_object_agg(x.name, x.text) FROM (
+        SELECT e.payload->>'name' AS name, string_agg(e.payload->>'text', '' ORDER BY e.seq) AS text
+        FROM job_events e WHERE e.job_id = j.id AND e.kind = 'stream' GROUP BY 1
+    ) x), '{}'::json) AS streams
+FROM jobs j WHERE j.id = $1 AND ($2::uuid IS NULL OR j.owner_id = $2)
+
+-- name: job_snapshot
+-- What a job's websocket starts with: the job as get_job reads it, but for its streams,
+-- whose text the stream events replayed after it carry (joining it here would read every
+-- chunk of a long stream at each connect, only to drop it). $1 id, $2 owner id
+SELECT
+-- include: job_family
+FROM jobs j WHERE j.id = $1 AND j.owner_id = $2
+
+-- part: job_family
+-- A job's columns with its steps, its children and its webhook tries (j: the job).
 -- include: job_columns
 ,
 -- include: steps_json
@@ -287,13 +305,7 @@ SELECT
         'next_at', (SELECT n.next_at FROM webhook_deliveries n
                     WHERE n.job_id = d.job_id AND n.attempt = d.attempt + 1)
     ) ORDER BY d.attempt) FROM webhook_deliveries d WHERE d.job_id = j.id), '[]'::json)
-    AS deliveries,
-    -- each stream's text so far, joined from its stream events
-    COALESCE((SELECT json_object_agg(x.name, x.text) FROM (
-        SELECT e.payload->>'name' AS name, string_agg(e.payload->>'text', '' ORDER BY e.seq) AS text
-        FROM job_events e WHERE e.job_id = j.id AND e.kind = 'stream' GROUP BY 1
-    ) x), '{}'::json) AS streams
-FROM jobs j WHERE j.id = $1 AND ($2::uuid IS NULL OR j.owner_id = $2)
+    AS deliveries
 
 -- name: job_seq
 -- A job's seq, all a conditional GET needs to answer 304. $1 id, $2 owner id

@@ -214,6 +214,12 @@ class Jobs(StoreBase):
         row = await self._run(lambda: self.pool.fetchrow(QUERIES["get_job"], job_id, owner_id))
         return rows.job(row) if row is not None else None
 
+    async def job_snapshot(self, job_id: UUID, owner_id: UUID) -> Job | None:
+        """The owner's job as ``get_job`` reads it, without its streams' text (``streams``
+        is None): what a websocket starts with, its stream events carrying the text."""
+        row = await self._run(lambda: self.pool.fetchrow(QUERIES["job_snapshot"], job_id, owner_id))
+        return rows.job(row) if row is not None else None
+
     async def job_seq(self, job_id: UUID, owner_id: UUID) -> int | None:
         """The seq of the owner's job (None: no such job of theirs), without reading it."""
         seq: int | None = await self._run(

@@ -10,7 +10,6 @@ closes normally after the job's final event.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from uuid import UUID
 
 from starlette import status
@@ -128,10 +127,11 @@ async def _send_snapshot(
 ) -> tuple[int, bool] | None:
     """Send the job as it stands; its seq and whether it is final. Nothing of the job is
     kept once sent: a watched job's socket may stay open for hours, thousands at once."""
-    job = await services.store.get_job(job_id, owner_id)
+    # without the streams' text: their stream events, replayed after N, carry it once
+    job = await services.store.job_snapshot(job_id, owner_id)
     if job is None:
         return None
-    # without the streams' text: their stream events, replayed after N, carry it once
-    view = await job_view(services, replace(job, streams=None))
-    await ws.send_text(dumps({"type": "snapshot", "job": view.model_dump(mode="json")}).decode())
+    view = await job_view(services, job)
+    body = view.__pydantic_serializer__.to_json(view).decode()
+    await ws.send_text(f'{{"type":"snapshot","job":{body}}}')
     return job.seq, job.status.final
