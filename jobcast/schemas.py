@@ -1,4 +1,4 @@
-"""The bodies of the HTTP API, as pydantic models, and the text they may carry.
+"""The bodies of the HTTP API, as pydantic models.
 
 The handlers build their answers from these models and the OpenAPI document is
 generated from them, so the contract is written once. The client reads the same
@@ -7,46 +7,15 @@ models.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field
 
 from jobcast.model import Job
 
 JobStatusName = Literal[
     "pending", "running", "completed", "failed", "cancelled", "waiting", "paused", "draft"
-]
-
-# Postgres text and jsonb cannot hold NUL; a lone surrogate is not UTF-8 at all
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-UNSTORABLE_TEXT = "unstorable_text"
-
-
-def unstorable(value: str) -> str | None:
-    """The first character of ``value`` that cannot be stored, or None when all can."""
-    found = _UNSTORABLE.search(value)
-    return None if found is None else found.group()
-
-
-def _storable(value: str) -> str:
-    bad = unstorable(value)
-    if bad is not None:
-        raise PydanticCustomError(
-            UNSTORABLE_TEXT,
-            "contains {char}, which cannot be stored",
-            {"char": f"U+{ord(bad):04X}"},
-        )
-    return value
-
-
-# A string from a client: one that Postgres can store (no NUL, no lone surrogate). The
-# schema says so too, so that generated requests (schemathesis) try a NUL. Lone surrogates
-# cannot be written in a JSON schema pattern, nor sent as UTF-8: they are left out of it.
-Text = Annotated[
-    str, AfterValidator(_storable), Field(json_schema_extra={"pattern": "^[^\\x00]*$"})
 ]
 
 

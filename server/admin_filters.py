@@ -18,8 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from jobcast.errors import BadRequest, InvalidInput
 from jobcast.model import JobStatus
-from jobcast.schemas import UNSTORABLE_TEXT, Text
 from jobcast.store import AdminQuery
+from jobcast.text import UNSTORABLE_TEXT, Text
 from server.params import validation_details
 
 BULK_IDS_MAX = 10_000

@@ -1,7 +1,7 @@
 """What a request brings, checked before it goes further: query parameters, path ids, bodies.
 
 Each route's query parameters are one pydantic model (the OpenAPI document is built
-from the same model); every string a client sends is ``jobcast.schemas.Text`` or is
+from the same model); every string a client sends is ``jobcast.text.Text`` or is
 walked by ``check_text``, so nothing Postgres cannot store (a NUL, a lone surrogate)
 reaches the database. A value of the wrong kind is a 400 naming the parameter; text
 that cannot be stored is a 422 naming the field, wherever it was sent.
@@ -18,7 +18,7 @@ from starlette.requests import Request
 
 from jobcast.errors import BadRequest, InvalidInput, NotFound
 from jobcast.model import MAX_NAME_CHARS, MAX_TAG_CHARS, JobStatus
-from jobcast.schemas import UNSTORABLE_TEXT, Text, unstorable
+from jobcast.text import UNSTORABLE_TEXT, Text, unstorable
 from server.auth import Caller, caller_of, owner_of
 from server.state import Services
 

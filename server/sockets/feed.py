@@ -21,7 +21,7 @@ from starlette.websockets import WebSocket
 from jobcast.bus import Live, SlowConsumer
 from jobcast.errors import BadRequest, StorageUnavailable
 from jobcast.model import MAX_TAG_CHARS, dumps
-from jobcast.schemas import unstorable
+from jobcast.text import unstorable
 from server.auth import caller_of
 from server.sockets.admission import owned, services_of
 from server.sockets.scope import REPLAY_OVERLAP_S, ScopeFilter, send_snapshot
