@@ -22,7 +22,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -46,7 +46,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 
-from bench.cpu import CpuMeter
+from bench.cpu import CpuMeter, Spent
 from bench.load import LoadClient
 from jobcast.dev import child_env, web_command, worker_command
 from jobcast.endpoints import Endpoints, free_port
@@ -524,6 +524,10 @@ class Run:
     @property
     def web_url(self) -> str:
         return self.cluster.urls["web"]
+
+    def metered(self) -> AbstractContextManager[Spent | None]:
+        """The CPU all processes spend in the block, where they can be read (else None)."""
+        return self.cpu.measure() if self.cpu is not None else nullcontext()
 
     async def bare_url(self) -> str:
         """The bare baseline app (bench/bare.py), started unless quick mode kept it."""

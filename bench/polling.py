@@ -26,7 +26,6 @@ from bench.harness import (
     wait_completed,
 )
 from bench.load import LoadClient
-from bench.throughput import metered
 
 CLIENTS = 10
 
@@ -58,7 +57,7 @@ async def poll(
             raise BenchError(f"GET {path} answered {response.status_code}, not {expect}")
 
     await hammer(one, concurrency=CLIENTS, duration_s=min(1.0, duration_s / 4))  # warm up
-    with metered(ctx) as spent:
+    with ctx.metered() as spent:
         load = await hammer(one, concurrency=CLIENTS, duration_s=duration_s)
     return Polled(load, spent)
 

@@ -20,12 +20,10 @@ import asyncio
 import os
 import time
 import uuid
-from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from arq.connections import RedisSettings, create_pool
 
-from bench.cpu import Spent
 from bench.harness import (
     BenchError,
     Figure,
@@ -139,14 +137,9 @@ async def coalesced_demo_rate(ctx: Run, count: int) -> tuple[float, str]:
         await ctx.cluster.stop(COALESCING)  # the run's worker comes back with the baselines
 
 
-def metered(ctx: Run) -> AbstractContextManager[Spent | None]:
-    """The CPU all processes spend in the block, where they can be read."""
-    return ctx.cpu.measure() if ctx.cpu is not None else nullcontext()
-
-
 async def run(ctx: Run, section: Section) -> None:
     scale = ctx.scale
-    with metered(ctx) as cpu_noop:
+    with ctx.metered() as cpu_noop:
         noop = await jobcast_rate(ctx, [ctx.web_url], "noop", {}, scale.noop_jobs)
     sleep = await jobcast_rate(ctx, [ctx.web_url], "noop", SLEEP_INPUT, scale.sleep_jobs)
     demo = await jobcast_rate(ctx, [ctx.web_url], "demo", DEMO_INPUT, scale.sleep_jobs)
@@ -162,14 +155,14 @@ async def run(ctx: Run, section: Section) -> None:
         ctx.cluster.start_worker("worker"),
     )
     try:
-        with metered(ctx) as cpu_raw:
+        with ctx.metered() as cpu_raw:
             raw_noop = await arq_rate(ctx, "noop", scale.noop_jobs)
         raw_sleep = await arq_rate(ctx, "sleep_10ms", scale.sleep_jobs)
         try:
-            with metered(ctx) as cpu_floor:
+            with ctx.metered() as cpu_floor:
                 floor_noop = await arq_rate(ctx, "noop", scale.noop_jobs, bare_url)
             floor_sleep = await arq_rate(ctx, "sleep_10ms", scale.sleep_jobs, bare_url)
-            with metered(ctx) as cpu_rolled:
+            with ctx.metered() as cpu_rolled:
                 rolled_noop = await arq_rate(ctx, "noop_tracked", scale.noop_jobs, bare_url)
             rolled_sleep = await arq_rate(ctx, "sleep_10ms_tracked", scale.sleep_jobs, bare_url)
         finally:

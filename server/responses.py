@@ -18,13 +18,18 @@ class JSONResponse(Response):
         return dumps(content)
 
 
+def model_json(model: BaseModel) -> bytes:
+    """A model as JSON, serialized by pydantic straight to bytes (no dict of it made on the
+    way): what ``model_dump_json`` writes, without the text it decodes to."""
+    return model.__pydantic_serializer__.to_json(model)
+
+
 def model_response(
     model: BaseModel, status_code: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
-    """A pydantic model of ``jobcast.schemas`` as the answer's body, serialized by pydantic
-    straight to JSON bytes (no dict of it made on the way)."""
+    """A pydantic model of ``jobcast.schemas`` as the answer's body (``model_json``)."""
     return Response(
-        model.__pydantic_serializer__.to_json(model),
+        model_json(model),
         status_code=status_code,
         headers=headers,
         media_type=JSONResponse.media_type,

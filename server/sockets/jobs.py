@@ -19,6 +19,7 @@ from jobcast.bus import Live, SlowConsumer
 from jobcast.errors import BadRequest, NotFound, StorageUnavailable
 from jobcast.model import dumps
 from server.jobs import job_view
+from server.responses import model_json
 from server.sockets.admission import owned, services_of
 from server.sockets.stream import CLIENT_GONE, Key, Stream, close, run_pair, send_error
 from server.state import Services
@@ -132,6 +133,5 @@ async def _send_snapshot(
     if job is None:
         return None
     view = await job_view(services, job)
-    body = view.__pydantic_serializer__.to_json(view).decode()
-    await ws.send_text(f'{{"type":"snapshot","job":{body}}}')
+    await ws.send_text(f'{{"type":"snapshot","job":{model_json(view).decode()}}}')
     return job.seq, job.status.final
