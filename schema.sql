@@ -612,14 +612,18 @@ $$;
 -- the key, taken in key order (so two claims never wait on each other in a circle), and
 -- counted with a fresh snapshot: workers claiming at once cannot exceed a limit. A job
 -- held back is parked in this same transaction; one admitted logs its throttled starts.
--- Either way the job leaves its fairness group's share of the queue, and the next parked
--- job of the group is released in its place (released: how many).
-CREATE OR REPLACE FUNCTION jobcast_start_gate(p_job uuid, p_types text[], p_caps integer[],
-                                              OUT job_type text, OUT held_key text,
-                                              OUT held_limit integer,
-                                              OUT held_until timestamptz,
-                                              OUT held_reason text,
-                                              OUT released integer)
+-- Either way the job leaves its fairness group's share of the queue, and the group's next
+-- parked job (highest priority, then oldest) is released in its place: released, with
+-- what queueing it needs. One for one, with no lock on the group and no count of its
+-- queue, so that a tenant's starts never wait for each other here; a group whose share
+-- fell short of the window meanwhile (a queued job cancelled) is filled by the sweep
+-- (jobcast_release, which counts).
+CREATE OR REPLACE FUNCTION jobcast_admit(p_job uuid, p_types text[], p_caps integer[],
+                                         OUT job_type text, OUT held_key text,
+                                         OUT held_limit integer, OUT held_until timestamptz,
+                                         OUT held_reason text, OUT released uuid,
+                                         OUT released_priority smallint,
+                                         OUT released_delay_s float8, OUT released_group text)
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     k record;
@@ -688,11 +692,37 @@ BEGIN
         WHERE jk.job_id = p_job AND jk.kind = 'throttle';
     END IF;
     -- started or parked, the job leaves its group's share of the queue: the next parked
-    -- job of the group takes its place (its worker queues it)
-    released := 0;
+    -- job of the group takes its place (its worker queues it); one being released by
+    -- another start is skipped, never waited for
     IF fkey IS NOT NULL THEN
-        SELECT count(*) INTO released FROM jobcast_release(fkey, p_job);
+        UPDATE jobs SET parked_on = NULL, parked_limit = NULL, waiting_reason = NULL,
+            updated_at = now()
+        WHERE id = (SELECT p.id FROM jobs p WHERE p.parked_on = fkey AND p.status = 'pending'
+                    ORDER BY p.priority DESC, p.created_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+        RETURNING id, priority, GREATEST(0, extract(epoch FROM run_at - now()))::float8
+        INTO released, released_priority, released_delay_s;
+        released_group := CASE WHEN released IS NOT NULL THEN fkey END;
     END IF;
+END
+$$;
+
+-- The start gate of earlier versions, for their workers during a rolling upgrade: the
+-- gate above, with the job it released marked for that worker to queue (released_by).
+CREATE OR REPLACE FUNCTION jobcast_start_gate(p_job uuid, p_types text[], p_caps integer[],
+                                              OUT job_type text, OUT held_key text,
+                                              OUT held_limit integer,
+                                              OUT held_until timestamptz,
+                                              OUT held_reason text,
+                                              OUT released integer)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    g record;
+BEGIN
+    SELECT * INTO g FROM jobcast_admit(p_job, p_types, p_caps);
+    SELECT g.job_type, g.held_key, g.held_limit, g.held_until, g.held_reason,
+           (g.released IS NOT NULL)::integer
+    INTO job_type, held_key, held_limit, held_until, held_reason, released;
+    UPDATE jobs SET released_by = p_job WHERE id = g.released;
 END
 $$;
 

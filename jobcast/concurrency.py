@@ -6,7 +6,7 @@ while fewer than its limit of jobs holding the key run; a throttle (``api:geo`` 
 declares its keys, fixed or derived from the job (its tenant, subject, tags or input:
 a template such as ``"tenant:{tenant}"`` or a function), and a submit may add its own
 unless the type forbids it. A type's ``concurrency`` cap is the implicit key
-``type:<name>``. Postgres enforces every limit at claim time (``jobcast_start_gate`` in
+``type:<name>``. Postgres enforces every limit at claim time (``jobcast_admit`` in
 schema.sql); an operator may change a key's limit at run time (``jobcast limits``).
 """
 

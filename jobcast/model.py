@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
 import orjson
@@ -27,6 +27,9 @@ from pydantic import (
 
 from jobcast.concurrency import MAX_KEYS_PER_JOB, KeyLimit, ThrottleLimit
 from jobcast.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from jobcast.queue import Queued
 
 
 class JobStatus(enum.StrEnum):
@@ -201,8 +204,8 @@ class Claim:
     job: Job
     attempt: int
     event: Event
-    # parked jobs the claim released (its fairness group's next): the worker queues them
-    released: int = 0
+    # the parked job of its fairness group released in its place: the worker queues it
+    released: Queued | None = None
 
 
 MAX_DELAY_S = 30 * 86_400

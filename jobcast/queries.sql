@@ -378,14 +378,16 @@ SELECT pg_notify('jobcast_events', $1)
 -- name: claim
 -- Start the next attempt of a pending job: steps that did not complete are reset (a
 -- completed step is a checkpoint the attempt skips), progress starts again from 0. The
--- gate (jobcast_start_gate in schema.sql) says whether the job is pending (not parked, its
+-- gate (jobcast_admit in schema.sql) says whether the job is pending (not parked, its
 -- type not paused) and whether every key of it, its type's cap included, has room; a job
 -- held back by a key is parked by the gate. The answer row carries the verdict (gate_type,
--- held_key, held_limit, held_until, held_reason), and the claimed job with its event when it was claimed.
+-- held_key, held_limit, held_until, held_reason), the parked job of its fairness group
+-- released in its place (released, released_priority, released_delay_s, released_group:
+-- the worker queues it), and the claimed job with its event when it was claimed.
 -- The claiming worker is written down with the attempt's number (job_claims).
 -- $1 id, $2 capped types, $3 their caps, $4 the worker (host:pid)
 WITH g AS (
-    SELECT * FROM jobcast_start_gate($1, $2::text[], $3::integer[])
+    SELECT * FROM jobcast_admit($1, $2::text[], $3::integer[])
 ), j AS (
     UPDATE jobs SET status = 'running', attempts = attempts + 1, seq = seq + 1,
         progress = 0, step = NULL, message = NULL, error = NULL, pause_requested = false,
@@ -405,7 +407,7 @@ WITH g AS (
 )
 -- include: event_tail
 SELECT g.job_type AS gate_type, g.held_key, g.held_limit, g.held_until, g.held_reason,
-       g.released AS gate_released, made.*
+       g.released, g.released_priority, g.released_delay_s, g.released_group, made.*
 FROM g LEFT JOIN made ON true
 
 -- name: note_waiting

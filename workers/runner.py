@@ -46,7 +46,7 @@ from jobcast.store import Held
 from workers.checkpoints import Checkpoints
 from workers.context import Reporter
 from workers.persistence import AttemptLost, persist
-from workers.released import queue_released
+from workers.released import queue_in_place, queue_released
 from workers.retries import next_try
 from workers.state import WorkerContext, WorkerState
 from workers.waiting import Suspended
@@ -166,8 +166,8 @@ async def run_job(ctx: WorkerContext, job_id: str) -> None:
         waiting = await state.store.note_waiting(UUID(job_id), claim.reason)
         if waiting is not None:
             await state.publisher.publish(waiting)
-        if claim.released:
-            await queue_released(state.store, state.queue, UUID(job_id))
+        if claim.released is not None:
+            await queue_in_place(state.queue, UUID(job_id), claim.released)
         return
     with job_context(claim.job.id, claim.job.type, claim.attempt):
         await _run_claimed(state, claim, ctx["score"])
@@ -211,8 +211,8 @@ async def _run_claimed(state: WorkerState, claim: Claim, score: int) -> None:
     try:
         try:
             await reporter.emit(claim.event)
-            if claim.released:  # its fairness group's next job takes its place on the queue
-                await queue_released(state.store, state.queue, job.id)
+            if claim.released is not None:  # its fairness group's next takes its place
+                await queue_in_place(state.queue, job.id, claim.released)
             taken = await _take_off_queue(state, job.id)
             await _start(state, reporter)
         except asyncio.CancelledError:

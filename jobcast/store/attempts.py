@@ -10,6 +10,7 @@ from uuid import UUID
 import asyncpg
 
 from jobcast.model import Claim, Event, JobStatus, StepState
+from jobcast.queue import Queued
 from jobcast.sql import QUERIES
 from jobcast.store import rows
 from jobcast.store.base import StoreBase
@@ -24,8 +25,8 @@ class Held:
     limit: int
     until: datetime | None
     reason: str
-    # parked jobs the claim released (its fairness group's next): the worker queues them
-    released: int = 0
+    # the parked job of its fairness group released in its place: the worker queues it
+    released: Queued | None = None
 
 
 class Attempts(StoreBase):
@@ -55,14 +56,14 @@ class Attempts(StoreBase):
                 row["held_limit"],
                 row["held_until"],
                 row["held_reason"],
-                row["gate_released"],
+                _released(row),
             )
         job = rows.job(row)
         return Claim(
             job=job,
             attempt=job.attempts,
             event=rows.event_of_change(row),
-            released=row["gate_released"],
+            released=_released(row),
         )
 
     async def take_released(self, job_id: UUID) -> list[asyncpg.Record]:
@@ -176,3 +177,15 @@ class Attempts(StoreBase):
             lambda: self.pool.fetch(QUERIES["heartbeat"], ids, [attempts[i] for i in ids])
         )
         return {r["id"] for r in beaten}
+
+
+def _released(row: asyncpg.Record) -> Queued | None:
+    """The parked job a claim released in its place, to queue (None: none)."""
+    if row["released"] is None:
+        return None
+    return Queued(
+        row["released"],
+        delay_s=row["released_delay_s"],
+        priority=row["released_priority"],
+        group=row["released_group"],
+    )

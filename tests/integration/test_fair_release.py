@@ -1,0 +1,146 @@
+"""A start releases its fairness group's next parked job in its place, against a real Postgres.
+
+A job submitted while its group (its tenant, else its owner) has the window's worth of
+jobs on the queue is parked; each start of one of the group's queued jobs releases one
+parked job in its place (highest priority, then oldest), and the claim answers it for the
+worker to queue. These tests call the store as a worker does, with no Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from uuid import UUID
+
+import pytest
+
+from jobcast.concurrency import JobKey
+from jobcast.model import Claim, JobStatus
+from jobcast.registry import load_registry
+from jobcast.store import Store
+from jobcast.store.attempts import Held
+from tests.conftest import DatabaseFactory
+
+WINDOW = 2
+
+
+@pytest.fixture
+async def store(new_database: DatabaseFactory) -> AsyncIterator[Store]:
+    async with Store.open(await new_database()) as opened:
+        yield opened
+
+
+async def submit(
+    store: Store, owner: UUID, priority: int = 0, keys: list[JobKey] | None = None
+) -> UUID:
+    created = await store.create_job(
+        owner_id=owner,
+        job_type=load_registry().get("noop"),
+        params={},
+        priority=priority,
+        keys=keys,
+        fair_window=WINDOW,
+    )
+    assert created is not None
+    return created.job.id
+
+
+async def parked(store: Store, job_id: UUID) -> str | None:
+    on: str | None = await store.pool.fetchval("SELECT parked_on FROM jobs WHERE id = $1", job_id)
+    return on
+
+
+async def test_each_start_releases_the_next_parked_job_highest_priority_then_oldest(
+    store: Store,
+) -> None:
+    owner = await store.create_owner(uuid.uuid4().hex)
+    group = f"fair:owner:{owner}"
+    queued = [await submit(store, owner) for _ in range(WINDOW)]
+    older, urgent, newer = (
+        await submit(store, owner),
+        await submit(store, owner, priority=5),
+        await submit(store, owner),
+    )
+    assert [await parked(store, j) for j in queued] == [None, None]
+    assert [await parked(store, j) for j in (older, urgent, newer)] == [group] * 3
+
+    first = await store.claim(queued[0])
+    assert isinstance(first, Claim)
+    assert first.released is not None
+    assert (first.released.job_id, first.released.priority) == (urgent, 5)
+    assert (first.released.group, first.released.delay_s) == (group, 0)
+    row = await store.pool.fetchrow(
+        "SELECT parked_on, waiting_reason, released_by, status FROM jobs WHERE id = $1", urgent
+    )
+    assert dict(row) == {
+        "parked_on": None,
+        "waiting_reason": None,
+        "released_by": None,
+        "status": "pending",
+    }
+
+    second = await store.claim(queued[1])
+    assert isinstance(second, Claim) and second.released is not None
+    assert second.released.job_id == older
+    third = await store.claim(urgent)
+    assert isinstance(third, Claim) and third.released is not None
+    assert third.released.job_id == newer
+    # nothing parked is left: the next start releases nothing
+    last = await store.claim(older)
+    assert isinstance(last, Claim) and last.released is None
+
+
+async def test_a_job_a_key_holds_back_still_gives_its_place_to_the_next(store: Store) -> None:
+    owner = await store.create_owner(uuid.uuid4().hex)
+    key = [JobKey("concurrency", f"k:{uuid.uuid4().hex[:8]}", 1)]
+    holder, blocked = await submit(store, owner, keys=key), await submit(store, owner, keys=key)
+    waiting = await submit(store, owner)
+    assert isinstance(await store.claim(holder), Claim)  # released `waiting`, in its place
+    nothing_left = await submit(store, owner)
+    held = await store.claim(blocked)
+    assert isinstance(held, Held)
+    assert held.released is not None and held.released.job_id == nothing_left
+    assert await parked(store, blocked) == key[0].key
+    assert await parked(store, waiting) is None
+
+
+async def test_starts_at_once_release_different_jobs_and_none_twice(store: Store) -> None:
+    owner = await store.create_owner(uuid.uuid4().hex)
+    queued = [await submit(store, owner) for _ in range(WINDOW)]
+    waiting = [await submit(store, owner) for _ in range(4)]
+    claims = await asyncio.gather(*(store.claim(j) for j in queued))
+    released = [c.released.job_id for c in claims if isinstance(c, Claim) and c.released]
+    assert len(released) == WINDOW and len(set(released)) == WINDOW
+    assert set(released) <= set(waiting)
+    still = await store.pool.fetchval(
+        "SELECT count(*) FROM jobs WHERE id = ANY($1::uuid[]) AND parked_on IS NOT NULL", waiting
+    )
+    assert still == len(waiting) - WINDOW
+
+
+async def test_the_gate_of_earlier_versions_marks_what_it_released_for_their_worker(
+    store: Store,
+) -> None:
+    owner = await store.create_owner(uuid.uuid4().hex)
+    queued = [await submit(store, owner) for _ in range(WINDOW)]
+    waiting = await submit(store, owner)
+    gate = await store.pool.fetchrow(
+        "SELECT * FROM jobcast_start_gate($1, '{}'::text[], '{}'::integer[])", queued[0]
+    )
+    assert gate["job_type"] == "noop" and gate["held_key"] is None and gate["released"] == 1
+    taken = await store.take_released(queued[0])
+    assert [r["id"] for r in taken] == [waiting]
+    assert await store.take_released(queued[0]) == []  # taken once
+
+
+async def test_a_finished_job_releases_nothing_of_its_group(store: Store) -> None:
+    owner = await store.create_owner(uuid.uuid4().hex)
+    queued = [await submit(store, owner) for _ in range(WINDOW)]
+    waiting = [await submit(store, owner) for _ in range(2)]
+    claim = await store.claim(queued[0])
+    assert isinstance(claim, Claim) and claim.released is not None
+    await store.finish(queued[0], 1, status=JobStatus.COMPLETED, result={})
+    # its start gave its place away once; its end gives nothing more
+    assert await store.take_released(queued[0]) == []
+    assert await parked(store, waiting[1]) == f"fair:owner:{owner}"
