@@ -144,3 +144,15 @@ async def test_a_finished_job_releases_nothing_of_its_group(store: Store) -> Non
     # its start gave its place away once; its end gives nothing more
     assert await store.take_released(queued[0]) == []
     assert await parked(store, waiting[1]) == f"fair:owner:{owner}"
+
+
+async def test_a_share_cut_short_by_a_cancel_is_filled_by_the_sweeps_release(store: Store) -> None:
+    owner = await store.create_owner(uuid.uuid4().hex)
+    group = f"fair:owner:{owner}"
+    queued = [await submit(store, owner) for _ in range(WINDOW)]
+    waiting = [await submit(store, owner) for _ in range(3)]
+    assert await store.cancel(queued[0], owner)  # leaves the queue, releasing nothing
+    assert await parked(store, waiting[0]) == group
+    released = await store.release_key(group)  # what the sweep's pass over parked keys runs
+    assert [r["id"] for r in released] == [waiting[0]]  # the share is full again: one
+    assert await store.release_key(group) == []
