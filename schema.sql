@@ -559,7 +559,12 @@ ALTER TABLE jobs ADD COLUMN IF NOT EXISTS fair_key text;
 -- a group's jobs on the queue (pending, not parked) are counted at each submit and start
 CREATE INDEX IF NOT EXISTS jobs_fair_queued_idx ON jobs (fair_key)
     WHERE status = 'pending' AND parked_on IS NULL AND fair_key IS NOT NULL;
--- a key's parked jobs, in the order they are released: priority, then age
+-- a key's parked jobs, in the order they are released: priority, then age. Only a
+-- pending job is parked (jobs_unpark below), so a query of a key's parked jobs needs no
+-- condition on the status, and this is the one index that answers it, read in its order:
+-- a release stops at the first job it can take, and marks dead the entries of the jobs
+-- released before it as it passes them (a plan that also read the status index, through
+-- bitmaps, read every entry of those each time)
 CREATE INDEX IF NOT EXISTS jobs_parked_idx ON jobs (parked_on, priority DESC, created_at)
     WHERE parked_on IS NOT NULL;
 -- the worker whose job ended queues the jobs it released
@@ -697,7 +702,7 @@ BEGIN
     IF fkey IS NOT NULL THEN
         UPDATE jobs SET parked_on = NULL, parked_limit = NULL, waiting_reason = NULL,
             updated_at = now()
-        WHERE id = (SELECT p.id FROM jobs p WHERE p.parked_on = fkey AND p.status = 'pending'
+        WHERE id = (SELECT p.id FROM jobs p WHERE p.parked_on = fkey
                     ORDER BY p.priority DESC, p.created_at LIMIT 1 FOR UPDATE SKIP LOCKED)
         RETURNING id, priority, GREATEST(0, extract(epoch FROM run_at - now()))::float8
         INTO released, released_priority, released_delay_s;
@@ -741,7 +746,7 @@ DECLARE
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtextextended(p_key, 0));
     FOR r IN SELECT id, parked_limit, parked_until FROM jobs
-             WHERE parked_on = p_key AND status = 'pending'
+             WHERE parked_on = p_key
              ORDER BY priority DESC, created_at FOR UPDATE SKIP LOCKED LOOP
         IF p_key LIKE 'fair:%' THEN
             SELECT r.parked_limit AS lim INTO eff;
@@ -799,3 +804,22 @@ $$;
 CREATE OR REPLACE TRIGGER jobs_release_slots AFTER UPDATE OF status ON jobs FOR EACH ROW
     WHEN (OLD.status = 'running' AND NEW.status <> 'running')
     EXECUTE FUNCTION jobcast_release_slots();
+
+-- A job that leaves pending (cancelled, paused, failed for waiting too long, ...) is no
+-- longer parked: whatever statement moves it, its key forgets it. A paused job that was
+-- parked is queued when resumed, and its claim looks at its keys again.
+CREATE OR REPLACE FUNCTION jobcast_unpark() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.parked_on := NULL;
+    NEW.parked_limit := NULL;
+    NEW.parked_until := NULL;
+    RETURN NEW;
+END
+$$;
+CREATE OR REPLACE TRIGGER jobs_unpark BEFORE UPDATE OF status ON jobs FOR EACH ROW
+    WHEN (NEW.status <> 'pending' AND NEW.parked_on IS NOT NULL)
+    EXECUTE FUNCTION jobcast_unpark();
+-- jobs of an earlier version that left pending parked
+UPDATE jobs SET parked_on = NULL, parked_limit = NULL, parked_until = NULL
+WHERE parked_on IS NOT NULL AND status <> 'pending';

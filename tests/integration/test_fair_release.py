@@ -18,7 +18,7 @@ import pytest
 from jobcast.concurrency import JobKey
 from jobcast.model import Claim, JobStatus
 from jobcast.registry import load_registry
-from jobcast.store import Store
+from jobcast.store import Store, apply_schema
 from jobcast.store.attempts import Held
 from tests.conftest import DatabaseFactory
 
@@ -156,3 +156,34 @@ async def test_a_share_cut_short_by_a_cancel_is_filled_by_the_sweeps_release(sto
     released = await store.release_key(group)  # what the sweep's pass over parked keys runs
     assert [r["id"] for r in released] == [waiting[0]]  # the share is full again: one
     assert await store.release_key(group) == []
+
+
+async def test_a_parked_job_that_leaves_pending_is_parked_no_more(store: Store) -> None:
+    owner = await store.create_owner(uuid.uuid4().hex)
+    queued = [await submit(store, owner) for _ in range(WINDOW)]
+    cancelled, paused, next_in_line = [await submit(store, owner) for _ in range(3)]
+    assert await store.cancel(cancelled, owner)
+    assert await store.pause(paused, owner)
+    assert await parked(store, cancelled) is None and await parked(store, paused) is None
+    # so the release passes them by without looking at their status
+    claim = await store.claim(queued[0])
+    assert isinstance(claim, Claim) and claim.released is not None
+    assert claim.released.job_id == next_in_line
+
+
+async def test_the_schema_unparks_what_an_earlier_version_left_parked(
+    new_database: DatabaseFactory,
+) -> None:
+    dsn = await new_database()
+    async with Store.open(dsn) as store:
+        owner = await store.create_owner(uuid.uuid4().hex)
+        [await submit(store, owner) for _ in range(WINDOW)]
+        left = await submit(store, owner)
+        async with store.pool.acquire() as conn:  # as an earlier version cancelled it
+            await conn.execute("ALTER TABLE jobs DISABLE TRIGGER jobs_unpark")
+            await conn.execute("UPDATE jobs SET status = 'cancelled' WHERE id = $1", left)
+            await conn.execute("ALTER TABLE jobs ENABLE TRIGGER jobs_unpark")
+        assert await parked(store, left) is not None
+    await apply_schema(dsn)
+    async with Store.open(dsn) as store:
+        assert await parked(store, left) is None
