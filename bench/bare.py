@@ -38,7 +38,7 @@ from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from bench.rawarq import keep_as_is, raw_queue
+from bench.rawarq import events_channel, keep_as_is, raw_queue
 from jobcast.settings import load_settings
 from jobcast.sql import QUERIES
 from jobcast.store.base import json_codecs
@@ -46,7 +46,9 @@ from jobcast.store.base import json_codecs
 # $1 job id
 SQL_JOB = "SELECT * FROM jobs WHERE id = $1"
 
-# the least a submit stores: the job's id, owner, type and input
+# the least a submit stores: the job's id, owner, type and input; and, for the jobs whose
+# type ends in EVENTED, the least a job's events need: the job's last seq, and each change
+# of the job as an event row numbered by it
 SQL_SCRATCH = """
 CREATE TABLE IF NOT EXISTS bench_submit (
     id uuid PRIMARY KEY,
@@ -54,12 +56,30 @@ CREATE TABLE IF NOT EXISTS bench_submit (
     type text NOT NULL,
     input jsonb NOT NULL,
     status text NOT NULL DEFAULT 'pending',
+    seq integer NOT NULL DEFAULT 0,
     created_at timestamptz NOT NULL DEFAULT now(),
     started_at timestamptz,
     finished_at timestamptz
+);
+CREATE TABLE IF NOT EXISTS bench_events (
+    job_id uuid NOT NULL,
+    seq integer NOT NULL,
+    kind text NOT NULL,
+    payload jsonb NOT NULL,
+    at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (job_id, seq)
 )"""
 # $1 id, $2 owner_id, $3 type, $4 input
 SQL_INSERT = "INSERT INTO bench_submit (id, owner_id, type, input) VALUES ($1, $2, $3, $4)"
+EVENTED = "_evented"
+# the same, with the job's first event in the same statement
+SQL_INSERT_EVENTED = """
+WITH j AS (
+    INSERT INTO bench_submit (id, owner_id, type, input, seq) VALUES ($1, $2, $3, $4, 1)
+    RETURNING id
+)
+INSERT INTO bench_events (job_id, seq, kind, payload)
+SELECT id, 1, 'status', '{"status": "pending"}' FROM j"""
 # every job of the bare app belongs to one owner
 OWNER = UUID("00000000-0000-0000-0000-00000000b0a5")
 
@@ -74,7 +94,11 @@ async def create_job(request: Request) -> Response:
     pool: asyncpg.Pool = request.state.pool
     arq: ArqRedis = request.state.arq
     job_input = orjson.dumps(body["input"]).decode()
-    await pool.execute(SQL_INSERT, job_id, OWNER, body["type"], job_input)
+    if body["type"].endswith(EVENTED):  # and the event published, as watchers get it
+        await pool.execute(SQL_INSERT_EVENTED, job_id, OWNER, body["type"], job_input)
+        await arq.publish(request.state.events, orjson.dumps({"id": str(job_id), "seq": 1}))
+    else:
+        await pool.execute(SQL_INSERT, job_id, OWNER, body["type"], job_input)
     await arq.enqueue_job(
         body["type"], str(job_id), _job_id=f"bare-{job_id}", _queue_name=request.state.queue
     )
@@ -199,6 +223,7 @@ def create_app() -> Starlette:
                     "json_pool": json_pool,
                     "arq": arq,
                     "queue": queue,
+                    "events": events_channel(settings.redis_prefix),
                     "fans": fans,
                 }
             finally:
