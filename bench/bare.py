@@ -61,7 +61,7 @@ CREATE TABLE IF NOT EXISTS bench_submit (
     started_at timestamptz,
     finished_at timestamptz
 );
-CREATE TABLE IF NOT EXISTS bench_events (
+CREATE TABLE IF NOT EXISTS bench_submit_events (
     job_id uuid NOT NULL,
     seq integer NOT NULL,
     kind text NOT NULL,
@@ -78,7 +78,7 @@ WITH j AS (
     INSERT INTO bench_submit (id, owner_id, type, input, seq) VALUES ($1, $2, $3, $4, 1)
     RETURNING id
 )
-INSERT INTO bench_events (job_id, seq, kind, payload)
+INSERT INTO bench_submit_events (job_id, seq, kind, payload)
 SELECT id, 1, 'status', '{"status": "pending"}' FROM j"""
 # every job of the bare app belongs to one owner
 OWNER = UUID("00000000-0000-0000-0000-00000000b0a5")

@@ -70,7 +70,7 @@ WITH j AS (
         finished_at = CASE WHEN $2 = 'completed' THEN now() END
     WHERE id = $1 RETURNING id, seq
 )
-INSERT INTO bench_events (job_id, seq, kind, payload)
+INSERT INTO bench_submit_events (job_id, seq, kind, payload)
 SELECT id, seq, 'status', jsonb_build_object('status', $2::text) FROM j
 RETURNING seq"""
 

@@ -421,16 +421,35 @@ WITH j AS (
 -- include: event_tail
 SELECT * FROM made
 
--- name: progress
--- $1 id, $2 attempt, $3 progress, $4 step, $5 message, $6 payload
-WITH j AS (
-    UPDATE jobs SET seq = seq + 1, progress = $3, step = $4, message = $5,
+-- name: progress_many
+-- The progress reports of running jobs, one each, in one statement (a worker's reports
+-- that came while its last such statement ran), each fenced by its attempt: each job
+-- whose attempt still runs gets its `progress` event, and its row the report. The rows are
+-- updated in the order of their ids (as the heartbeat's), so that two such statements
+-- never wait on each other in a circle.
+-- $1 ids, $2 attempts, $3 progress, $4 steps, $5 messages, $6 payloads
+WITH b AS (
+    SELECT * FROM unnest($1::uuid[], $2::integer[], $3::real[], $4::text[], $5::text[],
+                         $6::jsonb[]) AS b(id, attempt, progress, step, message, payload)
+), l AS (
+    SELECT jobs.id FROM jobs JOIN b ON b.id = jobs.id
+    WHERE jobs.attempts = b.attempt AND jobs.status = 'running'
+    ORDER BY jobs.id FOR NO KEY UPDATE OF jobs
+), j AS (
+    UPDATE jobs SET seq = seq + 1, progress = b.progress, step = b.step, message = b.message,
         heartbeat_at = now(), updated_at = now()
-    WHERE id = $1 AND attempts = $2 AND status = 'running'
-    RETURNING id, seq, owner_id, type, 'progress'::text AS event_kind, $6::jsonb AS event_payload
+    FROM b JOIN l ON l.id = b.id
+    WHERE jobs.id = b.id AND jobs.attempts = b.attempt AND jobs.status = 'running'
+    RETURNING jobs.id, jobs.seq, jobs.owner_id, jobs.type, 'progress'::text AS event_kind,
+              b.payload AS event_payload
+), e AS (
+    INSERT INTO job_events (job_id, seq, kind, payload)
+    SELECT j.id, j.seq, j.event_kind, j.event_payload FROM j
+    RETURNING job_id, at
 )
--- include: event_tail
-SELECT * FROM made
+SELECT j.*, e.at AS event_at,
+-- include: notify
+FROM j JOIN e ON e.job_id = j.id
 
 -- name: step
 -- A step starts (counted in its attempts), completes (its checkpoint, the result, stored
@@ -497,10 +516,18 @@ WITH j AS (
 SELECT * FROM made
 
 -- name: heartbeat
--- Beat for running attempts: the ids whose attempt is still running.
+-- Beat for running attempts: the ids whose attempt is still running. The rows are locked
+-- in the order of their ids, as progress_many locks them.
 -- $1 job ids, $2 their attempts
+WITH beat AS (
+    SELECT * FROM unnest($1::uuid[], $2::int[]) AS beat(id, attempt)
+), l AS (
+    SELECT jobs.id FROM jobs JOIN beat ON beat.id = jobs.id
+    WHERE jobs.attempts = beat.attempt AND jobs.status = 'running'
+    ORDER BY jobs.id FOR NO KEY UPDATE OF jobs
+)
 UPDATE jobs SET heartbeat_at = now()
-FROM unnest($1::uuid[], $2::int[]) AS beat(id, attempt)
+FROM beat JOIN l ON l.id = beat.id
 WHERE jobs.id = beat.id AND jobs.attempts = beat.attempt AND jobs.status = 'running'
 RETURNING jobs.id
 

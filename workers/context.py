@@ -22,6 +22,7 @@ from uuid import UUID
 from jobcast import metrics
 from jobcast.model import Event, StepState
 from jobcast.registry import JobType, StepHandle, Upload
+from jobcast.store.attempts import ProgressReport
 from workers import family, metadata, waiting
 from workers.checkpoints import Checkpoints, run_step
 from workers.persistence import AttemptLost, persist, persist_event
@@ -268,12 +269,10 @@ class Reporter:
     async def _write_progress(self, report: Report) -> None:
         """Store a progress report the gate lets through, then publish it."""
         written = await self._write_now(
-            lambda: self._store.record_progress(
-                self.job_id,
-                self.attempt,
-                progress=report.progress,
-                step=report.step,
-                message=report.message,
+            lambda: self._state.progress_writes.write(
+                ProgressReport(
+                    self.job_id, self.attempt, report.progress, report.step, report.message
+                )
             )
         )
         if not written:

@@ -29,6 +29,21 @@ class Held:
     released: Queued | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ProgressReport:
+    """One running job's progress report, to store with others (``record_progress_many``)."""
+
+    job_id: UUID
+    attempt: int
+    progress: float
+    step: str | None
+    message: str | None
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return {"progress": self.progress, "step": self.step, "message": self.message}
+
+
 class Attempts(StoreBase):
     async def claim(
         self, job_id: UUID, caps: dict[str, int] | None = None, *, worker: str = "unnamed"
@@ -92,8 +107,28 @@ class Attempts(StoreBase):
         step: str | None,
         message: str | None,
     ) -> Event | None:
-        payload = {"progress": progress, "step": step, "message": message}
-        return await self._change("progress", job_id, attempt, progress, step, message, payload)
+        """One job's progress report; its event, or None when its attempt no longer runs."""
+        events = await self.record_progress_many(
+            [ProgressReport(job_id, attempt, progress, step, message)]
+        )
+        return events.get(job_id)
+
+    async def record_progress_many(self, reports: list[ProgressReport]) -> dict[UUID, Event]:
+        """Many running jobs' progress reports (one a job) in one statement: the event of
+        each job whose attempt still runs, by job id (a job missing: its fence refused)."""
+        reports = sorted(reports, key=lambda r: r.job_id)
+        rows_ = await self._run(
+            lambda: self.pool.fetch(
+                QUERIES["progress_many"],
+                [r.job_id for r in reports],
+                [r.attempt for r in reports],
+                [r.progress for r in reports],
+                [r.step for r in reports],
+                [r.message for r in reports],
+                [r.payload for r in reports],
+            )
+        )
+        return {row["id"]: rows.event_of_change(row) for row in rows_}
 
     async def record_step(
         self,

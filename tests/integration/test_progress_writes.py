@@ -1,0 +1,133 @@
+"""A worker's progress reports, many jobs to a statement, against a real Postgres."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from jobcast.errors import StorageUnavailable
+from jobcast.model import Claim, Event
+from jobcast.registry import load_registry
+from jobcast.store import Store
+from jobcast.store.attempts import ProgressReport
+from tests.conftest import DatabaseFactory
+from workers.progress_writes import ProgressWrites
+
+
+@pytest.fixture
+async def store(new_database: DatabaseFactory) -> AsyncIterator[Store]:
+    async with Store.open(await new_database()) as opened:
+        yield opened
+
+
+class Counted:
+    """A real store whose statements of many reports are counted, with their sizes."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.sizes: list[int] = []
+
+    async def record_progress_many(self, reports: list[ProgressReport]) -> dict[UUID, Event]:
+        self.sizes.append(len(reports))
+        return await self.store.record_progress_many(reports)
+
+
+async def running_jobs(store: Store, count: int) -> list[UUID]:
+    owner = await store.create_owner(uuid.uuid4().hex)
+    ids = []
+    for _ in range(count):
+        created = await store.create_job(
+            owner_id=owner, job_type=load_registry().get("noop"), params={}
+        )
+        assert created is not None and isinstance(await store.claim(created.job.id), Claim)
+        ids.append(created.job.id)
+    return ids
+
+
+def report(job_id: UUID, progress: float = 50.0, message: str | None = None) -> ProgressReport:
+    return ProgressReport(job_id, 1, progress, None, message)
+
+
+async def stored(store: Store, job_id: UUID) -> list[tuple[int, Any]]:
+    rows = await store.pool.fetch(
+        "SELECT seq, payload FROM job_events WHERE job_id = $1 AND kind = 'progress' ORDER BY seq",
+        job_id,
+    )
+    return [(r["seq"], r["payload"]["progress"]) for r in rows]
+
+
+async def test_reports_made_while_a_statement_runs_go_together_each_with_its_event(
+    store: Store,
+) -> None:
+    ids = await running_jobs(store, 6)
+    counted = Counted(store)
+    writes = ProgressWrites(counted)  # type: ignore[arg-type]
+    first = asyncio.create_task(writes.write(report(ids[0], 10)))
+    await asyncio.sleep(0)  # its statement is on its way: the next ones wait for it
+    rest = [asyncio.create_task(writes.write(report(j, 20 + k))) for k, j in enumerate(ids[1:])]
+    events = [await first, *[await t for t in rest]]
+    assert counted.sizes == [1, 5]
+    for k, (job_id, event) in enumerate(zip(ids, events, strict=True)):
+        assert event is not None and event.job_id == job_id and event.kind == "progress"
+        assert event.seq == 3  # made (1), running (2), this report (3)
+        assert await stored(store, job_id) == [(3, 10 if k == 0 else 20 + k - 1)]
+    row = await store.pool.fetchrow("SELECT seq, progress FROM jobs WHERE id = $1", ids[3])
+    assert (row["seq"], row["progress"]) == (3, 22)
+
+
+async def test_a_job_whose_attempt_ended_gets_none_and_the_others_their_events(
+    store: Store,
+) -> None:
+    ids = await running_jobs(store, 3)
+    owner = await store.pool.fetchval("SELECT owner_id FROM jobs WHERE id = $1", ids[1])
+    assert await store.cancel(ids[1], owner)
+    writes = ProgressWrites(store)
+    events = await asyncio.gather(*(writes.write(report(j)) for j in ids))
+    assert events[1] is None and await stored(store, ids[1]) == []
+    assert events[0] is not None and events[2] is not None
+    assert [await stored(store, j) for j in (ids[0], ids[2])] == [[(3, 50)], [(3, 50)]]
+
+
+async def test_a_report_postgres_refuses_fails_alone(store: Store) -> None:
+    ids = await running_jobs(store, 3)
+    counted = Counted(store)
+    writes = ProgressWrites(counted)  # type: ignore[arg-type]
+    asked = [
+        writes.write(report(ids[0])),
+        writes.write(report(ids[1], 150)),
+        writes.write(report(ids[2])),
+    ]
+    outcomes = await asyncio.gather(*asked, return_exceptions=True)
+    assert "jobs_progress_check" in str(outcomes[1])  # over 100: the table's check refuses it
+    assert isinstance(outcomes[0], Event) and isinstance(outcomes[2], Event)
+    assert counted.sizes == [3, 1, 1, 1]  # together, then each alone
+    assert await stored(store, ids[1]) == []
+    assert await stored(store, ids[2]) == [(3, 50)]
+
+
+async def test_two_reports_of_one_job_never_share_a_statement_and_keep_their_order(
+    store: Store,
+) -> None:
+    [job_id] = await running_jobs(store, 1)
+    counted = Counted(store)
+    writes = ProgressWrites(counted)  # type: ignore[arg-type]
+    events = await asyncio.gather(
+        writes.write(report(job_id, 30)), writes.write(report(job_id, 60))
+    )
+    assert counted.sizes == [1, 1]
+    assert [e.seq for e in events if e is not None] == [3, 4]
+    assert await stored(store, job_id) == [(3, 30), (4, 60)]
+
+
+async def test_with_postgres_away_every_report_of_the_statement_fails_as_its_own_would() -> None:
+    async with Store.open("postgresql://postgres@127.0.0.1:9/none") as away:
+        writes = ProgressWrites(away)
+        outcomes = await asyncio.gather(
+            *(writes.write(report(uuid.uuid4())) for _ in range(3)), return_exceptions=True
+        )
+    assert all(isinstance(o, StorageUnavailable) for o in outcomes), outcomes

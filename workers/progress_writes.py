@@ -1,0 +1,105 @@
+"""The worker's progress reports, stored many jobs to a statement.
+
+Every running job of a worker stores its progress reports here rather than one
+statement each: a report that comes while no statement of these is in flight is
+written at once, alone (so a quiet worker adds no wait); reports that come while one
+is in flight wait for it and then go together, in one statement (``progress_many``),
+each fenced by its attempt. Under load a statement carries as many reports as the
+worker's jobs made meanwhile, so Postgres commits once for all of them.
+
+Each job still waits for its own report to be stored, and gets its own event back,
+before it publishes it: every event is stored with its gap-free ``seq`` before any
+watcher sees it, and a job's events keep their order (a job writes one at a time).
+When Postgres is away, each report in the statement fails as its own statement would
+have (and each job tries again, as it does with any write). A statement that fails for
+what one report holds is tried again one report at a time, so only that report fails;
+one that Postgres ends for a deadlock is tried again whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from uuid import UUID
+
+import asyncpg
+
+from jobcast.errors import StorageUnavailable
+from jobcast.model import Event
+from jobcast.store import Store
+from jobcast.store.attempts import ProgressReport
+
+log = logging.getLogger(__name__)
+
+_DEADLOCK_TRIES = 3
+
+Waiting = tuple[ProgressReport, "asyncio.Future[Event | None]"]
+
+
+class ProgressWrites:
+    """Stores the progress reports of a worker's jobs, gathered while a statement runs."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._waiting: list[Waiting] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def write(self, report: ProgressReport) -> Event | None:
+        """Store one job's report; its event, or None when its attempt no longer runs."""
+        future: asyncio.Future[Event | None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((report, future))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_all(), name="progress-writes")
+        return await future
+
+    async def _write_all(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = _one_a_job(self._waiting)
+                await self._write(batch)
+        finally:
+            self._writer = None
+
+    async def _write(self, batch: list[Waiting]) -> None:
+        live = [(report, future) for report, future in batch if not future.done()]
+        if not live:  # every job that asked was stopped meanwhile
+            return
+        for tried in range(1, _DEADLOCK_TRIES + 1):
+            try:
+                events = await self._store.record_progress_many([r for r, _ in live])
+            except asyncpg.DeadlockDetectedError as exc:
+                if tried < _DEADLOCK_TRIES:  # rolled back whole: nothing of it was stored
+                    log.info("progress of %d jobs: %s; trying again", len(live), exc)
+                    continue
+                _fail(live, exc)
+            except StorageUnavailable as exc:
+                _fail(live, exc)
+            except Exception as exc:
+                if len(live) == 1:
+                    _fail(live, exc)
+                    return
+                log.warning("progress of %d jobs: %s; storing each alone", len(live), exc)
+                for one in live:
+                    await self._write([one])
+            else:
+                for report, future in live:
+                    if not future.done():
+                        future.set_result(events.get(report.job_id))
+            return
+
+
+def _one_a_job(waiting: list[Waiting]) -> tuple[list[Waiting], list[Waiting]]:
+    """The reports to write now, at most one a job (in the order they came), and the rest."""
+    now: list[Waiting] = []
+    later: list[Waiting] = []
+    seen: set[UUID] = set()
+    for item in waiting:
+        (later if item[0].job_id in seen else now).append(item)
+        seen.add(item[0].job_id)
+    return now, later
+
+
+def _fail(batch: list[Waiting], exc: BaseException) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(exc)
