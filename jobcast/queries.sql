@@ -421,27 +421,46 @@ WITH j AS (
 -- include: event_tail
 SELECT * FROM made
 
--- name: progress_many
--- The progress reports of running jobs, one each, in one statement (a worker's reports
--- that came while its last such statement ran), each fenced by its attempt: each job
--- whose attempt still runs gets its `progress` event, and its row the report. The rows are
--- updated in the order of their ids (as the heartbeat's), so that two such statements
--- never wait on each other in a circle.
--- $1 ids, $2 attempts, $3 progress, $4 steps, $5 messages, $6 payloads
+-- name: reports
+-- The reports of running jobs, one a job, in one statement (a worker's reports made while
+-- its last such statement ran), each fenced by its attempt: a progress report, or a step
+-- that starts (counted in its attempts), completes (its checkpoint, the result, stored in
+-- the same statement as its event) or fails. A step's start is refused while the owner
+-- asks for a pause: the step boundary is where the job pauses (pause_at_boundary). Each
+-- job whose report applies gets its event (`progress` or `step`) and its row the report.
+-- The rows are locked in the order of their ids (as the heartbeat's), so that two such
+-- statements never wait on each other in a circle.
+-- $1 ids, $2 attempts, $3 kinds ('progress' or 'step'), $4 progress, $5 steps (the step
+-- a progress report was made in, or the step that changes), $6 step states, $7 steps'
+-- duration_ms, $8 messages (a progress report's, or a starting step's), $9 payloads,
+-- $10 results (of a step that completes)
 WITH b AS (
-    SELECT * FROM unnest($1::uuid[], $2::integer[], $3::real[], $4::text[], $5::text[],
-                         $6::jsonb[]) AS b(id, attempt, progress, step, message, payload)
+    SELECT * FROM unnest($1::uuid[], $2::integer[], $3::text[], $4::real[], $5::text[],
+                         $6::text[], $7::integer[], $8::text[], $9::jsonb[], $10::jsonb[])
+        AS b(id, attempt, kind, progress, step, state, duration_ms, message, payload, result)
 ), l AS (
     SELECT jobs.id FROM jobs JOIN b ON b.id = jobs.id
     WHERE jobs.attempts = b.attempt AND jobs.status = 'running'
     ORDER BY jobs.id FOR NO KEY UPDATE OF jobs
 ), j AS (
-    UPDATE jobs SET seq = seq + 1, progress = b.progress, step = b.step, message = b.message,
+    UPDATE jobs SET seq = seq + 1, progress = b.progress, step = b.step,
+        message = CASE WHEN b.kind = 'progress' OR b.state = 'running' THEN b.message
+                       ELSE jobs.message END,
         heartbeat_at = now(), updated_at = now()
     FROM b JOIN l ON l.id = b.id
     WHERE jobs.id = b.id AND jobs.attempts = b.attempt AND jobs.status = 'running'
-    RETURNING jobs.id, jobs.seq, jobs.owner_id, jobs.type, 'progress'::text AS event_kind,
+      AND NOT (b.kind = 'step' AND b.state = 'running' AND jobs.pause_requested)
+    RETURNING jobs.id, jobs.seq, jobs.owner_id, jobs.type, b.kind AS event_kind,
               b.payload AS event_payload
+), s AS (
+    UPDATE job_steps SET status = b.state,
+        started_at = CASE WHEN b.state = 'running' THEN now() ELSE job_steps.started_at END,
+        finished_at = CASE WHEN b.state = 'running' THEN NULL ELSE now() END,
+        duration_ms = b.duration_ms,
+        result = CASE WHEN b.state = 'completed' THEN b.result END,
+        attempts = job_steps.attempts + CASE WHEN b.state = 'running' THEN 1 ELSE 0 END
+    FROM b JOIN j ON j.id = b.id
+    WHERE b.kind = 'step' AND job_steps.job_id = b.id AND job_steps.name = b.step
 ), e AS (
     INSERT INTO job_events (job_id, seq, kind, payload)
     SELECT j.id, j.seq, j.event_kind, j.event_payload FROM j
@@ -450,31 +469,6 @@ WITH b AS (
 SELECT j.*, e.at AS event_at,
 -- include: notify
 FROM j JOIN e ON e.job_id = j.id
-
--- name: step
--- A step starts (counted in its attempts), completes (its checkpoint, the result, stored
--- in the same statement as its event) or fails. A start is refused while the owner asks
--- for a pause: the step boundary is where the job pauses (pause_at_boundary).
--- $1 id, $2 attempt, $3 step name, $4 step state, $5 duration_ms, $6 progress,
--- $7 payload, $8 message (when the step starts), $9 the step's result (when it completes)
-WITH j AS (
-    UPDATE jobs SET seq = seq + 1, progress = $6, step = $3,
-        message = CASE WHEN $4 = 'running' THEN $8 ELSE message END,
-        heartbeat_at = now(), updated_at = now()
-    WHERE id = $1 AND attempts = $2 AND status = 'running'
-      AND NOT (pause_requested AND $4 = 'running')
-    RETURNING id, seq, owner_id, type, 'step'::text AS event_kind, $7::jsonb AS event_payload
-), s AS (
-    UPDATE job_steps SET status = $4,
-        started_at = CASE WHEN $4 = 'running' THEN now() ELSE started_at END,
-        finished_at = CASE WHEN $4 = 'running' THEN NULL ELSE now() END,
-        duration_ms = $5,
-        result = CASE WHEN $4 = 'completed' THEN $9::jsonb END,
-        attempts = attempts + CASE WHEN $4 = 'running' THEN 1 ELSE 0 END
-    WHERE job_id = $1 AND name = $3 AND EXISTS (SELECT 1 FROM j)
-)
--- include: event_tail
-SELECT * FROM made
 
 -- name: finish
 -- $1 id, $2 attempt, $3 final status, $4 result, $5 error, $6 message, $7 payload
@@ -517,7 +511,7 @@ SELECT * FROM made
 
 -- name: heartbeat
 -- Beat for running attempts: the ids whose attempt is still running. The rows are locked
--- in the order of their ids, as progress_many locks them.
+-- in the order of their ids, as `reports` locks them.
 -- $1 job ids, $2 their attempts
 WITH beat AS (
     SELECT * FROM unnest($1::uuid[], $2::int[]) AS beat(id, attempt)

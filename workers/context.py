@@ -22,7 +22,7 @@ from uuid import UUID
 from jobcast import metrics
 from jobcast.model import Event, StepState
 from jobcast.registry import JobType, StepHandle, Upload
-from jobcast.store.attempts import ProgressReport
+from jobcast.store.reports import ProgressReport, StepReport
 from workers import family, metadata, waiting
 from workers.checkpoints import Checkpoints, run_step
 from workers.persistence import AttemptLost, persist, persist_event
@@ -164,18 +164,11 @@ class Reporter:
         self, name: str, state: StepState, duration_ms: int | None, result: Any = None
     ) -> None:
         progress = self._advance()
-        await self.write(
-            lambda: self._store.record_step(
-                self.job_id,
-                self.attempt,
-                step=name,
-                state=state,
-                duration_ms=duration_ms,
-                progress=progress,
-                message=f"{self._titles[name]}…" if state is StepState.RUNNING else None,
-                result=result,
-            )
+        message = f"{self._titles[name]}…" if state is StepState.RUNNING else None
+        report = StepReport(
+            self.job_id, self.attempt, name, state, duration_ms, progress, message, result
         )
+        await self.write(lambda: self._state.report_writes.write(report))
 
     @asynccontextmanager
     async def step(self, name: str) -> AsyncIterator[StepHandle]:
@@ -269,7 +262,7 @@ class Reporter:
     async def _write_progress(self, report: Report) -> None:
         """Store a progress report the gate lets through, then publish it."""
         written = await self._write_now(
-            lambda: self._state.progress_writes.write(
+            lambda: self._state.report_writes.write(
                 ProgressReport(
                     self.job_id, self.attempt, report.progress, report.step, report.message
                 )

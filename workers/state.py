@@ -22,7 +22,7 @@ from jobcast.store import Store
 from jobcast.tasks import stop_task, supervised
 from workers.deliveries import Deliveries
 from workers.heartbeat import Heartbeat
-from workers.progress_writes import ProgressWrites
+from workers.report_writes import ReportWrites
 from workers.sweep import worker_sweep
 
 
@@ -34,7 +34,7 @@ class WorkerState:
     queue: Queue
     heartbeat: Heartbeat
     publisher: Publisher
-    progress_writes: ProgressWrites
+    report_writes: ReportWrites
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     # work that must end before the store closes, whoever cancels its caller (hand-backs)
     finishing: set[asyncio.Task[Any]] = field(default_factory=set)
@@ -94,7 +94,7 @@ class WorkerState:
                 queue=queue,
                 heartbeat=heartbeat,
                 publisher=publisher,
-                progress_writes=ProgressWrites(store),
+                report_writes=ReportWrites(store),
             )
             state.tasks = [
                 asyncio.create_task(heartbeat.run_forever(), name="heartbeat"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,6 +15,7 @@ from jobcast.queue import Queued
 from jobcast.sql import QUERIES
 from jobcast.store import rows
 from jobcast.store.base import StoreBase
+from jobcast.store.reports import ProgressReport, Report, StepReport, columns
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,21 +29,6 @@ class Held:
     reason: str
     # the parked job of its fairness group released in its place: the worker queues it
     released: Queued | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ProgressReport:
-    """One running job's progress report, to store with others (``record_progress_many``)."""
-
-    job_id: UUID
-    attempt: int
-    progress: float
-    step: str | None
-    message: str | None
-
-    @property
-    def payload(self) -> dict[str, Any]:
-        return {"progress": self.progress, "step": self.step, "message": self.message}
 
 
 class Attempts(StoreBase):
@@ -98,6 +85,16 @@ class Attempts(StoreBase):
         payload = {"status": "pending", "message": message, "waiting_reason": message}
         return await self._change("note_waiting", job_id, message, payload)
 
+    async def record_reports(self, reports: Sequence[Report]) -> dict[UUID, Event]:
+        """Running jobs' reports (at most one a job) in one statement: the event of each
+        job whose report applied, by job id (a job missing: its fence refused it, or, for a
+        step's start, a pause is asked)."""
+        if not reports:
+            return {}
+        arrays = columns(reports)
+        rows_ = await self._run(lambda: self.pool.fetch(QUERIES["reports"], *arrays))
+        return {row["id"]: rows.event_of_change(row) for row in rows_}
+
     async def record_progress(
         self,
         job_id: UUID,
@@ -108,27 +105,8 @@ class Attempts(StoreBase):
         message: str | None,
     ) -> Event | None:
         """One job's progress report; its event, or None when its attempt no longer runs."""
-        events = await self.record_progress_many(
-            [ProgressReport(job_id, attempt, progress, step, message)]
-        )
-        return events.get(job_id)
-
-    async def record_progress_many(self, reports: list[ProgressReport]) -> dict[UUID, Event]:
-        """Many running jobs' progress reports (one a job) in one statement: the event of
-        each job whose attempt still runs, by job id (a job missing: its fence refused)."""
-        reports = sorted(reports, key=lambda r: r.job_id)
-        rows_ = await self._run(
-            lambda: self.pool.fetch(
-                QUERIES["progress_many"],
-                [r.job_id for r in reports],
-                [r.attempt for r in reports],
-                [r.progress for r in reports],
-                [r.step for r in reports],
-                [r.message for r in reports],
-                [r.payload for r in reports],
-            )
-        )
-        return {row["id"]: rows.event_of_change(row) for row in rows_}
+        report = ProgressReport(job_id, attempt, progress, step, message)
+        return (await self.record_reports([report])).get(job_id)
 
     async def record_step(
         self,
@@ -142,25 +120,9 @@ class Attempts(StoreBase):
         message: str | None = None,
         result: Any = None,
     ) -> Event | None:
-        """A step starts (``message`` then replaces the last step's), completes (``result``,
-        its checkpoint, stored with its event) or fails."""
-        payload: dict[str, Any] = {"step": step, "state": str(state), "progress": progress}
-        if duration_ms is not None:
-            payload["duration_ms"] = duration_ms
-        if state is StepState.RUNNING:
-            payload["message"] = message
-        return await self._change(
-            "step",
-            job_id,
-            attempt,
-            step,
-            str(state),
-            duration_ms,
-            progress,
-            payload,
-            message,
-            result,
-        )
+        """One job's step report (``StepReport``); its event, or None when it did not apply."""
+        report = StepReport(job_id, attempt, step, state, duration_ms, progress, message, result)
+        return (await self.record_reports([report])).get(job_id)
 
     async def finish(
         self,

@@ -1,14 +1,15 @@
-"""The worker's progress reports, stored many jobs to a statement.
+"""The reports of a worker's jobs (progress, and steps), stored many jobs to a statement.
 
-Every running job of a worker stores its progress reports here rather than one
-statement each: a report that comes while no statement of these is in flight is
-written at once, alone (so a quiet worker adds no wait); reports that come while one
-is in flight wait for it and then go together, in one statement (``progress_many``),
-each fenced by its attempt. Under load a statement carries as many reports as the
-worker's jobs made meanwhile, so Postgres commits once for all of them.
+Every running job of a worker stores its progress reports and its steps' starts and
+ends here rather than one statement each: a report that comes while no statement of
+these is in flight is written at once, alone (so a quiet worker adds no wait); reports
+that come while one is in flight wait for it and then go together, in one statement
+(``reports``), each fenced by its attempt. Under load a statement carries as many
+reports as the worker's jobs made meanwhile, so Postgres commits once for all of them.
 
 Each job still waits for its own report to be stored, and gets its own event back,
-before it publishes it: every event is stored with its gap-free ``seq`` before any
+before it publishes it or goes on (a step's end is its checkpoint, stored before the
+job's next line runs): every event is stored with its gap-free ``seq`` before any
 watcher sees it, and a job's events keep their order (a job writes one at a time).
 When Postgres is away, each report in the statement fails as its own statement would
 have (and each job tries again, as it does with any write). A statement that fails for
@@ -27,29 +28,30 @@ import asyncpg
 from jobcast.errors import StorageUnavailable
 from jobcast.model import Event
 from jobcast.store import Store
-from jobcast.store.attempts import ProgressReport
+from jobcast.store.reports import Report
 
 log = logging.getLogger(__name__)
 
 _DEADLOCK_TRIES = 3
 
-Waiting = tuple[ProgressReport, "asyncio.Future[Event | None]"]
+Waiting = tuple[Report, "asyncio.Future[Event | None]"]
 
 
-class ProgressWrites:
-    """Stores the progress reports of a worker's jobs, gathered while a statement runs."""
+class ReportWrites:
+    """Stores the reports of a worker's jobs, gathered while a statement runs."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
         self._waiting: list[Waiting] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def write(self, report: ProgressReport) -> Event | None:
-        """Store one job's report; its event, or None when its attempt no longer runs."""
+    async def write(self, report: Report) -> Event | None:
+        """Store one job's report; its event, or None when it did not apply (its attempt no
+        longer runs; a step's start while a pause is asked)."""
         future: asyncio.Future[Event | None] = asyncio.get_running_loop().create_future()
         self._waiting.append((report, future))
         if self._writer is None:
-            self._writer = asyncio.create_task(self._write_all(), name="progress-writes")
+            self._writer = asyncio.create_task(self._write_all(), name="report-writes")
         return await future
 
     async def _write_all(self) -> None:
@@ -66,10 +68,10 @@ class ProgressWrites:
             return
         for tried in range(1, _DEADLOCK_TRIES + 1):
             try:
-                events = await self._store.record_progress_many([r for r, _ in live])
+                events = await self._store.record_reports([r for r, _ in live])
             except asyncpg.DeadlockDetectedError as exc:
                 if tried < _DEADLOCK_TRIES:  # rolled back whole: nothing of it was stored
-                    log.info("progress of %d jobs: %s; trying again", len(live), exc)
+                    log.info("reports of %d jobs: %s; trying again", len(live), exc)
                     continue
                 _fail(live, exc)
             except StorageUnavailable as exc:
@@ -78,7 +80,7 @@ class ProgressWrites:
                 if len(live) == 1:
                     _fail(live, exc)
                     return
-                log.warning("progress of %d jobs: %s; storing each alone", len(live), exc)
+                log.warning("reports of %d jobs: %s; storing each alone", len(live), exc)
                 for one in live:
                     await self._write([one])
             else:

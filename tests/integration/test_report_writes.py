@@ -1,4 +1,4 @@
-"""A worker's progress reports, many jobs to a statement, against a real Postgres."""
+"""A worker's reports (progress, steps), many jobs to a statement, against a real Postgres."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from uuid import UUID
 import pytest
 
 from jobcast.errors import StorageUnavailable
-from jobcast.model import Claim, Event
+from jobcast.model import Claim, Event, StepState
 from jobcast.registry import load_registry
 from jobcast.store import Store
-from jobcast.store.attempts import ProgressReport
+from jobcast.store.reports import ProgressReport, Report, StepReport
 from tests.conftest import DatabaseFactory
-from workers.progress_writes import ProgressWrites
+from workers.report_writes import ReportWrites
 
 
 @pytest.fixture
@@ -32,17 +32,17 @@ class Counted:
         self.store = store
         self.sizes: list[int] = []
 
-    async def record_progress_many(self, reports: list[ProgressReport]) -> dict[UUID, Event]:
+    async def record_reports(self, reports: list[Report]) -> dict[UUID, Event]:
         self.sizes.append(len(reports))
-        return await self.store.record_progress_many(reports)
+        return await self.store.record_reports(reports)
 
 
-async def running_jobs(store: Store, count: int) -> list[UUID]:
+async def running_jobs(store: Store, count: int, job_type: str = "noop") -> list[UUID]:
     owner = await store.create_owner(uuid.uuid4().hex)
     ids = []
     for _ in range(count):
         created = await store.create_job(
-            owner_id=owner, job_type=load_registry().get("noop"), params={}
+            owner_id=owner, job_type=load_registry().get(job_type), params={}
         )
         assert created is not None and isinstance(await store.claim(created.job.id), Claim)
         ids.append(created.job.id)
@@ -66,7 +66,7 @@ async def test_reports_made_while_a_statement_runs_go_together_each_with_its_eve
 ) -> None:
     ids = await running_jobs(store, 6)
     counted = Counted(store)
-    writes = ProgressWrites(counted)  # type: ignore[arg-type]
+    writes = ReportWrites(counted)  # type: ignore[arg-type]
     first = asyncio.create_task(writes.write(report(ids[0], 10)))
     await asyncio.sleep(0)  # its statement is on its way: the next ones wait for it
     rest = [asyncio.create_task(writes.write(report(j, 20 + k))) for k, j in enumerate(ids[1:])]
@@ -86,7 +86,7 @@ async def test_a_job_whose_attempt_ended_gets_none_and_the_others_their_events(
     ids = await running_jobs(store, 3)
     owner = await store.pool.fetchval("SELECT owner_id FROM jobs WHERE id = $1", ids[1])
     assert await store.cancel(ids[1], owner)
-    writes = ProgressWrites(store)
+    writes = ReportWrites(store)
     events = await asyncio.gather(*(writes.write(report(j)) for j in ids))
     assert events[1] is None and await stored(store, ids[1]) == []
     assert events[0] is not None and events[2] is not None
@@ -96,7 +96,7 @@ async def test_a_job_whose_attempt_ended_gets_none_and_the_others_their_events(
 async def test_a_report_postgres_refuses_fails_alone(store: Store) -> None:
     ids = await running_jobs(store, 3)
     counted = Counted(store)
-    writes = ProgressWrites(counted)  # type: ignore[arg-type]
+    writes = ReportWrites(counted)  # type: ignore[arg-type]
     asked = [
         writes.write(report(ids[0])),
         writes.write(report(ids[1], 150)),
@@ -115,7 +115,7 @@ async def test_two_reports_of_one_job_never_share_a_statement_and_keep_their_ord
 ) -> None:
     [job_id] = await running_jobs(store, 1)
     counted = Counted(store)
-    writes = ProgressWrites(counted)  # type: ignore[arg-type]
+    writes = ReportWrites(counted)  # type: ignore[arg-type]
     events = await asyncio.gather(
         writes.write(report(job_id, 30)), writes.write(report(job_id, 60))
     )
@@ -126,8 +126,53 @@ async def test_two_reports_of_one_job_never_share_a_statement_and_keep_their_ord
 
 async def test_with_postgres_away_every_report_of_the_statement_fails_as_its_own_would() -> None:
     async with Store.open("postgresql://postgres@127.0.0.1:9/none") as away:
-        writes = ProgressWrites(away)
+        writes = ReportWrites(away)
         outcomes = await asyncio.gather(
             *(writes.write(report(uuid.uuid4())) for _ in range(3)), return_exceptions=True
         )
     assert all(isinstance(o, StorageUnavailable) for o in outcomes), outcomes
+
+
+async def test_steps_and_progress_of_several_jobs_share_a_statement(store: Store) -> None:
+    ids = await running_jobs(store, 3, "demo")  # its first step: "validate"
+    owner = await store.pool.fetchval("SELECT owner_id FROM jobs WHERE id = $1", ids[2])
+    assert await store.pause(ids[2], owner) is True  # asked: it pauses at its next step
+    counted = Counted(store)
+    writes = ReportWrites(counted)  # type: ignore[arg-type]
+    await writes.write(
+        StepReport(ids[0], 1, "validate", StepState.RUNNING, None, 0.0, "Validate input…")
+    )
+    start, done, progress, refused = await asyncio.gather(
+        writes.write(report(ids[1], 5)),
+        writes.write(
+            StepReport(ids[0], 1, "validate", StepState.COMPLETED, 12, 100.0, None, {"n": 7})
+        ),
+        writes.write(report(ids[1], 10)),
+        writes.write(
+            StepReport(ids[2], 1, "validate", StepState.RUNNING, None, 0.0, "Validate input…")
+        ),
+    )
+    assert counted.sizes == [1, 3, 1]  # ids[1]'s second report waits for its first
+    assert refused is None  # the step boundary is where it pauses: no start
+    assert done is not None and done.kind == "step"
+    assert done.data == {
+        "step": "validate",
+        "state": "completed",
+        "progress": 100.0,
+        "duration_ms": 12,
+    }
+    step = await store.pool.fetchrow(
+        "SELECT status, result, duration_ms, attempts FROM job_steps"
+        " WHERE job_id = $1 AND name = 'validate'",
+        ids[0],
+    )
+    assert dict(step) == {
+        "status": "completed",
+        "result": {"n": 7},
+        "duration_ms": 12,
+        "attempts": 1,
+    }
+    assert start is not None and progress is not None and progress.seq == start.seq + 1
+    assert await store.pool.fetchval(
+        "SELECT status FROM job_steps WHERE job_id = $1 AND name = 'validate'", ids[2]
+    ) == ("waiting")

@@ -1,0 +1,88 @@
+"""What a running job reports, stored many jobs to a statement (the ``reports`` statement).
+
+A progress report, or a step that starts, completes or fails: each is one event of its
+job, written with the job's row in the statement ``Attempts.record_reports`` runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from jobcast.model import StepState
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressReport:
+    """A running job's overall progress, the step it was made in, and a message."""
+
+    job_id: UUID
+    attempt: int
+    progress: float
+    step: str | None
+    message: str | None
+
+    def row(self) -> tuple[Any, ...]:
+        payload = {"progress": self.progress, "step": self.step, "message": self.message}
+        return (
+            self.job_id,
+            self.attempt,
+            "progress",
+            self.progress,
+            self.step,
+            None,
+            None,
+            self.message,
+            payload,
+            None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StepReport:
+    """A step of a running job starts (``message`` then replaces the last step's),
+    completes (``result``, its checkpoint, stored with its event) or fails."""
+
+    job_id: UUID
+    attempt: int
+    step: str
+    state: StepState
+    duration_ms: int | None
+    progress: float
+    message: str | None = None
+    result: Any = None
+
+    def row(self) -> tuple[Any, ...]:
+        payload: dict[str, Any] = {
+            "step": self.step,
+            "state": str(self.state),
+            "progress": self.progress,
+        }
+        if self.duration_ms is not None:
+            payload["duration_ms"] = self.duration_ms
+        message = None
+        if self.state is StepState.RUNNING:
+            payload["message"] = message = self.message
+        return (
+            self.job_id,
+            self.attempt,
+            "step",
+            self.progress,
+            self.step,
+            str(self.state),
+            self.duration_ms,
+            message,
+            payload,
+            self.result,
+        )
+
+
+Report = ProgressReport | StepReport
+
+
+def columns(reports: Sequence[Report]) -> list[list[Any]]:
+    """The statement's ten arrays, the reports in the order of their jobs' ids."""
+    ordered = sorted(reports, key=lambda r: r.job_id)
+    return [list(column) for column in zip(*(r.row() for r in ordered), strict=True)]
