@@ -432,11 +432,14 @@ SELECT * FROM made
 -- statements never wait on each other in a circle.
 -- $1 ids, $2 attempts, $3 kinds ('progress' or 'step'), $4 progress, $5 steps (the step
 -- a progress report was made in, or the step that changes), $6 step states, $7 steps'
--- duration_ms, $8 messages (a progress report's, or a starting step's), $9 payloads,
--- $10 results (of a step that completes)
+-- duration_ms, $8 messages (a progress report's, or a starting step's), $9 payloads and
+-- $10 results (of a step that completes), each as JSON text: an array of jsonb would take
+-- a result that is itself a list for a dimension of the array
 WITH b AS (
-    SELECT * FROM unnest($1::uuid[], $2::integer[], $3::text[], $4::real[], $5::text[],
-                         $6::text[], $7::integer[], $8::text[], $9::jsonb[], $10::jsonb[])
+    SELECT b.id, b.attempt, b.kind, b.progress, b.step, b.state, b.duration_ms, b.message,
+           b.payload::jsonb AS payload, b.result::jsonb AS result
+    FROM unnest($1::uuid[], $2::integer[], $3::text[], $4::real[], $5::text[], $6::text[],
+                $7::integer[], $8::text[], $9::text[], $10::text[])
         AS b(id, attempt, kind, progress, step, state, duration_ms, message, payload, result)
 ), l AS (
     SELECT jobs.id FROM jobs JOIN b ON b.id = jobs.id

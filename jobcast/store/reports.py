@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+import orjson
+
 from jobcast.model import StepState
 
 
@@ -83,6 +85,15 @@ Report = ProgressReport | StepReport
 
 
 def columns(reports: Sequence[Report]) -> list[list[Any]]:
-    """The statement's ten arrays, the reports in the order of their jobs' ids."""
+    """The statement's ten arrays, the reports in the order of their jobs' ids; payloads
+    and results as JSON text (a result that is a list would otherwise be taken for a
+    dimension of the array)."""
     ordered = sorted(reports, key=lambda r: r.job_id)
-    return [list(column) for column in zip(*(r.row() for r in ordered), strict=True)]
+    arrays = [list(column) for column in zip(*(r.row() for r in ordered), strict=True)]
+    arrays[8] = [_json(payload) for payload in arrays[8]]
+    arrays[9] = [None if result is None else _json(result) for result in arrays[9]]
+    return arrays
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()

@@ -176,3 +176,23 @@ async def test_steps_and_progress_of_several_jobs_share_a_statement(store: Store
     assert await store.pool.fetchval(
         "SELECT status FROM job_steps WHERE job_id = $1 AND name = 'validate'", ids[2]
     ) == ("waiting")
+
+
+@pytest.mark.parametrize("result", [[{"id": 1}, {"id": 2}], [[1, 2], [3]], "text", 7, None])
+async def test_a_steps_result_is_stored_as_it_is_whatever_its_shape(
+    store: Store, result: Any
+) -> None:
+    ids = await running_jobs(store, 2, "demo")
+    writes = ReportWrites(store)
+    for job_id in ids:
+        await writes.write(StepReport(job_id, 1, "fetch", StepState.RUNNING, None, 0.0, "Fetch…"))
+    await asyncio.gather(
+        writes.write(StepReport(ids[0], 1, "fetch", StepState.COMPLETED, 5, 40.0, None, result)),
+        writes.write(report(ids[1], 20)),
+    )
+    fetch = next(c for c in await store.checkpoints(ids[0]) if c.name == "fetch")
+    assert fetch.completed and fetch.result == result
+    stored_result = await store.pool.fetchval(
+        "SELECT result FROM job_steps WHERE job_id = $1 AND name = 'fetch'", ids[0]
+    )
+    assert stored_result == result
