@@ -42,7 +42,7 @@ async def queue_in_place(queue: Queue, job_id: UUID, released: Queued) -> None:
             priority=released.priority,
             group=released.group,
         )
-    except (RedisError, OSError) as exc:
+    except (RedisError, OSError, TimeoutError) as exc:
         log.warning(
             "job %s: %s, released in its place, not queued yet (%s); the outbox will",
             job_id,

@@ -55,10 +55,16 @@ class ReportWrites:
         return await future
 
     async def _write_all(self) -> None:
+        batch: list[Waiting] = []
         try:
             while self._waiting:
                 batch, self._waiting = _one_a_job(self._waiting)
                 await self._write(batch)
+        except BaseException:  # stopped midway (the worker's loop closing): none waits forever
+            for _, future in batch + self._waiting:
+                future.cancel()
+            self._waiting = []
+            raise
         finally:
             self._writer = None
 

@@ -196,3 +196,17 @@ async def test_a_steps_result_is_stored_as_it_is_whatever_its_shape(
         "SELECT result FROM job_steps WHERE job_id = $1 AND name = 'fetch'", ids[0]
     )
     assert stored_result == result
+
+
+async def test_a_writer_stopped_midway_leaves_no_job_waiting_forever(store: Store) -> None:
+    ids = await running_jobs(store, 2)
+    writes = ReportWrites(store)
+    first = asyncio.create_task(writes.write(report(ids[0])))
+    await asyncio.sleep(0)
+    second = asyncio.create_task(writes.write(report(ids[1])))
+    await asyncio.sleep(0)
+    assert writes._writer is not None
+    writes._writer.cancel()  # as the worker's loop closing does
+    for waiting in (first, second):
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(waiting, timeout=5)
