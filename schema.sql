@@ -556,7 +556,8 @@ ALTER TABLE jobs ADD COLUMN IF NOT EXISTS released_by uuid;
 -- 'fair:owner:<id>' without a tenant). At most JOBCAST_FAIR_WINDOW jobs of a group are
 -- on arq's queue at once; the rest are parked on the group and released as those start.
 ALTER TABLE jobs ADD COLUMN IF NOT EXISTS fair_key text;
--- a group's jobs on the queue (pending, not parked) are counted at each submit and start
+-- a group's jobs on the queue (pending, not parked) are counted at each submit, and by the
+-- sweep's pass that fills a group's share (jobcast_release)
 CREATE INDEX IF NOT EXISTS jobs_fair_queued_idx ON jobs (fair_key)
     WHERE status = 'pending' AND parked_on IS NULL AND fair_key IS NOT NULL;
 -- a key's parked jobs, in the order they are released: priority, then age. Only a

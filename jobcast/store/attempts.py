@@ -10,12 +10,12 @@ from uuid import UUID
 
 import asyncpg
 
-from jobcast.model import Claim, Event, JobStatus, StepState
+from jobcast.model import Claim, Event, JobStatus
 from jobcast.queue import Queued
 from jobcast.sql import QUERIES
 from jobcast.store import rows
 from jobcast.store.base import StoreBase
-from jobcast.store.reports import ProgressReport, Report, StepReport, columns
+from jobcast.store.reports import Report, columns
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,35 +94,6 @@ class Attempts(StoreBase):
         arrays = columns(reports)
         rows_ = await self._run(lambda: self.pool.fetch(QUERIES["reports"], *arrays))
         return {row["id"]: rows.event_of_change(row) for row in rows_}
-
-    async def record_progress(
-        self,
-        job_id: UUID,
-        attempt: int,
-        *,
-        progress: float,
-        step: str | None,
-        message: str | None,
-    ) -> Event | None:
-        """One job's progress report; its event, or None when its attempt no longer runs."""
-        report = ProgressReport(job_id, attempt, progress, step, message)
-        return (await self.record_reports([report])).get(job_id)
-
-    async def record_step(
-        self,
-        job_id: UUID,
-        attempt: int,
-        *,
-        step: str,
-        state: StepState,
-        duration_ms: int | None,
-        progress: float,
-        message: str | None = None,
-        result: Any = None,
-    ) -> Event | None:
-        """One job's step report (``StepReport``); its event, or None when it did not apply."""
-        report = StepReport(job_id, attempt, step, state, duration_ms, progress, message, result)
-        return (await self.record_reports([report])).get(job_id)
 
     async def finish(
         self,

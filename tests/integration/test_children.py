@@ -15,6 +15,7 @@ from jobcast.endpoints import Endpoints
 from jobcast.model import Claim, JobStatus
 from jobcast.registry import load_registry
 from jobcast.store import Store
+from jobcast.store.reports import ProgressReport
 from tests.conftest import DatabaseFactory
 from tests.in_process import worker_settings
 from tests.support import eventually
@@ -68,8 +69,8 @@ async def test_a_waiting_parent_writes_progress_only_when_its_children_change(
         await asyncio.sleep(8 * POLL_S)  # eight looks at a child that does not change
         while_unchanged = await progress_events(store, parent.job.id)
 
-        await store.record_progress(
-            child.job.id, child_claim.attempt, progress=50, step=None, message="half"
+        await store.record_reports(
+            [ProgressReport(child.job.id, child_claim.attempt, 50, None, "half")]
         )
 
         async def reported_the_change() -> bool:

@@ -9,18 +9,23 @@ worker to queue. These tests call the store as a worker does, with no Redis.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from uuid import UUID
 
 import pytest
+import redis.asyncio as aioredis
 
 from jobcast.concurrency import JobKey
 from jobcast.model import Claim, JobStatus
+from jobcast.queue import Queue
 from jobcast.registry import load_registry
+from jobcast.settings import load_settings
 from jobcast.store import Store, apply_schema
 from jobcast.store.attempts import Held
 from tests.conftest import DatabaseFactory
+from workers.released import queue_in_place
 
 WINDOW = 2
 
@@ -187,3 +192,24 @@ async def test_the_schema_unparks_what_an_earlier_version_left_parked(
     await apply_schema(dsn)
     async with Store.open(dsn) as store:
         assert await parked(store, left) is None
+
+
+async def test_a_release_redis_refuses_is_left_for_the_outbox_to_queue(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    owner = await store.create_owner(uuid.uuid4().hex)
+    queued = [await submit(store, owner) for _ in range(WINDOW)]
+    waiting = await submit(store, owner)
+    claim = await store.claim(queued[0])
+    assert isinstance(claim, Claim) and claim.released is not None
+    nowhere = "redis://127.0.0.1:9/0"  # nothing listens there: Redis refuses
+    redis = aioredis.Redis.from_url(nowhere, socket_connect_timeout=1)
+    try:
+        settings = load_settings(environ={}, redis_url=nowhere, redis_prefix="fair-release")
+        with caplog.at_level(logging.WARNING, logger="workers.released"):
+            await queue_in_place(Queue(redis, settings), queued[0], claim.released)  # no raise
+    finally:
+        await redis.aclose()
+    assert f"{waiting}, released in its place, not queued yet" in caplog.text
+    # the outbox's look for pending jobs missing from the queue finds it
+    assert waiting in {r["id"] for r in await store.pending(older_than_s=0)}

@@ -27,6 +27,7 @@ from jobcast.queue import IN_PROGRESS_TTL_MS
 from jobcast.registry import load_registry
 from jobcast.sql import NOTIFY_CHANNEL
 from jobcast.store import Store, apply_schema
+from jobcast.store.reports import ProgressReport
 from tests.chaos import PrivatePostgres, PrivateRedis, Watcher, chaos_env
 from tests.conftest import DatabaseFactory
 from tests.support import (
@@ -544,9 +545,10 @@ async def test_a_write_that_landed_before_its_answer_was_lost_is_not_made_again(
 
         async def progress_whose_answer_is_lost() -> Event | None:
             nonlocal answers_lost
-            event = await store.record_progress(
-                created.job.id, claim.attempt, progress=40, step=None, message="40 %"
+            events = await store.record_reports(
+                [ProgressReport(created.job.id, claim.attempt, 40, None, "40 %")]
             )
+            event = events.get(created.job.id)
             if answers_lost == 0:
                 answers_lost += 1
                 raise StorageUnavailable("the connection dropped after the commit")
