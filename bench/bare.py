@@ -11,7 +11,9 @@ answers what jobcast's API promises does); ``WS /ws``
 accepts, sends one small message and waits for the client to leave; ``WS /ws/jobs/{id}``
 does the same with the job's row read from jobcast's table as its message; ``WS /fan`` does
 the same and gets every message published on the app's fan-out channel, sent to each
-open ``/fan`` socket in turn (the least a broadcast over Redis pub/sub does). It is started
+open ``/fan`` socket in turn (the least a broadcast over Redis pub/sub does); ``WS /feed/{key}``
+gets what is published on its key's channel (one pattern subscription for all of them: the
+least a process delivering many jobs' events over pub/sub does). It is started
 with jobcast's own uvicorn options (``jobcast.dev.web_command``, the app swapped),
 so the throughput, polling and connection figures put jobcast next to the stack
 it is built on: no auth, no owner check, no validation, no steps, no events, no
@@ -198,6 +200,40 @@ async def fan_out(redis: aioredis.Redis, channel: str, fans: set[WebSocket]) -> 
                     await ws.send_text(text)
 
 
+def feed_channel(prefix: str, key: str) -> str:
+    """A /feed socket's channel: what is published there goes to the socket of that key."""
+    return f"{prefix}:bare-feed:{key}"
+
+
+async def feed_socket(ws: WebSocket) -> None:
+    feeds: dict[str, WebSocket] = ws.state.feeds
+    key = ws.path_params["key"]
+    await ws.accept()
+    await ws.send_text('{"type":"snapshot"}')
+    feeds[key] = ws
+    try:
+        while (await ws.receive())["type"] != "websocket.disconnect":
+            pass
+    except WebSocketDisconnect:
+        pass
+    finally:
+        feeds.pop(key, None)
+
+
+async def feed_out(redis: aioredis.Redis, prefix: str, feeds: dict[str, WebSocket]) -> None:
+    """Send each message of a feed's channel to that feed's socket."""
+    start = len(feed_channel(prefix, ""))
+    async with redis.pubsub() as pubsub:
+        await pubsub.psubscribe(feed_channel(prefix, "*"))
+        async for message in pubsub.listen():
+            if message["type"] != "pmessage":
+                continue
+            ws = feeds.get(message["channel"][start:].decode())
+            if ws is not None:
+                with contextlib.suppress(Exception):  # a socket that left meanwhile
+                    await ws.send_text(message["data"].decode())
+
+
 def create_app() -> Starlette:
     dsn = os.environ["DATABASE_URL"]
     pool_size = int(os.environ.get("JOBCAST_PG_POOL_MAX", "10"))
@@ -217,6 +253,8 @@ def create_app() -> Starlette:
             arq = await create_pool(redis)
             fans: set[WebSocket] = set()
             fanning = asyncio.create_task(fan_out(arq, fan_channel(settings.redis_prefix), fans))
+            feeds: dict[str, WebSocket] = {}
+            feeding = asyncio.create_task(feed_out(arq, settings.redis_prefix, feeds))
             try:
                 yield {
                     "pool": pool,
@@ -225,11 +263,13 @@ def create_app() -> Starlette:
                     "queue": queue,
                     "events": events_channel(settings.redis_prefix),
                     "fans": fans,
+                    "feeds": feeds,
                 }
             finally:
-                fanning.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await fanning
+                for task in (fanning, feeding):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
                 await arq.aclose()
 
     return Starlette(
@@ -241,6 +281,7 @@ def create_app() -> Starlette:
             WebSocketRoute("/ws", socket),
             WebSocketRoute("/ws/jobs/{job_id}", job_socket),
             WebSocketRoute("/fan", fan_socket),
+            WebSocketRoute("/feed/{key}", feed_socket),
         ],
         lifespan=lifespan,
     )

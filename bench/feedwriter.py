@@ -1,0 +1,86 @@
+"""The writer of benchmark 9's delivered floor, in a process of its own (as a worker is).
+
+``python -m bench.feedwriter DSN REDIS_URL PREFIX JOBS EVENTS BATCH`` stores ``EVENTS``
+events of each of ``JOBS`` jobs, ``BATCH`` jobs at a time (a worker's concurrency): one
+event of each of the batch's jobs in one statement (committed), then each published on
+its job's ``/feed`` channel (bench/bare.py) in one pipeline, round after round. It prints
+the wall time it began (after connecting) and then the one it ended, one a line. No job,
+no check, no attempt: the least that stores events in batches before publishing them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from datetime import UTC, datetime
+
+import asyncpg
+import orjson
+import redis.asyncio as aioredis
+
+from bench.bare import feed_channel
+
+SQL_SCRATCH = """
+CREATE TABLE IF NOT EXISTS bench_feed_events (
+    job int NOT NULL, seq int NOT NULL, at timestamptz NOT NULL DEFAULT now(),
+    kind text NOT NULL, payload jsonb NOT NULL, PRIMARY KEY (job, seq)
+)"""
+# $1 jobs, $2 seqs, $3 payloads
+SQL_EVENTS = """
+INSERT INTO bench_feed_events (job, seq, kind, payload)
+SELECT job, seq, 'progress', payload FROM unnest($1::int[], $2::int[], $3::jsonb[])
+    AS b(job, seq, payload)
+RETURNING job, at"""
+
+
+def message(job: int, seq: int, at: datetime, events: int) -> bytes:
+    """The event as a watcher gets it, about the size of jobcast's progress event."""
+    return orjson.dumps(
+        {
+            "type": "event",
+            "job_id": f"00000000-0000-0000-0000-{job:012d}",
+            "seq": seq,
+            "kind": "progress",
+            "at": at,
+            "progress": round(100 * seq / events, 2),
+            "step": "report",
+            "message": f"{seq} of {events}",
+        }
+    )
+
+
+async def write(dsn: str, redis_url: str, prefix: str, jobs: int, events: int, batch: int) -> None:
+    conn = await asyncpg.connect(dsn)
+    redis = aioredis.Redis.from_url(redis_url)
+    try:
+        await conn.execute(SQL_SCRATCH)
+        await conn.execute("TRUNCATE bench_feed_events")
+        print(time.time(), flush=True)
+        for first in range(0, jobs, batch):
+            group = list(range(first, min(first + batch, jobs)))
+            for seq in range(1, events + 1):
+                payload = orjson.dumps({"progress": 100 * seq / events}).decode()
+                rows = await conn.fetch(
+                    SQL_EVENTS, group, [seq] * len(group), [payload] * len(group)
+                )
+                async with redis.pipeline(transaction=False) as pipe:
+                    for row in rows:
+                        text = message(row["job"], seq, row["at"].astimezone(UTC), events)
+                        pipe.publish(feed_channel(prefix, str(row["job"])), text)
+                    await pipe.execute()
+        print(time.time(), flush=True)
+    finally:
+        await conn.execute("DROP TABLE IF EXISTS bench_feed_events")
+        await conn.close()
+        await redis.aclose()
+
+
+def main(argv: list[str]) -> int:
+    dsn, redis_url, prefix, jobs, events, batch = argv
+    asyncio.run(write(dsn, redis_url, prefix, int(jobs), int(events), int(batch)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
