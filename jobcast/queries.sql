@@ -194,7 +194,7 @@ WITH g AS (
 ), f AS (
     SELECT CASE WHEN $25::int > 0 AND $20 = 'pending'
                 THEN 'fair:' || COALESCE('tenant:' || $22::text, 'owner:' || $2::text) END AS key
-), p AS (
+), p AS MATERIALIZED (  -- once: inlined, the count would run for each use of `full`
     SELECT f.key, f.key IS NOT NULL AND $7::float8 <= 0
                   AND jobcast_fair_queued(f.key, NULL) >= $25::int AS full
     FROM f
