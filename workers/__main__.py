@@ -17,7 +17,6 @@ import sys
 from typing import Any, cast
 
 import uvloop
-from arq.worker import Worker
 from redis.exceptions import RedisError
 
 from jobcast.errors import ConfigError
@@ -26,6 +25,7 @@ from jobcast.logs import setup_logging
 from jobcast.settings import Settings, settings_or_exit
 from workers.heartbeat import Heartbeat, alive_key
 from workers.settings import log_ready, worker_options
+from workers.starts import Worker
 from workers.state import WorkerContext, WorkerState
 
 log = logging.getLogger("workers")

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import redis.asyncio as aioredis
+from arq.constants import in_progress_key_prefix
 
 from jobcast.endpoints import Endpoints
 from jobcast.model import JobStatus
@@ -46,11 +47,16 @@ def test_a_bad_setting_stops_the_worker_with_one_line_naming_it(args: list[str])
     assert done.stdout == ""
 
 
-class CutAtWatch:
-    """A TCP proxy in front of Redis that drops the first connections that send a WATCH.
+IN_PROGRESS = in_progress_key_prefix.encode()
 
-    arq sends WATCH when it starts a job it took from the queue, after counting the job
-    as started: dropping the connection there is a Redis outage at the worst moment.
+
+class CutAtStart:
+    """A TCP proxy in front of Redis that drops the first connections that name a job's
+    in-progress key.
+
+    The worker names it first when it starts a job it took from the queue (its start
+    script, workers/starts.py), after counting the job as started: dropping the
+    connection there is a Redis outage at the worst moment.
     """
 
     def __init__(self, upstream_url: str, cuts: int) -> None:
@@ -65,7 +71,7 @@ class CutAtWatch:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}{self._path}"
 
-    async def __aenter__(self) -> CutAtWatch:
+    async def __aenter__(self) -> CutAtStart:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
@@ -80,7 +86,7 @@ class CutAtWatch:
         async def pump(r: asyncio.StreamReader, w: asyncio.StreamWriter, upward: bool) -> None:
             with contextlib.suppress(OSError, asyncio.IncompleteReadError):
                 while chunk := await r.read(65_536):
-                    if upward and b"WATCH" in chunk.upper() and self.cuts_left > 0:
+                    if upward and IN_PROGRESS in chunk and self.cuts_left > 0:
                         self.cuts_left -= 1
                         break
                     w.write(chunk)
@@ -98,7 +104,7 @@ async def test_a_redis_error_as_a_job_starts_does_not_cost_the_worker_a_slot(
 ) -> None:
     """One job slot: a Redis error as arq starts a job must leave it free for the next."""
     database = await new_database()
-    async with CutAtWatch(endpoints.redis_url, cuts=2) as proxy:
+    async with CutAtStart(endpoints.redis_url, cuts=2) as proxy:
         settings = worker_settings(endpoints, database, redis_url=proxy.url, worker_concurrency=1)
         direct = worker_settings(
             endpoints, database, redis_prefix=settings.redis_prefix, worker_concurrency=1
