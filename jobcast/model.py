@@ -198,6 +198,17 @@ class Job:
 
 
 @dataclass(frozen=True, slots=True)
+class StepCheckpoint:
+    """Where a step of a job stands when an attempt starts."""
+
+    name: str
+    completed: bool
+    result: Any
+    answered: bool
+    answer: Any
+
+
+@dataclass(frozen=True, slots=True)
 class Claim:
     """A worker's hold on one attempt of a job: every later write is fenced by ``attempt``."""
 
@@ -206,6 +217,8 @@ class Claim:
     event: Event
     # the parked job of its fairness group released in its place: the worker queues it
     released: Queued | None = None
+    # the job's steps in order, as the attempt starts: where it resumes from
+    checkpoints: tuple[StepCheckpoint, ...] = ()
 
 
 MAX_DELAY_S = 30 * 86_400

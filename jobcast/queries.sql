@@ -384,7 +384,11 @@ SELECT pg_notify('jobcast_events', $1)
 -- held_key, held_limit, held_until, held_reason), the parked job of its fairness group
 -- released in its place (released, released_priority, released_delay_s, released_group:
 -- the worker queues it), and the claimed job with its event when it was claimed.
--- The claiming worker is written down with the attempt's number (job_claims).
+-- The claiming worker is written down with the attempt's number (job_claims). The answer
+-- also holds where the attempt starts from (checkpoints): each step of the job in order,
+-- whether it completed (and its stored result), and the answer a person gave to its
+-- question, if any; read as the statement began, before it resets the steps that did not
+-- complete (a completed one, the checkpoint, it leaves as it is).
 -- $1 id, $2 capped types, $3 their caps, $4 the worker (host:pid)
 WITH g AS (
     SELECT * FROM jobcast_admit($1, $2::text[], $3::integer[])
@@ -407,7 +411,14 @@ WITH g AS (
 )
 -- include: event_tail
 SELECT g.job_type AS gate_type, g.held_key, g.held_limit, g.held_until, g.held_reason,
-       g.released, g.released_priority, g.released_delay_s, g.released_group, made.*
+       g.released, g.released_priority, g.released_delay_s, g.released_group, made.*,
+       (SELECT jsonb_agg(jsonb_build_object('name', s.name,
+                                            'completed', s.status = 'completed',
+                                            'result', s.result,
+                                            'answered', i.answered_at IS NOT NULL,
+                                            'answer', i.answer) ORDER BY s.position)
+        FROM job_steps s LEFT JOIN job_inputs i ON i.job_id = s.job_id AND i.step = s.name
+        WHERE s.job_id = made.id) AS checkpoints
 FROM g LEFT JOIN made ON true
 
 -- name: note_waiting
@@ -530,13 +541,6 @@ RETURNING jobs.id
 
 
 -- durable jobs: checkpoints, a person in the loop, pause, drafts
-
--- name: checkpoints
--- Where an attempt starts from: each step of the job in order, whether it completed (and
--- its stored result), and the answer a person gave to its question, if any. $1 job id
-SELECT s.name, s.status, s.result, i.answer, i.answered_at IS NOT NULL AS answered
-FROM job_steps s LEFT JOIN job_inputs i ON i.job_id = s.job_id AND i.step = s.name
-WHERE s.job_id = $1 ORDER BY s.position
 
 -- name: resumed
 -- An attempt resumes from checkpoints: progress starts at the completed steps' share.

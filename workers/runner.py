@@ -45,7 +45,7 @@ from jobcast.registry import JobType
 from jobcast.store import Held
 from workers.checkpoints import Checkpoints
 from workers.context import Reporter
-from workers.persistence import AttemptLost, persist
+from workers.persistence import AttemptLost
 from workers.released import queue_in_place, queue_released
 from workers.retries import next_try
 from workers.state import WorkerContext, WorkerState
@@ -214,7 +214,7 @@ async def _run_claimed(state: WorkerState, claim: Claim, score: int) -> None:
             if claim.released is not None:  # its fairness group's next takes its place
                 await queue_in_place(state.queue, job.id, claim.released)
             taken = await _take_off_queue(state, job.id)
-            await _start(state, reporter)
+            await _start(state, reporter, claim)
         except asyncio.CancelledError:
             await state.outlive_cancel(_hand_back(state, reporter))
             raise
@@ -234,14 +234,10 @@ async def _run_claimed(state: WorkerState, claim: Claim, score: int) -> None:
         await queue_released(state.store, state.queue, job.id)
 
 
-async def _start(state: WorkerState, reporter: Reporter) -> None:
-    """Where the attempt starts: after the steps that earlier attempts completed."""
-    checkpoints = await persist(
-        lambda: state.store.checkpoints(reporter.job_id),
-        deadline_s=state.settings.persist_deadline_s,
-        what=f"job {reporter.job_id}",
-    )
-    reporter.start_from(Checkpoints(checkpoints))
+async def _start(state: WorkerState, reporter: Reporter, claim: Claim) -> None:
+    """Where the attempt starts: after the steps that earlier attempts completed (the
+    claim read them)."""
+    reporter.start_from(Checkpoints(claim.checkpoints))
     if reporter.checkpoints.resumes:
         await _resumed(state, reporter, reporter.checkpoints)
 

@@ -9,12 +9,13 @@ driver errors that mean "Postgres is not there" become ``StorageUnavailable`` (`
 
 from __future__ import annotations
 
+from jobcast.model import StepCheckpoint
 from jobcast.store.admin import Admin, AdminQuery, PausedType
 from jobcast.store.attempts import Attempts, Held
 from jobcast.store.base import StoreBase
 from jobcast.store.batches import Batches, BatchJob, BatchJobState
 from jobcast.store.deliveries import Deliveries
-from jobcast.store.interaction import ExpiredInput, Interaction, StepCheckpoint
+from jobcast.store.interaction import ExpiredInput, Interaction
 from jobcast.store.jobs import Created, Jobs
 from jobcast.store.keys import AppKey, JobScope, Keys, NewAppKey
 from jobcast.store.limits import KeyLimitRow, Limits

@@ -66,6 +66,7 @@ class Attempts(StoreBase):
             attempt=job.attempts,
             event=rows.event_of_change(row),
             released=_released(row),
+            checkpoints=rows.checkpoints(row["checkpoints"]),
         )
 
     async def take_released(self, job_id: UUID) -> list[asyncpg.Record]:

@@ -18,17 +18,6 @@ from jobcast.store.attempts import Attempts
 
 
 @dataclass(frozen=True, slots=True)
-class StepCheckpoint:
-    """Where a step of a job stands when an attempt starts."""
-
-    name: str
-    completed: bool
-    result: Any
-    answered: bool
-    answer: Any
-
-
-@dataclass(frozen=True, slots=True)
 class ExpiredInput:
     """A waiting job's question whose time limit passed."""
 
@@ -41,20 +30,6 @@ class ExpiredInput:
 
 
 class Interaction(Attempts):
-    async def checkpoints(self, job_id: UUID) -> list[StepCheckpoint]:
-        """The job's steps in order: completed (with the stored result) or not, answered."""
-        found = await self._run(lambda: self.pool.fetch(QUERIES["checkpoints"], job_id))
-        return [
-            StepCheckpoint(
-                name=r["name"],
-                completed=r["status"] == "completed",
-                result=r["result"],
-                answered=r["answered"],
-                answer=r["answer"],
-            )
-            for r in found
-        ]
-
     async def record_resumed(
         self, job_id: UUID, attempt: int, *, step: str | None, skipped: list[str], progress: float
     ) -> Event | None:
@@ -168,4 +143,4 @@ class Interaction(Attempts):
         return await self._change("start_draft", job_id, owner_id, cap, payload)
 
 
-__all__ = ["ExpiredInput", "Interaction", "StepCheckpoint"]
+__all__ = ["ExpiredInput", "Interaction"]

@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from jobcast.model import Event, EventKind, Job, JobStatus, StepState, StepView
+from jobcast.model import Event, EventKind, Job, JobStatus, StepCheckpoint, StepState, StepView
 
 # the columns of job_columns a Job takes as they are
 _AS_THEY_ARE = (
@@ -91,3 +91,12 @@ def event_of_change(row: asyncpg.Record) -> Event:
 def event(row: asyncpg.Record) -> Event:
     """An event from a row of ``job_events``."""
     return Event(row["job_id"], row["seq"], EventKind(row["kind"]), row["at"], row["payload"])
+
+
+def checkpoints(raw: Any) -> tuple[StepCheckpoint, ...]:
+    """The steps of a job in order, as the claim reads them: completed (with the stored
+    result) or not, and the answer a person gave to its question, if any."""
+    return tuple(
+        StepCheckpoint(s["name"], s["completed"], s["result"], s["answered"], s["answer"])
+        for s in raw or ()
+    )

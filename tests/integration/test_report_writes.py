@@ -190,8 +190,17 @@ async def test_a_steps_result_is_stored_as_it_is_whatever_its_shape(
         writes.write(StepReport(ids[0], 1, "fetch", StepState.COMPLETED, 5, 40.0, None, result)),
         writes.write(report(ids[1], 20)),
     )
-    fetch = next(c for c in await store.checkpoints(ids[0]) if c.name == "fetch")
+    # the next attempt starts from it: its claim reads the checkpoint back
+    await store.pool.execute("UPDATE jobs SET status = 'pending' WHERE id = $1", ids[0])
+    claim = await store.claim(ids[0], worker="test")
+    assert isinstance(claim, Claim)
+    fetch = next(c for c in claim.checkpoints if c.name == "fetch")
     assert fetch.completed and fetch.result == result
+    names = await store.pool.fetch(
+        "SELECT name FROM job_steps WHERE job_id = $1 ORDER BY position", ids[0]
+    )
+    assert [c.name for c in claim.checkpoints] == [r["name"] for r in names]
+    assert not any(c.completed for c in claim.checkpoints if c.name != "fetch")
     stored_result = await store.pool.fetchval(
         "SELECT result FROM job_steps WHERE job_id = $1 AND name = 'fetch'", ids[0]
     )
