@@ -219,6 +219,8 @@ class Claim:
     released: Queued | None = None
     # the job's steps in order, as the attempt starts: where it resumes from
     checkpoints: tuple[StepCheckpoint, ...] = ()
+    # whether the job's end may release parked jobs (a concurrency key, or its type's)
+    may_release: bool = True
 
 
 MAX_DELAY_S = 30 * 86_400

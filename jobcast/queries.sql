@@ -388,7 +388,9 @@ SELECT pg_notify('jobcast_events', $1)
 -- also holds where the attempt starts from (checkpoints): each step of the job in order,
 -- whether it completed (and its stored result), and the answer a person gave to its
 -- question, if any; read as the statement began, before it resets the steps that did not
--- complete (a completed one, the checkpoint, it leaves as it is).
+-- complete (a completed one, the checkpoint, it leaves as it is). And whether the job's end
+-- may release parked jobs (may_release: it holds a concurrency key, or its type has a cap,
+-- an operator's limit or jobs parked on it); only then does its worker look for them.
 -- $1 id, $2 capped types, $3 their caps, $4 the worker (host:pid)
 WITH g AS (
     SELECT * FROM jobcast_admit($1, $2::text[], $3::integer[])
@@ -418,7 +420,14 @@ SELECT g.job_type AS gate_type, g.held_key, g.held_limit, g.held_until, g.held_r
                                             'answered', i.answered_at IS NOT NULL,
                                             'answer', i.answer) ORDER BY s.position)
         FROM job_steps s LEFT JOIN job_inputs i ON i.job_id = s.job_id AND i.step = s.name
-        WHERE s.job_id = made.id) AS checkpoints
+        WHERE s.job_id = made.id) AS checkpoints,
+       made.id IS NOT NULL AND (
+           made.type = ANY($2::text[])
+           OR EXISTS (SELECT 1 FROM job_keys k WHERE k.job_id = made.id AND k.kind = 'concurrency')
+           OR EXISTS (SELECT 1 FROM key_limits l
+                      WHERE l.key = 'type:' || made.type AND l.kind = 'concurrency')
+           OR EXISTS (SELECT 1 FROM jobs p WHERE p.parked_on = 'type:' || made.type)
+       ) AS may_release
 FROM g LEFT JOIN made ON true
 
 -- name: note_waiting

@@ -231,7 +231,10 @@ async def _run_claimed(state: WorkerState, claim: Claim, score: int) -> None:
         log.info("job %s: attempt %d is no longer ours; stopping", job.id, attempt)
     finally:
         reporter.progress_gate.close()  # every way out wrote its last report, or may not
-        await queue_released(state.store, state.queue, job.id)
+        # a job of no concurrency key, whose type has no cap, limit or parked jobs, released
+        # none (one parked on its type in a limit set while it ran: the outbox queues it)
+        if claim.may_release:
+            await queue_released(state.store, state.queue, job.id)
 
 
 async def _start(state: WorkerState, reporter: Reporter, claim: Claim) -> None:

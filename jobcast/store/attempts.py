@@ -67,6 +67,7 @@ class Attempts(StoreBase):
             event=rows.event_of_change(row),
             released=_released(row),
             checkpoints=rows.checkpoints(row["checkpoints"]),
+            may_release=row["may_release"],
         )
 
     async def take_released(self, job_id: UUID) -> list[asyncpg.Record]:

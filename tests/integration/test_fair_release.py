@@ -213,3 +213,29 @@ async def test_a_release_redis_refuses_is_left_for_the_outbox_to_queue(
     assert f"{waiting}, released in its place, not queued yet" in caplog.text
     # the outbox's look for pending jobs missing from the queue finds it
     assert waiting in {r["id"] for r in await store.pending(older_than_s=0)}
+
+
+async def test_a_claim_says_whether_the_jobs_end_may_release_parked_jobs(store: Store) -> None:
+    """Only then does the worker look for jobs the end released: a job of no concurrency
+    key, whose type has no cap, no operator's limit and no job parked on it, releases none."""
+
+    async def may_release(keys: list[JobKey] | None = None, **caps: int) -> bool:
+        owner = await store.create_owner(uuid.uuid4().hex)  # a group of its own: not parked
+        claim = await store.claim(await submit(store, owner, keys=keys), caps)
+        assert isinstance(claim, Claim)
+        return claim.may_release
+
+    assert not await may_release()
+    assert await may_release([JobKey("concurrency", f"k:{uuid.uuid4().hex[:8]}", 2)])
+    assert not await may_release([JobKey("throttle", f"t:{uuid.uuid4().hex[:8]}", 5, 60.0)])
+    assert await may_release(noop=100)  # the worker's cap on its type
+    await store.pool.execute(
+        "INSERT INTO key_limits (key, kind, lim, set_by) VALUES ('type:noop', 'concurrency', 100, 'test')"
+    )
+    assert await may_release()  # an operator's limit on its type
+    await store.pool.execute("DELETE FROM key_limits")
+    assert not await may_release()
+    owner = await store.create_owner(uuid.uuid4().hex)
+    held = await submit(store, owner)
+    await store.pool.execute("UPDATE jobs SET parked_on = 'type:noop' WHERE id = $1", held)
+    assert await may_release()  # a job parked on its type, from a limit since taken back
