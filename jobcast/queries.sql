@@ -15,7 +15,8 @@
 -- by its attempt (WHERE attempts = $2 AND status = 'running'). A running job's reports
 -- (progress, steps, metadata, streams: many a job) return of the row only what their event
 -- needs (id, seq, owner_id, type; jobcast/store/rows.py event_of_change), not the row,
--- whose input, result and metadata would otherwise go back to the worker with each one.
+-- whose input, result and metadata would otherwise go back to the worker with each one;
+-- so do the ends of an attempt (finish, retry_later, hand_back).
 
 
 -- part: notify
@@ -507,7 +508,7 @@ FROM j JOIN e ON e.job_id = j.id
 -- include: close_steps
 -- include: webhook
 -- include: event_tail
-SELECT * FROM made
+SELECT id, seq, owner_id, type, event_kind, event_payload, event_at, notified FROM made
 
 -- name: retry_later
 -- $1 id, $2 attempt, $3 delay_s, $4 message, $5 error, $6 payload
@@ -518,7 +519,7 @@ WITH j AS (
     RETURNING *, 'status'::text AS event_kind, $6::jsonb AS event_payload
 )
 -- include: event_tail
-SELECT * FROM made
+SELECT id, seq, owner_id, type, event_kind, event_payload, event_at, notified FROM made
 
 -- name: hand_back
 -- A worker that stops (SIGTERM) hands its attempt back: the job is pending again and
@@ -530,7 +531,7 @@ WITH j AS (
     RETURNING *, 'status'::text AS event_kind, $4::jsonb AS event_payload
 )
 -- include: event_tail
-SELECT * FROM made
+SELECT id, seq, owner_id, type, event_kind, event_payload, event_at, notified FROM made
 
 -- name: heartbeat
 -- Beat for running attempts: the ids whose attempt is still running. The rows are locked
