@@ -142,14 +142,19 @@ async def get_whole_job(request: Request) -> Response:
     return Response(body, media_type="application/json", headers=headers)
 
 
-async def socket(ws: WebSocket) -> None:
-    await ws.accept()
-    await ws.send_text('{"type":"snapshot"}')
+async def until_gone(ws: WebSocket) -> None:
+    """Wait for the client to leave, reading (and dropping) whatever it sends."""
     try:
         while (await ws.receive())["type"] != "websocket.disconnect":
             pass
     except WebSocketDisconnect:
         pass
+
+
+async def socket(ws: WebSocket) -> None:
+    await ws.accept()
+    await ws.send_text('{"type":"snapshot"}')
+    await until_gone(ws)
 
 
 async def job_socket(ws: WebSocket) -> None:
@@ -161,11 +166,7 @@ async def job_socket(ws: WebSocket) -> None:
     await ws.send_text(
         orjson.dumps({"type": "snapshot", "job": dict(row or {})}, default=str).decode()
     )
-    try:
-        while (await ws.receive())["type"] != "websocket.disconnect":
-            pass
-    except WebSocketDisconnect:
-        pass
+    await until_gone(ws)
 
 
 def fan_channel(prefix: str) -> str:
@@ -179,10 +180,7 @@ async def fan_socket(ws: WebSocket) -> None:
     await ws.send_text('{"type":"snapshot"}')
     fans.add(ws)
     try:
-        while (await ws.receive())["type"] != "websocket.disconnect":
-            pass
-    except WebSocketDisconnect:
-        pass
+        await until_gone(ws)
     finally:
         fans.discard(ws)
 
@@ -212,10 +210,7 @@ async def feed_socket(ws: WebSocket) -> None:
     await ws.send_text('{"type":"snapshot"}')
     feeds[key] = ws
     try:
-        while (await ws.receive())["type"] != "websocket.disconnect":
-            pass
-    except WebSocketDisconnect:
-        pass
+        await until_gone(ws)
     finally:
         feeds.pop(key, None)
 
