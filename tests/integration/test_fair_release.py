@@ -230,7 +230,8 @@ async def test_a_claim_says_whether_the_jobs_end_may_release_parked_jobs(store: 
     assert not await may_release([JobKey("throttle", f"t:{uuid.uuid4().hex[:8]}", 5, 60.0)])
     assert await may_release(noop=100)  # the worker's cap on its type
     await store.pool.execute(
-        "INSERT INTO key_limits (key, kind, lim, set_by) VALUES ('type:noop', 'concurrency', 100, 'test')"
+        "INSERT INTO key_limits (key, kind, lim, set_by)"
+        " VALUES ('type:noop', 'concurrency', 100, 'test')"
     )
     assert await may_release()  # an operator's limit on its type
     await store.pool.execute("DELETE FROM key_limits")
