@@ -784,7 +784,8 @@ $$;
 -- A job that stops running (completed, failed, retried, cancelled, waiting, paused, handed
 -- back, or recovered from a dead worker by the sweep) gives its slots back in the same
 -- transaction: the parked jobs its keys now have room for are released. Its type's key is
--- released only where jobs are parked on it (the sweep's pass catches a race there).
+-- released only where jobs are parked on it (the sweep's pass catches a race there). The
+-- claim's may_release (jobcast/queries.sql) looks ahead at these same keys: change both.
 CREATE OR REPLACE FUNCTION jobcast_release_slots() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE

@@ -9,7 +9,10 @@ in order, and the normal close.
 
 The baseline is the least "persist, then publish" costs on this machine: the same
 number of writers, each INSERTing an event row (committed) and then PUBLISHing it,
-and one subscriber reading every channel, in the benchmark process.
+and one subscriber reading every channel, in the benchmark process. Two more floors: the
+same events of 50 writers to a statement (still read by one subscriber), and the delivered
+floor, where a writer process of its own stores them so and the bare app sends each to its
+job's socket (``delivered_floor_rate``): what storing in batches and delivering costs.
 """
 
 from __future__ import annotations

@@ -391,7 +391,8 @@ SELECT pg_notify('jobcast_events', $1)
 -- question, if any; read as the statement began, before it resets the steps that did not
 -- complete (a completed one, the checkpoint, it leaves as it is). And whether the job's end
 -- may release parked jobs (may_release: it holds a concurrency key, or its type has a cap,
--- an operator's limit or jobs parked on it); only then does its worker look for them.
+-- an operator's limit or jobs parked on it: the keys jobcast_release_slots in schema.sql
+-- releases at its end, looked at ahead; change both); only then does its worker look.
 -- $1 id, $2 capped types, $3 their caps, $4 the worker (host:pid)
 WITH g AS (
     SELECT * FROM jobcast_admit($1, $2::text[], $3::integer[])

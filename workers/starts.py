@@ -21,7 +21,7 @@ from arq.worker import Worker as ArqWorker
 # KEYS[1] the job's in-progress key, KEYS[2] the queue; ARGV[1] the job id, ARGV[2] now
 # (ms), ARGV[3] the in-progress timeout (ms). The job's score, or nothing when it is not
 # to be started here.
-_START = """
+START_SCRIPT = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
 local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
 if not score or tonumber(score) > tonumber(ARGV[2]) then return false end
@@ -43,7 +43,7 @@ class Worker(ArqWorker):
         left the queue or is not due yet, and run it (arq's ``start_jobs``, one script)."""
         if self._start_pool is not self.pool:  # arq makes its pool again after an outage
             self._start_pool = self.pool
-            self._start_script = self.pool.register_script(_START)
+            self._start_script = self.pool.register_script(START_SCRIPT)
         timeout_ms = int(self.in_progress_timeout_s * 1000)
         for job_id_b in job_ids:
             await self.sem.acquire()

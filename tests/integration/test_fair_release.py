@@ -240,3 +240,27 @@ async def test_a_claim_says_whether_the_jobs_end_may_release_parked_jobs(store: 
     held = await submit(store, owner)
     await store.pool.execute("UPDATE jobs SET parked_on = 'type:noop' WHERE id = $1", held)
     assert await may_release()  # a job parked on its type, from a limit since taken back
+
+
+async def test_a_job_parked_on_a_type_limit_set_while_another_ran_is_left_to_the_outbox(
+    store: Store,
+) -> None:
+    """The one case the claim's may_release does not foresee: the running job's type had no
+    cap, limit or parked job as it started. Its end still releases the job parked since (the
+    trigger), and the outbox's look for pending jobs finds that one, to queue it."""
+    owner = await store.create_owner(uuid.uuid4().hex)
+    first = await store.claim(await submit(store, owner))
+    assert isinstance(first, Claim) and not first.may_release
+    await store.pool.execute(
+        "INSERT INTO key_limits (key, kind, lim, set_by)"
+        " VALUES ('type:noop', 'concurrency', 1, 'test')"
+    )
+    second = await submit(store, await store.create_owner(uuid.uuid4().hex))
+    held = await store.claim(second)
+    assert isinstance(held, Held) and held.key == "type:noop"
+
+    ended = await store.finish(first.job.id, first.attempt, status=JobStatus.COMPLETED)
+
+    assert ended is not None
+    assert await parked(store, second) is None
+    assert second in {r["id"] for r in await store.pending(older_than_s=0)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import subprocess
 import sys
@@ -13,7 +14,6 @@ from urllib.parse import urlsplit
 
 import pytest
 import redis.asyncio as aioredis
-from arq.constants import in_progress_key_prefix
 
 from jobcast.endpoints import Endpoints
 from jobcast.model import JobStatus
@@ -25,6 +25,7 @@ from tests.conftest import DatabaseFactory
 from tests.in_process import worker_settings
 from tests.support import eventually
 from workers.__main__ import supervise
+from workers.starts import START_SCRIPT
 
 
 @pytest.mark.parametrize("args", [[], ["--check"]], ids=["run", "check"])
@@ -47,16 +48,16 @@ def test_a_bad_setting_stops_the_worker_with_one_line_naming_it(args: list[str])
     assert done.stdout == ""
 
 
-IN_PROGRESS = in_progress_key_prefix.encode()
+# the start script goes by its SHA-1 (EVALSHA), and by nothing else the worker sends
+START = hashlib.sha1(START_SCRIPT.encode()).hexdigest().encode()
 
 
 class CutAtStart:
-    """A TCP proxy in front of Redis that drops the first connections that name a job's
-    in-progress key.
+    """A TCP proxy in front of Redis that drops the first connections that send the
+    worker's start script (workers/starts.py).
 
-    The worker names it first when it starts a job it took from the queue (its start
-    script, workers/starts.py), after counting the job as started: dropping the
-    connection there is a Redis outage at the worst moment.
+    The worker sends it when it starts a job it took from the queue, after counting the
+    job as started: dropping the connection there is a Redis outage at the worst moment.
     """
 
     def __init__(self, upstream_url: str, cuts: int) -> None:
@@ -86,7 +87,7 @@ class CutAtStart:
         async def pump(r: asyncio.StreamReader, w: asyncio.StreamWriter, upward: bool) -> None:
             with contextlib.suppress(OSError, asyncio.IncompleteReadError):
                 while chunk := await r.read(65_536):
-                    if upward and IN_PROGRESS in chunk and self.cuts_left > 0:
+                    if upward and START in chunk and self.cuts_left > 0:
                         self.cuts_left -= 1
                         break
                     w.write(chunk)
