@@ -29,7 +29,7 @@ from jobcast.bus.message import Item, Live, Resync, parse
 from jobcast.inbox import Inbox
 from jobcast.links import circuit_of
 from jobcast.settings import Settings
-from jobcast.tasks import Supervised, raise_swallowed_cancel
+from jobcast.tasks import Supervised, raise_swallowed_cancel, stop_task
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class _Subscribed:
         return self._sub
 
     async def __aexit__(self, *_exc: object) -> None:
-        await self._hub._remove(self._sub)
+        self._hub._remove(self._sub)
 
 
 def _observe_fanout(at: str) -> None:
@@ -107,6 +107,12 @@ class Hub:
         self._settings = settings
         self._subs: dict[str, set[Subscription]] = {}
         self._pubsub: Any = None
+        # what the pub/sub connection was last told to listen to, the channels whose
+        # subscribers changed since, and the handshakes waiting for it to be told
+        self._sent: set[str] = set()
+        self._changed: set[str] = set()
+        self._syncs: list[asyncio.Future[None]] = []
+        self._syncing: asyncio.Task[None] | None = None
         self._control = f"{settings.redis_prefix}:hub-ping"
         self._last_pong = 0.0
         self._connected_at = 0.0  # monotonic time the reader last subscribed
@@ -130,6 +136,8 @@ class Hub:
     async def close(self) -> None:
         for task in self.tasks:
             await task.stop()
+        if self._syncing is not None:
+            await stop_task(self._syncing)
         await self._drop_pubsub()
 
     @property
@@ -147,10 +155,13 @@ class Hub:
         subs = self._subs.setdefault(sub.channel, set())
         subs.add(sub)
         if len(subs) == 1:
+            self._changed.add(sub.channel)
             try:
-                await self._upstream("subscribe", sub.channel)
+                await self._sync()
             except BaseException:  # cancelled: no socket will leave it, so it leaves now
-                self._forget(sub)
+                if self._forget(sub):
+                    self._changed.add(sub.channel)
+                    self._start_sync()
                 raise
 
     def _forget(self, sub: Subscription) -> bool:
@@ -164,9 +175,61 @@ class Hub:
         del self._subs[sub.channel]
         return True
 
-    async def _remove(self, sub: Subscription) -> None:
-        if self._forget(sub):
-            await self._upstream("unsubscribe", sub.channel)
+    def _remove(self, sub: Subscription) -> None:
+        if self._forget(sub):  # no need to wait for the pub/sub connection to be told
+            self._changed.add(sub.channel)
+            self._start_sync()
+
+    async def _sync(self) -> None:
+        """Return once the pub/sub connection has been told of every change made so far.
+
+        The channels that sockets opened and left meanwhile go in one SUBSCRIBE and one
+        UNSUBSCRIBE: a crowd of handshakes costs a write, not a write each. A channel left
+        and taken again before its turn costs none."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._syncs.append(done)
+        self._start_sync()
+        await done
+
+    def _start_sync(self) -> None:
+        if self._syncing is None:
+            self._syncing = asyncio.create_task(self._sync_all(), name="hub-subscriptions")
+
+    async def _sync_all(self) -> None:
+        waiting: list[asyncio.Future[None]] = []
+        try:
+            while self._changed or self._syncs:
+                waiting, self._syncs = self._syncs, []
+                changed, self._changed = self._changed, set()
+                await self._tell_upstream(changed)
+                for done in waiting:
+                    if not done.done():
+                        done.set_result(None)
+                waiting = []
+        except BaseException:  # stopped midway (the hub closing): none waits forever
+            for done in waiting + self._syncs:
+                done.cancel()
+            self._syncs = []
+            raise
+        finally:
+            self._syncing = None
+
+    async def _tell_upstream(self, changed: set[str]) -> None:
+        pubsub = self._pubsub
+        if pubsub is None:
+            return  # not connected: the reader subscribes to every channel when it reconnects
+        wanted = [c for c in changed if c in self._subs and c not in self._sent]
+        unwanted = [c for c in changed if c not in self._subs and c in self._sent]
+        try:
+            if unwanted:
+                self._sent.difference_update(unwanted)
+                await pubsub.unsubscribe(*unwanted)
+            if wanted:
+                self._sent.update(wanted)
+                await pubsub.subscribe(*wanted)
+        except (RedisError, OSError) as exc:
+            log.warning("pub/sub (un)subscribe failed (%s); reconnecting", exc)
+            await self._drop_pubsub()
 
     def deliver(self, channel: str, item: Item) -> None:
         for sub in tuple(self._subs.get(channel, ())):
@@ -176,16 +239,6 @@ class Hub:
         for subs in tuple(self._subs.values()):
             for sub in tuple(subs):
                 sub.deliver(item)
-
-    async def _upstream(self, verb: str, channel: str) -> None:
-        pubsub = self._pubsub
-        if pubsub is None:
-            return  # not connected: the reader subscribes to every channel when it reconnects
-        try:
-            await getattr(pubsub, verb)(channel)
-        except (RedisError, OSError) as exc:
-            log.warning("pub/sub %s failed (%s); reconnecting", verb, exc)
-            await self._drop_pubsub()
 
     async def _drop_pubsub(self) -> None:
         pubsub, self._pubsub = self._pubsub, None
@@ -232,6 +285,7 @@ class Hub:
     async def _read_once(self) -> None:
         pubsub = self._redis.pubsub()
         self._pubsub = pubsub
+        self._sent = set(self._subs)
         await pubsub.subscribe(self._control, *self._subs)
         self._last_pong = self._connected_at = time.monotonic()
         self._set_healthy(True)

@@ -5,6 +5,7 @@ the publisher that sends many jobs' events per round trip, each job's in order."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -114,6 +115,65 @@ async def test_the_reader_reconnects_at_once_after_each_of_many_cuts() -> None:
         await redis.aclose()
         server.kill()
     assert max(took) < 1.0, took
+
+
+async def _subscribe_calls(redis: aioredis.Redis) -> tuple[int, int]:
+    stats = await redis.info("commandstats")
+    return tuple(  # type: ignore[return-value]
+        stats.get(f"cmdstat_{verb}", {}).get("calls", 0) for verb in ("subscribe", "unsubscribe")
+    )
+
+
+async def test_a_crowd_of_subscribers_is_one_subscribe_and_each_gets_its_channel() -> None:
+    """Handshakes that come together subscribe together: a write for the crowd, not one
+    each; a channel left and taken again at once stays subscribed; a subscriber cancelled
+    while it waits leaves its channel behind it."""
+    server = PrivateRedis()  # its command counts are the hub's alone
+    server.start()
+    redis = aioredis.Redis.from_url(server.url)
+    settings = load_settings({"JOBCAST_REDIS_PREFIX": "crowd"})
+    running = Hub(redis, settings)
+    await running.start()
+    try:
+        await eventually(lambda: _true(running.healthy), what="the hub connecting")
+        before = await _subscribe_calls(redis)
+        async with contextlib.AsyncExitStack() as stack:
+            channels = [settings.job_channel(f"j{i}") for i in range(200)]
+            subs = await asyncio.gather(
+                *(stack.enter_async_context(running.subscribe(c)) for c in channels)
+            )
+            subscribed, _ = await _subscribe_calls(redis)
+            assert 1 <= subscribed - before[0] <= 3, subscribed - before[0]
+            numsub = dict(await redis.pubsub_numsub(*channels))
+            assert all(numsub[c.encode()] == 1 for c in channels), numsub
+            for i in (0, 199):
+                assert await redis.publish(channels[i], message(1)) == 1
+                live = await asyncio.wait_for(subs[i].get(), 5)
+                assert isinstance(live, Live) and live.seq == 1
+
+            async with running.subscribe(channels[0]):  # a second subscriber: no command
+                pass
+            assert (await _subscribe_calls(redis))[0] == subscribed
+
+            waiting = asyncio.create_task(running.subscribe("crowd:left").__aenter__())
+            await asyncio.sleep(0)
+            waiting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiting
+        await eventually(
+            lambda: _numsub_zero(redis, [*channels, "crowd:left"]),
+            what="every channel unsubscribed",
+        )
+        _, unsubscribed = await _subscribe_calls(redis)
+        assert 1 <= unsubscribed - before[1] <= 4, unsubscribed - before[1]
+    finally:
+        await running.close()
+        await redis.aclose()
+        server.kill()
+
+
+async def _numsub_zero(redis: aioredis.Redis, channels: list[str]) -> bool:
+    return all(n == 0 for _, n in await redis.pubsub_numsub(*channels))
 
 
 async def test_an_event_redis_refuses_is_announced_over_postgres(
