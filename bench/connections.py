@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from websockets.asyncio.client import ClientConnection
 from websockets.protocol import State
 
+from bench.cpu import Spent
 from bench.harness import (
     BenchError,
     Figure,
@@ -44,6 +45,10 @@ class Held:
     connect_rate: float
     rss_before: int
     rss_after: int
+    cpu: Spent | None  # what every process spent on the handshakes
+
+    def cpu_each(self) -> str:
+        return self.cpu.per_job_ms(self.sockets) if self.cpu is not None and self.sockets else "-"
 
     @property
     def kib_per_socket(self) -> float:
@@ -64,13 +69,14 @@ async def hold(
         sockets.append(socket)
 
     try:
-        load = await hammer(connect, concurrency=HANDSHAKES_AT_ONCE, count=len(urls))
+        with ctx.metered() as cpu:
+            load = await hammer(connect, concurrency=HANDSHAKES_AT_ONCE, count=len(urls))
         await asyncio.sleep(settle_s)
         rss_after = ctx.cluster.rss(process)
         open_now = sum(s.state is State.OPEN for s in sockets)
     finally:
         await close_sockets(sockets)
-    return Held(open_now, load.rate, rss_before, rss_after)
+    return Held(open_now, load.rate, rss_before, rss_after, cpu)
 
 
 async def idle_jobs(ctx: Run, token: str, count: int) -> list[str]:
@@ -143,9 +149,12 @@ async def run(ctx: Run, section: Section) -> None:
         f"RSS of the web process before and after: {ours.rss_before / 2**20:.1f} MiB to "
         f"{ours.rss_after / 2**20:.1f} MiB (bare app: {raw.rss_before / 2**20:.1f} MiB to "
         f"{raw.rss_after / 2**20:.1f} MiB), {_SETTLE_S:g} s after the last handshake.",
-        "A jobcast socket's handshake checks the token, reads the job twice (before and after "
-        "subscribing), subscribes its channel on the process's one Redis pub/sub connection "
-        "and replays the job's stored events; the bare socket sends one fixed message, and the "
-        "bare socket reading the job's row reads it from jobcast's table (one asyncpg fetch) and "
-        "sends it: the least any socket that starts from the job's stored state does.",
+        "A jobcast socket's handshake checks the token, subscribes its channel on the "
+        "process's one Redis pub/sub connection (the handshakes that come together in one "
+        "SUBSCRIBE), then reads the job with its stored events in one statement and sends "
+        "both; the bare socket sends one fixed message, and the bare socket reading the job's "
+        "row reads it from jobcast's table (one asyncpg fetch) and sends it: the least any "
+        "socket that starts from the job's stored state does.",
+        f"CPU a handshake, every process (client included): jobcast {ours.cpu_each()}; bare "
+        f"socket reading the row {reading.cpu_each()}; bare socket {raw.cpu_each()}.",
     ]

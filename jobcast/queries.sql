@@ -286,9 +286,14 @@ FROM jobs j WHERE j.id = $1 AND ($2::uuid IS NULL OR j.owner_id = $2)
 -- name: job_snapshot
 -- What a job's websocket starts with: the job as get_job reads it, but for its streams,
 -- whose text the stream events replayed after it carry (joining it here would read every
--- chunk of a long stream at each connect, only to drop it). $1 id, $2 owner id
+-- chunk of a long stream at each connect, only to drop it); and the first of those events,
+-- the stored events after the client's seq (no later than the job's: one snapshot).
+-- $1 id, $2 owner id, $3 the client's seq, $4 at most this many events
 SELECT
 -- include: job_family
+,   ARRAY(SELECT ROW(e.seq, e.kind, e.payload::text, e.at) FROM job_events e
+          WHERE e.job_id = j.id AND e.seq > LEAST($3::bigint, j.seq) ORDER BY e.seq LIMIT $4)
+    AS replay
 FROM jobs j WHERE j.id = $1 AND j.owner_id = $2
 
 -- part: job_family

@@ -21,6 +21,8 @@ from jobcast.store.limits import insert_keys
 
 # how often a submit looks for the job its idempotency key made, if that job keeps vanishing
 _LOOKUPS = 3
+_MAX_SEQ = 2**63 - 1  # job_events.seq is a bigint
+
 T = TypeVar("T")
 
 
@@ -214,11 +216,20 @@ class Jobs(StoreBase):
         row = await self._run(lambda: self.pool.fetchrow(QUERIES["get_job"], job_id, owner_id))
         return rows.job(row) if row is not None else None
 
-    async def job_snapshot(self, job_id: UUID, owner_id: UUID) -> Job | None:
-        """The owner's job as ``get_job`` reads it, without its streams' text (``streams``
-        is None): what a websocket starts with, its stream events carrying the text."""
-        row = await self._run(lambda: self.pool.fetchrow(QUERIES["job_snapshot"], job_id, owner_id))
-        return rows.job(row) if row is not None else None
+    async def job_snapshot(
+        self, job_id: UUID, owner_id: UUID, after: int, limit: int
+    ) -> tuple[Job, list[Event]] | None:
+        """What a websocket starts with: the owner's job as ``get_job`` reads it, without its
+        streams' text (``streams`` is None), and its first ``limit`` stored events after
+        ``after`` (none after the job's own seq), read together: the stream events among
+        them carry the text."""
+        after = min(after, _MAX_SEQ)  # past any seq, and within what a bigint holds
+        row = await self._run(
+            lambda: self.pool.fetchrow(QUERIES["job_snapshot"], job_id, owner_id, after, limit)
+        )
+        if row is None:
+            return None
+        return rows.job(row), [rows.replayed(job_id, r) for r in row["replay"]]
 
     async def job_seq(self, job_id: UUID, owner_id: UUID) -> int | None:
         """The seq of the owner's job (None: no such job of theirs), without reading it."""

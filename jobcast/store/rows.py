@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import asyncpg
+import orjson
 
 from jobcast.model import Event, EventKind, Job, JobStatus, StepCheckpoint, StepState, StepView
 
@@ -91,6 +93,12 @@ def event_of_change(row: asyncpg.Record) -> Event:
 def event(row: asyncpg.Record) -> Event:
     """An event from a row of ``job_events``."""
     return Event(row["job_id"], row["seq"], EventKind(row["kind"]), row["at"], row["payload"])
+
+
+def replayed(job_id: UUID, raw: tuple[int, str, str, datetime]) -> Event:
+    """An event of a job as the snapshot's ``replay`` reads it: seq, kind, payload, at."""
+    seq, kind, payload, at = raw
+    return Event(job_id, seq, EventKind(kind), at, orjson.loads(payload))
 
 
 def checkpoints(raw: Any) -> tuple[StepCheckpoint, ...]:

@@ -17,7 +17,7 @@ from starlette.websockets import WebSocket
 
 from jobcast.bus import Live, SlowConsumer
 from jobcast.errors import BadRequest, NotFound, StorageUnavailable
-from jobcast.model import dumps
+from jobcast.model import Event, dumps
 from server.jobs import job_view
 from server.responses import model_json
 from server.sockets.admission import owned, services_of
@@ -44,16 +44,20 @@ class JobStream(Stream):
         if final:
             self.done = True
 
-    async def catch_up(self) -> None:
-        """Send every persisted event after the last one sent."""
+    async def catch_up(self, first: list[Event] | None = None) -> None:
+        """Send every persisted event after the last one sent (``first``: the first page of
+        them, already read)."""
+        events = first
         while not self.done:
-            events = await self.services.store.events_after(self.job_id, self.last, _PAGE)
+            if events is None:
+                events = await self.services.store.events_after(self.job_id, self.last, _PAGE)
             for event in events:
                 await self.send(dumps(event.wire()).decode(), event.seq, event.final)
                 if self.done:
                     return
             if len(events) < _PAGE:
                 return
+            events = None
 
     def has_sent(self, key: Key) -> bool:
         return key[1] <= self.last
@@ -106,15 +110,16 @@ async def _serve_job(
         await send_error(ws, NotFound("no such job"), WS_4404_NOT_FOUND)
         return
     async with services.hub.subscribe(services.settings.job_channel(job_id)) as sub:
-        # the job is read once, after subscribing, so no event falls between the two; a
-        # job that is not there (or not the owner's) is told apart only then
-        sent = await _send_snapshot(ws, services, job_id, owner_id)
+        # the job and its events after the client's are read once, after subscribing, so
+        # no event falls between the two; a job that is not there (or not the owner's) is
+        # told apart only then
+        sent = await _send_snapshot(ws, services, job_id, owner_id, after)
         if sent is None:
             await send_error(ws, NotFound("no such job"), WS_4404_NOT_FOUND)
             return
-        seq, final = sent
+        seq, final, replay = sent
         stream = JobStream(ws, services, job_id, min(after, seq))
-        await stream.catch_up()
+        await stream.catch_up(replay)
         if final and stream.last >= seq:
             stream.done = True
         if not stream.done:
@@ -124,14 +129,15 @@ async def _serve_job(
 
 
 async def _send_snapshot(
-    ws: WebSocket, services: Services, job_id: UUID, owner_id: UUID
-) -> tuple[int, bool] | None:
-    """Send the job as it stands; its seq and whether it is final. Nothing of the job is
-    kept once sent: a watched job's socket may stay open for hours, thousands at once."""
-    # without the streams' text: their stream events, replayed after N, carry it once
-    job = await services.store.job_snapshot(job_id, owner_id)
-    if job is None:
+    ws: WebSocket, services: Services, job_id: UUID, owner_id: UUID, after: int
+) -> tuple[int, bool, list[Event]] | None:
+    """Send the job as it stands; its seq, whether it is final, and its first events after
+    ``after``, to be replayed. Nothing of the job is kept once sent: a watched job's
+    socket may stay open for hours, thousands at once."""
+    read = await services.store.job_snapshot(job_id, owner_id, after, _PAGE)
+    if read is None:
         return None
+    job, replay = read
     view = await job_view(services, job)
     await ws.send_text(f'{{"type":"snapshot","job":{model_json(view).decode()}}}')
-    return job.seq, job.status.final
+    return job.seq, job.status.final, replay

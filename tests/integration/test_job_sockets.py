@@ -91,6 +91,31 @@ async def test_a_bad_after_is_refused_with_1008_and_the_error(chatty: Stack, aft
     assert "after must be a whole number" in body["error"]["message"]
 
 
+@pytest.mark.parametrize("after", ["3", "99999999999999999999"])
+async def test_an_after_past_the_job_gets_the_snapshot_and_the_close_alone(
+    chatty: Stack, after: str
+) -> None:
+    """A client that says it has more than the job ever had (a seq of another install, or
+    one past what Postgres's integers hold) gets where the job stands, and nothing twice."""
+    token = await chatty.owner()
+    async with chatty.client(token) as client:
+        job_id = await submit(client, "noop")
+        await eventually(
+            lambda: _completed(client, job_id), timeout_s=60, what="the noop job completed"
+        )
+    url = f"{chatty.ws_base}/ws/jobs/{job_id}?after={after}"
+    async with connect(url, additional_headers=bearer(token)) as ws:
+        messages = [orjson.loads(m) async for m in ws]
+    assert [m["type"] for m in messages] == ["snapshot"]
+    assert messages[0]["job"]["status"] == "completed"
+    assert ws.close_code == 1000
+
+
+async def _completed(client: Any, job_id: str) -> bool:
+    response = await client.get(f"/api/jobs/{job_id}")
+    return bool(response.json()["status"] == "completed")
+
+
 def small_window_socket(base_url: str) -> socket.socket:
     """A connected socket whose receive buffer is small, so that a client that stops
     reading holds back the server's sends at once instead of after megabytes."""
@@ -166,8 +191,11 @@ async def test_sockets_that_leave_mid_catch_up_or_are_refused_log_no_error(chatt
 
         await eventually(finished, timeout_s=60, what="the chatter job completed")
     url = f"{chatty.ws_base}/ws/jobs/{job_id}"
-    for _ in range(30):  # each leaves after the snapshot, while 300 events are on their way
-        async with connect(url, additional_headers=bearer(token)) as ws:
+    # each leaves after the snapshot, while 300 events are on their way (max_queue=None: the
+    # client reads on while it closes; with its queue of 16 full, the library stops reading
+    # and waits out its 10 s close timeout for a close frame it leaves unread)
+    for _ in range(30):
+        async with connect(url, additional_headers=bearer(token), max_queue=None) as ws:
             assert orjson.loads(await ws.recv())["type"] == "snapshot"
     for _ in range(3):  # no credential: refused at the handshake with 401
         with pytest.raises(InvalidStatus) as refused:
