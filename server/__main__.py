@@ -16,6 +16,7 @@ import sys
 
 import uvicorn
 
+from jobcast.collector import pace_collector
 from jobcast.errors import ConfigError
 from jobcast.install import check_install
 from jobcast.links import PgLink
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = settings_or_exit("web")
     setup_logging(settings, "web")
+    pace_collector()
     try:
         asyncio.run(refuse_other_install(settings))
     except ConfigError as exc:

@@ -19,6 +19,7 @@ from typing import Any, cast
 import uvloop
 from redis.exceptions import RedisError
 
+from jobcast.collector import pace_collector
 from jobcast.errors import ConfigError
 from jobcast.links import RedisLink
 from jobcast.logs import setup_logging
@@ -189,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         return asyncio.run(check(settings, args.pid))
     setup_logging(settings, "worker")
+    pace_collector()
     try:
         uvloop.run(supervise(settings))
     except ConfigError as exc:  # a job type's code that cannot be imported: one line
