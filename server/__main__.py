@@ -23,7 +23,7 @@ from jobcast.links import PgLink
 from jobcast.logs import setup_logging
 from jobcast.settings import Settings, settings_or_exit
 from jobcast.store import Store
-from server.protocols import BoundedWebSocketProtocol, http_protocol
+from server.protocols import http_protocol, ws_protocol
 
 APP = "server.app:create_app"
 WS_MAX_SIZE = 16 * 1024
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         ws_max_queue=WS_MAX_QUEUE,
         ws_per_message_deflate=False,
         http=http_protocol(settings),
-        ws=BoundedWebSocketProtocol,
+        ws=ws_protocol(settings),
         proxy_headers=bool(settings.trusted_proxies.strip()),
         forwarded_allow_ips=settings.trusted_proxies or "127.0.0.1",
         access_log=False,

@@ -14,7 +14,11 @@ whether or not the client reads the answers. The subclasses here bound each:
   socket may send ``WS_PING_BURST`` at once and ``WS_PINGS_PER_S`` after that
   (a browser sends none, a library one every 20 s or so), and pongs and data
   together may hold at most ``WS_MAX_UNSENT_BYTES`` unsent; a socket over either
-  is dropped.
+  is dropped;
+- a websocket's reader: a client that reads nothing of what waits for it (the
+  transport's buffer past its high-water mark) for ``JOBCAST_WS_SEND_TIMEOUT_S`` is
+  dropped. One timer while the buffer is full, rather than a deadline on every send:
+  an event sent to ten thousand sockets costs ten thousand writes, not as many timers.
 
 A websocket handshake refused with an HTTP answer (401, 403, 429) is logged as the
 refusal it is, not as uvicorn's "returned without completing handshake" error.
@@ -194,8 +198,11 @@ class BoundedWebSocketProtocol(WebSocketsSansIOProtocol):
     lighter to hold open: an idle socket's inbox is empty, and once the handshake is
     answered its request and response are let go (uvicorn reads them no more)."""
 
+    send_timeout_s = 10.0
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._stalled: TimerHandle | None = None  # set while the client reads nothing
         # uvicorn asks of its queue put_nowait, get and empty; an asyncio.Queue costs
         # about 3 KiB a socket before anything is in it, an Inbox nothing
         self.queue = Inbox()  # type: ignore[assignment]
@@ -237,6 +244,28 @@ class BoundedWebSocketProtocol(WebSocketsSansIOProtocol):
         else:
             super().handle_ping()
 
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._stalled is None:
+            self._stalled = self.loop.call_later(self.send_timeout_s, self._read_nothing)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._stop_stall_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_stall_timer()
+        super().connection_lost(exc)
+
+    def _stop_stall_timer(self) -> None:
+        if self._stalled is not None:
+            self._stalled.cancel()
+            self._stalled = None
+
+    def _read_nothing(self) -> None:
+        self._stalled = None
+        self._drop(f"read nothing of what waited for it for {self.send_timeout_s:g} s")
+
     def _drop(self, why: str) -> None:
         self._dropped = True
         log.info("websocket from %s dropped: %s", _address(self.client), why)
@@ -255,6 +284,15 @@ def http_protocol(settings: Settings) -> type[BoundedHttpProtocol]:
             "header_timeout_s": settings.header_timeout_s,
             "body_timeout_s": settings.body_timeout_s,
         },
+    )
+
+
+def ws_protocol(settings: Settings) -> type[BoundedWebSocketProtocol]:
+    """The websocket protocol class with this install's limits."""
+    return type(
+        "WebSocketProtocol",
+        (BoundedWebSocketProtocol,),
+        {"send_timeout_s": settings.ws_send_timeout_s},
     )
 
 

@@ -32,6 +32,13 @@ class WebSettings(BaseModel):
         le=100_000,
         description="Events buffered per websocket; a client further behind is dropped.",
     )
+    ws_send_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="A websocket whose client reads nothing of what waits for it for this long "
+        "is dropped.",
+    )
     pubsub_grace_ms: int = Field(
         100,
         ge=0,

@@ -20,17 +20,17 @@ from starlette import status
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
 
 from jobcast.bus import Hint, Live, Resync, Subscription
+from jobcast.bus.message import Item
 from jobcast.errors import ApiError
 from jobcast.model import dumps
 from jobcast.tasks import raise_swallowed_cancel
 from server.errors import answer_of, body_of
 from server.state import Services
 
-SEND_TIMEOUT_S = 10.0
-
-# what ends a socket whose client has gone: its disconnect, a send after the socket was
-# closed under it (starlette's WebSocketDisconnected), a client not reading for SEND_TIMEOUT_S
-CLIENT_GONE = (WebSocketDisconnect, WebSocketDisconnected, TimeoutError)
+# what ends a socket whose client has gone: its disconnect (a client that read nothing for
+# JOBCAST_WS_SEND_TIMEOUT_S is dropped by the protocol, server/protocols.py: its waiting send
+# ends so), a send after the socket was closed under it (starlette's WebSocketDisconnected)
+CLIENT_GONE = (WebSocketDisconnect, WebSocketDisconnected)
 
 Key = tuple[str, int]  # (job id, seq): one event
 
@@ -44,10 +44,7 @@ class Stream:
         self.done = False
 
     async def send_text(self, text: str) -> None:
-        # a deadline on the running task, not wait_for's task per message: one event is
-        # sent to every watching socket, thousands at once for a crowded job
-        async with asyncio.timeout(SEND_TIMEOUT_S):
-            await self.ws.send_text(text)
+        await self.ws.send_text(text)
 
     def has_sent(self, key: Key) -> bool:
         raise NotImplementedError
@@ -78,12 +75,14 @@ class Stream:
             deadlines = list(waiting.values())
             if (held_until := self.due_at()) is not None:
                 deadlines.append(held_until)
-            timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
-            try:
-                async with asyncio.timeout(timeout):
-                    item = await sub.get()
-            except TimeoutError:
-                item = None
+            if not deadlines:  # the usual case: no deadline scope to enter and leave an event
+                item: Item | None = await sub.get()
+            else:
+                try:
+                    async with asyncio.timeout(max(0.0, min(deadlines) - time.monotonic())):
+                        item = await sub.get()
+                except TimeoutError:
+                    item = None
             if isinstance(item, Live):
                 await self.on_live(item)
             elif isinstance(item, Hint):

@@ -210,3 +210,60 @@ async def test_sockets_that_leave_mid_catch_up_or_are_refused_log_no_error(chatt
     logged = chatty.logs("web")
     assert "Exception in ASGI application" not in logged
     assert "without completing handshake" not in logged
+
+
+async def test_a_client_that_reads_nothing_is_dropped_and_resumes_without_a_gap(
+    endpoints: Endpoints, new_database: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A client that stops reading while the job talks holds the server's buffer full: after
+    ``JOBCAST_WS_SEND_TIMEOUT_S`` of that the socket is dropped (its waiting send ends, no
+    error logged), and the client resumes with ``after=`` and loses nothing."""
+    stack = await launch(
+        await new_database(),
+        endpoints.redis_url,
+        tmp_path_factory.mktemp("stalled"),
+        JOBCAST_JOB_MODULES="tests.chatter",
+        JOBCAST_PROGRESS_WINDOW_MS="0",
+        JOBCAST_WS_SEND_TIMEOUT_S="1",
+        JOBCAST_WS_QUEUE_SIZE="100000",  # the queue never overflows: the timer ends it
+    )
+    try:
+        token = await stack.owner()
+        received: list[dict[str, Any]] = []
+        async with stack.client(token) as client:
+            job_id = await submit(client, "chatter", events=2 * BEHIND, size=SIZE)
+            url = f"{stack.ws_base}/ws/jobs/{job_id}"
+
+            def dropped() -> bool:
+                return "read nothing of what waited for it for 1 s" in stack.logs("web")
+
+            async with connect(
+                url,
+                additional_headers=bearer(token),
+                sock=small_window_socket(stack.base_url),
+                max_queue=1,
+            ) as ws:
+                with contextlib.suppress(ConnectionClosed):
+                    assert orjson.loads(await ws.recv())["type"] == "snapshot"
+                    await eventually(lambda: _now(dropped()), timeout_s=60, what="the drop")
+                    async for raw in ws:
+                        received.append(orjson.loads(raw))
+            assert ws.close_code in (None, 1006), ws.close_code  # dropped: no close frame
+            after = received[-1]["seq"] if received else 0
+            async with connect(f"{url}?after={after}", additional_headers=bearer(token)) as ws:
+                async for raw in ws:
+                    message = orjson.loads(raw)
+                    if message["type"] == "event":
+                        received.append(message)
+            assert ws.close_code == 1000
+            stored = await all_events(client, job_id)
+        assert [e["seq"] for e in received] == list(range(1, len(stored) + 1))
+        assert received == stored
+        logged = stack.logs("web")
+        assert "Exception in ASGI application" not in logged
+    finally:
+        stack.close()
+
+
+async def _now(value: bool) -> bool:
+    return value
