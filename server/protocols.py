@@ -53,7 +53,23 @@ class _Refused(Exception):
     """Raised in a parser callback to stop parsing a request already answered."""
 
 
-class BoundedHttpProtocol(HttpToolsProtocol):
+class _OneTimer:
+    """A protocol's one deadline at a time: armed anew, or disarmed, as its state changes."""
+
+    _timer: TimerHandle | None = None
+    loop: asyncio.AbstractEventLoop
+
+    def _arm(self, delay_s: float, callback: Callable[[], None]) -> None:
+        self._disarm()
+        self._timer = self.loop.call_later(delay_s, callback)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+class BoundedHttpProtocol(_OneTimer, HttpToolsProtocol):
     """httptools with a bounded request head and read timeouts."""
 
     max_header_bytes = 32 * 1024
@@ -68,7 +84,6 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._head_bytes = 0  # bytes of the head read after the chunk it began in
         self._head_count = 0
         self._refused = False
-        self._timer: TimerHandle | None = None
         self._last_read = 0.0
 
     # the connection
@@ -164,15 +179,6 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             )
             self.transport.close()
 
-    def _arm(self, delay_s: float, callback: Callable[[], None]) -> None:
-        self._disarm()
-        self._timer = self.loop.call_later(delay_s, callback)
-
-    def _disarm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
     def _head_timed_out(self) -> None:
         self._timer = None
         if self._in_head:
@@ -193,7 +199,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             self._refuse(408, f"the request body stalled for {self.body_timeout_s:g} s")
 
 
-class BoundedWebSocketProtocol(WebSocketsSansIOProtocol):
+class BoundedWebSocketProtocol(_OneTimer, WebSocketsSansIOProtocol):
     """uvicorn's websocket protocol, dropping a client whose pings cost too much, and
     lighter to hold open: an idle socket's inbox is empty, and once the handshake is
     answered its request and response are let go (uvicorn reads them no more)."""
@@ -202,7 +208,6 @@ class BoundedWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._stalled: TimerHandle | None = None  # set while the client reads nothing
         # uvicorn asks of its queue put_nowait, get and empty; an asyncio.Queue costs
         # about 3 KiB a socket before anything is in it, an Inbox nothing
         self.queue = Inbox()  # type: ignore[assignment]
@@ -244,26 +249,20 @@ class BoundedWebSocketProtocol(WebSocketsSansIOProtocol):
         else:
             super().handle_ping()
 
-    def pause_writing(self) -> None:
+    def pause_writing(self) -> None:  # the timer runs while the client reads nothing
         super().pause_writing()
-        if self._stalled is None:
-            self._stalled = self.loop.call_later(self.send_timeout_s, self._read_nothing)
+        self._arm(self.send_timeout_s, self._read_nothing)
 
     def resume_writing(self) -> None:
         super().resume_writing()
-        self._stop_stall_timer()
+        self._disarm()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_stall_timer()
+        self._disarm()
         super().connection_lost(exc)
 
-    def _stop_stall_timer(self) -> None:
-        if self._stalled is not None:
-            self._stalled.cancel()
-            self._stalled = None
-
     def _read_nothing(self) -> None:
-        self._stalled = None
+        self._timer = None
         self._drop(f"read nothing of what waited for it for {self.send_timeout_s:g} s")
 
     def _drop(self, why: str) -> None:

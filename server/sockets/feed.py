@@ -56,7 +56,7 @@ class FeedStream(Stream):
         self._sent[key] = None
         if len(self._sent) > _REMEMBER:
             del self._sent[next(iter(self._sent))]
-        await self.send_text(text)
+        await self.ws.send_text(text)
 
     async def on_live(self, live: Live) -> None:
         if live.progress:
@@ -82,7 +82,7 @@ class FeedStream(Stream):
         self._progress_at[live.job_id] = time.monotonic()
         if len(self._progress_at) > _REMEMBER:
             del self._progress_at[next(iter(self._progress_at))]
-        await self.send_text(live.text)
+        await self.ws.send_text(live.text)
 
     def due_at(self) -> float | None:
         if not self._held:
@@ -102,7 +102,7 @@ class FeedStream(Stream):
                 await self._send_once((job_id, event.seq), dumps(event.wire()).decode())
 
     async def on_resync(self) -> None:
-        await self.send_text(RESYNC)
+        await self.ws.send_text(RESYNC)
 
     async def replay(self, job_ids: list[UUID], since: datetime) -> None:
         """The events of these jobs written since a position the client had; more than it

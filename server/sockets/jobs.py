@@ -39,7 +39,7 @@ class JobStream(Stream):
         self.last = after
 
     async def send(self, text: str, seq: int, final: bool) -> None:
-        await self.send_text(text)
+        await self.ws.send_text(text)
         self.last = seq
         if final:
             self.done = True

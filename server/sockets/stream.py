@@ -43,9 +43,6 @@ class Stream:
         self.services = services
         self.done = False
 
-    async def send_text(self, text: str) -> None:
-        await self.ws.send_text(text)
-
     def has_sent(self, key: Key) -> bool:
         raise NotImplementedError
 

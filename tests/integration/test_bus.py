@@ -172,6 +172,38 @@ async def test_a_crowd_of_subscribers_is_one_subscribe_and_each_gets_its_channel
         server.kill()
 
 
+async def test_a_channel_taken_as_the_link_is_cut_is_subscribed_once_it_is_back() -> None:
+    """A socket that subscribes just as the pub/sub connection is lost (its SUBSCRIBE
+    written to a dead link, or to none) is subscribed when the reader connects again, and
+    gets what is published from then on."""
+    server = PrivateRedis()
+    server.start()
+    redis = aioredis.Redis.from_url(server.url)
+    settings = load_settings({"JOBCAST_REDIS_PREFIX": "cut"})
+    running = Hub(redis, settings)
+    await running.start()
+    channel = settings.job_channel("j1")
+    try:
+        await eventually(lambda: _true(running.healthy), what="the hub connecting")
+        assert await redis.client_kill_filter(_type="pubsub") == 1
+        async with running.subscribe(channel) as sub:
+            await eventually(
+                lambda: _numsub_one(redis, channel), what="the channel subscribed again"
+            )
+            assert await redis.publish(channel, message(1)) == 1
+            while not isinstance(item := await asyncio.wait_for(sub.get(), 5), Live):
+                pass  # the reconnect's resync comes first
+            assert item.seq == 1
+    finally:
+        await running.close()
+        await redis.aclose()
+        server.kill()
+
+
+async def _numsub_one(redis: aioredis.Redis, channel: str) -> bool:
+    return bool((await redis.pubsub_numsub(channel))[0][1] == 1)
+
+
 async def _numsub_zero(redis: aioredis.Redis, channels: list[str]) -> bool:
     return all(n == 0 for _, n in await redis.pubsub_numsub(*channels))
 

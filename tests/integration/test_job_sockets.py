@@ -116,6 +116,19 @@ async def _completed(client: Any, job_id: str) -> bool:
     return bool(response.json()["status"] == "completed")
 
 
+async def resume(url: str, token: str, received: list[dict[str, Any]]) -> int | None:
+    """Connect again after the last event received, as a client does: each event it gets
+    is added to ``received``; the close code it ends with."""
+    after = received[-1]["seq"] if received else 0
+    async with connect(f"{url}?after={after}", additional_headers=bearer(token)) as ws:
+        with contextlib.suppress(ConnectionClosed):
+            async for raw in ws:
+                message = orjson.loads(raw)
+                if message["type"] == "event":
+                    received.append(message)
+    return ws.close_code
+
+
 def small_window_socket(base_url: str) -> socket.socket:
     """A connected socket whose receive buffer is small, so that a client that stops
     reading holds back the server's sends at once instead of after megabytes."""
@@ -153,7 +166,7 @@ async def test_a_socket_that_falls_behind_is_closed_1013_and_resumes_without_a_g
                 snapshot = orjson.loads(await ws.recv())
                 assert snapshot["type"] == "snapshot"
                 # read nothing while the job talks: the server's sends wait, its queue
-                # overflows. Not for long: a send that waits 10 s ends the socket unsaid
+                # overflows. Not for long: a client that reads nothing for 10 s is dropped
                 await eventually(past_what_buffers_hold, timeout_s=9, what="the job outrunning us")
                 async for raw in ws:
                     received.append(orjson.loads(raw))
@@ -162,14 +175,7 @@ async def test_a_socket_that_falls_behind_is_closed_1013_and_resumes_without_a_g
         # resume where the socket left off, as a client does, until the job's end: a
         # loaded machine may leave the reading client behind again (another 1013)
         while closes[-1] == 1013 and len(closes) < 20:
-            after = received[-1]["seq"] if received else 0
-            async with connect(f"{url}?after={after}", additional_headers=bearer(token)) as ws:
-                with contextlib.suppress(ConnectionClosed):
-                    async for raw in ws:
-                        message = orjson.loads(raw)
-                        if message["type"] == "event":
-                            received.append(message)
-                closes.append(ws.close_code)
+            closes.append(await resume(url, token, received))
         stored = await all_events(client, job_id)
     assert closes[0] == 1013 and closes[-1] == 1000, closes
     assert set(closes[1:-1]) <= {1013}, closes
@@ -185,11 +191,9 @@ async def test_sockets_that_leave_mid_catch_up_or_are_refused_log_no_error(chatt
     async with chatty.client(token) as client:
         job_id = await submit(client, "chatter", events=300, size=200)
 
-        async def finished() -> bool:
-            response = await client.get(f"/api/jobs/{job_id}")
-            return bool(response.json()["status"] == "completed")
-
-        await eventually(finished, timeout_s=60, what="the chatter job completed")
+        await eventually(
+            lambda: _completed(client, job_id), timeout_s=60, what="the chatter job completed"
+        )
     url = f"{chatty.ws_base}/ws/jobs/{job_id}"
     # each leaves after the snapshot, while 300 events are on their way (max_queue=None: the
     # client reads on while it closes; with its queue of 16 full, the library stops reading
@@ -234,7 +238,7 @@ async def test_a_client_that_reads_nothing_is_dropped_and_resumes_without_a_gap(
             job_id = await submit(client, "chatter", events=2 * BEHIND, size=SIZE)
             url = f"{stack.ws_base}/ws/jobs/{job_id}"
 
-            def dropped() -> bool:
+            async def dropped() -> bool:
                 return "read nothing of what waited for it for 1 s" in stack.logs("web")
 
             async with connect(
@@ -245,17 +249,11 @@ async def test_a_client_that_reads_nothing_is_dropped_and_resumes_without_a_gap(
             ) as ws:
                 with contextlib.suppress(ConnectionClosed):
                     assert orjson.loads(await ws.recv())["type"] == "snapshot"
-                    await eventually(lambda: _now(dropped()), timeout_s=60, what="the drop")
+                    await eventually(dropped, timeout_s=60, what="the drop")
                     async for raw in ws:
                         received.append(orjson.loads(raw))
             assert ws.close_code in (None, 1006), ws.close_code  # dropped: no close frame
-            after = received[-1]["seq"] if received else 0
-            async with connect(f"{url}?after={after}", additional_headers=bearer(token)) as ws:
-                async for raw in ws:
-                    message = orjson.loads(raw)
-                    if message["type"] == "event":
-                        received.append(message)
-            assert ws.close_code == 1000
+            assert await resume(url, token, received) == 1000
             stored = await all_events(client, job_id)
         assert [e["seq"] for e in received] == list(range(1, len(stored) + 1))
         assert received == stored
@@ -263,7 +261,3 @@ async def test_a_client_that_reads_nothing_is_dropped_and_resumes_without_a_gap(
         assert "Exception in ASGI application" not in logged
     finally:
         stack.close()
-
-
-async def _now(value: bool) -> bool:
-    return value
