@@ -28,6 +28,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 from websockets.asyncio.client import ClientConnection
 
+from bench.cpu import Spent
 from bench.harness import (
     BenchError,
     Figure,
@@ -75,13 +76,16 @@ async def queue_reports(
     return job_ids
 
 
-async def follow_all(ctx: Run, watchers: list[Watcher]) -> None:
-    """Open every socket and read each to its close."""
+async def follow_all(ctx: Run, watchers: list[Watcher]) -> Spent | None:
+    """Open every socket and read each to its close; the CPU every process spent from the
+    last socket's opening to the last close."""
     follows: list[asyncio.Task[None]] = []
     try:
         await watch_all(watchers)
-        follows = [asyncio.create_task(w.follow()) for w in watchers]
-        await asyncio.wait_for(asyncio.gather(*follows), ctx.scale.budget_s)
+        with ctx.metered() as spent:
+            follows = [asyncio.create_task(w.follow()) for w in watchers]
+            await asyncio.wait_for(asyncio.gather(*follows), ctx.scale.budget_s)
+        return spent
     finally:
         for task in follows:
             task.cancel()
@@ -271,7 +275,7 @@ async def run(ctx: Run, section: Section) -> None:
         ctx, url, token, count, {"updates": updates}, max(ctx.scale.lead_s, count / 150)
     )
     watchers = [Watcher(ws_base(url), token, job_id) for job_id in job_ids]
-    await follow_all(ctx, watchers)
+    spent = await follow_all(ctx, watchers)
     last_arrival = max((w.arrivals[-1] for w in watchers if w.arrivals), default=None)
     if last_arrival is None:
         raise BenchError("no live event arrived")
@@ -332,7 +336,8 @@ async def run(ctx: Run, section: Section) -> None:
         f"one web process; one worker of concurrency {writers}. {delivered} events "
         f"arrived ({live} live, the rest replayed to a socket that opened after its job began); "
         "the rate is over the time from the first of them stored (Postgres's `at`) to the "
-        "last arrival.",
+        "last arrival. CPU an event, every process, from the last socket's opening to the "
+        f"last close: {spent.per_job_ms(delivered) if spent is not None else '-'}.",
         f"The baseline: {writers} writers in the benchmark process sharing a pool of "
         f"{ctx.settings.pg_pool_max} connections (the worker's), each INSERTing an event "
         "row (one committed statement) and then PUBLISHing it on a channel of its own, and one "

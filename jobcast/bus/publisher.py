@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -36,32 +37,46 @@ log = logging.getLogger(__name__)
 _MAX_WAITING = 100_000
 
 
+# PUBLISH each (channel, message) pair its arguments hold, in order: many events a command,
+# so the worker reads one answer a batch, not one a message
+_PUBLISH_SCRIPT = """
+for i = 1, #ARGV, 2 do
+    redis.call('PUBLISH', ARGV[i], ARGV[i + 1])
+end
+return #ARGV / 2
+"""
+# messages a script call, at most: a long backlog goes in several, none of them holding
+# Redis for long
+_MESSAGES_A_CALL = 500
+
+
 async def _publish_all(redis: aioredis.Redis, settings: Settings, events: list[Event]) -> None:
-    """Send persisted events to every server process, in order: one round trip, bounded."""
-
-    async def send() -> None:
-        async with redis.pipeline(transaction=False) as pipe:
-            for event in events:
-                try:
-                    text = encode(event)
-                except TypeError:  # a bug, not an outage: this one event is not sent
-                    log.exception("job %s: event %d cannot be encoded", event.job_id, event.seq)
-                    continue
-                for channel in channels(settings, event):
-                    pipe.publish(channel, text)
-            await pipe.execute()
-
+    """Send persisted events to every server process, in order: one round trip a few hundred
+    messages, bounded."""
+    args: list[str | bytes] = []
+    sent: Counter[str] = Counter()
+    for event in events:
+        try:
+            text = encode(event)
+        except TypeError:  # a bug, not an outage: this one event is not sent
+            log.exception("job %s: event %d cannot be encoded", event.job_id, event.seq)
+            continue
+        for channel in channels(settings, event):
+            args += (channel, text)
+        sent[event.kind.value] += 1
+    script = redis.register_script(_PUBLISH_SCRIPT)
     try:
         async with asyncio.timeout(settings.redis_publish_timeout_s):
-            await send()
+            for start in range(0, len(args), 2 * _MESSAGES_A_CALL):
+                await script(args=args[start : start + 2 * _MESSAGES_A_CALL])
     except TimeoutError:
         circuit = circuit_of(redis)
         reason = f"no answer to a publish within {settings.redis_publish_timeout_s} s"
         if circuit is not None:
             circuit.trip(reason)
         raise TimeoutError(reason) from None
-    for event in events:
-        metrics.EVENTS_PUBLISHED.labels(event.kind.value).inc()
+    for kind, count in sent.items():
+        metrics.EVENTS_PUBLISHED.labels(kind).inc(count)
 
 
 async def publish_quietly(
@@ -110,7 +125,8 @@ class Publisher:
 
     ``publish`` hands an event over and returns at once. One sender sends what waits,
     in the order it came (so the events of one job keep their order): over Redis, in
-    one round trip, or over NOTIFY when Redis refuses it, does not take it in time, or
+    one command (a script that publishes each, a few hundred messages a command), or over
+    NOTIFY when Redis refuses it, does not take it in time, or
     is taken for down. With one event at a time this is one round trip each; with many
     jobs reporting at once it is far fewer.
     """
