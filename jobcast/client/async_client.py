@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import logging
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any, Self, TypeVar, Unpack
 
 import httpx
+from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
-from websockets.exceptions import InvalidStatus, WebSocketException
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from jobcast.client import calls
 from jobcast.client.calls import Call, SubmitOptions
@@ -219,17 +221,21 @@ class AsyncClient:
                     open_timeout=self.timeout_s,
                     user_agent_header="jobcast-client",
                 ) as ws:
-                    async for raw in ws:
-                        message = calls.read_message(raw)
-                        if isinstance(message, Job):
-                            snapshot = message
-                        elif isinstance(message, Event):
-                            for event in await self._in_order(job, last, message):
-                                failures = 0
-                                last = event.seq
-                                yield event
-                                if event.final:
-                                    return
+                    try:
+                        async for raw in ws:
+                            message = calls.read_message(raw)
+                            if isinstance(message, Job):
+                                snapshot = message
+                            elif isinstance(message, Event):
+                                for event in await self._in_order(job, last, message):
+                                    failures = 0
+                                    last = event.seq
+                                    yield event
+                                    if event.final:
+                                        return
+                    except GeneratorExit:  # the caller stopped reading
+                        await _close_unread(ws)
+                        raise
                     if ws.close_code == _WS_NORMAL_CLOSURE and _ended_by(snapshot, last):
                         return  # it had ended before ``after``: nothing more will come
                     log.info(
@@ -297,3 +303,20 @@ class AsyncClient:
 def _ended_by(job: Job | None, last: int) -> bool:
     """The job had ended at or before event ``last``: a watch from there has nothing to add."""
     return job is not None and job.final and job.seq <= last
+
+
+async def _close_unread(ws: ClientConnection) -> None:
+    """Close a socket whose messages the caller no longer reads. The socket library stops
+    reading once its queue is full, so the server's close frame would wait behind them
+    until the library's close timeout (10 s): what is left is read and dropped meanwhile."""
+
+    async def drop_the_rest() -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for _ in ws:
+                pass
+
+    reading = asyncio.create_task(drop_the_rest())
+    try:
+        await ws.close()
+    finally:
+        reading.cancel()

@@ -265,6 +265,24 @@ async def test_watch_of_a_finished_job_replays_after_n_and_ends(owner: AsyncClie
     assert await collect(job.seq) == []
 
 
+async def test_a_watch_closed_early_ends_at_once_with_its_socket_full(
+    owner: AsyncClient,
+) -> None:
+    """A caller that stops reading after the first event, the rest of a finished job's 31
+    already sent to it: closing the watch does not wait for the server's close frame
+    behind the unread messages (the socket library's 10 s close timeout)."""
+    submitted = await owner.submit("demo", {"duration": 0.2})
+    await owner.wait(submitted.id, timeout_s=30)
+    async with aclosing(owner.watch(submitted.id)) as events:
+        first = await anext(events)
+        await asyncio.sleep(0.3)  # the replay's other 30 events and the close reach the client
+        started = asyncio.get_running_loop().time()
+        async with asyncio.timeout(5):
+            await events.aclose()
+    assert first.seq == 1
+    assert asyncio.get_running_loop().time() - started < 2
+
+
 async def test_watch_resumes_after_a_dropped_socket_without_gap_or_duplicate(
     owner: AsyncClient, proxy: CuttableProxy
 ) -> None:
