@@ -738,6 +738,7 @@ class Watcher:
     snapshot_seq: int = 0
     seqs: list[int] = field(default_factory=list)
     latencies_s: list[float] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)  # each timed event's kind
     arrivals: list[float] = field(default_factory=list)
     final: str | None = None
     close_code: int | None = None
@@ -766,6 +767,7 @@ class Watcher:
                 if seq > self.snapshot_seq:  # not a replay of what happened before we came
                     at = datetime.fromisoformat(message["at"]).timestamp()
                     self.latencies_s.append(now - at)
+                    self.kinds.append(message["kind"])
                     self.arrivals.append(now)
                 if message["kind"] == "status" and message.get("status") in FINAL_STATUSES:
                     self.final = message["status"]
