@@ -455,8 +455,9 @@ SELECT * FROM made
 -- the same statement as its event) or fails. A step's start is refused while the owner
 -- asks for a pause: the step boundary is where the job pauses (pause_at_boundary). Each
 -- job whose report applies gets its event (`progress` or `step`) and its row the report.
--- The rows are locked in the order of their ids (as the heartbeat's), so that two such
--- statements never wait on each other in a circle.
+-- A worker runs one such statement at a time, and its heartbeat only between them
+-- (workers/report_writes.py): the rows are updated as the plan reaches them, with no
+-- pass that locks them in an order first.
 -- $1 ids, $2 attempts, $3 kinds ('progress' or 'step'), $4 progress, $5 steps (the step
 -- a progress report was made in, or the step that changes), $6 step states, $7 steps'
 -- duration_ms, $8 messages (a progress report's, or a starting step's), $9 payloads and
@@ -468,16 +469,12 @@ WITH b AS (
     FROM unnest($1::uuid[], $2::integer[], $3::text[], $4::real[], $5::text[], $6::text[],
                 $7::integer[], $8::text[], $9::text[], $10::text[])
         AS b(id, attempt, kind, progress, step, state, duration_ms, message, payload, result)
-), l AS (
-    SELECT jobs.id FROM jobs JOIN b ON b.id = jobs.id
-    WHERE jobs.attempts = b.attempt AND jobs.status = 'running'
-    ORDER BY jobs.id FOR NO KEY UPDATE OF jobs
 ), j AS (
     UPDATE jobs SET seq = seq + 1, progress = b.progress, step = b.step,
         message = CASE WHEN b.kind = 'progress' OR b.state = 'running' THEN b.message
                        ELSE jobs.message END,
         heartbeat_at = now(), updated_at = now()
-    FROM b JOIN l ON l.id = b.id
+    FROM b
     WHERE jobs.id = b.id AND jobs.attempts = b.attempt AND jobs.status = 'running'
       AND NOT (b.kind = 'step' AND b.state = 'running' AND jobs.pause_requested)
     RETURNING jobs.id, jobs.seq, jobs.owner_id, jobs.type, b.kind AS event_kind,
@@ -540,18 +537,15 @@ WITH j AS (
 SELECT id, seq, owner_id, type, event_kind, event_payload, event_at, notified FROM made
 
 -- name: heartbeat
--- Beat for running attempts: the ids whose attempt is still running. The rows are locked
--- in the order of their ids, as `reports` locks them.
+-- Beat for running attempts: the ids whose attempt is still running. A worker beats only
+-- between its `reports` statements (workers/report_writes.py), so the two never wait on
+-- each other.
 -- $1 job ids, $2 their attempts
 WITH beat AS (
     SELECT * FROM unnest($1::uuid[], $2::int[]) AS beat(id, attempt)
-), l AS (
-    SELECT jobs.id FROM jobs JOIN beat ON beat.id = jobs.id
-    WHERE jobs.attempts = beat.attempt AND jobs.status = 'running'
-    ORDER BY jobs.id FOR NO KEY UPDATE OF jobs
 )
 UPDATE jobs SET heartbeat_at = now()
-FROM beat JOIN l ON l.id = beat.id
+FROM beat
 WHERE jobs.id = beat.id AND jobs.attempts = beat.attempt AND jobs.status = 'running'
 RETURNING jobs.id
 

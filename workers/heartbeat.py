@@ -22,12 +22,14 @@ import time
 from dataclasses import dataclass
 from uuid import UUID
 
+import asyncpg
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from jobcast.errors import StorageUnavailable
 from jobcast.store import Store
 from jobcast.tasks import raise_swallowed_cancel
+from workers.report_writes import ReportWrites
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +55,11 @@ class Heartbeat:
         prefix: str,
         *,
         deadline_s: float = 5.0,
+        writes: ReportWrites | None = None,
     ) -> None:
         self._store = store
+        # the reports of the worker's jobs: a beat never runs beside one of their statements
+        self._writes = writes
         self._interval_s = interval_s
         self._deadline_s = deadline_s  # a beat not through by then: Postgres is down
         self._redis = redis
@@ -97,19 +102,29 @@ class Heartbeat:
         self.storage_down = True
         self.last_storage_failure = time.monotonic()
 
+    async def _beat_for(self, attempts: dict[UUID, int]) -> set[UUID]:
+        if self._writes is None:
+            return await self._store.heartbeat(attempts)
+        return await self._writes.alone(lambda: self._store.heartbeat(attempts))
+
     async def beat(self) -> None:
         running = dict(self._running)
         try:
             # the deadline covers waiting for a connection too, which a silent link holds up
             async with asyncio.timeout(self._deadline_s):
                 if running:
-                    ours = await self._store.heartbeat({j: r.attempt for j, r in running.items()})
+                    ours = await self._beat_for({j: r.attempt for j, r in running.items()})
                 else:  # nothing to beat for: whether Postgres answers all the same
                     await self._store.ping()
                     ours = set()
         except (StorageUnavailable, TimeoutError) as exc:
             self.storage_failed()
             log.warning("heartbeat of %d jobs failed: %s", len(running), exc)
+            return
+        except asyncpg.DeadlockDetectedError as exc:  # with a cancel of many jobs at once
+            log.info(
+                "heartbeat of %d jobs: %s; beating again at the next interval", len(running), exc
+            )
             return
         if self.storage_down:
             log.info("postgres answers again; taking jobs")

@@ -7,6 +7,12 @@ that come while one is in flight wait for it and then go together, in one statem
 (``reports``), each fenced by its attempt. Under load a statement carries as many
 reports as the worker's jobs made meanwhile, so Postgres commits once for all of them.
 
+The worker's heartbeat, the other statement that updates many of its running jobs' rows,
+runs ``alone``: never while a statement of these is in flight, nor one while it is. So
+neither statement needs to lock its rows in an order the other shares (each would
+otherwise wait on the other in a circle, a deadlock Postgres ends after a second), and the
+rows are updated as the statement's plan reaches them, with no locking pass before.
+
 Each job still waits for its own report to be stored, and gets its own event back,
 before it publishes it or goes on (a step's end is its checkpoint, stored before the
 job's next line runs): every event is stored with its gap-free ``seq`` before any
@@ -21,6 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -35,6 +43,7 @@ log = logging.getLogger(__name__)
 _DEADLOCK_TRIES = 3
 
 Waiting = tuple[Report, "asyncio.Future[Event | None]"]
+T = TypeVar("T")
 
 
 class ReportWrites:
@@ -44,6 +53,13 @@ class ReportWrites:
         self._store = store
         self._waiting: list[Waiting] = []
         self._writer: asyncio.Task[None] | None = None
+        self._statement = asyncio.Lock()  # a statement of these, or the heartbeat's
+
+    async def alone(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Run another statement on this worker's running jobs (the heartbeat) with no
+        statement of these in flight, and none starting until it is through."""
+        async with self._statement:
+            return await call()
 
     async def write(self, report: Report) -> Event | None:
         """Store one job's report; its event, or None when it did not apply (its attempt no
@@ -74,7 +90,8 @@ class ReportWrites:
             return
         for tried in range(1, _DEADLOCK_TRIES + 1):
             try:
-                events = await self._store.record_reports([r for r, _ in live])
+                async with self._statement:
+                    events = await self._store.record_reports([r for r, _ in live])
             except asyncpg.DeadlockDetectedError as exc:
                 if tried < _DEADLOCK_TRIES:  # rolled back whole: nothing of it was stored
                     log.info("reports of %d jobs: %s; trying again", len(live), exc)

@@ -76,6 +76,7 @@ class WorkerState:
         ) as store:
             await check_install(store, settings)
             redis = redis_link.client(circuit)
+            report_writes = ReportWrites(store)
             heartbeat = Heartbeat(
                 store,
                 settings.heartbeat_s,
@@ -83,6 +84,7 @@ class WorkerState:
                 settings.redis_prefix,
                 # before the sweep would find this worker's jobs stale
                 deadline_s=min(settings.pg_command_timeout_s, settings.stale_after_s / 2),
+                writes=report_writes,
             )
             queue = Queue(redis, settings)
             publisher = Publisher(redis, settings, store)
@@ -94,7 +96,7 @@ class WorkerState:
                 queue=queue,
                 heartbeat=heartbeat,
                 publisher=publisher,
-                report_writes=ReportWrites(store),
+                report_writes=report_writes,
             )
             state.tasks = [
                 asyncio.create_task(heartbeat.run_forever(), name="heartbeat"),

@@ -8,14 +8,18 @@ from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 import pytest
+import redis.asyncio as aioredis
 
+from jobcast.endpoints import Endpoints
 from jobcast.errors import StorageUnavailable
 from jobcast.model import Claim, Event, StepState
 from jobcast.registry import load_registry
 from jobcast.store import Store
 from jobcast.store.reports import ProgressReport, Report, StepReport
 from tests.conftest import DatabaseFactory
+from workers.heartbeat import Heartbeat
 from workers.report_writes import ReportWrites
 
 
@@ -219,3 +223,100 @@ async def test_a_writer_stopped_midway_leaves_no_job_waiting_forever(store: Stor
     for waiting in (first, second):
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(waiting, timeout=5)
+
+
+class Overlaps:
+    """A real store that notes whether a heartbeat and a statement of reports ever ran at
+    once (each held up a little, so that a beat would land inside one if it could)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.in_flight: set[str] = set()
+        self.overlapped = False
+        self.beats = 0
+
+    async def _run(self, name: str, call: Any) -> Any:
+        self.overlapped |= bool(self.in_flight)
+        self.in_flight.add(name)
+        try:
+            await asyncio.sleep(0.005)
+            return await call()
+        finally:
+            self.in_flight.discard(name)
+
+    async def record_reports(self, reports: list[Report]) -> dict[UUID, Event]:
+        return await self._run("reports", lambda: self.store.record_reports(reports))  # type: ignore[no-any-return]
+
+    async def heartbeat(self, attempts: dict[UUID, int]) -> set[UUID]:
+        self.beats += 1
+        return await self._run("heartbeat", lambda: self.store.heartbeat(attempts))  # type: ignore[no-any-return]
+
+
+async def test_a_worker_beats_only_between_its_statements_of_reports(
+    store: Store, endpoints: Endpoints
+) -> None:
+    """Neither statement locks its rows in an order first: a worker's heartbeat and its
+    reports, on the same rows, must never run at once."""
+    ids = await running_jobs(store, 20)
+    overlaps = Overlaps(store)
+    writes = ReportWrites(overlaps)  # type: ignore[arg-type]
+    redis = aioredis.Redis.from_url(endpoints.redis_url)
+    heartbeat = Heartbeat(overlaps, 0.001, redis, f"hb{uuid.uuid4().hex[:8]}", writes=writes)  # type: ignore[arg-type]
+    for job_id in ids:
+        heartbeat.track(job_id, 1, asyncio.current_task())  # type: ignore[arg-type]
+
+    async def reporting(job_id: UUID) -> None:
+        for i in range(1, 21):
+            assert await writes.write(report(job_id, i)) is not None
+
+    beating = asyncio.create_task(heartbeat.run_forever())
+    try:
+        await asyncio.gather(*(reporting(j) for j in ids))
+    finally:
+        beating.cancel()
+        await asyncio.gather(beating, return_exceptions=True)
+        await redis.aclose()
+    assert overlaps.beats >= 5 and not overlaps.overlapped
+    assert [s for s, _ in await stored(store, ids[7])] == list(range(3, 23))
+
+
+class DeadlockOnce:
+    """A real store whose first heartbeat Postgres ends for a deadlock."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.beats = 0
+
+    async def heartbeat(self, attempts: dict[UUID, int]) -> set[UUID]:
+        self.beats += 1
+        if self.beats == 1:
+            raise asyncpg.DeadlockDetectedError("deadlock detected")
+        return await self.store.heartbeat(attempts)
+
+
+async def test_a_beat_postgres_ends_for_a_deadlock_is_made_again_at_the_next(
+    store: Store, endpoints: Endpoints
+) -> None:
+    """A cancel of many jobs at once may lock the same rows in another order: the beat that
+    loses is made at the next interval, stopping no job and taking Postgres for up."""
+    ids = await running_jobs(store, 2)
+    redis = aioredis.Redis.from_url(endpoints.redis_url)
+    failing = DeadlockOnce(store)
+    heartbeat = Heartbeat(failing, 1.0, redis, f"hb{uuid.uuid4().hex[:8]}")  # type: ignore[arg-type]
+    task = asyncio.create_task(asyncio.sleep(60))
+    try:
+        for job_id in ids:
+            heartbeat.track(job_id, 1, task)  # type: ignore[arg-type]
+        await heartbeat.beat()
+        assert not heartbeat.storage_down and not task.cancelled()
+        before = await store.pool.fetchval(
+            "SELECT max(heartbeat_at) FROM jobs WHERE id = ANY($1)", ids
+        )
+        await heartbeat.beat()
+        after = await store.pool.fetchval(
+            "SELECT min(heartbeat_at) FROM jobs WHERE id = ANY($1)", ids
+        )
+        assert failing.beats == 2 and after > before and not task.done()
+    finally:
+        task.cancel()
+        await redis.aclose()
