@@ -126,9 +126,9 @@ class Publisher:
     ``publish`` hands an event over and returns at once. One sender sends what waits,
     in the order it came (so the events of one job keep their order): over Redis, in
     one command (a script that publishes each, a few hundred messages a command), or over
-    NOTIFY when Redis refuses it, does not take it in time, or
-    is taken for down. With one event at a time this is one round trip each; with many
-    jobs reporting at once it is far fewer.
+    NOTIFY when Redis refuses it, does not take it in time, or is taken for down. With one
+    event at a time this is one round trip each; with many jobs reporting at once it is
+    far fewer.
     """
 
     def __init__(self, redis: aioredis.Redis, settings: Settings, store: Store) -> None:

@@ -303,7 +303,7 @@ async def test_a_beat_postgres_ends_for_a_deadlock_is_made_again_at_the_next(
     redis = aioredis.Redis.from_url(endpoints.redis_url)
     failing = DeadlockOnce(store)
     heartbeat = Heartbeat(failing, 1.0, redis, f"hb{uuid.uuid4().hex[:8]}")  # type: ignore[arg-type]
-    task = asyncio.create_task(asyncio.sleep(60))
+    task = asyncio.create_task(asyncio.Event().wait())  # the jobs' running code: it never ends
     try:
         for job_id in ids:
             heartbeat.track(job_id, 1, task)  # type: ignore[arg-type]
