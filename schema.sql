@@ -344,7 +344,7 @@ CREATE OR REPLACE FUNCTION jobcast_claim_gate(p_job uuid, p_types text[], p_caps
                                               OUT running bigint)
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
-    SELECT type INTO job_type FROM jobs WHERE id = p_job AND status = 'pending';
+    SELECT type INTO job_type FROM jobs WHERE id = p_job AND status IS NOT DISTINCT FROM 'pending';
     IF job_type IS NULL THEN
         RETURN;
     END IF;
@@ -640,7 +640,7 @@ DECLARE
     fkey text;
 BEGIN
     SELECT type, fair_key INTO job_type, fkey FROM jobs
-    WHERE id = p_job AND status = 'pending' AND parked_on IS NULL FOR UPDATE;
+    WHERE id = p_job AND status IS NOT DISTINCT FROM 'pending' AND parked_on IS NULL FOR UPDATE;
     IF job_type IS NULL OR EXISTS (SELECT 1 FROM paused_types p WHERE p.type = job_type) THEN
         job_type := NULL;
         RETURN;

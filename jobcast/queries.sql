@@ -12,11 +12,19 @@
 -- NOTIFYs jobcast_events with ids only, while a server process asks for it. One
 -- statement is one round trip and one implicit transaction, so an event exists exactly
 -- when the change it describes does, and seq has no gaps. A worker's writes are fenced
--- by its attempt (WHERE attempts = $2 AND status = 'running'). A running job's reports
--- (progress, steps, metadata, streams: many a job) return of the row only what their event
--- needs (id, seq, owner_id, type; jobcast/store/rows.py event_of_change), not the row,
--- whose input, result and metadata would otherwise go back to the worker with each one;
--- so do the ends of an attempt (finish, retry_later, hand_back).
+-- by its attempt (WHERE attempts = $2 AND status IS NOT DISTINCT FROM 'running'). A
+-- running job's reports (progress, steps, metadata, streams: many a job) return of the
+-- row only what their event needs (id, seq, owner_id, type; jobcast/store/rows.py
+-- event_of_change), not the row, whose input, result and metadata would otherwise go back
+-- to the worker with each one; so do the ends of an attempt (finish, retry_later,
+-- hand_back).
+--
+-- A statement that finds a job by its id tests its status with IS NOT DISTINCT FROM, the
+-- same test for a column that is never NULL, but one that no index can answer: the job is
+-- found by its key. With `status = 'pending'`, Postgres may take jobs_active_idx instead
+-- whenever its statistics say few jobs are pending (the table was small when the plan was
+-- made, or ANALYZE ran while none were), and then reads every pending job to find the one
+-- (tests/integration/test_plans.py: a claim read 146 pages with 2,000 jobs queued, not 17).
 
 
 -- part: notify
@@ -406,7 +414,7 @@ WITH g AS (
         progress = 0, step = NULL, message = NULL, error = NULL, pause_requested = false,
         waiting_reason = NULL,
         started_at = COALESCE(started_at, now()), heartbeat_at = now(), updated_at = now()
-    WHERE id = $1 AND status = 'pending'
+    WHERE id = $1 AND status IS NOT DISTINCT FROM 'pending'
       AND EXISTS (SELECT 1 FROM g WHERE g.job_type IS NOT NULL AND g.held_key IS NULL)
     RETURNING *, 'status'::text AS event_kind,
               jsonb_build_object('status', 'running', 'attempt', attempts, 'progress', 0,
@@ -441,7 +449,7 @@ FROM g LEFT JOIN made ON true
 -- Say why a pending job waits, once per reason. $1 id, $2 message, $3 payload
 WITH j AS (
     UPDATE jobs SET seq = seq + 1, message = $2, updated_at = now()
-    WHERE id = $1 AND status = 'pending' AND message IS DISTINCT FROM $2
+    WHERE id = $1 AND status IS NOT DISTINCT FROM 'pending' AND message IS DISTINCT FROM $2
     RETURNING *, 'status'::text AS event_kind,
               $3::jsonb || jsonb_build_object('attempt', attempts) AS event_payload
 )
@@ -475,7 +483,8 @@ WITH b AS (
                        ELSE jobs.message END,
         heartbeat_at = now(), updated_at = now()
     FROM b
-    WHERE jobs.id = b.id AND jobs.attempts = b.attempt AND jobs.status = 'running'
+    WHERE jobs.id = b.id AND jobs.attempts = b.attempt
+      AND jobs.status IS NOT DISTINCT FROM 'running'
       AND NOT (b.kind = 'step' AND b.state = 'running' AND jobs.pause_requested)
     RETURNING jobs.id, jobs.seq, jobs.owner_id, jobs.type, b.kind AS event_kind,
               b.payload AS event_payload
@@ -505,7 +514,7 @@ FROM j JOIN e ON e.job_id = j.id
         status = $3, result = $4, error = $5, message = $6,
         progress = CASE WHEN $3 = 'completed' THEN 100 ELSE progress END,
         finished_at = now(), heartbeat_at = NULL, updated_at = now()
-    WHERE id = $1 AND attempts = $2 AND status = 'running'
+    WHERE id = $1 AND attempts = $2 AND status IS NOT DISTINCT FROM 'running'
     RETURNING *, 'status'::text AS event_kind, $7::jsonb AS event_payload
 )
 -- include: close_steps
@@ -518,7 +527,7 @@ SELECT id, seq, owner_id, type, event_kind, event_payload, event_at, notified FR
 WITH j AS (
     UPDATE jobs SET seq = seq + 1, status = 'pending', message = $4, error = $5,
         run_at = now() + $3 * interval '1 second', heartbeat_at = NULL, updated_at = now()
-    WHERE id = $1 AND attempts = $2 AND status = 'running'
+    WHERE id = $1 AND attempts = $2 AND status IS NOT DISTINCT FROM 'running'
     RETURNING *, 'status'::text AS event_kind, $6::jsonb AS event_payload
 )
 -- include: event_tail
@@ -530,7 +539,7 @@ SELECT id, seq, owner_id, type, event_kind, event_payload, event_at, notified FR
 WITH j AS (
     UPDATE jobs SET seq = seq + 1, status = 'pending', attempts = attempts - 1, message = $3,
         run_at = now(), heartbeat_at = NULL, updated_at = now()
-    WHERE id = $1 AND attempts = $2 AND status = 'running'
+    WHERE id = $1 AND attempts = $2 AND status IS NOT DISTINCT FROM 'running'
     RETURNING *, 'status'::text AS event_kind, $4::jsonb AS event_payload
 )
 -- include: event_tail
@@ -546,7 +555,8 @@ WITH beat AS (
 )
 UPDATE jobs SET heartbeat_at = now()
 FROM beat
-WHERE jobs.id = beat.id AND jobs.attempts = beat.attempt AND jobs.status = 'running'
+WHERE jobs.id = beat.id AND jobs.attempts = beat.attempt
+  AND jobs.status IS NOT DISTINCT FROM 'running'
 RETURNING jobs.id
 
 
@@ -558,7 +568,7 @@ RETURNING jobs.id
 WITH j AS (
     UPDATE jobs SET seq = seq + 1, progress = $3, step = $4, heartbeat_at = now(),
         updated_at = now()
-    WHERE id = $1 AND attempts = $2 AND status = 'running'
+    WHERE id = $1 AND attempts = $2 AND status IS NOT DISTINCT FROM 'running'
     RETURNING *, 'resumed'::text AS event_kind, $5::jsonb AS event_payload
 )
 -- include: event_tail
@@ -573,7 +583,7 @@ WITH q AS (
     INSERT INTO job_inputs (job_id, step, prompt, schema, expires_at, on_timeout,
                             default_answer)
     SELECT id, $3, $4, $5, now() + $6 * interval '1 second', $7, $8 FROM jobs
-    WHERE id = $1 AND attempts = $2 AND status = 'running'
+    WHERE id = $1 AND attempts = $2 AND status IS NOT DISTINCT FROM 'running'
     ON CONFLICT (job_id, step) DO UPDATE SET prompt = EXCLUDED.prompt,
         schema = EXCLUDED.schema, on_timeout = EXCLUDED.on_timeout,
         default_answer = EXCLUDED.default_answer
@@ -583,7 +593,7 @@ WITH q AS (
     UPDATE jobs SET seq = seq + 1, status = 'waiting', attempts = attempts - 1, step = $3,
         message = $4, heartbeat_at = NULL, pause_requested = false, updated_at = now()
     FROM q
-    WHERE id = $1 AND attempts = $2 AND status = 'running'
+    WHERE id = $1 AND attempts = $2 AND status IS NOT DISTINCT FROM 'running'
     RETURNING jobs.*, 'input_required'::text AS event_kind,
               $9::jsonb || jsonb_build_object('expires_at', q.expires_at, 'attempt', $2)
               AS event_payload
@@ -646,7 +656,7 @@ WITH j AS (
     -- a debounced job that is paused takes no more submits: they make a new job
     UPDATE jobs SET seq = seq + 1, status = 'paused', message = 'Paused', debounce_key = NULL,
         updated_at = now()
-    WHERE id = $1 AND owner_id = $2 AND status = 'pending'
+    WHERE id = $1 AND owner_id = $2 AND status IS NOT DISTINCT FROM 'pending'
     RETURNING *, 'status'::text AS event_kind,
               $3::jsonb || jsonb_build_object('attempt', attempts) AS event_payload
 )
@@ -657,7 +667,7 @@ SELECT * FROM made
 -- The owner pauses a running job: it stops at its next step boundary (no event until
 -- then). $1 id, $2 owner id
 UPDATE jobs SET pause_requested = true, updated_at = now()
-WHERE id = $1 AND owner_id = $2 AND status = 'running'
+WHERE id = $1 AND owner_id = $2 AND status IS NOT DISTINCT FROM 'running'
 RETURNING id
 
 -- name: pause_at_boundary
@@ -666,7 +676,7 @@ RETURNING id
 WITH j AS (
     UPDATE jobs SET seq = seq + 1, status = 'paused', attempts = attempts - 1,
         pause_requested = false, message = 'Paused', heartbeat_at = NULL, updated_at = now()
-    WHERE id = $1 AND attempts = $2 AND status = 'running' AND pause_requested
+    WHERE id = $1 AND attempts = $2 AND status IS NOT DISTINCT FROM 'running' AND pause_requested
     RETURNING *, 'status'::text AS event_kind,
               $3::jsonb || jsonb_build_object('attempt', attempts) AS event_payload
 )
@@ -690,7 +700,7 @@ SELECT * FROM made
 -- The owner resumes a running job before it reached the boundary it was to pause at.
 -- $1 id, $2 owner id
 UPDATE jobs SET pause_requested = false, updated_at = now()
-WHERE id = $1 AND owner_id = $2 AND status = 'running' AND pause_requested
+WHERE id = $1 AND owner_id = $2 AND status IS NOT DISTINCT FROM 'running' AND pause_requested
 RETURNING id
 
 -- name: edit_draft
@@ -802,7 +812,8 @@ WITH o AS (
 ), j AS (
     UPDATE jobs SET seq = seq + 1 + (SELECT count(*) FROM o WHERE o.job_id = jobs.id),
         status = 'failed', error = $3, message = $4, finished_at = now(), updated_at = now()
-    WHERE id = $1 AND status = 'pending' AND run_at < now() - $2 * interval '1 second'
+    WHERE id = $1 AND status IS NOT DISTINCT FROM 'pending'
+      AND run_at < now() - $2 * interval '1 second'
       AND NOT EXISTS (SELECT 1 FROM paused_types p WHERE p.type = jobs.type)
     RETURNING *, 'status'::text AS event_kind,
               $5::jsonb || jsonb_build_object('attempt', attempts) AS event_payload
@@ -818,7 +829,8 @@ SELECT * FROM made
 -- $3 message, $4 payload
 WITH j AS (
     UPDATE jobs SET seq = seq + 1, stuck_since = now(), message = $3, updated_at = now()
-    WHERE id = $1 AND status = 'pending' AND run_at < now() - $2 * interval '1 second'
+    WHERE id = $1 AND status IS NOT DISTINCT FROM 'pending'
+      AND run_at < now() - $2 * interval '1 second'
       AND (stuck_since IS NULL OR stuck_since < run_at)
       AND NOT EXISTS (SELECT 1 FROM paused_types p WHERE p.type = jobs.type)
     RETURNING *, 'status'::text AS event_kind,
@@ -830,7 +842,7 @@ SELECT * FROM made
 
 -- name: priorities
 -- The priorities of those of these jobs still pending. $1 job ids
-SELECT id, priority FROM jobs WHERE id = ANY($1::uuid[]) AND status = 'pending'
+SELECT id, priority FROM jobs WHERE id = ANY($1::uuid[]) AND status IS NOT DISTINCT FROM 'pending'
 
 -- name: expire_results
 -- Drop results older than their type's time to live. $1 types, $2 their result_ttl_s
@@ -942,7 +954,7 @@ DELETE FROM fallback_listeners WHERE holder = $1
 -- weight, $7 weight, $8 counters, $9 metadata, $10 payload
 WITH j AS (
     UPDATE jobs SET seq = seq + 1, heartbeat_at = now(), updated_at = now()
-    WHERE id = $1 AND attempts = $2 AND status = 'running'
+    WHERE id = $1 AND attempts = $2 AND status IS NOT DISTINCT FROM 'running'
     RETURNING id, seq, owner_id, type, 'step'::text AS event_kind, $10::jsonb AS event_payload
 ), s AS (
     INSERT INTO job_steps AS s (job_id, position, name, title, weight, parent, share, counters,
@@ -966,7 +978,7 @@ SELECT * FROM made
 -- NULL, $7 metadata keys or NULL, $8 error (when it fails), $9 duration_ms, $10 payload
 WITH j AS (
     UPDATE jobs SET seq = seq + 1, progress = $5, heartbeat_at = now(), updated_at = now()
-    WHERE id = $1 AND attempts = $2 AND status = 'running'
+    WHERE id = $1 AND attempts = $2 AND status IS NOT DISTINCT FROM 'running'
     RETURNING id, seq, owner_id, type, 'step'::text AS event_kind, $10::jsonb AS event_payload
 ), s AS (
     UPDATE job_steps SET status = COALESCE($4, status),
@@ -994,9 +1006,10 @@ WITH j AS (
     UPDATE jobs SET seq = seq + 1, metadata = metadata || $4::jsonb, updated_at = now()
     WHERE octet_length((metadata || $4::jsonb)::text) <= $5
       AND CASE WHEN $3 THEN id = (SELECT c.parent_id FROM jobs c
-                                  WHERE c.id = $1 AND c.attempts = $2 AND c.status = 'running')
+                                  WHERE c.id = $1 AND c.attempts = $2
+                                    AND c.status IS NOT DISTINCT FROM 'running')
                             AND status NOT IN ('completed', 'failed', 'cancelled')
-               ELSE id = $1 AND attempts = $2 AND status = 'running' END
+               ELSE id = $1 AND attempts = $2 AND status IS NOT DISTINCT FROM 'running' END
     RETURNING id, seq, owner_id, type, 'metadata'::text AS event_kind, $6::jsonb AS event_payload
 )
 -- include: event_tail
@@ -1014,7 +1027,8 @@ WHERE id = CASE WHEN $2 THEN (SELECT parent_id FROM jobs WHERE id = $1) ELSE $1 
 -- so a fenced-off attempt moves neither the stream's length nor the job's seq.
 -- $1 id, $2 attempt, $3 stream name, $4 text, $5 the stream's cap in characters
 WITH l AS (
-    SELECT id FROM jobs WHERE id = $1 AND attempts = $2 AND status = 'running' FOR UPDATE
+    SELECT id FROM jobs
+    WHERE id = $1 AND attempts = $2 AND status IS NOT DISTINCT FROM 'running' FOR UPDATE
 ), s AS (
     INSERT INTO job_streams AS s (job_id, name, length)
     SELECT l.id, $3, length($4) FROM l WHERE length($4) <= $5
@@ -1036,7 +1050,8 @@ SELECT * FROM made
 -- Why a flush was refused: the stream's length now (NULL: none yet), and whether the
 -- attempt still runs. $1 id, $2 attempt, $3 stream name
 SELECT (SELECT length FROM job_streams WHERE job_id = $1 AND name = $3) AS length,
-       EXISTS (SELECT 1 FROM jobs WHERE id = $1 AND attempts = $2 AND status = 'running')
+       EXISTS (SELECT 1 FROM jobs
+               WHERE id = $1 AND attempts = $2 AND status IS NOT DISTINCT FROM 'running')
        AS running
 
 
@@ -1395,7 +1410,7 @@ SELECT kind, key, lim, period_s FROM job_keys WHERE job_id = $1 ORDER BY key, ki
 -- name: take_released
 -- The jobs an ended job released, to queue: taken once. $1 the ended job's id
 UPDATE jobs SET released_by = NULL
-WHERE released_by = $1 AND status = 'pending' AND parked_on IS NULL
+WHERE released_by = $1 AND status IS NOT DISTINCT FROM 'pending' AND parked_on IS NULL
 RETURNING id, owner_id, priority, fair_key,
           GREATEST(0, extract(epoch FROM run_at - now()))::float8 AS delay_s
 

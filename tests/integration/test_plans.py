@@ -1,0 +1,151 @@
+"""A statement that finds a job by its id finds it by its key, whatever Postgres's statistics
+say of the jobs' statuses, against a real Postgres.
+
+The statistics here are skewed the way a busy install's are: ANALYZE ran while every job
+had finished, and a backlog came after it. Believing them, Postgres took the index of
+pending and running jobs (jobs_active_idx) for `id = $1 AND status = 'pending'` and read
+every queued job to find one (queries.sql's header says how the statements avoid it).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+
+from jobcast.sql import QUERIES
+from tests.conftest import DatabaseFactory
+
+OWNER = uuid.UUID(int=1)
+# the statements that look for jobs by their status, not by an id: the index is theirs
+STATUS_SCANS = {
+    "active_by_type",
+    "oldest_pending",
+    "past_pending_limit",
+    "pending",
+    "resume_type",
+    "stuck_pending",
+}
+# not a statement EXPLAIN takes
+NOT_EXPLAINED = {"rollback"}
+
+
+async def add_jobs(conn: asyncpg.Connection, count: int, status: str) -> None:
+    await conn.execute(
+        "INSERT INTO jobs (id, owner_id, type, status, attempts, finished_at)"
+        " SELECT gen_random_uuid(), $1, 'noop', $2, 1,"
+        "        CASE WHEN $2 = 'completed' THEN now() END"
+        " FROM generate_series(1, $3)",
+        OWNER,
+        status,
+        count,
+    )
+
+
+@pytest.fixture
+async def skewed(new_database: DatabaseFactory) -> AsyncIterator[asyncpg.Connection]:
+    """3,000 finished jobs, ANALYZE, then 2,000 pending and 200 running ones."""
+    conn = await asyncpg.connect(await new_database())
+    try:
+        await conn.execute(
+            "INSERT INTO owners (id, token_hash, webhook_secret) VALUES ($1, '\\x00', 'x')",
+            OWNER,
+        )
+        await add_jobs(conn, 3000, "completed")
+        await conn.execute("ANALYZE")
+        await add_jobs(conn, 2000, "pending")
+        await add_jobs(conn, 200, "running")
+        yield conn
+    finally:
+        await conn.close()
+
+
+def value_of(type_name: str, job_id: uuid.UUID) -> Any:
+    """A value of a statement's parameter by its Postgres type (an array: of one)."""
+    if type_name.startswith("_"):
+        return [value_of(type_name[1:], job_id)]
+    return {
+        "uuid": job_id,
+        "text": "x",
+        "int2": 1,
+        "int4": 1,
+        "int8": 1,
+        "float4": 1.0,
+        "float8": 1.0,
+        "bool": False,
+        "jsonb": "{}",
+        "bytea": b"x",
+        "timestamptz": datetime.now(UTC),
+        "interval": timedelta(seconds=1),
+    }.get(type_name)
+
+
+def scans_of_jobs(node: dict[str, Any]) -> list[str]:
+    """The index (or "seq") each scan of the jobs table in a plan reads."""
+    found = []
+    if node.get("Relation Name") == "jobs" and "Scan" in node["Node Type"]:
+        found.append(node.get("Index Name", "seq"))
+    for child in node.get("Plans", []):
+        found.extend(scans_of_jobs(child))
+    return found
+
+
+async def test_no_statement_finds_a_job_by_its_id_through_the_status_index(
+    skewed: asyncpg.Connection,
+) -> None:
+    job_id = await skewed.fetchval("SELECT id FROM jobs WHERE status = 'pending' LIMIT 1")
+    # a plan for the values given, as each connection's first executions get
+    await skewed.execute("SET plan_cache_mode = force_custom_plan")
+    through_status: dict[str, list[str]] = {}
+    for name, sql in QUERIES.items():
+        if name in NOT_EXPLAINED:
+            continue
+        explain = await skewed.prepare("EXPLAIN (FORMAT JSON) " + sql)
+        args = [value_of(t.name, job_id) for t in explain.get_parameters()]
+        plan = json.loads(await explain.fetchval(*args))[0]["Plan"]
+        if "jobs_active_idx" in scans_of_jobs(plan):
+            through_status[name] = scans_of_jobs(plan)
+    assert set(through_status) <= STATUS_SCANS, {
+        name: scans for name, scans in through_status.items() if name not in STATUS_SCANS
+    }
+    # and the check sees such a scan: the sweeps do read the index
+    assert "pending" in through_status
+
+
+async def claim_pages(conn: asyncpg.Connection, claims: int) -> list[int]:
+    """The pages each of some claims of pending jobs read (each undone after)."""
+    pages = []
+    for row in await conn.fetch(
+        "SELECT id FROM jobs WHERE status = 'pending' ORDER BY random() LIMIT $1", claims
+    ):
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            answer = await conn.fetchval(
+                "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + QUERIES["claim"],
+                row["id"],
+                [],
+                [],
+                "host:1",
+            )
+        finally:
+            await transaction.rollback()
+        plan = json.loads(answer)[0]["Plan"]
+        pages.append(plan["Shared Hit Blocks"] + plan.get("Shared Read Blocks", 0))
+    return pages
+
+
+async def test_a_claim_reads_as_much_with_three_times_the_backlog(
+    skewed: asyncpg.Connection,
+) -> None:
+    await claim_pages(skewed, 1)  # the connection's first: its catalog lookups
+    before = await claim_pages(skewed, 5)
+    await add_jobs(skewed, 4000, "pending")
+    after = await claim_pages(skewed, 5)
+    # reading the pending jobs' index, each claim read 117-157 pages with 2,000 queued
+    assert max(after) <= max(before) + 15 < 100, (before, after)
