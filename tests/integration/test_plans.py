@@ -107,9 +107,9 @@ async def test_no_statement_finds_a_job_by_its_id_through_the_status_index(
             continue
         explain = await skewed.prepare("EXPLAIN (FORMAT JSON) " + sql)
         args = [value_of(t.name, job_id) for t in explain.get_parameters()]
-        plan = json.loads(await explain.fetchval(*args))[0]["Plan"]
-        if "jobs_active_idx" in scans_of_jobs(plan):
-            through_status[name] = scans_of_jobs(plan)
+        scans = scans_of_jobs(json.loads(await explain.fetchval(*args))[0]["Plan"])
+        if "jobs_active_idx" in scans:
+            through_status[name] = scans
     assert set(through_status) <= STATUS_SCANS, {
         name: scans for name, scans in through_status.items() if name not in STATUS_SCANS
     }
