@@ -56,9 +56,10 @@ browser: tools
 ## make test: the whole suite against real Postgres and Redis (found or started), but
 ## the install tests (make test-install: each extra in a fresh venv, a minute or more).
 ## In TEST_WORKERS processes (pytest-xdist): most of a test's time is processes starting
-## and waiting, so more workers than cores pay; each module runs whole on one worker
-## (loadfile), so its stack is launched once. TEST_WORKERS=0: serial.
-TEST_WORKERS ?= 2
+## and waiting, so more workers than cores pay (on 2 cores: 620 s in 2, 486 s in 3); each
+## module runs whole on one worker (loadfile), so its stack is launched once.
+## TEST_WORKERS=0: serial.
+TEST_WORKERS ?= 3
 PYTEST_ARGS ?= -m "not install" -n $(TEST_WORKERS) --dist loadfile
 test: install tools
 	@$(BYTECODE)
