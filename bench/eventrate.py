@@ -21,6 +21,7 @@ import asyncio
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import asyncpg
 import orjson
@@ -215,10 +216,16 @@ class Feed:
     socket: ClientConnection
     seqs: list[int] = field(default_factory=list)
     last_arrival: float = 0.0
+    timed: bool = False  # time each event from its ``at`` (benchmark 3's floor)
+    latencies_s: list[float] = field(default_factory=list)
 
     async def read(self, events: int) -> None:
         async for raw in self.socket:
-            self.seqs.append(orjson.loads(raw)["seq"])
+            message = orjson.loads(raw)
+            self.seqs.append(message["seq"])
+            if self.timed:
+                at = datetime.fromisoformat(message["at"]).timestamp()
+                self.latencies_s.append(time.time() - at)
             if self.seqs[-1] >= events:
                 self.last_arrival = time.time()
                 return

@@ -11,7 +11,10 @@ fan-out and the websocket.
 Two phases: through Redis pub/sub (the normal path), and through the fallback,
 where the watching web process's Redis is gone and it learns of events only by
 Postgres NOTIFY. Their baselines are raw Redis pub/sub and raw LISTEN/NOTIFY at
-the rate jobcast reached, measured in the benchmark process.
+the rate jobcast reached, measured in the benchmark process. The pub/sub phase has
+a second baseline, the stored floor: what the contract (every event stored before any
+watcher sees it) costs at the least, at the same rate, from the event's ``at`` to a
+websocket (``stored_floor``).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from bench.eventrate import Feed
 from bench.harness import (
     BenchError,
     Figure,
@@ -41,8 +45,10 @@ from bench.harness import (
     hammer,
     http,
     new_owner,
+    open_socket,
     paced,
     percentile,
+    python_command,
     submit,
     until,
     watch_all,
@@ -247,6 +253,50 @@ async def notify_baseline(ctx: Run, count: int, rate: float) -> list[float]:
     return latencies
 
 
+async def stored_floor(ctx: Run, jobs: int, rate: float) -> tuple[list[float], int]:
+    """Each event stored in a statement of its own (committed), then published, then sent
+    by the bare app to its job's websocket, the least way, at ``rate`` events a second:
+    the worker's concurrency of writers in a process of their own (bench/feedwriter.py,
+    on a pool the size of the worker's), ``LIVE_EVENTS_PER_JOB`` events of each of ``jobs``
+    jobs. The latencies from each event's ``at`` (Postgres's, as jobcast's), and how many
+    sockets got each of their events in order."""
+    url = await ctx.bare_url()
+    feeds: list[Feed] = []
+    try:
+
+        async def open_one(i: int) -> None:
+            socket = await open_socket(f"{ws_base(url)}/feed/{i}")
+            await socket.recv()  # the snapshot
+            feeds.append(Feed(socket, timed=True))
+
+        await hammer(open_one, concurrency=100, count=jobs)
+        reads = [asyncio.create_task(f.read(LIVE_EVENTS_PER_JOB)) for f in feeds]
+        writer = await asyncio.create_subprocess_exec(
+            *python_command(
+                "-m",
+                "bench.feedwriter",
+                ctx.settings.database_dsn,
+                ctx.settings.redis_dsn,
+                ctx.settings.redis_prefix,
+                str(jobs),
+                str(LIVE_EVENTS_PER_JOB),
+                str(ctx.settings.worker_concurrency),
+                str(rate),
+                str(ctx.settings.pg_pool_max),
+            ),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        await asyncio.wait_for(writer.communicate(), ctx.scale.budget_s)
+        if writer.returncode != 0:
+            raise BenchError(f"the stored floor's writer ended with {writer.returncode}")
+        await asyncio.wait_for(asyncio.gather(*reads), ctx.scale.budget_s)
+    finally:
+        await close_sockets([f.socket for f in feeds])
+        await ctx.done_with_bare()
+    whole = sum(f.seqs == list(range(1, LIVE_EVENTS_PER_JOB + 1)) for f in feeds)
+    return [x for f in feeds for x in f.latencies_s], whole
+
+
 async def start_pubsubless_web(ctx: Run) -> str:
     """A second web process whose Redis is killed once it is ready: its pub/sub is down."""
     redis_url = await ctx.cluster.start_redis("redis-b")
@@ -280,6 +330,10 @@ async def run(ctx: Run, section: Section) -> None:
         via_pubsub = delivery(pubsub_watchers)
         count, rate = _baseline_size(ctx, via_pubsub)
         raw_pubsub = await redis_baseline(ctx, channels, count, rate)
+        floor_jobs = max(1, count // LIVE_EVENTS_PER_JOB)
+        floor, floor_whole = await stored_floor(ctx, floor_jobs, rate)
+        if floor_whole != floor_jobs:
+            raise BenchError(f"the stored floor: {floor_whole} of {floor_jobs} sockets complete")
         kinds = await event_kinds(ctx.db, "demo")
         web_b = await (early if early is not None else start_pubsubless_web(ctx))
     finally:
@@ -295,6 +349,7 @@ async def run(ctx: Run, section: Section) -> None:
     raw_notify = await notify_baseline(ctx, count_b, rate_b)
 
     what_pubsub, what_notify = "raw Redis pub/sub", "raw Postgres LISTEN/NOTIFY"
+    what_floor = "the stored floor: INSERT (committed), PUBLISH, the bare app's socket"
     ms = 1000
     section.figures = [
         Figure(
@@ -311,6 +366,22 @@ async def run(ctx: Run, section: Section) -> None:
             via_pubsub.ms(99),
             ms * percentile(raw_pubsub, 99),
             what_pubsub,
+            False,
+        ),
+        Figure(
+            "event latency p50, via Redis pub/sub",
+            "ms",
+            via_pubsub.ms(50),
+            ms * percentile(floor, 50),
+            what_floor,
+            False,
+        ),
+        Figure(
+            "event latency p99, via Redis pub/sub",
+            "ms",
+            via_pubsub.ms(99),
+            ms * percentile(floor, 99),
+            what_floor,
             False,
         ),
         Figure(
@@ -342,6 +413,15 @@ async def run(ctx: Run, section: Section) -> None:
         f"events/s; {via_pubsub.complete} of {via_pubsub.watchers} sockets got every event "
         f"in order and a normal close. The baseline sent {count} messages at {rate:.0f}/s "
         f"over {channels} channels to one subscriber connection.",
+        f"The stored floor (the contract's least, at the same rate): "
+        f"{ctx.settings.worker_concurrency} writers in a process of their own "
+        f"(bench/feedwriter.py, on a pool of {ctx.settings.pg_pool_max} connections, as the "
+        f"worker has), each a job at a time, stored {len(floor)} events ({floor_jobs} jobs of "
+        f"{LIVE_EVENTS_PER_JOB}) at {rate:.0f}/s spread evenly, each in an INSERT of its own "
+        "(committed, its `at` Postgres's `now()` as jobcast's) and then PUBLISHed on its "
+        "job's channel; the bare app (bench/bare.py, one pattern subscription) sent each to "
+        f"its job's websocket; {floor_whole} of {floor_jobs} sockets got every event in order. "
+        "No job, no attempt's fence, no check, no token.",
         f"Pub/sub down: {len(via_notify.latencies_s)} live events at {via_notify.rate:.0f} "
         f"events/s; {via_notify.complete} of {via_notify.watchers} sockets complete. The "
         "sockets are on a second web process started with a private redis-server that is "

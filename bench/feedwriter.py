@@ -6,6 +6,13 @@ event of each of the batch's jobs in one statement (committed), then each publis
 its job's ``/feed`` channel (bench/bare.py) in one pipeline, round after round. It prints
 the wall time it began (after connecting) and then the one it ended, one a line. No job,
 no check, no attempt: the least that stores events in batches before publishing them.
+
+With a seventh argument, ``RATE`` (events a second) and an eighth, ``POOL`` (connections),
+it paces them instead (benchmark 3's floor): ``BATCH`` writers, each a job at a time,
+store each event in a statement of its own (committed) and then publish it, the writers'
+events spread evenly over the second so that together they make ``RATE`` a second, as a
+worker's jobs report at benchmark 3's rate (where a statement rarely finds a second
+report to carry). The least latency storing each event before publishing it allows.
 """
 
 from __future__ import annotations
@@ -32,6 +39,10 @@ INSERT INTO bench_feed_events (job, seq, kind, payload)
 SELECT job, seq, 'progress', payload FROM unnest($1::int[], $2::int[], $3::jsonb[])
     AS b(job, seq, payload)
 RETURNING job, at"""
+# $1 job, $2 seq, $3 payload
+SQL_EVENT = """
+INSERT INTO bench_feed_events (job, seq, kind, payload) VALUES ($1, $2, 'progress', $3)
+RETURNING at"""
 
 
 def message(job: int, seq: int, at: datetime, events: int) -> bytes:
@@ -76,9 +87,63 @@ async def write(dsn: str, redis_url: str, prefix: str, jobs: int, events: int, b
         await redis.aclose()
 
 
+async def write_paced(
+    dsn: str,
+    redis_url: str,
+    prefix: str,
+    jobs: int,
+    events: int,
+    writers: int,
+    rate: float,
+    pool_size: int,
+) -> None:
+    pool = await asyncpg.create_pool(dsn, min_size=pool_size, max_size=pool_size)
+    redis = aioredis.Redis.from_url(redis_url)
+    try:
+        await pool.execute(SQL_SCRATCH)
+        await pool.execute("TRUNCATE bench_feed_events")
+        print(time.time(), flush=True)
+        start = time.monotonic() + 0.1
+
+        async def writer(w: int) -> None:
+            n = 0  # this writer's events so far: its n-th is due at (w + n * writers) / rate
+            for job in range(w, jobs, writers):
+                channel = feed_channel(prefix, str(job))
+                for seq in range(1, events + 1):
+                    delay_s = start + (w + n * writers) / rate - time.monotonic()
+                    if delay_s > 0:
+                        await asyncio.sleep(delay_s)
+                    n += 1
+                    payload = orjson.dumps({"progress": 100 * seq / events}).decode()
+                    at = await pool.fetchval(SQL_EVENT, job, seq, payload)
+                    await redis.publish(channel, message(job, seq, at.astimezone(UTC), events))
+
+        await asyncio.gather(*(writer(w) for w in range(writers)))
+        print(time.time(), flush=True)
+    finally:
+        await pool.execute("DROP TABLE IF EXISTS bench_feed_events")
+        await pool.close()
+        await redis.aclose()
+
+
 def main(argv: list[str]) -> int:
-    dsn, redis_url, prefix, jobs, events, batch = argv
-    asyncio.run(write(dsn, redis_url, prefix, int(jobs), int(events), int(batch)))
+    dsn, redis_url, prefix, jobs, events, batch, *paced = argv
+    if paced:
+        rate, pool_size = paced
+        asyncio.run(
+            write_paced(
+                dsn,
+                redis_url,
+                prefix,
+                int(jobs),
+                int(events),
+                int(batch),
+                float(rate),
+                int(pool_size),
+            )
+        )
+    else:
+        asyncio.run(write(dsn, redis_url, prefix, int(jobs), int(events), int(batch)))
     return 0
 
 
