@@ -231,12 +231,13 @@ class Feed:
                 return
 
 
-async def delivered_floor_rate(ctx: Run, batch: int, jobs: int, events: int) -> tuple[float, int]:
-    """Events per second when each is stored in batches and delivered, the least way, to a
-    websocket watching its job: the writer (bench/feedwriter.py, its own process) stores one
-    event of each of ``batch`` jobs in one statement and publishes them in one pipeline;
-    the bare app (one process, one pattern subscription) sends each to its job's socket;
-    ``jobs`` sockets read here. Also how many sockets got each of their events, in order."""
+async def fed(
+    ctx: Run, jobs: int, events: int, *writer_args: str, timed: bool = False
+) -> tuple[list[Feed], float]:
+    """``jobs`` sockets on the bare app's /feed, read here while the writer
+    (bench/feedwriter.py, a process of its own) stores ``events`` events of each job and
+    publishes them (``writer_args``: its arguments after the counts); the sockets, once each
+    has its last event, and the wall time the writer began."""
     url = await ctx.bare_url()
     feeds: list[Feed] = []
     try:
@@ -244,7 +245,7 @@ async def delivered_floor_rate(ctx: Run, batch: int, jobs: int, events: int) -> 
         async def open_one(i: int) -> None:
             socket = await open_socket(f"{ws_base(url)}/feed/{i}")
             await socket.recv()  # the snapshot
-            feeds.append(Feed(socket))
+            feeds.append(Feed(socket, timed=timed))
 
         await hammer(open_one, concurrency=100, count=jobs)
         reads = [asyncio.create_task(f.read(events)) for f in feeds]
@@ -257,20 +258,34 @@ async def delivered_floor_rate(ctx: Run, batch: int, jobs: int, events: int) -> 
                 ctx.settings.redis_prefix,
                 str(jobs),
                 str(events),
-                str(batch),
+                *writer_args,
             ),
             stdout=asyncio.subprocess.PIPE,
         )
         out, _ = await asyncio.wait_for(writer.communicate(), ctx.scale.budget_s)
         if writer.returncode != 0:
             raise BenchError(f"the floor's writer ended with {writer.returncode}")
-        began = float(out.split()[0])
         await asyncio.wait_for(asyncio.gather(*reads), ctx.scale.budget_s)
     finally:
         await close_sockets([f.socket for f in feeds])
         await ctx.done_with_bare()
-    whole = sum(f.seqs == list(range(1, events + 1)) for f in feeds)
-    return jobs * events / (max(f.last_arrival for f in feeds) - began), whole
+    return feeds, float(out.split()[0])
+
+
+def in_order(feeds: list[Feed], events: int) -> int:
+    """How many sockets got each of their events, in order."""
+    return sum(f.seqs == list(range(1, events + 1)) for f in feeds)
+
+
+async def delivered_floor_rate(ctx: Run, batch: int, jobs: int, events: int) -> tuple[float, int]:
+    """Events per second when each is stored in batches and delivered, the least way, to a
+    websocket watching its job: the writer (bench/feedwriter.py, its own process) stores one
+    event of each of ``batch`` jobs in one statement and publishes them in one pipeline;
+    the bare app (one process, one pattern subscription) sends each to its job's socket;
+    ``jobs`` sockets read here. Also how many sockets got each of their events, in order."""
+    feeds, began = await fed(ctx, jobs, events, str(batch))
+    rate = jobs * events / (max(f.last_arrival for f in feeds) - began)
+    return rate, in_order(feeds, events)
 
 
 async def run(ctx: Run, section: Section) -> None:

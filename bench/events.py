@@ -33,7 +33,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from bench.eventrate import Feed
+from bench.eventrate import fed, in_order
 from bench.harness import (
     BenchError,
     Figure,
@@ -45,10 +45,8 @@ from bench.harness import (
     hammer,
     http,
     new_owner,
-    open_socket,
     paced,
     percentile,
-    python_command,
     submit,
     until,
     watch_all,
@@ -260,41 +258,11 @@ async def stored_floor(ctx: Run, jobs: int, rate: float) -> tuple[list[float], i
     on a pool the size of the worker's), ``LIVE_EVENTS_PER_JOB`` events of each of ``jobs``
     jobs. The latencies from each event's ``at`` (Postgres's, as jobcast's), and how many
     sockets got each of their events in order."""
-    url = await ctx.bare_url()
-    feeds: list[Feed] = []
-    try:
-
-        async def open_one(i: int) -> None:
-            socket = await open_socket(f"{ws_base(url)}/feed/{i}")
-            await socket.recv()  # the snapshot
-            feeds.append(Feed(socket, timed=True))
-
-        await hammer(open_one, concurrency=100, count=jobs)
-        reads = [asyncio.create_task(f.read(LIVE_EVENTS_PER_JOB)) for f in feeds]
-        writer = await asyncio.create_subprocess_exec(
-            *python_command(
-                "-m",
-                "bench.feedwriter",
-                ctx.settings.database_dsn,
-                ctx.settings.redis_dsn,
-                ctx.settings.redis_prefix,
-                str(jobs),
-                str(LIVE_EVENTS_PER_JOB),
-                str(ctx.settings.worker_concurrency),
-                str(rate),
-                str(ctx.settings.pg_pool_max),
-            ),
-            stdout=asyncio.subprocess.PIPE,
-        )
-        await asyncio.wait_for(writer.communicate(), ctx.scale.budget_s)
-        if writer.returncode != 0:
-            raise BenchError(f"the stored floor's writer ended with {writer.returncode}")
-        await asyncio.wait_for(asyncio.gather(*reads), ctx.scale.budget_s)
-    finally:
-        await close_sockets([f.socket for f in feeds])
-        await ctx.done_with_bare()
-    whole = sum(f.seqs == list(range(1, LIVE_EVENTS_PER_JOB + 1)) for f in feeds)
-    return [x for f in feeds for x in f.latencies_s], whole
+    writers, pool = ctx.settings.worker_concurrency, ctx.settings.pg_pool_max
+    feeds, _ = await fed(
+        ctx, jobs, LIVE_EVENTS_PER_JOB, str(writers), str(rate), str(pool), timed=True
+    )
+    return [x for f in feeds for x in f.latencies_s], in_order(feeds, LIVE_EVENTS_PER_JOB)
 
 
 async def start_pubsubless_web(ctx: Run) -> str:
