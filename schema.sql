@@ -75,6 +75,9 @@ CREATE INDEX IF NOT EXISTS jobs_type_completed_idx ON jobs (type, finished_at DE
 -- retention deletes finished jobs by age
 CREATE INDEX IF NOT EXISTS jobs_finished_idx ON jobs (status, finished_at)
     WHERE finished_at IS NOT NULL;
+-- the jobs not finished, by type and status: the console's counts and queue depth read
+-- these alone, not the finished ones retention keeps (a finished job leaves the index)
+CREATE INDEX IF NOT EXISTS jobs_unfinished_idx ON jobs (type, status) WHERE finished_at IS NULL;
 
 CREATE TABLE IF NOT EXISTS job_steps (
     job_id       uuid NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,

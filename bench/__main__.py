@@ -33,6 +33,7 @@ import uvloop
 from bench import (
     batches,
     connections,
+    console,
     eventrate,
     events,
     fairness,
@@ -94,10 +95,11 @@ BENCHMARKS: tuple[tuple[int, str, Benchmark], ...] = (
     (14, "Held jobs", fairness.held),
     (15, "Fairness under a backlog", fairness.fairness),
     (16, "Long jobs running", running.run),
+    (17, "An open operator console, a month of jobs kept", console.run),
 )
 # the benchmarks that run without the run's worker (they stop it, or use their own): the
 # settle before them does not start it again, only for them to stop it (a start is seconds)
-WITHOUT_WORKER = frozenset({2, 8, 11, 13, 14, 15, 16})
+WITHOUT_WORKER = frozenset({2, 8, 11, 13, 14, 15, 16, 17})
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:

@@ -868,6 +868,12 @@ DELETE FROM jobs WHERE finished_at IS NOT NULL AND (
 -- Jobs by type and status.
 SELECT type, status, count(*)::int AS n FROM jobs GROUP BY type, status
 
+-- name: live_counts
+-- Jobs not finished (pending, running, waiting, paused, draft) by type and status, through
+-- jobs_unfinished_idx: what the console shows, without a pass over the finished jobs.
+SELECT type, status, count(*)::int AS n FROM jobs WHERE finished_at IS NULL
+GROUP BY type, status
+
 -- name: active_by_type
 -- Pending and running jobs by type.
 SELECT type, status, count(*)::int AS n FROM jobs
@@ -893,17 +899,30 @@ GROUP BY type
 SELECT count(*)::int FROM jobs
 WHERE status = 'running' AND heartbeat_at < now() - $1 * interval '1 second'
 
--- name: type_stats
--- Per type: jobs finished and failed, and the p50 and p95 run time of those completed.
--- $1 seconds of history
+-- name: type_windows
+-- Per type, over two windows that end now ($1 and $2 seconds, the first the shorter): jobs
+-- finished and failed, and the p50 and p95 run time of those completed. One pass over the
+-- jobs that finished within the longer window, found through jobs_finished_idx: a console
+-- asks for these every few seconds, and its cost stays that of a day's jobs, not of
+-- everything retention keeps (a finished job is completed, failed or cancelled).
 SELECT type,
-       count(*) FILTER (WHERE finished_at IS NOT NULL)::int AS finished,
-       count(*) FILTER (WHERE status = 'failed')::int AS failed,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at))
-           FILTER (WHERE status = 'completed') AS p50_s,
-       percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at))
-           FILTER (WHERE status = 'completed') AS p95_s
-FROM jobs WHERE finished_at > now() - $1 * interval '1 second'
+       count(*) FILTER (WHERE short)::int AS short_finished,
+       count(*) FILTER (WHERE short AND status = 'failed')::int AS short_failed,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY run_s)
+           FILTER (WHERE short AND status = 'completed') AS short_p50_s,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY run_s)
+           FILTER (WHERE short AND status = 'completed') AS short_p95_s,
+       count(*)::int AS long_finished,
+       count(*) FILTER (WHERE status = 'failed')::int AS long_failed,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY run_s)
+           FILTER (WHERE status = 'completed') AS long_p50_s,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY run_s)
+           FILTER (WHERE status = 'completed') AS long_p95_s
+FROM (SELECT type, status, extract(epoch FROM finished_at - started_at) AS run_s,
+             finished_at > now() - $1 * interval '1 second' AS short
+      FROM jobs
+      WHERE status IN ('completed', 'failed', 'cancelled')
+        AND finished_at > now() - $2 * interval '1 second') finished
 GROUP BY type ORDER BY type
 
 -- name: step_history
@@ -1305,6 +1324,8 @@ ORDER BY t.n
 -- name: series_jobs
 -- Per time bucket and type (and, with type NULL, for all types): jobs finished and
 -- failed, and the p50 and p95 run time (start to end) and wait (submit to first start).
+-- The jobs that finished within the window, found through jobs_finished_idx (a finished job
+-- is completed, failed or cancelled), not all that retention keeps.
 -- $1 seconds of history, $2 bucket seconds
 SELECT date_bin($2 * interval '1 second', finished_at, timestamptz 'epoch') AS t, type,
        count(*)::int AS finished, count(*) FILTER (WHERE status = 'failed')::int AS failed,
@@ -1317,25 +1338,45 @@ SELECT date_bin($2 * interval '1 second', finished_at, timestamptz 'epoch') AS t
        percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM started_at - created_at))
            AS wait_p95
 FROM jobs
-WHERE finished_at > now() - $1 * interval '1 second'
+WHERE status IN ('completed', 'failed', 'cancelled')
+  AND finished_at > now() - $1 * interval '1 second'
 GROUP BY GROUPING SETS ((1, type), (1))
 ORDER BY 1
 
 -- name: series_depth
 -- Jobs waiting to start at the end of each bucket: submitted, not started, not finished.
+-- A job waits from its submit until it starts (or ends, never started): one pass over the
+-- jobs that could have waited within the window makes a +1 and a -1 of each, added up per
+-- bucket and then in bucket order, rather than a pass over them for each bucket (a day's
+-- 145 buckets read them 145 times). A change at `at` counts from the bucket whose end is
+-- at or after it (hence the microsecond: a bucket's end is inclusive).
 -- $1 seconds of history, $2 bucket seconds
 WITH b AS (
     SELECT generate_series(
         date_bin($2 * interval '1 second', now() - $1 * interval '1 second', timestamptz 'epoch'),
         now(), $2 * interval '1 second') AS t
+), c AS (
+    -- the jobs not finished (jobs_unfinished_idx) and those finished within the window
+    -- (jobs_finished_idx: a finished job is completed, failed or cancelled)
+    SELECT created_at AS came, started_at AS went FROM jobs
+    WHERE finished_at IS NULL AND status <> 'draft'
+    UNION ALL
+    SELECT created_at, LEAST(started_at, finished_at) FROM jobs
+    WHERE status IN ('completed', 'failed', 'cancelled')
+      AND finished_at > now() - $1 * interval '1 second'
+), moves AS (
+    SELECT GREATEST(date_bin($2 * interval '1 second', m.at - interval '1 microsecond',
+                             timestamptz 'epoch'),
+                    (SELECT min(t) FROM b)) AS t,
+           sum(m.d) AS d
+    FROM (SELECT came AS at, 1 AS d FROM c
+          UNION ALL
+          SELECT went, -1 FROM c WHERE went IS NOT NULL) m
+    GROUP BY 1
 )
-SELECT b.t, count(j.id)::int AS depth
-FROM b LEFT JOIN jobs j
-  ON j.status <> 'draft' AND j.created_at <= b.t + $2 * interval '1 second'
- AND (j.started_at IS NULL OR j.started_at > b.t + $2 * interval '1 second')
- AND (j.finished_at IS NULL OR j.finished_at > b.t + $2 * interval '1 second')
- AND (j.finished_at IS NULL OR j.finished_at > now() - $1 * interval '1 second')
-GROUP BY b.t ORDER BY b.t
+SELECT b.t, (sum(COALESCE(moves.d, 0)) OVER (ORDER BY b.t))::int AS depth
+FROM b LEFT JOIN moves ON moves.t = b.t
+ORDER BY b.t
 
 -- name: series_events
 -- Status changes per bucket, of every job. $1 seconds of history, $2 bucket seconds

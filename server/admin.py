@@ -8,9 +8,9 @@ The actions themselves run in ``server/admin_actions.py``.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -120,20 +120,35 @@ async def _view(request: Request, job: Any) -> AdminJobOut:
     return AdminJobOut(**shown.model_dump(), owner_id=str(job.owner_id))
 
 
+class StatsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    counts: Literal["all", "live"] = Field(
+        "all",
+        description="What `by_status` and `by_type` count: `all` the jobs kept, or `live` "
+        "the jobs not finished alone (pending, running, waiting, paused, draft), read "
+        "without a pass over the finished ones retention keeps. The console asks for `live`.",
+    )
+
+
 @endpoint(
     "Counts, queue depth, oldest wait, failure rate and durations per type",
-    responses={200: AdminStats, **error_responses(401, 403, 503)},
+    responses={200: AdminStats, **error_responses(400, 401, 403, 422, 503)},
+    query=StatsQuery,
     auth="admin",
     tags=("admin",),
 )
 async def stats(request: Request) -> Response:
     role = await require_admin_role(request)
-    return model_response(await current_stats(services_of(request), role.value))
+    wanted = parse_model(StatsQuery, dict(request.query_params), "query parameter ")
+    shown = await current_stats(services_of(request), role.value, live=wanted.counts == "live")
+    return model_response(shown)
 
 
-async def current_stats(services: Services, role: str) -> AdminStats:
-    """The numbers of the stats endpoint, also the admin feed's snapshot."""
-    numbers: dict[str, Any] = await services.store.stats(services.settings.stale_after_s)
+async def current_stats(services: Services, role: str, *, live: bool = False) -> AdminStats:
+    """The numbers of the stats endpoint (``live``: counting the jobs not finished alone),
+    also the admin feed's snapshot."""
+    numbers: dict[str, Any] = await services.store.stats(services.settings.stale_after_s, live=live)
     paused = await services.store.paused_types()
     depth: int | None
     due: int | None

@@ -23,7 +23,7 @@ from starlette.websockets import WebSocket
 from jobcast import metrics
 from jobcast.errors import Refused, StorageUnavailable
 from jobcast.model import dumps
-from server.admin import current_stats
+from server.admin import AdminStats, current_stats
 from server.admin_access import role_of
 from server.errors import response_of
 from server.sockets.stream import CLIENT_GONE, close, run_pair
@@ -84,6 +84,16 @@ async def admin_socket(ws: WebSocket) -> None:
         services.open_sockets.discard(ws)
 
 
+async def _shared_stats(services: Services, role: str) -> AdminStats:
+    """The stats every feed of this process pushes, read at most once a push period for all
+    of them: each read counts the jobs table whole, a fifth of a second of Postgres at a
+    million jobs kept, and each open console would otherwise add one (docs/performance.md)."""
+    shown: AdminStats = await services.admin_stats.get(
+        lambda: current_stats(services, role), max_age_s=STATS_EVERY * TICK_S
+    )
+    return shown.model_copy(update={"role": role})
+
+
 async def _send_forever(
     ws: WebSocket, services: Services, role: str, since: datetime | None
 ) -> None:
@@ -127,6 +137,6 @@ async def _send_forever(
                 await ws.send_text(dumps(_action(row)).decode())
         tick += 1
         if tick % STATS_EVERY == 0:
-            stats = (await current_stats(services, role)).model_dump(mode="json")
+            stats = (await _shared_stats(services, role)).model_dump(mode="json")
             await ws.send_text(dumps({"type": "stats", "stats": stats}).decode())
         await asyncio.sleep(TICK_S)

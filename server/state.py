@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import redis.asyncio as aioredis
 from starlette.websockets import WebSocket
@@ -15,6 +16,7 @@ from jobcast.registry import Registry
 from jobcast.settings import Settings
 from jobcast.store import Store
 from server.limits import RateLimiter
+from server.recent import Recent
 
 
 @dataclass(frozen=True)
@@ -32,3 +34,5 @@ class Services:
     sockets: dict[object, int]
     # every accepted websocket of this process, closed with 1001 when it is told to stop
     open_sockets: set[WebSocket]
+    # the admin stats the admin feeds of this process push, read once for all of them
+    admin_stats: Recent[Any] = field(default_factory=Recent)

@@ -135,7 +135,10 @@ export function createConsole({ api, post, role }) {
     const stats = state.stats;
     if (!list || !stats) return;
     const paused = new Map((stats.paused || []).map((p) => [p.type, p]));
-    const names = [...new Set([...Object.keys(stats.by_type || {}), ...paused.keys()])].sort();
+    // the types with jobs not finished, or finished in the last day, and the paused ones
+    const names = [...new Set([
+      ...Object.keys(stats.by_type || {}), ...Object.keys(stats.last_day || {}), ...paused.keys(),
+    ])].sort();
     list.textContent = "";
     for (const name of names) {
       const li = document.createElement("li");

@@ -200,7 +200,7 @@ function signOut() {
 
 async function refresh(gen) {
   const [stats, running, failed, limits] = await Promise.all([
-    api("/api/admin/stats"),
+    api("/api/admin/stats?counts=live"), // the console shows no finished job's count
     api("/api/admin/jobs?status=running&limit=50"),
     api("/api/admin/jobs?status=failed&limit=10"),
     api("/api/admin/limits"),

@@ -32,22 +32,21 @@ class Stats(StoreBase):
 
         return await self._run(read)
 
-    async def stats(self, stale_after_s: float) -> dict[str, Any]:
-        """Counts by type and status, the oldest due wait, per-type rates over 1 h and 1 day."""
+    async def stats(self, stale_after_s: float, *, live: bool = False) -> dict[str, Any]:
+        """Counts by type and status (``live``: of the jobs not finished alone), the oldest
+        due wait, per-type rates over 1 h and 1 day."""
 
         async def read() -> dict[str, Any]:
             async with self.pool.acquire() as conn:
-                counts = await conn.fetch(QUERIES["counts"])
+                counts = await conn.fetch(QUERIES["live_counts" if live else "counts"])
                 oldest = await conn.fetchval(QUERIES["oldest_pending"])
-                hour = await conn.fetch(QUERIES["type_stats"], 3600)
-                day = await conn.fetch(QUERIES["type_stats"], 86_400)
+                windows = await conn.fetch(QUERIES["type_windows"], 3600, 86_400)
                 stuck = await conn.fetchval(QUERIES["stuck"], stale_after_s)
                 stuck_pending = await conn.fetch(QUERIES["stuck_pending"])
             return {
                 "counts": counts,
                 "oldest": oldest,
-                "hour": hour,
-                "day": day,
+                "windows": windows,
                 "stuck": stuck,
                 "stuck_pending": {r["type"]: r["n"] for r in stuck_pending},
             }
@@ -64,8 +63,8 @@ class Stats(StoreBase):
             "oldest_pending_s": round(raw["oldest"], 3),
             "stuck_running": raw["stuck"],
             "stuck_pending": raw["stuck_pending"],
-            "last_hour": _window(raw["hour"]),
-            "last_day": _window(raw["day"]),
+            "last_hour": _window(raw["windows"], "short"),
+            "last_day": _window(raw["windows"], "long"),
         }
 
     async def step_history(self, job_type: str, jobs: int = 50) -> list[asyncpg.Record]:
@@ -76,15 +75,19 @@ class Stats(StoreBase):
         return rows
 
 
-def _window(rows: list[asyncpg.Record]) -> dict[str, dict[str, Any]]:
-    """Per type: finished, failed, failure rate and run-time percentiles over a window."""
-    return {
-        r["type"]: {
-            "finished": r["finished"],
-            "failed": r["failed"],
-            "failure_rate": round(r["failed"] / r["finished"], 4) if r["finished"] else 0.0,
-            "p50_s": r["p50_s"],
-            "p95_s": r["p95_s"],
-        }
-        for r in rows
-    }
+def _window(rows: list[asyncpg.Record], which: str) -> dict[str, dict[str, Any]]:
+    """Per type: finished, failed, failure rate and run-time percentiles over one of the two
+    windows of ``type_windows`` (``short`` or ``long``); a type with no job finished in it
+    is left out."""
+    shown: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        finished, failed = r[f"{which}_finished"], r[f"{which}_failed"]
+        if finished:
+            shown[r["type"]] = {
+                "finished": finished,
+                "failed": failed,
+                "failure_rate": round(failed / finished, 4),
+                "p50_s": r[f"{which}_p50_s"],
+                "p95_s": r[f"{which}_p95_s"],
+            }
+    return shown

@@ -128,7 +128,7 @@ async def test_the_admin_dashboard_shows_running_jobs_and_failures(
         stats["by_status"]["pending"] = 3
         await route.fulfill(response=response, json=stats)
 
-    await page.route("**/api/admin/stats", trouble)
+    await page.route("**/api/admin/stats?*", trouble)
     await page.reload()
     await expect(page.locator("#dashboard")).to_be_visible()
     warnings = page.locator("#warnings li")

@@ -251,5 +251,36 @@ async def test_the_queue_depth_counts_the_jobs_that_wait_not_those_running(
     assert stats["queue"] == {"depth": 1, "due": 0}
 
 
+async def test_the_live_counts_leave_the_finished_jobs_out(admined: Stack) -> None:
+    """What the console asks for: the jobs not finished, counted as in the full counts."""
+    unfinished = {"pending", "running", "waiting", "paused", "draft"}
+
+    def part(counts: dict[str, int]) -> dict[str, int]:
+        return {status: n for status, n in counts.items() if status in unfinished}
+
+    async def both(admin: httpx.AsyncClient) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        every = (await admin.get("/api/admin/stats")).json()
+        live = (await admin.get("/api/admin/stats", params={"counts": "live"})).json()
+        by_type = {t: part(c) for t, c in every["by_type"].items() if part(c)}
+        agree = live["by_status"] == part(every["by_status"]) and live["by_type"] == by_type
+        return (every, live) if agree else None  # a job of another test moved between them
+
+    owner = await admined.owner()
+    async with admined.client(owner) as mine, admined.client(ADMIN) as admin:
+        done = await submit(mine, "noop")
+        await eventually(lambda: _status_is(mine, done, "completed"), what="the noop job done")
+        body = {"type": "noop", "input": {}, "delay_seconds": 300}
+        later = (await mine.post("/api/jobs", json=body)).json()["id"]
+        every, live = await eventually(lambda: both(admin), what="the counts agreeing")
+        bad = await admin.get("/api/admin/stats", params={"counts": "finished"})
+        unknown = await admin.get("/api/admin/stats", params={"count": "live"})
+        assert (await mine.post(f"/api/jobs/{later}/cancel")).status_code == 202
+    assert every["by_status"]["completed"] >= 1 and "completed" not in live["by_status"]
+    assert live["by_status"]["pending"] >= 1 and live["by_type"]["noop"]["pending"] >= 1
+    assert live["last_hour"]["noop"]["finished"] >= 1  # the windows as in the full counts
+    assert_error(bad, 400, "bad_request")
+    assert_error(unknown, 422, "invalid_input")
+
+
 async def _status_is(client: httpx.AsyncClient, job_id: str, status: str) -> bool:
     return await _status(client, job_id) == status
