@@ -1,9 +1,11 @@
 """The admin feed (``/ws/admin``): what the console shows, pushed as it changes.
 
-It opens with a snapshot (the admin stats, the latest bulk actions, and a cursor), then
-sends every job's status changes (``jobs``), bulk-action progress (``action``) and fresh
-stats (``stats``) as they come. A console that lost its socket reconnects with
-``?since=<cursor>`` and gets the status changes it missed, from ``job_events``.
+It opens with a snapshot (the admin stats as the console asks for them, the jobs not
+finished counted; the latest bulk actions; and a cursor), then sends every job's status
+changes (``jobs``), bulk-action progress (``action``) and fresh stats (``stats``, one read
+a push period for every feed of the process) as they come. A console that lost its socket
+reconnects with ``?since=<cursor>`` and gets the status changes it missed, from
+``job_events``.
 
 The feed reads Postgres once a second for all of it: admin sockets are few, and
 Postgres holds every change, whichever process made it. The admin or the operator
@@ -85,11 +87,10 @@ async def admin_socket(ws: WebSocket) -> None:
 
 
 async def _shared_stats(services: Services, role: str) -> AdminStats:
-    """The stats every feed of this process pushes, read at most once a push period for all
-    of them: each read counts the jobs table whole, a fifth of a second of Postgres at a
-    million jobs kept, and each open console would otherwise add one (docs/performance.md)."""
+    """The stats every feed of this process pushes (the console's: the jobs not finished
+    counted), read at most once a push period for all of them, whatever their number."""
     shown: AdminStats = await services.admin_stats.get(
-        lambda: current_stats(services, role), max_age_s=STATS_EVERY * TICK_S
+        lambda: current_stats(services, role, live=True), max_age_s=STATS_EVERY * TICK_S
     )
     return shown.model_copy(update={"role": role})
 
@@ -102,7 +103,7 @@ async def _send_forever(
     actions = await store.recent_actions(10)
     snapshot = {
         "type": "snapshot",
-        "stats": (await current_stats(services, role)).model_dump(mode="json"),
+        "stats": (await current_stats(services, role, live=True)).model_dump(mode="json"),
         "actions": [_action(r) for r in actions],
         "cursor": cursor.isoformat(),
     }

@@ -12,7 +12,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from tests.integration.test_admin_api import ADMIN, OPERATOR, admined  # noqa: F401
-from tests.support import Stack, submit
+from tests.support import Stack, eventually, submit
 
 
 async def _until(ws: ClientConnection, wanted: Any, timeout_s: float = 20.0) -> dict[str, Any]:
@@ -54,6 +54,31 @@ async def test_the_feed_sends_a_snapshot_then_status_changes_and_progress(
         await again.recv()  # the snapshot
         replayed = await _until(again, _finished(job_id))
     assert {c["job_id"] for c in replayed["changes"]} >= {c["job_id"] for c in change["changes"]}
+
+
+async def test_the_feeds_push_the_live_counts_each_with_its_role(
+    admined: Stack,  # noqa: F811
+) -> None:
+    """Every feed of the process gets the stats of one read a period, as the console asks
+    for them: the jobs not finished counted, and each socket's own role."""
+    owner = await admined.owner()
+    async with admined.client(owner) as mine:
+        job_id = await submit(mine, "noop")
+
+        async def completed() -> bool:
+            return bool((await mine.get(f"/api/jobs/{job_id}")).json()["status"] == "completed")
+
+        await eventually(completed, what="the noop job completed")
+    base = f"{admined.ws_base}/ws/admin?token="
+    async with connect(base + OPERATOR) as operator, connect(base + ADMIN) as admin:
+        pushed = [
+            await _until(ws, lambda m: m["type"] == "stats", timeout_s=15)
+            for ws in (operator, admin)
+        ]
+    assert [p["stats"]["role"] for p in pushed] == ["operator", "admin"]
+    for p in pushed:
+        assert "completed" not in p["stats"]["by_status"]
+        assert p["stats"]["last_hour"]["noop"]["finished"] >= 1
 
 
 @pytest.mark.parametrize(("token", "status"), [("", 401), ("nobody-" + "z" * 40, 401)])
