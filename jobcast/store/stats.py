@@ -38,7 +38,7 @@ class Stats(StoreBase):
 
         async def read() -> dict[str, Any]:
             async with self.pool.acquire() as conn:
-                counts = await conn.fetch(QUERIES["live_counts" if live else "counts"])
+                counts = await conn.fetch(QUERIES["live_counts"] if live else QUERIES["counts"])
                 oldest = await conn.fetchval(QUERIES["oldest_pending"])
                 windows = await conn.fetch(QUERIES["type_windows"], 3600, 86_400)
                 stuck = await conn.fetchval(QUERIES["stuck"], stale_after_s)
