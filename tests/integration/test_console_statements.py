@@ -25,8 +25,9 @@ from tests.integration.test_plans import scans_of_jobs
 OWNER = uuid.UUID(int=7)
 TYPES = ("noop", "demo", "audit")
 
-# (status, submitted, started, finished), in seconds before now (None: not yet); times on
-# a bucket's end are in it: a job counts as waiting there up to its start, inclusive
+# (status, submitted, started, finished), in seconds before the start of the ten minutes now
+# is in (None: not yet), so that some fall on the ends of both kinds of bucket; a bucket's
+# end is in it: a job counts as waiting there up to its start, inclusive
 SHAPES: list[tuple[str, float, float | None, float | None]] = [
     ("pending", 50, None, None),
     ("pending", 7000, None, None),  # waiting since before the window
