@@ -20,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import asyncpg
@@ -61,13 +63,28 @@ def message(job: int, seq: int, at: datetime, events: int) -> bytes:
     )
 
 
-async def write(dsn: str, redis_url: str, prefix: str, jobs: int, events: int, batch: int) -> None:
-    conn = await asyncpg.connect(dsn)
+@asynccontextmanager
+async def writing(
+    db: asyncpg.Connection | asyncpg.Pool, redis_url: str
+) -> AsyncIterator[aioredis.Redis]:
+    """The scratch table made empty and Redis connected; the wall time the writing began
+    printed before it, and the one it ended after; the table dropped and both closed."""
     redis = aioredis.Redis.from_url(redis_url)
     try:
-        await conn.execute(SQL_SCRATCH)
-        await conn.execute("TRUNCATE bench_feed_events")
+        await db.execute(SQL_SCRATCH)
+        await db.execute("TRUNCATE bench_feed_events")
         print(time.time(), flush=True)
+        yield redis
+        print(time.time(), flush=True)
+    finally:
+        await db.execute("DROP TABLE IF EXISTS bench_feed_events")
+        await db.close()
+        await redis.aclose()
+
+
+async def write(dsn: str, redis_url: str, prefix: str, jobs: int, events: int, batch: int) -> None:
+    conn = await asyncpg.connect(dsn)
+    async with writing(conn, redis_url) as redis:
         for first in range(0, jobs, batch):
             group = list(range(first, min(first + batch, jobs)))
             for seq in range(1, events + 1):
@@ -80,11 +97,6 @@ async def write(dsn: str, redis_url: str, prefix: str, jobs: int, events: int, b
                         text = message(row["job"], seq, row["at"].astimezone(UTC), events)
                         pipe.publish(feed_channel(prefix, str(row["job"])), text)
                     await pipe.execute()
-        print(time.time(), flush=True)
-    finally:
-        await conn.execute("DROP TABLE IF EXISTS bench_feed_events")
-        await conn.close()
-        await redis.aclose()
 
 
 async def write_paced(
@@ -98,11 +110,7 @@ async def write_paced(
     pool_size: int,
 ) -> None:
     pool = await asyncpg.create_pool(dsn, min_size=pool_size, max_size=pool_size)
-    redis = aioredis.Redis.from_url(redis_url)
-    try:
-        await pool.execute(SQL_SCRATCH)
-        await pool.execute("TRUNCATE bench_feed_events")
-        print(time.time(), flush=True)
+    async with writing(pool, redis_url) as redis:
         start = time.monotonic() + 0.1
 
         async def writer(w: int) -> None:
@@ -119,11 +127,6 @@ async def write_paced(
                     await redis.publish(channel, message(job, seq, at.astimezone(UTC), events))
 
         await asyncio.gather(*(writer(w) for w in range(writers)))
-        print(time.time(), flush=True)
-    finally:
-        await pool.execute("DROP TABLE IF EXISTS bench_feed_events")
-        await pool.close()
-        await redis.aclose()
 
 
 def main(argv: list[str]) -> int:
