@@ -16,7 +16,7 @@ from jobcast.endpoints import Endpoints
 from tests.chaos import chaos_env
 from tests.conftest import DatabaseFactory
 from tests.nginx import Nginx
-from tests.support import launch
+from tests.support import eventually, launch
 
 pytestmark = [pytest.mark.browser, pytest.mark.topology]
 
@@ -69,11 +69,20 @@ async def test_a_page_on_the_apps_origin_runs_a_job_through_nginx(
     nginx: Nginx, context: BrowserContext
 ) -> None:
     page = await context.new_page()
+    opened: list[str] = []
+    page.on("websocket", lambda ws: opened.append(ws.url))
     await page.goto(f"{nginx.url}/app.html")
     await page.wait_for_function("window.__done !== undefined", timeout=30_000)
     assert await page.evaluate("window.__done") == "completed"
     job_id = await page.evaluate("window.__job")
-    # the element watched over the websocket, upgraded through nginx with the cookie
-    sockets = [line for line in nginx.log().splitlines() if f"/jobcast/ws/jobs/{job_id}" in line]
-    assert sockets and all('" 101 ' in line for line in sockets), nginx.log()[-2000:]
+    assert any(f"/jobcast/ws/jobs/{job_id}" in url for url in opened), opened
     await page.close()
+
+    # the element watched over the websocket, upgraded through nginx with the cookie; nginx
+    # writes an upgraded connection's line only when the connection ends
+    async def upgraded() -> list[str]:
+        lines = nginx.log().splitlines()
+        return [line for line in lines if f"/jobcast/ws/jobs/{job_id}" in line]
+
+    sockets = await eventually(upgraded, what="the websocket's line in nginx's log")
+    assert all('" 101 ' in line for line in sockets), nginx.log()[-2000:]

@@ -116,9 +116,16 @@ async def test_watchers_through_nginx_get_every_event_on_either_web_process(
     for watcher in watchers:
         watcher.assert_gap_free()
         assert watcher.final_statuses == ["completed"]
-    # every socket went through nginx, upgraded (101)
-    upgraded = [line for line in fronted.nginx.log().splitlines() if "/jobcast/ws/jobs/" in line]
-    assert len(upgraded) >= len(watchers) and all('" 101 ' in line for line in upgraded)
+
+    # every socket went through nginx, upgraded (101); nginx writes an upgraded connection's
+    # line only when the connection ends, a moment after the watcher closes it
+    async def upgraded() -> list[str]:
+        lines = fronted.nginx.log().splitlines()
+        sockets = [line for line in lines if "/jobcast/ws/jobs/" in line]
+        return sockets if len(sockets) >= len(watchers) else []
+
+    lines = await eventually(upgraded, what="every websocket's line in nginx's log")
+    assert all('" 101 ' in line for line in lines)
 
 
 @pytest.mark.timeout(300)
