@@ -8,6 +8,10 @@ transaction): a job in progress elsewhere, gone from the queue or not yet due is
 as arq skips it; any other is marked in progress for arq's ``in_progress_timeout_s`` and
 run by arq's own ``run_job``. A Redis error gives the job's slot back before it is raised
 (arq's own would keep it; ``workers.__main__.release_lost_slots`` covers arq's).
+
+Each turn of arq's poll loop also ends by raising a cancel that a Redis call swallowed
+(``Worker.heart_beat``): arq's loop runs until cancelled, and on Python 3.11 a cancel that
+comes as a Redis answer does is lost, which left a stopping worker polling on.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from typing import Any
 from arq.constants import in_progress_key_prefix
 from arq.utils import timestamp_ms
 from arq.worker import Worker as ArqWorker
+
+from jobcast.tasks import raise_swallowed_cancel
 
 # KEYS[1] the job's in-progress key, KEYS[2] the queue; ARGV[1] the job id, ARGV[2] now
 # (ms), ARGV[3] the in-progress timeout (ms). The job's score, or nothing when it is not
@@ -37,6 +43,12 @@ class Worker(ArqWorker):
         super().__init__(*args, **kwargs)
         self._start_script: Any = None
         self._start_pool: Any = None
+
+    async def heart_beat(self) -> None:
+        """arq's last call in each turn of its poll loop: a stop (a signal, or the
+        supervisor's cancel) that a Redis call of the turn swallowed ends the loop here."""
+        raise_swallowed_cancel()
+        await super().heart_beat()
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         """For each job id: take a slot, mark the job in progress unless it runs elsewhere,

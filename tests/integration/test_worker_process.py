@@ -10,10 +10,13 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 import redis.asyncio as aioredis
+from arq.connections import RedisSettings
+from arq.worker import func
 
 from jobcast.endpoints import Endpoints
 from jobcast.model import JobStatus
@@ -25,7 +28,7 @@ from tests.conftest import DatabaseFactory
 from tests.in_process import worker_settings
 from tests.support import eventually
 from workers.__main__ import supervise
-from workers.starts import START_SCRIPT
+from workers.starts import START_SCRIPT, Worker
 
 
 @pytest.mark.parametrize("args", [[], ["--check"]], ids=["run", "check"])
@@ -134,6 +137,54 @@ async def test_a_redis_error_as_a_job_starts_does_not_cost_the_worker_a_slot(
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker
     assert proxy.cuts_left == 0, "the proxy never cut a job's start: the test proves nothing"
+
+
+class SwallowsOneCancel(Worker):
+    """A worker whose first poll turn has a Redis call that swallows the cancel coming with
+    its answer, as redis-py's calls may on Python 3.11 (``raise_swallowed_cancel``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.in_the_call = asyncio.Event()
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        if not self.in_the_call.is_set():
+            self.in_the_call.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(3600)
+        await super().start_jobs(job_ids)
+
+
+async def _nothing(_ctx: dict[Any, Any]) -> None:
+    return None
+
+
+# arq's Worker.close calls redis-py's deprecated close()
+@pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning")
+async def test_a_stop_a_redis_call_swallowed_still_ends_the_poll_loop(
+    endpoints: Endpoints,
+) -> None:
+    """The supervisor's cancel (and arq's on a signal) ends arq's poll loop at the turn's
+    end, though the Redis call it came in swallowed it: the worker stops, not polls on."""
+    worker = SwallowsOneCancel(
+        functions=[func(_nothing, name="nothing")],
+        redis_settings=RedisSettings.from_dsn(endpoints.redis_url),
+        queue_name=f"t{uuid.uuid4().hex[:12]}:queue",
+        handle_signals=False,
+        poll_delay=0.01,
+    )
+    run = asyncio.create_task(worker.async_run())
+    try:
+        async with asyncio.timeout(30):
+            await worker.in_the_call.wait()
+        run.cancel()
+        done, _ = await asyncio.wait([run], timeout=5)
+        assert done and run.cancelled(), "the poll loop ran on after its cancel was swallowed"
+    finally:
+        run.cancel()  # a second cancel, were the first lost for good
+        with contextlib.suppress(asyncio.CancelledError):
+            await run
+        await worker.close()
 
 
 def test_a_job_type_whose_code_cannot_be_imported_stops_the_worker_at_start(
