@@ -3,7 +3,8 @@
 One batched UPDATE per interval confirms every attempt this worker runs. An
 attempt missing from the answer was cancelled, or handed to another worker by
 the sweep: its task is cancelled at once, so a cancel reaches a running job
-within one interval, and a worker that was frozen stops as soon as it wakes.
+within one interval (from one beat's start to the next, however long a beat takes), and a
+worker that was frozen stops as soon as it wakes.
 
 A beat Postgres does not take (refused, or not through within half the stale
 threshold, or the command timeout if that is sooner) marks Postgres down for this
@@ -80,9 +81,14 @@ class Heartbeat:
         self._running.pop(job_id, None)
 
     async def run_forever(self) -> None:
+        # an interval from one beat's start to the next: a beat that a loaded Postgres holds
+        # up puts neither the next beat nor a cancel's reach later (a tenth of the interval
+        # at the least between a beat that outlasted it and the next)
+        next_at = time.monotonic() + self._interval_s
         while True:
             raise_swallowed_cancel()
-            await asyncio.sleep(self._interval_s)
+            await asyncio.sleep(max(next_at - time.monotonic(), self._interval_s / 10))
+            next_at = time.monotonic() + self._interval_s
             await self.beat()
             await self._say_alive()
 

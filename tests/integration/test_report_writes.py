@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -278,6 +279,43 @@ async def test_a_worker_beats_only_between_its_statements_of_reports(
         await redis.aclose()
     assert overlaps.beats >= 5 and not overlaps.overlapped
     assert [s for s, _ in await stored(store, ids[7])] == list(range(3, 23))
+
+
+class SlowBeats:
+    """A real store whose heartbeats each take 0.6 s longer, as on a loaded Postgres."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.starts: list[float] = []
+
+    async def heartbeat(self, attempts: dict[UUID, int]) -> set[UUID]:
+        self.starts.append(time.monotonic())
+        await asyncio.sleep(0.6)
+        return await self.store.heartbeat(attempts)  # type: ignore[no-any-return]
+
+
+async def test_a_slow_beat_does_not_put_the_next_one_later(
+    store: Store, endpoints: Endpoints
+) -> None:
+    """A beat every interval from one's start to the next, however long each takes: a
+    cancel reaches a running job within an interval on a loaded Postgres too."""
+    ids = await running_jobs(store, 1)
+    redis = aioredis.Redis.from_url(endpoints.redis_url)
+    slow = SlowBeats(store)
+    heartbeat = Heartbeat(slow, 1.0, redis, f"hb{uuid.uuid4().hex[:8]}")  # type: ignore[arg-type]
+    code = asyncio.create_task(asyncio.Event().wait())  # the job's running code
+    heartbeat.track(ids[0], 1, code)
+    beating = asyncio.create_task(heartbeat.run_forever())
+    try:
+        await asyncio.sleep(4.5)
+    finally:
+        beating.cancel()
+        code.cancel()
+        await asyncio.gather(beating, code, return_exceptions=True)
+        await redis.aclose()
+    gaps = [b - a for a, b in zip(slow.starts, slow.starts[1:], strict=False)]
+    # an interval after a beat's start, not after its end (1.6 s)
+    assert len(slow.starts) >= 3 and max(gaps) < 1.35, gaps
 
 
 class DeadlockOnce:
