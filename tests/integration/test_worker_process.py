@@ -151,7 +151,7 @@ class SwallowsOneCancel(Worker):
         if not self.in_the_call.is_set():
             self.in_the_call.set()
             with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.sleep(3600)
+                await asyncio.Event().wait()  # until the cancel comes, then on as if answered
         await super().start_jobs(job_ids)
 
 
