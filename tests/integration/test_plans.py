@@ -149,3 +149,53 @@ async def test_a_claim_reads_as_much_with_three_times_the_backlog(
     after = await claim_pages(skewed, 5)
     # reading the pending jobs' index, each claim read 117-157 pages with 2,000 queued
     assert max(after) <= max(before) + 15 < 100, (before, after)
+
+
+def repeated_scans(node: dict[str, Any]) -> list[tuple[str, int]]:
+    """The scans of a statement's own parts (its CTEs) that ran more than once, with how
+    often: a join of two parts planned as a loop over one for each row of the other."""
+    found = []
+    if node["Node Type"] == "CTE Scan" and node["Actual Loops"] > 1:
+        found.append((node["CTE Name"], node["Actual Loops"]))
+    for child in node.get("Plans", []):
+        found.extend(repeated_scans(child))
+    return found
+
+
+async def test_a_statement_of_many_reports_reads_each_of_its_parts_once(
+    skewed: asyncpg.Connection,
+) -> None:
+    running = await skewed.fetch("SELECT id FROM jobs WHERE status = 'running' ORDER BY id")
+    ids = [r["id"] for r in running]
+    n = len(ids)
+    # progress reports, and every tenth a step that completes
+    kinds = ["step" if i % 10 == 0 else "progress" for i in range(n)]
+    states = ["completed" if k == "step" else None for k in kinds]
+    payloads = [json.dumps({"progress": 50.0, "i": i}) for i in range(n)]
+    results = ['{"rows": 3}' if k == "step" else None for k in kinds]
+    transaction = skewed.transaction()
+    await transaction.start()
+    try:
+        answer = await skewed.fetchval(
+            "EXPLAIN (ANALYZE, FORMAT JSON) " + QUERIES["reports"],
+            ids,
+            [1] * n,
+            kinds,
+            [50.0] * n,
+            ["s"] * n,
+            states,
+            [None] * n,
+            ["half"] * n,
+            payloads,
+            results,
+        )
+        stored = await skewed.fetchval(
+            "SELECT count(*) FROM job_events WHERE job_id = ANY($1::uuid[])", ids
+        )
+    finally:
+        await transaction.rollback()
+    plan = json.loads(answer)[0]["Plan"]
+    assert plan["Actual Rows"] == n == stored == 200
+    # each part once: with the events' times read by a join of two parts, and the steps'
+    # changes by another, one part was read once for each of the 200 reports
+    assert repeated_scans(plan) == []
