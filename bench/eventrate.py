@@ -288,6 +288,65 @@ async def delivered_floor_rate(ctx: Run, batch: int, jobs: int, events: int) -> 
     return rate, in_order(feeds, events)
 
 
+STEADY_WORKER = "worker-steady"
+
+
+@dataclass
+class Steady:
+    """The phase with every watched job running: its rate, its events, how many sockets got
+    every event in order, and the CPU every process spent an event."""
+
+    rate: float
+    events: int
+    whole: int
+    spent: Spent | None
+
+
+async def steady_rate(ctx: Run, count: int, updates: int) -> Steady:
+    """Events per second with all ``count`` watched jobs running at once: one worker of
+    concurrency ``count`` starts them, each waits (running) for one wall time, and then
+    all report together; the rate is over the events made from that time on (the step's
+    start, the updates, the step's end and the job's end), from the first stored to the
+    last arrival, so no job's claim falls inside it."""
+    await asyncio.gather(
+        ctx.cluster.stop("worker"),
+        ctx.cluster.start_worker(STEADY_WORKER, env={"JOBCAST_WORKER_CONCURRENCY": str(count)}),
+    )
+    try:
+        url = ctx.web_url
+        token = await new_owner(url)
+        lead_s = max(ctx.scale.lead_s, count / 150)
+        start_at = time.time() + lead_s + count / 400  # the submits, then the sockets
+        job_ids = await queue_reports(
+            ctx, url, token, count, {"updates": updates, "start_at": start_at}, 0.0
+        )
+        watchers = [Watcher(ws_base(url), token, job_id) for job_id in job_ids]
+        spent = await follow_all(ctx, watchers)
+        late = await ctx.db.fetchval(
+            "SELECT count(*) FROM jobs WHERE id = ANY($1::uuid[])"
+            " AND (started_at IS NULL OR started_at >= to_timestamp($2))",
+            [uuid.UUID(j) for j in job_ids],
+            start_at,
+        )
+        if late:
+            raise BenchError(f"{late} of {count} jobs started after the common start: raise lead")
+        made = [
+            (arrival - latency, arrival)
+            for w in watchers
+            for latency, arrival in zip(w.latencies_s, w.arrivals, strict=True)
+            if arrival - latency >= start_at
+        ]
+        if not made:
+            raise BenchError("no event made after the common start arrived")
+        first_at = min(at for at, _ in made)
+        last_arrival = max(arrival for _, arrival in made)
+        whole = await complete(ctx, watchers)
+        return Steady(len(made) / (last_arrival - first_at), len(made), whole, spent)
+    finally:
+        await ctx.cluster.stop(STEADY_WORKER)
+        await ctx.cluster.start_worker("worker")
+
+
 async def run(ctx: Run, section: Section) -> None:
     count = ctx.scale.watched_jobs
     updates = EVENT_UPDATES[ctx.scale.name]
@@ -318,6 +377,14 @@ async def run(ctx: Run, section: Section) -> None:
     floor_delivered, floor_whole = await delivered_floor_rate(ctx, writers, count, updates + 4)
     if floor_whole != count:
         raise BenchError(f"the delivered floor: {floor_whole} of {count} sockets got all in order")
+    steady = await steady_rate(ctx, count, updates)
+    # the same events a job (the step's start, the updates, its end, the job's end), all
+    # the jobs' events of a round to a statement, as the worker's reports of them all are
+    floor_steady, floor_steady_whole = await delivered_floor_rate(ctx, count, count, updates + 3)
+    if floor_steady_whole != count:
+        raise BenchError(
+            f"the delivered floor, all at once: {floor_steady_whole} of {count} sockets"
+        )
     section.figures = [
         Figure(
             f"events stored and delivered per second, {count} watched jobs",
@@ -350,6 +417,28 @@ async def run(ctx: Run, section: Section) -> None:
             None,
             "— (a check, not a speed)",
         ),
+        Figure(
+            f"events stored and delivered per second, {count} watched jobs running at once",
+            "events/s",
+            steady.rate,
+            floor_steady,
+            f"the events of {count} jobs to a statement and a pipeline, sent by the bare app "
+            f"to {count} sockets",
+        ),
+        Figure(
+            f"events stored and delivered per second, {count} watched jobs running at once",
+            "events/s",
+            steady.rate,
+            rate,
+            f"{count} watched jobs, {writers} at a time, each started and ended within",
+        ),
+        Figure(
+            "watchers that got every event, in order, all running at once",
+            "",
+            f"{steady.whole} of {count}",
+            None,
+            "— (a check, not a speed)",
+        ),
     ]
     section.notes = [
         f"{count} `bench_report` jobs (bench/reporter.py), each {updates} progress updates "
@@ -379,4 +468,15 @@ async def run(ctx: Run, section: Section) -> None:
         "the time from the writer's start to the last arrival: what storing events in "
         "batches and delivering each to its watcher costs here at the least, with no job, "
         "no attempt, no check and no token.",
+        f"All running at once: the same {count} jobs and sockets, on a worker of concurrency "
+        f"{count} in the run's worker's place, each job waiting (running) for one wall time "
+        f"before its step, then reporting as above: {steady.events} events made from that "
+        "time on (the step's start, the updates, the step's end and the job's end) arrived; "
+        "the rate is over the time from the first of them stored to the last arrival, so "
+        "the jobs' claims fall outside it and their ends inside. What a worker's running "
+        "jobs talking at once cost, without the churn of jobs starting. CPU an event, every "
+        "process, from the last socket's opening to the last close (the wait included): "
+        f"{steady.spent.per_job_ms(steady.events) if steady.spent is not None else '-'}. "
+        f"Its floor is the delivered floor with {count} jobs to a statement and "
+        f"{updates + 3} events a job.",
     ]
