@@ -199,3 +199,36 @@ async def test_a_statement_of_many_reports_reads_each_of_its_parts_once(
     # each part once: with the events' times read by a join of two parts, and the steps'
     # changes by another, one part was read once for each of the 200 reports
     assert repeated_scans(plan) == []
+
+
+async def test_a_batch_cancel_reads_each_of_its_parts_once(skewed: asyncpg.Connection) -> None:
+    running = await skewed.fetch("SELECT id FROM jobs WHERE status = 'running' ORDER BY id")
+    ids = [r["id"] for r in running]
+    transaction = skewed.transaction()
+    await transaction.start()
+    try:
+        # each running job in its second step of three
+        await skewed.execute(
+            "INSERT INTO job_steps (job_id, position, name, title, weight, status)"
+            " SELECT j.id, p, 's' || p, 'S', 1,"
+            "        CASE p WHEN 1 THEN 'completed' WHEN 2 THEN 'running' ELSE 'waiting' END"
+            " FROM unnest($1::uuid[]) AS j(id), generate_series(1, 3) AS p",
+            ids,
+        )
+        answer = await skewed.fetchval(
+            "EXPLAIN (ANALYZE, FORMAT JSON) " + QUERIES["admin_cancel"],
+            ids,
+            '{"status": "cancelled"}',
+            '{"status": "cancelled"}',
+        )
+        closed = await skewed.fetchval(
+            "SELECT count(*) FROM job_events WHERE job_id = ANY($1::uuid[]) AND kind = 'step'",
+            ids,
+        )
+    finally:
+        await transaction.rollback()
+    plan = json.loads(answer)[0]["Plan"]
+    assert plan["Actual Rows"] == len(ids) == closed == 200
+    # with the open steps counted, closed and their events numbered by joins of the
+    # statement's parts, one part was read once for each of the 200 jobs
+    assert repeated_scans(plan) == []

@@ -363,3 +363,58 @@ async def test_a_beat_postgres_ends_for_a_deadlock_is_made_again_at_the_next(
     finally:
         task.cancel()
         await redis.aclose()
+
+
+async def test_a_batch_cancel_closes_each_jobs_open_steps_with_gap_free_events(
+    store: Store,
+) -> None:
+    # demo's steps: validate, fetch, analyze, report
+    running, asked, second, pending = await running_jobs(store, 4, "demo")
+    writes = ReportWrites(store)
+    for job_id in (running, asked, second):
+        await writes.write(StepReport(job_id, 1, "validate", StepState.RUNNING, None, 0.0, "V"))
+    # `second` completed its first step and runs its second; `asked` waits for an answer
+    await writes.write(StepReport(second, 1, "validate", StepState.COMPLETED, 5, 25.0))
+    await writes.write(StepReport(second, 1, "fetch", StepState.RUNNING, None, 25.0, "F"))
+    await writes.write(StepReport(asked, 1, "validate", StepState.COMPLETED, 5, 25.0))
+    waited = await store.wait_for_input(
+        asked,
+        1,
+        step="fetch",
+        prompt="Which?",
+        schema={"type": "string"},
+        timeout_s=None,
+        on_timeout="fail",
+        default=None,
+    )
+    assert waited is not None
+    await store.pool.execute("UPDATE jobs SET status = 'pending' WHERE id = $1", pending)
+
+    events = await store.cancel_many([running, asked, second, pending])
+
+    assert sorted(e.job_id for e in events) == sorted([running, asked, second, pending])
+    for job_id, closed in ((running, "validate"), (asked, "fetch"), (second, "fetch")):
+        rows = await store.pool.fetch(
+            "SELECT seq, kind, payload FROM job_events WHERE job_id = $1 ORDER BY seq", job_id
+        )
+        assert [r["seq"] for r in rows] == list(range(1, len(rows) + 1)), job_id
+        step_event, last = rows[-2], rows[-1]
+        assert (step_event["kind"], step_event["payload"]["step"]) == ("step", closed)
+        assert step_event["payload"]["state"] == "cancelled"
+        assert (last["kind"], last["payload"]["status"]) == ("status", "cancelled")
+        assert await store.pool.fetchval(
+            "SELECT status FROM job_steps WHERE job_id = $1 AND name = $2", job_id, closed
+        ) == ("cancelled")
+        # the answer names the event as stored
+        mine = next(e for e in events if e.job_id == job_id)
+        assert (mine.seq, mine.at) == (
+            last["seq"],
+            await store.pool.fetchval(
+                "SELECT at FROM job_events WHERE job_id = $1 AND seq = $2", job_id, last["seq"]
+            ),
+        )
+    pending_events = await store.pool.fetch(
+        "SELECT seq, kind FROM job_events WHERE job_id = $1 ORDER BY seq", pending
+    )
+    assert [r["kind"] for r in pending_events][-1] == "status"
+    assert [r["seq"] for r in pending_events] == list(range(1, len(pending_events) + 1))
