@@ -50,33 +50,54 @@ return #ARGV / 2
 _MESSAGES_A_CALL = 500
 
 
+class Unsent(Exception):
+    """Redis refused a publish, or did not answer one within the timeout: ``events``, the
+    first one of that command's onwards, are not published (those before it are)."""
+
+    def __init__(self, events: list[Event], reason: BaseException) -> None:
+        super().__init__(str(reason))
+        self.events = events
+        self.reason = reason
+
+
 async def _publish_all(redis: aioredis.Redis, settings: Settings, events: list[Event]) -> None:
     """Send persisted events to every server process, in order: one round trip a few hundred
-    messages, bounded."""
-    args: list[str | bytes] = []
-    sent: Counter[str] = Counter()
+    messages, each answered within the timeout. A long backlog is many commands, each of
+    which has the whole timeout: a Redis that answers each one in time is not taken for
+    down because a worker's jobs said much at once."""
+    calls: list[tuple[list[Event], list[str | bytes]]] = [([], [])]
     for event in events:
         try:
             text = encode(event)
         except TypeError:  # a bug, not an outage: this one event is not sent
             log.exception("job %s: event %d cannot be encoded", event.job_id, event.seq)
             continue
-        for channel in channels(settings, event):
+        names = channels(settings, event)
+        if len(calls[-1][1]) + 2 * len(names) > 2 * _MESSAGES_A_CALL:
+            calls.append(([], []))
+        call_events, args = calls[-1]
+        call_events.append(event)
+        for channel in names:
             args += (channel, text)
-        sent[event.kind.value] += 1
     script = redis.register_script(_PUBLISH_SCRIPT)
-    try:
-        async with asyncio.timeout(settings.redis_publish_timeout_s):
-            for start in range(0, len(args), 2 * _MESSAGES_A_CALL):
-                await script(args=args[start : start + 2 * _MESSAGES_A_CALL])
-    except TimeoutError:
-        circuit = circuit_of(redis)
-        reason = f"no answer to a publish within {settings.redis_publish_timeout_s} s"
-        if circuit is not None:
-            circuit.trip(reason)
-        raise TimeoutError(reason) from None
-    for kind, count in sent.items():
-        metrics.EVENTS_PUBLISHED.labels(kind).inc(count)
+    for i, (call_events, args) in enumerate(calls):
+        if not args:
+            continue
+        try:
+            async with asyncio.timeout(settings.redis_publish_timeout_s):
+                await script(args=args)
+        except (RedisError, OSError, TimeoutError) as exc:
+            reason = exc
+            if isinstance(exc, TimeoutError):
+                circuit = circuit_of(redis)
+                reason = TimeoutError(
+                    f"no answer to a publish within {settings.redis_publish_timeout_s} s"
+                )
+                if circuit is not None:
+                    circuit.trip(str(reason))
+            raise Unsent([e for unsent, _ in calls[i:] for e in unsent], reason) from exc
+        for kind, count in Counter(e.kind.value for e in call_events).items():
+            metrics.EVENTS_PUBLISHED.labels(kind).inc(count)
 
 
 async def publish_quietly(
@@ -90,8 +111,8 @@ async def publish_quietly(
     """
     try:
         await _publish_all(redis, settings, [event])
-    except (RedisError, OSError, TimeoutError) as exc:
-        await _announce_instead(store, [event], exc)
+    except Unsent as exc:
+        await _announce_instead(store, exc.events, exc.reason)
 
 
 async def _announce_instead(
@@ -196,8 +217,8 @@ class Publisher:
                 return
             try:
                 await _publish_all(self._redis, self._settings, events)
-            except (RedisError, OSError, TimeoutError) as exc:
-                await _announce_instead(self._store, events, exc)
+            except Unsent as exc:  # those published before it stay published
+                await _announce_instead(self._store, exc.events, exc.reason)
         except asyncio.CancelledError:
             raise
         except Exception:  # an event that cannot be sent at all: logged, the sender goes on

@@ -347,6 +347,65 @@ async def test_a_long_backlog_is_published_whole_and_in_order_after_redis_forgot
     assert [seq for job, seq in on_owner if job == str(jobs[0])] == list(range(1, per_job + 1))
 
 
+class SlowScripts(aioredis.Redis):
+    """A real Redis client whose every script call is answered 0.3 s late: a Redis that
+    answers each command in time, but a long backlog takes longer than one timeout."""
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        if args and str(args[0]).upper() in ("EVALSHA", "EVAL"):
+            await asyncio.sleep(0.3)
+        return await super().execute_command(*args, **options)
+
+
+async def test_a_backlog_longer_than_one_publish_timeout_is_published_not_announced(
+    endpoints: Endpoints, new_database: DatabaseFactory
+) -> None:
+    """Each command of a long backlog has the whole publish timeout: a worker whose jobs
+    said more at once than Redis takes in one timeout does not take Redis for down and
+    send every event over NOTIFY instead."""
+    settings = load_settings(
+        {
+            "JOBCAST_REDIS_PREFIX": f"ps{uuid.uuid4().hex[:8]}",
+            "JOBCAST_REDIS_PUBLISH_TIMEOUT_S": "1",
+        }
+    )
+    redis = SlowScripts.from_url(endpoints.redis_url)
+    listener = aioredis.Redis.from_url(endpoints.redis_url)
+    pubsub = listener.pubsub()
+    await pubsub.psubscribe(settings.job_channel("*"))
+    dsn = await new_database()
+    notified: list[str] = []
+    notices = await asyncpg.connect(dsn)
+    owner, job_id, events = uuid.uuid4(), uuid.uuid4(), 1500
+    try:
+        await notices.add_listener(NOTIFY_CHANNEL, lambda *args: notified.append(str(args[-1])))
+        async with Store.open(dsn) as store:
+            publisher = Publisher(redis, settings, store)
+            for seq in range(1, events + 1):  # handed over at once: one batch of 3,000 messages
+                await publisher.publish(progress(job_id, seq, owner))
+            started = time.monotonic()
+            assert await publisher.flush(10)
+            took_s = time.monotonic() - started
+            await publisher.close()
+        heard: list[int] = []
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                async for msg in pubsub.listen():
+                    if msg["type"] == "pmessage":
+                        heard.append(orjson.loads(msg["data"])["seq"])
+                    if len(heard) == events:
+                        break
+    finally:
+        await notices.close()
+        await pubsub.aclose()
+        await listener.aclose()
+        await redis.aclose()
+    assert notified == [], f"{len(notified)} events announced over NOTIFY"
+    assert heard == list(range(1, events + 1))
+    # six commands of 500 messages, 0.3 s each: longer than one timeout in all
+    assert took_s > 1.5
+
+
 async def test_events_the_publisher_cannot_send_are_announced_over_postgres_in_order(
     endpoints: Endpoints, new_database: DatabaseFactory
 ) -> None:
