@@ -105,8 +105,9 @@ class ConnectionSettings(BaseModel):
         1.0,
         gt=0,
         le=300,
-        description="How long a batch of events may wait for Redis to take it; then NOTIFY "
-        "carries it and Redis is taken for down. Jobs never wait for it.",
+        description="How long one publish command (up to 500 messages) may wait for Redis to "
+        "take it; then NOTIFY carries its events and those after it, and Redis is taken for "
+        "down. Jobs never wait for it.",
     )
     redis_probe_interval_s: float = Field(
         1.0,
