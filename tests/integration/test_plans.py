@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -85,14 +85,20 @@ def value_of(type_name: str, job_id: uuid.UUID) -> Any:
     }.get(type_name)
 
 
-def scans_of_jobs(node: dict[str, Any]) -> list[str]:
-    """The index (or "seq") each scan of the jobs table in a plan reads."""
-    found = []
-    if node.get("Relation Name") == "jobs" and "Scan" in node["Node Type"]:
-        found.append(node.get("Index Name", "seq"))
+def plan_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """A plan's nodes (EXPLAIN's JSON), the node itself first."""
+    yield node
     for child in node.get("Plans", []):
-        found.extend(scans_of_jobs(child))
-    return found
+        yield from plan_nodes(child)
+
+
+def scans_of_jobs(plan: dict[str, Any]) -> list[str]:
+    """The index (or "seq") each scan of the jobs table in a plan reads."""
+    return [
+        node.get("Index Name", "seq")
+        for node in plan_nodes(plan)
+        if node.get("Relation Name") == "jobs" and "Scan" in node["Node Type"]
+    ]
 
 
 async def test_no_statement_finds_a_job_by_its_id_through_the_status_index(
@@ -151,15 +157,14 @@ async def test_a_claim_reads_as_much_with_three_times_the_backlog(
     assert max(after) <= max(before) + 15 < 100, (before, after)
 
 
-def repeated_scans(node: dict[str, Any]) -> list[tuple[str, int]]:
+def repeated_scans(plan: dict[str, Any]) -> list[tuple[str, int]]:
     """The scans of a statement's own parts (its CTEs) that ran more than once, with how
     often: a join of two parts planned as a loop over one for each row of the other."""
-    found = []
-    if node["Node Type"] == "CTE Scan" and node["Actual Loops"] > 1:
-        found.append((node["CTE Name"], node["Actual Loops"]))
-    for child in node.get("Plans", []):
-        found.extend(repeated_scans(child))
-    return found
+    return [
+        (node["CTE Name"], node["Actual Loops"])
+        for node in plan_nodes(plan)
+        if node["Node Type"] == "CTE Scan" and node["Actual Loops"] > 1
+    ]
 
 
 async def test_a_statement_of_many_reports_reads_each_of_its_parts_once(
