@@ -406,6 +406,67 @@ async def test_a_backlog_longer_than_one_publish_timeout_is_published_not_announ
     assert took_s > 1.5
 
 
+class ThirdScriptUnanswered(aioredis.Redis):
+    """A real Redis client whose third script call gets no answer within the publish
+    timeout (it is never sent); every other is answered at once."""
+
+    calls = 0
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        if args and str(args[0]).upper() in ("EVALSHA", "EVAL"):
+            self.calls += 1
+            if self.calls == 3:
+                await asyncio.sleep(5)
+        return await super().execute_command(*args, **options)
+
+
+async def test_a_backlog_command_redis_does_not_take_goes_over_notify_with_those_after_it(
+    endpoints: Endpoints, new_database: DatabaseFactory
+) -> None:
+    """What the commands before it published stays published, and is not announced again;
+    that command's events and those after it go over NOTIFY, in order."""
+    settings = load_settings(
+        {
+            "JOBCAST_REDIS_PREFIX": f"pu{uuid.uuid4().hex[:8]}",
+            "JOBCAST_REDIS_PUBLISH_TIMEOUT_S": "1",
+        }
+    )
+    redis = ThirdScriptUnanswered.from_url(endpoints.redis_url)
+    listener = aioredis.Redis.from_url(endpoints.redis_url)
+    pubsub = listener.pubsub()
+    await pubsub.psubscribe(settings.job_channel("*"))
+    dsn = await new_database()
+    notified: list[int] = []
+    notices = await asyncpg.connect(dsn)
+    owner, job_id, events = uuid.uuid4(), uuid.uuid4(), 1500
+    try:
+        await notices.add_listener(
+            NOTIFY_CHANNEL, lambda *args: notified.append(int(str(args[-1]).split()[1]))
+        )
+        async with Store.open(dsn) as store:
+            publisher = Publisher(redis, settings, store)
+            for seq in range(1, events + 1):  # one batch: six commands of 250 events each
+                await publisher.publish(progress(job_id, seq, owner))
+            assert await publisher.flush(20)
+            await publisher.close()
+        heard: list[int] = []
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(3):
+                async for msg in pubsub.listen():
+                    if msg["type"] == "pmessage":
+                        heard.append(orjson.loads(msg["data"])["seq"])
+        await eventually(
+            lambda: _true(len(notified) >= events - 500), what="the NOTIFYs of the unsent"
+        )
+    finally:
+        await notices.close()
+        await pubsub.aclose()
+        await listener.aclose()
+        await redis.aclose()
+    assert heard == list(range(1, 501))  # the first two commands
+    assert notified == list(range(501, events + 1))
+
+
 async def test_events_the_publisher_cannot_send_are_announced_over_postgres_in_order(
     endpoints: Endpoints, new_database: DatabaseFactory
 ) -> None:
