@@ -37,17 +37,22 @@ log = logging.getLogger(__name__)
 _MAX_WAITING = 100_000
 
 
-# PUBLISH each (channel, message) pair its arguments hold, in order: many events a command,
-# so the worker reads one answer a batch, not one a message
+# PUBLISH each event its arguments hold, in order: many events a command, so the worker
+# reads one answer a batch, not one a message. An event is three arguments: its text, its
+# job's channel, and its owner's channel ('' when it has no owner): the text goes once,
+# however many channels it is published on
 _PUBLISH_SCRIPT = """
-for i = 1, #ARGV, 2 do
-    redis.call('PUBLISH', ARGV[i], ARGV[i + 1])
+for i = 1, #ARGV, 3 do
+    redis.call('PUBLISH', ARGV[i + 1], ARGV[i])
+    if ARGV[i + 2] ~= '' then
+        redis.call('PUBLISH', ARGV[i + 2], ARGV[i])
+    end
 end
-return #ARGV / 2
+return #ARGV / 3
 """
-# messages a script call, at most: a long backlog goes in several, none of them holding
-# Redis for long
-_MESSAGES_A_CALL = 500
+# events a script call, at most (up to twice as many messages): a long backlog goes in
+# several, none of them holding Redis for long
+_EVENTS_A_CALL = 250
 
 
 class Unsent(Exception):
@@ -62,7 +67,7 @@ class Unsent(Exception):
 
 async def _publish_all(redis: aioredis.Redis, settings: Settings, events: list[Event]) -> None:
     """Send persisted events to every server process, in order: one round trip a few hundred
-    messages, each answered within the timeout. A long backlog is many commands, each of
+    events, each answered within the timeout. A long backlog is many commands, each of
     which has the whole timeout: a Redis that answers each one in time is not taken for
     down because a worker's jobs said much at once."""
     calls: list[tuple[list[Event], list[str | bytes]]] = [([], [])]
@@ -72,13 +77,12 @@ async def _publish_all(redis: aioredis.Redis, settings: Settings, events: list[E
         except TypeError:  # a bug, not an outage: this one event is not sent
             log.exception("job %s: event %d cannot be encoded", event.job_id, event.seq)
             continue
-        names = channels(settings, event)
-        if len(calls[-1][1]) + 2 * len(names) > 2 * _MESSAGES_A_CALL:
+        if len(calls[-1][0]) == _EVENTS_A_CALL:
             calls.append(([], []))
         call_events, args = calls[-1]
         call_events.append(event)
-        for channel in names:
-            args += (channel, text)
+        job_channel, *owner_channel = channels(settings, event)
+        args += (text, job_channel, owner_channel[0] if owner_channel else "")
     script = redis.register_script(_PUBLISH_SCRIPT)
     for i, (call_events, args) in enumerate(calls):
         if not args:
