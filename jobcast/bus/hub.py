@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 _PING_INTERVAL_S = 1.0
 _PING_DEADLINE_S = 3.0
+# how often the reader looks whether its link went silent or the process's circuit opened
+_WATCH_INTERVAL_S = 0.5
 
 
 class SlowConsumer(Exception):
@@ -116,6 +118,8 @@ class Hub:
         self._control = f"{settings.redis_prefix}:hub-ping"
         self._last_pong = 0.0
         self._connected_at = 0.0  # monotonic time the reader last subscribed
+        # the pub/sub connection and its socket timeout, while its reads wait with none
+        self._untimed: tuple[Any, float | None] | None = None
         self._circuit = circuit_of(redis)
         if self._circuit is not None:
             self._circuit.on_trip(lambda: self._set_healthy(False))
@@ -242,6 +246,7 @@ class Hub:
 
     async def _drop_pubsub(self) -> None:
         pubsub, self._pubsub = self._pubsub, None
+        self._restore_timeout()
         if pubsub is not None:
             with contextlib.suppress(Exception):
                 await pubsub.aclose()
@@ -292,27 +297,55 @@ class Hub:
         self.tried.set()
         # whatever was published while we were away is lost to pub/sub: catch up from Postgres
         self.deliver_all(Resync())
-        while self._pubsub is pubsub:
-            raise_swallowed_cancel()
-            if self._circuit is not None and self._circuit.is_open:
-                raise RedisConnectionError("a redis call of this process timed out")
-            if time.monotonic() - self._last_pong > _PING_DEADLINE_S:
-                raise TimeoutError("no answer to the pub/sub ping: the connection is half-open")
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
-            if message is None or message["type"] != "message":
-                continue
-            # any message is a sign of life, not only the pong: a busy process reads its
-            # pong behind many events, and must not take that wait for a dead link (it would
-            # resync every socket from Postgres just when it has the least time to spare)
-            self._last_pong = time.monotonic()
-            channel = message["channel"]
-            channel = channel.decode() if isinstance(channel, bytes) else channel
-            if channel == self._control:
-                continue
-            live = parse(message["data"])
-            if live is not None:
-                self.deliver(channel, live)
-                _observe_fanout(live.at)
+        reading = asyncio.create_task(self._read_messages(pubsub), name="hub-messages")
+        try:
+            while self._pubsub is pubsub:
+                done, _ = await asyncio.wait((reading,), timeout=_WATCH_INTERVAL_S)
+                if done:
+                    reading.result()  # the error that ended it
+                    return
+                if self._circuit is not None and self._circuit.is_open:
+                    raise RedisConnectionError("a redis call of this process timed out")
+                if time.monotonic() - self._last_pong > _PING_DEADLINE_S:
+                    raise TimeoutError("no answer to the pub/sub ping: the connection is half-open")
+        finally:
+            await stop_task(reading)
+
+    async def _read_messages(self, pubsub: Any) -> None:
+        """Read and deliver messages as they come. Each read waits with no deadline of its
+        own: a deadline set and withdrawn a message cost an eighth of a busy web process's
+        time. ``_read_once`` watches the link instead, and ends this when it goes silent."""
+        connection = pubsub.connection
+        timeout_s, connection.socket_timeout = connection.socket_timeout, None
+        self._untimed = (connection, timeout_s)
+        try:
+            while True:
+                raise_swallowed_cancel()
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
+                if message is None or message["type"] != "message":
+                    continue
+                # any message is a sign of life, not only the pong: a busy process reads
+                # its pong behind many events, and must not take that wait for a dead link
+                # (it would resync every socket from Postgres just when it has the least
+                # time to spare)
+                self._last_pong = time.monotonic()
+                channel = message["channel"]
+                channel = channel.decode() if isinstance(channel, bytes) else channel
+                if channel == self._control:
+                    continue
+                live = parse(message["data"])
+                if live is not None:
+                    self.deliver(channel, live)
+                    _observe_fanout(live.at)
+        finally:
+            self._restore_timeout()
+
+    def _restore_timeout(self) -> None:
+        """Give the pub/sub connection its socket timeout back, before the pool has it again."""
+        if self._untimed is not None:
+            connection, timeout_s = self._untimed
+            connection.socket_timeout = timeout_s
+            self._untimed = None
 
     async def _ping_forever(self) -> None:
         while True:

@@ -17,9 +17,12 @@ import asyncpg
 import orjson
 import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from jobcast.bus import Hub, Live, Publisher, SlowConsumer, publish_quietly
+from jobcast.circuit import Circuit
 from jobcast.endpoints import Endpoints, free_port
+from jobcast.links import RedisLink
 from jobcast.listener import Listener
 from jobcast.model import Event, EventKind
 from jobcast.registry import load_registry
@@ -28,6 +31,7 @@ from jobcast.sql import NOTIFY_CHANNEL
 from jobcast.store import Store
 from tests.chaos import PrivateRedis
 from tests.conftest import DatabaseFactory
+from tests.silent import SilentProxy
 from tests.support import eventually
 
 
@@ -567,3 +571,120 @@ async def test_a_hub_whose_first_try_fails_has_the_listener_ask_for_notifies(
         await listener.close()
         await hub.close()
         await redis.aclose()
+
+
+async def _pubsub_clients(server: PrivateRedis) -> set[str]:
+    direct = aioredis.Redis.from_url(server.url)
+    try:
+        return {c["id"] for c in await direct.client_list(_type="pubsub")}
+    finally:
+        await direct.aclose()
+
+
+async def _pubsub_replaced(server: PrivateRedis, before: set[str]) -> bool:
+    """One pub/sub connection on the server, and not the one of ``before``."""
+    now = await _pubsub_clients(server)
+    return len(now) == 1 and not now & before
+
+
+async def test_a_pubsub_link_gone_silent_is_read_again_after_the_pings_deadline() -> None:
+    """The reader's reads wait with no deadline of their own: a link that stops answering
+    without closing is noticed by the missing pong (no circuit here to notice it sooner),
+    and once it answers again the reader is on a new connection, which gets what is
+    published."""
+    server = PrivateRedis()
+    server.start()
+    proxy = await SilentProxy(server.url).start()
+    redis = aioredis.Redis.from_url(proxy.url)  # no socket timeout and no circuit
+    settings = load_settings({"JOBCAST_REDIS_PREFIX": "mute"})
+    running = Hub(redis, settings)
+    await running.start()
+    channel = settings.job_channel("j1")
+    try:
+        await eventually(lambda: _true(running.healthy), what="the hub connecting")
+        before = await _pubsub_clients(server)
+        async with running.subscribe(channel) as sub:
+            down = running.healthy_changed
+            proxy.silence()
+            silenced = time.monotonic()
+            await asyncio.wait_for(down.wait(), 10)
+            noticed_s = time.monotonic() - silenced
+            assert not running.healthy
+            proxy.resume()
+            await eventually(lambda: _true(running.healthy), what="the hub reading again")
+            await eventually(
+                lambda: _pubsub_replaced(server, before), what="the reader on a new connection"
+            )
+            direct = aioredis.Redis.from_url(server.url)
+            try:
+                assert await direct.publish(channel, message(7)) == 1
+            finally:
+                await direct.aclose()
+            while not isinstance(item := await asyncio.wait_for(sub.get(), 5), Live):
+                pass  # the reconnect's resync comes first
+            assert item.seq == 7
+    finally:
+        await running.close()
+        await redis.aclose()
+        await proxy.close()
+        server.kill()
+    # the ping's deadline (3 s since the last sign of life) and one look of the reader's
+    assert 2.0 < noticed_s < 6.0, noticed_s
+
+
+async def test_a_tripped_circuit_has_the_reader_connect_again_once_it_closes() -> None:
+    """A Redis call of the process that times out opens its circuit: the hub takes pub/sub
+    for down at once, and its reader, waiting on the silent link with no deadline, leaves
+    it, and subscribes again on a new connection once the circuit's probe is answered."""
+    server = PrivateRedis()
+    server.start()
+    proxy = await SilentProxy(server.url).start()
+    link = RedisLink(proxy.url, 1.0, 1.0, 0.2, 60)
+    circuit = Circuit(link, "hub-test")
+    redis = link.client(circuit)
+    settings = load_settings({"JOBCAST_REDIS_PREFIX": "trip"})
+    running = Hub(redis, settings)
+    await running.start()
+    try:
+        await eventually(lambda: _true(running.healthy), what="the hub connecting")
+        before = await _pubsub_clients(server)
+        proxy.silence()
+        circuit.trip("a call timed out")
+        assert not running.healthy
+        await asyncio.sleep(0.8)  # within the ping's deadline: only the circuit tells
+        proxy.resume()
+        await eventually(lambda: _true(not circuit.is_open), what="the circuit closing")
+        await eventually(lambda: _true(running.healthy), what="the hub subscribed again")
+        await eventually(
+            lambda: _pubsub_replaced(server, before), what="the reader on a new connection"
+        )
+    finally:
+        await running.close()
+        await circuit.close()
+        await redis.aclose()
+        await proxy.close()
+        server.kill()
+
+
+async def test_the_pubsub_connection_goes_back_to_the_pool_with_its_socket_timeout() -> None:
+    """The reader takes the socket timeout off its connection while it reads, and gives it
+    back before the pool has the connection again: a command that then gets it from the
+    pool on a silent link times out instead of waiting forever."""
+    server = PrivateRedis()
+    server.start()
+    proxy = await SilentProxy(server.url).start()
+    redis = aioredis.Redis.from_url(proxy.url, socket_timeout=0.5)
+    running = Hub(redis, load_settings({"JOBCAST_REDIS_PREFIX": "back"}))
+    await running.start()
+    try:
+        await eventually(lambda: _true(running.healthy), what="the hub connecting")
+        await running.close()  # its connection back in the pool, and the ping's
+        proxy.silence()
+        calls = [redis.get(f"k{i}") for i in range(4)]  # every idle connection taken
+        outcomes = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 10)
+        assert all(isinstance(o, RedisTimeoutError) for o in outcomes), outcomes
+    finally:
+        await running.close()
+        await redis.aclose()
+        await proxy.close()
+        server.kill()
