@@ -525,6 +525,68 @@ FROM j
 -- include: event_tail
 SELECT id, seq, owner_id, type, event_kind, event_payload, event_at, notified FROM made
 
+-- name: finishes
+-- The ends of running attempts, one a job, in one statement (a worker's jobs that ended
+-- while its last statement of reports ran, workers/report_writes.py), each fenced by its
+-- attempt as `finish` fences one: its final status, result, error and message, its open
+-- steps closed (close_steps), its webhook scheduled, and its event. As in `reports` and
+-- `admin_cancel`, every part after `j` reads `j` alone, which carries each job's running
+-- steps as the statement found them (`open_steps`, read once: they number the steps'
+-- events and count in the job's seq) and the event's time, taken with the change.
+-- $1 ids, $2 attempts, $3 final statuses, $4 results, $5 errors and $7 payloads, each as
+-- JSON text (an array of jsonb would take a result that is itself a list for a dimension
+-- of the array), $6 messages
+WITH j AS (
+    UPDATE jobs SET seq = jobs.seq + 1 + cardinality(b.open_steps),
+        status = b.status, result = b.result::jsonb, error = b.error::jsonb,
+        message = b.message,
+        progress = CASE WHEN b.status = 'completed' THEN 100 ELSE jobs.progress END,
+        finished_at = now(), heartbeat_at = NULL, updated_at = now()
+    FROM (SELECT u.*, ARRAY(SELECT s.position FROM job_steps s
+                            WHERE s.job_id = u.id AND s.status = 'running'
+                            ORDER BY s.position) AS open_steps
+          FROM unnest($1::uuid[], $2::integer[], $3::text[], $4::text[], $5::text[],
+                      $6::text[], $7::text[])
+              AS u(id, attempt, status, result, error, message, payload)) b
+    WHERE jobs.id = b.id AND jobs.attempts = b.attempt
+      AND jobs.status IS NOT DISTINCT FROM 'running'
+    RETURNING jobs.id, jobs.seq, jobs.owner_id, jobs.type, jobs.status, jobs.progress,
+              jobs.callback_url, 'status'::text AS event_kind,
+              b.payload::jsonb AS event_payload, clock_timestamp() AS event_at, b.open_steps
+), c AS (
+    -- a step another statement ended meanwhile keeps its state (its event then repeats it)
+    UPDATE job_steps s SET
+        status = CASE WHEN s.status IN ('completed', 'failed', 'cancelled') THEN s.status
+                      WHEN o.status = 'cancelled' THEN 'cancelled' ELSE 'failed' END,
+        finished_at = CASE WHEN s.status IN ('running', 'waiting') THEN now()
+                           ELSE s.finished_at END,
+        duration_ms = CASE WHEN s.status = 'running'
+                           THEN (extract(epoch FROM now() - s.started_at) * 1000)::integer
+                           ELSE s.duration_ms END
+    FROM (SELECT j.id, j.seq, j.status, j.progress, o.position, o.n,
+                 cardinality(j.open_steps) AS open
+          FROM j, unnest(j.open_steps) WITH ORDINALITY AS o(position, n)) o
+    WHERE s.job_id = o.id AND s.position = o.position
+    -- the job's steps' events come just before its own, in step order
+    RETURNING s.job_id, o.seq - o.open - 1 + o.n AS seq, s.name, s.status, s.duration_ms,
+              o.progress
+), ce AS (
+    INSERT INTO job_events (job_id, seq, kind, payload)
+    SELECT c.job_id, c.seq, 'step',
+           jsonb_strip_nulls(jsonb_build_object('step', c.name, 'state', c.status,
+                                                'duration_ms', c.duration_ms,
+                                                'progress', c.progress))
+    FROM c
+)
+-- include: webhook
+, e AS (
+    INSERT INTO job_events (job_id, seq, kind, payload, at)
+    SELECT j.id, j.seq, j.event_kind, j.event_payload, j.event_at FROM j
+)
+SELECT j.id, j.seq, j.owner_id, j.type, j.event_kind, j.event_payload, j.event_at,
+-- include: notify
+FROM j
+
 -- name: retry_later
 -- $1 id, $2 attempt, $3 delay_s, $4 message, $5 error, $6 payload
 WITH j AS (

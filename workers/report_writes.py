@@ -1,10 +1,12 @@
-"""The reports of a worker's jobs (progress, and steps), stored many jobs to a statement.
+"""The reports of a worker's jobs (progress, and steps) and their ends, stored many jobs to
+a statement.
 
-Every running job of a worker stores its progress reports and its steps' starts and
-ends here rather than one statement each: a report that comes while no statement of
-these is in flight is written at once, alone (so a quiet worker adds no wait); reports
-that come while one is in flight wait for it and then go together, in one statement
-(``reports``), each fenced by its attempt. Under load a statement carries as many
+Every running job of a worker stores its progress reports, its steps' starts and ends,
+and its attempt's end (completed, or failed for good) here rather than one statement
+each: a report that comes while no statement of these is in flight is written at once,
+alone (so a quiet worker adds no wait); reports that come while one is in flight wait
+for it and then go together, in one statement (``reports``; the ends in ``finishes``,
+just after it), each fenced by its attempt. Under load a statement carries as many
 reports as the worker's jobs made meanwhile, so Postgres commits once for all of them.
 
 The worker's heartbeat, the other statement that updates many of its running jobs' rows,
@@ -36,13 +38,14 @@ import asyncpg
 from jobcast.errors import StorageUnavailable
 from jobcast.model import Event
 from jobcast.store import Store
-from jobcast.store.reports import Report
+from jobcast.store.reports import JobEnd, Report
 
 log = logging.getLogger(__name__)
 
 _DEADLOCK_TRIES = 3
 
-Waiting = tuple[Report, "asyncio.Future[Event | None]"]
+Written = Report | JobEnd
+Waiting = tuple[Written, "asyncio.Future[Event | None]"]
 T = TypeVar("T")
 
 
@@ -61,9 +64,9 @@ class ReportWrites:
         async with self._statement:
             return await call()
 
-    async def write(self, report: Report) -> Event | None:
-        """Store one job's report; its event, or None when it did not apply (its attempt no
-        longer runs; a step's start while a pause is asked)."""
+    async def write(self, report: Written) -> Event | None:
+        """Store one job's report, or its attempt's end; its event, or None when it did not
+        apply (its attempt no longer runs; a step's start while a pause is asked)."""
         future: asyncio.Future[Event | None] = asyncio.get_running_loop().create_future()
         self._waiting.append((report, future))
         if self._writer is None:
@@ -75,7 +78,10 @@ class ReportWrites:
         try:
             while self._waiting:
                 batch, self._waiting = _one_a_job(self._waiting)
-                await self._write(batch)
+                # a job's end comes only once its last report is stored: no job has both
+                ends = [item for item in batch if isinstance(item[0], JobEnd)]
+                await self._write([item for item in batch if not isinstance(item[0], JobEnd)])
+                await self._write(ends)
         except BaseException:  # stopped midway (the worker's loop closing): none waits forever
             for _, future in batch + self._waiting:
                 future.cancel()
@@ -91,7 +97,7 @@ class ReportWrites:
         for tried in range(1, _DEADLOCK_TRIES + 1):
             try:
                 async with self._statement:
-                    events = await self._store.record_reports([r for r, _ in live])
+                    events = await self._record([r for r, _ in live])
             except asyncpg.DeadlockDetectedError as exc:
                 if tried < _DEADLOCK_TRIES:  # rolled back whole: nothing of it was stored
                     log.info("reports of %d jobs: %s; trying again", len(live), exc)
@@ -111,6 +117,13 @@ class ReportWrites:
                     if not future.done():
                         future.set_result(events.get(report.job_id))
             return
+
+    async def _record(self, written: list[Written]) -> dict[UUID, Event]:
+        """One statement for a batch of reports, or of ends (never both)."""
+        ends = [w for w in written if isinstance(w, JobEnd)]
+        if ends:
+            return await self._store.record_ends(ends)
+        return await self._store.record_reports([w for w in written if not isinstance(w, JobEnd)])
 
 
 def _one_a_job(waiting: list[Waiting]) -> tuple[list[Waiting], list[Waiting]]:

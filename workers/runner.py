@@ -43,6 +43,7 @@ from jobcast.logs import job_context
 from jobcast.model import Claim, JobStatus
 from jobcast.registry import JobType
 from jobcast.store import Held
+from jobcast.store.reports import JobEnd
 from workers.checkpoints import Checkpoints
 from workers.context import Reporter
 from workers.persistence import AttemptLost
@@ -289,15 +290,9 @@ async def _attempt(state: WorkerState, reporter: Reporter, job_type: JobType, cl
         return
     finally:
         state.heartbeat.untrack(job.id)
-    await reporter.write(
-        lambda: state.store.finish(
-            job.id,
-            attempt,
-            status=JobStatus.COMPLETED,
-            result=result,
-            message=f"Completed in {attempt} attempt{'s' if attempt > 1 else ''}",
-        )
-    )
+    message = f"Completed in {attempt} attempt{'s' if attempt > 1 else ''}"
+    end = JobEnd(job.id, attempt, JobStatus.COMPLETED, result=result, message=message)
+    await reporter.write(lambda: state.report_writes.write(end))
     metrics.JOBS_COMPLETED.labels(job.type).inc()
     if job.started_at is not None:
         metrics.JOB_DURATION.labels(job.type).observe(
@@ -357,13 +352,8 @@ async def _finish_failed(
 ) -> None:
     error = describe_error(exc, category)
     log.warning("job %s: failed (%s): %s", reporter.job_id, category, error["message"])
-    await reporter.write(
-        lambda: state.store.finish(
-            reporter.job_id,
-            reporter.attempt,
-            status=JobStatus.FAILED,
-            error=error,
-            message=error["message"],
-        )
+    end = JobEnd(
+        reporter.job_id, reporter.attempt, JobStatus.FAILED, error=error, message=error["message"]
     )
+    await reporter.write(lambda: state.report_writes.write(end))
     metrics.JOBS_FAILED.labels(reporter.job_type_name).inc()

@@ -15,7 +15,7 @@ from jobcast.queue import Queued
 from jobcast.sql import QUERIES
 from jobcast.store import rows
 from jobcast.store.base import StoreBase
-from jobcast.store.reports import Report, columns
+from jobcast.store.reports import JobEnd, Report, columns, end_columns
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +97,15 @@ class Attempts(StoreBase):
         rows_ = await self._run(lambda: self.pool.fetch(QUERIES["reports"], *arrays))
         return {row["id"]: rows.event_of_change(row) for row in rows_}
 
+    async def record_ends(self, ends: Sequence[JobEnd]) -> dict[UUID, Event]:
+        """Running attempts' ends (at most one a job) in one statement: the event of each
+        job whose end applied, by job id (a job missing: its fence refused it)."""
+        if not ends:
+            return {}
+        arrays = end_columns(ends)
+        rows_ = await self._run(lambda: self.pool.fetch(QUERIES["finishes"], *arrays))
+        return {row["id"]: rows.event_of_change(row) for row in rows_}
+
     async def finish(
         self,
         job_id: UUID,
@@ -107,13 +116,9 @@ class Attempts(StoreBase):
         error: dict[str, Any] | None = None,
         message: str | None = None,
     ) -> Event | None:
-        payload: dict[str, Any] = {"status": str(status), "attempt": attempt, "message": message}
-        if status is JobStatus.COMPLETED:
-            payload.update(result=result, progress=100)
-        if error is not None:
-            payload["error"] = error
+        end = JobEnd(job_id, attempt, status, result, error, message)
         return await self._change(
-            "finish", job_id, attempt, str(status), result, error, message, payload
+            "finish", job_id, attempt, str(status), result, error, message, end.payload()
         )
 
     async def retry_later(

@@ -1,7 +1,10 @@
-"""What a running job reports, stored many jobs to a statement (the ``reports`` statement).
+"""What a running job reports, stored many jobs to a statement (the ``reports`` statement),
+and how its attempt ends (the ``finishes`` statement).
 
 A progress report, or a step that starts, completes or fails: each is one event of its
-job, written with the job's row in the statement ``Attempts.record_reports`` runs.
+job, written with the job's row in the statement ``Attempts.record_reports`` runs. An
+attempt's end (completed, or failed for good) is its job's last event, written with the
+row and its open steps' ends by ``Attempts.record_ends``.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from uuid import UUID
 
 import orjson
 
-from jobcast.model import StepState
+from jobcast.model import JobStatus, StepState
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +85,46 @@ class StepReport:
 
 
 Report = ProgressReport | StepReport
+
+
+@dataclass(frozen=True, slots=True)
+class JobEnd:
+    """A running attempt's end: its job's final status, with the result (completed) or the
+    error (failed), and the message."""
+
+    job_id: UUID
+    attempt: int
+    status: JobStatus
+    result: Any = None
+    error: dict[str, Any] | None = None
+    message: str | None = None
+
+    def payload(self) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "status": str(self.status),
+            "attempt": self.attempt,
+            "message": self.message,
+        }
+        if self.status is JobStatus.COMPLETED:
+            payload.update(result=self.result, progress=100)
+        if self.error is not None:
+            payload["error"] = self.error
+        return payload
+
+
+def end_columns(ends: Sequence[JobEnd]) -> list[list[Any]]:
+    """The ``finishes`` statement's seven arrays, the ends in the order of their jobs' ids;
+    results, errors and payloads as JSON text."""
+    ordered = sorted(ends, key=lambda e: e.job_id)
+    return [
+        [e.job_id for e in ordered],
+        [e.attempt for e in ordered],
+        [str(e.status) for e in ordered],
+        [None if e.result is None else _json(e.result) for e in ordered],
+        [None if e.error is None else _json(e.error) for e in ordered],
+        [e.message for e in ordered],
+        [_json(e.payload()) for e in ordered],
+    ]
 
 
 def columns(reports: Sequence[Report]) -> list[list[Any]]:

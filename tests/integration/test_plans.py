@@ -206,6 +206,44 @@ async def test_a_statement_of_many_reports_reads_each_of_its_parts_once(
     assert repeated_scans(plan) == []
 
 
+async def test_a_statement_of_many_ends_reads_each_of_its_parts_once(
+    skewed: asyncpg.Connection,
+) -> None:
+    running = await skewed.fetch("SELECT id FROM jobs WHERE status = 'running' ORDER BY id")
+    ids = [r["id"] for r in running]
+    n = len(ids)
+    transaction = skewed.transaction()
+    await transaction.start()
+    try:
+        # each running job in its second step of three, which its end closes
+        await skewed.execute(
+            "INSERT INTO job_steps (job_id, position, name, title, weight, status)"
+            " SELECT j.id, p, 's' || p, 'S', 1,"
+            "        CASE p WHEN 1 THEN 'completed' WHEN 2 THEN 'running' ELSE 'waiting' END"
+            " FROM unnest($1::uuid[]) AS j(id), generate_series(1, 3) AS p",
+            ids,
+        )
+        answer = await skewed.fetchval(
+            "EXPLAIN (ANALYZE, FORMAT JSON) " + QUERIES["finishes"],
+            ids,
+            [1] * n,
+            ["completed"] * n,
+            ['{"rows": 3}'] * n,
+            [None] * n,
+            ["done"] * n,
+            [json.dumps({"status": "completed", "i": i}) for i in range(n)],
+        )
+        closed = await skewed.fetchval(
+            "SELECT count(*) FROM job_events WHERE job_id = ANY($1::uuid[]) AND kind = 'step'",
+            ids,
+        )
+    finally:
+        await transaction.rollback()
+    plan = json.loads(answer)[0]["Plan"]
+    assert plan["Actual Rows"] == n == closed == 200
+    assert repeated_scans(plan) == []
+
+
 async def test_a_batch_cancel_reads_each_of_its_parts_once(skewed: asyncpg.Connection) -> None:
     running = await skewed.fetch("SELECT id FROM jobs WHERE status = 'running' ORDER BY id")
     ids = [r["id"] for r in running]

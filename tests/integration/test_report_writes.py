@@ -15,10 +15,10 @@ import redis.asyncio as aioredis
 
 from jobcast.endpoints import Endpoints
 from jobcast.errors import StorageUnavailable
-from jobcast.model import Claim, Event, StepState
+from jobcast.model import Claim, Event, JobStatus, StepState
 from jobcast.registry import load_registry
 from jobcast.store import Store
-from jobcast.store.reports import ProgressReport, Report, StepReport
+from jobcast.store.reports import JobEnd, ProgressReport, Report, StepReport
 from tests.conftest import DatabaseFactory
 from tests.support import eventually
 from workers.heartbeat import Heartbeat
@@ -41,6 +41,10 @@ class Counted:
     async def record_reports(self, reports: list[Report]) -> dict[UUID, Event]:
         self.sizes.append(len(reports))
         return await self.store.record_reports(reports)
+
+    async def record_ends(self, ends: list[JobEnd]) -> dict[UUID, Event]:
+        self.sizes.append(len(ends))
+        return await self.store.record_ends(ends)
 
 
 async def running_jobs(store: Store, count: int, job_type: str = "noop") -> list[UUID]:
@@ -418,3 +422,113 @@ async def test_a_batch_cancel_closes_each_jobs_open_steps_with_gap_free_events(
     )
     assert [r["kind"] for r in pending_events][-1] == "status"
     assert [r["seq"] for r in pending_events] == list(range(1, len(pending_events) + 1))
+
+
+async def _events_of(store: Store, job_id: UUID) -> list[asyncpg.Record]:
+    return await store.pool.fetch(
+        "SELECT seq, kind, payload, at FROM job_events WHERE job_id = $1 ORDER BY seq", job_id
+    )
+
+
+async def test_ends_made_while_a_statement_runs_go_together_each_closing_its_open_steps(
+    store: Store,
+) -> None:
+    """Attempts that end while a statement of reports runs end together, in one statement:
+    each job's row ends as `finish` ends it, its open step gets its `step` event just
+    before the job's own, its webhook is scheduled, and an end whose attempt no longer
+    runs gets None while the others apply."""
+    # demo's steps: validate, fetch, analyze, report
+    done, failing, quiet, lost, busy = await running_jobs(store, 5, "demo")
+    writes = ReportWrites(Counted(store))  # type: ignore[arg-type]
+    for job_id in (done, failing):
+        await writes.write(StepReport(job_id, 1, "validate", StepState.RUNNING, None, 0.0, "V"))
+    await store.pool.execute(
+        "UPDATE jobs SET callback_url = 'http://127.0.0.1:9/hook' WHERE id = $1", quiet
+    )
+    counted = Counted(store)
+    writes = ReportWrites(counted)  # type: ignore[arg-type]
+    first = asyncio.create_task(writes.write(report(busy, 10)))
+    await asyncio.sleep(0)  # its statement is on its way: the ends wait for it
+    error = {"type": "ValueError", "category": "permanent", "message": "bad row"}
+    ends = [
+        JobEnd(done, 1, JobStatus.COMPLETED, result={"rows": [1, 2]}, message="Completed"),
+        JobEnd(failing, 1, JobStatus.FAILED, error=error, message="bad row"),
+        JobEnd(quiet, 1, JobStatus.COMPLETED, result=None, message="Completed"),
+        JobEnd(lost, 2, JobStatus.COMPLETED, message="Completed"),  # not its attempt
+    ]
+    answers = await asyncio.gather(*(writes.write(end) for end in ends))
+    assert await first is not None
+    assert counted.sizes == [1, 4]
+    assert answers[3] is None
+    rows = {
+        r["id"]: r
+        for r in await store.pool.fetch(
+            "SELECT id, status, result, error, progress, message, finished_at, heartbeat_at"
+            " FROM jobs WHERE id = ANY($1::uuid[])",
+            [done, failing, quiet, lost],
+        )
+    }
+    assert (rows[done]["status"], rows[done]["result"], rows[done]["progress"]) == (
+        "completed",
+        {"rows": [1, 2]},
+        100,
+    )
+    assert (rows[failing]["status"], rows[failing]["error"]) == ("failed", error)
+    assert rows[failing]["progress"] < 100
+    assert rows[quiet]["status"] == "completed" and rows[quiet]["result"] is None
+    assert rows[lost]["status"] == "running" and rows[lost]["finished_at"] is None
+    assert all(rows[j]["heartbeat_at"] is None for j in (done, failing, quiet))
+    for job_id, answer, status in (
+        (done, answers[0], "completed"),
+        (failing, answers[1], "failed"),
+        (quiet, answers[2], "completed"),
+    ):
+        events = await _events_of(store, job_id)
+        assert [e["seq"] for e in events] == list(range(1, len(events) + 1)), job_id
+        last = events[-1]
+        assert (last["kind"], last["payload"]["status"]) == ("status", status)
+        assert answer is not None and (answer.seq, answer.at, answer.data) == (
+            last["seq"],
+            last["at"],
+            last["payload"],
+        )
+        if job_id != quiet:  # its step `validate` was running: closed, just before
+            step = events[-2]
+            assert (step["kind"], step["payload"]["step"]) == ("step", "validate")
+            assert step["payload"]["state"] == "failed"
+            assert await store.pool.fetchval(
+                "SELECT status FROM job_steps WHERE job_id = $1 AND name = 'validate'", job_id
+            ) == ("failed")
+    assert answers[0] is not None and answers[0].data["result"] == {"rows": [1, 2]}
+    hooks = await store.pool.fetch(
+        "SELECT job_id FROM webhook_deliveries WHERE job_id = ANY($1::uuid[])",
+        [done, failing, quiet, lost],
+    )
+    assert [r["job_id"] for r in hooks] == [quiet]  # the one job with a callback URL
+
+
+async def test_an_end_that_cannot_be_stored_fails_alone(store: Store) -> None:
+    """A result that is not JSON fails its own job's end, not the others' of its statement."""
+    busy, *ids = await running_jobs(store, 4)
+    writes = ReportWrites(store)
+    first = asyncio.create_task(writes.write(report(busy, 10)))
+    await asyncio.sleep(0)
+    results: list[Any] = [{"ok": 1}, {1, 2}, "fine"]  # a set is not JSON
+    answers = await asyncio.gather(
+        *(
+            writes.write(JobEnd(j, 1, JobStatus.COMPLETED, result=r))
+            for j, r in zip(ids, results, strict=True)
+        ),
+        return_exceptions=True,
+    )
+    await first
+    assert isinstance(answers[1], TypeError)
+    assert isinstance(answers[0], Event) and isinstance(answers[2], Event)
+    statuses = await store.pool.fetch(
+        "SELECT id, status, result FROM jobs WHERE id = ANY($1::uuid[])", ids
+    )
+    assert {r["id"]: (r["status"], r["result"]) for r in statuses} == {
+        ids[0]: ("completed", {"ok": 1}),
+        ids[1]: ("running", None),
+        ids[2]: ("completed", "fine"),
+    }
