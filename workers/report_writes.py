@@ -22,7 +22,9 @@ watcher sees it, and a job's events keep their order (a job writes one at a time
 When Postgres is away, each report in the statement fails as its own statement would
 have (and each job tries again, as it does with any write). A statement that fails for
 what one report holds is tried again one report at a time, so only that report fails;
-one that Postgres ends for a deadlock is tried again whole.
+one that Postgres ends for a deadlock is tried again whole, and after the third, one
+report at a time. An end that may release parked jobs is not written here but alone
+(``workers/runner.py``, ``_end``): its release takes its key's lock to the commit.
 """
 
 from __future__ import annotations
@@ -102,21 +104,26 @@ class ReportWrites:
                 if tried < _DEADLOCK_TRIES:  # rolled back whole: nothing of it was stored
                     log.info("reports of %d jobs: %s; trying again", len(live), exc)
                     continue
-                _fail(live, exc)
+                await self._each_alone(live, exc)  # alone, none waits on another of them
             except StorageUnavailable as exc:
                 _fail(live, exc)
             except Exception as exc:
-                if len(live) == 1:
-                    _fail(live, exc)
-                    return
-                log.warning("reports of %d jobs: %s; storing each alone", len(live), exc)
-                for one in live:
-                    await self._write([one])
+                await self._each_alone(live, exc)
             else:
                 for report, future in live:
                     if not future.done():
                         future.set_result(events.get(report.job_id))
             return
+
+    async def _each_alone(self, live: list[Waiting], exc: BaseException) -> None:
+        """A statement of these failed for what one of them holds, or for a deadlock that
+        their locks made each time: each is tried again alone, so only its own can fail."""
+        if len(live) == 1:
+            _fail(live, exc)
+            return
+        log.warning("reports of %d jobs: %s; storing each alone", len(live), exc)
+        for one in live:
+            await self._write([one])
 
     async def _record(self, written: list[Written]) -> dict[UUID, Event]:
         """One statement for a batch of reports, or of ends (never both)."""

@@ -221,7 +221,7 @@ async def _run_claimed(state: WorkerState, claim: Claim, score: int) -> None:
             raise
         if job_type is None:
             unknown = PermanentError(f"this worker does not know job type {job.type!r}")
-            await _finish_failed(state, reporter, unknown, "permanent")
+            await _finish_failed(state, reporter, unknown, "permanent", alone=claim.may_release)
             return
         await _attempt(state, reporter, job_type, claim)
     except Retry:
@@ -286,13 +286,13 @@ async def _attempt(state: WorkerState, reporter: Reporter, job_type: JobType, cl
     except Exception as exc:
         if isinstance(exc, AttemptLost):
             raise
-        await _failed(state, reporter, job_type, job.max_attempts, exc)
+        await _failed(state, reporter, job_type, job.max_attempts, exc, alone=claim.may_release)
         return
     finally:
         state.heartbeat.untrack(job.id)
     message = f"Completed in {attempt} attempt{'s' if attempt > 1 else ''}"
     end = JobEnd(job.id, attempt, JobStatus.COMPLETED, result=result, message=message)
-    await reporter.write(lambda: state.report_writes.write(end))
+    await _end(state, reporter, end, alone=claim.may_release)
     metrics.JOBS_COMPLETED.labels(job.type).inc()
     if job.started_at is not None:
         metrics.JOB_DURATION.labels(job.type).observe(
@@ -318,7 +318,13 @@ async def _hand_back(state: WorkerState, reporter: Reporter) -> None:
 
 
 async def _failed(
-    state: WorkerState, reporter: Reporter, job_type: JobType, max_attempts: int, exc: Exception
+    state: WorkerState,
+    reporter: Reporter,
+    job_type: JobType,
+    max_attempts: int,
+    exc: Exception,
+    *,
+    alone: bool,
 ) -> None:
     category = classify(exc, job_type)
     error = describe_error(exc, category)
@@ -344,16 +350,42 @@ async def _failed(
         raise Retry(defer=delay_s) from exc
     if category == "unknown":
         log.error("job %s: attempt %d failed", job_id, attempt, exc_info=exc)
-    await _finish_failed(state, reporter, exc, category)
+    await _finish_failed(state, reporter, exc, category, alone=alone)
+
+
+async def _end(state: WorkerState, reporter: Reporter, end: JobEnd, *, alone: bool) -> None:
+    """Write the attempt's end. With the ends of the worker's other jobs, in one statement
+    (``ReportWrites``), unless it may release parked jobs (``Claim.may_release``): a release
+    takes its key's lock to the commit, and a statement ending many such jobs would hold
+    several keys' locks at once, which two workers' statements could each wait for in a
+    circle. Such an end is its own statement, as it always was."""
+    if not alone:
+        await reporter.write(lambda: state.report_writes.write(end))
+        return
+    await reporter.write(
+        lambda: state.store.finish(
+            end.job_id,
+            end.attempt,
+            status=end.status,
+            result=end.result,
+            error=end.error,
+            message=end.message,
+        )
+    )
 
 
 async def _finish_failed(
-    state: WorkerState, reporter: Reporter, exc: BaseException, category: str
+    state: WorkerState,
+    reporter: Reporter,
+    exc: BaseException,
+    category: str,
+    *,
+    alone: bool,
 ) -> None:
     error = describe_error(exc, category)
     log.warning("job %s: failed (%s): %s", reporter.job_id, category, error["message"])
     end = JobEnd(
         reporter.job_id, reporter.attempt, JobStatus.FAILED, error=error, message=error["message"]
     )
-    await reporter.write(lambda: state.report_writes.write(end))
+    await _end(state, reporter, end, alone=alone)
     metrics.JOBS_FAILED.labels(reporter.job_type_name).inc()

@@ -20,9 +20,13 @@ from jobcast.registry import load_registry
 from jobcast.store import Store
 from jobcast.store.reports import JobEnd, ProgressReport, Report, StepReport
 from tests.conftest import DatabaseFactory
+from tests.in_process import worker_settings
 from tests.support import eventually
+from workers.context import Reporter
 from workers.heartbeat import Heartbeat
 from workers.report_writes import ReportWrites
+from workers.runner import _end
+from workers.state import WorkerState
 
 
 @pytest.fixture
@@ -37,6 +41,7 @@ class Counted:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.sizes: list[int] = []
+        self.ended: list[UUID] = []
 
     async def record_reports(self, reports: list[Report]) -> dict[UUID, Event]:
         self.sizes.append(len(reports))
@@ -44,6 +49,7 @@ class Counted:
 
     async def record_ends(self, ends: list[JobEnd]) -> dict[UUID, Event]:
         self.sizes.append(len(ends))
+        self.ended += [e.job_id for e in ends]
         return await self.store.record_ends(ends)
 
 
@@ -532,3 +538,77 @@ async def test_an_end_that_cannot_be_stored_fails_alone(store: Store) -> None:
         ids[1]: ("running", None),
         ids[2]: ("completed", "fine"),
     }
+
+
+class DeadlockedTogether:
+    """A real store whose statements of more than one end Postgres always ends for a
+    deadlock (their jobs' locks, taken in one transaction, met another's in a circle)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.sizes: list[int] = []
+
+    async def record_reports(self, reports: list[Report]) -> dict[UUID, Event]:
+        return await self.store.record_reports(reports)
+
+    async def record_ends(self, ends: list[JobEnd]) -> dict[UUID, Event]:
+        self.sizes.append(len(ends))
+        if len(ends) > 1:
+            raise asyncpg.DeadlockDetectedError("deadlock detected")
+        return await self.store.record_ends(ends)
+
+
+async def test_ends_that_deadlock_together_each_time_are_stored_each_alone(store: Store) -> None:
+    """A statement of ends ended for a deadlock is tried again whole, twice; after the third
+    it is not given up: each end is stored alone, where it waits on no other."""
+    busy, *ids = await running_jobs(store, 4)
+    failing = DeadlockedTogether(store)
+    writes = ReportWrites(failing)  # type: ignore[arg-type]
+    first = asyncio.create_task(writes.write(report(busy, 10)))
+    await asyncio.sleep(0)
+    answers = await asyncio.gather(
+        *(writes.write(JobEnd(j, 1, JobStatus.COMPLETED, result=i)) for i, j in enumerate(ids))
+    )
+    await first
+    assert failing.sizes == [3, 3, 3, 1, 1, 1]
+    assert [a.data["result"] if a is not None else None for a in answers] == [0, 1, 2]
+    assert (
+        await store.pool.fetchval(
+            "SELECT count(*) FROM jobs WHERE id = ANY($1::uuid[]) AND status = 'completed'", ids
+        )
+        == 3
+    )
+
+
+async def test_an_end_that_may_release_parked_jobs_is_its_own_statement(
+    endpoints: Endpoints, new_database: DatabaseFactory
+) -> None:
+    """An attempt whose end may release parked jobs (it holds a concurrency key, or its
+    type has a cap) ends alone, never in a statement with other jobs' ends: each release
+    takes its key's lock to the commit. Any other end goes with the worker's other ends."""
+    settings = worker_settings(endpoints, await new_database(), stale_after_s=3600)
+    async with WorkerState.open(settings) as state:
+        keyed, plain = await running_jobs(state.store, 2)
+        counted = Counted(state.store)
+        state.report_writes = ReportWrites(counted)  # type: ignore[arg-type]
+        noop = load_registry().get("noop")
+        for job_id, alone in ((keyed, True), (plain, False)):
+            reporter = Reporter(
+                job_id=job_id,
+                owner_id=uuid.uuid4(),
+                attempt=1,
+                priority=0,
+                job_type=noop,
+                state=state,
+            )
+            end = JobEnd(job_id, 1, JobStatus.COMPLETED, result={"alone": alone})
+            await _end(state, reporter, end, alone=alone)
+        assert counted.sizes == [1]  # the plain job's end, alone in its statement of ends
+        assert counted.ended == [plain]
+        rows = await state.store.pool.fetch(
+            "SELECT id, status, result FROM jobs WHERE id = ANY($1::uuid[])", [keyed, plain]
+        )
+        assert {r["id"]: (r["status"], r["result"]) for r in rows} == {
+            keyed: ("completed", {"alone": True}),
+            plain: ("completed", {"alone": False}),
+        }
