@@ -16,6 +16,7 @@ stale. An idle worker pings Postgres instead of beating.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -71,6 +72,8 @@ class Heartbeat:
         self.last_storage_failure = 0.0  # monotonic time Postgres last refused a beat
         # from a failed beat until one goes through: the worker takes no new job meanwhile
         self.storage_down = False
+        # a job running here was cancelled (workers/cancels.py): beat now, not at the interval
+        self._soon = asyncio.Event()
 
     def track(self, job_id: UUID, attempt: int, task: asyncio.Task[object]) -> Running:
         running = Running(attempt, task)
@@ -80,14 +83,25 @@ class Heartbeat:
     def untrack(self, job_id: UUID) -> None:
         self._running.pop(job_id, None)
 
+    def beat_soon(self, job_id: UUID) -> None:
+        """A job was cancelled: if it runs here, beat now rather than at the interval's end
+        (the beat, reading Postgres, decides whether it stops)."""
+        if job_id in self._running:
+            self._soon.set()
+
     async def run_forever(self) -> None:
         # an interval from one beat's start to the next: a beat that a loaded Postgres holds
         # up puts neither the next beat nor a cancel's reach later (a tenth of the interval
-        # at the least between a beat that outlasted it and the next)
+        # at the least between a beat that outlasted it and the next, early beats included)
         next_at = time.monotonic() + self._interval_s
         while True:
             raise_swallowed_cancel()
-            await asyncio.sleep(max(next_at - time.monotonic(), self._interval_s / 10))
+            earliest = time.monotonic() + self._interval_s / 10
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(next_at - time.monotonic(), 0.0)):
+                    await self._soon.wait()
+            await asyncio.sleep(max(earliest - time.monotonic(), 0.0))
+            self._soon.clear()
             next_at = time.monotonic() + self._interval_s
             await self.beat()
             await self._say_alive()

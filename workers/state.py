@@ -20,6 +20,7 @@ from jobcast.registry import Registry, load_registry
 from jobcast.settings import Settings
 from jobcast.store import Store
 from jobcast.tasks import stop_task, supervised
+from workers.cancels import CancelWatch
 from workers.deliveries import Deliveries
 from workers.heartbeat import Heartbeat
 from workers.report_writes import ReportWrites
@@ -100,6 +101,10 @@ class WorkerState:
             )
             state.tasks = [
                 asyncio.create_task(heartbeat.run_forever(), name="heartbeat"),
+                asyncio.create_task(
+                    supervised("cancel-watch", CancelWatch(redis, settings, heartbeat).run_forever),
+                    name="cancel-watch",
+                ),
                 asyncio.create_task(supervised("sweep", sweep.run_forever), name="sweep"),
                 asyncio.create_task(
                     supervised("webhooks", Deliveries(store, settings).run_forever),

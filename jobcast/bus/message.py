@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from jobcast.model import Event, dumps
+from jobcast.model import Event, EventKind, dumps
 from jobcast.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -26,10 +26,14 @@ _FINAL = ("completed", "failed", "cancelled")
 def channels(settings: Settings, event: Event) -> list[str]:
     """The job's channel; and the owner's (toasts, live job lists), progress included: a
     server process hears an owner's channel only while one of its feeds is open, and a
-    feed passes progress on only to a socket that asks (``/ws?progress=1``)."""
+    feed passes progress on only to a socket that asks (``/ws?progress=1``). A job's
+    cancel also goes to the workers' channel: the one running it stops it at once
+    (``workers/cancels.py``)."""
     names = [settings.job_channel(event.job_id)]
     if event.owner_id is not None:
         names.append(settings.owner_channel(event.owner_id))
+    if event.kind is EventKind.STATUS and event.data.get("status") == "cancelled":
+        names.append(settings.cancels_channel)
     return names
 
 

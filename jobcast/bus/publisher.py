@@ -38,19 +38,22 @@ _MAX_WAITING = 100_000
 
 
 # PUBLISH each event its arguments hold, in order: many events a command, so the worker
-# reads one answer a batch, not one a message. An event is three arguments: its text, its
-# job's channel, and its owner's channel ('' when it has no owner): the text goes once,
-# however many channels it is published on
+# reads one answer a batch, not one a message. An event is its channels' count, its text,
+# and its channels (the job's, its owner's, the workers' for a cancel): the text goes
+# once, however many channels it is published on
 _PUBLISH_SCRIPT = """
-for i = 1, #ARGV, 3 do
-    redis.call('PUBLISH', ARGV[i + 1], ARGV[i])
-    if ARGV[i + 2] ~= '' then
-        redis.call('PUBLISH', ARGV[i + 2], ARGV[i])
+local i, events = 1, 0
+while i <= #ARGV do
+    local n = tonumber(ARGV[i])
+    for k = 1, n do
+        redis.call('PUBLISH', ARGV[i + 1 + k], ARGV[i + 1])
     end
+    i = i + n + 2
+    events = events + 1
 end
-return #ARGV / 3
+return events
 """
-# events a script call, at most (up to twice as many messages): a long backlog goes in
+# events a script call, at most (a message on each of their channels): a long backlog goes in
 # several, none of them holding Redis for long
 _EVENTS_A_CALL = 250
 
@@ -70,7 +73,7 @@ async def _publish_all(redis: aioredis.Redis, settings: Settings, events: list[E
     events, each answered within the timeout. A long backlog is many commands, each of
     which has the whole timeout: a Redis that answers each one in time is not taken for
     down because a worker's jobs said much at once."""
-    calls: list[tuple[list[Event], list[str | bytes]]] = [([], [])]
+    calls: list[tuple[list[Event], list[int | str | bytes]]] = [([], [])]
     for event in events:
         try:
             text = encode(event)
@@ -81,8 +84,8 @@ async def _publish_all(redis: aioredis.Redis, settings: Settings, events: list[E
             calls.append(([], []))
         call_events, args = calls[-1]
         call_events.append(event)
-        job_channel, *owner_channel = channels(settings, event)
-        args += (text, job_channel, owner_channel[0] if owner_channel else "")
+        names = channels(settings, event)
+        args += (len(names), text, *names)
     script = redis.register_script(_PUBLISH_SCRIPT)
     for i, (call_events, args) in enumerate(calls):
         if not args:

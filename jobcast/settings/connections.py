@@ -145,5 +145,10 @@ class ConnectionSettings(BaseModel):
     def job_channel(self, job_id: object) -> str:
         return f"{self.redis_prefix}:job:{job_id}"
 
+    @property
+    def cancels_channel(self) -> str:
+        """Where every cancelled job's event is also published, for the workers."""
+        return f"{self.redis_prefix}:cancels"
+
     def owner_channel(self, owner_id: object) -> str:
         return f"{self.redis_prefix}:owner:{owner_id}"

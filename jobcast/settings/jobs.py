@@ -44,7 +44,7 @@ class JobSettings(BaseModel):
         gt=0,
         le=60,
         description="How often a worker confirms each running job; also how soon a cancel "
-        "reaches a running job.",
+        "reaches a running job when the worker does not hear of it on Redis.",
     )
     stale_after_s: float = Field(
         10.0,

@@ -128,7 +128,9 @@ async def test_cancel_a_running_job_stops_it_within_two_seconds(make_stack: Make
 
         def stopped() -> Awaitable[bool]:
             async def check() -> bool:
-                return "stopped: cancelled or taken over" in stack.logs("worker-0")
+                # the worker's beat finds it, or the job's next report meets the fence first
+                logs = stack.logs("worker-0")
+                return "stopped: cancelled or taken over" in logs or "is no longer ours" in logs
 
             return check()
 
@@ -146,6 +148,32 @@ async def test_cancel_a_running_job_stops_it_within_two_seconds(make_stack: Make
     assert events[-1]["kind"] == "status" and events[-1]["status"] == "cancelled"
     assert watcher.events == events and watcher.closes[-1] == 1000
     watcher.assert_gap_free()
+
+
+async def test_a_cancel_reaches_a_running_job_before_its_workers_next_beat(
+    make_stack: MakeStack,
+) -> None:
+    """The cancelled job's event goes to the workers' channel too: the worker running it
+    beats at once, and stops it, long before its heartbeat's interval (20 s here) ends."""
+    stack = await make_stack(JOBCAST_HEARTBEAT_S="20", JOBCAST_STALE_AFTER_S="120")
+    token = await stack.owner()
+    async with stack.client(token) as client:
+        # a job that says nothing while it runs: no write of its own meets the cancel
+        job_id = await submit(client, "noop", sleep_s=30)
+        await wait_status(client, job_id, "running")
+        await asyncio.sleep(0.5)  # the worker's first beat (at its start) is behind it
+        assert (await client.post(f"/api/jobs/{job_id}/cancel")).status_code == 202
+
+        async def stopped() -> bool:
+            return "stopped: cancelled or taken over" in stack.logs("worker-0")
+
+        await eventually(stopped, timeout_s=5.0, what="the worker stopping the job")
+        await eventually(
+            partial(arq_is_done_with, stack, job_id), what="the worker done with the job"
+        )
+        events = await events_of(client, job_id)
+    assert events[-1]["kind"] == "status" and events[-1]["status"] == "cancelled"
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
 
 
 async def arq_is_done_with(stack: Stack, job_id: str) -> bool:

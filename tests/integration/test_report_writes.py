@@ -612,3 +612,29 @@ async def test_an_end_that_may_release_parked_jobs_is_its_own_statement(
             keyed: ("completed", {"alone": True}),
             plain: ("completed", {"alone": False}),
         }
+
+
+async def test_a_cancel_heard_of_a_job_running_here_has_the_heartbeat_beat_at_once(
+    store: Store, endpoints: Endpoints
+) -> None:
+    """``beat_soon`` (the worker's cancel channel, workers/cancels.py) beats now, not at the
+    interval's end (30 s here), but only for a job this worker runs; and the beat, reading
+    Postgres, is what stops it."""
+    job_id, other = await running_jobs(store, 2)
+    redis = aioredis.Redis.from_url(endpoints.redis_url)
+    heartbeat = Heartbeat(store, 30.0, redis, f"hb{uuid.uuid4().hex[:8]}")
+    code = asyncio.create_task(asyncio.Event().wait())  # the job's code: it never ends
+    beating = asyncio.create_task(heartbeat.run_forever())
+    try:
+        heartbeat.track(job_id, 1, code)  # type: ignore[arg-type]
+        await store.pool.execute("UPDATE jobs SET status = 'cancelled' WHERE id = $1", job_id)
+        heartbeat.beat_soon(other)  # not running here: no beat
+        await asyncio.sleep(1.0)
+        assert not code.done()
+        heartbeat.beat_soon(job_id)
+        await asyncio.wait_for(asyncio.shield(asyncio.wait([code])), 5)
+        assert code.cancelled()
+    finally:
+        beating.cancel()
+        code.cancel()
+        await redis.aclose()
