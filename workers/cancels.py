@@ -20,8 +20,10 @@ from uuid import UUID
 
 import orjson
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from jobcast.links import circuit_of
 from jobcast.settings import Settings
 from jobcast.tasks import raise_swallowed_cancel
 from workers.heartbeat import Heartbeat
@@ -40,6 +42,7 @@ class CancelWatch:
         self._redis = redis
         self._channel = settings.cancels_channel
         self._heartbeat = heartbeat
+        self._circuit = circuit_of(redis)
 
     async def run_forever(self) -> None:
         backoff_s = _BACKOFF_S[0]
@@ -58,6 +61,9 @@ class CancelWatch:
             await pubsub.subscribe(self._channel)
             while True:
                 raise_swallowed_cancel()
+                if self._circuit is not None and self._circuit.is_open:
+                    # a silent link's reads just wait: listen again once Redis answers
+                    raise RedisConnectionError("a redis call of this process timed out")
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=_READ_S)
                 if message is not None and message["type"] == "message":
                     self.heard(message["data"])
