@@ -302,6 +302,8 @@ class Hub:
             while self._pubsub is pubsub:
                 done, _ = await asyncio.wait((reading,), timeout=_WATCH_INTERVAL_S)
                 if done:
+                    if reading.cancelled():  # not by this task: read again, as after a loss
+                        raise RedisConnectionError("the pub/sub reading was cancelled")
                     reading.result()  # the error that ended it
                     return
                 if self._circuit is not None and self._circuit.is_open:

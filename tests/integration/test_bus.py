@@ -688,3 +688,29 @@ async def test_the_pubsub_connection_goes_back_to_the_pool_with_its_socket_timeo
         await redis.aclose()
         await proxy.close()
         server.kill()
+
+
+async def test_a_reading_cancelled_from_outside_is_a_lost_link_not_the_readers_end() -> None:
+    """The reader's reading runs in a task of its own: cancelled by anything but the reader,
+    it is read again, as after a cut, and the reader goes on."""
+    server = PrivateRedis()
+    server.start()
+    redis = aioredis.Redis.from_url(server.url)
+    running = Hub(redis, load_settings({"JOBCAST_REDIS_PREFIX": "stray"}))
+    await running.start()
+    try:
+        await eventually(lambda: _true(running.healthy), what="the hub connecting")
+        before = await _pubsub_clients(server)
+        down = running.healthy_changed
+        reading = [t for t in asyncio.all_tasks() if t.get_name() == "hub-messages"]
+        assert len(reading) == 1
+        reading[0].cancel()
+        await asyncio.wait_for(down.wait(), 5)
+        await eventually(lambda: _true(running.healthy), what="the hub reading again")
+        await eventually(
+            lambda: _pubsub_replaced(server, before), what="the reader on a new connection"
+        )
+    finally:
+        await running.close()
+        await redis.aclose()
+        server.kill()
