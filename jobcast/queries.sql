@@ -529,7 +529,7 @@ SELECT id, seq, owner_id, type, event_kind, event_payload, event_at, notified FR
 -- The ends of running attempts, one a job, in one statement (a worker's jobs that ended
 -- while its last statement of reports ran, workers/report_writes.py), each fenced by its
 -- attempt as `finish` fences one: its final status, result, error and message, its open
--- steps closed (close_steps), its webhook scheduled, and its event. As in `reports` and
+-- steps closed (close_listed_steps), its webhook scheduled, and its event. As in `reports` and
 -- `admin_cancel`, every part after `j` reads `j` alone, which carries each job's running
 -- steps as the statement found them (`open_steps`, read once: they number the steps'
 -- events and count in the job's seq) and the event's time, taken with the change.
@@ -553,39 +553,10 @@ WITH j AS (
     RETURNING jobs.id, jobs.seq, jobs.owner_id, jobs.type, jobs.status, jobs.progress,
               jobs.callback_url, 'status'::text AS event_kind,
               b.payload::jsonb AS event_payload, clock_timestamp() AS event_at, b.open_steps
-), c AS (
-    -- a step another statement ended meanwhile keeps its state (its event then repeats it)
-    UPDATE job_steps s SET
-        status = CASE WHEN s.status IN ('completed', 'failed', 'cancelled') THEN s.status
-                      WHEN o.status = 'cancelled' THEN 'cancelled' ELSE 'failed' END,
-        finished_at = CASE WHEN s.status IN ('running', 'waiting') THEN now()
-                           ELSE s.finished_at END,
-        duration_ms = CASE WHEN s.status = 'running'
-                           THEN (extract(epoch FROM now() - s.started_at) * 1000)::integer
-                           ELSE s.duration_ms END
-    FROM (SELECT j.id, j.seq, j.status, j.progress, o.position, o.n,
-                 cardinality(j.open_steps) AS open
-          FROM j, unnest(j.open_steps) WITH ORDINALITY AS o(position, n)) o
-    WHERE s.job_id = o.id AND s.position = o.position
-    -- the job's steps' events come just before its own, in step order
-    RETURNING s.job_id, o.seq - o.open - 1 + o.n AS seq, s.name, s.status, s.duration_ms,
-              o.progress
-), ce AS (
-    INSERT INTO job_events (job_id, seq, kind, payload)
-    SELECT c.job_id, c.seq, 'step',
-           jsonb_strip_nulls(jsonb_build_object('step', c.name, 'state', c.status,
-                                                'duration_ms', c.duration_ms,
-                                                'progress', c.progress))
-    FROM c
 )
+-- include: close_listed_steps
 -- include: webhook
-, e AS (
-    INSERT INTO job_events (job_id, seq, kind, payload, at)
-    SELECT j.id, j.seq, j.event_kind, j.event_payload, j.event_at FROM j
-)
-SELECT j.id, j.seq, j.owner_id, j.type, j.event_kind, j.event_payload, j.event_at,
--- include: notify
-FROM j
+-- include: batch_events
 
 -- name: retry_later
 -- $1 id, $2 attempt, $3 delay_s, $4 message, $5 error, $6 payload
@@ -1262,20 +1233,33 @@ WITH RECURSIVE t AS (
               CASE WHEN jobs.id = ANY($1::uuid[]) THEN $2::jsonb ELSE $3::jsonb END
               || jsonb_build_object('attempt', jobs.attempts) AS event_payload,
               clock_timestamp() AS event_at, was.open_steps
-), c AS (
-    -- a step another statement ended meanwhile keeps its state (its event then repeats it)
+)
+-- include: close_listed_steps
+-- include: webhook
+-- include: batch_events
+
+-- part: close_listed_steps
+-- A final change `j` of many jobs closes each job's open steps, listed in `j.open_steps` as
+-- the statement found them (a step running, or the step a waiting job asked from; `j`
+-- counted them in its seq): each ends as its job did (cancelled; failed when the job
+-- completed or failed) with its duration, and gets its `step` event, numbered from the
+-- list, just before the job's own, in step order. A step another statement ended
+-- meanwhile keeps its state (its event then repeats it). Driven by the lists in `j`
+-- alone: a join of two parts would be planned as a loop over one for each row of the
+-- other.
+, c AS (
     UPDATE job_steps s SET
         status = CASE WHEN s.status IN ('completed', 'failed', 'cancelled') THEN s.status
-                      ELSE 'cancelled' END,
+                      WHEN o.status = 'cancelled' THEN 'cancelled' ELSE 'failed' END,
         finished_at = CASE WHEN s.status IN ('running', 'waiting') THEN now()
                            ELSE s.finished_at END,
         duration_ms = CASE WHEN s.status = 'running'
                            THEN (extract(epoch FROM now() - s.started_at) * 1000)::integer
                            ELSE s.duration_ms END
-    FROM (SELECT j.id, j.seq, j.progress, o.position, o.n, cardinality(j.open_steps) AS open
+    FROM (SELECT j.id, j.seq, j.status, j.progress, o.position, o.n,
+                 cardinality(j.open_steps) AS open
           FROM j, unnest(j.open_steps) WITH ORDINALITY AS o(position, n)) o
     WHERE s.job_id = o.id AND s.position = o.position
-    -- the job's steps' events come just before its own, in step order
     RETURNING s.job_id, o.seq - o.open - 1 + o.n AS seq, s.name, s.status, s.duration_ms,
               o.progress
 ), ce AS (
@@ -1286,10 +1270,8 @@ WITH RECURSIVE t AS (
                                                 'progress', c.progress))
     FROM c
 )
--- include: webhook
--- include: admin_events
 
--- part: admin_events
+-- part: batch_events
 -- The events of a batch change `j`, one per job (its time `j.event_at`, taken with the
 -- change: the answer reads `j` alone, not `j` joined to the inserted events), and the
 -- changed jobs with their event.
@@ -1322,7 +1304,7 @@ WITH j AS (
     SELECT j.id, st.position, st.name, st.title, st.weight
     FROM j JOIN job_steps st ON st.job_id = j.retry_of AND st.parent IS NULL
 )
--- include: admin_events
+-- include: batch_events
 
 -- name: admin_delete
 -- Delete a batch of finished jobs with their steps and events. $1 ids

@@ -587,6 +587,15 @@ async def _pubsub_replaced(server: PrivateRedis, before: set[str]) -> bool:
     return len(now) == 1 and not now & before
 
 
+async def _read_again_on_a_new_connection(
+    running: Hub, server: PrivateRedis, before: set[str]
+) -> None:
+    await eventually(lambda: _true(running.healthy), what="the hub reading again")
+    await eventually(
+        lambda: _pubsub_replaced(server, before), what="the reader on a new connection"
+    )
+
+
 async def test_a_pubsub_link_gone_silent_is_read_again_after_the_pings_deadline() -> None:
     """The reader's reads wait with no deadline of their own: a link that stops answering
     without closing is noticed by the missing pong (no circuit here to notice it sooner),
@@ -611,10 +620,7 @@ async def test_a_pubsub_link_gone_silent_is_read_again_after_the_pings_deadline(
             noticed_s = time.monotonic() - silenced
             assert not running.healthy
             proxy.resume()
-            await eventually(lambda: _true(running.healthy), what="the hub reading again")
-            await eventually(
-                lambda: _pubsub_replaced(server, before), what="the reader on a new connection"
-            )
+            await _read_again_on_a_new_connection(running, server, before)
             direct = aioredis.Redis.from_url(server.url)
             try:
                 assert await direct.publish(channel, message(7)) == 1
@@ -654,10 +660,7 @@ async def test_a_tripped_circuit_has_the_reader_connect_again_once_it_closes() -
         await asyncio.sleep(0.8)  # within the ping's deadline: only the circuit tells
         proxy.resume()
         await eventually(lambda: _true(not circuit.is_open), what="the circuit closing")
-        await eventually(lambda: _true(running.healthy), what="the hub subscribed again")
-        await eventually(
-            lambda: _pubsub_replaced(server, before), what="the reader on a new connection"
-        )
+        await _read_again_on_a_new_connection(running, server, before)
     finally:
         await running.close()
         await circuit.close()
@@ -706,10 +709,7 @@ async def test_a_reading_cancelled_from_outside_is_a_lost_link_not_the_readers_e
         assert len(reading) == 1
         reading[0].cancel()
         await asyncio.wait_for(down.wait(), 5)
-        await eventually(lambda: _true(running.healthy), what="the hub reading again")
-        await eventually(
-            lambda: _pubsub_replaced(server, before), what="the reader on a new connection"
-        )
+        await _read_again_on_a_new_connection(running, server, before)
     finally:
         await running.close()
         await redis.aclose()

@@ -206,6 +206,17 @@ async def test_a_statement_of_many_reports_reads_each_of_its_parts_once(
     assert repeated_scans(plan) == []
 
 
+async def in_their_second_step(conn: asyncpg.Connection, ids: list[Any]) -> None:
+    """Give each running job three steps, the first completed and the second running."""
+    await conn.execute(
+        "INSERT INTO job_steps (job_id, position, name, title, weight, status)"
+        " SELECT j.id, p, 's' || p, 'S', 1,"
+        "        CASE p WHEN 1 THEN 'completed' WHEN 2 THEN 'running' ELSE 'waiting' END"
+        " FROM unnest($1::uuid[]) AS j(id), generate_series(1, 3) AS p",
+        ids,
+    )
+
+
 async def test_a_statement_of_many_ends_reads_each_of_its_parts_once(
     skewed: asyncpg.Connection,
 ) -> None:
@@ -216,13 +227,7 @@ async def test_a_statement_of_many_ends_reads_each_of_its_parts_once(
     await transaction.start()
     try:
         # each running job in its second step of three, which its end closes
-        await skewed.execute(
-            "INSERT INTO job_steps (job_id, position, name, title, weight, status)"
-            " SELECT j.id, p, 's' || p, 'S', 1,"
-            "        CASE p WHEN 1 THEN 'completed' WHEN 2 THEN 'running' ELSE 'waiting' END"
-            " FROM unnest($1::uuid[]) AS j(id), generate_series(1, 3) AS p",
-            ids,
-        )
+        await in_their_second_step(skewed, ids)
         answer = await skewed.fetchval(
             "EXPLAIN (ANALYZE, FORMAT JSON) " + QUERIES["finishes"],
             ids,
@@ -251,13 +256,7 @@ async def test_a_batch_cancel_reads_each_of_its_parts_once(skewed: asyncpg.Conne
     await transaction.start()
     try:
         # each running job in its second step of three
-        await skewed.execute(
-            "INSERT INTO job_steps (job_id, position, name, title, weight, status)"
-            " SELECT j.id, p, 's' || p, 'S', 1,"
-            "        CASE p WHEN 1 THEN 'completed' WHEN 2 THEN 'running' ELSE 'waiting' END"
-            " FROM unnest($1::uuid[]) AS j(id), generate_series(1, 3) AS p",
-            ids,
-        )
+        await in_their_second_step(skewed, ids)
         answer = await skewed.fetchval(
             "EXPLAIN (ANALYZE, FORMAT JSON) " + QUERIES["admin_cancel"],
             ids,
