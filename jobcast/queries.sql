@@ -16,7 +16,7 @@
 -- running job's reports (progress, steps, metadata, streams: many a job) return of the
 -- row only what their event needs (id, seq, owner_id, type; jobcast/store/rows.py
 -- event_of_change), not the row, whose input, result and metadata would otherwise go back
--- to the worker with each one; so do the ends of an attempt (finish, retry_later,
+-- to the worker with each one; so do the ends of an attempt (finishes, retry_later,
 -- hand_back).
 --
 -- A statement that finds a job by its id tests its status with IS NOT DISTINCT FROM, the
@@ -509,27 +509,11 @@ SELECT j.id, j.seq, j.owner_id, j.type, j.event_kind, j.event_payload, j.event_a
 -- include: notify
 FROM j
 
--- name: finish
--- $1 id, $2 attempt, $3 final status, $4 result, $5 error, $6 message, $7 payload
--- include: open_steps
-      AND s.job_id = $1
--- include: close_jobs
-        status = $3, result = $4, error = $5, message = $6,
-        progress = CASE WHEN $3 = 'completed' THEN 100 ELSE progress END,
-        finished_at = now(), heartbeat_at = NULL, updated_at = now()
-    WHERE id = $1 AND attempts = $2 AND status IS NOT DISTINCT FROM 'running'
-    RETURNING *, 'status'::text AS event_kind, $7::jsonb AS event_payload
-)
--- include: close_steps
--- include: webhook
--- include: event_tail
-SELECT id, seq, owner_id, type, event_kind, event_payload, event_at, notified FROM made
-
 -- name: finishes
 -- The ends of running attempts, one a job, in one statement (a worker's jobs that ended
--- while its last statement of reports ran, workers/report_writes.py), each fenced by its
--- attempt as `finish` fences one: its final status, result, error and message, its open
--- steps closed (close_listed_steps), its webhook scheduled, and its event. As in `reports` and
+-- while its last statement of reports ran, workers/report_writes.py; or one job's end),
+-- each fenced by its attempt: its final status, result, error and message, its open steps
+-- closed (close_listed_steps), its webhook scheduled, and its event. As in `reports` and
 -- `admin_cancel`, every part after `j` reads `j` alone, which carries each job's running
 -- steps as the statement found them (`open_steps`, read once: they number the steps'
 -- events and count in the job's seq) and the event's time, taken with the change.

@@ -359,19 +359,10 @@ async def _end(state: WorkerState, reporter: Reporter, end: JobEnd, *, alone: bo
     takes its key's lock to the commit, and a statement ending many such jobs would hold
     several keys' locks at once, which two workers' statements could each wait for in a
     circle. Such an end is its own statement, as it always was."""
-    if not alone:
+    if alone:
+        await reporter.write(lambda: state.store.record_end(end))
+    else:
         await reporter.write(lambda: state.report_writes.write(end))
-        return
-    await reporter.write(
-        lambda: state.store.finish(
-            end.job_id,
-            end.attempt,
-            status=end.status,
-            result=end.result,
-            error=end.error,
-            message=end.message,
-        )
-    )
 
 
 async def _finish_failed(

@@ -106,6 +106,11 @@ class Attempts(StoreBase):
         rows_ = await self._run(lambda: self.pool.fetch(QUERIES["finishes"], *arrays))
         return {row["id"]: rows.event_of_change(row) for row in rows_}
 
+    async def record_end(self, end: JobEnd) -> Event | None:
+        """One running attempt's end, alone in its statement: its event, or None when its
+        fence refused it."""
+        return (await self.record_ends([end])).get(end.job_id)
+
     async def finish(
         self,
         job_id: UUID,
@@ -116,10 +121,7 @@ class Attempts(StoreBase):
         error: dict[str, Any] | None = None,
         message: str | None = None,
     ) -> Event | None:
-        end = JobEnd(job_id, attempt, status, result, error, message)
-        return await self._change(
-            "finish", job_id, attempt, str(status), result, error, message, end.payload()
-        )
+        return await self.record_end(JobEnd(job_id, attempt, status, result, error, message))
 
     async def retry_later(
         self,
