@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -217,60 +217,55 @@ async def in_their_second_step(conn: asyncpg.Connection, ids: list[Any]) -> None
     )
 
 
-async def test_a_statement_of_many_ends_reads_each_of_its_parts_once(
-    skewed: asyncpg.Connection,
-) -> None:
-    running = await skewed.fetch("SELECT id FROM jobs WHERE status = 'running' ORDER BY id")
+async def ending_in_their_second_step(
+    conn: asyncpg.Connection, query: str, args: Callable[[list[Any]], list[Any]]
+) -> tuple[dict[str, Any], int, int]:
+    """``EXPLAIN ANALYZE`` of a statement that ends every running job, each in its second
+    step of three, which the end closes (rolled back): its plan, the jobs, and the step
+    events it stored."""
+    running = await conn.fetch("SELECT id FROM jobs WHERE status = 'running' ORDER BY id")
     ids = [r["id"] for r in running]
-    n = len(ids)
-    transaction = skewed.transaction()
+    transaction = conn.transaction()
     await transaction.start()
     try:
-        # each running job in its second step of three, which its end closes
-        await in_their_second_step(skewed, ids)
-        answer = await skewed.fetchval(
-            "EXPLAIN (ANALYZE, FORMAT JSON) " + QUERIES["finishes"],
-            ids,
-            [1] * n,
-            ["completed"] * n,
-            ['{"rows": 3}'] * n,
-            [None] * n,
-            ["done"] * n,
-            [json.dumps({"status": "completed", "i": i}) for i in range(n)],
-        )
-        closed = await skewed.fetchval(
+        await in_their_second_step(conn, ids)
+        answer = await conn.fetchval("EXPLAIN (ANALYZE, FORMAT JSON) " + query, *args(ids))
+        closed = await conn.fetchval(
             "SELECT count(*) FROM job_events WHERE job_id = ANY($1::uuid[]) AND kind = 'step'",
             ids,
         )
     finally:
         await transaction.rollback()
-    plan = json.loads(answer)[0]["Plan"]
+    return json.loads(answer)[0]["Plan"], len(ids), closed
+
+
+async def test_a_statement_of_many_ends_reads_each_of_its_parts_once(
+    skewed: asyncpg.Connection,
+) -> None:
+    plan, n, closed = await ending_in_their_second_step(
+        skewed,
+        QUERIES["finishes"],
+        lambda ids: [
+            ids,
+            [1] * len(ids),
+            ["completed"] * len(ids),
+            ['{"rows": 3}'] * len(ids),
+            [None] * len(ids),
+            ["done"] * len(ids),
+            [json.dumps({"status": "completed", "i": i}) for i in range(len(ids))],
+        ],
+    )
     assert plan["Actual Rows"] == n == closed == 200
     assert repeated_scans(plan) == []
 
 
 async def test_a_batch_cancel_reads_each_of_its_parts_once(skewed: asyncpg.Connection) -> None:
-    running = await skewed.fetch("SELECT id FROM jobs WHERE status = 'running' ORDER BY id")
-    ids = [r["id"] for r in running]
-    transaction = skewed.transaction()
-    await transaction.start()
-    try:
-        # each running job in its second step of three
-        await in_their_second_step(skewed, ids)
-        answer = await skewed.fetchval(
-            "EXPLAIN (ANALYZE, FORMAT JSON) " + QUERIES["admin_cancel"],
-            ids,
-            '{"status": "cancelled"}',
-            '{"status": "cancelled"}',
-        )
-        closed = await skewed.fetchval(
-            "SELECT count(*) FROM job_events WHERE job_id = ANY($1::uuid[]) AND kind = 'step'",
-            ids,
-        )
-    finally:
-        await transaction.rollback()
-    plan = json.loads(answer)[0]["Plan"]
-    assert plan["Actual Rows"] == len(ids) == closed == 200
+    plan, n, closed = await ending_in_their_second_step(
+        skewed,
+        QUERIES["admin_cancel"],
+        lambda ids: [ids, '{"status": "cancelled"}', '{"status": "cancelled"}'],
+    )
+    assert plan["Actual Rows"] == n == closed == 200
     # with the open steps counted, closed and their events numbered by joins of the
     # statement's parts, one part was read once for each of the 200 jobs
     assert repeated_scans(plan) == []
