@@ -7,7 +7,9 @@ each: a report that comes while no statement of these is in flight is written at
 alone (so a quiet worker adds no wait); reports that come while one is in flight wait
 for it and then go together, in one statement (``reports``; the ends in ``finishes``,
 just after it), each fenced by its attempt. Under load a statement carries as many
-reports as the worker's jobs made meanwhile, so Postgres commits once for all of them.
+reports as the worker's jobs made meanwhile, so Postgres commits once for all of them;
+the writer lets the loop run once between statements, so that the jobs whose reports the
+last statement stored join the next one too.
 
 The worker's heartbeat, the other statement that updates many of its running jobs' rows,
 runs ``alone``: never while a statement of these is in flight, nor one while it is. So
@@ -84,6 +86,11 @@ class ReportWrites:
                 ends = [item for item in batch if isinstance(item[0], JobEnd)]
                 await self._write([item for item in batch if not isinstance(item[0], JobEnd)])
                 await self._write(ends)
+                # The jobs whose reports were just stored make their next ones when the
+                # loop next runs them: waiting that one turn puts those in the next
+                # statement with the reports that came meanwhile, rather than in the one
+                # after it (each job otherwise waits behind the other half's statement)
+                await asyncio.sleep(0)
         except BaseException:  # stopped midway (the worker's loop closing): none waits forever
             for _, future in batch + self._waiting:
                 future.cancel()

@@ -96,6 +96,25 @@ async def test_reports_made_while_a_statement_runs_go_together_each_with_its_eve
     assert (row["seq"], row["progress"]) == (3, 22)
 
 
+async def test_jobs_whose_reports_were_just_stored_join_the_next_statement(
+    store: Store,
+) -> None:
+    ids = await running_jobs(store, 2)
+    counted = Counted(store)
+    writes = ReportWrites(counted)  # type: ignore[arg-type]
+
+    async def reporting(job_id: UUID) -> None:
+        for k in range(1, 6):
+            await writes.write(report(job_id, k))
+
+    first = asyncio.create_task(reporting(ids[0]))
+    await asyncio.sleep(0)  # the first job's first report is on its way alone
+    await asyncio.gather(first, reporting(ids[1]))
+    # then both jobs' reports in each statement, not each job behind the other's
+    assert counted.sizes == [1, 2, 2, 2, 2, 1]
+    assert [await stored(store, j) for j in ids] == [[(k + 2, k) for k in range(1, 6)]] * 2
+
+
 async def test_a_job_whose_attempt_ended_gets_none_and_the_others_their_events(
     store: Store,
 ) -> None:
