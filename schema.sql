@@ -615,6 +615,25 @@ BEGIN
 END
 $$;
 
+-- The next parked job of a fairness group (highest priority, then oldest), released: off
+-- its parking, with what queueing it needs. One that another transaction is releasing
+-- or claiming is skipped, never waited for. Nothing when the group has none parked.
+CREATE OR REPLACE FUNCTION jobcast_fair_next(p_group text, OUT released uuid,
+                                             OUT released_priority smallint,
+                                             OUT released_delay_s float8)
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    -- plpgsql, not sql: its plan is kept for the session, where a sql function called by
+    -- another function is planned again at each call
+    UPDATE jobs SET parked_on = NULL, parked_limit = NULL, waiting_reason = NULL,
+        updated_at = now()
+    WHERE id = (SELECT p.id FROM jobs p WHERE p.parked_on = p_group
+                ORDER BY p.priority DESC, p.created_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+    RETURNING id, priority, GREATEST(0, extract(epoch FROM run_at - now()))::float8
+    INTO released, released_priority, released_delay_s;
+END
+$$;
+
 -- The start gate, called by the claim statement: the pending job's type (NULL when it is
 -- not pending, is parked, or its type is paused), and the key that holds it back, if any.
 -- Each key (the job's, and its type's cap as 'type:<name>') is looked at under a lock on
@@ -704,14 +723,58 @@ BEGIN
     -- job of the group takes its place (its worker queues it); one being released by
     -- another start is skipped, never waited for
     IF fkey IS NOT NULL THEN
-        UPDATE jobs SET parked_on = NULL, parked_limit = NULL, waiting_reason = NULL,
-            updated_at = now()
-        WHERE id = (SELECT p.id FROM jobs p WHERE p.parked_on = fkey
-                    ORDER BY p.priority DESC, p.created_at LIMIT 1 FOR UPDATE SKIP LOCKED)
-        RETURNING id, priority, GREATEST(0, extract(epoch FROM run_at - now()))::float8
-        INTO released, released_priority, released_delay_s;
+        SELECT * INTO released, released_priority, released_delay_s
+        FROM jobcast_fair_next(fkey);
         released_group := CASE WHEN released IS NOT NULL THEN fkey END;
     END IF;
+END
+$$;
+
+-- The gate of many pending jobs at once, called by the statement of many claims
+-- (`claims` in jobcast/queries.sql): each job, in the order of their ids, as jobcast_admit
+-- finds it, but with no key's lock. A job with a key of its own, a capped type (p_types)
+-- or an operator's limit on its type is answered 'alone': its worker claims it by the
+-- one-job statement, whose gate takes those locks in key order (the keys of many jobs,
+-- locked in one transaction, could wait on another worker's in a circle). So is a job
+-- that an earlier job of the same call released. A job not pending, parked, or of a
+-- paused type is answered 'none'; any other 'claim', and its fairness group's next
+-- parked job is released in its place, as jobcast_admit does. The only rows locked are
+-- the jobs in order of id, and parked ones that no other transaction holds.
+CREATE OR REPLACE FUNCTION jobcast_admit_many(p_jobs uuid[], p_types text[])
+RETURNS TABLE (gate_job uuid, verdict text, released uuid, released_priority smallint,
+               released_delay_s float8, released_group text)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    jt text;
+    fkey text;
+    freed uuid[] := '{}';
+BEGIN
+    FOR gate_job IN SELECT DISTINCT u.id FROM unnest(p_jobs) AS u(id) ORDER BY u.id LOOP
+        SELECT NULL, NULL, NULL, NULL, NULL, NULL
+        INTO jt, fkey, released, released_priority, released_delay_s, released_group;
+        SELECT jb.type, jb.fair_key INTO jt, fkey FROM jobs jb
+        WHERE jb.id = gate_job AND jb.status IS NOT DISTINCT FROM 'pending'
+          AND jb.parked_on IS NULL FOR UPDATE;
+        IF jt IS NULL OR EXISTS (SELECT 1 FROM paused_types p WHERE p.type = jt) THEN
+            verdict := 'none';
+        ELSIF gate_job = ANY(freed) OR jt = ANY(p_types)
+              OR EXISTS (SELECT 1 FROM job_keys jk WHERE jk.job_id = gate_job)
+              OR EXISTS (SELECT 1 FROM key_limits l
+                         WHERE l.key = 'type:' || jt AND l.kind = 'concurrency') THEN
+            verdict := 'alone';
+        ELSE
+            verdict := 'claim';
+            IF fkey IS NOT NULL THEN
+                SELECT * INTO released, released_priority, released_delay_s
+                FROM jobcast_fair_next(fkey);
+                IF released IS NOT NULL THEN
+                    released_group := fkey;
+                    freed := freed || released;
+                END IF;
+            END IF;
+        END IF;
+        RETURN NEXT;
+    END LOOP;
 END
 $$;
 

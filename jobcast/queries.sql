@@ -391,6 +391,34 @@ SELECT pg_notify('jobcast_events', $1)
 
 -- attempts: the state changes a worker makes
 
+-- part: claim_start
+-- The claim's change `j` of its pending jobs: the next attempt starts, progress from 0.
+-- The statement goes on with which jobs (`WHERE ...`) and what it returns.
+, j AS (
+    UPDATE jobs SET status = 'running', attempts = attempts + 1, seq = seq + 1,
+        progress = 0, step = NULL, message = NULL, error = NULL, pause_requested = false,
+        waiting_reason = NULL,
+        started_at = COALESCE(started_at, now()), heartbeat_at = now(), updated_at = now()
+
+-- part: claim_answer
+-- The end of a claim's answer row, of a job `c` it claimed (or none: all NULL): where its
+-- attempt starts from (checkpoints, read as the statement began) and whether its end may
+-- release parked jobs (may_release); $2 is the statement's capped types.
+       (SELECT jsonb_agg(jsonb_build_object('name', s.name,
+                                            'completed', s.status = 'completed',
+                                            'result', s.result,
+                                            'answered', i.answered_at IS NOT NULL,
+                                            'answer', i.answer) ORDER BY s.position)
+        FROM job_steps s LEFT JOIN job_inputs i ON i.job_id = s.job_id AND i.step = s.name
+        WHERE s.job_id = c.id) AS checkpoints,
+       c.id IS NOT NULL AND (
+           c.type = ANY($2::text[])
+           OR EXISTS (SELECT 1 FROM job_keys k WHERE k.job_id = c.id AND k.kind = 'concurrency')
+           OR EXISTS (SELECT 1 FROM key_limits l
+                      WHERE l.key = 'type:' || c.type AND l.kind = 'concurrency')
+           OR EXISTS (SELECT 1 FROM jobs p WHERE p.parked_on = 'type:' || c.type)
+       ) AS may_release
+
 -- name: claim
 -- Start the next attempt of a pending job: steps that did not complete are reset (a
 -- completed step is a checkpoint the attempt skips), progress starts again from 0. The
@@ -411,11 +439,8 @@ SELECT pg_notify('jobcast_events', $1)
 -- $1 id, $2 capped types, $3 their caps, $4 the worker (host:pid)
 WITH g AS (
     SELECT * FROM jobcast_admit($1, $2::text[], $3::integer[])
-), j AS (
-    UPDATE jobs SET status = 'running', attempts = attempts + 1, seq = seq + 1,
-        progress = 0, step = NULL, message = NULL, error = NULL, pause_requested = false,
-        waiting_reason = NULL,
-        started_at = COALESCE(started_at, now()), heartbeat_at = now(), updated_at = now()
+)
+-- include: claim_start
     WHERE id = $1 AND status IS NOT DISTINCT FROM 'pending'
       AND EXISTS (SELECT 1 FROM g WHERE g.job_type IS NOT NULL AND g.held_key IS NULL)
     RETURNING *, 'status'::text AS event_kind,
@@ -430,22 +455,51 @@ WITH g AS (
 )
 -- include: event_tail
 SELECT g.job_type AS gate_type, g.held_key, g.held_limit, g.held_until, g.held_reason,
-       g.released, g.released_priority, g.released_delay_s, g.released_group, made.*,
-       (SELECT jsonb_agg(jsonb_build_object('name', s.name,
-                                            'completed', s.status = 'completed',
-                                            'result', s.result,
-                                            'answered', i.answered_at IS NOT NULL,
-                                            'answer', i.answer) ORDER BY s.position)
-        FROM job_steps s LEFT JOIN job_inputs i ON i.job_id = s.job_id AND i.step = s.name
-        WHERE s.job_id = made.id) AS checkpoints,
-       made.id IS NOT NULL AND (
-           made.type = ANY($2::text[])
-           OR EXISTS (SELECT 1 FROM job_keys k WHERE k.job_id = made.id AND k.kind = 'concurrency')
-           OR EXISTS (SELECT 1 FROM key_limits l
-                      WHERE l.key = 'type:' || made.type AND l.kind = 'concurrency')
-           OR EXISTS (SELECT 1 FROM jobs p WHERE p.parked_on = 'type:' || made.type)
-       ) AS may_release
-FROM g LEFT JOIN made ON true
+       g.released, g.released_priority, g.released_delay_s, g.released_group, c.*,
+-- include: claim_answer
+FROM g LEFT JOIN made AS c ON true
+
+-- name: claims
+-- The claims of many pending jobs in one statement (a worker's jobs that start while its
+-- last statement of claims runs, workers/claims.py), each as `claim` claims one: its
+-- event, its claim's record and its checkpoints included. The gate (jobcast_admit_many in
+-- schema.sql) admits only jobs that need no key's lock. One answer row a job: its id
+-- (gate_job) and the verdict, 'claim', 'alone' (its worker claims it by `claim`, whose
+-- gate takes its keys' locks) or 'none' (not pending, parked, or its type paused); a
+-- claimed job's row also holds what `claim`'s does. The parts after `j` read `j` alone,
+-- and the event's time is taken with the change; the answer joins `g` to them once, on
+-- the job's id.
+-- $1 ids, $2 capped types, $3 the worker (host:pid)
+WITH g AS (
+    SELECT * FROM jobcast_admit_many($1::uuid[], $2::text[])
+)
+-- include: claim_start
+    FROM g
+    WHERE jobs.id = g.gate_job AND g.verdict = 'claim'
+      AND jobs.status IS NOT DISTINCT FROM 'pending'
+    RETURNING jobs.*, 'status'::text AS event_kind,
+              jsonb_build_object('status', 'running', 'attempt', jobs.attempts,
+                                 'progress', 0, 'message', NULL) AS event_payload,
+              clock_timestamp() AS event_at
+), r AS (
+    UPDATE job_steps SET status = 'waiting', started_at = NULL, finished_at = NULL,
+        duration_ms = NULL
+    FROM j
+    WHERE job_steps.job_id = j.id AND job_steps.status NOT IN ('waiting', 'completed')
+), a AS (
+    INSERT INTO job_claims (job_id, attempt, worker) SELECT id, attempts, $3 FROM j
+), e AS (
+    INSERT INTO job_events (job_id, seq, kind, payload, at)
+    SELECT j.id, j.seq, j.event_kind, j.event_payload, j.event_at FROM j
+), made AS (
+    SELECT j.*,
+-- include: notify
+    FROM j
+)
+SELECT g.gate_job, g.verdict, g.released, g.released_priority, g.released_delay_s,
+       g.released_group, c.*,
+-- include: claim_answer
+FROM g LEFT JOIN made AS c ON c.id = g.gate_job
 
 -- name: note_waiting
 -- Say why a pending job waits, once per reason. $1 id, $2 message, $3 payload

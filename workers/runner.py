@@ -152,7 +152,7 @@ async def run_job(ctx: WorkerContext, job_id: str) -> None:
         log.info("job %s: postgres does not answer this worker; handed back", job_id)
         raise Retry(defer=_STORAGE_DOWN_RETRY_S)
     try:
-        claim = await state.store.claim(UUID(job_id), state.caps, worker=state.heartbeat.worker)
+        claim = await state.claims.claim(UUID(job_id))
     except StorageUnavailable as exc:
         state.heartbeat.storage_failed()
         log.info("job %s: could not claim it (%s); handed back", job_id, exc)

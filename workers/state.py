@@ -21,6 +21,7 @@ from jobcast.settings import Settings
 from jobcast.store import Store
 from jobcast.tasks import stop_task, supervised
 from workers.cancels import CancelWatch
+from workers.claims import Claims
 from workers.deliveries import Deliveries
 from workers.heartbeat import Heartbeat
 from workers.report_writes import ReportWrites
@@ -36,6 +37,7 @@ class WorkerState:
     heartbeat: Heartbeat
     publisher: Publisher
     report_writes: ReportWrites
+    claims: Claims = field(init=False)  # made with the state: it outlives its statements
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     # work that must end before the store closes, whoever cancels its caller (hand-backs)
     finishing: set[asyncio.Task[Any]] = field(default_factory=set)
@@ -99,6 +101,7 @@ class WorkerState:
                 publisher=publisher,
                 report_writes=report_writes,
             )
+            state.claims = Claims(store, lambda: state.caps, heartbeat.worker, state.outlives)
             state.tasks = [
                 asyncio.create_task(heartbeat.run_forever(), name="heartbeat"),
                 asyncio.create_task(

@@ -60,15 +60,24 @@ class Attempts(StoreBase):
                 row["held_reason"],
                 _released(row),
             )
-        job = rows.job(row)
-        return Claim(
-            job=job,
-            attempt=job.attempts,
-            event=rows.event_of_change(row),
-            released=_released(row),
-            checkpoints=rows.checkpoints(row["checkpoints"]),
-            may_release=row["may_release"],
+        return _claimed(row)
+
+    async def claim_many(
+        self, job_ids: Sequence[UUID], caps: dict[str, int] | None = None, *, worker: str
+    ) -> dict[UUID, Claim | None]:
+        """Start the next attempt of many pending jobs, in one statement: by job id, its
+        Claim, or None when it is not pending (or parked, or its type paused). A job left
+        out needs its keys' locks (a key of its own, a capped type, a limited one), or was
+        released by another of these: ``claim`` claims it alone."""
+        types = list(caps or {})
+        answer = await self._run(
+            lambda: self.pool.fetch(QUERIES["claims"], list(job_ids), types, worker)
         )
+        claims: dict[UUID, Claim | None] = {}
+        for row in answer:
+            if row["verdict"] != "alone":
+                claims[row["gate_job"]] = _claimed(row) if row["id"] is not None else None
+        return claims
 
     async def take_released(self, job_id: UUID) -> list[asyncpg.Record]:
         """The parked jobs this job's end released, to queue (each taken once)."""
@@ -154,6 +163,19 @@ class Attempts(StoreBase):
             lambda: self.pool.fetch(QUERIES["heartbeat"], ids, [attempts[i] for i in ids])
         )
         return {r["id"] for r in beaten}
+
+
+def _claimed(row: asyncpg.Record) -> Claim:
+    """The claim of an answer row of ``claim`` or ``claims`` that started the job."""
+    job = rows.job(row)
+    return Claim(
+        job=job,
+        attempt=job.attempts,
+        event=rows.event_of_change(row),
+        released=_released(row),
+        checkpoints=rows.checkpoints(row["checkpoints"]),
+        may_release=row["may_release"],
+    )
 
 
 def _released(row: asyncpg.Record) -> Queued | None:

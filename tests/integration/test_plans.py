@@ -206,6 +206,31 @@ async def test_a_statement_of_many_reports_reads_each_of_its_parts_once(
     assert repeated_scans(plan) == []
 
 
+async def test_a_statement_of_many_claims_reads_each_of_its_parts_once(
+    skewed: asyncpg.Connection,
+) -> None:
+    queued = await skewed.fetch(
+        "SELECT id FROM jobs WHERE status = 'pending' ORDER BY id LIMIT 200"
+    )
+    ids = [r["id"] for r in queued]
+    transaction = skewed.transaction()
+    await transaction.start()
+    try:
+        answer = await skewed.fetchval(
+            "EXPLAIN (ANALYZE, FORMAT JSON) " + QUERIES["claims"], ids, [], "host:1"
+        )
+        claimed = await skewed.fetchval(
+            "SELECT count(*) FROM job_claims WHERE job_id = ANY($1::uuid[])", ids
+        )
+    finally:
+        await transaction.rollback()
+    plan = json.loads(answer)[0]["Plan"]
+    assert plan["Actual Rows"] == claimed == 200
+    # each part once: the answer's join of the gate's verdicts to the claimed jobs, planned
+    # as a loop over one for each row of the other, read a part once for each job
+    assert repeated_scans(plan) == []
+
+
 async def in_their_second_step(conn: asyncpg.Connection, ids: list[Any]) -> None:
     """Give each running job three steps, the first completed and the second running."""
     await conn.execute(
