@@ -37,6 +37,7 @@ import asyncpg
 from jobcast.errors import StorageUnavailable
 from jobcast.model import Claim
 from jobcast.store import Held, Store
+from workers.gathering import cancel_all, once_a_job
 
 log = logging.getLogger(__name__)
 
@@ -100,15 +101,14 @@ class Claims:
         batch: list[Waiting] = []
         try:
             while self._waiting:
-                batch, self._waiting = _once_a_job(self._waiting)
+                batch, self._waiting = once_a_job(self._waiting, lambda j: j)
                 live = [(job_id, future) for job_id, future in batch if not future.done()]
                 if len(live) == 1:
                     _settle(live[0][1], ALONE)
                 elif live:
                     await self._together(live)
-        except BaseException:  # stopped midway (the worker's loop closing): none waits forever
-            for _, future in batch + self._waiting:
-                future.cancel()
+        except BaseException:
+            cancel_all(batch, self._waiting)
             self._waiting = []
             raise
         finally:
@@ -154,18 +154,6 @@ class Claims:
             )
         else:
             log.info("job %s: claimed as its start was cancelled; handed back", claim.job.id)
-
-
-def _once_a_job(waiting: list[Waiting]) -> tuple[list[Waiting], list[Waiting]]:
-    """The claims to make now, one a job (in the order they came), and the rest: a job
-    delivered twice at once is claimed once, and its second claim finds it running."""
-    now: list[Waiting] = []
-    later: list[Waiting] = []
-    seen: set[UUID] = set()
-    for item in waiting:
-        (later if item[0] in seen else now).append(item)
-        seen.add(item[0])
-    return now, later
 
 
 def _settle(future: asyncio.Future[Claimed | _Alone], answer: Claimed | _Alone) -> None:

@@ -43,6 +43,7 @@ from jobcast.errors import StorageUnavailable
 from jobcast.model import Event
 from jobcast.store import Store
 from jobcast.store.reports import JobEnd, Report
+from workers.gathering import cancel_all, once_a_job
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class ReportWrites:
         batch: list[Waiting] = []
         try:
             while self._waiting:
-                batch, self._waiting = _one_a_job(self._waiting)
+                batch, self._waiting = once_a_job(self._waiting, lambda w: w.job_id)
                 # a job's end comes only once its last report is stored: no job has both
                 ends = [item for item in batch if isinstance(item[0], JobEnd)]
                 await self._write([item for item in batch if not isinstance(item[0], JobEnd)])
@@ -91,9 +92,8 @@ class ReportWrites:
                 # statement with the reports that came meanwhile, rather than in the one
                 # after it (each job otherwise waits behind the other half's statement)
                 await asyncio.sleep(0)
-        except BaseException:  # stopped midway (the worker's loop closing): none waits forever
-            for _, future in batch + self._waiting:
-                future.cancel()
+        except BaseException:
+            cancel_all(batch, self._waiting)
             self._waiting = []
             raise
         finally:
@@ -138,17 +138,6 @@ class ReportWrites:
         if ends:
             return await self._store.record_ends(ends)
         return await self._store.record_reports([w for w in written if not isinstance(w, JobEnd)])
-
-
-def _one_a_job(waiting: list[Waiting]) -> tuple[list[Waiting], list[Waiting]]:
-    """The reports to write now, at most one a job (in the order they came), and the rest."""
-    now: list[Waiting] = []
-    later: list[Waiting] = []
-    seen: set[UUID] = set()
-    for item in waiting:
-        (later if item[0].job_id in seen else now).append(item)
-        seen.add(item[0].job_id)
-    return now, later
 
 
 def _fail(batch: list[Waiting], exc: BaseException) -> None:
