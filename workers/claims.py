@@ -135,12 +135,13 @@ class Claims:
                 log.warning("claims of %d jobs: %s; claiming each alone", len(live), exc)
                 _settle_all(live, ALONE)
             else:
-                for job_id, future in live:
-                    # left out: it needs its keys' locks, or another of them released it
-                    claimed = claims.get(job_id, ALONE)
-                    if future.done() and isinstance(claimed, Claim):
-                        await self._hand_back(claimed)
-                    _settle(future, claimed)
+                # a job left out needs its keys' locks, or another of them released it
+                answers = [(future, claims.get(job_id, ALONE)) for job_id, future in live]
+                unwanted = [c for f, c in answers if f.done() and isinstance(c, Claim)]
+                for future, answer in answers:
+                    _settle(future, answer)
+                for claim in unwanted:
+                    await self._hand_back(claim)
             return
 
     async def _hand_back(self, claim: Claim) -> None:
