@@ -274,3 +274,34 @@ async def test_a_job_claimed_together_after_its_start_was_cancelled_is_handed_ba
         (2, "running"),
         (3, "pending"),
     ]
+
+
+async def test_a_job_claimed_together_starts_from_its_checkpoints_as_one_claimed_alone(
+    store: Store,
+) -> None:
+    """Each job's steps as the attempt starts: a completed one with its result, the one
+    its last attempt left running reset to start again, as the one-job claim has it."""
+    first, together = await pending(store, 2, job_type="demo")
+    [other] = await pending(store, 1)
+    for job_id in (first, together):
+        await store.pool.execute(
+            "UPDATE job_steps SET status = CASE position WHEN 1 THEN 'completed'"
+            " ELSE 'running' END, result = CASE position WHEN 1 THEN '{\"rows\": 3}'::jsonb END"
+            " WHERE job_id = $1 AND position <= 2",
+            job_id,
+        )
+    counted = Counted(store)
+    claims = Claims(counted, dict, WORKER)  # type: ignore[arg-type]
+    alone, [claimed, _] = await claimed_together(claims, first, [together, other])
+    assert counted.together == [2] and counted.alone == [first]
+    assert isinstance(alone, Claim) and isinstance(claimed, Claim)
+    assert claimed.checkpoints == alone.checkpoints
+    assert [(c.name, c.completed, c.result) for c in claimed.checkpoints[:3]] == [
+        ("validate", True, {"rows": 3}),
+        ("fetch", False, None),
+        ("analyze", False, None),
+    ]
+    states = await store.pool.fetch(
+        "SELECT status FROM job_steps WHERE job_id = $1 ORDER BY position", together
+    )
+    assert [r["status"] for r in states] == ["completed", "waiting", "waiting", "waiting"]
