@@ -43,15 +43,19 @@ class CancelWatch:
         self._channel = settings.cancels_channel
         self._heartbeat = heartbeat
         self._circuit = circuit_of(redis)
+        self._subscribed = False  # the current listen got as far as its subscription
 
     async def run_forever(self) -> None:
         backoff_s = _BACKOFF_S[0]
         while True:
             raise_swallowed_cancel()
+            self._subscribed = False
             try:
                 await self._listen()
             except (RedisError, OSError, TimeoutError) as exc:
                 log.debug("the cancel channel is lost (%s); the heartbeat carries cancels", exc)
+            if self._subscribed:  # it listened: a loss after that starts the waits afresh
+                backoff_s = _BACKOFF_S[0]
             await asyncio.sleep(backoff_s)
             backoff_s = min(backoff_s * 2, _BACKOFF_S[1])
 
@@ -59,6 +63,7 @@ class CancelWatch:
         pubsub: Any = self._redis.pubsub()  # redis-py leaves PubSub.aclose untyped
         try:
             await pubsub.subscribe(self._channel)
+            self._subscribed = True
             while True:
                 raise_swallowed_cancel()
                 if self._circuit is not None and self._circuit.is_open:
