@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 import redis
+import redis.asyncio as aioredis
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -77,6 +78,14 @@ class PrivateRedis:
 
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port)
+
+    async def pubsub_clients(self) -> set[str]:
+        """The ids of the server's pub/sub connections, now."""
+        direct = aioredis.Redis.from_url(self.url)
+        try:
+            return {c["id"] for c in await direct.client_list(_type="pubsub")}
+        finally:
+            await direct.aclose()
 
 
 class PrivatePostgres:

@@ -565,17 +565,9 @@ async def test_a_hub_whose_first_try_fails_has_the_listener_ask_for_notifies(
         await redis.aclose()
 
 
-async def _pubsub_clients(server: PrivateRedis) -> set[str]:
-    direct = aioredis.Redis.from_url(server.url)
-    try:
-        return {c["id"] for c in await direct.client_list(_type="pubsub")}
-    finally:
-        await direct.aclose()
-
-
 async def _pubsub_replaced(server: PrivateRedis, before: set[str]) -> bool:
     """One pub/sub connection on the server, and not the one of ``before``."""
-    now = await _pubsub_clients(server)
+    now = await server.pubsub_clients()
     return len(now) == 1 and not now & before
 
 
@@ -603,7 +595,7 @@ async def test_a_pubsub_link_gone_silent_is_read_again_after_the_pings_deadline(
     channel = settings.job_channel("j1")
     try:
         await eventually(lambda: _true(running.healthy), what="the hub connecting")
-        before = await _pubsub_clients(server)
+        before = await server.pubsub_clients()
         async with running.subscribe(channel) as sub:
             down = running.healthy_changed
             proxy.silence()
@@ -645,7 +637,7 @@ async def test_a_tripped_circuit_has_the_reader_connect_again_once_it_closes() -
     await running.start()
     try:
         await eventually(lambda: _true(running.healthy), what="the hub connecting")
-        before = await _pubsub_clients(server)
+        before = await server.pubsub_clients()
         proxy.silence()
         circuit.trip("a call timed out")
         assert not running.healthy
@@ -695,7 +687,7 @@ async def test_a_reading_cancelled_from_outside_is_a_lost_link_not_the_readers_e
     await running.start()
     try:
         await eventually(lambda: _true(running.healthy), what="the hub connecting")
-        before = await _pubsub_clients(server)
+        before = await server.pubsub_clients()
         down = running.healthy_changed
         reading = [t for t in asyncio.all_tasks() if t.get_name() == "hub-messages"]
         assert len(reading) == 1

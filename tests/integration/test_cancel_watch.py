@@ -24,14 +24,6 @@ async def store(new_database: DatabaseFactory) -> AsyncIterator[Store]:
         yield opened
 
 
-async def _listeners(server: PrivateRedis) -> set[str]:
-    direct = aioredis.Redis.from_url(server.url)
-    try:
-        return {c["id"] for c in await direct.client_list(_type="pubsub")}
-    finally:
-        await direct.aclose()
-
-
 async def test_each_loss_after_a_listen_is_followed_by_the_first_wait_not_a_longer_one(
     store: Store,
 ) -> None:
@@ -46,7 +38,7 @@ async def test_each_loss_after_a_listen_is_followed_by_the_first_wait_not_a_long
     watching = asyncio.create_task(CancelWatch(redis, settings, heartbeat).run_forever())
     waits: list[float] = []
     try:
-        before = await eventually(lambda: _listeners(server), what="the watch subscribing")
+        before = await eventually(server.pubsub_clients, what="the watch subscribing")
         for _ in range(4):
             direct = aioredis.Redis.from_url(server.url)
             try:
@@ -56,7 +48,7 @@ async def test_each_loss_after_a_listen_is_followed_by_the_first_wait_not_a_long
             cut = time.monotonic()
 
             async def listening_again(before: set[str] = before) -> set[str] | None:
-                now = await _listeners(server)
+                now = await server.pubsub_clients()
                 return now if now and not now & before else None
 
             before = await eventually(listening_again, timeout_s=10, what="listening again")
