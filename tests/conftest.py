@@ -23,7 +23,7 @@ import pytest
 
 from jobcast.endpoints import Endpoints, provide
 from jobcast.settings import load_settings
-from jobcast.store import apply_schema
+from jobcast.store import Store, apply_schema
 from tests.chaos import PrivateRedis
 from tests.silent_rig import MakeRig, rigs
 from tests.support import ARTIFACTS, Stack, create_database, drop_database, launch
@@ -104,6 +104,13 @@ async def new_database(endpoints: Endpoints, template_db: str) -> AsyncIterator[
 
     yield make
     await drop_undropped()
+
+
+@pytest.fixture
+async def store(new_database: DatabaseFactory) -> AsyncIterator[Store]:
+    """A store on a fresh database of its own (a module may define its own instead)."""
+    async with Store.open(await new_database()) as opened:
+        yield opened
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -8,22 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from uuid import UUID
 
 import asyncpg
-import pytest
 
 from jobcast.model import JobStatus
 from jobcast.registry import load_registry
 from jobcast.store import Store, apply_schema
 from tests.conftest import DatabaseFactory
-
-
-@pytest.fixture
-async def store(new_database: DatabaseFactory) -> AsyncIterator[Store]:
-    async with Store.open(await new_database()) as opened:
-        yield opened
 
 
 async def counts(store: Store, owner: UUID) -> tuple[int, int]:

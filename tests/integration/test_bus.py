@@ -27,7 +27,7 @@ from jobcast.links import RedisLink
 from jobcast.listener import Listener
 from jobcast.model import Event, EventKind
 from jobcast.registry import load_registry
-from jobcast.settings import load_settings
+from jobcast.settings import Settings, load_settings
 from jobcast.sql import NOTIFY_CHANNEL
 from jobcast.store import Store
 from tests.chaos import PrivateRedis
@@ -42,14 +42,24 @@ async def hub(endpoints: Endpoints) -> AsyncIterator[tuple[Hub, aioredis.Redis, 
         {"JOBCAST_WS_QUEUE_SIZE": "8", "JOBCAST_REDIS_PREFIX": f"hub{uuid.uuid4().hex[:8]}"}
     )
     redis = aioredis.Redis.from_url(endpoints.redis_url)
+    try:
+        async with running_hub(redis, settings) as running:
+            yield running, redis, settings.job_channel("j1")
+    finally:
+        await redis.aclose()
+
+
+@contextlib.asynccontextmanager
+async def running_hub(redis: aioredis.Redis, settings: Settings) -> AsyncIterator[Hub]:
+    """A hub on ``redis``, started and connected; closed at the end (``redis`` is the
+    caller's to close)."""
     running = Hub(redis, settings)
     await running.start()
-    await eventually(lambda: _true(running.healthy), what="the hub connecting")
     try:
-        yield running, redis, settings.job_channel("j1")
+        await eventually(lambda: _true(running.healthy), what="the hub connecting")
+        yield running
     finally:
         await running.close()
-        await redis.aclose()
 
 
 async def _true(value: bool) -> bool:
@@ -103,20 +113,17 @@ async def test_the_reader_reconnects_at_once_after_each_of_many_cuts() -> None:
     server = PrivateRedis()  # its pub/sub connections are all the hub's: cut them freely
     server.start()
     redis = aioredis.Redis.from_url(server.url)
-    running = Hub(redis, load_settings({"JOBCAST_REDIS_PREFIX": "cuts"}))
-    await running.start()
     took: list[float] = []
     try:
-        await eventually(lambda: _true(running.healthy), what="the hub connecting")
-        for _cut in range(6):
-            down = running.healthy_changed
-            cut_at = time.monotonic()
-            assert await redis.client_kill_filter(_type="pubsub") == 1
-            await asyncio.wait_for(down.wait(), 5)  # the reader noticed
-            await eventually(lambda: _true(running.healthy), what="the hub reconnecting")
-            took.append(time.monotonic() - cut_at)
+        async with running_hub(redis, load_settings({"JOBCAST_REDIS_PREFIX": "cuts"})) as running:
+            for _cut in range(6):
+                down = running.healthy_changed
+                cut_at = time.monotonic()
+                assert await redis.client_kill_filter(_type="pubsub") == 1
+                await asyncio.wait_for(down.wait(), 5)  # the reader noticed
+                await eventually(lambda: _true(running.healthy), what="the hub reconnecting")
+                took.append(time.monotonic() - cut_at)
     finally:
-        await running.close()
         await redis.aclose()
         server.kill()
     assert max(took) < 1.0, took
@@ -137,42 +144,39 @@ async def test_a_crowd_of_subscribers_is_one_subscribe_and_each_gets_its_channel
     server.start()
     redis = aioredis.Redis.from_url(server.url)
     settings = load_settings({"JOBCAST_REDIS_PREFIX": "crowd"})
-    running = Hub(redis, settings)
-    await running.start()
     try:
-        await eventually(lambda: _true(running.healthy), what="the hub connecting")
-        before = await _subscribe_calls(redis)
-        async with contextlib.AsyncExitStack() as stack:
-            channels = [settings.job_channel(f"j{i}") for i in range(200)]
-            subs = await asyncio.gather(
-                *(stack.enter_async_context(running.subscribe(c)) for c in channels)
+        async with running_hub(redis, settings) as running:
+            before = await _subscribe_calls(redis)
+            async with contextlib.AsyncExitStack() as stack:
+                channels = [settings.job_channel(f"j{i}") for i in range(200)]
+                subs = await asyncio.gather(
+                    *(stack.enter_async_context(running.subscribe(c)) for c in channels)
+                )
+                subscribed, _ = await _subscribe_calls(redis)
+                assert 1 <= subscribed - before[0] <= 3, subscribed - before[0]
+                numsub = dict(await redis.pubsub_numsub(*channels))
+                assert all(numsub[c.encode()] == 1 for c in channels), numsub
+                for i in (0, 199):
+                    assert await redis.publish(channels[i], message(1)) == 1
+                    live = await asyncio.wait_for(subs[i].get(), 5)
+                    assert isinstance(live, Live) and live.seq == 1
+
+                async with running.subscribe(channels[0]):  # a second subscriber: no command
+                    pass
+                assert (await _subscribe_calls(redis))[0] == subscribed
+
+                waiting = asyncio.create_task(running.subscribe("crowd:left").__aenter__())
+                await asyncio.sleep(0)
+                waiting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await waiting
+            await eventually(
+                lambda: _numsub_zero(redis, [*channels, "crowd:left"]),
+                what="every channel unsubscribed",
             )
-            subscribed, _ = await _subscribe_calls(redis)
-            assert 1 <= subscribed - before[0] <= 3, subscribed - before[0]
-            numsub = dict(await redis.pubsub_numsub(*channels))
-            assert all(numsub[c.encode()] == 1 for c in channels), numsub
-            for i in (0, 199):
-                assert await redis.publish(channels[i], message(1)) == 1
-                live = await asyncio.wait_for(subs[i].get(), 5)
-                assert isinstance(live, Live) and live.seq == 1
-
-            async with running.subscribe(channels[0]):  # a second subscriber: no command
-                pass
-            assert (await _subscribe_calls(redis))[0] == subscribed
-
-            waiting = asyncio.create_task(running.subscribe("crowd:left").__aenter__())
-            await asyncio.sleep(0)
-            waiting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await waiting
-        await eventually(
-            lambda: _numsub_zero(redis, [*channels, "crowd:left"]),
-            what="every channel unsubscribed",
-        )
-        _, unsubscribed = await _subscribe_calls(redis)
-        assert 1 <= unsubscribed - before[1] <= 4, unsubscribed - before[1]
+            _, unsubscribed = await _subscribe_calls(redis)
+            assert 1 <= unsubscribed - before[1] <= 4, unsubscribed - before[1]
     finally:
-        await running.close()
         await redis.aclose()
         server.kill()
 
@@ -185,22 +189,19 @@ async def test_a_channel_taken_as_the_link_is_cut_is_subscribed_once_it_is_back(
     server.start()
     redis = aioredis.Redis.from_url(server.url)
     settings = load_settings({"JOBCAST_REDIS_PREFIX": "cut"})
-    running = Hub(redis, settings)
-    await running.start()
     channel = settings.job_channel("j1")
     try:
-        await eventually(lambda: _true(running.healthy), what="the hub connecting")
-        assert await redis.client_kill_filter(_type="pubsub") == 1
-        async with running.subscribe(channel) as sub:
-            await eventually(
-                lambda: _numsub_one(redis, channel), what="the channel subscribed again"
-            )
-            assert await redis.publish(channel, message(1)) == 1
-            while not isinstance(item := await asyncio.wait_for(sub.get(), 5), Live):
-                pass  # the reconnect's resync comes first
-            assert item.seq == 1
+        async with running_hub(redis, settings) as running:
+            assert await redis.client_kill_filter(_type="pubsub") == 1
+            async with running.subscribe(channel) as sub:
+                await eventually(
+                    lambda: _numsub_one(redis, channel), what="the channel subscribed again"
+                )
+                assert await redis.publish(channel, message(1)) == 1
+                while not isinstance(item := await asyncio.wait_for(sub.get(), 5), Live):
+                    pass  # the reconnect's resync comes first
+                assert item.seq == 1
     finally:
-        await running.close()
         await redis.aclose()
         server.kill()
 
@@ -590,31 +591,28 @@ async def test_a_pubsub_link_gone_silent_is_read_again_after_the_pings_deadline(
     proxy = await SilentProxy(server.url).start()
     redis = aioredis.Redis.from_url(proxy.url)  # no socket timeout and no circuit
     settings = load_settings({"JOBCAST_REDIS_PREFIX": "mute"})
-    running = Hub(redis, settings)
-    await running.start()
     channel = settings.job_channel("j1")
     try:
-        await eventually(lambda: _true(running.healthy), what="the hub connecting")
-        before = await server.pubsub_clients()
-        async with running.subscribe(channel) as sub:
-            down = running.healthy_changed
-            proxy.silence()
-            silenced = time.monotonic()
-            await asyncio.wait_for(down.wait(), 10)
-            noticed_s = time.monotonic() - silenced
-            assert not running.healthy
-            proxy.resume()
-            await _read_again_on_a_new_connection(running, server, before)
-            direct = aioredis.Redis.from_url(server.url)
-            try:
-                assert await direct.publish(channel, message(7)) == 1
-            finally:
-                await direct.aclose()
-            while not isinstance(item := await asyncio.wait_for(sub.get(), 5), Live):
-                pass  # the reconnect's resync comes first
-            assert item.seq == 7
+        async with running_hub(redis, settings) as running:
+            before = await server.pubsub_clients()
+            async with running.subscribe(channel) as sub:
+                down = running.healthy_changed
+                proxy.silence()
+                silenced = time.monotonic()
+                await asyncio.wait_for(down.wait(), 10)
+                noticed_s = time.monotonic() - silenced
+                assert not running.healthy
+                proxy.resume()
+                await _read_again_on_a_new_connection(running, server, before)
+                direct = aioredis.Redis.from_url(server.url)
+                try:
+                    assert await direct.publish(channel, message(7)) == 1
+                finally:
+                    await direct.aclose()
+                while not isinstance(item := await asyncio.wait_for(sub.get(), 5), Live):
+                    pass  # the reconnect's resync comes first
+                assert item.seq == 7
     finally:
-        await running.close()
         await redis.aclose()
         await proxy.close()
         server.kill()
@@ -633,20 +631,17 @@ async def test_a_tripped_circuit_has_the_reader_connect_again_once_it_closes() -
     circuit = Circuit(link, "hub-test")
     redis = link.client(circuit)
     settings = load_settings({"JOBCAST_REDIS_PREFIX": "trip"})
-    running = Hub(redis, settings)
-    await running.start()
     try:
-        await eventually(lambda: _true(running.healthy), what="the hub connecting")
-        before = await server.pubsub_clients()
-        proxy.silence()
-        circuit.trip("a call timed out")
-        assert not running.healthy
-        await asyncio.sleep(0.8)  # within the ping's deadline: only the circuit tells
-        proxy.resume()
-        await eventually(lambda: _true(not circuit.is_open), what="the circuit closing")
-        await _read_again_on_a_new_connection(running, server, before)
+        async with running_hub(redis, settings) as running:
+            before = await server.pubsub_clients()
+            proxy.silence()
+            circuit.trip("a call timed out")
+            assert not running.healthy
+            await asyncio.sleep(0.8)  # within the ping's deadline: only the circuit tells
+            proxy.resume()
+            await eventually(lambda: _true(not circuit.is_open), what="the circuit closing")
+            await _read_again_on_a_new_connection(running, server, before)
     finally:
-        await running.close()
         await circuit.close()
         await redis.aclose()
         await proxy.close()
@@ -661,17 +656,14 @@ async def test_the_pubsub_connection_goes_back_to_the_pool_with_its_socket_timeo
     server.start()
     proxy = await SilentProxy(server.url).start()
     redis = aioredis.Redis.from_url(proxy.url, socket_timeout=0.5)
-    running = Hub(redis, load_settings({"JOBCAST_REDIS_PREFIX": "back"}))
-    await running.start()
     try:
-        await eventually(lambda: _true(running.healthy), what="the hub connecting")
-        await running.close()  # its connection back in the pool, and the ping's
-        proxy.silence()
-        calls = [redis.get(f"k{i}") for i in range(4)]  # every idle connection taken
-        outcomes = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 10)
-        assert all(isinstance(o, RedisTimeoutError) for o in outcomes), outcomes
+        async with running_hub(redis, load_settings({"JOBCAST_REDIS_PREFIX": "back"})) as running:
+            await running.close()  # its connection back in the pool, and the ping's
+            proxy.silence()
+            calls = [redis.get(f"k{i}") for i in range(4)]  # every idle connection taken
+            outcomes = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 10)
+            assert all(isinstance(o, RedisTimeoutError) for o in outcomes), outcomes
     finally:
-        await running.close()
         await redis.aclose()
         await proxy.close()
         server.kill()
@@ -683,18 +675,15 @@ async def test_a_reading_cancelled_from_outside_is_a_lost_link_not_the_readers_e
     server = PrivateRedis()
     server.start()
     redis = aioredis.Redis.from_url(server.url)
-    running = Hub(redis, load_settings({"JOBCAST_REDIS_PREFIX": "stray"}))
-    await running.start()
     try:
-        await eventually(lambda: _true(running.healthy), what="the hub connecting")
-        before = await server.pubsub_clients()
-        down = running.healthy_changed
-        reading = [t for t in asyncio.all_tasks() if t.get_name() == "hub-messages"]
-        assert len(reading) == 1
-        reading[0].cancel()
-        await asyncio.wait_for(down.wait(), 5)
-        await _read_again_on_a_new_connection(running, server, before)
+        async with running_hub(redis, load_settings({"JOBCAST_REDIS_PREFIX": "stray"})) as running:
+            before = await server.pubsub_clients()
+            down = running.healthy_changed
+            reading = [t for t in asyncio.all_tasks() if t.get_name() == "hub-messages"]
+            assert len(reading) == 1
+            reading[0].cancel()
+            await asyncio.wait_for(down.wait(), 5)
+            await _read_again_on_a_new_connection(running, server, before)
     finally:
-        await running.close()
         await redis.aclose()
         server.kill()

@@ -4,24 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
-import pytest
 import redis.asyncio as aioredis
 
 from jobcast.settings import load_settings
 from jobcast.store import Store
 from tests.chaos import PrivateRedis
-from tests.conftest import DatabaseFactory
 from tests.support import eventually
 from workers.cancels import CancelWatch
 from workers.heartbeat import Heartbeat
-
-
-@pytest.fixture
-async def store(new_database: DatabaseFactory) -> AsyncIterator[Store]:
-    async with Store.open(await new_database()) as opened:
-        yield opened
 
 
 async def test_each_loss_after_a_listen_is_followed_by_the_first_wait_not_a_longer_one(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -17,17 +17,10 @@ from jobcast.errors import StorageUnavailable
 from jobcast.model import Claim
 from jobcast.registry import load_registry
 from jobcast.store import Held, Store
-from tests.conftest import DatabaseFactory
 from tests.support import eventually
 from workers.claims import Claims
 
 WORKER = "host:1"
-
-
-@pytest.fixture
-async def store(new_database: DatabaseFactory) -> AsyncIterator[Store]:
-    async with Store.open(await new_database()) as opened:
-        yield opened
 
 
 class Counted:

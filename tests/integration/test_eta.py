@@ -6,7 +6,6 @@ import asyncio
 import dataclasses
 import statistics
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -16,16 +15,9 @@ from jobcast.eta import Estimator
 from jobcast.registry import load_registry
 from jobcast.store import Store
 from jobcast.store.uploads import NewUpload
-from tests.conftest import DatabaseFactory
 from tests.integration.test_errors import assert_error
 from tests.integration.test_reliability import wait_status
 from tests.support import Stack, submit, watch
-
-
-@pytest.fixture
-async def store(new_database: DatabaseFactory) -> AsyncIterator[Store]:
-    async with Store.open(await new_database()) as opened:
-        yield opened
 
 
 async def create(

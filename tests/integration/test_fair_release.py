@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator
 from uuid import UUID
 
 import pytest
@@ -28,12 +27,6 @@ from tests.conftest import DatabaseFactory
 from workers.released import queue_in_place
 
 WINDOW = 2
-
-
-@pytest.fixture
-async def store(new_database: DatabaseFactory) -> AsyncIterator[Store]:
-    async with Store.open(await new_database()) as opened:
-        yield opened
 
 
 async def submit(

@@ -3,7 +3,6 @@ steps' declared estimates, also where only some steps declare one."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -12,13 +11,6 @@ from pydantic import BaseModel
 from jobcast.eta import Estimator
 from jobcast.registry import JobType, Step
 from jobcast.store import Store
-from tests.conftest import DatabaseFactory
-
-
-@pytest.fixture
-async def store(new_database: DatabaseFactory) -> AsyncIterator[Store]:
-    async with Store.open(await new_database()) as opened:
-        yield opened
 
 
 class _Feed(BaseModel):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID
 
@@ -27,12 +26,6 @@ from workers.heartbeat import Heartbeat
 from workers.report_writes import ReportWrites
 from workers.runner import _end
 from workers.state import WorkerState
-
-
-@pytest.fixture
-async def store(new_database: DatabaseFactory) -> AsyncIterator[Store]:
-    async with Store.open(await new_database()) as opened:
-        yield opened
 
 
 class Counted:

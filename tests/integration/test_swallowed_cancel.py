@@ -15,24 +15,15 @@ way); the second makes the loss certain with a client that drops the cancel as 3
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 import redis.asyncio as aioredis
 
 from jobcast.endpoints import Endpoints
 from jobcast.store import Store
-from tests.conftest import DatabaseFactory
 from workers.heartbeat import Heartbeat
 
 CANCEL_POINTS = range(40)  # event-loop iterations before the cancel
-
-
-@pytest.fixture
-async def store(new_database: DatabaseFactory) -> AsyncIterator[Store]:
-    async with Store.open(await new_database()) as opened:
-        yield opened
 
 
 class CancelDroppingRedis(aioredis.Redis):
