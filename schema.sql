@@ -334,6 +334,24 @@ BEGIN
     END IF;
 END
 $$;
+-- The gate of a statement of many submits (create_jobs): each owner with a cap there, in
+-- the owners' order, its lock taken exclusively (so the count holds for however many of
+-- its jobs the statement makes) and its active jobs counted with a fresh snapshot.
+CREATE OR REPLACE FUNCTION jobcast_submit_gate_many(p_owners uuid[], p_caps bigint[])
+RETURNS TABLE (gate_owner uuid, gate_active bigint)
+LANGUAGE plpgsql VOLATILE ROWS 1 AS $$
+DECLARE
+    o uuid;
+BEGIN
+    FOR o IN SELECT DISTINCT x.owner FROM unnest(p_owners, p_caps) AS x(owner, cap)
+             WHERE x.cap IS NOT NULL ORDER BY x.owner LOOP
+        PERFORM pg_advisory_xact_lock(hashtextextended(o::text, 0));
+        gate_owner := o;
+        gate_active := jobcast_active_jobs(o);
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
 -- A database from an earlier version keeps that version's two-argument gate, so that
 -- its processes still submit during a rolling upgrade: it counts with count(*) under the
 -- same lock, taken exclusively, and agrees with this one.

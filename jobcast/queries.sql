@@ -233,6 +233,87 @@ WITH g AS (
 -- include: event_tail
 SELECT g.existing AS gate_existing, made.* FROM g LEFT JOIN made ON true
 
+-- name: create_jobs
+-- Many jobs in one statement (submits made while the web process's last statement of
+-- submits ran, server/submits.py), each as `create_job` makes one: its steps, its first
+-- event and the NOTIFY, parked on its fairness group past the group's window. Only jobs
+-- with no idempotency key, debounce, uploads or keys of their own come this way. The gate
+-- (jobcast_submit_gate_many in schema.sql) takes the lock of each owner with a cap,
+-- exclusively and in the owners' order, and counts the owner's active jobs: its jobs here
+-- are made in their order while the count stays within their cap. A group's queued jobs
+-- are counted once, and its due jobs here parked, in their order, past its window. The
+-- first event's payload is `create_job`'s, made of the row: status, attempt 0, message
+-- and progress 0. One answer row a job given, in their order: its id (given_id), and the
+-- job with its event when it was made (all NULL: its owner is at its cap, or the id is
+-- taken).
+-- $1 ids, $2 owner ids, $3 types, $4 inputs (JSON text), $5 priorities, $6 max_attempts,
+-- $7 delay_s, $8 estimated_s, $9 timeout_s, $10 parent ids, $11 callback urls, $12
+-- messages, $13 retry_of, $14 caps on the owners' active jobs (NULL: none), $15 statuses,
+-- $16 subjects, $17 tenants, $18 tags and $19 metadata (JSON text), $20 the fairness
+-- window (0: none); the steps of them all: $21 their job's id, $22 names, $23 titles, $24
+-- weights, $25 positions
+WITH b AS (
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::smallint[],
+                         $6::integer[], $7::float8[], $8::real[], $9::real[], $10::uuid[],
+                         $11::text[], $12::text[], $13::uuid[], $14::bigint[], $15::text[],
+                         $16::text[], $17::text[], $18::text[], $19::text[])
+        WITH ORDINALITY AS b(id, owner_id, type, input, priority, max_attempts, delay_s,
+                             estimated_s, timeout_s, parent_id, callback_url, message,
+                             retry_of, cap, status, subject, tenant, tags, metadata, n)
+), g AS (
+    SELECT * FROM jobcast_submit_gate_many($2::uuid[], $14::bigint[])
+), a AS (
+    SELECT b.*, g.gate_active + row_number() OVER (PARTITION BY b.owner_id ORDER BY b.n)
+                AS counted,
+           CASE WHEN $20::int > 0 AND b.status = 'pending'
+                THEN 'fair:' || COALESCE('tenant:' || b.tenant, 'owner:' || b.owner_id::text)
+           END AS key
+    FROM b LEFT JOIN g ON g.gate_owner = b.owner_id
+), q AS MATERIALIZED (  -- once a group
+    SELECT k.key, jobcast_fair_queued(k.key, NULL) AS queued
+    FROM (SELECT DISTINCT a.key FROM a WHERE a.key IS NOT NULL AND a.delay_s <= 0) k
+), p AS (
+    SELECT a.*, q.queued IS NOT NULL
+                AND q.queued + row_number() OVER (PARTITION BY a.key, q.queued IS NOT NULL
+                                                  ORDER BY a.n) > $20::int AS full
+    FROM a LEFT JOIN q ON q.key = a.key AND a.delay_s <= 0
+    WHERE a.cap IS NULL OR a.counted <= a.cap
+), j AS (
+    INSERT INTO jobs (id, owner_id, type, input, priority, max_attempts, run_at, estimated_s, seq,
+                      timeout_s, parent_id, callback_url, message, retry_of, status, subject,
+                      tenant, tags, metadata, fair_key, parked_on, parked_limit, waiting_reason)
+    SELECT p.id, p.owner_id, p.type, p.input::jsonb, p.priority, p.max_attempts,
+           now() + p.delay_s * interval '1 second', p.estimated_s, 1, p.timeout_s, p.parent_id,
+           p.callback_url, p.message, p.retry_of, p.status, p.subject, p.tenant,
+           ARRAY(SELECT jsonb_array_elements_text(p.tags::jsonb)),
+           COALESCE(p.metadata::jsonb, '{}'), p.key, CASE WHEN p.full THEN p.key END,
+           CASE WHEN p.full THEN $20::int END,
+           CASE WHEN p.full THEN format('Waiting its turn: %s jobs of this %s go to the '
+                                        'workers at a time', $20::int,
+                                        CASE WHEN p.tenant IS NULL THEN 'owner'
+                                             ELSE 'tenant' END) END
+    FROM p ORDER BY p.n
+    ON CONFLICT (id) DO NOTHING
+    RETURNING *, 'status'::text AS event_kind,
+              jsonb_build_object('status', status, 'attempt', 0, 'message', message,
+                                 'progress', 0) AS event_payload,
+              clock_timestamp() AS event_at
+), s AS (
+    INSERT INTO job_steps (job_id, position, name, title, weight)
+    SELECT t.job_id, t.position, t.name, t.title, t.weight
+    FROM unnest($21::uuid[], $22::text[], $23::text[], $24::real[], $25::integer[])
+         AS t(job_id, name, title, weight, position)
+    WHERE t.job_id IN (SELECT j.id FROM j)
+), e AS (
+    INSERT INTO job_events (job_id, seq, kind, payload, at)
+    SELECT j.id, j.seq, j.event_kind, j.event_payload, j.event_at FROM j
+), made AS (
+    SELECT j.*,
+-- include: notify
+    FROM j
+)
+SELECT b.id AS given_id, made.* FROM b LEFT JOIN made ON made.id = b.id ORDER BY b.n
+
 -- name: debounce_job
 -- A debounced submit, in one statement: a new job, as create_job makes it (held back for
 -- the window, $7), or, when a job of the owner with this type and key has not started

@@ -59,6 +59,7 @@ from server.scrape import metrics_text as scrape_metrics
 from server.security import CrossSiteGuard
 from server.state import Services
 from server.static_files import StaticSite, page
+from server.submits import Submits
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,7 @@ def lifespan_for(settings: Settings) -> Any:
                 registry=load_registry(settings.job_module_list),
                 limiter=RateLimiter(redis, settings.redis_prefix),
                 estimator=Estimator(store),
+                submits=Submits(store),
                 sockets={},
                 open_sockets=set(),
             )

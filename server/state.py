@@ -17,6 +17,7 @@ from jobcast.settings import Settings
 from jobcast.store import Store
 from server.limits import RateLimiter
 from server.recent import Recent
+from server.submits import Submits
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ class Services:
     registry: Registry
     limiter: RateLimiter
     estimator: Estimator
+    # new jobs, many to a statement when they come together
+    submits: Submits
     # open websockets per owner in this process
     sockets: dict[object, int]
     # every accepted websocket of this process, closed with 1001 when it is told to stop

@@ -26,6 +26,7 @@ from jobcast.queue import fair_group
 from jobcast.registry import JobType
 from jobcast.retry import RetryPolicy, install_default
 from jobcast.schemas import JobAccepted
+from jobcast.store import NewJob
 from jobcast.webhooks import check_target
 from server.auth import caller_of
 from server.job_access import (
@@ -215,7 +216,8 @@ async def _create(
     debounce: tuple[str, float] | None = None,
     keys: list[JobKey] | None = None,
 ) -> tuple[JobAccepted, bool]:
-    """Check the owner's rate, store a job (one statement) and queue it (one Redis call).
+    """Check the owner's rate, store a job (one statement, shared with the submits that
+    came meanwhile: ``server/submits.py``) and queue it (one Redis call).
 
     False (with the job) when an idempotency key found the job it made before. An app
     key (``app``) submits for all its users: its cap on active jobs is its own, and its
@@ -225,7 +227,7 @@ async def _create(
     about = about or About()
     await check_submit_rate(services, owner_id, app)
     max_active = settings.app_key_max_active if app else settings.max_active_per_owner
-    created = await services.store.create_job(
+    new = NewJob(
         owner_id=owner_id,
         job_type=job_type,
         params=params,
@@ -248,6 +250,7 @@ async def _create(
         keys=keys,
         fair_window=settings.fair_window,
     )
+    created = await services.submits.create(new)
     if created is None:
         raise TooManyRequests(
             f"at most {max_active} active jobs per {'app key' if app else 'owner'}: "

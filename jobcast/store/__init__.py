@@ -16,7 +16,7 @@ from jobcast.store.base import StoreBase
 from jobcast.store.batches import Batches, BatchJob, BatchJobState
 from jobcast.store.deliveries import Deliveries
 from jobcast.store.interaction import ExpiredInput, Interaction
-from jobcast.store.jobs import Created, Jobs
+from jobcast.store.jobs import Created, Jobs, NewJob
 from jobcast.store.keys import AppKey, JobScope, Keys, NewAppKey
 from jobcast.store.limits import KeyLimitRow, Limits
 from jobcast.store.lists import Cursor, ListQuery, Lists
@@ -64,6 +64,7 @@ __all__ = [
     "ListQuery",
     "LiveData",
     "NewAppKey",
+    "NewJob",
     "NewUpload",
     "PausedType",
     "RunStepChange",

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 import asyncpg
+import orjson
 
 from jobcast.concurrency import JobFacts, JobKey, job_keys
 from jobcast.errors import Conflict, InvalidInput
@@ -57,6 +58,95 @@ def _made(row: asyncpg.Record | None) -> asyncpg.Record | UUID | None:
     return row if row["id"] is not None else None
 
 
+@dataclass(frozen=True, kw_only=True)
+class NewJob:
+    """A job to submit, as ``Jobs.create_job`` takes it (its arguments are these fields)."""
+
+    owner_id: UUID
+    job_type: JobType
+    params: dict[str, Any]
+    priority: int = 0
+    delay_s: float = 0.0
+    estimated_s: float | None = None
+    max_attempts: int | None = None
+    timeout_s: float | None = None
+    max_active: int | None = None
+    upload_ids: list[UUID] | None = None
+    parent_id: UUID | None = None
+    idempotency_key: str | None = None
+    callback_url: str | None = None
+    job_id: UUID | None = None
+    retry_of: UUID | None = None
+    draft: bool = False
+    subject: str | None = None
+    tenant: str | None = None
+    tags: list[str] | None = None
+    metadata: dict[str, Any] | None = None
+    keys: list[JobKey] | None = None
+    fair_window: int = 0
+    debounce: tuple[str, float] | None = None
+
+    @property
+    def gathers(self) -> bool:
+        """Whether it may go in a statement of many jobs (``Jobs.create_jobs``): nothing of
+        it needs a statement of its own (an idempotency key's lookup, a debounce's join, its
+        uploads, its keys, an id of its own)."""
+        return (
+            self.idempotency_key is None
+            and self.debounce is None
+            and not self.upload_ids
+            and self.keys == []
+            and self.job_id is None
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Values:
+    """A new job's values as the submit statements take them."""
+
+    job_id: UUID
+    keys: list[JobKey]
+    max_attempts: int
+    timeout_s: float
+    estimated_s: float | None
+    status: str
+    message: str | None
+    first: dict[str, Any]
+
+
+def _values(new: NewJob) -> _Values:
+    """What ``create_job`` and ``create_jobs`` store of a new job: unset attempts, time
+    limit and estimate are its type's; its first event says how it waits."""
+    job_type, delay_s = new.job_type, new.delay_s
+    keys = new.keys
+    if keys is None:
+        facts = JobFacts(new.tenant, new.subject, tuple(new.tags or ()), new.params)
+        keys = job_keys(job_type.name, job_type.keys, facts)
+    estimated_s = new.estimated_s
+    if estimated_s is None:
+        estimated_s = job_type.estimate(job_type.input_model.model_validate(new.params))
+    message = f"Scheduled to start in {delay_s:g} s" if delay_s > 0 else None
+    status = "draft" if new.draft else "pending"
+    if new.draft:
+        message = "Draft: not started"
+    if new.debounce is not None:
+        message = f"Debounced: starts {delay_s:g} s after the last submit with its key"
+    return _Values(
+        job_id=new.job_id or uuid4(),
+        keys=keys,
+        max_attempts=new.max_attempts or job_type.max_attempts,
+        timeout_s=new.timeout_s or job_type.timeout_s,
+        estimated_s=estimated_s,
+        status=status,
+        message=message,
+        first={"status": status, "attempt": 0, "message": message, "progress": 0},
+    )
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
 class Jobs(StoreBase):
     async def create_job(
         self,
@@ -101,51 +191,69 @@ class Jobs(StoreBase):
         that many due jobs of its tenant (else its owner) on the queue, the job parked
         otherwise (its ``waiting_reason`` set: the caller does not queue it); 0: no limit.
         """
-        job_id = job_id or uuid4()
-        if keys is None:
-            facts = JobFacts(tenant, subject, tuple(tags or ()), params)
-            keys = job_keys(job_type.name, job_type.keys, facts)
-        max_attempts = max_attempts or job_type.max_attempts
-        timeout_s = timeout_s or job_type.timeout_s
-        if estimated_s is None:
-            estimated_s = job_type.estimate(job_type.input_model.model_validate(params))
-        steps = job_type.steps
-        message = f"Scheduled to start in {delay_s:g} s" if delay_s > 0 else None
-        status = "draft" if draft else "pending"
-        if draft:
-            message = "Draft: not started"
-        if debounce is not None:
-            message = f"Debounced: starts {delay_s:g} s after the last submit with its key"
-        first = {"status": status, "attempt": 0, "message": message, "progress": 0}
+        new = NewJob(
+            owner_id=owner_id,
+            job_type=job_type,
+            params=params,
+            priority=priority,
+            delay_s=delay_s,
+            estimated_s=estimated_s,
+            max_attempts=max_attempts,
+            timeout_s=timeout_s,
+            max_active=max_active,
+            upload_ids=upload_ids,
+            parent_id=parent_id,
+            idempotency_key=idempotency_key,
+            callback_url=callback_url,
+            job_id=job_id,
+            retry_of=retry_of,
+            draft=draft,
+            subject=subject,
+            tenant=tenant,
+            tags=tags,
+            metadata=metadata,
+            keys=keys,
+            fair_window=fair_window,
+            debounce=debounce,
+        )
+        return await self.create(new, within=within)
 
+    async def create(
+        self, new: NewJob, *, within: asyncpg.pool.PoolConnectionProxy | None = None
+    ) -> Created | None:
+        """``create_job`` of a NewJob."""
+        v = _values(new)
+        job_id, keys, owner_id, job_type = v.job_id, v.keys, new.owner_id, new.job_type
+        upload_ids, idempotency_key = new.upload_ids, new.idempotency_key
         args = (
             job_id,
             owner_id,
             job_type.name,
-            params,
-            priority,
-            max_attempts,
-            delay_s,
-            estimated_s,
-            [s.name for s in steps],
-            [s.title for s in steps],
-            [s.weight for s in steps],
-            first,
-            timeout_s,
-            parent_id,
+            new.params,
+            new.priority,
+            v.max_attempts,
+            new.delay_s,
+            v.estimated_s,
+            [s.name for s in job_type.steps],
+            [s.title for s in job_type.steps],
+            [s.weight for s in job_type.steps],
+            v.first,
+            v.timeout_s,
+            new.parent_id,
             idempotency_key,
-            callback_url,
-            message,
-            retry_of,
-            max_active,
-            status,
-            subject,
-            tenant,
-            tags,
-            metadata,
-            fair_window,
+            new.callback_url,
+            v.message,
+            new.retry_of,
+            new.max_active,
+            v.status,
+            new.subject,
+            new.tenant,
+            new.tags,
+            new.metadata,
+            new.fair_window,
         )
 
+        debounce = new.debounce
         if debounce is not None:
             row = await self._insert(
                 # the debounce statement takes no fairness window: its job is held back anyway
@@ -204,6 +312,55 @@ class Jobs(StoreBase):
         # the new job's steps are all waiting: no need to read them back
         job = replace(rows.job(made), steps=waiting_steps(job_type))
         return Created(job=job, event=rows.event_of_change(made))
+
+    async def create_jobs(self, news: Sequence[NewJob]) -> list[Created | None]:
+        """Many jobs, each as ``create`` makes it, in one statement: for each in order, its
+        Created, or None when its owner is at its ``max_active``. Only jobs that
+        ``NewJob.gathers`` come this way; each one's ``fair_window`` must be the same."""
+        values = [_values(new) for new in news]
+        steps = [
+            (v.job_id, s, n)
+            for new, v in zip(news, values, strict=True)
+            for n, s in enumerate(new.job_type.steps, start=1)
+        ]
+        args = (
+            [v.job_id for v in values],
+            [new.owner_id for new in news],
+            [new.job_type.name for new in news],
+            [_json(new.params) for new in news],
+            [new.priority for new in news],
+            [v.max_attempts for v in values],
+            [new.delay_s for new in news],
+            [v.estimated_s for v in values],
+            [v.timeout_s for v in values],
+            [new.parent_id for new in news],
+            [new.callback_url for new in news],
+            [v.message for v in values],
+            [new.retry_of for new in news],
+            [new.max_active for new in news],
+            [v.status for v in values],
+            [new.subject for new in news],
+            [new.tenant for new in news],
+            [_json(new.tags) for new in news],
+            [_json(new.metadata) for new in news],
+            max((new.fair_window for new in news), default=0),
+            [job_id for job_id, _, _ in steps],
+            [s.name for _, s, _ in steps],
+            [s.title for _, s, _ in steps],
+            [s.weight for _, s, _ in steps],
+            [n for _, _, n in steps],
+        )
+        answer = await self._insert(lambda: self.pool.fetch(QUERIES["create_jobs"], *args))
+        made = {row["given_id"]: row for row in answer if row["id"] is not None}
+        created: list[Created | None] = []
+        for new, v in zip(news, values, strict=True):
+            row = made.get(v.job_id)
+            if row is None:
+                created.append(None)
+                continue
+            job = replace(rows.job(row), steps=waiting_steps(new.job_type))
+            created.append(Created(job=job, event=rows.event_of_change(row)))
+        return created
 
     async def _insert(self, insert: Callable[[], Awaitable[T]]) -> T:
         try:
