@@ -235,6 +235,62 @@ async def test_a_statement_of_many_claims_reads_each_of_its_parts_once(
     assert "seq" not in scans_of_jobs(plan)
 
 
+async def test_a_statement_of_many_submits_reads_each_of_its_parts_once(
+    skewed: asyncpg.Connection,
+) -> None:
+    n, steps = 200, ("fetch", "parse", "store")
+    ids = [uuid.uuid4() for _ in range(n)]
+    step_of = [(job_id, name, i) for job_id in ids for i, name in enumerate(steps, start=1)]
+    transaction = skewed.transaction()
+    await transaction.start()
+    try:
+        answer = await skewed.fetchval(
+            "EXPLAIN (ANALYZE, FORMAT JSON) " + QUERIES["create_jobs"],
+            ids,
+            [OWNER] * n,
+            ["demo"] * n,
+            ['{"n": 1}'] * n,
+            [0] * n,
+            [3] * n,
+            [0.0] * n,
+            [1.0] * n,
+            [60.0] * n,
+            [None] * n,
+            [None] * n,
+            [None] * n,
+            [None] * n,
+            [1_000_000] * n,
+            ["pending"] * n,
+            [None] * n,
+            [f"t{i % 4}" for i in range(n)],
+            ['["a"]'] * n,
+            [None] * n,
+            20,
+            [s[0] for s in step_of],
+            [s[1] for s in step_of],
+            [s[1].title() for s in step_of],
+            [1.0] * len(step_of),
+            [s[2] for s in step_of],
+        )
+        made = await skewed.fetch(
+            "SELECT (SELECT count(*) FROM job_steps s WHERE s.job_id = j.id) AS steps,"
+            "       (SELECT count(*) FROM job_events e WHERE e.job_id = j.id) AS events,"
+            "       parked_on IS NOT NULL AS parked"
+            " FROM jobs j WHERE j.id = ANY($1::uuid[])",
+            ids,
+        )
+    finally:
+        await transaction.rollback()
+    plan = json.loads(answer)[0]["Plan"]
+    assert plan["Actual Rows"] == len(made) == n
+    assert {(r["steps"], r["events"]) for r in made} == {(3, 1)}
+    assert sum(r["parked"] for r in made) == n - 4 * 20  # four tenants, 20 queued each
+    # each part once, and no job read by reading the table (the groups' queued jobs are
+    # counted by their index)
+    assert repeated_scans(plan) == []
+    assert "seq" not in scans_of_jobs(plan)
+
+
 async def in_their_second_step(conn: asyncpg.Connection, ids: list[Any]) -> None:
     """Give each running job three steps, the first completed and the second running."""
     await conn.execute(
