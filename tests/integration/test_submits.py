@@ -32,7 +32,9 @@ class Counted:
 
     async def create_jobs(self, news: Sequence[NewJob]) -> list[Created | None]:
         self.together.append(len(news))
-        return await self.store.create_jobs(news)
+        made = await self.store.create_jobs(news)
+        await self.held.wait()  # committed: its answer waits
+        return made
 
     async def create(self, new: NewJob) -> Created | None:
         self.alone.append(new)
@@ -75,7 +77,11 @@ async def test_submits_made_while_one_runs_go_together_each_as_its_own_would_be_
         assert (made.event.kind, made.event.seq, made.event.data) == ("status", 1, FIRST)
         stored = await store.get_job(made.job.id, owner)
         assert stored is not None and stored.status == "pending" and stored.seq == 1
-        assert (stored.subject, stored.tags, stored.metadata) == (f"s{i}", tuple(new.tags or ()), {"i": i})
+        assert (stored.subject, stored.tags, stored.metadata) == (
+            f"s{i}",
+            tuple(new.tags or ()),
+            {"i": i},
+        )
         assert stored.priority == i - 2 and stored.type == "demo"
         assert [s.name for s in stored.steps] == demo_steps == [s.name for s in made.job.steps]
         assert all(s.status == "waiting" for s in stored.steps)
@@ -84,9 +90,10 @@ async def test_submits_made_while_one_runs_go_together_each_as_its_own_would_be_
         "SELECT job_id, seq, kind, payload FROM job_events WHERE job_id = ANY($1::uuid[])",
         [alone.job.id] + [m.job.id for m in together],
     )
-    assert sorted((e["seq"], e["kind"], e["payload"] == FIRST) for e in events) == [
-        (1, "status", True)
-    ] * 6
+    assert (
+        sorted((e["seq"], e["kind"], e["payload"] == FIRST) for e in events)
+        == [(1, "status", True)] * 6
+    )
 
 
 async def test_an_owners_cap_holds_over_the_statement_its_jobs_made_in_their_order(
@@ -185,6 +192,35 @@ async def test_a_submit_whose_request_went_away_before_its_statement_is_left_out
     assert counted.together == [2]
     subjects = await store.pool.fetch("SELECT subject FROM jobs WHERE owner_id = $1", owner)
     assert [r["subject"] for r in subjects] == [None] * 3
+
+
+async def test_a_submit_whose_request_went_away_while_its_statement_ran_leaves_its_job(
+    store: Store,
+) -> None:
+    """Its job is committed, pending, for the sweep to queue, as any job whose queueing
+    did not happen; the others of the statement get theirs."""
+    owner = await store.create_owner(uuid.uuid4().hex)
+    counted = Counted(store)
+    submits = Submits(counted)  # type: ignore[arg-type]
+    alone = asyncio.create_task(submits.create(new_job(owner)))
+    await asyncio.sleep(0)
+    counted.held.clear()
+    gone = asyncio.create_task(submits.create(new_job(owner, subject="gone")))
+    kept = asyncio.create_task(submits.create(new_job(owner, subject="kept")))
+    await alone
+    for _ in range(100):  # the statement of the two has been answered, held
+        if counted.together:
+            break
+        await asyncio.sleep(0.01)
+    gone.cancel()
+    counted.held.set()
+    made = await kept
+    assert counted.together == [2] and isinstance(made, Created)
+    assert gone.cancelled()
+    row = await store.pool.fetchrow(
+        "SELECT status, seq FROM jobs WHERE owner_id = $1 AND subject = 'gone'", owner
+    )
+    assert row is not None and tuple(row) == ("pending", 1)
 
 
 async def test_with_postgres_away_every_submit_of_the_statement_fails_as_its_own_would() -> None:
