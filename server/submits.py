@@ -23,72 +23,28 @@ import asyncio
 import logging
 
 from jobcast.errors import StorageUnavailable
+from jobcast.gathering import ALONE, Alone, Gatherer, settle
 from jobcast.store import Created, NewJob, Store
 
 log = logging.getLogger(__name__)
 
-
-class _Alone:
-    """The answer to a submit left to its own statement, made by its own request."""
-
-
-ALONE = _Alone()
 Made = Created | None
-Waiting = tuple[NewJob, "asyncio.Future[Made | _Alone]"]
+Waiting = tuple[NewJob, "asyncio.Future[Made | Alone]"]
 
 
-class Submits:
+class Submits(Gatherer[NewJob, Made]):
     """Stores a web process's new jobs, gathered while a statement of submits runs."""
 
     def __init__(self, store: Store) -> None:
+        super().__init__("submits")
         self._store = store
-        self._waiting: list[Waiting] = []
-        self._busy = False  # a statement of submits is in flight
-        self._sender: asyncio.Task[None] | None = None
 
     async def create(self, new: NewJob) -> Made:
         """Store a new job and its first event (``Store.create``): its Created, or None when
         its owner is at its cap on active jobs."""
         if not new.gathers:
             return await self._store.create(new)
-        if self._busy:
-            future: asyncio.Future[Made | _Alone] = asyncio.get_running_loop().create_future()
-            self._waiting.append((new, future))
-            answer = await future
-            if not isinstance(answer, _Alone):
-                return answer
-            return await self._store.create(new)
-        self._busy = True
-        try:
-            return await self._store.create(new)
-        finally:
-            self._busy = False
-            self._next()
-
-    def _next(self) -> None:
-        """The submits that waited go in the next statement."""
-        if self._waiting and not self._busy:
-            self._busy = True
-            self._sender = asyncio.create_task(self._send_all(), name="submits")
-
-    async def _send_all(self) -> None:
-        batch: list[Waiting] = []
-        try:
-            while self._waiting:
-                batch, self._waiting = self._waiting, []
-                live = [(new, future) for new, future in batch if not future.done()]
-                if len(live) == 1:
-                    _settle(live[0][1], ALONE)
-                elif live:
-                    await self._together(live)
-        except BaseException:
-            for _, future in (*batch, *self._waiting):
-                future.cancel()
-            self._waiting = []
-            raise
-        finally:
-            self._busy = False
-            self._sender = None
+        return await self._call(new, self._store.create)
 
     async def _together(self, live: list[Waiting]) -> None:
         # one fairness window a statement: a process has one, but keep apart any that differ
@@ -106,12 +62,7 @@ class Submits:
         except Exception as exc:  # rolled back whole: each goes alone, for its own answer
             log.info("submits of %d jobs: %s; storing each alone", len(live), exc)
             for _, future in live:
-                _settle(future, ALONE)
+                settle(future, ALONE)
         else:
             for (_, future), created in zip(live, made, strict=True):
-                _settle(future, created)
-
-
-def _settle(future: asyncio.Future[Made | _Alone], answer: Made | _Alone) -> None:
-    if not future.done():
-        future.set_result(answer)
+                settle(future, created)

@@ -35,9 +35,9 @@ from uuid import UUID
 import asyncpg
 
 from jobcast.errors import StorageUnavailable
+from jobcast.gathering import ALONE, Alone, Gatherer, once_a_job, settle
 from jobcast.model import Claim
 from jobcast.store import Held, Store
-from workers.gathering import cancel_all, once_a_job
 
 log = logging.getLogger(__name__)
 
@@ -45,17 +45,10 @@ _DEADLOCK_TRIES = 3
 HANDED_BACK = "The worker stopped before the job started; it will start on another worker"
 
 Claimed = Claim | Held | None
+Waiting = tuple[UUID, "asyncio.Future[Claimed | Alone]"]
 
 
-class _Alone:
-    """The answer to a claim left to its own statement, made by the job's own task."""
-
-
-ALONE = _Alone()
-Waiting = tuple[UUID, "asyncio.Future[Claimed | _Alone]"]
-
-
-class Claims:
+class Claims(Gatherer[UUID, Claimed]):
     """Claims a worker's jobs, gathered while a statement of claims runs."""
 
     def __init__(
@@ -65,55 +58,21 @@ class Claims:
         worker: str,
         outlives: Callable[[asyncio.Task[Any]], None] = lambda _: None,
     ) -> None:
+        super().__init__("claims", outlives)  # the worker keeps its store open for it
         self._store = store
         self._caps = caps
         self._worker = worker
-        self._outlives = outlives  # the worker keeps its store open for such a task
-        self._waiting: list[Waiting] = []
-        self._busy = False  # a statement of claims is in flight
-        self._claimer: asyncio.Task[None] | None = None
 
     async def claim(self, job_id: UUID) -> Claimed:
         """Start the next attempt of a pending job (``Store.claim``): its Claim, Held when
         a key has no room (parked), None when it is not pending."""
-        if self._busy:
-            future: asyncio.Future[Claimed | _Alone] = asyncio.get_running_loop().create_future()
-            self._waiting.append((job_id, future))
-            answer = await future
-            if not isinstance(answer, _Alone):
-                return answer
-            return await self._store.claim(job_id, self._caps(), worker=self._worker)
-        self._busy = True
-        try:
-            return await self._store.claim(job_id, self._caps(), worker=self._worker)
-        finally:
-            self._busy = False
-            self._next()
+        return await self._call(job_id, self._alone)
 
-    def _next(self) -> None:
-        """The claims that waited go in the next statement."""
-        if self._waiting and not self._busy:
-            self._busy = True
-            self._claimer = asyncio.create_task(self._claim_all(), name="claims")
-            self._outlives(self._claimer)
+    async def _alone(self, job_id: UUID) -> Claimed:
+        return await self._store.claim(job_id, self._caps(), worker=self._worker)
 
-    async def _claim_all(self) -> None:
-        batch: list[Waiting] = []
-        try:
-            while self._waiting:
-                batch, self._waiting = once_a_job(self._waiting, lambda j: j)
-                live = [(job_id, future) for job_id, future in batch if not future.done()]
-                if len(live) == 1:
-                    _settle(live[0][1], ALONE)
-                elif live:
-                    await self._together(live)
-        except BaseException:
-            cancel_all(batch, self._waiting)
-            self._waiting = []
-            raise
-        finally:
-            self._busy = False
-            self._claimer = None
+    def _split(self, waiting: list[Waiting]) -> tuple[list[Waiting], list[Waiting]]:
+        return once_a_job(waiting, lambda j: j)
 
     async def _together(self, live: list[Waiting]) -> None:
         for tried in range(1, _DEADLOCK_TRIES + 1):
@@ -139,7 +98,7 @@ class Claims:
                 answers = [(future, claims.get(job_id, ALONE)) for job_id, future in live]
                 unwanted = [c for f, c in answers if f.done() and isinstance(c, Claim)]
                 for future, answer in answers:
-                    _settle(future, answer)
+                    settle(future, answer)
                 for claim in unwanted:
                     await self._hand_back(claim)
             return
@@ -157,11 +116,6 @@ class Claims:
             log.info("job %s: claimed as its start was cancelled; handed back", claim.job.id)
 
 
-def _settle(future: asyncio.Future[Claimed | _Alone], answer: Claimed | _Alone) -> None:
-    if not future.done():
-        future.set_result(answer)
-
-
-def _settle_all(live: list[Waiting], answer: Claimed | _Alone) -> None:
+def _settle_all(live: list[Waiting], answer: Claimed | Alone) -> None:
     for _, future in live:
-        _settle(future, answer)
+        settle(future, answer)

@@ -40,10 +40,10 @@ from uuid import UUID
 import asyncpg
 
 from jobcast.errors import StorageUnavailable
+from jobcast.gathering import cancel_all, once_a_job
 from jobcast.model import Event
 from jobcast.store import Store
 from jobcast.store.reports import JobEnd, Report
-from workers.gathering import cancel_all, once_a_job
 
 log = logging.getLogger(__name__)
 
