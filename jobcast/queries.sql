@@ -100,6 +100,16 @@ WITH o AS (
     FROM c JOIN j ON j.id = c.job_id
 )
 
+-- part: fair_columns
+-- A new job's columns fair_key, parked_on, parked_limit and waiting_reason, from `p`: its
+-- fairness group (key), and whether the group's window (fair_window) is full, when the job
+-- is made parked on the group, saying why (its tenant's group, else its owner's).
+           p.key, CASE WHEN p.full THEN p.key END, CASE WHEN p.full THEN p.fair_window END,
+           CASE WHEN p.full THEN format('Waiting its turn: %s jobs of this %s go to the '
+                                        'workers at a time', p.fair_window,
+                                        CASE WHEN p.tenant IS NULL THEN 'owner'
+                                             ELSE 'tenant' END) END
+
 -- part: job_columns
 -- The columns of a job as the API shows it (jobcast.store.rows.job reads them).
 j.id, j.owner_id, j.type, j.input, j.status, j.priority, j.progress, j.step, j.message,
@@ -207,7 +217,8 @@ WITH g AS (
                 THEN 'fair:' || COALESCE('tenant:' || $22::text, 'owner:' || $2::text) END AS key
 ), p AS MATERIALIZED (  -- once: inlined, the count would run for each use of `full`
     SELECT f.key, f.key IS NOT NULL AND $7::float8 <= 0
-                  AND jobcast_fair_queued(f.key, NULL) >= $25::int AS full
+                  AND jobcast_fair_queued(f.key, NULL) >= $25::int AS full,
+           $25::int AS fair_window, $22::text AS tenant
     FROM f
 ), j AS (
     INSERT INTO jobs (id, owner_id, type, input, priority, max_attempts, run_at, estimated_s, seq,
@@ -216,11 +227,7 @@ WITH g AS (
                       parked_limit, waiting_reason)
     SELECT $1, $2, $3, $4, $5, $6, now() + $7 * interval '1 second', $8, 1, $13, $14, $15, $16,
            $17, $18, $20, $21, $22, COALESCE($23::text[], '{}'), COALESCE($24::jsonb, '{}'),
-           p.key, CASE WHEN p.full THEN p.key END, CASE WHEN p.full THEN $25::int END,
-           CASE WHEN p.full THEN format('Waiting its turn: %s jobs of this %s go to the '
-                                        'workers at a time', $25::int,
-                                        CASE WHEN $22::text IS NULL THEN 'owner'
-                                             ELSE 'tenant' END) END
+-- include: fair_columns
     FROM g, p WHERE g.existing IS NULL AND ($19::bigint IS NULL OR g.active < $19)
     ON CONFLICT (id) DO NOTHING
     RETURNING *, 'status'::text AS event_kind, $12::jsonb AS event_payload
@@ -275,7 +282,8 @@ WITH b AS (
 ), p AS (
     SELECT a.*, q.queued IS NOT NULL
                 AND q.queued + row_number() OVER (PARTITION BY a.key, q.queued IS NOT NULL
-                                                  ORDER BY a.n) > $20::int AS full
+                                                  ORDER BY a.n) > $20::int AS full,
+           $20::int AS fair_window
     FROM a LEFT JOIN q ON q.key = a.key AND a.delay_s <= 0
     WHERE a.cap IS NULL OR a.counted <= a.cap
 ), j AS (
@@ -286,12 +294,8 @@ WITH b AS (
            now() + p.delay_s * interval '1 second', p.estimated_s, 1, p.timeout_s, p.parent_id,
            p.callback_url, p.message, p.retry_of, p.status, p.subject, p.tenant,
            ARRAY(SELECT jsonb_array_elements_text(p.tags::jsonb)),
-           COALESCE(p.metadata::jsonb, '{}'), p.key, CASE WHEN p.full THEN p.key END,
-           CASE WHEN p.full THEN $20::int END,
-           CASE WHEN p.full THEN format('Waiting its turn: %s jobs of this %s go to the '
-                                        'workers at a time', $20::int,
-                                        CASE WHEN p.tenant IS NULL THEN 'owner'
-                                             ELSE 'tenant' END) END
+           COALESCE(p.metadata::jsonb, '{}'),
+-- include: fair_columns
     FROM p ORDER BY p.n
     ON CONFLICT (id) DO NOTHING
     RETURNING *, 'status'::text AS event_kind,
