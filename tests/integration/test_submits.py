@@ -114,6 +114,22 @@ async def test_an_owners_cap_holds_over_the_statement_its_jobs_made_in_their_ord
     assert more[0] is not None and all(isinstance(m, Created) for m in more[1])
 
 
+async def test_an_owners_cap_holds_exactly_over_two_processes_submitting_at_once(
+    store: Store,
+) -> None:
+    """Two web processes' statements of many, and one-job submits far from the cap (which
+    take the owner's lock shared), all at once: exactly the cap's worth of jobs is made."""
+    owner = await store.create_owner(uuid.uuid4().hex)
+    cap = 300  # far enough for a one-job submit to take the lock shared (max_connections 100)
+    processes = [Submits(store), Submits(store)]
+    made = await asyncio.gather(
+        *(processes[i % 2].create(new_job(owner, max_active=cap)) for i in range(400))
+    )
+    assert sum(m is not None for m in made) == cap
+    count = "SELECT count(*) FROM jobs WHERE owner_id = $1 AND status = 'pending'"
+    assert await store.pool.fetchval(count, owner) == cap
+
+
 async def test_a_groups_due_jobs_past_its_window_are_parked_in_their_order(store: Store) -> None:
     owner = await store.create_owner(uuid.uuid4().hex)
     counted = Counted(store)
