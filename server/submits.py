@@ -4,7 +4,7 @@ A submit made while no statement of submits is in flight goes at once, alone, by
 one-job statement (``create_job``), so a quiet process adds no wait. Submits made while
 one is in flight wait for it and then go together (``create_jobs``): under a burst of
 submits, Postgres commits once for all of them, as the worker's claims are gathered
-(``workers/claims.py``).
+(``workers/claims.py``; both by ``jobcast.gathering.Gatherer``).
 
 Only a job that ``NewJob.gathers`` waits to go with others: one with an idempotency key,
 a debounce, uploads or keys of its own has a statement of its own at once, as before.
