@@ -16,11 +16,12 @@ from jobcast.store.base import StoreBase
 from jobcast.store.batches import Batches, BatchJob, BatchJobState
 from jobcast.store.deliveries import Deliveries
 from jobcast.store.interaction import ExpiredInput, Interaction
-from jobcast.store.jobs import Created, Jobs, NewJob
+from jobcast.store.jobs import Jobs
 from jobcast.store.keys import AppKey, JobScope, Keys, NewAppKey
 from jobcast.store.limits import KeyLimitRow, Limits
 from jobcast.store.lists import Cursor, ListQuery, Lists
 from jobcast.store.live import LiveData, RunStepChange
+from jobcast.store.new_jobs import Created, NewJob, NewJobs
 from jobcast.store.owners import Owners, hash_token
 from jobcast.store.retries import Retries
 from jobcast.store.schema import Install, apply_schema
@@ -35,6 +36,7 @@ class Store(
     Keys,
     Uploads,
     Batches,
+    NewJobs,
     Jobs,
     Lists,
     Interaction,

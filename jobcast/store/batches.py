@@ -15,7 +15,7 @@ from jobcast.concurrency import JobKey
 from jobcast.errors import TooManyRequests
 from jobcast.registry import JobType
 from jobcast.sql import QUERIES
-from jobcast.store.jobs import Created, Jobs
+from jobcast.store.new_jobs import Created, NewJobs
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class _CapReached(Exception):
     """Raised inside the batch's transaction, so that it rolls back."""
 
 
-class Batches(Jobs):
+class Batches(NewJobs):
     async def create_batch(
         self,
         owner_id: UUID,

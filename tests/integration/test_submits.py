@@ -43,6 +43,13 @@ class Counted:
         return await self.store.create(new)
 
 
+async def gathering(store: Store) -> tuple[UUID, Counted, Submits]:
+    """A new owner, and a process's submits on a counted store."""
+    owner = await store.create_owner(uuid.uuid4().hex)
+    counted = Counted(store)
+    return owner, counted, Submits(counted)  # type: ignore[arg-type]
+
+
 def new_job(owner: UUID, job_type: str = "demo", **fields: Any) -> NewJob:
     fields.setdefault("keys", [])
     return NewJob(owner_id=owner, job_type=load_registry().get(job_type), params={}, **fields)
@@ -61,9 +68,7 @@ async def submitted_together(
 async def test_submits_made_while_one_runs_go_together_each_as_its_own_would_be_made(
     store: Store,
 ) -> None:
-    owner = await store.create_owner(uuid.uuid4().hex)
-    counted = Counted(store)
-    submits = Submits(counted)  # type: ignore[arg-type]
+    owner, counted, submits = await gathering(store)
     tags = [["a", "b"], [], ["c"], ["x"], ["y", "z"]]
     rest = [
         new_job(owner, tags=t, subject=f"s{i}", metadata={"i": i}, priority=i - 2)
@@ -99,10 +104,8 @@ async def test_submits_made_while_one_runs_go_together_each_as_its_own_would_be_
 async def test_an_owners_cap_holds_over_the_statement_its_jobs_made_in_their_order(
     store: Store,
 ) -> None:
-    owner = await store.create_owner(uuid.uuid4().hex)
+    owner, counted, submits = await gathering(store)
     assert await store.create(new_job(owner)) is not None  # one active already
-    counted = Counted(store)
-    submits = Submits(counted)  # type: ignore[arg-type]
     rest = [new_job(owner, max_active=4, subject=str(i)) for i in range(6)]
     alone, together = await submitted_together(submits, new_job(owner, max_active=4), rest)
     assert alone is not None and counted.together == [6]
@@ -131,9 +134,7 @@ async def test_an_owners_cap_holds_exactly_over_two_processes_submitting_at_once
 
 
 async def test_a_groups_due_jobs_past_its_window_are_parked_in_their_order(store: Store) -> None:
-    owner = await store.create_owner(uuid.uuid4().hex)
-    counted = Counted(store)
-    submits = Submits(counted)  # type: ignore[arg-type]
+    owner, counted, submits = await gathering(store)
     rest = [
         new_job(owner, fair_window=3, subject="a"),
         new_job(owner, fair_window=3, subject="later", delay_s=60),
@@ -161,9 +162,7 @@ async def test_a_groups_due_jobs_past_its_window_are_parked_in_their_order(store
 async def test_a_job_that_cannot_be_stored_fails_alone_and_the_others_are_made(
     store: Store,
 ) -> None:
-    owner = await store.create_owner(uuid.uuid4().hex)
-    counted = Counted(store)
-    submits = Submits(counted)  # type: ignore[arg-type]
+    owner, counted, submits = await gathering(store)
     bad = new_job(owner, metadata={"note": "nul \u0000 here"})
     rest = [new_job(owner), bad, new_job(owner)]
     _, together = await submitted_together(submits, new_job(owner), rest)
@@ -176,9 +175,7 @@ async def test_a_job_that_cannot_be_stored_fails_alone_and_the_others_are_made(
 
 async def test_a_job_that_needs_a_statement_of_its_own_does_not_wait(store: Store) -> None:
     """An idempotency key's job goes at once, though a statement of submits runs."""
-    owner = await store.create_owner(uuid.uuid4().hex)
-    counted = Counted(store)
-    submits = Submits(counted)  # type: ignore[arg-type]
+    owner, counted, submits = await gathering(store)
     keyed = new_job(owner, idempotency_key="k1")
     assert not keyed.gathers and new_job(owner).gathers
     assert not new_job(owner, keys=None).gathers  # its keys are yet to be derived
@@ -195,9 +192,7 @@ async def test_a_job_that_needs_a_statement_of_its_own_does_not_wait(store: Stor
 async def test_a_submit_whose_request_went_away_before_its_statement_is_left_out(
     store: Store,
 ) -> None:
-    owner = await store.create_owner(uuid.uuid4().hex)
-    counted = Counted(store)
-    submits = Submits(counted)  # type: ignore[arg-type]
+    owner, counted, submits = await gathering(store)
     alone = asyncio.create_task(submits.create(new_job(owner)))
     await asyncio.sleep(0)
     gone = asyncio.create_task(submits.create(new_job(owner, subject="gone")))
@@ -215,9 +210,7 @@ async def test_a_submit_whose_request_went_away_while_its_statement_ran_leaves_i
 ) -> None:
     """Its job is committed, pending, for the sweep to queue, as any job whose queueing
     did not happen; the others of the statement get theirs."""
-    owner = await store.create_owner(uuid.uuid4().hex)
-    counted = Counted(store)
-    submits = Submits(counted)  # type: ignore[arg-type]
+    owner, counted, submits = await gathering(store)
     alone = asyncio.create_task(submits.create(new_job(owner)))
     await asyncio.sleep(0)
     counted.held.clear()
