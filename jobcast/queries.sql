@@ -308,14 +308,8 @@ WITH b AS (
     FROM unnest($21::uuid[], $22::text[], $23::text[], $24::real[], $25::integer[])
          AS t(job_id, name, title, weight, position)
     WHERE t.job_id IN (SELECT j.id FROM j)
-), e AS (
-    INSERT INTO job_events (job_id, seq, kind, payload, at)
-    SELECT j.id, j.seq, j.event_kind, j.event_payload, j.event_at FROM j
-), made AS (
-    SELECT j.*,
--- include: notify
-    FROM j
 )
+-- include: events_of_many
 SELECT b.id AS given_id, made.* FROM b LEFT JOIN made ON made.id = b.id ORDER BY b.n
 
 -- name: debounce_job
@@ -573,14 +567,8 @@ WITH g AS (
     WHERE job_steps.job_id = j.id AND job_steps.status NOT IN ('waiting', 'completed')
 ), a AS (
     INSERT INTO job_claims (job_id, attempt, worker) SELECT id, attempts, $3 FROM j
-), e AS (
-    INSERT INTO job_events (job_id, seq, kind, payload, at)
-    SELECT j.id, j.seq, j.event_kind, j.event_payload, j.event_at FROM j
-), made AS (
-    SELECT j.*,
--- include: notify
-    FROM j
 )
+-- include: events_of_many
 SELECT g.gate_job, g.verdict, g.released, g.released_priority, g.released_delay_s,
        g.released_group, c.*,
 -- include: claim_answer
@@ -640,13 +628,9 @@ WITH j AS (
         attempts = job_steps.attempts + CASE WHEN j.step_state = 'running' THEN 1 ELSE 0 END
     FROM j
     WHERE j.event_kind = 'step' AND job_steps.job_id = j.id AND job_steps.name = j.step_name
-), e AS (
-    INSERT INTO job_events (job_id, seq, kind, payload, at)
-    SELECT j.id, j.seq, j.event_kind, j.event_payload, j.event_at FROM j
 )
-SELECT j.id, j.seq, j.owner_id, j.type, j.event_kind, j.event_payload, j.event_at,
--- include: notify
-FROM j
+-- include: events_of_many
+SELECT id, seq, owner_id, type, event_kind, event_payload, event_at, notified FROM made
 
 -- name: finishes
 -- The ends of running attempts, one a job, in one statement (a worker's jobs that ended
@@ -1394,17 +1378,23 @@ WITH RECURSIVE t AS (
     FROM c
 )
 
--- part: batch_events
--- The events of a batch change `j`, one per job (its time `j.event_at`, taken with the
--- change: the answer reads `j` alone, not `j` joined to the inserted events), and the
--- changed jobs with their event.
+-- part: events_of_many
+-- The events of a change `j` of many jobs, one a job (its time `j.event_at`, taken with
+-- the change: what comes after reads `j` alone, not `j` joined to the inserted events),
+-- and `made`, the changed jobs with their event, announced.
 , e AS (
     INSERT INTO job_events (job_id, seq, kind, payload, at)
     SELECT j.id, j.seq, j.event_kind, j.event_payload, j.event_at FROM j
-)
-SELECT j.*,
+), made AS (
+    SELECT j.*,
 -- include: notify
-FROM j
+    FROM j
+)
+
+-- part: batch_events
+-- The answer of a batch change `j`: the changed jobs with their events.
+-- include: events_of_many
+SELECT * FROM made
 
 -- name: admin_retry
 -- Retry a batch of failed or cancelled jobs, each once (a job with a retry already has
