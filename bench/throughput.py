@@ -24,6 +24,7 @@ from typing import Any
 
 from arq.connections import RedisSettings, create_pool
 
+from bench.cpu import Spent
 from bench.harness import (
     BenchError,
     Figure,
@@ -53,6 +54,11 @@ DEMO_INPUT = {"duration": 0.01}
 # within the shipped window, as an install does
 WINDOW_MS = Settings.model_fields["progress_window_ms"].default
 COALESCING = "worker-coalescing"
+# the noop run again on a web process and a worker with fairness off: none of the one
+# owner's backlog parked, so the difference is what the window costs under a flood
+UNFAIR = {"JOBCAST_FAIR_WINDOW": "0"}
+UNFAIR_WEB, UNFAIR_WORKER = "web-unfair", "worker-unfair"
+FAIR_WINDOW = Settings.model_fields["fair_window"].default
 
 
 async def jobcast_rate(
@@ -138,6 +144,21 @@ async def coalesced_demo_rate(ctx: Run, count: int) -> tuple[float, str]:
         await ctx.cluster.stop(COALESCING)  # the run's worker comes back with the baselines
 
 
+async def unfair_noop_rate(ctx: Run, count: int) -> tuple[float, Spent | None]:
+    """Noop jobs per second, and the CPU they took, through a web process and a worker of
+    their own with fairness off (``JOBCAST_FAIR_WINDOW=0``); the run's worker is stopped."""
+    url, _ = await asyncio.gather(
+        ctx.cluster.start_web(UNFAIR_WEB, env=UNFAIR),
+        ctx.cluster.start_worker(UNFAIR_WORKER, env=UNFAIR),
+    )
+    try:
+        with ctx.metered() as spent:
+            rate = await jobcast_rate(ctx, [url], "noop", {}, count)
+        return rate, spent
+    finally:
+        await asyncio.gather(ctx.cluster.stop(UNFAIR_WEB), ctx.cluster.stop(UNFAIR_WORKER))
+
+
 async def run(ctx: Run, section: Section) -> None:
     scale = ctx.scale
     with ctx.metered() as cpu_noop:
@@ -146,6 +167,7 @@ async def run(ctx: Run, section: Section) -> None:
     demo = await jobcast_rate(ctx, [ctx.web_url], "demo", DEMO_INPUT, scale.sleep_jobs)
     kinds = await event_kinds(ctx.db, "demo")
     coalesced, coalesced_kinds = await coalesced_demo_rate(ctx, scale.sleep_jobs)
+    unfair, cpu_unfair = await unfair_noop_rate(ctx, scale.noop_jobs)
     # the run's worker, the raw arq worker and the bare app start side by side: each is
     # idle until used
     bare_url, *_ = await asyncio.gather(
@@ -214,6 +236,20 @@ async def run(ctx: Run, section: Section) -> None:
         Figure(f"noop jobs ({scale.noop_jobs})", "jobs/s", noop, rolled_noop, ROLLED + ", noop"),
         Figure(f"noop jobs ({scale.noop_jobs})", "jobs/s", noop, evented_noop, EVENTED + ", noop"),
         Figure(
+            f"noop jobs ({scale.noop_jobs}), fairness off",
+            "jobs/s",
+            unfair,
+            rolled_noop,
+            ROLLED + ", noop",
+        ),
+        Figure(
+            f"noop jobs ({scale.noop_jobs})",
+            "jobs/s",
+            noop,
+            unfair,
+            "jobcast, the same with fairness off",
+        ),
+        Figure(
             f"{EVENTED}, noop jobs ({scale.noop_jobs})",
             "jobs/s",
             evented_noop,
@@ -263,13 +299,31 @@ async def run(ctx: Run, section: Section) -> None:
         "contract (a job exists once committed; every event stored with a gap-free seq "
         "before any watcher sees it), with no gates, counters, steps or fairness."
     )
-    if cpu_noop and cpu_rolled and cpu_raw and cpu_floor and cpu_evented:
+    section.notes.append(
+        f"fairness off: the noop run again on a web process and a worker of their own with "
+        f"`JOBCAST_FAIR_WINDOW=0`. As shipped (window {FAIR_WINDOW}), the one owner's "
+        f"{scale.noop_jobs} jobs, submitted at once, are all but {FAIR_WINDOW} parked in "
+        "Postgres, and each start releases the next in its place (a write of its row and a "
+        "Redis enqueue): what tenants' turns under a backlog cost when one tenant floods the "
+        "queue. The hand-rolled tables have no fairness."
+    )
+    if cpu_noop and cpu_unfair and cpu_rolled and cpu_raw and cpu_floor and cpu_evented:
         n, cores = scale.noop_jobs, os.cpu_count() or 1
         section.figures.append(
             Figure(
                 "CPU per noop job, all processes",
                 "ms",
                 1000 * cpu_noop.total / n,
+                1000 * cpu_rolled.total / n,
+                ROLLED + ", noop",
+                higher_is_better=False,
+            )
+        )
+        section.figures.append(
+            Figure(
+                "CPU per noop job, all processes, fairness off",
+                "ms",
+                1000 * cpu_unfair.total / n,
                 1000 * cpu_rolled.total / n,
                 ROLLED + ", noop",
                 higher_is_better=False,
@@ -286,10 +340,21 @@ async def run(ctx: Run, section: Section) -> None:
             )
             for baseline, spent in ((ROLLED, cpu_rolled), (EVENTED, cpu_evented))
         ]
+        section.figures.append(
+            Figure(
+                "Postgres CPU per noop job, fairness off",
+                "ms",
+                1000 * cpu_unfair.seconds["postgres"] / n,
+                1000 * cpu_evented.seconds["postgres"] / n,
+                EVENTED + ", noop",
+                higher_is_better=False,
+            )
+        )
         section.notes.append(
             "Where the time goes: the CPU every process spent (psutil: the load generator, the "
             "web and worker processes, every process of the Postgres and Redis servers) during "
-            f"each noop run, per job, in ms. jobcast: {cpu_noop.per_job_ms(n)}. "
+            f"each noop run, per job, in ms. jobcast: {cpu_noop.per_job_ms(n)}; with fairness "
+            f"off: {cpu_unfair.per_job_ms(n)}. "
             f"{ROLLED}: {cpu_rolled.per_job_ms(n)}. {EVENTED}: {cpu_evented.per_job_ms(n)}. "
             f"{FLOOR}: {cpu_floor.per_job_ms(n)}. "
             f"raw arq: {cpu_raw.per_job_ms(n)}. On {cores} cores a rate cannot pass "
