@@ -309,47 +309,33 @@ async def run(ctx: Run, section: Section) -> None:
     )
     if cpu_noop and cpu_unfair and cpu_rolled and cpu_raw and cpu_floor and cpu_evented:
         n, cores = scale.noop_jobs, os.cpu_count() or 1
-        section.figures.append(
+        section.figures += [
             Figure(
-                "CPU per noop job, all processes",
+                f"CPU per noop job, all processes{which}",
                 "ms",
-                1000 * cpu_noop.total / n,
+                1000 * spent.total / n,
                 1000 * cpu_rolled.total / n,
                 ROLLED + ", noop",
                 higher_is_better=False,
             )
-        )
-        section.figures.append(
-            Figure(
-                "CPU per noop job, all processes, fairness off",
-                "ms",
-                1000 * cpu_unfair.total / n,
-                1000 * cpu_rolled.total / n,
-                ROLLED + ", noop",
-                higher_is_better=False,
-            )
+            for which, spent in (("", cpu_noop), (", fairness off", cpu_unfair))
+        ]
+        postgres_rows = (
+            ("", cpu_noop, ROLLED, cpu_rolled),
+            ("", cpu_noop, EVENTED, cpu_evented),
+            (", fairness off", cpu_unfair, EVENTED, cpu_evented),
         )
         section.figures += [
             Figure(
-                "Postgres CPU per noop job",
+                f"Postgres CPU per noop job{which}",
                 "ms",
-                1000 * cpu_noop.seconds["postgres"] / n,
                 1000 * spent.seconds["postgres"] / n,
+                1000 * against.seconds["postgres"] / n,
                 baseline + ", noop",
                 higher_is_better=False,
             )
-            for baseline, spent in ((ROLLED, cpu_rolled), (EVENTED, cpu_evented))
+            for which, spent, baseline, against in postgres_rows
         ]
-        section.figures.append(
-            Figure(
-                "Postgres CPU per noop job, fairness off",
-                "ms",
-                1000 * cpu_unfair.seconds["postgres"] / n,
-                1000 * cpu_evented.seconds["postgres"] / n,
-                EVENTED + ", noop",
-                higher_is_better=False,
-            )
-        )
         section.notes.append(
             "Where the time goes: the CPU every process spent (psutil: the load generator, the "
             "web and worker processes, every process of the Postgres and Redis servers) during "
