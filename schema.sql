@@ -753,10 +753,13 @@ $$;
 -- finds it, but with no key's lock. A job with a key of its own, a capped type (p_types)
 -- or an operator's limit on its type is answered 'alone': its worker claims it by the
 -- one-job statement, whose gate takes those locks in key order (the keys of many jobs,
--- locked in one transaction, could wait on another worker's in a circle). So is a job
--- that an earlier job of the same call released. A job not pending, parked, or of a
--- paused type is answered 'none'; any other 'claim', and its fairness group's next
--- parked job is released in its place, as jobcast_admit does. The only rows locked are
+-- locked in one transaction, could wait on another worker's in a circle). A job not
+-- pending, parked, or of a paused type is answered 'none'; any other 'claim'. Then each
+-- fairness group releases as many of its parked jobs as it has jobs claimed here, in one
+-- pass in their order (highest priority, then oldest; one that another transaction holds
+-- is skipped), each in the place of one of them, as jobcast_admit releases one. A job
+-- answered 'none' because it was parked, and released by that pass, is answered 'alone'
+-- (claimed twice in one statement, its row would change twice). The only rows locked are
 -- the jobs in order of id, and parked ones that no other transaction holds.
 CREATE OR REPLACE FUNCTION jobcast_admit_many(p_jobs uuid[], p_types text[])
 RETURNS TABLE (gate_job uuid, verdict text, released uuid, released_priority smallint,
@@ -767,34 +770,69 @@ LANGUAGE plpgsql VOLATILE ROWS 10 AS $$
 DECLARE
     jt text;
     fkey text;
-    freed uuid[] := '{}';
+    ids uuid[] := '{}';
+    verdicts text[] := '{}';
+    groups text[] := '{}';
+    rel uuid[];
+    rel_priority smallint[];
+    rel_delay float8[];
+    rel_group text[];
+    grp record;
+    took uuid[];
+    took_priority smallint[];
+    took_delay float8[];
 BEGIN
     FOR gate_job IN SELECT DISTINCT u.id FROM unnest(p_jobs) AS u(id) ORDER BY u.id LOOP
-        SELECT NULL, NULL, NULL, NULL, NULL, NULL
-        INTO jt, fkey, released, released_priority, released_delay_s, released_group;
+        SELECT NULL, NULL INTO jt, fkey;
         SELECT jb.type, jb.fair_key INTO jt, fkey FROM jobs jb
         WHERE jb.id = gate_job AND jb.status IS NOT DISTINCT FROM 'pending'
           AND jb.parked_on IS NULL FOR UPDATE;
         IF jt IS NULL OR EXISTS (SELECT 1 FROM paused_types p WHERE p.type = jt) THEN
             verdict := 'none';
-        ELSIF gate_job = ANY(freed) OR jt = ANY(p_types)
+        ELSIF jt = ANY(p_types)
               OR EXISTS (SELECT 1 FROM job_keys jk WHERE jk.job_id = gate_job)
               OR EXISTS (SELECT 1 FROM key_limits l
                          WHERE l.key = 'type:' || jt AND l.kind = 'concurrency') THEN
             verdict := 'alone';
         ELSE
             verdict := 'claim';
-            IF fkey IS NOT NULL THEN
-                SELECT * INTO released, released_priority, released_delay_s
-                FROM jobcast_fair_next(fkey);
-                IF released IS NOT NULL THEN
-                    released_group := fkey;
-                    freed := freed || released;
-                END IF;
-            END IF;
         END IF;
-        RETURN NEXT;
+        ids := ids || gate_job;
+        verdicts := verdicts || verdict;
+        groups := groups || CASE WHEN verdict = 'claim' THEN fkey END;
     END LOOP;
+    rel := array_fill(NULL::uuid, ARRAY[cardinality(ids)]);
+    rel_priority := array_fill(NULL::smallint, ARRAY[cardinality(ids)]);
+    rel_delay := array_fill(NULL::float8, ARRAY[cardinality(ids)]);
+    rel_group := array_fill(NULL::text, ARRAY[cardinality(ids)]);
+    FOR grp IN SELECT u.g, array_agg(u.at ORDER BY u.at) AS places
+               FROM unnest(groups) WITH ORDINALITY AS u(g, at)
+               WHERE u.g IS NOT NULL GROUP BY u.g ORDER BY u.g LOOP
+        WITH x AS (
+            UPDATE jobs SET parked_on = NULL, parked_limit = NULL, waiting_reason = NULL,
+                updated_at = now()
+            WHERE id = ANY(ARRAY(SELECT p.id FROM jobs p WHERE p.parked_on = grp.g
+                                 ORDER BY p.priority DESC, p.created_at
+                                 LIMIT cardinality(grp.places) FOR UPDATE SKIP LOCKED))
+            RETURNING id, priority, created_at,
+                      GREATEST(0, extract(epoch FROM run_at - now()))::float8 AS delay_s
+        )
+        SELECT array_agg(x.id ORDER BY x.priority DESC, x.created_at),
+               array_agg(x.priority ORDER BY x.priority DESC, x.created_at),
+               array_agg(x.delay_s ORDER BY x.priority DESC, x.created_at)
+        INTO took, took_priority, took_delay FROM x;
+        FOR n IN 1 .. coalesce(cardinality(took), 0) LOOP
+            rel[grp.places[n]] := took[n];
+            rel_priority[grp.places[n]] := took_priority[n];
+            rel_delay[grp.places[n]] := took_delay[n];
+            rel_group[grp.places[n]] := grp.g;
+        END LOOP;
+    END LOOP;
+    RETURN QUERY
+    SELECT ids[i], CASE WHEN verdicts[i] = 'none' AND ids[i] = ANY(rel) THEN 'alone'
+                        ELSE verdicts[i] END,
+           rel[i], rel_priority[i], rel_delay[i], rel_group[i]
+    FROM generate_subscripts(ids, 1) AS i;
 END
 $$;
 

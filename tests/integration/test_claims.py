@@ -193,6 +193,51 @@ async def test_a_job_released_by_another_of_the_statement_is_claimed_by_its_own(
     assert isinstance(together[0], Claim) and together[0].job.id == parked
 
 
+async def test_a_parked_job_a_later_job_of_the_statement_releases_is_claimed_by_its_own(
+    store: Store,
+) -> None:
+    """The same, with the parked job before the one that releases it in the order of ids:
+    it is claimed alone just after, not answered None while the job stands released."""
+    owner = await store.create_owner(uuid.uuid4().hex)
+    [queued] = await pending(store, 1, owner=owner, fair_window=1, job_id=uuid.UUID(int=2))
+    [parked] = await pending(store, 1, owner=owner, fair_window=1, job_id=uuid.UUID(int=1))
+    [first] = await pending(store, 1)
+    counted = Counted(store)
+    claims = Claims(counted, dict, WORKER)  # type: ignore[arg-type]
+    _, together = await claimed_together(claims, first, [parked, queued])
+    assert counted.together == [2] and counted.alone == [first, parked]
+    assert isinstance(together[0], Claim) and together[0].job.id == parked
+    assert isinstance(together[1], Claim) and together[1].released is not None
+    assert together[1].released.job_id == parked
+
+
+async def test_a_groups_claims_release_its_parked_jobs_highest_priority_then_oldest(
+    store: Store,
+) -> None:
+    owner = await store.create_owner(uuid.uuid4().hex)
+    queued = await pending(store, 2, owner=owner, fair_window=2)
+    parked = []
+    for priority in (0, 5, 0, 5):
+        created = await store.create_job(
+            owner_id=owner,
+            job_type=load_registry().get("noop"),
+            params={},
+            priority=priority,
+            fair_window=2,
+        )
+        assert created is not None
+        parked.append(created.job.id)
+    [first] = await pending(store, 1)
+    claims = Claims(Counted(store), dict, WORKER)  # type: ignore[arg-type]
+    _, together = await claimed_together(claims, first, queued)
+    released = {c.released.job_id for c in together if isinstance(c, Claim) and c.released}
+    assert released == {parked[1], parked[3]}
+    still = await store.pool.fetch(
+        "SELECT id FROM jobs WHERE id = ANY($1::uuid[]) AND parked_on IS NOT NULL", parked
+    )
+    assert {r["id"] for r in still} == {parked[0], parked[2]}
+
+
 async def test_claims_that_deadlock_each_time_are_made_each_alone(store: Store) -> None:
     first, *rest = await pending(store, 4)
     counted = Counted(store, deadlocked=True)
