@@ -1,7 +1,9 @@
 """1. End-to-end throughput: jobs submitted over HTTP until all completed, against raw arq.
 
 jobcast: N jobs posted to ``POST /api/jobs`` from 20 concurrent clients, timed
-from the first request to the ``finished_at`` of the last job in Postgres.
+from the first request to the ``finished_at`` of the last job in Postgres; the noop
+jobs also once more with fairness off (``JOBCAST_FAIR_WINDOW=0``), where none of the
+one owner's backlog is parked.
 Raw arq: N jobs put on a queue of their own with ``ArqRedis.enqueue_job`` from
 20 concurrent callers, run by arq's Worker with jobcast's worker options, timed
 from the first enqueue until the queue is empty (arq removes a job from it only
