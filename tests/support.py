@@ -8,7 +8,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -51,6 +51,17 @@ async def eventually(
             return last
         await asyncio.sleep(interval_s)
     raise AssertionError(f"{what} not reached within {timeout_s} s (last: {last!r})")
+
+
+async def called_together(
+    call: Callable[[Any], Awaitable[Any]], first: Any, rest: Sequence[Any]
+) -> tuple[Any, list[Any]]:
+    """A gatherer's call of ``first`` on its way alone (jobcast/gathering.py), and the
+    calls of ``rest`` made while it runs; their answers, exceptions as answers."""
+    alone = asyncio.create_task(call(first))
+    await asyncio.sleep(0)  # its statement is on its way: the next ones wait for it
+    together = await asyncio.gather(*(call(item) for item in rest), return_exceptions=True)
+    return await alone, together
 
 
 @dataclass

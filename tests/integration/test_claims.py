@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
-from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -17,7 +16,7 @@ from jobcast.errors import StorageUnavailable
 from jobcast.model import Claim
 from jobcast.registry import load_registry
 from jobcast.store import Held, Store
-from tests.support import eventually
+from tests.support import called_together, eventually
 from workers.claims import Claims
 
 WORKER = "host:1"
@@ -78,23 +77,13 @@ async def pending(
     return ids
 
 
-async def claimed_together(
-    claims: Claims, first: UUID, rest: Sequence[UUID]
-) -> tuple[Any, list[Any]]:
-    """The first job's claim on its way alone, and the rest made while it runs."""
-    alone = asyncio.create_task(claims.claim(first))
-    await asyncio.sleep(0)  # its statement is on its way: the next ones wait for it
-    together = await asyncio.gather(*(claims.claim(j) for j in rest), return_exceptions=True)
-    return await alone, together
-
-
 async def test_claims_made_while_one_runs_go_together_each_with_its_attempt_and_event(
     store: Store,
 ) -> None:
     first, *rest = await pending(store, 6)
     counted = Counted(store)
     claims = Claims(counted, dict, WORKER)  # type: ignore[arg-type]
-    alone, together = await claimed_together(claims, first, rest)
+    alone, together = await called_together(claims.claim, first, rest)
     assert counted.together == [5] and counted.alone == [first]
     for job_id, claim in zip([first, *rest], [alone, *together], strict=True):
         assert isinstance(claim, Claim) and claim.job.id == job_id
@@ -122,7 +111,7 @@ async def test_a_job_that_needs_its_keys_locks_is_claimed_by_its_own_statement(
     [capped] = await pending(store, 1, job_type="demo")
     counted = Counted(store)
     claims = Claims(counted, lambda: {"demo": 5}, WORKER)  # type: ignore[arg-type]
-    alone, together = await claimed_together(claims, first, [plain, *keyed, capped])
+    alone, together = await called_together(claims.claim, first, [plain, *keyed, capped])
     assert counted.together == [4]
     assert sorted(map(str, counted.alone)) == sorted(map(str, [first, *keyed, capped]))
     assert isinstance(alone, Claim) and isinstance(together[0], Claim)
@@ -139,7 +128,7 @@ async def test_a_job_not_pending_or_of_a_paused_type_gets_none(store: Store) -> 
     await store.pause_type("demo", "test")
     counted = Counted(store)
     claims = Claims(counted, dict, WORKER)  # type: ignore[arg-type]
-    _, together = await claimed_together(claims, first, [cancelled, queued, paused])
+    _, together = await called_together(claims.claim, first, [cancelled, queued, paused])
     assert together[0] is None and together[2] is None and isinstance(together[1], Claim)
     assert counted.together == [3] and counted.alone == [first]
     statuses = await store.pool.fetch(
@@ -162,7 +151,7 @@ async def test_each_claim_of_a_group_releases_its_own_parked_job(store: Store) -
     [other] = await pending(store, 1)
     counted = Counted(store)
     claims = Claims(counted, dict, WORKER)  # type: ignore[arg-type]
-    _, together = await claimed_together(claims, other, queued)
+    _, together = await called_together(claims.claim, other, queued)
     assert counted.together == [3]
     released = [c.released for c in together if isinstance(c, Claim)]
     assert len(released) == 3 and all(r is not None for r in released)
@@ -175,36 +164,23 @@ async def test_each_claim_of_a_group_releases_its_own_parked_job(store: Store) -
     )
 
 
+@pytest.mark.parametrize("parked_first", [False, True], ids=["releaser first", "parked first"])
 async def test_a_job_released_by_another_of_the_statement_is_claimed_by_its_own(
-    store: Store,
+    store: Store, parked_first: bool
 ) -> None:
-    """A parked job delivered anyway (a stale entry on arq's queue), that a job before it
-    in the statement releases, is not claimed by that statement but alone, just after."""
+    """A parked job delivered anyway (a stale entry on arq's queue), that another job of
+    the statement releases, is not claimed by that statement but alone, just after,
+    whether it stands before that job in the order of ids or after it (never answered
+    None while it stands released)."""
+    ids = (uuid.UUID(int=1), uuid.UUID(int=2))
+    parked_id, queued_id = ids if parked_first else ids[::-1]
     owner = await store.create_owner(uuid.uuid4().hex)
-    [queued] = await pending(store, 1, owner=owner, fair_window=1, job_id=uuid.UUID(int=1))
-    [parked] = await pending(store, 1, owner=owner, fair_window=1, job_id=uuid.UUID(int=2))
+    [queued] = await pending(store, 1, owner=owner, fair_window=1, job_id=queued_id)
+    [parked] = await pending(store, 1, owner=owner, fair_window=1, job_id=parked_id)
     [first] = await pending(store, 1)
     counted = Counted(store)
     claims = Claims(counted, dict, WORKER)  # type: ignore[arg-type]
-    _, together = await claimed_together(claims, first, [parked, queued])
-    assert counted.together == [2] and counted.alone == [first, parked]
-    assert isinstance(together[1], Claim) and together[1].released is not None
-    assert together[1].released.job_id == parked
-    assert isinstance(together[0], Claim) and together[0].job.id == parked
-
-
-async def test_a_parked_job_a_later_job_of_the_statement_releases_is_claimed_by_its_own(
-    store: Store,
-) -> None:
-    """The same, with the parked job before the one that releases it in the order of ids:
-    it is claimed alone just after, not answered None while the job stands released."""
-    owner = await store.create_owner(uuid.uuid4().hex)
-    [queued] = await pending(store, 1, owner=owner, fair_window=1, job_id=uuid.UUID(int=2))
-    [parked] = await pending(store, 1, owner=owner, fair_window=1, job_id=uuid.UUID(int=1))
-    [first] = await pending(store, 1)
-    counted = Counted(store)
-    claims = Claims(counted, dict, WORKER)  # type: ignore[arg-type]
-    _, together = await claimed_together(claims, first, [parked, queued])
+    _, together = await called_together(claims.claim, first, [parked, queued])
     assert counted.together == [2] and counted.alone == [first, parked]
     assert isinstance(together[0], Claim) and together[0].job.id == parked
     assert isinstance(together[1], Claim) and together[1].released is not None
@@ -229,7 +205,7 @@ async def test_a_groups_claims_release_its_parked_jobs_highest_priority_then_old
         parked.append(created.job.id)
     [first] = await pending(store, 1)
     claims = Claims(Counted(store), dict, WORKER)  # type: ignore[arg-type]
-    _, together = await claimed_together(claims, first, queued)
+    _, together = await called_together(claims.claim, first, queued)
     released = {c.released.job_id for c in together if isinstance(c, Claim) and c.released}
     assert released == {parked[1], parked[3]}
     still = await store.pool.fetch(
@@ -242,7 +218,7 @@ async def test_claims_that_deadlock_each_time_are_made_each_alone(store: Store) 
     first, *rest = await pending(store, 4)
     counted = Counted(store, deadlocked=True)
     claims = Claims(counted, dict, WORKER)  # type: ignore[arg-type]
-    _, together = await claimed_together(claims, first, rest)
+    _, together = await called_together(claims.claim, first, rest)
     assert counted.together == [3, 3, 3] and counted.alone == [first, *rest]
     assert all(isinstance(c, Claim) and c.attempt == 1 for c in together)
 
@@ -330,7 +306,7 @@ async def test_a_job_claimed_together_starts_from_its_checkpoints_as_one_claimed
         )
     counted = Counted(store)
     claims = Claims(counted, dict, WORKER)  # type: ignore[arg-type]
-    alone, [claimed, _] = await claimed_together(claims, first, [together, other])
+    alone, [claimed, _] = await called_together(claims.claim, first, [together, other])
     assert counted.together == [2] and counted.alone == [first]
     assert isinstance(alone, Claim) and isinstance(claimed, Claim)
     assert claimed.checkpoints == alone.checkpoints

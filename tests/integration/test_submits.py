@@ -15,6 +15,7 @@ from jobcast.errors import InvalidInput, StorageUnavailable
 from jobcast.registry import load_registry
 from jobcast.store import Created, NewJob, Store
 from server.submits import Submits
+from tests.support import called_together
 
 FIRST = {"status": "pending", "attempt": 0, "message": None, "progress": 0}
 
@@ -55,16 +56,6 @@ def new_job(owner: UUID, job_type: str = "demo", **fields: Any) -> NewJob:
     return NewJob(owner_id=owner, job_type=load_registry().get(job_type), params={}, **fields)
 
 
-async def submitted_together(
-    submits: Submits, first: NewJob, rest: Sequence[NewJob]
-) -> tuple[Any, list[Any]]:
-    """The first submit on its way alone, and the rest made while it runs."""
-    alone = asyncio.create_task(submits.create(first))
-    await asyncio.sleep(0)  # its statement is on its way: the next ones wait for it
-    together = await asyncio.gather(*(submits.create(n) for n in rest), return_exceptions=True)
-    return await alone, together
-
-
 async def test_submits_made_while_one_runs_go_together_each_as_its_own_would_be_made(
     store: Store,
 ) -> None:
@@ -74,7 +65,7 @@ async def test_submits_made_while_one_runs_go_together_each_as_its_own_would_be_
         new_job(owner, tags=t, subject=f"s{i}", metadata={"i": i}, priority=i - 2)
         for i, t in enumerate(tags)
     ]
-    alone, together = await submitted_together(submits, new_job(owner), rest)
+    alone, together = await called_together(submits.create, new_job(owner), rest)
     assert counted.together == [5] and len(counted.alone) == 1
     demo_steps = [s.name for s in load_registry().get("demo").steps]
     for i, (new, made) in enumerate(zip(rest, together, strict=True)):
@@ -107,13 +98,13 @@ async def test_an_owners_cap_holds_over_the_statement_its_jobs_made_in_their_ord
     owner, counted, submits = await gathering(store)
     assert await store.create(new_job(owner)) is not None  # one active already
     rest = [new_job(owner, max_active=4, subject=str(i)) for i in range(6)]
-    alone, together = await submitted_together(submits, new_job(owner, max_active=4), rest)
+    alone, together = await called_together(submits.create, new_job(owner, max_active=4), rest)
     assert alone is not None and counted.together == [6]
     assert [m.job.subject if m else None for m in together] == ["0", "1"] + [None] * 4
     count = "SELECT count(*) FROM jobs WHERE owner_id = $1 AND status = 'pending'"
     assert await store.pool.fetchval(count, owner) == 4
     # the owner's other jobs are not held back: a cap of its own for each
-    more = await submitted_together(submits, new_job(owner, max_active=6), [new_job(owner)] * 2)
+    more = await called_together(submits.create, new_job(owner, max_active=6), [new_job(owner)] * 2)
     assert more[0] is not None and all(isinstance(m, Created) for m in more[1])
 
 
@@ -143,7 +134,7 @@ async def test_a_groups_due_jobs_past_its_window_are_parked_in_their_order(store
         new_job(owner, fair_window=3, subject="c"),
         new_job(owner, fair_window=3, subject="d"),
     ]
-    alone, together = await submitted_together(submits, new_job(owner, fair_window=3), rest)
+    alone, together = await called_together(submits.create, new_job(owner, fair_window=3), rest)
     assert alone.job.waiting_reason is None and counted.together == [6]
     waits = {m.job.subject: m.job.waiting_reason for m in together}
     assert [s for s, reason in waits.items() if reason is not None] == ["c", "d"]
@@ -165,7 +156,7 @@ async def test_a_job_that_cannot_be_stored_fails_alone_and_the_others_are_made(
     owner, counted, submits = await gathering(store)
     bad = new_job(owner, metadata={"note": "nul \u0000 here"})
     rest = [new_job(owner), bad, new_job(owner)]
-    _, together = await submitted_together(submits, new_job(owner), rest)
+    _, together = await called_together(submits.create, new_job(owner), rest)
     assert counted.together == [3] and len(counted.alone) == 4  # then each alone
     assert isinstance(together[1], InvalidInput)
     assert isinstance(together[0], Created) and isinstance(together[2], Created)
