@@ -186,6 +186,22 @@ CREATE UNLOGGED TABLE IF NOT EXISTS fallback_listeners (
     expires_at  timestamptz NOT NULL
 );
 
+-- What a NOTIFY on jobcast_events says of one event (jobcast/store/rows.py reads it): its
+-- job id, seq, owner id and kind, space-separated, then its time (UTC, ISO 8601) and its
+-- payload's JSON, so that a listening server process sends the event on without reading it.
+-- Ids alone where the whole would pass NOTIFY's cap (under 8,000 bytes): the listener then
+-- reads the event from job_events. jobcast.store.rows.notice says the same in Python.
+CREATE OR REPLACE FUNCTION jobcast_notice(p_job uuid, p_seq bigint, p_owner uuid,
+                                          p_kind text, p_at timestamptz, p_payload jsonb)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN octet_length(whole) < 8000 THEN whole ELSE ids END
+    FROM (SELECT p_job || ' ' || p_seq || ' ' || p_owner || ' ' || p_kind AS ids) i,
+         LATERAL (SELECT i.ids || ' '
+                         || to_char(p_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US')
+                         || ' ' || p_payload::text AS whole) w
+$$;
+
 CREATE TABLE IF NOT EXISTS leases (
     -- a named duty that one process holds at a time (the reaper's sweep), until it expires:
     -- a lease, not a lock, so a frozen holder cannot keep it

@@ -293,7 +293,8 @@ async def run(ctx: Run, section: Section) -> None:
     early = asyncio.create_task(start_pubsubless_web(ctx)) if ctx.scale.name == "quick" else None
     try:
         hub_before = await hub_latencies(ctx.web_url)
-        pubsub_watchers = await watched_run(ctx, ctx.web_url, ctx.web_url)
+        with ctx.metered() as spent_pubsub:
+            pubsub_watchers = await watched_run(ctx, ctx.web_url, ctx.web_url)
         at_hub = within(await hub_latencies(ctx.web_url), hub_before)
         via_pubsub = delivery(pubsub_watchers)
         count, rate = _baseline_size(ctx, via_pubsub)
@@ -310,7 +311,8 @@ async def run(ctx: Run, section: Section) -> None:
             with contextlib.suppress(asyncio.CancelledError, BenchError):
                 await early
     try:
-        via_notify = delivery(await watched_run(ctx, ctx.web_url, web_b))
+        with ctx.metered() as spent_notify:
+            via_notify = delivery(await watched_run(ctx, ctx.web_url, web_b))
     finally:
         await ctx.cluster.stop("web-b")
     count_b, rate_b = _baseline_size(ctx, via_notify)
@@ -394,8 +396,8 @@ async def run(ctx: Run, section: Section) -> None:
         f"events/s; {via_notify.complete} of {via_notify.watchers} sockets complete. The "
         "sockets are on a second web process started with a private redis-server that is "
         "killed (SIGKILL) before the phase, so for the whole phase its pub/sub is down: it asks "
-        "writers for NOTIFYs (`fallback_listeners`) and learns of each event only from them, "
-        "reading the event from `job_events`. "
+        "writers for NOTIFYs (`fallback_listeners`) and learns of each event only from them: "
+        "each carries its event, so none is read from `job_events`. "
         "The worker and the first web process keep the shared Redis, so jobs are queued and "
         f"run as usual. The baseline sent {count_b} NOTIFYs at {rate_b:.0f}/s.",
         "Latency is the arrival time at the client minus the event's `at` (Postgres's clock, "
@@ -403,6 +405,12 @@ async def run(ctx: Run, section: Section) -> None:
         "p50 / p99 by the event's kind (how many): via pub/sub "
         f"{via_pubsub.by_kind_ms()}; pub/sub down, {via_notify.by_kind_ms()}.",
     ]
+    if spent_pubsub is not None and spent_notify is not None:
+        section.notes.append(
+            "CPU a live event, every process, over each phase (its submits, sockets and jobs "
+            f"included): via pub/sub {spent_pubsub.per_job_ms(len(via_pubsub.latencies_s))}; "
+            f"pub/sub down, {spent_notify.per_job_ms(len(via_notify.latencies_s))}."
+        )
     if at_hub:
         bounds = (0.002, 0.005, 0.01)
         at_client = {b: share_within(via_pubsub.latencies_s, b) for b in bounds}

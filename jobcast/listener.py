@@ -1,7 +1,11 @@
 """The fallback channel: Postgres LISTEN on a dedicated connection, fed into the hub.
 
-NOTIFY payloads carry ids only (``job_id seq owner_id kind``): Postgres caps them
-near 8,000 bytes, and the event itself is read from ``job_events`` when needed.
+A NOTIFY carries its event (``job_id seq owner_id kind at payload``,
+``jobcast.store.rows.notice``), which goes to the job's subscribers as it would have
+come over Redis, without a read of Postgres. An event too large for the payload (Postgres
+caps it near 8,000 bytes) comes as its ids alone, a hint, and each subscriber that lacks it
+reads it from ``job_events``.
+
 The connection is never a pooled one (a pool's reset runs ``UNLISTEN *``). It is
 opened with deadlines and TCP keepalive (``jobcast.links``) and pinged every 2 s
 with a deadline (``JOBCAST_LISTEN_PING_TIMEOUT_S``): a silently dropped connection
@@ -25,7 +29,9 @@ import uuid
 
 import asyncpg
 
-from jobcast.bus import Hint, Hub, Resync
+from jobcast.bus import Hub, Live, Resync
+from jobcast.bus.hub import observe_fanout
+from jobcast.bus.message import heard
 from jobcast.links import PgLink
 from jobcast.settings import Settings
 from jobcast.sql import NOTIFY_CHANNEL, QUERIES
@@ -65,15 +71,18 @@ class Listener:
         await self.task.stop()
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
-        try:
-            job_id, seq, owner_id, kind = str(payload).split(" ")
-            hint = Hint(job_id=job_id, seq=int(seq))
-        except ValueError:
-            log.warning("dropped a malformed NOTIFY payload")
+        """The event to the job's subscribers, and but for progress to its owner's: an
+        owner's feed remembers what it sent only of the others (server/sockets/feed.py), so
+        progress reaches it over Redis alone."""
+        got = heard(str(payload))
+        if got is None:
             return
-        self._hub.deliver(self._settings.job_channel(job_id), hint)
+        item, owner_id, kind = got
+        self._hub.deliver(self._settings.job_channel(item.job_id), item)
         if kind != "progress":
-            self._hub.deliver(self._settings.owner_channel(owner_id), hint)
+            self._hub.deliver(self._settings.owner_channel(owner_id), item)
+        if isinstance(item, Live):
+            observe_fanout(item.at)
 
     async def _follow_hub(self, conn: asyncpg.Connection) -> None:
         """Ask for NOTIFYs while pub/sub is down, stop asking when it is back; wait for

@@ -9,7 +9,7 @@
 -- Each state change of a job is one statement: a data-modifying CTE `j` that updates
 -- the jobs row (bumping its seq) and returns, besides the row, the kind and payload of
 -- the event it makes; the shared `event_tail` inserts that event with that seq and
--- NOTIFYs jobcast_events with ids only, while a server process asks for it. One
+-- NOTIFYs jobcast_events with it, while a server process asks for it. One
 -- statement is one round trip and one implicit transaction, so an event exists exactly
 -- when the change it describes does, and seq has no gaps. A worker's writes are fenced
 -- by its attempt (WHERE attempts = $2 AND status IS NOT DISTINCT FROM 'running'). A
@@ -33,10 +33,11 @@
 -- NOTIFY the fallback channel, but only while a server process asks for it (a row in
 -- fallback_listeners: its Redis pub/sub is down). A NOTIFY takes a cluster-wide lock
 -- through its transaction's commit, so when nobody needs it, it is skipped: the check
--- is one look at an empty table. The payload: job id, seq, owner id and event kind.
+-- is one look at an empty table. The payload is the event (schema.sql, jobcast_notice):
+-- `j` has its time as event_at.
 CASE WHEN EXISTS (SELECT 1 FROM fallback_listeners WHERE expires_at > now())
-     THEN pg_notify('jobcast_events',
-                    j.id || ' ' || j.seq || ' ' || j.owner_id || ' ' || j.event_kind)
+     THEN pg_notify('jobcast_events', jobcast_notice(j.id, j.seq, j.owner_id, j.event_kind,
+                                                     j.event_at, j.event_payload))
 END AS notified
 
 -- part: event_tail
@@ -47,9 +48,9 @@ END AS notified
     SELECT j.id, j.seq, j.event_kind, j.event_payload FROM j
     RETURNING at
 ), made AS (
-    SELECT j.*, e.at AS event_at,
+    SELECT j.*,
 -- include: notify
-    FROM j, e
+    FROM (SELECT j.*, e.at AS event_at FROM j, e) j
 )
 
 -- part: webhook
@@ -464,7 +465,7 @@ SELECT id FROM tree ORDER BY depth
 
 -- name: notify_event
 -- Announce an event whose publish on Redis failed.
--- $1 the NOTIFY payload: job id, seq, owner id and kind, space-separated, as `notify` says
+-- $1 the NOTIFY payload, as `notify` says (jobcast.store.rows.notice)
 SELECT pg_notify('jobcast_events', $1)
 
 

@@ -2,8 +2,9 @@
 
 Each server process holds one Redis pub/sub connection in a ``Hub``: local websockets
 subscribe to channels through it, each with its own bounded queue, so one slow browser
-never delays another. The Postgres NOTIFY listener feeds the same hub with ``Hint``s, so
-a subscriber learns of every event even while Redis pub/sub is down.
+never delays another. The Postgres NOTIFY listener feeds the same hub with the events
+NOTIFYs carry (``Hint``s for those too large to), so a subscriber learns of every event
+even while Redis pub/sub is down.
 
 A silent link is not seen by pub/sub itself: a SUBSCRIBE seems to succeed and a read
 just waits. So besides its own ping, the hub follows the process's Redis circuit: once
@@ -93,7 +94,7 @@ class _Subscribed:
         self._hub._remove(self._sub)
 
 
-def _observe_fanout(at: str) -> None:
+def observe_fanout(at: str) -> None:
     try:
         sent = datetime.fromisoformat(at).timestamp()
     except ValueError:
@@ -338,7 +339,7 @@ class Hub:
                 live = parse(message["data"])
                 if live is not None:
                     self.deliver(channel, live)
-                    _observe_fanout(live.at)
+                    observe_fanout(live.at)
         finally:
             self._restore_timeout()
 

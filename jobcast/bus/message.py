@@ -2,9 +2,10 @@
 
 A worker publishes every event as its wire JSON on its job's channel and on its
 owner's channel. A subscriber receives
-``Live`` events parsed from that JSON, ``Hint``s from the Postgres NOTIFY listener
-(an event exists; read it from ``job_events``) and ``Resync`` when the live channel
-was interrupted and it must catch up from Postgres.
+``Live`` events parsed from that JSON, or carried by a Postgres NOTIFY (``heard``);
+``Hint``s, NOTIFYs of events too large to carry (an event exists; read it
+from ``job_events``); and ``Resync`` when the live channel was interrupted and it must
+catch up from Postgres.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import orjson
 
 from jobcast.model import Event, EventKind, dumps
 from jobcast.settings import Settings
+from jobcast.store import rows
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,31 @@ class Resync:
 
 
 Item = Live | Hint | Resync
+
+
+def live_of(event: Event) -> Live:
+    """An event as a subscriber receives it, as if it had come over Redis."""
+    return Live(
+        job_id=str(event.job_id),
+        seq=event.seq,
+        final=event.final,
+        text=encode(event).decode(),
+        at=event.at.isoformat(),
+        progress=event.kind is EventKind.PROGRESS,
+    )
+
+
+def heard(payload: str) -> tuple[Live | Hint, str, str] | None:
+    """A NOTIFY's event (a ``Hint`` when it carries ids alone), its owner id and its kind;
+    None (logged) when the payload is not one."""
+    try:
+        got = rows.of_notice(payload)
+        if got.event is None:
+            return Hint(job_id=got.job_id, seq=got.seq), got.owner_id, got.kind
+        return live_of(got.event), got.owner_id, got.kind
+    except (ValueError, TypeError, KeyError):
+        log.warning("dropped a malformed NOTIFY payload")
+        return None
 
 
 def parse(data: bytes | str) -> Live | None:

@@ -43,8 +43,8 @@ class WebSettings(BaseModel):
         100,
         ge=0,
         le=10_000,
-        description="How long a NOTIFY waits for the same event over Redis before it is read "
-        "from Postgres instead.",
+        description="How long a NOTIFY's hint (the ids of an event too large for NOTIFY to "
+        "carry) waits for the same event over Redis before it is read from Postgres instead.",
     )
     allowed_origins: str = Field(
         "",

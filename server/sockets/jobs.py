@@ -3,7 +3,7 @@
 The socket subscribes to the job's channel first, then sends the snapshot, then
 replays ``job_events`` after the client's ``after``, then streams live events. It
 tracks the last ``seq`` sent: duplicates are dropped, and any gap (an event missed
-over Redis, a NOTIFY hint, a reconnect of pub/sub) is filled from Postgres. It
+over Redis, a NOTIFY's hint, a reconnect of pub/sub) is filled from Postgres. It
 closes normally after the job's final event.
 """
 

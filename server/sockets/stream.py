@@ -1,13 +1,14 @@
 """What every socket shares: the sending side's loop over its subscription, and closing.
 
 A socket subscribes to a channel of the hub and follows what arrives: ``Live``
-events from Redis, ``Hint``s from Postgres NOTIFY, and ``Resync`` when the live
-channel was interrupted. A hint says an event exists. While pub/sub is healthy the
-same event is usually on its way over Redis, so the stream gives it a moment
-(``JOBCAST_PUBSUB_GRACE_MS``) and reads it from Postgres only if it did not come: a
-worker that cannot reach Redis announces its events over NOTIFY alone. While pub/sub
-is down a hint is read at once. Each socket runs two loops, sending in the socket's own task and
-receiving in one beside it; when either ends, both stop.
+events from Redis or carried by a Postgres NOTIFY, ``Hint``s (NOTIFYs of events too
+large to carry), and ``Resync`` when the live channel was interrupted. A hint says an
+event exists. While pub/sub is healthy the same event is usually on its way over Redis,
+so the stream gives it a moment (``JOBCAST_PUBSUB_GRACE_MS``) and reads it from Postgres
+only if it did not come: a worker that cannot reach Redis announces its events over
+NOTIFY alone. While pub/sub is down a hint is read at once. Each socket runs two loops,
+sending in the socket's own task and receiving in one beside it; when either ends, both
+stop.
 """
 
 from __future__ import annotations

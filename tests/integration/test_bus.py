@@ -20,7 +20,8 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from jobcast.bus import Hub, Live, Publisher, SlowConsumer, publish_quietly
+from jobcast.bus import Hint, Hub, Live, Publisher, SlowConsumer, publish_quietly
+from jobcast.bus.message import live_of
 from jobcast.circuit import Circuit
 from jobcast.endpoints import Endpoints, free_port
 from jobcast.links import RedisLink
@@ -30,6 +31,7 @@ from jobcast.registry import load_registry
 from jobcast.settings import Settings, load_settings
 from jobcast.sql import NOTIFY_CHANNEL
 from jobcast.store import Store
+from jobcast.store.rows import notice, of_notice
 from tests.chaos import PrivateRedis
 from tests.conftest import DatabaseFactory
 from tests.silent import SilentProxy
@@ -237,12 +239,19 @@ async def test_an_event_redis_refuses_is_announced_over_postgres(
             await publish_quietly(dead, settings, store, event)
 
             async def announced() -> bool:
-                return heard == [f"{event.job_id} {event.seq} {owner} status"]
+                return [carried(payload) for payload in heard] == [carried(notice(event))]
 
             await eventually(announced, what="the NOTIFY for the unpublished event")
     finally:
         await listener.close()
         await dead.aclose()
+
+
+def carried(payload: str) -> tuple[str, int, str, dict[str, Any]]:
+    """What a NOTIFY says of its event: job id, seq, owner id and payload."""
+    got = of_notice(payload)
+    assert got.event is not None, f"the NOTIFY carries no event: {payload!r}"
+    return got.job_id, got.seq, got.owner_id, got.event.data
 
 
 class CountingRedis(aioredis.Redis):
@@ -482,7 +491,9 @@ async def test_events_the_publisher_cannot_send_are_announced_over_postgres_in_o
             await publisher.close()
 
             async def announced() -> bool:
-                return heard == [f"{job_id} {seq} {owner} progress" for seq in (1, 2, 3)]
+                return [carried(payload) for payload in heard] == [
+                    (str(job_id), seq, str(owner), {"progress": seq}) for seq in (1, 2, 3)
+                ]
 
             await eventually(announced, what="a NOTIFY for each unpublished event, in order")
     finally:
@@ -519,10 +530,12 @@ async def test_an_event_that_cannot_be_sent_is_dropped_and_the_publisher_goes_on
         await redis.aclose()
 
 
-async def _started_listener_first(redis_url: str, dsn: str) -> tuple[Hub, Listener, aioredis.Redis]:
+async def _started_listener_first(
+    redis_url: str, dsn: str, settings: Settings | None = None
+) -> tuple[Hub, Listener, aioredis.Redis]:
     """The listener connected before the hub has even begun to: the race a web process's
     start may lose either way, made to go the listener's way."""
-    settings = load_settings({"JOBCAST_REDIS_PREFIX": f"hub{uuid.uuid4().hex[:8]}"})
+    settings = settings or load_settings({"JOBCAST_REDIS_PREFIX": f"hub{uuid.uuid4().hex[:8]}"})
     redis = aioredis.Redis.from_url(redis_url, socket_connect_timeout=1)
     hub = Hub(redis, settings)
     listener = Listener(dsn, hub, settings)
@@ -564,6 +577,48 @@ async def test_a_hub_whose_first_try_fails_has_the_listener_ask_for_notifies(
         await listener.close()
         await hub.close()
         await redis.aclose()
+
+
+async def test_a_notify_carries_its_event_to_subscribers_and_one_too_large_comes_as_a_hint(
+    new_database: DatabaseFactory,
+) -> None:
+    """While pub/sub is down, a state change's NOTIFY carries its event: the job's and the
+    owner's subscribers get it as Redis would have brought it (the stored event's wire
+    JSON), with no read of Postgres. An event too large for a NOTIFY comes as a hint, which
+    each subscriber that lacks it reads from job_events."""
+    settings = load_settings({"JOBCAST_REDIS_PREFIX": f"nc{uuid.uuid4().hex[:8]}"})
+    nowhere = f"redis://127.0.0.1:{free_port()}"  # pub/sub down from the start
+    dsn = await new_database()
+    hub, listener, redis = await _started_listener_first(nowhere, dsn, settings)
+    try:
+        await eventually(lambda: _true(listener.asking), what="the listener asking for NOTIFYs")
+        async with Store.open(dsn) as store:
+            owner = await store.create_owner(uuid.uuid4().hex)
+            async with hub.subscribe(settings.owner_channel(owner)) as feed:
+                created = await store.create_job(
+                    owner_id=owner, job_type=load_registry().get("noop"), params={}
+                )
+                assert created is not None
+                job_id = created.job.id
+                async with hub.subscribe(settings.job_channel(job_id)) as sub:
+                    assert await store.cancel(job_id, owner)
+                    big = Event(
+                        job_id, 99, EventKind.METADATA, datetime.now(UTC), {"x": "a" * 8000}, owner
+                    )
+                    await store.notify_event(big)
+                    async with asyncio.timeout(5):
+                        cancelled, hint = await sub.get(), await sub.get()
+                        pending, cancelled_too = await feed.get(), await feed.get()
+            stored = await store.events_after(job_id, 0)
+    finally:
+        await listener.close()
+        await hub.close()
+        await redis.aclose()
+    assert [e.seq for e in stored] == [1, 2]
+    assert cancelled == cancelled_too == live_of(stored[1])
+    assert pending == live_of(stored[0])
+    assert isinstance(cancelled, Live) and cancelled.final
+    assert hint == Hint(job_id=str(job_id), seq=99)
 
 
 async def _pubsub_replaced(server: PrivateRedis, before: set[str]) -> bool:
