@@ -13,7 +13,9 @@ from jobcast.bus.message import encode, heard, parse
 from jobcast.model import Event, EventKind
 from jobcast.store.rows import notice
 
-JOB, OWNER = uuid.uuid4(), uuid.uuid4()
+# fixed, for the parameters below name the tests (each xdist worker must see the same names)
+JOB = uuid.UUID("5b0c2a52-8d0e-4f6e-9d2b-1f7f0c3a9e01")
+OWNER = uuid.UUID("0d9b6c1e-3a4f-4b8e-a5c7-2e6f8d1b4c02")
 AT = datetime(2026, 12, 5, 5, 30, 1, 123456, tzinfo=UTC)
 
 
