@@ -617,8 +617,11 @@ async def test_a_notify_carries_its_event_to_subscribers_and_one_too_large_comes
                     )
                     await store.notify_event(big)
                     async with asyncio.timeout(5):
-                        cancelled, hint = await announced(sub), await announced(sub)
-                        pending, cancelled_too = await announced(feed), await announced(feed)
+                        cancelled, hint = await next_announced(sub), await next_announced(sub)
+                        pending, cancelled_too = (
+                            await next_announced(feed),
+                            await next_announced(feed),
+                        )
             stored = await store.events_after(job_id, 0)
     finally:
         await listener.close()
@@ -631,12 +634,44 @@ async def test_a_notify_carries_its_event_to_subscribers_and_one_too_large_comes
     assert hint == Hint(job_id=str(job_id), seq=99)
 
 
-async def announced(sub: Subscription) -> Item:
+async def next_announced(sub: Subscription) -> Item:
     """The next event or hint of ``sub``, past the catch-ups the listener asks of every
     subscriber just after it asked for NOTIFYs (a ``Resync`` at once, another a second on)."""
     while isinstance(item := await sub.get(), Resync):
         pass
     return item
+
+
+async def test_a_statements_notice_is_the_one_python_makes_in_any_session_zone(
+    new_database: DatabaseFactory,
+) -> None:
+    """schema.sql's ``jobcast_notice`` (in every state change's statement) and
+    ``jobcast.store.rows.notice`` (the worker's own NOTIFY) say an event alike, its time
+    the same instant whatever the session's zone; past NOTIFY's cap, both say its ids."""
+    conn = await asyncpg.connect(await new_database())
+    job_id, owner = uuid.uuid4(), uuid.uuid4()
+    small = {"status": "running", "message": 'é ✓ "quoted", a b'}
+    large = {"status": "running", "message": "a" * 8000}
+    try:
+        await conn.execute("SET TIME ZONE 'America/New_York'")
+        made = {}
+        for name, data in (("small", small), ("large", large)):
+            made[name] = await conn.fetchrow(
+                "SELECT t, jobcast_notice($1, 3, $2, 'status', t, $3::jsonb)"
+                " FROM (SELECT clock_timestamp() AS t) n",
+                job_id,
+                owner,
+                orjson.dumps(data).decode(),
+            )
+    finally:
+        await conn.close()
+    for name, data in (("small", small), ("large", large)):
+        at, payload = made[name]
+        said = notice(Event(job_id, 3, EventKind.STATUS, at, data, owner))
+        assert of_notice(payload) == of_notice(said), name
+    assert made["large"][1] == f"{job_id} 3 {owner} status"
+    carried_event = of_notice(made["small"][1]).event
+    assert carried_event is not None and carried_event.at == made["small"][0]
 
 
 async def _pubsub_replaced(server: PrivateRedis, before: set[str]) -> bool:
