@@ -185,17 +185,22 @@ CREATE UNLOGGED TABLE IF NOT EXISTS fallback_listeners (
     holder      text PRIMARY KEY,
     expires_at  timestamptz NOT NULL
 );
+-- whether the asking process reads the events NOTIFYs carry (jobcast_notice): an earlier
+-- version's reads ids alone, so while one asks, every NOTIFY says ids alone
+ALTER TABLE fallback_listeners ADD COLUMN IF NOT EXISTS reads_events boolean NOT NULL
+    DEFAULT false;
 
 -- What a NOTIFY on jobcast_events says of one event (jobcast/store/rows.py reads it): its
--- job id, seq, owner id and kind, space-separated, then its time (UTC, ISO 8601) and its
--- payload's JSON, so that a listening server process sends the event on without reading it.
--- Ids alone where the whole would pass NOTIFY's cap (under 8,000 bytes): the listener then
--- reads the event from job_events. jobcast.store.rows.notice says the same in Python.
+-- job id, seq, owner id and kind, space-separated; and, where p_carry says so, then its time
+-- (UTC, ISO 8601) and its payload's JSON, so that a listening server process sends the event
+-- on without reading it. Ids alone where the whole would pass NOTIFY's cap (under 8,000
+-- bytes): the listener then reads the event from job_events.
 CREATE OR REPLACE FUNCTION jobcast_notice(p_job uuid, p_seq bigint, p_owner uuid,
-                                          p_kind text, p_at timestamptz, p_payload jsonb)
+                                          p_kind text, p_at timestamptz, p_payload jsonb,
+                                          p_carry boolean)
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT CASE WHEN octet_length(whole) < 8000 THEN whole ELSE ids END
+    SELECT CASE WHEN p_carry AND octet_length(whole) < 8000 THEN whole ELSE ids END
     FROM (SELECT p_job || ' ' || p_seq || ' ' || p_owner || ' ' || p_kind AS ids) i,
          LATERAL (SELECT i.ids || ' '
                          || to_char(p_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US')

@@ -1,10 +1,12 @@
 """The fallback channel: Postgres LISTEN on a dedicated connection, fed into the hub.
 
-A NOTIFY carries its event (``job_id seq owner_id kind at payload``,
-``jobcast.store.rows.notice``), which goes to the job's subscribers as it would have
-come over Redis, without a read of Postgres. An event too large for the payload (Postgres
-caps it near 8,000 bytes) comes as its ids alone, a hint, and each subscriber that lacks it
-reads it from ``job_events``.
+A state change's NOTIFY carries its event (``job_id seq owner_id kind at payload``,
+schema.sql's ``jobcast_notice``), which goes to the job's subscribers as it would have
+come over Redis, without a read of Postgres. Some say ids alone, a hint, and each
+subscriber that lacks the event reads it from ``job_events``: an event too large for the
+payload (Postgres caps it near 8,000 bytes); every NOTIFY while a process of an earlier
+version, which reads only ids, asks for them too; and a worker's own NOTIFY of an event
+Redis refused, which every process hears, whatever its version.
 
 The connection is never a pooled one (a pool's reset runs ``UNLISTEN *``). It is
 opened with deadlines and TCP keepalive (``jobcast.links``) and pinged every 2 s
@@ -73,14 +75,27 @@ class Listener:
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
         """The event to the job's subscribers, and but for progress to its owner's: an
         owner's feed remembers what it sent only of the others (server/sockets/feed.py), so
-        progress reaches it over Redis alone."""
-        got = heard(str(payload))
+        progress reaches it over Redis alone. Every process hears every NOTIFY: one that
+        none of its subscribers follows is not read further."""
+        text = str(payload)
+        head = text.split(" ", 4)
+        if len(head) < 4:
+            log.warning("dropped a malformed NOTIFY payload")
+            return
+        job_id, _, owner_id, kind = head[:4]
+        job_channel = self._settings.job_channel(job_id)
+        owner_channel = self._settings.owner_channel(owner_id) if kind != "progress" else None
+        if not self._hub.heard_here(job_channel) and not (
+            owner_channel is not None and self._hub.heard_here(owner_channel)
+        ):
+            return
+        got = heard(text)
         if got is None:
             return
-        item, owner_id, kind = got
-        self._hub.deliver(self._settings.job_channel(item.job_id), item)
-        if kind != "progress":
-            self._hub.deliver(self._settings.owner_channel(owner_id), item)
+        item = got[0]
+        self._hub.deliver(job_channel, item)
+        if owner_channel is not None:
+            self._hub.deliver(owner_channel, item)
         if isinstance(item, Live):
             observe_fanout(item.at)
 

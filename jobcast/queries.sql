@@ -33,11 +33,14 @@
 -- NOTIFY the fallback channel, but only while a server process asks for it (a row in
 -- fallback_listeners: its Redis pub/sub is down). A NOTIFY takes a cluster-wide lock
 -- through its transaction's commit, so when nobody needs it, it is skipped: the check
--- is one look at an empty table. The payload is the event (schema.sql, jobcast_notice):
--- `j` has its time as event_at.
+-- is one look at an empty table. The payload is the event (schema.sql, jobcast_notice;
+-- `j` has its time as event_at), or its ids alone while a process of an earlier version,
+-- which reads nothing more, asks too (a rolling upgrade).
 CASE WHEN EXISTS (SELECT 1 FROM fallback_listeners WHERE expires_at > now())
-     THEN pg_notify('jobcast_events', jobcast_notice(j.id, j.seq, j.owner_id, j.event_kind,
-                                                     j.event_at, j.event_payload))
+     THEN pg_notify('jobcast_events', jobcast_notice(
+              j.id, j.seq, j.owner_id, j.event_kind, j.event_at, j.event_payload,
+              NOT EXISTS (SELECT 1 FROM fallback_listeners
+                          WHERE expires_at > now() AND NOT reads_events)))
 END AS notified
 
 -- part: event_tail
@@ -464,8 +467,9 @@ WITH RECURSIVE tree AS (
 SELECT id FROM tree ORDER BY depth
 
 -- name: notify_event
--- Announce an event whose publish on Redis failed.
--- $1 the NOTIFY payload, as `notify` says (jobcast.store.rows.notice)
+-- Announce an event whose publish on Redis failed: by its ids alone, for every listening
+-- process hears it, whether it asked or not, of whatever version.
+-- $1 the NOTIFY payload: job id, seq, owner id and kind, space-separated, as `notify` says
 SELECT pg_notify('jobcast_events', $1)
 
 
@@ -1096,11 +1100,13 @@ ROLLBACK
 SELECT pg_advisory_xact_lock(7213400)
 
 -- name: want_notify
--- This server process wants NOTIFYs for a while (renewed while its pub/sub is down);
--- long-expired requests of processes that died are dropped. $1 holder, $2 seconds
+-- This server process wants NOTIFYs for a while (renewed while its pub/sub is down), and
+-- reads the events they carry; long-expired requests of processes that died are dropped.
+-- $1 holder, $2 seconds
 WITH gone AS (DELETE FROM fallback_listeners WHERE expires_at < now() - interval '1 minute')
-INSERT INTO fallback_listeners (holder, expires_at) VALUES ($1, now() + $2 * interval '1 second')
-ON CONFLICT (holder) DO UPDATE SET expires_at = EXCLUDED.expires_at
+INSERT INTO fallback_listeners (holder, expires_at, reads_events)
+VALUES ($1, now() + $2 * interval '1 second', true)
+ON CONFLICT (holder) DO UPDATE SET expires_at = EXCLUDED.expires_at, reads_events = true
 
 -- name: stop_notify
 -- This server process's pub/sub is back. $1 holder

@@ -236,6 +236,10 @@ class Hub:
             log.warning("pub/sub (un)subscribe failed (%s); reconnecting", exc)
             await self._drop_pubsub()
 
+    def heard_here(self, channel: str) -> bool:
+        """Whether a local subscriber follows ``channel``."""
+        return channel in self._subs
+
     def deliver(self, channel: str, item: Item) -> None:
         for sub in tuple(self._subs.get(channel, ())):
             sub.deliver(item)

@@ -104,7 +104,7 @@ class Jobs(StoreBase):
         return row
 
     async def notify_event(self, event: Event) -> None:
-        """Tell every listening server process of this event (NOTIFY, carrying it if it
-        fits)."""
-        payload = rows.notice(event)
+        """Tell every listening server process that this event exists (NOTIFY, ids only:
+        every one hears it, of whatever version)."""
+        payload = f"{event.job_id} {event.seq} {event.owner_id} {event.kind}"
         await self._run(lambda: self.pool.execute(QUERIES["notify_event"], payload))

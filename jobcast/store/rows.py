@@ -10,16 +10,7 @@ from uuid import UUID
 import asyncpg
 import orjson
 
-from jobcast.model import (
-    Event,
-    EventKind,
-    Job,
-    JobStatus,
-    StepCheckpoint,
-    StepState,
-    StepView,
-    dumps,
-)
+from jobcast.model import Event, EventKind, Job, JobStatus, StepCheckpoint, StepState, StepView
 
 # the columns of job_columns a Job takes as they are
 _AS_THEY_ARE = (
@@ -105,25 +96,14 @@ def event(row: asyncpg.Record) -> Event:
     return Event(row["job_id"], row["seq"], EventKind(row["kind"]), row["at"], row["payload"])
 
 
-# Postgres refuses a NOTIFY payload of 8,000 bytes or more
-_NOTICE_CAP = 8000
-# an event's time in a NOTIFY: UTC, to the microsecond (as schema.sql's to_char makes it)
+# an event's time in a NOTIFY: UTC, to the microsecond (as schema.sql's jobcast_notice makes it)
 _NOTICE_AT = "%Y-%m-%dT%H:%M:%S.%f"
-
-
-def notice(event: Event) -> str:
-    """What a NOTIFY on the fallback channel says of an event: its job id, seq, owner id and
-    kind, space-separated, then its time and its payload's JSON; ids alone where the whole
-    would pass Postgres's cap. schema.sql's ``jobcast_notice`` makes the same in a statement."""
-    ids = f"{event.job_id} {event.seq} {event.owner_id} {event.kind}"
-    at = event.at.astimezone(UTC).strftime(_NOTICE_AT)
-    whole = f"{ids} {at} {dumps(event.data).decode()}"
-    return whole if len(whole.encode()) < _NOTICE_CAP else ids
 
 
 @dataclass(frozen=True, slots=True)
 class Notice:
-    """A NOTIFY's payload read: the event's ids and kind, and the event when it carries it."""
+    """A NOTIFY's payload read (schema.sql, ``jobcast_notice``): the event's ids and kind,
+    and the event when it carries it."""
 
     job_id: str
     seq: int
@@ -133,7 +113,7 @@ class Notice:
 
 
 def of_notice(payload: str) -> Notice:
-    """A NOTIFY's payload (``notice``); ValueError when it is not one."""
+    """A NOTIFY's payload; ValueError when it is not one."""
     job_id, seq, owner_id, kind, *rest = payload.split(" ", 5)
     if not rest:
         return Notice(job_id, int(seq), owner_id, kind, None)

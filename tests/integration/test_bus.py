@@ -39,9 +39,9 @@ from jobcast.listener import Listener
 from jobcast.model import Event, EventKind
 from jobcast.registry import load_registry
 from jobcast.settings import Settings, load_settings
-from jobcast.sql import NOTIFY_CHANNEL
+from jobcast.sql import NOTIFY_CHANNEL, QUERIES
 from jobcast.store import Store
-from jobcast.store.rows import notice, of_notice
+from jobcast.store.rows import of_notice
 from tests.chaos import PrivateRedis
 from tests.conftest import DatabaseFactory
 from tests.silent import SilentProxy
@@ -249,19 +249,12 @@ async def test_an_event_redis_refuses_is_announced_over_postgres(
             await publish_quietly(dead, settings, store, event)
 
             async def announced() -> bool:
-                return [carried(payload) for payload in heard] == [carried(notice(event))]
+                return heard == [f"{event.job_id} {event.seq} {owner} status"]
 
             await eventually(announced, what="the NOTIFY for the unpublished event")
     finally:
         await listener.close()
         await dead.aclose()
-
-
-def carried(payload: str) -> tuple[str, int, str, dict[str, Any]]:
-    """What a NOTIFY says of its event: job id, seq, owner id and payload."""
-    got = of_notice(payload)
-    assert got.event is not None, f"the NOTIFY carries no event: {payload!r}"
-    return got.job_id, got.seq, got.owner_id, got.event.data
 
 
 class CountingRedis(aioredis.Redis):
@@ -501,9 +494,7 @@ async def test_events_the_publisher_cannot_send_are_announced_over_postgres_in_o
             await publisher.close()
 
             async def announced() -> bool:
-                return [carried(payload) for payload in heard] == [
-                    (str(job_id), seq, str(owner), {"progress": seq}) for seq in (1, 2, 3)
-                ]
+                return heard == [f"{job_id} {seq} {owner} progress" for seq in (1, 2, 3)]
 
             await eventually(announced, what="a NOTIFY for each unpublished event, in order")
     finally:
@@ -642,36 +633,79 @@ async def next_announced(sub: Subscription) -> Item:
     return item
 
 
-async def test_a_statements_notice_is_the_one_python_makes_in_any_session_zone(
+async def test_a_statements_notice_carries_its_event_in_any_session_zone(
     new_database: DatabaseFactory,
 ) -> None:
-    """schema.sql's ``jobcast_notice`` (in every state change's statement) and
-    ``jobcast.store.rows.notice`` (the worker's own NOTIFY) say an event alike, its time
-    the same instant whatever the session's zone; past NOTIFY's cap, both say its ids."""
+    """schema.sql's ``jobcast_notice``, which every state change's NOTIFY says: the event,
+    its time the same instant whatever the session's zone; its ids alone past NOTIFY's cap,
+    or where it is not to carry the event."""
     conn = await asyncpg.connect(await new_database())
     job_id, owner = uuid.uuid4(), uuid.uuid4()
     small = {"status": "running", "message": 'é ✓ "quoted", a b'}
     large = {"status": "running", "message": "a" * 8000}
     try:
         await conn.execute("SET TIME ZONE 'America/New_York'")
-        made = {}
-        for name, data in (("small", small), ("large", large)):
-            made[name] = await conn.fetchrow(
-                "SELECT t, jobcast_notice($1, 3, $2, 'status', t, $3::jsonb)"
+
+        async def said(data: dict[str, Any], carry: bool) -> tuple[datetime, str]:
+            at, payload = await conn.fetchrow(
+                "SELECT t, jobcast_notice($1, 3, $2, 'status', t, $3::jsonb, $4)"
                 " FROM (SELECT clock_timestamp() AS t) n",
                 job_id,
                 owner,
                 orjson.dumps(data).decode(),
+                carry,
             )
+            return at, payload
+
+        (at, carried), (_, too_large), (_, not_to_carry) = [
+            await said(small, True),
+            await said(large, True),
+            await said(small, False),
+        ]
     finally:
         await conn.close()
-    for name, data in (("small", small), ("large", large)):
-        at, payload = made[name]
-        said = notice(Event(job_id, 3, EventKind.STATUS, at, data, owner))
-        assert of_notice(payload) == of_notice(said), name
-    assert made["large"][1] == f"{job_id} 3 {owner} status"
-    carried_event = of_notice(made["small"][1]).event
-    assert carried_event is not None and carried_event.at == made["small"][0]
+    got = of_notice(carried)
+    assert (got.job_id, got.seq, got.owner_id, got.kind) == (str(job_id), 3, str(owner), "status")
+    assert got.event is not None and (got.event.at, got.event.data) == (at, small)
+    assert too_large == not_to_carry == f"{job_id} 3 {owner} status"
+
+
+async def test_while_an_earlier_versions_process_asks_every_notify_says_ids_alone(
+    new_database: DatabaseFactory,
+) -> None:
+    """A process of an earlier version reads a NOTIFY's ids and nothing more (an event after
+    them is a payload it drops): while one asks for NOTIFYs, as during a rolling upgrade,
+    a state change's NOTIFY says its ids alone; once only this version's ask, the event."""
+    dsn = await new_database()
+    heard: list[str] = []
+    listener = await asyncpg.connect(dsn)
+    try:
+        await listener.add_listener(NOTIFY_CHANNEL, lambda *args: heard.append(str(args[-1])))
+        async with Store.open(dsn) as store:
+            owner = await store.create_owner(uuid.uuid4().hex)
+            # as an earlier version asks: its columns alone (reads_events takes its default)
+            await listener.execute(
+                "INSERT INTO fallback_listeners (holder, expires_at) VALUES ('old', now() + '1 h')"
+            )
+            await listener.execute(QUERIES["want_notify"], "new", 3600)
+            created = await store.create_job(
+                owner_id=owner, job_type=load_registry().get("noop"), params={}
+            )
+            assert created is not None
+            job_id = created.job.id
+            await listener.execute("DELETE FROM fallback_listeners WHERE holder = 'old'")
+            assert await store.cancel(job_id, owner)
+
+            async def both() -> bool:
+                return len(heard) >= 2
+
+            await eventually(both, what="the NOTIFYs of the job's two events")
+    finally:
+        await listener.close()
+    assert heard[0] == f"{job_id} 1 {owner} status"
+    carried = of_notice(heard[1])
+    assert carried.seq == 2 and carried.event is not None
+    assert carried.event.data["status"] == "cancelled"
 
 
 async def _pubsub_replaced(server: PrivateRedis, before: set[str]) -> bool:
