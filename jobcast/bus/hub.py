@@ -235,6 +235,15 @@ class Hub:
         except (RedisError, OSError) as exc:
             log.warning("pub/sub (un)subscribe failed (%s); reconnecting", exc)
             await self._drop_pubsub()
+        except AttributeError:
+            # the reader closed this connection while the (un)subscribe opened it, and
+            # redis-py then looks for the connection it just lost (its connect announces
+            # a connection that is no longer there). The reader subscribes to every channel
+            # when it connects again; the same error from a connection still in use is a
+            # bug of its own, and goes on
+            if self._pubsub is pubsub:
+                raise
+            log.info("pub/sub (un)subscribe met the connection's close; the reader resubscribes")
 
     def heard_here(self, channel: str) -> bool:
         """Whether a local subscriber follows ``channel``."""
