@@ -9,7 +9,10 @@ whether or not the client reads the answers. The subclasses here bound each:
   ``JOBCAST_MAX_HEADERS``; beyond either, 431 and the connection is closed;
 - time: a head must arrive whole within ``JOBCAST_HEADER_TIMEOUT_S`` of its first
   byte (or of the connection), and a body must not stall for
-  ``JOBCAST_BODY_TIMEOUT_S``; else 408 (when nothing was answered yet) and closed;
+  ``JOBCAST_BODY_TIMEOUT_S``; else 408 (when nothing was answered yet) and closed.
+  A refused request's connection is half-closed after its answer and read for
+  ``LINGER_S`` more, so bytes the client still sends cannot reset it before the client
+  has read the answer;
 - a websocket's pings: each costs a pong the client may never read, and CPU; a
   socket may send ``WS_PING_BURST`` at once and ``WS_PINGS_PER_S`` after that
   (a browser sends none, a library one every 20 s or so), and pongs and data
@@ -47,6 +50,10 @@ log = logging.getLogger(__name__)
 WS_MAX_UNSENT_BYTES = 256 * 1024
 WS_PING_BURST = 50
 WS_PINGS_PER_S = 2.0
+# how long a refused request's connection is still read (and what comes discarded) after its
+# answer, before it is closed: closed with the client's bytes unread, it would be reset, and a
+# reset can reach the client before it has read the answer
+LINGER_S = 2.0
 
 
 class _Refused(Exception):
@@ -177,6 +184,17 @@ class BoundedHttpProtocol(_OneTimer, HttpToolsProtocol):
                     ]
                 )
             )
+            if self.transport.can_write_eof():
+                # the answer, then the end of what this side sends: the client reads it
+                # whole and closes; what it sends meanwhile is read and dropped
+                self.transport.write_eof()
+                self._arm(LINGER_S, self._linger_over)
+            else:
+                self.transport.close()
+
+    def _linger_over(self) -> None:
+        self._timer = None
+        if not self.transport.is_closing():
             self.transport.close()
 
     def _head_timed_out(self) -> None:
