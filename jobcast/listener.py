@@ -89,10 +89,9 @@ class Listener:
             owner_channel is not None and self._hub.heard_here(owner_channel)
         ):
             return
-        got = heard(text)
-        if got is None:
+        item = heard(text)
+        if item is None:
             return
-        item = got[0]
         self._hub.deliver(job_channel, item)
         if owner_channel is not None:
             self._hub.deliver(owner_channel, item)

@@ -85,14 +85,14 @@ def live_of(event: Event) -> Live:
     )
 
 
-def heard(payload: str) -> tuple[Live | Hint, str, str] | None:
-    """A NOTIFY's event (a ``Hint`` when it carries ids alone), its owner id and its kind;
-    None (logged) when the payload is not one."""
+def heard(payload: str) -> Live | Hint | None:
+    """A NOTIFY's event (a ``Hint`` when it carries ids alone); None (logged) when the
+    payload is not one."""
     try:
         got = rows.of_notice(payload)
         if got.event is None:
-            return Hint(job_id=got.job_id, seq=got.seq), got.owner_id, got.kind
-        return live_of(got.event), got.owner_id, got.kind
+            return Hint(job_id=got.job_id, seq=got.seq)
+        return live_of(got.event)
     except (ValueError, TypeError, KeyError):
         log.warning("dropped a malformed NOTIFY payload")
         return None

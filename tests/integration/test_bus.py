@@ -226,6 +226,19 @@ async def _numsub_zero(redis: aioredis.Redis, channels: list[str]) -> bool:
     return all(n == 0 for _, n in await redis.pubsub_numsub(*channels))
 
 
+@contextlib.asynccontextmanager
+async def listening(dsn: str) -> AsyncIterator[tuple[asyncpg.Connection, list[str]]]:
+    """A connection of its own that LISTENs on the fallback channel, and the payloads it has
+    heard so far, in order."""
+    heard: list[str] = []
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.add_listener(NOTIFY_CHANNEL, lambda *args: heard.append(str(args[-1])))
+        yield conn, heard
+    finally:
+        await conn.close()
+
+
 async def test_an_event_redis_refuses_is_announced_over_postgres(
     endpoints: Endpoints, new_database: DatabaseFactory
 ) -> None:
@@ -234,11 +247,8 @@ async def test_an_event_redis_refuses_is_announced_over_postgres(
     settings = load_settings({"JOBCAST_REDIS_PREFIX": f"pq{uuid.uuid4().hex[:8]}"})
     dead = aioredis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=1)
     dsn = await new_database()
-    heard: list[str] = []
-    listener = await asyncpg.connect(dsn)
     try:
-        await listener.add_listener(NOTIFY_CHANNEL, lambda *args: heard.append(str(args[-1])))
-        async with Store.open(dsn) as store:
+        async with listening(dsn) as (_, heard), Store.open(dsn) as store:
             owner = await store.create_owner(uuid.uuid4().hex)
             created = await store.create_job(
                 owner_id=owner, job_type=load_registry().get("noop"), params={}
@@ -253,7 +263,6 @@ async def test_an_event_redis_refuses_is_announced_over_postgres(
 
             await eventually(announced, what="the NOTIFY for the unpublished event")
     finally:
-        await listener.close()
         await dead.aclose()
 
 
@@ -482,12 +491,9 @@ async def test_events_the_publisher_cannot_send_are_announced_over_postgres_in_o
     settings = load_settings({"JOBCAST_REDIS_PREFIX": f"pd{uuid.uuid4().hex[:8]}"})
     dead = aioredis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=1)
     dsn = await new_database()
-    heard: list[str] = []
-    listener = await asyncpg.connect(dsn)
     owner, job_id = uuid.uuid4(), uuid.uuid4()
     try:
-        await listener.add_listener(NOTIFY_CHANNEL, lambda *args: heard.append(str(args[-1])))
-        async with Store.open(dsn) as store:
+        async with listening(dsn) as (_, heard), Store.open(dsn) as store:
             publisher = Publisher(dead, settings, store)
             for seq in (1, 2, 3):  # each call returns: the event is safe in Postgres
                 await publisher.publish(progress(job_id, seq, owner))
@@ -498,7 +504,6 @@ async def test_events_the_publisher_cannot_send_are_announced_over_postgres_in_o
 
             await eventually(announced, what="a NOTIFY for each unpublished event, in order")
     finally:
-        await listener.close()
         await dead.aclose()
 
 
@@ -677,31 +682,25 @@ async def test_while_an_earlier_versions_process_asks_every_notify_says_ids_alon
     them is a payload it drops): while one asks for NOTIFYs, as during a rolling upgrade,
     a state change's NOTIFY says its ids alone; once only this version's ask, the event."""
     dsn = await new_database()
-    heard: list[str] = []
-    listener = await asyncpg.connect(dsn)
-    try:
-        await listener.add_listener(NOTIFY_CHANNEL, lambda *args: heard.append(str(args[-1])))
-        async with Store.open(dsn) as store:
-            owner = await store.create_owner(uuid.uuid4().hex)
-            # as an earlier version asks: its columns alone (reads_events takes its default)
-            await listener.execute(
-                "INSERT INTO fallback_listeners (holder, expires_at) VALUES ('old', now() + '1 h')"
-            )
-            await listener.execute(QUERIES["want_notify"], "new", 3600)
-            created = await store.create_job(
-                owner_id=owner, job_type=load_registry().get("noop"), params={}
-            )
-            assert created is not None
-            job_id = created.job.id
-            await listener.execute("DELETE FROM fallback_listeners WHERE holder = 'old'")
-            assert await store.cancel(job_id, owner)
+    async with listening(dsn) as (conn, heard), Store.open(dsn) as store:
+        owner = await store.create_owner(uuid.uuid4().hex)
+        # as an earlier version asks: its columns alone (reads_events takes its default)
+        await conn.execute(
+            "INSERT INTO fallback_listeners (holder, expires_at) VALUES ('old', now() + '1 h')"
+        )
+        await conn.execute(QUERIES["want_notify"], "new", 3600)
+        created = await store.create_job(
+            owner_id=owner, job_type=load_registry().get("noop"), params={}
+        )
+        assert created is not None
+        job_id = created.job.id
+        await conn.execute("DELETE FROM fallback_listeners WHERE holder = 'old'")
+        assert await store.cancel(job_id, owner)
 
-            async def both() -> bool:
-                return len(heard) >= 2
+        async def both() -> bool:
+            return len(heard) >= 2
 
-            await eventually(both, what="the NOTIFYs of the job's two events")
-    finally:
-        await listener.close()
+        await eventually(both, what="the NOTIFYs of the job's two events")
     assert heard[0] == f"{job_id} 1 {owner} status"
     carried = of_notice(heard[1])
     assert carried.seq == 2 and carried.event is not None

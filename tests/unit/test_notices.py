@@ -11,6 +11,7 @@ import pytest
 from jobcast.bus import Hint, Live
 from jobcast.bus.message import encode, heard, parse
 from jobcast.model import Event, EventKind, dumps
+from jobcast.store.rows import of_notice
 
 # fixed, for the parameters below name the tests (each xdist worker must see the same names)
 JOB = uuid.UUID("5b0c2a52-8d0e-4f6e-9d2b-1f7f0c3a9e01")
@@ -39,10 +40,10 @@ def said(made: Event) -> str:
     ids=["progress", "final", "whole-second"],
 )
 def test_a_notice_carries_the_event_as_redis_would_bring_it(made: Event) -> None:
-    got = heard(said(made))
-    assert got is not None
-    live, owner_id, kind = got
-    assert (owner_id, kind) == (str(OWNER), made.kind.value)
+    payload = said(made)
+    live = heard(payload)
+    notice = of_notice(payload)
+    assert (notice.owner_id, notice.kind) == (str(OWNER), made.kind.value)
     assert live == parse(encode(made))  # the very message a subscriber gets over Redis
     assert isinstance(live, Live) and live.final == made.final
     assert datetime.fromisoformat(live.at) == made.at
@@ -50,7 +51,9 @@ def test_a_notice_carries_the_event_as_redis_would_bring_it(made: Event) -> None
 
 def test_a_notice_of_ids_alone_is_a_hint() -> None:
     payload = f"{JOB} 7 {OWNER} metadata"
-    assert heard(payload) == (Hint(job_id=str(JOB), seq=7), str(OWNER), "metadata")
+    assert heard(payload) == Hint(job_id=str(JOB), seq=7)
+    notice = of_notice(payload)
+    assert (notice.owner_id, notice.kind, notice.event) == (str(OWNER), "metadata", None)
 
 
 @pytest.mark.parametrize(
