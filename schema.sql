@@ -931,6 +931,11 @@ $$;
 -- transaction: the parked jobs its keys now have room for are released. Its type's key is
 -- released only where jobs are parked on it (the sweep's pass catches a race there). The
 -- claim's may_release (jobcast/queries.sql) looks ahead at these same keys: change both.
+-- Whether jobs are parked on the type is asked of the parked jobs' index in its order, one
+-- entry: not as `EXISTS (... WHERE parked_on = 'type:' || OLD.type)`, which Postgres plans
+-- as a read of the whole table once its statistics say most jobs are parked (one tenant's
+-- backlog, parked on its fairness group: one value of parked_on), expecting to find a
+-- match at once; it finds none, and reads every job at every end of a job.
 CREATE OR REPLACE FUNCTION jobcast_release_slots() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -941,7 +946,8 @@ BEGIN
                  WHERE jk.job_id = OLD.id AND jk.kind = 'concurrency'
                  UNION
                  SELECT 'type:' || OLD.type
-                 WHERE EXISTS (SELECT 1 FROM jobs p WHERE p.parked_on = 'type:' || OLD.type)
+                 WHERE (SELECT true FROM jobs p WHERE p.parked_on = 'type:' || OLD.type
+                        ORDER BY p.parked_on, p.priority DESC, p.created_at LIMIT 1) IS NOT NULL
              ) x ORDER BY x.key LOOP
         PERFORM jobcast_release(k, OLD.id);
     END LOOP;

@@ -500,7 +500,9 @@ SELECT pg_notify('jobcast_events', $1)
            OR EXISTS (SELECT 1 FROM job_keys k WHERE k.job_id = c.id AND k.kind = 'concurrency')
            OR EXISTS (SELECT 1 FROM key_limits l
                       WHERE l.key = 'type:' || c.type AND l.kind = 'concurrency')
-           OR EXISTS (SELECT 1 FROM jobs p WHERE p.parked_on = 'type:' || c.type)
+           -- read from the parked jobs' index in its order: see jobcast_release_slots
+           OR (SELECT true FROM jobs p WHERE p.parked_on = 'type:' || c.type
+               ORDER BY p.parked_on, p.priority DESC, p.created_at LIMIT 1) IS NOT NULL
        ) AS may_release
 
 -- name: claim

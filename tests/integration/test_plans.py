@@ -18,7 +18,9 @@ from typing import Any
 import asyncpg
 import pytest
 
+from jobcast.model import JobStatus
 from jobcast.sql import QUERIES
+from jobcast.store.reports import JobEnd, end_columns
 from tests.conftest import DatabaseFactory
 
 OWNER = uuid.UUID(int=1)
@@ -354,3 +356,70 @@ async def test_a_batch_cancel_reads_each_of_its_parts_once(skewed: asyncpg.Conne
     # with the open steps counted, closed and their events numbered by joins of the
     # statement's parts, one part was read once for each of the 200 jobs
     assert repeated_scans(plan) == []
+
+
+@pytest.fixture
+async def parked_backlog(new_database: DatabaseFactory) -> AsyncIterator[asyncpg.Connection]:
+    """One owner's backlog as its fairness window leaves it, analyzed: 3,000 jobs parked on
+    the owner's group (so nearly every job has the one value of parked_on), 100 queued, and
+    200 running."""
+    conn = await asyncpg.connect(await new_database())
+    try:
+        await conn.execute(
+            "INSERT INTO owners (id, token_hash, webhook_secret) VALUES ($1, '\\x00', 'x')",
+            OWNER,
+        )
+        await add_jobs(conn, 3000, "pending")
+        await conn.execute(
+            "UPDATE jobs SET fair_key = $1, parked_on = $1, parked_limit = 100",
+            f"fair:owner:{OWNER}",
+        )
+        await add_jobs(conn, 100, "pending")
+        await add_jobs(conn, 200, "running")
+        await conn.execute("ANALYZE")
+        yield conn
+    finally:
+        await conn.close()
+
+
+async def rows_read_whole(conn: asyncpg.Connection) -> int:
+    """The rows of jobs this transaction has read by reading the table whole."""
+    read: int = await conn.fetchval(
+        "SELECT COALESCE(sum(seq_tup_read), 0) FROM pg_stat_xact_user_tables WHERE relname = 'jobs'"
+    )
+    return read
+
+
+@pytest.mark.parametrize("plans", ["force_generic_plan", "force_custom_plan"])
+async def test_starts_and_ends_do_not_read_every_job_while_most_are_parked(
+    parked_backlog: asyncpg.Connection, plans: str
+) -> None:
+    conn = parked_backlog
+    queued = [
+        r["id"]
+        for r in await conn.fetch(
+            "SELECT id FROM jobs WHERE status = 'pending' AND parked_on IS NULL ORDER BY id"
+            " LIMIT 10"
+        )
+    ]
+    running = await conn.fetch(
+        "SELECT id, attempts FROM jobs WHERE status = 'running' ORDER BY id LIMIT 10"
+    )
+    ends = [JobEnd(r["id"], r["attempts"], JobStatus.COMPLETED, {"ok": True}) for r in running]
+    transaction = conn.transaction()
+    await transaction.start()
+    try:
+        await conn.execute(f"SET LOCAL plan_cache_mode = {plans}")
+        before = await rows_read_whole(conn)
+        claimed = await conn.fetch(QUERIES["claims"], queued, [], "host:1")
+        after_claims = await rows_read_whole(conn)
+        ended = await conn.fetch(QUERIES["finishes"], *end_columns(ends))
+        after_ends = await rows_read_whole(conn)
+    finally:
+        await transaction.rollback()
+    assert sum(r["id"] is not None for r in claimed) == len(ended) == 10
+    # whether jobs are parked on a started job's type (may_release), and on an ended one's
+    # (its slots given back), each was answered by reading all 3,300 jobs: Postgres took
+    # the one value most jobs are parked on for what any key would find at once
+    assert after_claims - before < 100, after_claims - before
+    assert after_ends - after_claims < 100, after_ends - after_claims
