@@ -17,14 +17,17 @@ neither statement needs to lock its rows in an order the other shares (each woul
 otherwise wait on the other in a circle, a deadlock Postgres ends after a second), and the
 rows are updated as the statement's plan reaches them, with no locking pass before.
 
-Each job still waits for its own report to be stored, and gets its own event back,
-before it publishes it or goes on (a step's end is its checkpoint, stored before the
-job's next line runs): every event is stored with its gap-free ``seq`` before any
-watcher sees it, and a job's events keep their order (a job writes one at a time).
-When Postgres is away, each report in the statement fails as its own statement would
-have (and each job tries again, as it does with any write). A statement that fails for
-what one report holds is tried again one report at a time, so only that report fails;
-one that Postgres ends for a deadlock is tried again whole, and after the third, one
+The events a statement stored are handed to the worker's publisher as soon as it answers,
+before the jobs that made them run again: its sender then goes before them in the event
+loop's next turn, not after every one of them (each job hands its event over again, as it
+does every event it writes; the publisher skips that one). Each job still waits for its
+own report to be stored, and gets its own event back, before it goes on (a step's end is
+its checkpoint, stored before the job's next line runs): every event is stored with its
+gap-free ``seq`` before any watcher sees it, and a job's events keep their order (a job
+writes one at a time). When Postgres is away, each report in the statement fails as its own
+statement would have (and each job tries again, as it does with any write). A statement that
+fails for what one report holds is tried again one report at a time, so only that report
+fails; one that Postgres ends for a deadlock is tried again whole, and after the third, one
 report at a time. An end that may release parked jobs is not written here but alone
 (``workers/runner.py``, ``_end``): its release takes its key's lock to the commit.
 """
@@ -39,6 +42,7 @@ from uuid import UUID
 
 import asyncpg
 
+from jobcast.bus import Publisher
 from jobcast.errors import StorageUnavailable
 from jobcast.gathering import cancel_all, once_a_job
 from jobcast.model import Event
@@ -57,8 +61,9 @@ T = TypeVar("T")
 class ReportWrites:
     """Stores the reports of a worker's jobs, gathered while a statement runs."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, publisher: Publisher | None = None) -> None:
         self._store = store
+        self._publisher = publisher
         self._waiting: list[Waiting] = []
         self._writer: asyncio.Task[None] | None = None
         self._statement = asyncio.Lock()  # a statement of these, or the heartbeat's
@@ -117,6 +122,12 @@ class ReportWrites:
             except Exception as exc:
                 await self._each_alone(live, exc)
             else:
+                if self._publisher is not None:  # published at once, not after every job ran
+                    self._publisher.publish_early(
+                        event
+                        for report, _ in live
+                        if (event := events.get(report.job_id)) is not None
+                    )
                 for report, future in live:
                     if not future.done():
                         future.set_result(events.get(report.job_id))

@@ -79,7 +79,8 @@ class WorkerState:
         ) as store:
             await check_install(store, settings)
             redis = redis_link.client(circuit)
-            report_writes = ReportWrites(store)
+            publisher = Publisher(redis, settings, store)
+            report_writes = ReportWrites(store, publisher)
             heartbeat = Heartbeat(
                 store,
                 settings.heartbeat_s,
@@ -90,7 +91,6 @@ class WorkerState:
                 writes=report_writes,
             )
             queue = Queue(redis, settings)
-            publisher = Publisher(redis, settings, store)
             sweep = worker_sweep(store, queue, redis, publisher, settings, heartbeat, registry)
             state = cls(
                 settings=settings,

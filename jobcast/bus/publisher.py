@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
+from collections import Counter, OrderedDict
+from collections.abc import Iterable
+from uuid import UUID
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -53,6 +55,9 @@ while i <= #ARGV do
 end
 return events
 """
+# events handed over early (``publish_early``) whose jobs have not handed them over again yet,
+# kept at most: a job stopped in between never does, and its entry goes with the oldest
+_EARLY_KEPT = 10_000
 # events a script call, at most (a message on each of their channels): a long backlog goes in
 # several, none of them holding Redis for long
 _EVENTS_A_CALL = 250
@@ -169,9 +174,27 @@ class Publisher:
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
+        self._early: OrderedDict[tuple[UUID, int], None] = OrderedDict()
 
     async def publish(self, event: Event) -> None:
-        """Hand a persisted event over to be announced; never waits for the announcing."""
+        """Hand a persisted event over to be announced; never waits for the announcing. One
+        handed over early already (``publish_early``) is not announced twice."""
+        if self._early and self._early.pop((event.job_id, event.seq), 0) is None:
+            return
+        self._hand_over(event)
+
+    def publish_early(self, events: Iterable[Event]) -> None:
+        """Hand over events as the statement that stored them answers, before their jobs
+        have them (``workers.report_writes``): the sender then runs before the jobs do, not
+        after all of them. Each job hands its event over again, as every event is; that one
+        is skipped."""
+        for event in events:
+            self._early[(event.job_id, event.seq)] = None
+            self._hand_over(event)
+        while len(self._early) > _EARLY_KEPT:
+            self._early.popitem(last=False)
+
+    def _hand_over(self, event: Event) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._send_forever(), name="publisher")
         if len(self._waiting) >= _MAX_WAITING:

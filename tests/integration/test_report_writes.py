@@ -9,13 +9,16 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+import orjson
 import pytest
 import redis.asyncio as aioredis
 
+from jobcast.bus import Publisher
 from jobcast.endpoints import Endpoints
 from jobcast.errors import StorageUnavailable
 from jobcast.model import Claim, Event, JobStatus, StepState
 from jobcast.registry import load_registry
+from jobcast.settings import load_settings
 from jobcast.store import Store
 from jobcast.store.reports import JobEnd, ProgressReport, Report, StepReport
 from tests.conftest import DatabaseFactory
@@ -650,3 +653,43 @@ async def test_a_cancel_heard_of_a_job_running_here_has_the_heartbeat_beat_at_on
         beating.cancel()
         code.cancel()
         await redis.aclose()
+
+
+async def test_a_statements_events_are_published_as_it_answers_each_once(
+    endpoints: Endpoints, store: Store
+) -> None:
+    """The writer hands each event it stored to the publisher as its statement answers,
+    before the job that made it runs again. The job hands it over too, as it does every
+    event it writes: that one is not sent again. An event whose job stopped before it could
+    hand it over is sent all the same."""
+    settings = load_settings({"JOBCAST_REDIS_PREFIX": f"rw{uuid.uuid4().hex[:8]}"})
+    redis = aioredis.Redis.from_url(endpoints.redis_url)
+    listener = aioredis.Redis.from_url(endpoints.redis_url)
+    pubsub = listener.pubsub()
+    await pubsub.psubscribe(settings.job_channel("*"))
+    ids = await running_jobs(store, 3)
+    publisher = Publisher(redis, settings, store)
+    writes = ReportWrites(store, publisher)
+    heard: list[tuple[str, int]] = []
+    try:
+        together = await asyncio.gather(*(writes.write(report(job_id, 30)) for job_id in ids))
+        for event in together[:2]:  # the third job stopped before handing its event over
+            assert event is not None
+            await publisher.publish(event)
+        later = await writes.write(report(ids[0], 60))
+        assert later is not None
+        await publisher.publish(later)
+        assert await publisher.flush(5)
+        deadline = time.monotonic() + 1.0  # long enough for a second copy to arrive
+        while time.monotonic() < deadline:
+            msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+            if msg is not None:
+                body = orjson.loads(msg["data"])
+                heard.append((body["job_id"], body["seq"]))
+    finally:
+        await publisher.close()
+        await pubsub.aclose()
+        await listener.aclose()
+        await redis.aclose()
+    sent = [e for e in together if e is not None] + [later]
+    assert sorted(heard) == sorted((str(e.job_id), e.seq) for e in sent), heard
