@@ -49,15 +49,25 @@ async def add_jobs(conn: asyncpg.Connection, count: int, status: str) -> None:
     )
 
 
-@pytest.fixture
-async def skewed(new_database: DatabaseFactory) -> AsyncIterator[asyncpg.Connection]:
-    """3,000 finished jobs, ANALYZE, then 2,000 pending and 200 running ones."""
+async def owned_database(new_database: DatabaseFactory) -> asyncpg.Connection:
+    """A connection to a new database that holds the tests' owner."""
     conn = await asyncpg.connect(await new_database())
     try:
         await conn.execute(
             "INSERT INTO owners (id, token_hash, webhook_secret) VALUES ($1, '\\x00', 'x')",
             OWNER,
         )
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
+
+
+@pytest.fixture
+async def skewed(new_database: DatabaseFactory) -> AsyncIterator[asyncpg.Connection]:
+    """3,000 finished jobs, ANALYZE, then 2,000 pending and 200 running ones."""
+    conn = await owned_database(new_database)
+    try:
         await add_jobs(conn, 3000, "completed")
         await conn.execute("ANALYZE")
         await add_jobs(conn, 2000, "pending")
@@ -363,12 +373,8 @@ async def parked_backlog(new_database: DatabaseFactory) -> AsyncIterator[asyncpg
     """One owner's backlog as its fairness window leaves it, analyzed: 3,000 jobs parked on
     the owner's group (so nearly every job has the one value of parked_on), 100 queued, and
     200 running."""
-    conn = await asyncpg.connect(await new_database())
+    conn = await owned_database(new_database)
     try:
-        await conn.execute(
-            "INSERT INTO owners (id, token_hash, webhook_secret) VALUES ($1, '\\x00', 'x')",
-            OWNER,
-        )
         await add_jobs(conn, 3000, "pending")
         await conn.execute(
             "UPDATE jobs SET fair_key = $1, parked_on = $1, parked_limit = 100",
