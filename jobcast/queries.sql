@@ -995,11 +995,30 @@ SELECT * FROM made
 SELECT id, priority FROM jobs WHERE id = ANY($1::uuid[]) AND status IS NOT DISTINCT FROM 'pending'
 
 -- name: expire_results
--- Drop results older than their type's time to live. $1 types, $2 their result_ttl_s
-UPDATE jobs SET result = NULL, result_expired_at = now()
-FROM unnest($1::text[], $2::float8[]) AS t(type, ttl_s)
-WHERE jobs.type = t.type AND jobs.status = 'completed' AND jobs.result_expired_at IS NULL
-  AND jobs.finished_at < now() - t.ttl_s * interval '1 second'
+-- Drop the results past their type's time to live, of the jobs that finished since the
+-- type's last pass. $1 types, $2 their result_ttl_s, $3 where each type's last pass
+-- stopped (NULL: none here yet, so from the first job). Each type's cutoff (where its next
+-- pass starts) and the results dropped in all.
+-- A pass reads, in each type's index of completed jobs, the jobs finished since the last:
+-- joined to the types as one, Postgres read every job to hash them once it had statistics,
+-- and a pass from the first job on would read again at every sweep the results it had
+-- already dropped (kept until retention deletes their jobs).
+WITH t AS (
+    SELECT t.type, t.since, now() - t.ttl_s * interval '1 second' AS cutoff
+    FROM unnest($1::text[], $2::float8[], $3::timestamptz[]) AS t(type, ttl_s, since)
+), expired AS (
+    UPDATE jobs SET result = NULL, result_expired_at = now()
+    WHERE id = ANY (ARRAY(
+        SELECT e.id FROM t CROSS JOIN LATERAL (
+            SELECT j.id FROM jobs j
+            WHERE j.type = t.type AND j.status = 'completed' AND j.result_expired_at IS NULL
+              AND j.finished_at < t.cutoff AND j.finished_at >= COALESCE(t.since, '-infinity')
+            OFFSET 0  -- a scan of the index for each type, not one join of all jobs
+        ) AS e
+    ))
+    RETURNING 1
+)
+SELECT t.type, t.cutoff, (SELECT count(*) FROM expired) AS expired FROM t
 
 -- name: retention
 -- Delete finished jobs past their retention. $1 completed days, $2 failed days,
@@ -1661,15 +1680,30 @@ RETURNING id, owner_id, priority, fair_key,
 -- Keys with parked jobs that may be released now: concurrency keys (a slot may have
 -- freed without a release: a limit raised, a race with a type's cap), throttles whose
 -- window has passed. No parameters
-SELECT DISTINCT parked_on AS key FROM jobs
-WHERE parked_on IS NOT NULL AND (parked_until IS NULL OR parked_until <= now())
-ORDER BY 1 LIMIT 500
+-- The keys are walked in the parked jobs' index, one entry a key (each the first after
+-- the last), and each asked for one job that may go: whatever the statistics say,
+-- neither reads the table whole, nor every job of a key that has a backlog parked on it.
+WITH RECURSIVE k AS (
+    (SELECT parked_on AS key FROM jobs WHERE parked_on IS NOT NULL ORDER BY parked_on LIMIT 1)
+    UNION ALL
+    SELECT (SELECT p.parked_on FROM jobs p WHERE p.parked_on > k.key
+            ORDER BY p.parked_on LIMIT 1)
+    FROM k WHERE k.key IS NOT NULL
+)
+SELECT k.key FROM k
+WHERE k.key IS NOT NULL
+  AND (SELECT true FROM jobs j
+       WHERE j.parked_on = k.key AND (j.parked_until IS NULL OR j.parked_until <= now())
+       ORDER BY j.parked_on, j.priority DESC, j.created_at LIMIT 1) IS NOT NULL
+LIMIT 500
 
 -- name: release_key
 -- Release the parked jobs a key has room for; those to queue. $1 key
+-- The released ids are gathered first and each row then found by its key: joined to the
+-- function's rows, which Postgres guesses at a thousand, jobs was read whole to hash them.
 SELECT j.id, j.owner_id, j.priority, j.fair_key,
        GREATEST(0, extract(epoch FROM j.run_at - now()))::float8 AS delay_s
-FROM jobcast_release($1, NULL) AS r(id) JOIN jobs j ON j.id = r.id
+FROM jobs j WHERE j.id = ANY (ARRAY(SELECT jobcast_release($1, NULL)))
 
 -- name: set_key_limit
 -- An operator's limit for a key. $1 key, $2 kind, $3 limit, $4 period_s, $5 who

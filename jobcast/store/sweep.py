@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -72,17 +73,24 @@ class Sweep(StoreBase):
         rows = await self._run(lambda: self.pool.fetch(QUERIES["priorities"], job_ids))
         return {r["id"]: r["priority"] for r in rows}
 
-    async def expire_results(self, ttl_by_type: dict[str, float]) -> int:
-        """Drop results older than their type's result_ttl_s; /result then answers 410."""
+    async def expire_results(
+        self, ttl_by_type: dict[str, float], since: dict[str, datetime]
+    ) -> tuple[int, dict[str, datetime]]:
+        """Drop the results older than their type's result_ttl_s (``/result`` then answers
+        410), of the jobs finished since each type's last pass (``since``; a type not in it:
+        from the first job). How many, and each type's cutoff: where its next pass starts."""
         if not ttl_by_type:
-            return 0
+            return 0, {}
         types = list(ttl_by_type)
-        status = await self._run(
-            lambda: self.pool.execute(
-                QUERIES["expire_results"], types, [ttl_by_type[t] for t in types]
+        rows = await self._run(
+            lambda: self.pool.fetch(
+                QUERIES["expire_results"],
+                types,
+                [ttl_by_type[t] for t in types],
+                [since.get(t) for t in types],
             )
         )
-        return row_count(status)
+        return rows[0]["expired"], {r["type"]: r["cutoff"] for r in rows}
 
     async def delete_expired(
         self, completed_days: float, failed_days: float, cancelled_days: float

@@ -3,11 +3,15 @@
 Results past their type's keeping time (``/result`` then answers 410), uploads no
 job claimed within a day, and finished jobs past ``JOBCAST_RETENTION_*_DAYS``
 (their steps, events and deliveries with them). Postgres only.
+
+Each pass over results starts where this process's last pass of the type stopped, so a
+sweep reads the jobs that finished since (a process's first pass reads from the first).
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from jobcast.registry import Registry
 from jobcast.settings import Settings
@@ -27,9 +31,12 @@ class Retention:
         self._store = store
         self._settings = settings
         self._registry = registry
+        self._expired_to: dict[str, datetime] = {}  # by type: where its next pass starts
 
     async def run(self, turn: Turn) -> None:
-        expired = await self._store.expire_results({t.name: t.result_ttl_s for t in self._registry})
+        expired, self._expired_to = await self._store.expire_results(
+            {t.name: t.result_ttl_s for t in self._registry}, self._expired_to
+        )
         uploads = await self._store.delete_unclaimed_uploads(UNCLAIMED_UPLOAD_S)
         deleted = await self._store.delete_expired(
             self._settings.retention_completed_days,
