@@ -1,6 +1,7 @@
-"""The sweep runs every few seconds on whichever worker holds its lease: none of its
-statements may read the whole jobs table (or its events), which grows with every job an
-install has kept, whatever Postgres's statistics say, against a real Postgres and Redis.
+"""The sweep runs every few seconds on whichever worker holds its lease, and /metrics is
+scraped about as often: none of their statements may read the whole jobs table (or its
+events), which grows with every job an install has kept, whatever Postgres's statistics
+say, against a real Postgres and Redis.
 
 One full sweep runs on a grown database, each statement it sent is recorded (asyncpg's
 query logger), and each is run again in a transaction that is rolled back, counting the
@@ -213,6 +214,14 @@ async def rows_read(
 PLANS = ["force_generic_plan", "force_custom_plan"]
 
 
+async def one_scrape(database: str) -> Sent:
+    """What a scrape of /metrics reads of Postgres (every 15 s or so, from Prometheus)."""
+    sent: Sent = []
+    async with recorded(database, sent) as store:
+        await store.gauges(stale_after_s=30.0)
+    return sent
+
+
 @pytest.mark.parametrize("plans", PLANS)
 async def test_no_sweep_statement_reads_a_grown_table_whole(
     endpoints: Endpoints, grown: str, plans: str
@@ -222,6 +231,10 @@ async def test_no_sweep_statement_reads_a_grown_table_whole(
     # parked keys and their releases, retention
     names = {NAMES[query] for query, _ in sent}
     assert {"take_lease", "pending", "parked_keys", "release_key", "retention"} <= names
+    # and so, as often, do the gauges a scrape of /metrics reads
+    scraped = await one_scrape(grown)
+    assert {"active_by_type", "stuck_pending"} <= {NAMES[query] for query, _ in scraped}
+    sent += scraped
     conn = await asyncpg.connect(grown)
     await json_codecs(conn)
     whole: dict[str, dict[str, int]] = {}
