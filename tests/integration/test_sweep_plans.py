@@ -14,6 +14,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -29,6 +30,8 @@ from jobcast.store import Store
 from jobcast.store.base import json_codecs
 from tests.conftest import DatabaseFactory
 from tests.in_process import worker_settings
+from tests.integration.test_reliability import wait_status
+from tests.support import eventually, launch
 from workers.heartbeat import Heartbeat
 from workers.sweep import Turn, worker_sweep
 from workers.sweep.lease import Lease
@@ -307,3 +310,93 @@ async def test_a_pass_over_results_reads_the_jobs_finished_since_the_last(
     assert fetched[0][0] == fetched[1][0] == 0  # neither read the table whole
     assert fetched[0][1] >= FINISHED, fetched
     assert fetched[1][1] < 10, fetched
+
+
+async def rows_read_whole(database: str) -> dict[str, int]:
+    """The rows of each grown table read by reading it whole, as Postgres has counted them
+    for the database: once no other backend is connected to it (each flushes its counts as
+    it exits)."""
+    conn = await asyncpg.connect(database)
+    try:
+
+        async def others_gone() -> bool:
+            others: int = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            return others == 0
+
+        await eventually(others_gone, timeout_s=15.0, what="the database's other backends gone")
+
+        async def counts() -> dict[str, int]:
+            await conn.execute("SELECT pg_stat_clear_snapshot()")
+            rows = await conn.fetch(
+                "SELECT relname, seq_tup_read FROM pg_stat_user_tables WHERE relname = ANY($1)",
+                list(GROWN_TABLES),
+            )
+            return {r["relname"]: r["seq_tup_read"] for r in rows}
+
+        # the last backend to exit may still be flushing: the same counts twice, apart
+        last: dict[str, int] = {}
+
+        async def settled() -> dict[str, int] | None:
+            nonlocal last
+            now, last = await counts(), last
+            if now == last:
+                return now
+            last = now
+            return None
+
+        return await eventually(settled, timeout_s=10.0, interval_s=0.3, what="counts settled")
+    finally:
+        await conn.close()
+
+
+async def test_a_running_install_reads_no_grown_table_whole(
+    endpoints: Endpoints, grown: str, tmp_path: Path
+) -> None:
+    before = await rows_read_whole(grown)
+    stack = await launch(
+        grown,
+        endpoints.redis_url,
+        tmp_path,
+        JOBCAST_REAPER_INTERVAL_S="0.2",
+    )
+    try:
+        async with stack.client(await stack.owner()) as client:
+            made = await client.post(
+                "/api/jobs/batch", json={"jobs": [{"type": "noop", "input": {}}] * 10}
+            )
+            assert made.status_code == 202, made.text
+            for job in made.json()["jobs"]:
+                await wait_status(client, job["id"], "completed")
+            for _ in range(5):  # scraped as Prometheus would, a sweep or more apart
+                assert (await client.get("/metrics")).status_code == 200
+                await asyncio.sleep(0.3)
+        conn = await asyncpg.connect(grown)
+        try:
+            left: list[asyncpg.Record] = []
+
+            async def all_run() -> bool:
+                # the grown database's own: the due jobs queued again by the outbox and the
+                # parked backlog released by the sweep, and all of them run (those made
+                # running above stay so: no worker claimed them, none can find them stale)
+                nonlocal left
+                left = await conn.fetch(
+                    "SELECT status, parked_on, count(*)::int AS n FROM jobs"
+                    " WHERE status = 'pending' AND run_at <= now() GROUP BY 1, 2 ORDER BY 1, 2"
+                )
+                return not left
+
+            try:
+                await eventually(all_run, timeout_s=60.0, what="every due job run")
+            except AssertionError:
+                raise AssertionError(f"not run: {[tuple(r) for r in left]}") from None
+        finally:
+            await conn.close()
+    finally:
+        stack.close()
+    after = await rows_read_whole(grown)
+    read = {t: after[t] - before[t] for t in GROWN_TABLES}
+    # a read of one of them whole is FINISHED rows or more
+    assert all(n < FINISHED for n in read.values()), read

@@ -5,7 +5,10 @@ job claimed within a day, and finished jobs past ``JOBCAST_RETENTION_*_DAYS``
 (their steps, events and deliveries with them). Postgres only.
 
 Each pass over results starts where this process's last pass of the type stopped, so a
-sweep reads the jobs that finished since (a process's first pass reads from the first).
+sweep reads the jobs that finished since (a process's first pass reads from the first). A
+job is found by the pass whose range holds its ``finished_at``: one whose end committed
+more than its type's ``result_ttl_s`` after that time was stamped (a finish held up longer
+than the time to live) would keep its result until a process's first pass.
 """
 
 from __future__ import annotations
