@@ -164,8 +164,16 @@ async def test_a_crowd_of_subscribers_is_one_subscribe_and_each_gets_its_channel
                 subs = await asyncio.gather(
                     *(stack.enter_async_context(running.subscribe(c)) for c in channels)
                 )
-                subscribed, _ = await _subscribe_calls(redis)
-                assert 1 <= subscribed - before[0] <= 3, subscribed - before[0]
+
+                async def crowd_subscribed() -> int | None:
+                    calls = (await _subscribe_calls(redis))[0] - before[0]
+                    return calls or None
+
+                # at once, but for a machine that holds the hub up past its ping's deadline:
+                # it then connects again, and subscribes the crowd as it does
+                calls = await eventually(crowd_subscribed, what="the crowd's SUBSCRIBE")
+                assert calls <= 3, calls
+                subscribed = before[0] + calls
                 numsub = dict(await redis.pubsub_numsub(*channels))
                 assert all(numsub[c.encode()] == 1 for c in channels), numsub
                 for i in (0, 199):
