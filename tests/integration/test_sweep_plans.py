@@ -107,7 +107,7 @@ async def grow(conn: asyncpg.Connection) -> None:
         """
         INSERT INTO jobs (id, owner_id, type, status, fair_key, parked_on, parked_limit)
         SELECT gen_random_uuid(), $1, 'noop', 'pending', $2, $2, 100
-        FROM generate_series(1, 1000)
+        FROM generate_series(1, 200)
         """,
         OWNER,
         f"fair:owner:{OWNER}",
