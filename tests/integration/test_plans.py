@@ -49,14 +49,18 @@ async def add_jobs(conn: asyncpg.Connection, count: int, status: str) -> None:
     )
 
 
+async def add_owner(conn: asyncpg.Connection) -> None:
+    """The tests' owner, that their jobs belong to."""
+    await conn.execute(
+        "INSERT INTO owners (id, token_hash, webhook_secret) VALUES ($1, '\\x00', 'x')", OWNER
+    )
+
+
 async def owned_database(new_database: DatabaseFactory) -> asyncpg.Connection:
     """A connection to a new database that holds the tests' owner."""
     conn = await asyncpg.connect(await new_database())
     try:
-        await conn.execute(
-            "INSERT INTO owners (id, token_hash, webhook_secret) VALUES ($1, '\\x00', 'x')",
-            OWNER,
-        )
+        await add_owner(conn)
     except BaseException:
         await conn.close()
         raise

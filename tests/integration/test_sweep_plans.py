@@ -11,7 +11,6 @@ rows it read by reading a table whole (``pg_stat_xact_user_tables``).
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -30,6 +29,7 @@ from jobcast.store import Store
 from jobcast.store.base import json_codecs
 from tests.conftest import DatabaseFactory
 from tests.in_process import worker_settings
+from tests.integration.test_plans import OWNER, add_owner
 from tests.integration.test_reliability import wait_status
 from tests.support import eventually, launch
 from workers.heartbeat import Heartbeat
@@ -37,7 +37,6 @@ from workers.sweep import Turn, worker_sweep
 from workers.sweep.lease import Lease
 from workers.sweep.retention import Retention
 
-OWNER = uuid.UUID(int=1)
 FINISHED = 6000  # kept jobs, most of the table: the share a real install's has
 GROWN_TABLES = ("jobs", "job_events", "job_steps")
 NAMES = {sql: name for name, sql in QUERIES.items()}  # a statement's text to its name
@@ -47,10 +46,7 @@ async def grow(conn: asyncpg.Connection) -> None:
     """What an install keeps: finished jobs with their steps and events (results still
     within their time to live, none past retention), and a little of every other state:
     due and delayed jobs, running ones whose worker still beats, jobs parked on a key, and
-    a tenant's backlog parked on its fairness group."""
-    await conn.execute(
-        "INSERT INTO owners (id, token_hash, webhook_secret) VALUES ($1, '\\x00', 'x')", OWNER
-    )
+    a tenant's backlog parked on its fairness group (the owner is the database's)."""
     await conn.execute(
         """
         INSERT INTO jobs (id, owner_id, type, status, attempts, result, seq,
@@ -122,6 +118,7 @@ async def grown(
     database = await new_database()
     conn = await asyncpg.connect(database)
     try:
+        await add_owner(conn)
         await grow(conn)
         if request.param == "analyzed":
             await conn.execute("ANALYZE")
@@ -259,9 +256,7 @@ async def test_a_pass_over_results_reads_the_jobs_finished_since_the_last(
     conn = await asyncpg.connect(database)
     await json_codecs(conn)
     try:
-        await conn.execute(
-            "INSERT INTO owners (id, token_hash, webhook_secret) VALUES ($1, '\\x00', 'x')", OWNER
-        )
+        await add_owner(conn)
         # results dropped an hour ago, of jobs kept until retention deletes them
         await conn.execute(
             """
@@ -341,7 +336,7 @@ async def rows_read_whole(database: str) -> dict[str, int]:
 
         async def settled() -> dict[str, int] | None:
             nonlocal last
-            now, last = await counts(), last
+            now = await counts()
             if now == last:
                 return now
             last = now
