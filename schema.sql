@@ -622,10 +622,13 @@ BEGIN
     IF p_key LIKE 'type:%' THEN
         RETURN (SELECT count(*) FROM jobs WHERE type = substr(p_key, 6) AND status = 'running');
     END IF;
+    -- from the running jobs, each one's keys looked up by its id: a finished job keeps its
+    -- keys until retention deletes it, so the key's rows are mostly of finished jobs, and
+    -- the LIMIT keeps Postgres from reading them all (as a semi-join would) to find the few
     RETURN (SELECT count(*) FROM jobs j
-            WHERE j.status = 'running'
-              AND EXISTS (SELECT 1 FROM job_keys k WHERE k.job_id = j.id
-                          AND k.kind = 'concurrency' AND k.key = p_key));
+            CROSS JOIN LATERAL (SELECT 1 FROM job_keys k WHERE k.job_id = j.id
+                                AND k.kind = 'concurrency' AND k.key = p_key LIMIT 1) held
+            WHERE j.status = 'running');
 END
 $$;
 
