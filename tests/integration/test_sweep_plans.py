@@ -388,6 +388,8 @@ async def test_a_running_install_reads_no_grown_table_whole(
         endpoints.redis_url,
         tmp_path,
         JOBCAST_REAPER_INTERVAL_S="0.2",
+        # the default, said here: a batch of the worker's ends or beats is of 50 jobs at most
+        JOBCAST_WORKER_CONCURRENCY="50",
     )
     try:
         async with stack.client(await stack.owner()) as client:
