@@ -40,7 +40,7 @@ from workers.sweep.retention import Retention
 
 # kept jobs, most of the table: the share a real install's has; and enough that a worker's
 # batch of ends or beats (50 jobs at most, its default concurrency) is looked up job by job:
-# Postgres reads a table whole for a batch of one job per 130-200 of its rows, which is
+# Postgres reads a table whole for a batch of one job per 100-200 of its rows, which is
 # cheaper there (docs/performance.md, "A batch of a worker's ends, and a table read whole")
 FINISHED = 20_000
 GROWN_TABLES = (  # each holds a row or more of every finished job
