@@ -814,7 +814,12 @@ BEGIN
         IF jt IS NULL OR EXISTS (SELECT 1 FROM paused_types p WHERE p.type = jt) THEN
             verdict := 'none';
         ELSIF jt = ANY(p_types)
-              OR EXISTS (SELECT 1 FROM job_keys jk WHERE jk.job_id = gate_job)
+              -- read from the job's keys in the key's order, one entry: as EXISTS, planned
+              -- while job_keys was empty (a new install's first claims), it was a scan of
+              -- the table that stops at the first match, kept for the session's life and
+              -- reading every key of every job kept once keyed jobs came
+              OR (SELECT true FROM job_keys jk WHERE jk.job_id = gate_job
+                  ORDER BY jk.job_id, jk.kind, jk.key LIMIT 1) IS NOT NULL
               OR EXISTS (SELECT 1 FROM key_limits l
                          WHERE l.key = 'type:' || jt AND l.kind = 'concurrency') THEN
             verdict := 'alone';

@@ -497,7 +497,11 @@ SELECT pg_notify('jobcast_events', $1)
         WHERE s.job_id = c.id) AS checkpoints,
        c.id IS NOT NULL AND (
            c.type = ANY($2::text[])
-           OR EXISTS (SELECT 1 FROM job_keys k WHERE k.job_id = c.id AND k.kind = 'concurrency')
+           -- the job's concurrency keys read from their index in its order, one entry: as
+           -- EXISTS, planned while job_keys was empty, it hashed every key of every job
+           -- kept, at each statement of claims, until the plan was made again
+           OR (SELECT true FROM job_keys k WHERE k.job_id = c.id AND k.kind = 'concurrency'
+               ORDER BY k.job_id, k.kind, k.key LIMIT 1) IS NOT NULL
            OR EXISTS (SELECT 1 FROM key_limits l
                       WHERE l.key = 'type:' || c.type AND l.kind = 'concurrency')
            -- read from the parked jobs' index in its order: see jobcast_release_slots

@@ -433,3 +433,53 @@ async def test_starts_and_ends_do_not_read_every_job_while_most_are_parked(
     # the one value most jobs are parked on for what any key would find at once
     assert after_claims - before < 100, after_claims - before
     assert after_ends - after_claims < 100, after_ends - after_claims
+
+
+async def key_rows_read(conn: asyncpg.Connection) -> int:
+    """The rows of job_keys this transaction has read, by any scan."""
+    read: int = await conn.fetchval(
+        "SELECT COALESCE(sum(seq_tup_read + COALESCE(idx_tup_fetch, 0)), 0)::bigint"
+        " FROM pg_stat_xact_user_tables WHERE relname = 'job_keys'"
+    )
+    return read
+
+
+@pytest.mark.parametrize("statement", ["claims", "claim"])
+async def test_a_claim_planned_before_the_keys_grew_reads_only_its_jobs_keys(
+    new_database: DatabaseFactory, statement: str
+) -> None:
+    # A worker's connection makes its plans as it starts, on a new install: no job has a key
+    # yet. Planned then, asking whether a job holds a key (in the claim's gate, and for
+    # may_release) read every key (a scan that stops at the first match, or a hash of all of
+    # them: cheaper on an empty table), and went on doing so at every claim as keyed jobs
+    # came, until something made the plan again.
+    conn = await owned_database(new_database)
+    try:
+        await add_jobs(conn, 12, "pending")
+        queued = [r["id"] for r in await conn.fetch("SELECT id FROM jobs ORDER BY id")]
+        args = {
+            "claims": lambda job: ([job], [], "host:1"),
+            "claim": lambda job: (job, [], [], "host:1"),
+        }
+        for job_id in queued[:10]:  # past the five custom plans: the generic one is kept
+            answer = await conn.fetch(QUERIES[statement], *args[statement](job_id))
+            assert answer and answer[0]["id"] == job_id
+        # keyed jobs came and ended: a key row each, of many keys
+        await add_jobs(conn, 20_000, "completed")
+        await conn.execute(
+            "INSERT INTO job_keys (job_id, kind, key, lim)"
+            " SELECT id, 'concurrency', 'domain:' || (random() * 1000)::int, 2"
+            " FROM jobs WHERE status = 'completed'"
+        )
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            answer = await conn.fetch(QUERIES[statement], *args[statement](queued[10]))
+            read = await key_rows_read(conn)
+        finally:
+            await transaction.rollback()
+    finally:
+        await conn.close()
+    assert answer[0]["id"] == queued[10]
+    assert answer[0]["may_release"] is False
+    assert read < 10, f"the claim read {read} rows of job_keys for a job with no key"
