@@ -436,7 +436,8 @@ async def test_starts_and_ends_do_not_read_every_job_while_most_are_parked(
 
 
 async def key_rows_read(conn: asyncpg.Connection) -> int:
-    """The rows of job_keys this transaction has read, by any scan."""
+    """The rows of job_keys this session has read, by any scan, since it last sent its
+    counts on (the view counts earlier transactions' until then)."""
     read: int = await conn.fetchval(
         "SELECT COALESCE(sum(seq_tup_read + COALESCE(idx_tup_fetch, 0)), 0)::bigint"
         " FROM pg_stat_xact_user_tables WHERE relname = 'job_keys'"
@@ -474,8 +475,9 @@ async def test_a_claim_planned_before_the_keys_grew_reads_only_its_jobs_keys(
         transaction = conn.transaction()
         await transaction.start()
         try:
+            before = await key_rows_read(conn)
             answer = await conn.fetch(QUERIES[statement], *args[statement](queued[10]))
-            read = await key_rows_read(conn)
+            read = await key_rows_read(conn) - before
         finally:
             await transaction.rollback()
     finally:
