@@ -985,23 +985,26 @@ CREATE OR REPLACE TRIGGER jobs_unpark BEFORE UPDATE OF status ON jobs FOR EACH R
 UPDATE jobs SET parked_on = NULL, parked_limit = NULL, parked_until = NULL
 WHERE parked_on IS NOT NULL AND status <> 'pending';
 
--- Statistics for the tables that grow with every job, taken by the sweep where a table has
--- doubled since Postgres last measured it (never measured: from 16 pages on). Postgres plans
--- a statement with the table's size as it is then, and keeps the plan of a prepared statement
--- (and a function's) for the connection: planned while a new install's `jobs` was a few pages
--- long, the statements that claim and end a worker's jobs read it whole, and went on doing so
--- as it grew (2.35 ms a claim with 20,000 jobs kept, 10.5 ms with 100,000, against 0.5), until
--- an ANALYZE made the plans again: autovacuum's, where it runs, within about a minute. A table
--- another transaction holds (autovacuum at work on it) waits for the next sweep; a table this
--- role may not analyze is left to autovacuum. The tables analyzed are answered.
+-- Statistics for the tables the claims and ends of jobs join their batches to (`jobs`, and
+-- `job_keys` where jobs have keys), taken by the sweep where a table has doubled since
+-- Postgres last measured it (never measured: from 16 pages on). Postgres plans a statement
+-- with the table's size as it is then, and keeps the plan of a prepared statement (and a
+-- function's) for the connection: planned while a new install's `jobs` was a few pages long,
+-- the statements that claim and end a worker's jobs read it whole, and went on doing so as it
+-- grew (2.35 ms a claim with 20,000 jobs kept, 10.5 ms with 100,000, against 0.5), until an
+-- ANALYZE made the plans again: autovacuum's, where it runs, within about a minute. The
+-- tables of a job's steps, events and claims are read by the job's id, which their index
+-- answers even as planned on a few pages; growing many rows a job, they would be analyzed
+-- far more often, for no read measured, and are left to autovacuum. A table another
+-- transaction holds (autovacuum at work on it) waits for the next sweep; a table this role
+-- may not analyze is left to autovacuum. The tables analyzed are answered.
 CREATE OR REPLACE FUNCTION jobcast_analyze_grown() RETURNS SETOF text
 LANGUAGE plpgsql SET lock_timeout = '100ms' AS $$
 DECLARE
     t regclass;
 BEGIN
     FOR t IN SELECT c.oid::regclass FROM pg_class c
-             WHERE c.oid = ANY(ARRAY['jobs', 'job_events', 'job_steps', 'job_claims',
-                                     'job_keys']::regclass[])
+             WHERE c.oid = ANY(ARRAY['jobs', 'job_keys']::regclass[])
                AND pg_has_role(c.relowner, 'MEMBER')
                AND pg_relation_size(c.oid) / current_setting('block_size')::bigint
                    >= GREATEST(2 * c.relpages, 16)

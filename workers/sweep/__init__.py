@@ -14,7 +14,7 @@ sweep at a time and never two at once. Each sweep runs these duties, in order:
 - ``priority_bands``: due delayed and retried jobs are ranked by priority (Redis needed);
 - ``schedules``: recurring schedules start the job of each tick that has come;
 - ``retention``: expired results, unclaimed uploads and old finished jobs are dropped;
-- ``statistics``: a table that grows with every job is analyzed once it has doubled.
+- ``statistics``: the jobs table (and its keys) is analyzed once it has doubled.
 
 With Redis down, the duties that need only Postgres still run. Every action is
 also fenced (by attempt, or by a job id made once), so even two sweeps at once
