@@ -113,15 +113,25 @@ class Reporter:
         self._step_percent = max(self._step_percent, min(float(percent), 100.0))
         return self._advance()
 
-    async def write(self, call: Callable[[], Awaitable[Event | None]]) -> None:
+    async def write(
+        self, call: Callable[[], Awaitable[Event | None]], *, last: bool = False
+    ) -> None:
         """Persist an event (fenced by attempt), then publish it."""
-        if not await self.write_if(call):
+        if not await self.write_if(call, last=last):
             raise AttemptLost(f"job {self.job_id} attempt {self.attempt} is no longer running")
 
-    async def write_if(self, call: Callable[[], Awaitable[Event | None]]) -> bool:
+    async def write_if(
+        self, call: Callable[[], Awaitable[Event | None]], *, last: bool = False
+    ) -> bool:
         """``write`` for a change that may rightly not apply (None): whether it did. A
-        progress report kept back (``workers.progress``) is written first."""
+        progress report kept back (``workers.progress``) is written first. ``last``: the
+        change moves the job out of running (it waits for input, or pauses), so the
+        attempt's heartbeat may stop the attempt while the write is on its way; it runs to
+        its end all the same, or the change would be stored and its event, with none after
+        it, never reach the job's watchers."""
         async with self.progress_gate.held():
+            if last:
+                return await _unstopped(self._write_now(call))
             return await self._write_now(call)
 
     async def _write_now(self, call: Callable[[], Awaitable[Event | None]]) -> bool:
@@ -281,3 +291,16 @@ class Reporter:
     async def wait_children(self, child_ids: list[str]) -> list[dict[str, Any]]:
         """Wait until these children end; this step's progress follows theirs."""
         return await family.wait_children(self, child_ids)
+
+
+async def _unstopped(write: Awaitable[bool]) -> bool:
+    """``write``, run to its end even if the caller is cancelled while it runs: the caller
+    stops waiting, and a failure of the write it left is logged, not lost."""
+    task = asyncio.ensure_future(write)
+    task.add_done_callback(_said)
+    return await asyncio.shield(task)
+
+
+def _said(task: asyncio.Future[bool]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.debug("a job's write ended with %s: %s", type(exc).__name__, exc)

@@ -66,7 +66,8 @@ async def ask(
             timeout_s=timeout_s,
             on_timeout=on_timeout,
             default=default,
-        )
+        ),
+        last=True,
     )
     log.info("job %s: step %s waits for input; the attempt ends", reporter.job_id, step)
     raise Suspended(f"step {step} waits for input")
@@ -76,7 +77,7 @@ async def pause_if_asked(reporter: Reporter) -> None:
     """At a step boundary whose start was refused: if the owner asked for a pause, pause
     here and stop (else the attempt was lost, and the caller says so)."""
     paused = await reporter.write_if(
-        lambda: reporter.store.pause_at_boundary(reporter.job_id, reporter.attempt)
+        lambda: reporter.store.pause_at_boundary(reporter.job_id, reporter.attempt), last=True
     )
     if paused:
         log.info("job %s: paused at a step boundary; the attempt ends", reporter.job_id)

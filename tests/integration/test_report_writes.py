@@ -693,3 +693,55 @@ async def test_a_statements_events_are_published_as_it_answers_each_once(
         await redis.aclose()
     sent = [e for e in together if e is not None] + [later]
     assert sorted(heard) == sorted((str(e.job_id), e.seq) for e in sent), heard
+
+
+async def test_a_write_whose_attempt_stops_as_it_commits_is_published_all_the_same(
+    endpoints: Endpoints, new_database: DatabaseFactory
+) -> None:
+    """An attempt's task stopped between the commit and the publish of its last write (one
+    that moves the job out of running: a step asks for input, or the job pauses, and the
+    heartbeat finds the job no longer running and stops the attempt) still publishes the
+    stored event, or its watchers, with no event after it, would never hear of it. (The
+    change here is an end, which a step's question or a pause stand for: each is a status
+    event, fenced by the attempt.)"""
+    settings = worker_settings(endpoints, await new_database(), stale_after_s=3600)
+    async with WorkerState.open(settings) as state:
+        (job_id,) = await running_jobs(state.store, 1)
+        published: list[Event] = []
+        send = state.publisher.publish
+
+        async def recorded(event: Event) -> None:
+            published.append(event)
+            await send(event)
+
+        state.publisher.publish = recorded  # type: ignore[method-assign]
+        reporter = Reporter(
+            job_id=job_id,
+            owner_id=uuid.uuid4(),
+            attempt=1,
+            priority=0,
+            job_type=load_registry().get("noop"),
+            state=state,
+        )
+        committed = asyncio.Event()
+
+        async def end_then_answer() -> Event | None:
+            event = await state.store.record_end(JobEnd(job_id, 1, JobStatus.COMPLETED, None))
+            committed.set()
+            await asyncio.sleep(0.3)  # the answer on its way back: the stop comes now
+            return event
+
+        writing = asyncio.create_task(reporter.write(end_then_answer, last=True))
+        await committed.wait()
+        writing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await writing
+
+        async def sent() -> list[Event]:
+            return published
+
+        await eventually(sent, timeout_s=5, what="the stored end published")
+        seq = await state.store.pool.fetchval(
+            "SELECT max(seq) FROM job_events WHERE job_id = $1", job_id
+        )
+        assert [(e.job_id, e.seq, e.kind) for e in published] == [(job_id, seq, "status")]
