@@ -925,11 +925,6 @@ ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED
 WHERE leases.expires_at < now() OR leases.holder = EXCLUDED.holder
 RETURNING holder
 
--- name: analyze_grown
--- The tables that grow with every job, analyzed where each has doubled since Postgres last
--- measured it (jobcast_analyze_grown in schema.sql): their names.
-SELECT t AS analyzed FROM jobcast_analyze_grown() AS t
-
 -- name: stale_running
 -- Running jobs whose worker has not beaten for a while.
 -- $1 seconds without a heartbeat, $2 limit

@@ -22,14 +22,6 @@ class Sweep(StoreBase):
         )
         return got is not None
 
-    async def analyze_grown(self) -> list[str]:
-        """Analyze the tables that grow with every job where each has doubled since Postgres
-        last measured it (``jobcast_analyze_grown``): the tables analyzed."""
-        found: list[asyncpg.Record] = await self._run(
-            lambda: self.pool.fetch(QUERIES["analyze_grown"])
-        )
-        return [r["analyzed"] for r in found]
-
     async def stale_running(self, stale_after_s: float, limit: int = 200) -> list[asyncpg.Record]:
         rows: list[asyncpg.Record] = await self._run(
             lambda: self.pool.fetch(QUERIES["stale_running"], stale_after_s, limit)

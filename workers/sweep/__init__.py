@@ -13,8 +13,7 @@ sweep at a time and never two at once. Each sweep runs these duties, in order:
   raised) are released and queued (Redis needed);
 - ``priority_bands``: due delayed and retried jobs are ranked by priority (Redis needed);
 - ``schedules``: recurring schedules start the job of each tick that has come;
-- ``retention``: expired results, unclaimed uploads and old finished jobs are dropped;
-- ``statistics``: the jobs table (and its keys) is analyzed once it has doubled.
+- ``retention``: expired results, unclaimed uploads and old finished jobs are dropped.
 
 With Redis down, the duties that need only Postgres still run. Every action is
 also fenced (by attempt, or by a job id made once), so even two sweeps at once
@@ -40,7 +39,6 @@ from workers.sweep.priority_bands import PriorityBands
 from workers.sweep.retention import Retention
 from workers.sweep.schedules import Schedules
 from workers.sweep.stale_jobs import StaleJobs
-from workers.sweep.statistics import Statistics
 from workers.sweep.sweeper import Duty, Sweeper, Turn
 
 __all__ = ["Duty", "Sweeper", "Turn", "worker_sweep"]
@@ -65,6 +63,5 @@ def worker_sweep(
         PriorityBands(store, queue),
         Schedules(store, queue, publisher, settings, registry),
         Retention(store, settings, registry),
-        Statistics(store),
     ]
     return Sweeper(store, redis, duties, interval_s=settings.reaper_interval_s, outages=[heartbeat])
