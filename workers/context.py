@@ -131,7 +131,7 @@ class Reporter:
         it, never reach the job's watchers."""
         async with self.progress_gate.held():
             if last:
-                return await _unstopped(self._write_now(call))
+                return await self._state.outlive_cancel(self._write_now(call))
             return await self._write_now(call)
 
     async def _write_now(self, call: Callable[[], Awaitable[Event | None]]) -> bool:
@@ -291,16 +291,3 @@ class Reporter:
     async def wait_children(self, child_ids: list[str]) -> list[dict[str, Any]]:
         """Wait until these children end; this step's progress follows theirs."""
         return await family.wait_children(self, child_ids)
-
-
-async def _unstopped(write: Awaitable[bool]) -> bool:
-    """``write``, run to its end even if the caller is cancelled while it runs: the caller
-    stops waiting, and a failure of the write it left is logged, not lost."""
-    task = asyncio.ensure_future(write)
-    task.add_done_callback(_said)
-    return await asyncio.shield(task)
-
-
-def _said(task: asyncio.Future[bool]) -> None:
-    if not task.cancelled() and (exc := task.exception()) is not None:
-        log.debug("a job's write ended with %s: %s", type(exc).__name__, exc)

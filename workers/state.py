@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import Any, TypedDict, TypeVar
 
 from arq.connections import ArqRedis
 
@@ -27,6 +27,8 @@ from workers.heartbeat import Heartbeat
 from workers.report_writes import ReportWrites
 from workers.sweep import worker_sweep
 
+T = TypeVar("T")
+
 
 @dataclass
 class WorkerState:
@@ -45,12 +47,13 @@ class WorkerState:
     # delivery of a job still running replaces the first's in its dict (see cancel_lost)
     running: set[asyncio.Task[Any]] = field(default_factory=set)
 
-    async def outlive_cancel(self, work: Coroutine[Any, Any, None]) -> None:
+    async def outlive_cancel(self, work: Coroutine[Any, Any, T]) -> T:
         """Run ``work`` to its end even if the caller is cancelled meanwhile, and keep the
-        worker's store and Redis open until it has ended (``open`` waits for it)."""
+        worker's store and Redis open until it has ended (``open`` waits for it); its result,
+        to a caller still waiting."""
         task = asyncio.create_task(work)
         self.outlives(task)
-        await asyncio.shield(task)
+        return await asyncio.shield(task)
 
     def outlives(self, task: asyncio.Task[Any]) -> None:
         """The worker's store and Redis stay open until ``task`` has ended."""
