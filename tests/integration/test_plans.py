@@ -485,3 +485,57 @@ async def test_a_claim_planned_before_the_keys_grew_reads_only_its_jobs_keys(
     assert answer[0]["id"] == queued[10]
     assert answer[0]["may_release"] is False
     assert read < 10, f"the claim read {read} rows of job_keys for a job with no key"
+
+
+def debounced_submit(job_id: uuid.UUID, key: str, cap: int) -> list[Any]:
+    """debounce_job's arguments: a noop job of the tests' owner with its debounce key,
+    under a cap on the owner's active jobs."""
+    return [
+        job_id, OWNER, "noop", "{}", 0, 3, 60.0, 1.0, [], [], [], '{"status": "pending"}',
+        60.0, None, None, None, "Queued", None, cap, "pending", None, None, None, None,
+        key, 600.0,
+    ]  # fmt: skip
+
+
+async def test_a_debounced_submit_planned_before_the_jobs_grew_reads_only_its_key(
+    new_database: DatabaseFactory,
+) -> None:
+    # At its cap, a debounced submit asks whether a job it would join is there. Planned on
+    # a new install's empty table, a plan that read every job to answer would be kept (a
+    # statement's until asyncpg prepares it again, 300 s) while the jobs grow: the unique
+    # index of waiting jobs' keys answers it, whatever the plan was made on.
+    conn = await owned_database(new_database)
+    try:
+        # the plan made on the first submit is the one every later submit runs
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        for i in range(10):
+            made = await conn.fetchrow(
+                QUERIES["debounce_job"], *debounced_submit(uuid.uuid4(), f"first-{i}", 1_000)
+            )
+            assert made is not None and made["debounce_new"]
+        await conn.execute(
+            "INSERT INTO jobs (id, owner_id, type, status, debounce_key)"
+            " SELECT gen_random_uuid(), $1, 'noop', 'pending', 'k-' || n"
+            " FROM generate_series(1, 20000) AS n",
+            OWNER,
+        )
+        answers: dict[str, asyncpg.Record | None] = {}
+        reads: dict[str, int] = {}
+        for key in ("k-19999", "not-there"):
+            transaction = conn.transaction()
+            await transaction.start()
+            try:
+                before = await rows_read_whole(conn)
+                answers[key] = await conn.fetchrow(
+                    QUERIES["debounce_job"], *debounced_submit(uuid.uuid4(), key, 10)
+                )
+                reads[key] = await rows_read_whole(conn) - before
+            finally:
+                await transaction.rollback()
+    finally:
+        await conn.close()
+    # at the cap: a submit with a waiting job's key joins it, one with a new key is refused
+    joined = answers["k-19999"]
+    assert joined is not None and not joined["debounce_new"]
+    assert answers["not-there"] is None
+    assert reads == {"k-19999": 0, "not-there": 0}, reads
