@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import uuid
+from dataclasses import dataclass
 
 from bench.harness import (
     BenchError,
@@ -57,8 +58,23 @@ async def _submits(url: str, count: int) -> Load:
         return await hammer(one, concurrency=CONCURRENCY, count=count)
 
 
-async def _end_to_end(ctx: Run, url: str, count: int) -> float:
-    """Seconds from the first of ``count`` noop submits to the last one completed."""
+@dataclass
+class Turn:
+    """An end-to-end turn: its seconds, and the most its jobs waited to start and to end."""
+
+    elapsed_s: float
+    start_wait_ms: float  # the most from a job's submit to its start
+    run_ms: float  # the most from a job's start to its end
+
+    def said(self) -> str:
+        return (
+            f"{self.elapsed_s:.2f} s, a job started at most {self.start_wait_ms:,.0f} ms "
+            f"after its submit and ended at most {self.run_ms:,.0f} ms after its start"
+        )
+
+
+async def _end_to_end(ctx: Run, url: str, count: int) -> Turn:
+    """``count`` noop jobs from the first submit to the last one completed."""
     tag = f"pgb-{uuid.uuid4().hex[:8]}"
     token = await new_owner(url)
     async with http(url, token, CONCURRENCY) as client:
@@ -75,12 +91,18 @@ async def _end_to_end(ctx: Run, url: str, count: int) -> float:
         return left == 0
 
     await until(done, timeout_s=ctx.scale.budget_s, what=f"{count} noop jobs completed")
-    elapsed = await ctx.db.fetchval(
-        "SELECT extract(epoch FROM max(finished_at) - min(created_at)) FROM jobs"
-        " WHERE $1 = ANY(tags)",
+    row = await ctx.db.fetchrow(
+        "SELECT extract(epoch FROM max(finished_at) - min(created_at)) AS elapsed,"
+        "       extract(epoch FROM max(started_at - created_at)) * 1000 AS start_wait,"
+        "       extract(epoch FROM max(finished_at - started_at)) * 1000 AS run"
+        " FROM jobs WHERE $1 = ANY(tags)",
         tag,
     )
-    return max(float(elapsed), load.elapsed_s)  # extract() gives a numeric (Decimal)
+    assert row is not None  # an aggregate answers one row
+    # extract() gives a numeric (Decimal)
+    return Turn(
+        max(float(row["elapsed"]), load.elapsed_s), float(row["start_wait"]), float(row["run"])
+    )
 
 
 async def run(ctx: Run, section: Section) -> None:
@@ -114,7 +136,7 @@ async def run(ctx: Run, section: Section) -> None:
         await ctx.drop_pending()
         await ctx.cluster.start_worker("worker")
         jobs = ctx.scale.noop_jobs // (2 * SHARE)
-        took = {"direct": await _end_to_end(ctx, ctx.web_url, jobs)}
+        took: dict[str, Turn] = {"direct": await _end_to_end(ctx, ctx.web_url, jobs)}
         # each swap side by side: no job is in flight between the turns
         await asyncio.gather(
             ctx.cluster.stop("worker"), ctx.cluster.start_worker(WORKER, env=pooled)
@@ -137,8 +159,8 @@ async def run(ctx: Run, section: Section) -> None:
         Figure(
             "noop jobs/s end to end through PgBouncer",
             "jobs/s",
-            jobs / took["pooled"],
-            jobs / took["direct"],
+            jobs / took["pooled"].elapsed_s,
+            jobs / took["direct"].elapsed_s,
             BASELINE_IS,
         ),
     ]
@@ -152,6 +174,8 @@ async def run(ctx: Run, section: Section) -> None:
         f"{CONCURRENCY} clients to one worker, from the first submit to the last job "
         f"completed. The submits ran {ROUNDS[ctx.scale.name]} times a side, taking turns; "
         "each side keeps its best; the end-to-end runs once a side.",
+        f"End to end, straight to Postgres: {took['direct'].said()}; through PgBouncer: "
+        f"{took['pooled'].said()}.",
         "Without a statement cache every statement is parsed and planned again by "
         "Postgres (asyncpg prepares an unnamed statement each time), and every round trip "
         "passes through one more process: the rows give what that costs together.",
