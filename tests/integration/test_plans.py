@@ -487,6 +487,40 @@ async def test_a_claim_planned_before_the_keys_grew_reads_only_its_jobs_keys(
     assert read < 10, f"the claim read {read} rows of job_keys for a job with no key"
 
 
+def one_job(statement: str, job_id: uuid.UUID) -> list[Any]:
+    """The arguments of a statement of many (``reports``, ``finishes``) for one running job
+    of attempt 1: a progress report, or its end."""
+    if statement == "reports":
+        return [
+            [job_id], [1], ["progress"], [50.0], [None], [None], [None], ["half"],
+            ['{"progress": 50.0}'], [None],
+        ]  # fmt: skip
+    return [[job_id], [1], ["completed"], ['{"rows": 3}'], [None], ["done"], ['{}']]
+
+
+@pytest.mark.parametrize("statement", ["reports", "finishes"])
+async def test_a_statement_of_one_job_is_not_planned_again_at_each_run(
+    skewed: asyncpg.Connection, statement: str
+) -> None:
+    # A quiet worker's reports and ends come one at a time, each a statement of many with one
+    # job. Planned for its one row, such a statement looked cheaper than its generic plan
+    # (made for a list of any length), so Postgres planned it afresh at every run, which
+    # cost about as much as running it. Its ids are now read through a sub-select, whose
+    # length no plan knows: after its five custom plans, the generic one is kept.
+    running = await skewed.fetch(
+        "SELECT id FROM jobs WHERE status = 'running' ORDER BY id LIMIT 12"
+    )
+    for job_id in (r["id"] for r in running):
+        answer = await skewed.fetch(QUERIES[statement], *one_job(statement, job_id))
+        assert [row["id"] for row in answer] == [job_id]
+    plans = await skewed.fetchrow(
+        "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1",
+        QUERIES[statement],
+    )
+    assert plans is not None
+    assert (plans["custom_plans"], plans["generic_plans"]) == (5, len(running) - 5)
+
+
 def debounced_submit(job_id: uuid.UUID, key: str, cap: int) -> list[Any]:
     """debounce_job's arguments: a noop job of the tests' owner with its debounce key,
     under a cap on the owner's active jobs."""
