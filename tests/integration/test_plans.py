@@ -495,7 +495,7 @@ def one_job(statement: str, job_id: uuid.UUID) -> list[Any]:
             [job_id], [1], ["progress"], [50.0], [None], [None], [None], ["half"],
             ['{"progress": 50.0}'], [None],
         ]  # fmt: skip
-    return [[job_id], [1], ["completed"], ['{"rows": 3}'], [None], ["done"], ['{}']]
+    return [[job_id], [1], ["completed"], ['{"rows": 3}'], [None], ["done"], ["{}"]]
 
 
 @pytest.mark.parametrize("statement", ["reports", "finishes"])
