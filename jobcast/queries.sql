@@ -27,6 +27,11 @@
 -- (tests/integration/test_plans.py: a claim read 117-157 pages with 2,000 jobs queued, and
 -- 26-41 by its key). A table of a few pages, analyzed that small, is read whole instead,
 -- which is cheaper there, until its next ANALYZE (docs/performance.md).
+--
+-- A statement of many that a worker often runs with one job (reports, finishes) reads its
+-- ids through a sub-select, `unnest((SELECT $1::uuid[]), ...)`: no plan knows that list's
+-- length, so a plan made for one job is no cheaper than the generic plan, which Postgres
+-- then keeps after its first five runs rather than planning every run afresh.
 
 
 -- part: notify
