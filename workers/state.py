@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,6 +30,8 @@ from workers.sweep import worker_sweep
 
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class WorkerState:
@@ -50,10 +53,14 @@ class WorkerState:
     async def outlive_cancel(self, work: Coroutine[Any, Any, T]) -> T:
         """Run ``work`` to its end even if the caller is cancelled meanwhile, and keep the
         worker's store and Redis open until it has ended (``open`` waits for it); its result,
-        to a caller still waiting."""
+        to a caller still waiting. A failure that no caller is left to hear of is logged."""
         task = asyncio.create_task(work)
         self.outlives(task)
-        return await asyncio.shield(task)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(_unheard)
+            raise
 
     def outlives(self, task: asyncio.Task[Any]) -> None:
         """The worker's store and Redis stay open until ``task`` has ended."""
@@ -146,3 +153,10 @@ class WorkerContext(TypedDict, total=False):
     job_try: int
     enqueue_time: datetime
     score: int
+
+
+def _unheard(task: asyncio.Task[Any]) -> None:
+    """Log how work that outlived its caller's cancel failed (the shield that the caller
+    left takes the failure as heard, and says nothing of it)."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.warning("work left running after its caller was cancelled failed: %r", exc)
