@@ -28,10 +28,11 @@
 -- 26-41 by its key). A table of a few pages, analyzed that small, is read whole instead,
 -- which is cheaper there, until its next ANALYZE (docs/performance.md).
 --
--- A statement of many that a worker often runs with one job (reports, finishes) reads its
--- ids through a sub-select, `unnest((SELECT $1::uuid[]), ...)`: no plan knows that list's
--- length, so a plan made for one job is no cheaper than the generic plan, which Postgres
--- then keeps after its first five runs rather than planning every run afresh.
+-- A statement of many that a worker often runs with one job (reports, finishes, heartbeat)
+-- reads its ids through a sub-select, `unnest((SELECT $1::uuid[]), ...)`: no plan knows
+-- that list's length, so a plan made for one job is no cheaper than the generic plan,
+-- which Postgres then keeps after its first five runs rather than planning every run
+-- afresh.
 
 
 -- part: notify
@@ -712,10 +713,11 @@ SELECT id, seq, owner_id, type, event_kind, event_payload, event_at, notified FR
 -- name: heartbeat
 -- Beat for running attempts: the ids whose attempt is still running. A worker beats only
 -- between its `reports` statements (workers/report_writes.py), so the two never wait on
--- each other.
+-- each other. The ids are read through a sub-select, as in `reports`: a worker with one
+-- job running beats with one id, and that statement keeps the generic plan too.
 -- $1 job ids, $2 their attempts
 WITH beat AS (
-    SELECT * FROM unnest($1::uuid[], $2::int[]) AS beat(id, attempt)
+    SELECT * FROM unnest((SELECT $1::uuid[]), $2::int[]) AS beat(id, attempt)
 )
 UPDATE jobs SET heartbeat_at = now()
 FROM beat

@@ -488,8 +488,10 @@ async def test_a_claim_planned_before_the_keys_grew_reads_only_its_jobs_keys(
 
 
 def one_job(statement: str, job_id: uuid.UUID) -> list[Any]:
-    """The arguments of a statement of many (``reports``, ``finishes``) for one running job
-    of attempt 1: a progress report, or its end."""
+    """The arguments of a statement of many (``reports``, ``finishes``, ``heartbeat``) for
+    one running job of attempt 1: a progress report, its end, or its beat."""
+    if statement == "heartbeat":
+        return [[job_id], [1]]
     if statement == "reports":
         return [
             [job_id], [1], ["progress"], [50.0], [None], [None], [None], ["half"],
@@ -498,15 +500,16 @@ def one_job(statement: str, job_id: uuid.UUID) -> list[Any]:
     return [[job_id], [1], ["completed"], ['{"rows": 3}'], [None], ["done"], ["{}"]]
 
 
-@pytest.mark.parametrize("statement", ["reports", "finishes"])
+@pytest.mark.parametrize("statement", ["reports", "finishes", "heartbeat"])
 async def test_a_statement_of_one_job_is_not_planned_again_at_each_run(
     skewed: asyncpg.Connection, statement: str
 ) -> None:
-    # A quiet worker's reports and ends come one at a time, each a statement of many with one
-    # job. Planned for its one row, such a statement looked cheaper than its generic plan
-    # (made for a list of any length), so Postgres planned it afresh at every run, which
-    # cost about as much as running it. Its ids are now read through a sub-select, whose
-    # length no plan knows: after its five custom plans, the generic one is kept.
+    # A quiet worker's reports, ends and beats come one job at a time, each a statement of
+    # many with one job. Planned for its one row, such a statement looked cheaper than its
+    # generic plan (made for a list of any length), so Postgres planned it afresh at every
+    # run, which cost about as much as running it. Its ids are now read through a
+    # sub-select, whose length no plan knows: after five custom plans, the generic one is
+    # kept.
     running = await skewed.fetch(
         "SELECT id FROM jobs WHERE status = 'running' ORDER BY id LIMIT 12"
     )
