@@ -107,6 +107,12 @@ async def new_database(endpoints: Endpoints, template_db: str) -> AsyncIterator[
 
 
 @pytest.fixture
+async def database(new_database: DatabaseFactory) -> str:
+    """A fresh database of its own, by its URL."""
+    return await new_database()
+
+
+@pytest.fixture
 async def store(new_database: DatabaseFactory) -> AsyncIterator[Store]:
     """A store on a fresh database of its own (a module may define its own instead)."""
     async with Store.open(await new_database()) as opened:

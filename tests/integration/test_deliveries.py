@@ -26,7 +26,6 @@ from starlette.routing import Route
 from jobcast.endpoints import Endpoints, free_port
 from jobcast.model import JobStatus
 from jobcast.store import Store
-from tests.conftest import DatabaseFactory
 from tests.in_process import INTERVAL_S, finished_jobs, stale_job, worker_settings
 from tests.support import eventually
 from workers.state import WorkerState
@@ -82,11 +81,6 @@ def receiver() -> Iterator[Receiver]:
 def slow_receiver() -> Iterator[Receiver]:
     with Receiver(delay_s=3.0) as running:
         yield running
-
-
-@pytest.fixture
-async def database(new_database: DatabaseFactory) -> str:
-    return await new_database()
 
 
 @pytest.fixture

@@ -12,16 +12,10 @@ import asyncpg
 import pytest
 
 from jobcast.endpoints import Endpoints
-from tests.conftest import DatabaseFactory
 from tests.in_process import worker_settings
 from workers.state import WorkerState
 
 FAILING = "SELECT 1 / (SELECT 0)"  # Postgres refuses it as it runs
-
-
-@pytest.fixture
-async def database(new_database: DatabaseFactory) -> str:
-    return await new_database()
 
 
 async def _failing_write(state: WorkerState, started: asyncio.Event, go: asyncio.Event) -> int:

@@ -17,17 +17,11 @@ import redis.asyncio as aioredis
 from jobcast.endpoints import Endpoints, free_port
 from jobcast.model import JobStatus
 from jobcast.store import Store
-from tests.conftest import DatabaseFactory
 from tests.in_process import finished_jobs, stale_job, worker_settings
 from tests.silent import SilentProxy
 from tests.support import eventually
 from workers.state import WorkerState
 from workers.sweep import Sweeper, Turn
-
-
-@pytest.fixture
-async def database(new_database: DatabaseFactory) -> str:
-    return await new_database()
 
 
 @pytest.fixture
