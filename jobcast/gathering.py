@@ -5,7 +5,13 @@ A worker's claims (``workers/claims.py``) and a web process's submits
 once, alone, in its caller's task, so a quiet process adds no wait; calls made while one
 is in flight wait for it and then go together, one statement for all of them, sent by a
 task of the gatherer's. A call that the statement of many leaves to a statement of its
-own is answered ``ALONE``, and its caller makes it alone just after. The worker's writer
+own is answered ``ALONE``, and its caller makes it alone just after.
+
+Under a stream of calls (some waited for the last statement), a call that finds none in
+flight waits ``wait_s`` for company before it goes: a statement of one job costs Postgres
+nearly as much as one of four (docs/performance.md, "What a statement costs Postgres, by
+how many jobs it carries"). When none comes in that time, the stream has ended, and the
+next call goes at once again. The worker's writer
 of reports and ends (``workers/report_writes.py``) gathers the same way, but sends every
 statement from its own task; it shares ``once_a_job`` and ``cancel_all``.
 """
@@ -62,18 +68,35 @@ class Gatherer(Generic[T, R]):
     (``_together``, which settles each one's future with its answer or ``ALONE``)."""
 
     def __init__(
-        self, name: str, outlives: Callable[[asyncio.Task[Any]], None] = lambda _: None
+        self,
+        name: str,
+        outlives: Callable[[asyncio.Task[Any]], None] = lambda _: None,
+        wait_s: float = 0.0,
     ) -> None:
         self._name = name
         self._outlives = outlives  # the process keeps what the task needs open for it
+        self._wait_s = wait_s
         self._waiting: list[tuple[T, asyncio.Future[R | Alone]]] = []
-        self._busy = False  # a statement is in flight
+        self._busy = False  # a statement is in flight, or a call waits for company
+        self._stream = False  # calls waited for the last statement: wait for company
         self._sender: asyncio.Task[None] | None = None
 
+    @property
+    def wait_s(self) -> float:
+        """How long a call waits for company under a stream of calls (0: never)."""
+        return self._wait_s
+
     async def _call(self, item: T, alone: Callable[[T], Awaitable[R]]) -> R:
-        if self._busy:
+        if not self._busy and self._stream and self._wait_s > 0:
+            await self._wait_for_company()
+            self._stream = bool(self._waiting)  # none came: the stream has ended
+        if self._busy or self._waiting:
             future: asyncio.Future[R | Alone] = asyncio.get_running_loop().create_future()
-            self._waiting.append((item, future))
+            if self._busy:
+                self._waiting.append((item, future))
+            else:  # it waited for company, and some came: it goes first, with them
+                self._waiting.insert(0, (item, future))
+                self._next()
             answer = await future
             if not isinstance(answer, Alone):
                 return answer
@@ -85,9 +108,22 @@ class Gatherer(Generic[T, R]):
             self._busy = False
             self._next()
 
+    async def _wait_for_company(self) -> None:
+        """Hold the next statement back ``wait_s``: calls made meanwhile wait to go with
+        this one (cancelled, it lets them go without it)."""
+        self._busy = True
+        try:
+            await asyncio.sleep(self._wait_s)
+        except BaseException:
+            self._busy = False
+            self._next()
+            raise
+        self._busy = False
+
     def _next(self) -> None:
         """The calls that waited go in the next statement."""
         if self._waiting and not self._busy:
+            self._stream = True
             self._busy = True
             self._sender = asyncio.create_task(self._send_all(), name=self._name)
             self._outlives(self._sender)

@@ -93,7 +93,7 @@ def lifespan_for(settings: Settings) -> Any:
                 registry=load_registry(settings.job_module_list),
                 limiter=RateLimiter(redis, settings.redis_prefix),
                 estimator=Estimator(store),
-                submits=Submits(store),
+                submits=Submits(store, settings.gather_wait_ms / 1000),
                 sockets={},
                 open_sockets=set(),
             )

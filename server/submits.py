@@ -4,7 +4,9 @@ A submit made while no statement of submits is in flight goes at once, alone, by
 one-job statement (``create_job``), so a quiet process adds no wait. Submits made while
 one is in flight wait for it and then go together (``create_jobs``): under a burst of
 submits, Postgres commits once for all of them, as the worker's claims are gathered
-(``workers/claims.py``; both by ``jobcast.gathering.Gatherer``).
+(``workers/claims.py``; both by ``jobcast.gathering.Gatherer``). Under a stream of
+submits (some waited for the last statement), one that finds none in flight waits
+``JOBCAST_GATHER_WAIT_MS`` for others to share its statement.
 
 Only a job that ``NewJob.gathers`` waits to go with others: one with an idempotency key,
 a debounce, uploads or keys of its own has a statement of its own at once, as before.
@@ -35,8 +37,8 @@ Waiting = tuple[NewJob, "asyncio.Future[Made | Alone]"]
 class Submits(Gatherer[NewJob, Made]):
     """Stores a web process's new jobs, gathered while a statement of submits runs."""
 
-    def __init__(self, store: Store) -> None:
-        super().__init__("submits")
+    def __init__(self, store: Store, wait_s: float = 0.0) -> None:
+        super().__init__("submits", wait_s=wait_s)
         self._store = store
 
     async def create(self, new: NewJob) -> Made:

@@ -5,6 +5,8 @@ claim made while no statement of claims is in flight goes at once, alone, by the
 statement (``claim``), so a quiet worker adds no wait. Claims made while one is in flight
 wait for it and then go together (``claims``): when many jobs start at once (a backlog
 drained, the slots of jobs that ended together), Postgres commits once for all of them.
+Under a stream of claims (some waited for the last statement), one that finds none in
+flight waits ``JOBCAST_GATHER_WAIT_MS`` for others to share its statement.
 
 The statement of many claims admits only jobs that need no key's lock: a job with a
 concurrency key or throttle of its own, or of a capped or limited type, is claimed by its
@@ -57,8 +59,9 @@ class Claims(Gatherer[UUID, Claimed]):
         caps: Callable[[], dict[str, int]],
         worker: str,
         outlives: Callable[[asyncio.Task[Any]], None] = lambda _: None,
+        wait_s: float = 0.0,
     ) -> None:
-        super().__init__("claims", outlives)  # the worker keeps its store open for it
+        super().__init__("claims", outlives, wait_s)  # the worker keeps its store open for it
         self._store = store
         self._caps = caps
         self._worker = worker

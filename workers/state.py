@@ -111,7 +111,13 @@ class WorkerState:
                 publisher=publisher,
                 report_writes=report_writes,
             )
-            state.claims = Claims(store, lambda: state.caps, heartbeat.worker, state.outlives)
+            state.claims = Claims(
+                store,
+                lambda: state.caps,
+                heartbeat.worker,
+                state.outlives,
+                settings.gather_wait_ms / 1000,
+            )
             state.tasks = [
                 asyncio.create_task(heartbeat.run_forever(), name="heartbeat"),
                 asyncio.create_task(

@@ -105,6 +105,14 @@ class JobSettings(BaseModel):
         description="A job's progress reports are stored at most once per window, the latest "
         "winning; every step, status and other event is stored (0: every report is).",
     )
+    gather_wait_ms: float = Field(
+        2.0,
+        ge=0,
+        le=100,
+        description="Under a stream of submits (a web process) or claims (a worker), one that "
+        "finds none in flight waits this long for others to share its statement; a quiet "
+        "process never waits (0: never).",
+    )
     stream_flush_ms: float = Field(
         50.0,
         gt=0,

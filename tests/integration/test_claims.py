@@ -6,18 +6,23 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
+from typing import Any
 from uuid import UUID
 
 import asyncpg
 import pytest
 
 from jobcast.concurrency import JobKey
+from jobcast.endpoints import Endpoints
 from jobcast.errors import StorageUnavailable
 from jobcast.model import Claim
 from jobcast.registry import load_registry
+from jobcast.settings import Settings
 from jobcast.store import Held, Store
+from tests.in_process import worker_settings
 from tests.support import called_together, eventually
 from workers.claims import Claims
+from workers.state import WorkerState
 
 WORKER = "host:1"
 
@@ -319,3 +324,69 @@ async def test_a_job_claimed_together_starts_from_its_checkpoints_as_one_claimed
         "SELECT status FROM job_steps WHERE job_id = $1 ORDER BY position", together
     )
     assert [r["status"] for r in states] == ["completed", "waiting", "waiting", "waiting"]
+
+
+async def claim_started(claims: Claims, job_id: UUID) -> asyncio.Task[Any]:
+    """A claim of job_id on its way: its task, run until it first waits."""
+    task = asyncio.create_task(claims.claim(job_id))
+    await asyncio.sleep(0)
+    return task
+
+
+async def test_under_a_stream_a_claim_waits_for_company_and_a_quiet_worker_never_waits(
+    store: Store,
+) -> None:
+    """A claim that finds none in flight goes at once on a quiet worker; once claims have
+    waited for a statement (a stream), it waits ``wait_s`` for others and goes with those
+    that come, one statement; when none comes, it goes alone and the next goes at once."""
+    a, b, c, d, e, f, g, h = await pending(store, 8)
+    counted = Counted(store)
+    claims = Claims(counted, dict, WORKER, wait_s=0.05)  # type: ignore[arg-type]
+    first = await claim_started(claims, a)
+    assert counted.alone == [a]  # quiet: on its way at once
+    together = await asyncio.gather(first, claims.claim(b), claims.claim(c))
+    assert counted.together == [2]  # b and c waited for a's statement: a stream
+    waiting = await claim_started(claims, d)
+    assert counted.alone == [a] and counted.together == [2]  # d waits for company
+    company = await asyncio.gather(waiting, claims.claim(e), claims.claim(f))
+    assert counted.together == [2, 3] and counted.alone == [a]  # d, e and f: one statement
+    last = await claim_started(claims, g)
+    assert counted.alone == [a]  # g waits too, but none comes
+    claimed = [*together, *company, await last]
+    assert counted.alone == [a, g] and counted.together == [2, 3]
+    quiet = await claim_started(claims, h)
+    assert counted.alone == [a, g, h]  # the stream ended with g: h goes at once
+    claimed.append(await quiet)
+    assert [x.job.id if isinstance(x, Claim) else x for x in claimed] == [a, b, c, d, e, f, g, h]
+    statuses = await store.pool.fetch(
+        "SELECT DISTINCT status FROM jobs WHERE id = ANY($1::uuid[])", [a, b, c, d, e, f, g, h]
+    )
+    assert [r["status"] for r in statuses] == ["running"]
+
+
+async def test_a_claim_cancelled_while_it_waits_for_company_lets_the_others_go(
+    store: Store,
+) -> None:
+    a, b, c, d, e, f = await pending(store, 6)
+    counted = Counted(store)
+    claims = Claims(counted, dict, WORKER, wait_s=0.05)  # type: ignore[arg-type]
+    await called_together(claims.claim, a, [b, c])  # a stream
+    waiting = await claim_started(claims, d)
+    others = asyncio.gather(claims.claim(e), claims.claim(f))
+    await asyncio.sleep(0)  # e and f wait to go with d
+    waiting.cancel()
+    claimed = await asyncio.wait_for(others, 5)
+    assert [x.job.id if isinstance(x, Claim) else x for x in claimed] == [e, f]
+    assert counted.together == [2, 2] and counted.alone == [a]
+    assert waiting.cancelled()
+    status = await store.pool.fetchval("SELECT status FROM jobs WHERE id = $1", d)
+    assert status == "pending"  # never claimed: arq still has it, another start claims it
+
+
+async def test_a_worker_waits_for_company_as_its_settings_say(
+    endpoints: Endpoints, database: str
+) -> None:
+    settings = worker_settings(endpoints, database, gather_wait_ms=7)
+    async with WorkerState.open(settings) as state:
+        assert state.claims.wait_s == pytest.approx(0.007)
+    assert Settings.model_fields["gather_wait_ms"].default > 0  # shipped on

@@ -234,3 +234,24 @@ async def test_with_postgres_away_every_submit_of_the_statement_fails_as_its_own
         with pytest.raises(StorageUnavailable):
             await alone
         assert [type(o) for o in together] == [StorageUnavailable] * 2
+
+
+async def test_under_a_stream_a_submit_waits_for_company_and_goes_with_it(store: Store) -> None:
+    """Once submits have waited for a statement, a submit that finds none in flight waits
+    for others and goes with them; a job that needs a statement of its own never waits."""
+    owner = await store.create_owner(uuid.uuid4().hex)
+    counted = Counted(store)
+    submits = Submits(counted, wait_s=0.05)  # type: ignore[arg-type]
+    await called_together(submits.create, new_job(owner), [new_job(owner), new_job(owner)])
+    assert counted.together == [2] and len(counted.alone) == 1  # a stream
+    waiting = asyncio.create_task(submits.create(new_job(owner, subject="first")))
+    await asyncio.sleep(0)
+    keyed = await submits.create(new_job(owner, idempotency_key="k"))  # at once, alone
+    assert isinstance(keyed, Created) and not waiting.done() and len(counted.alone) == 2
+    made = await asyncio.gather(waiting, *(submits.create(new_job(owner)) for _ in range(2)))
+    assert counted.together == [2, 3] and len(counted.alone) == 2
+    assert all(isinstance(m, Created) for m in made)
+    subjects = await store.pool.fetch(
+        "SELECT subject FROM jobs WHERE owner_id = $1 AND subject IS NOT NULL", owner
+    )
+    assert [r["subject"] for r in subjects] == ["first"]
