@@ -5,15 +5,16 @@ A worker's claims (``workers/claims.py``) and a web process's submits
 once, alone, in its caller's task, so a quiet process adds no wait; calls made while one
 is in flight wait for it and then go together, one statement for all of them, sent by a
 task of the gatherer's. A call that the statement of many leaves to a statement of its
-own is answered ``ALONE``, and its caller makes it alone just after.
+own is answered ``ALONE``, and its caller makes it alone just after. The worker's writer
+of reports and ends (``workers/report_writes.py``) gathers the same way, but sends every
+statement from its own task and never waits for company (an event waits for no one); it
+shares ``once_a_job`` and ``cancel_all``.
 
 Under a stream of calls (some waited for the last statement), a call that finds none in
 flight waits ``wait_s`` for company before it goes: a statement of one job costs Postgres
 nearly as much as one of four (docs/performance.md, "What a statement costs Postgres, by
 how many jobs it carries"). When none comes in that time, the stream has ended, and the
-next call goes at once again. The worker's writer
-of reports and ends (``workers/report_writes.py``) gathers the same way, but sends every
-statement from its own task; it shares ``once_a_job`` and ``cancel_all``.
+next call goes at once again.
 """
 
 from __future__ import annotations
